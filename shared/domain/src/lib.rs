@@ -1,0 +1,24 @@
+//! optisync's domain layer: no I/O, no AWS, no HTTP.
+//!
+//! * [`model`] — types parsed at the edge (ids, [`Email`], [`YearMonth`], persons, assignments, links).
+//! * [`rules`] — the rules of `RULES.md` as pure functions (R-A1…A9, R-B1/B2, R-C4, R-D6, R-E1).
+//! * [`plan`] — the effects the planner can ask for and the state it keeps.
+//! * [`planner`] — one function from (known state, input) to a [`Plan`]; every entry point uses it.
+//! * [`privacy`] — masking and keyed hashing so personal data never reaches logs (R-J5).
+
+pub mod calendar;
+pub mod email;
+pub mod ids;
+pub mod model;
+pub mod plan;
+pub mod planner;
+pub mod privacy;
+pub mod rules;
+
+pub use calendar::{YearMonth, berlin_date};
+pub use email::{Email, EmailError};
+pub use ids::*;
+pub use model::*;
+pub use plan::*;
+pub use planner::plan;
+pub use privacy::{EmailHasher, PersonalText};

@@ -1,0 +1,471 @@
+//! What the planner knows, what it is told, and the plan of effects it returns.
+
+use crate::rules::{FieldValues, Verdict};
+use crate::{
+    Assignment, AssignmentId, CommandId, ConsentEvidence, Email, EmailTarget, EspAccount, Link, LinkId, ListId,
+    NewsletterId, PersonId, PersonalText, SegmentId, Signup, TenantSettings, Unsubscription, UnsubscribeSource,
+    YearMonth,
+};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+// ---------------------------------------------------------------------------------------------
+// Known state
+// ---------------------------------------------------------------------------------------------
+
+/// Our mirror of one linked assignment: its latest snapshot and what the rules made of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MirrorEntry {
+    /// The assignment.
+    pub id: AssignmentId,
+    /// The highest version seen; an older or equal one changes nothing.
+    pub version: u64,
+    /// The latest snapshot; `None` once the assignment was deleted (its personal data is dropped).
+    pub snapshot: Option<Assignment>,
+    /// The e-mail used (R-B1) at the last evaluation.
+    pub email: Option<Email>,
+    /// The verdict (R-A1) at the last evaluation.
+    pub verdict: Verdict,
+    /// When time alone may change the verdict next (R-A9); the scheduled run looks these up.
+    pub next_transition: Option<NaiveDate>,
+    /// The last deliberate subscription: creation, re-activation or a new e-mail in OPTIGEM (R-J3).
+    pub subscribed_at: Option<DateTime<Utc>>,
+    /// An `end_assignment` command we issued and OPTIGEM has not yet reflected; until it does the
+    /// assignment counts as inactive, so stale snapshots cannot revive it (R-E1, R-J3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_requested: Option<EndRequest>,
+}
+
+impl MirrorEntry {
+    /// Active by the rules and not being ended by us.
+    pub fn effectively_active(&self) -> bool {
+        self.snapshot.is_some() && self.verdict.is_active() && self.end_requested.is_none()
+    }
+}
+
+/// An end we asked OPTIGEM to write.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndRequest {
+    /// The command that asks for it.
+    pub command: CommandId,
+    /// The end month asked for.
+    pub end: YearMonth,
+    /// The unsubscription record asked for.
+    pub unsubscription: Unsubscription,
+}
+
+/// The unsubscribe tombstone of R-J3: since `at`, only a deliberate new subscription re-subscribes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tombstone {
+    /// When the recipient left.
+    pub at: DateTime<Utc>,
+    /// How and where.
+    pub source: UnsubscribeSource,
+}
+
+/// What we know of one recipient in one link's list.
+///
+/// Brevo: `listed` = on the list, `active` = not on the account-wide blacklist.
+/// CleverReach: `listed` = a receiver in the group, `active` = its active flag there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecipientState {
+    /// On the list / in the group.
+    pub listed: bool,
+    /// Not blacklisted (Brevo) / active in the group (CleverReach).
+    pub active: bool,
+    /// The sync has put it on the list for an assignment; only then does it take it off again (R-D2).
+    pub linked: bool,
+    /// The mapped OPTIGEM values last written or adopted (R-D3, R-C5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synced_fields: Option<FieldValues>,
+    /// Came in as a signup: the first assignment adopts the ESP's names without writing (R-C5).
+    #[serde(default)]
+    pub adopt_fields: bool,
+    /// R-J3 tombstone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tombstone: Option<Tombstone>,
+    /// The last deliberate (re-)subscription acted on; ESP events older than it are stale (R-J3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscribed_at: Option<DateTime<Utc>>,
+    /// A `create_assignment` already asked for this recipient (R-G4), so it is not asked twice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_create: Option<CommandId>,
+}
+
+impl Default for RecipientState {
+    /// Nothing known: not on the list, nothing against it being active.
+    fn default() -> Self {
+        Self {
+            listed: false,
+            active: true,
+            linked: false,
+            synced_fields: None,
+            adopt_fields: false,
+            tombstone: None,
+            subscribed_at: None,
+            pending_create: None,
+        }
+    }
+}
+
+/// Where an approval entry stands (R-C2, R-C3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalStatus {
+    /// Waiting for a person to decide.
+    Pending,
+    /// Approved; the assignment is being created.
+    Approved,
+    /// Rejected by the approver.
+    Rejected,
+    /// An active assignment with this e-mail appeared in OPTIGEM by other means.
+    Resolved,
+    /// The recipient left the list before anyone decided.
+    Withdrawn,
+}
+
+/// One signup waiting in the approval queue, per (link, e-mail) (R-C2, R-E3, R-J1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalEntry {
+    /// The link.
+    pub link: LinkId,
+    /// The signup's e-mail.
+    pub email: Email,
+    /// What the ESP knows: names and consent evidence.
+    pub signup: Signup,
+    /// First signup seen.
+    pub first_seen: DateTime<Utc>,
+    /// Latest signup seen; a second signup updates the entry instead of adding one.
+    pub last_seen: DateTime<Utc>,
+    /// How many distinct signups were seen.
+    pub signups: u32,
+    /// Where it stands.
+    pub status: ApprovalStatus,
+    /// The `match_persons` command asking OPTIGEM for suggestions (R-C3).
+    pub match_command: CommandId,
+}
+
+/// What the planner knows about one link: its settings, the mirror, recipients and approvals.
+/// Callers may pass only the slice an input touches (the e-mails involved and the assignment changed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkView {
+    /// The link.
+    pub link: Link,
+    /// Mirrored assignments.
+    pub mirror: BTreeMap<AssignmentId, MirrorEntry>,
+    /// Recipients by e-mail.
+    pub recipients: BTreeMap<Email, RecipientState>,
+    /// Approval entries by e-mail.
+    pub approvals: BTreeMap<Email, ApprovalEntry>,
+}
+
+impl LinkView {
+    /// A link with nothing known yet.
+    pub fn new(link: Link) -> Self {
+        Self { link, mirror: BTreeMap::new(), recipients: BTreeMap::new(), approvals: BTreeMap::new() }
+    }
+}
+
+/// Everything the planner may consult for one input.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Known {
+    /// The tenant's settings.
+    pub tenant: TenantSettings,
+    /// The links the input may touch: those of a newsletter, or all of one Brevo account (R-E2).
+    pub links: Vec<LinkView>,
+}
+
+impl Known {
+    /// Applies a plan's state writes, as the store does after the effects succeeded.
+    pub fn apply(&mut self, plan: &Plan) {
+        for write in &plan.writes {
+            let link = write.link();
+            let Some(view) = self.links.iter_mut().find(|v| &v.link.id == link) else { continue };
+            match write {
+                StateWrite::Mirror { entry, .. } => {
+                    view.mirror.insert(entry.id.clone(), entry.clone());
+                }
+                StateWrite::Recipient { email, state, .. } => {
+                    view.recipients.insert(email.clone(), state.clone());
+                }
+                StateWrite::Approval { entry } => {
+                    view.approvals.insert(entry.email.clone(), entry.clone());
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inputs
+// ---------------------------------------------------------------------------------------------
+
+/// One thing that happened, fed to the planner. Every entry point produces these.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Input {
+    /// OPTIGEM: an assignment was created or changed (a full snapshot).
+    AssignmentChanged {
+        /// The snapshot.
+        assignment: Assignment,
+    },
+    /// OPTIGEM: an assignment (or its person) was deleted.
+    AssignmentDeleted {
+        /// The assignment.
+        id: AssignmentId,
+        /// Its newsletter.
+        newsletter: NewsletterId,
+        /// The version of the deletion.
+        version: u64,
+    },
+    /// Something observed in an ESP (webhook or reconciliation).
+    Esp(EspEvent),
+    /// The scheduled run: today is this date (R-A9).
+    Today {
+        /// The Berlin date.
+        date: NaiveDate,
+    },
+}
+
+/// An observation in an ESP about one e-mail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EspEvent {
+    /// The account.
+    pub esp: EspAccount,
+    /// The list it concerns; `None` for account-wide events (Brevo blacklist and deletion, R-E2).
+    pub list: Option<ListId>,
+    /// The recipient's e-mail.
+    pub email: Email,
+    /// When it happened in the ESP.
+    pub at: DateTime<Utc>,
+    /// What happened.
+    pub what: EspEventKind,
+}
+
+/// What an ESP reported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EspEventKind {
+    /// The recipient used the unsubscribe link in this list (CleverReach) (R-E1).
+    Unsubscribed,
+    /// Deactivated in the list by an admin, import, API or hard bounce (R-E1, R-E6, R-J4).
+    Deactivated,
+    /// The recipient was deleted (R-E1).
+    Deleted,
+    /// Brevo: the contact is on the account-wide blacklist (R-E2).
+    Blacklisted,
+    /// A new recipient or form signup (R-E3).
+    Signup {
+        /// What the ESP knows.
+        signup: Signup,
+    },
+    /// The e-mail was changed inside the ESP (R-E4).
+    EmailChanged {
+        /// The new address.
+        new_email: Email,
+        /// What the ESP knows of the recipient.
+        signup: Signup,
+    },
+    /// Fields changed inside the ESP (R-E5: ignored).
+    FieldsChanged,
+    /// A bounce (R-E6: not synchronised).
+    Bounced,
+    /// Whether the recipient is an active member of a CleverReach segment (R-G2…G4).
+    SegmentMembership {
+        /// The segment.
+        segment: SegmentId,
+        /// Member now?
+        member: bool,
+    },
+}
+
+// ---------------------------------------------------------------------------------------------
+// The plan
+// ---------------------------------------------------------------------------------------------
+
+/// An operation on one recipient in one link's list. Each sets a target state, so applying it twice
+/// is harmless.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum EspOp {
+    /// Create the recipient if missing, with these mapped fields; never changes its active state.
+    Upsert {
+        /// Mapped fields (R-D3).
+        fields: FieldValues,
+    },
+    /// Put the recipient on the list (CleverReach: into the group, a new receiver is active) (R-D1).
+    AddToList,
+    /// Take the recipient off the list (Brevo's way to deactivate, R-D2, R-E2).
+    RemoveFromList,
+    /// Activate: CleverReach `setactive` in the group; Brevo: remove from the account-wide blacklist (R-D1,
+    /// only when R-J3 allows).
+    Activate,
+    /// Deactivate in the group (CleverReach, R-D2, R-G5).
+    Deactivate,
+    /// Overwrite the mapped fields (R-D3).
+    UpdateFields {
+        /// Mapped fields.
+        fields: FieldValues,
+    },
+}
+
+/// An ESP operation with where it applies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EspAction {
+    /// The link it serves.
+    pub link: LinkId,
+    /// The account.
+    pub esp: EspAccount,
+    /// The list.
+    pub list: ListId,
+    /// The recipient.
+    pub email: Email,
+    /// What to do.
+    pub op: EspOp,
+}
+
+/// Who an approved signup's assignment belongs to (R-C3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PersonChoice {
+    /// An existing person.
+    Existing {
+        /// The person.
+        person: PersonId,
+    },
+    /// A new person with the signup's names.
+    New {
+        /// First name.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        first_name: Option<PersonalText>,
+        /// Last name.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        last_name: Option<PersonalText>,
+    },
+}
+
+/// A command for the OPTIGEM connector. Ids are derived from content, so a command planned twice is
+/// the same command and the connector may run it twice without harm.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum OptigemCommand {
+    /// Write the end month and the unsubscription record (R-E1, R-C4, R-G4).
+    EndAssignment {
+        /// Command id.
+        id: CommandId,
+        /// The assignment.
+        assignment: AssignmentId,
+        /// Its newsletter.
+        newsletter: NewsletterId,
+        /// The end month (an earlier existing end is kept).
+        end: YearMonth,
+        /// Date and source of the unsubscribe.
+        unsubscription: Unsubscription,
+    },
+    /// Create an assignment (and the person first, if new) (R-C3, R-B3, R-J1, R-G4).
+    CreateAssignment {
+        /// Command id.
+        id: CommandId,
+        /// The newsletter.
+        newsletter: NewsletterId,
+        /// The person.
+        person: PersonChoice,
+        /// The e-mail.
+        email: Email,
+        /// Where OPTIGEM writes the e-mail (R-B3).
+        email_target: EmailTarget,
+        /// Consent evidence (R-J1).
+        consent: ConsentEvidence,
+    },
+    /// Ask OPTIGEM for persons matching a signup, for the approval queue (R-C3).
+    MatchPersons {
+        /// Command id.
+        id: CommandId,
+        /// The link of the approval entry.
+        link: LinkId,
+        /// The signup's e-mail.
+        email: Email,
+        /// The signup's first name.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        first_name: Option<PersonalText>,
+        /// The signup's last name.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        last_name: Option<PersonalText>,
+    },
+}
+
+impl OptigemCommand {
+    /// The command's id.
+    pub fn id(&self) -> &CommandId {
+        match self {
+            Self::EndAssignment { id, .. } | Self::CreateAssignment { id, .. } | Self::MatchPersons { id, .. } => id,
+        }
+    }
+}
+
+/// A state item to write once the plan's effects succeeded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "item", rename_all = "snake_case")]
+pub enum StateWrite {
+    /// A mirror entry.
+    Mirror {
+        /// The link.
+        link: LinkId,
+        /// The new entry.
+        entry: MirrorEntry,
+    },
+    /// A recipient state.
+    Recipient {
+        /// The link.
+        link: LinkId,
+        /// The recipient.
+        email: Email,
+        /// The new state.
+        state: RecipientState,
+    },
+    /// An approval entry.
+    Approval {
+        /// The new entry.
+        entry: ApprovalEntry,
+    },
+}
+
+impl StateWrite {
+    /// The link the item belongs to.
+    pub fn link(&self) -> &LinkId {
+        match self {
+            Self::Mirror { link, .. } | Self::Recipient { link, .. } => link,
+            Self::Approval { entry } => &entry.link,
+        }
+    }
+}
+
+/// The planner's answer: ESP operations, OPTIGEM commands, and the state to store afterwards.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    /// ESP operations, in order.
+    pub esp: Vec<EspAction>,
+    /// OPTIGEM commands.
+    pub commands: Vec<OptigemCommand>,
+    /// State writes.
+    pub writes: Vec<StateWrite>,
+}
+
+impl Plan {
+    /// Nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.esp.is_empty() && self.commands.is_empty() && self.writes.is_empty()
+    }
+}
+
+/// A command id derived from what makes the command unique (a hash, so no personal data shows in it).
+pub fn command_id(kind: &str, parts: &[&str]) -> CommandId {
+    let mut hash = Sha256::new();
+    for part in parts {
+        hash.update(part.as_bytes());
+        hash.update([0u8]);
+    }
+    CommandId::new(format!("{kind}-{}", &hex::encode(hash.finalize())[..32]))
+}

@@ -1,0 +1,599 @@
+//! The planner: one pure function from (known state, input, now) to a [`Plan`].
+//!
+//! Every entry point goes through it: OPTIGEM change events, ESP webhooks, the reconciliation and the
+//! first sync. It works on a copy of the known state, applies the rules, and returns the ESP operations
+//! and OPTIGEM commands that bring both sides in step together with the state items that changed.
+
+use crate::plan::*;
+use crate::rules::{self, FieldValues, Verdict};
+use crate::{
+    Assignment, AssignmentId, Email, EspAccount, Known, Provider, Signup, TenantSettings, UnsubscribeCause,
+    UnsubscribeSource, Unsubscription, berlin_date,
+};
+use chrono::{DateTime, NaiveDate, Utc};
+use std::collections::BTreeSet;
+
+/// Plans the effects of one input. Pure: the same arguments always give the same plan, and applying the
+/// plan then planning the same input again gives an empty plan.
+pub fn plan(known: &Known, input: &Input, now: DateTime<Utc>) -> Plan {
+    let mut work = Work { tenant: known.tenant, views: known.links.clone(), out: Plan::default() };
+    let today = match input {
+        Input::Today { date } => *date,
+        _ => berlin_date(now),
+    };
+    for index in 0..work.views.len() {
+        if !work.in_scope(index, input) {
+            continue;
+        }
+        let mut cx = LinkCx { view: &mut work.views[index], tenant: work.tenant, today, out: &mut work.out };
+        let mut touched = cx.refresh_due();
+        match input {
+            Input::AssignmentChanged { assignment } => touched.extend(cx.assignment_changed(assignment)),
+            Input::AssignmentDeleted { id, version, .. } => touched.extend(cx.assignment_deleted(id, *version)),
+            Input::Esp(event) => touched.extend(cx.esp_event(event)),
+            Input::Today { .. } => {}
+        }
+        for email in touched {
+            cx.reconcile(&email);
+        }
+    }
+    work.spread_brevo_activations();
+    work.finish(known)
+}
+
+struct Work {
+    tenant: TenantSettings,
+    views: Vec<LinkView>,
+    out: Plan,
+}
+
+impl Work {
+    fn in_scope(&self, index: usize, input: &Input) -> bool {
+        let link = &self.views[index].link;
+        match input {
+            Input::AssignmentChanged { assignment } => link.newsletter == assignment.newsletter,
+            Input::AssignmentDeleted { newsletter, .. } => &link.newsletter == newsletter,
+            // R-E2: account-wide events (list None) reach every link of the account.
+            Input::Esp(e) => link.esp == e.esp && e.list.as_ref().is_none_or(|list| list == &link.list),
+            Input::Today { .. } => true,
+        }
+    }
+
+    /// Brevo's blacklist is account-wide: an un-blacklisting for one link is true for all links of the
+    /// account that know the contact (R-D1, R-E2).
+    fn spread_brevo_activations(&mut self) {
+        let activated: Vec<(EspAccount, Email)> = self
+            .out
+            .esp
+            .iter()
+            .filter(|a| a.esp.provider == Provider::Brevo && a.op == EspOp::Activate)
+            .map(|a| (a.esp.clone(), a.email.clone()))
+            .collect();
+        for (esp, email) in activated {
+            for view in self.views.iter_mut().filter(|v| v.link.esp == esp) {
+                if let Some(state) = view.recipients.get_mut(&email) {
+                    state.active = true;
+                }
+            }
+        }
+    }
+
+    /// Turns the differences between the working copy and what was known into state writes.
+    fn finish(mut self, known: &Known) -> Plan {
+        for (view, before) in self.views.iter().zip(&known.links) {
+            let link = &view.link.id;
+            for (id, entry) in &view.mirror {
+                if before.mirror.get(id) != Some(entry) {
+                    self.out.writes.push(StateWrite::Mirror { link: link.clone(), entry: entry.clone() });
+                }
+            }
+            for (email, state) in &view.recipients {
+                if before.recipients.get(email) != Some(state) {
+                    self.out.writes.push(StateWrite::Recipient {
+                        link: link.clone(),
+                        email: email.clone(),
+                        state: state.clone(),
+                    });
+                }
+            }
+            for (email, entry) in &view.approvals {
+                if before.approvals.get(email) != Some(entry) {
+                    self.out.writes.push(StateWrite::Approval { entry: entry.clone() });
+                }
+            }
+        }
+        self.out
+    }
+}
+
+/// Planning for one link.
+struct LinkCx<'a> {
+    view: &'a mut LinkView,
+    tenant: TenantSettings,
+    today: NaiveDate,
+    out: &'a mut Plan,
+}
+
+impl LinkCx<'_> {
+    fn is_segment(&self) -> bool {
+        self.view.link.segment.is_some()
+    }
+
+    fn source(&self, cause: UnsubscribeCause) -> UnsubscribeSource {
+        UnsubscribeSource {
+            provider: self.view.link.esp.provider,
+            account: self.view.link.esp.account.clone(),
+            cause,
+        }
+    }
+
+    fn esp(&mut self, email: &Email, op: EspOp) {
+        let link = &self.view.link;
+        self.out.esp.push(EspAction {
+            link: link.id.clone(),
+            esp: link.esp.clone(),
+            list: link.list.clone(),
+            email: email.clone(),
+            op,
+        });
+    }
+
+    fn members(&self, email: &Email) -> Vec<AssignmentId> {
+        self.view
+            .mirror
+            .values()
+            .filter(|e| e.snapshot.is_some() && e.email.as_ref() == Some(email))
+            .map(|e| e.id.clone())
+            .collect()
+    }
+
+    fn active_members(&self, email: &Email) -> Vec<AssignmentId> {
+        self.members(email).into_iter().filter(|id| self.view.mirror[id].effectively_active()).collect()
+    }
+
+    /// R-A9: re-evaluates the entries whose next transition date has come; returns the e-mails touched.
+    fn refresh_due(&mut self) -> BTreeSet<Email> {
+        let due: Vec<AssignmentId> = self
+            .view
+            .mirror
+            .values()
+            .filter(|e| e.snapshot.is_some() && e.next_transition.is_some_and(|d| d <= self.today))
+            .map(|e| e.id.clone())
+            .collect();
+        let mut touched = BTreeSet::new();
+        for id in due {
+            let entry = &self.view.mirror[&id];
+            let snapshot = entry.snapshot.clone().expect("filtered on snapshot");
+            let was_active = entry.effectively_active();
+            let settings = &self.view.link.settings;
+            let verdict = rules::verdict(&snapshot, settings, &self.tenant, self.today);
+            let next = rules::next_transition(&snapshot, settings, self.today);
+            let entry = self.view.mirror.get_mut(&id).expect("present");
+            // Time alone is no deliberate subscription: `subscribed_at` stays (R-J3).
+            entry.verdict = verdict;
+            entry.next_transition = next;
+            if !entry.verdict.is_active() {
+                entry.end_requested = None;
+            }
+            if let Some(email) = entry.email.clone() {
+                if was_active && !entry.effectively_active() {
+                    self.ended_in_optigem(&id, &email);
+                }
+                touched.insert(email);
+            }
+        }
+        touched
+    }
+
+    /// R-D1…D5: a new snapshot from OPTIGEM.
+    fn assignment_changed(&mut self, a: &Assignment) -> BTreeSet<Email> {
+        let old = self.view.mirror.get(&a.id).cloned();
+        if old.as_ref().is_some_and(|o| o.version >= a.version) {
+            return BTreeSet::new(); // an older or equal version changes nothing
+        }
+        let settings = &self.view.link.settings;
+        let verdict = rules::verdict(a, settings, &self.tenant, self.today);
+        let email = rules::email_used(a).cloned();
+        let subscribed_at = match &old {
+            None => Some(a.created_at),
+            Some(o) => {
+                let reactivated = verdict.is_active() && (o.snapshot.is_none() || !o.verdict.is_active());
+                let new_address = verdict.is_active() && o.email != email;
+                if reactivated || new_address { Some(a.changed_at) } else { o.subscribed_at }
+            }
+        };
+        let entry = MirrorEntry {
+            id: a.id.clone(),
+            version: a.version,
+            snapshot: Some(a.clone()),
+            email: email.clone(),
+            next_transition: rules::next_transition(a, settings, self.today),
+            subscribed_at,
+            // A pending end stays while OPTIGEM still shows the assignment active (stale data, R-J3).
+            end_requested: if verdict.is_active() { old.as_ref().and_then(|o| o.end_requested.clone()) } else { None },
+            verdict,
+        };
+        let was_active = old.as_ref().is_some_and(MirrorEntry::effectively_active);
+        let old_email = old.and_then(|o| o.email);
+        let now_active = entry.effectively_active();
+        self.view.mirror.insert(a.id.clone(), entry);
+        if was_active && !now_active && old_email == email {
+            if let Some(e) = &email {
+                self.ended_in_optigem(&a.id, e);
+            }
+        } else if was_active && old_email != email && self.is_segment() {
+            if let Some(old) = &old_email {
+                self.deactivate_segment_recipient(old);
+            }
+        }
+        if now_active && let Some(e) = &email {
+            self.resolve_pending_approval(e);
+        }
+        old_email.into_iter().chain(email).collect()
+    }
+
+    /// R-A5, R-D2: the assignment was deleted in OPTIGEM.
+    fn assignment_deleted(&mut self, id: &AssignmentId, version: u64) -> BTreeSet<Email> {
+        let old = self.view.mirror.get(id).cloned();
+        if old.as_ref().is_some_and(|o| o.version >= version) {
+            return BTreeSet::new();
+        }
+        let was_active = old.as_ref().is_some_and(MirrorEntry::effectively_active);
+        let email = old.as_ref().and_then(|o| o.email.clone());
+        if was_active && let Some(e) = &email {
+            self.ended_in_optigem(id, e);
+        }
+        // Keep the id and version so an older snapshot arriving later cannot resurrect it; drop the rest.
+        self.view.mirror.insert(
+            id.clone(),
+            MirrorEntry {
+                id: id.clone(),
+                version,
+                snapshot: None,
+                email: None,
+                verdict: Verdict::deleted(),
+                next_transition: None,
+                subscribed_at: None,
+                end_requested: None,
+            },
+        );
+        email.into_iter().collect()
+    }
+
+    /// An assignment that was active is no longer, by a change, a deletion or time, without a change of
+    /// e-mail.
+    ///
+    /// R-C4: the shared recipient is deactivated, and that ends every other assignment of the newsletter
+    /// with the same e-mail. R-G5: on a segment link the receiver is deactivated in the whole group.
+    fn ended_in_optigem(&mut self, ended: &AssignmentId, email: &Email) {
+        if self.is_segment() {
+            self.deactivate_segment_recipient(email);
+        }
+        let others: Vec<AssignmentId> = self.active_members(email).into_iter().filter(|id| id != ended).collect();
+        let source = self.source(UnsubscribeCause::DuplicateEnded);
+        for id in others {
+            self.request_end(&id, source.clone(), self.today);
+        }
+    }
+
+    /// R-G5: deactivation within a segment is impossible, so the receiver is deactivated in the group.
+    fn deactivate_segment_recipient(&mut self, email: &Email) {
+        let state = self.view.recipients.entry(email.clone()).or_insert_with(|| RecipientState {
+            listed: true,
+            ..RecipientState::default()
+        });
+        if state.active {
+            state.active = false;
+            state.listed = true;
+            self.esp(email, EspOp::Deactivate);
+        }
+    }
+
+    /// R-E1: asks OPTIGEM to end an assignment: end = the month before `date`'s month unless an earlier end
+    /// stands; the exact date and the source go into the unsubscription record.
+    fn request_end(&mut self, id: &AssignmentId, source: UnsubscribeSource, date: NaiveDate) {
+        let entry = self.view.mirror.get_mut(id).expect("member of the mirror");
+        let Some(snapshot) = &entry.snapshot else { return };
+        let end = rules::unsubscribe_end(snapshot.end, date);
+        let command = command_id("end", &[id.as_str(), &date.to_string(), &format!("{:?}", source.cause)]);
+        let unsubscription = Unsubscription { date, source };
+        entry.end_requested =
+            Some(EndRequest { command: command.clone(), end, unsubscription: unsubscription.clone() });
+        self.out.commands.push(OptigemCommand::EndAssignment {
+            id: command,
+            assignment: id.clone(),
+            newsletter: snapshot.newsletter.clone(),
+            end,
+            unsubscription,
+        });
+    }
+
+    fn resolve_pending_approval(&mut self, email: &Email) {
+        if let Some(entry) = self.view.approvals.get_mut(email)
+            && entry.status == ApprovalStatus::Pending
+        {
+            entry.status = ApprovalStatus::Resolved;
+        }
+    }
+
+    /// Brings the recipient of one e-mail in this link's list in step with the mirror (R-C4, R-D1…D5, R-J3).
+    fn reconcile(&mut self, email: &Email) {
+        if self.is_segment() {
+            return; // R-G2: a segment link never pushes OPTIGEM's state to the ESP (R-G5 is handled on the change)
+        }
+        let provider = self.view.link.esp.provider;
+        let mut state = self.view.recipients.get(email).cloned().unwrap_or_default();
+        let mut active = self.active_members(email);
+
+        // R-J3: after an unsubscribe only a deliberate new subscription re-subscribes.
+        if let Some(tombstone) = state.tombstone.clone() {
+            let deliberate: Vec<_> = active
+                .iter()
+                .filter_map(|id| self.view.mirror[id].subscribed_at)
+                .filter(|at| *at > tombstone.at)
+                .collect();
+            if let Some(latest) = deliberate.iter().max() {
+                state.tombstone = None;
+                state.subscribed_at = Some(*latest);
+            } else if !active.is_empty() {
+                let date = berlin_date(tombstone.at);
+                for id in std::mem::take(&mut active) {
+                    self.request_end(&id, tombstone.source.clone(), date);
+                }
+            }
+        }
+
+        if !active.is_empty() {
+            // R-C4: one recipient for all duplicates; fields from a deterministic source.
+            let source = rules::field_source(active.iter().filter_map(|id| self.view.mirror[id].snapshot.as_ref()))
+                .expect("active members have snapshots");
+            let fields = rules::mapped_fields(source, &self.view.link.settings.mapping);
+            state.linked = true;
+            if !state.listed {
+                // R-D1: create if missing, put on the list.
+                self.esp(email, EspOp::Upsert { fields: fields.clone() });
+                self.esp(email, EspOp::AddToList);
+                state.listed = true;
+                state.synced_fields = Some(fields);
+                state.adopt_fields = false;
+                if provider == Provider::CleverReach {
+                    state.active = true; // a receiver put into a group is active there
+                }
+            } else {
+                self.update_fields(email, &mut state, fields);
+            }
+            if !state.active {
+                // R-D1: CleverReach `setactive` in the group; Brevo: off the account-wide blacklist.
+                self.esp(email, EspOp::Activate);
+                state.active = true;
+            }
+        } else if state.linked && state.listed {
+            // R-D2: deactivate in this list only.
+            match provider {
+                Provider::Brevo => {
+                    self.esp(email, EspOp::RemoveFromList);
+                    state.listed = false;
+                }
+                Provider::CleverReach if state.active => {
+                    self.esp(email, EspOp::Deactivate);
+                    state.active = false;
+                }
+                Provider::CleverReach => {}
+            }
+        }
+        self.put_recipient(email, state);
+    }
+
+    /// R-D3 / R-C5: write mapped fields only when OPTIGEM's values changed; a signup's names are adopted
+    /// as they are until then.
+    fn update_fields(&mut self, email: &Email, state: &mut RecipientState, fields: FieldValues) {
+        if state.adopt_fields {
+            state.adopt_fields = false;
+            state.synced_fields = Some(fields);
+        } else if state.synced_fields.as_ref() != Some(&fields) {
+            if !fields.is_empty() {
+                self.esp(email, EspOp::UpdateFields { fields: fields.clone() });
+            }
+            state.synced_fields = Some(fields);
+        }
+    }
+
+    fn put_recipient(&mut self, email: &Email, state: RecipientState) {
+        if self.view.recipients.get(email) != Some(&state)
+            && (state != RecipientState::default() || self.view.recipients.contains_key(email))
+        {
+            self.view.recipients.insert(email.clone(), state);
+        }
+    }
+
+    /// R-E1…E6, R-G2…G4: something observed in the ESP.
+    fn esp_event(&mut self, event: &EspEvent) -> BTreeSet<Email> {
+        let email = &event.email;
+        match &event.what {
+            EspEventKind::Unsubscribed => self.left(email, event.at, UnsubscribeCause::Unsubscribed),
+            EspEventKind::Deactivated => self.left(email, event.at, UnsubscribeCause::Deactivated),
+            EspEventKind::Deleted => self.left(email, event.at, UnsubscribeCause::Deleted),
+            EspEventKind::Blacklisted => self.left(email, event.at, UnsubscribeCause::Unsubscribed),
+            EspEventKind::Signup { signup } => self.signup(email, signup, event.at),
+            EspEventKind::EmailChanged { new_email, signup } => {
+                // R-E4: a deletion of the old recipient plus a new one.
+                let mut touched = self.left(email, event.at, UnsubscribeCause::Deleted);
+                touched.extend(self.signup(new_email, signup, event.at));
+                touched
+            }
+            // R-E5: field changes inside the ESP never flow back; R-E6: bounces are not synchronised.
+            EspEventKind::FieldsChanged | EspEventKind::Bounced => BTreeSet::new(),
+            EspEventKind::SegmentMembership { segment, member } => {
+                if self.view.link.segment.as_ref() == Some(segment) {
+                    self.segment_membership(email, *member, event.at);
+                }
+                BTreeSet::new()
+            }
+        }
+    }
+
+    /// R-E1/R-E2: the recipient left the list (unsubscribe, deactivation, deletion, blacklist).
+    fn left(&mut self, email: &Email, at: DateTime<Utc>, cause: UnsubscribeCause) -> BTreeSet<Email> {
+        let provider = self.view.link.esp.provider;
+        let mut state = self.view.recipients.get(email).cloned().unwrap_or_default();
+        if state.subscribed_at.is_some_and(|s| s > at) {
+            return BTreeSet::new(); // older than a deliberate re-subscription: stale (R-J3)
+        }
+        match cause {
+            UnsubscribeCause::Deleted => {
+                state.listed = false;
+                state.active = true;
+            }
+            _ if provider == Provider::Brevo => {
+                // R-E2: blacklisted account-wide; take the contact off this list too, so that a later
+                // removal from the blacklist revives no old list.
+                state.active = false;
+                if state.listed {
+                    self.esp(email, EspOp::RemoveFromList);
+                    state.listed = false;
+                }
+            }
+            _ => state.active = false,
+        }
+        let source = self.source(cause);
+        if state.tombstone.as_ref().is_none_or(|t| t.at < at) {
+            state.tombstone = Some(Tombstone { at, source: source.clone() });
+        }
+        // R-E1 (R-C4): every assignment of the newsletter with this e-mail is ended.
+        let date = berlin_date(at);
+        let computed = crate::YearMonth::of(date).prev();
+        let to_end: Vec<AssignmentId> = self
+            .members(email)
+            .into_iter()
+            .filter(|id| {
+                let e = &self.view.mirror[id];
+                e.end_requested.is_none()
+                    && e.snapshot.as_ref().is_some_and(|s| s.end.is_none_or(|end| end > computed))
+            })
+            .collect();
+        for id in to_end {
+            self.request_end(&id, source.clone(), date);
+        }
+        if let Some(entry) = self.view.approvals.get_mut(email)
+            && entry.status == ApprovalStatus::Pending
+        {
+            entry.status = ApprovalStatus::Withdrawn;
+        }
+        self.put_recipient(email, state);
+        BTreeSet::new()
+    }
+
+    /// R-E3 / R-C2: a new recipient or signup; unless an active assignment already uses the e-mail, it
+    /// waits in the approval queue with its consent evidence (R-J1), and OPTIGEM is asked for suggestions.
+    fn signup(&mut self, email: &Email, signup: &Signup, at: DateTime<Utc>) -> BTreeSet<Email> {
+        let mut state = self.view.recipients.get(email).cloned().unwrap_or_default();
+        if state.tombstone.as_ref().is_some_and(|t| t.at >= at) {
+            return BTreeSet::new(); // older than the unsubscribe: stale
+        }
+        let linked_active = !self.active_members(email).is_empty();
+        state.listed = true;
+        state.active = true;
+        if !linked_active {
+            // A new opt-in after an unsubscribe is a new recipient: the sync does not take it off again
+            // until an assignment is linked (R-J3).
+            state.linked = false;
+            state.adopt_fields = true;
+            self.enqueue_approval(email, signup, at);
+        }
+        self.put_recipient(email, state);
+        BTreeSet::new()
+    }
+
+    fn enqueue_approval(&mut self, email: &Email, signup: &Signup, at: DateTime<Utc>) {
+        let link = self.view.link.id.clone();
+        match self.view.approvals.get_mut(email) {
+            Some(entry) if entry.status == ApprovalStatus::Pending => {
+                if at > entry.last_seen {
+                    // A second signup updates the entry, never duplicates it.
+                    entry.last_seen = at;
+                    entry.signups += 1;
+                    merge_signup(&mut entry.signup, signup);
+                }
+            }
+            _ => {
+                let id = command_id("match", &[link.as_str(), email.key(), &at.to_rfc3339()]);
+                self.out.commands.push(OptigemCommand::MatchPersons {
+                    id: id.clone(),
+                    link: link.clone(),
+                    email: email.clone(),
+                    first_name: signup.first_name.clone(),
+                    last_name: signup.last_name.clone(),
+                });
+                self.view.approvals.insert(
+                    email.clone(),
+                    ApprovalEntry {
+                        link,
+                        email: email.clone(),
+                        signup: signup.clone(),
+                        first_seen: at,
+                        last_seen: at,
+                        signups: 1,
+                        status: ApprovalStatus::Pending,
+                        match_command: id,
+                    },
+                );
+            }
+        }
+    }
+
+    /// R-G2…G4: segment membership flows CleverReach → OPTIGEM only, and the segment's state wins.
+    fn segment_membership(&mut self, email: &Email, member: bool, at: DateTime<Utc>) {
+        let mut state = self.view.recipients.get(email).cloned().unwrap_or_default();
+        let active = self.active_members(email);
+        let members = self.members(email);
+        if member {
+            state.listed = true;
+            state.active = true;
+            if !active.is_empty() {
+                state.pending_create = None;
+            } else if members.is_empty() {
+                self.enqueue_approval(email, &Signup::default(), at); // R-G3
+            } else if state.pending_create.is_none() {
+                // R-G4: a known member in the segment has the assignment active.
+                let source = rules::field_source(members.iter().filter_map(|id| self.view.mirror[id].snapshot.as_ref()))
+                    .expect("members have snapshots");
+                let id = command_id("segment-rejoin", &[self.view.link.id.as_str(), email.key(), &at.to_rfc3339()]);
+                self.out.commands.push(OptigemCommand::CreateAssignment {
+                    id: id.clone(),
+                    newsletter: self.view.link.newsletter.clone(),
+                    person: PersonChoice::Existing { person: source.person.id.clone() },
+                    email: email.clone(),
+                    email_target: self.tenant.approved_email_target,
+                    consent: Default::default(),
+                });
+                state.pending_create = Some(id);
+            }
+        } else {
+            // R-G4: a member who left the segment has the assignment ended.
+            let source = self.source(UnsubscribeCause::LeftSegment);
+            for id in active {
+                self.request_end(&id, source.clone(), berlin_date(at));
+            }
+            state.pending_create = None;
+        }
+        self.put_recipient(email, state);
+    }
+}
+
+fn merge_signup(into: &mut Signup, newer: &Signup) {
+    if newer.first_name.is_some() {
+        into.first_name = newer.first_name.clone();
+    }
+    if newer.last_name.is_some() {
+        into.last_name = newer.last_name.clone();
+    }
+    let (e, n) = (&mut into.evidence, &newer.evidence);
+    e.signup_at = n.signup_at.or(e.signup_at);
+    e.confirmed_at = n.confirmed_at.or(e.confirmed_at);
+    if n.source.is_some() {
+        e.source = n.source.clone();
+    }
+    if n.ip.is_some() {
+        e.ip = n.ip.clone();
+    }
+}

@@ -1,0 +1,1 @@
+//! Ports (under construction).
