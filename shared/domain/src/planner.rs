@@ -26,15 +26,20 @@ pub fn plan(known: &Known, input: &Input, now: DateTime<Utc>) -> Plan {
             continue;
         }
         let mut cx = LinkCx { view: &mut work.views[index], tenant: work.tenant, today, out: &mut work.out };
-        let mut touched = cx.refresh_due();
-        match input {
-            Input::AssignmentChanged { assignment } => touched.extend(cx.assignment_changed(assignment)),
-            Input::AssignmentDeleted { id, version, .. } => touched.extend(cx.assignment_deleted(id, *version)),
-            Input::Esp(event) => touched.extend(cx.esp_event(event)),
-            Input::Today { .. } => {}
-        }
+        let due = cx.refresh_due();
+        let mut touched = match input {
+            Input::AssignmentChanged { assignment } => cx.assignment_changed(assignment),
+            Input::AssignmentDeleted { id, version, .. } => cx.assignment_deleted(id, *version),
+            Input::Esp(event) => cx.esp_event(event),
+            Input::Today { .. } => Vec::new(),
+        };
+        touched.extend(due);
+        // Reconcile each e-mail once, in the order touched (an old address is let go before a new one).
+        let mut seen = BTreeSet::new();
         for email in touched {
-            cx.reconcile(&email);
+            if seen.insert(email.clone()) {
+                cx.reconcile(&email);
+            }
         }
     }
     work.spread_brevo_activations();
@@ -186,10 +191,10 @@ impl LinkCx<'_> {
     }
 
     /// R-D1…D5: a new snapshot from OPTIGEM.
-    fn assignment_changed(&mut self, a: &Assignment) -> BTreeSet<Email> {
+    fn assignment_changed(&mut self, a: &Assignment) -> Vec<Email> {
         let old = self.view.mirror.get(&a.id).cloned();
         if old.as_ref().is_some_and(|o| o.version >= a.version) {
-            return BTreeSet::new(); // an older or equal version changes nothing
+            return Vec::new(); // an older or equal version changes nothing
         }
         let settings = &self.view.link.settings;
         let verdict = rules::verdict(a, settings, &self.tenant, self.today);
@@ -233,10 +238,10 @@ impl LinkCx<'_> {
     }
 
     /// R-A5, R-D2: the assignment was deleted in OPTIGEM.
-    fn assignment_deleted(&mut self, id: &AssignmentId, version: u64) -> BTreeSet<Email> {
+    fn assignment_deleted(&mut self, id: &AssignmentId, version: u64) -> Vec<Email> {
         let old = self.view.mirror.get(id).cloned();
         if old.as_ref().is_some_and(|o| o.version >= version) {
-            return BTreeSet::new();
+            return Vec::new();
         }
         let was_active = old.as_ref().is_some_and(MirrorEntry::effectively_active);
         let email = old.as_ref().and_then(|o| o.email.clone());
@@ -407,7 +412,7 @@ impl LinkCx<'_> {
     }
 
     /// R-E1…E6, R-G2…G4: something observed in the ESP.
-    fn esp_event(&mut self, event: &EspEvent) -> BTreeSet<Email> {
+    fn esp_event(&mut self, event: &EspEvent) -> Vec<Email> {
         let email = &event.email;
         match &event.what {
             EspEventKind::Unsubscribed => self.left(email, event.at, UnsubscribeCause::Unsubscribed),
@@ -422,22 +427,22 @@ impl LinkCx<'_> {
                 touched
             }
             // R-E5: field changes inside the ESP never flow back; R-E6: bounces are not synchronised.
-            EspEventKind::FieldsChanged | EspEventKind::Bounced => BTreeSet::new(),
+            EspEventKind::FieldsChanged | EspEventKind::Bounced => Vec::new(),
             EspEventKind::SegmentMembership { segment, member } => {
                 if self.view.link.segment.as_ref() == Some(segment) {
                     self.segment_membership(email, *member, event.at);
                 }
-                BTreeSet::new()
+                Vec::new()
             }
         }
     }
 
     /// R-E1/R-E2: the recipient left the list (unsubscribe, deactivation, deletion, blacklist).
-    fn left(&mut self, email: &Email, at: DateTime<Utc>, cause: UnsubscribeCause) -> BTreeSet<Email> {
+    fn left(&mut self, email: &Email, at: DateTime<Utc>, cause: UnsubscribeCause) -> Vec<Email> {
         let provider = self.view.link.esp.provider;
         let mut state = self.view.recipients.get(email).cloned().unwrap_or_default();
         if state.subscribed_at.is_some_and(|s| s > at) {
-            return BTreeSet::new(); // older than a deliberate re-subscription: stale (R-J3)
+            return Vec::new(); // older than a deliberate re-subscription: stale (R-J3)
         }
         match cause {
             UnsubscribeCause::Deleted => {
@@ -480,15 +485,15 @@ impl LinkCx<'_> {
             entry.status = ApprovalStatus::Withdrawn;
         }
         self.put_recipient(email, state);
-        BTreeSet::new()
+        Vec::new()
     }
 
     /// R-E3 / R-C2: a new recipient or signup; unless an active assignment already uses the e-mail, it
     /// waits in the approval queue with its consent evidence (R-J1), and OPTIGEM is asked for suggestions.
-    fn signup(&mut self, email: &Email, signup: &Signup, at: DateTime<Utc>) -> BTreeSet<Email> {
+    fn signup(&mut self, email: &Email, signup: &Signup, at: DateTime<Utc>) -> Vec<Email> {
         let mut state = self.view.recipients.get(email).cloned().unwrap_or_default();
         if state.tombstone.as_ref().is_some_and(|t| t.at >= at) {
-            return BTreeSet::new(); // older than the unsubscribe: stale
+            return Vec::new(); // older than the unsubscribe: stale
         }
         let linked_active = !self.active_members(email).is_empty();
         state.listed = true;
@@ -501,7 +506,7 @@ impl LinkCx<'_> {
             self.enqueue_approval(email, signup, at);
         }
         self.put_recipient(email, state);
-        BTreeSet::new()
+        Vec::new()
     }
 
     fn enqueue_approval(&mut self, email: &Email, signup: &Signup, at: DateTime<Utc>) {
