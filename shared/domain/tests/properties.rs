@@ -1,0 +1,163 @@
+//! Property tests of the planner: plans are idempotent, and state-carrying events converge whatever
+//! their order and duplication.
+
+mod common;
+use common::*;
+use optisync_domain::*;
+use proptest::prelude::*;
+use std::collections::BTreeMap;
+
+const NOW: &str = "2024-06-03";
+const POOL: [&str; 3] = ["a@example.com", "b@example.com", "c@example.com"];
+
+fn links() -> Vec<Link> {
+    vec![cleverreach("nl"), brevo("nl"), brevo("nl2")]
+}
+
+/// One version of an assignment, as a small description turned into a snapshot.
+#[derive(Debug, Clone)]
+struct Version {
+    email: usize,
+    first_name: usize,
+    end_passed: bool,
+    count_zero: bool,
+}
+
+fn snapshot(id: usize, nl: &str, version: u64, v: &Version, email_pool: &[String]) -> Assignment {
+    let mut a = assignment(&format!("a{id}"), nl, &email_pool[v.email]);
+    a.created_at = noon("2024-01-01") + chrono::Duration::hours(id as i64);
+    a.version = version;
+    a.changed_at = noon("2024-02-01") + chrono::Duration::hours(version as i64);
+    a.person.first_name = Some(PersonalText::new(["Max", "Erika", "Jo"][v.first_name]));
+    if v.end_passed {
+        a.end = Some(ym("2024-05"));
+    }
+    if v.count_zero {
+        a.count = 0;
+    }
+    a
+}
+
+fn version() -> impl Strategy<Value = Version> {
+    (0..3usize, 0..3usize, any::<bool>(), any::<bool>()).prop_map(|(email, first_name, end_passed, count_zero)| Version {
+        email,
+        first_name,
+        end_passed,
+        count_zero,
+    })
+}
+
+fn any_input() -> impl Strategy<Value = Input> {
+    let change = (0..4usize, 1..4u64, version(), prop::bool::ANY).prop_map(|(id, version, v, second)| {
+        let pool: Vec<String> = POOL.iter().map(|s| s.to_string()).collect();
+        changed(&snapshot(id, if second { "nl2" } else { "nl" }, version, &v, &pool))
+    });
+    let deletion = (0..4usize, 1..5u64)
+        .prop_map(|(id, version)| Input::AssignmentDeleted { id: AssignmentId::new(format!("a{id}")), newsletter: NewsletterId::new("nl"), version });
+    let esp = (0..3usize, 0..3usize, 0..6usize, 1..28u32).prop_map(|(link, mail, what, dayno)| {
+        let l = &links()[link];
+        let what = match what {
+            0 => EspEventKind::Unsubscribed,
+            1 => EspEventKind::Deactivated,
+            2 => EspEventKind::Deleted,
+            3 => EspEventKind::Blacklisted,
+            4 => EspEventKind::Signup { signup: Signup::default() },
+            _ => EspEventKind::FieldsChanged,
+        };
+        let account_wide = l.esp.provider == Provider::Brevo && matches!(what, EspEventKind::Blacklisted | EspEventKind::Deleted);
+        esp_event(l, !account_wide, POOL[mail], &format!("2024-06-{dayno:02}"), what)
+    });
+    let today = (1..28u32).prop_map(|d| Input::Today { date: day(&format!("2024-06-{d:02}")) });
+    prop_oneof![4 => change, 1 => deletion, 2 => esp, 1 => today]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    /// Applying a plan and planning the same input again yields an empty plan, from any reachable state.
+    #[test]
+    fn applying_a_plan_then_planning_the_same_input_again_plans_nothing(
+        history in prop::collection::vec(any_input(), 0..25),
+        last in any_input(),
+    ) {
+        let mut k = known(links());
+        for input in history {
+            step(&mut k, input, NOW);
+        }
+        let first = step(&mut k, last.clone(), NOW);
+        let again = plan(&k, &last, noon(NOW));
+        prop_assert!(again.is_empty(), "first: {first:?}\nagain: {again:?}");
+    }
+
+    /// Any order and any duplication of the same set of assignment snapshots reaches the same final state:
+    /// the same mirror versions and the same recipients receiving mail with the same fields.
+    ///
+    /// Assignments that share an e-mail stay active in every version here: ending one of several
+    /// duplicates ends the others (R-C4, documented behaviour), which depends on the order in which
+    /// OPTIGEM made the changes and is covered by `r_c4_*` tests instead.
+    #[test]
+    fn any_order_and_duplication_of_snapshots_converges(
+        shared in prop::collection::vec(prop::collection::vec((0..3usize, 0..3usize), 1..4), 0..4),
+        solo in prop::collection::vec(prop::collection::vec(version(), 1..4), 0..4),
+        deleted in prop::collection::vec(any::<bool>(), 4),
+        order in prop::collection::vec(any::<u32>(), 64),
+        repeats in prop::collection::vec(0..3usize, 64),
+    ) {
+        let mut pool: Vec<String> = POOL.iter().map(|s| s.to_string()).collect();
+        let mut events = Vec::new();
+        for (i, versions) in shared.iter().enumerate() {
+            for (n, (email, first_name)) in versions.iter().enumerate() {
+                let v = Version { email: *email, first_name: *first_name, end_passed: false, count_zero: false };
+                events.push(changed(&snapshot(i, "nl", n as u64 + 1, &v, &pool)));
+            }
+        }
+        for (j, versions) in solo.iter().enumerate() {
+            let id = 10 + j;
+            pool = vec![format!("solo{id}@example.com")];
+            for (n, v) in versions.iter().enumerate() {
+                let v = Version { email: 0, ..v.clone() };
+                events.push(changed(&snapshot(id, "nl", n as u64 + 1, &v, &pool)));
+            }
+            if deleted[j] {
+                let id = AssignmentId::new(format!("a{id}"));
+                events.push(Input::AssignmentDeleted { id, newsletter: NewsletterId::new("nl"), version: versions.len() as u64 + 1 });
+            }
+        }
+
+        let ordered = {
+            let mut k = known(links());
+            for e in &events { step(&mut k, e.clone(), NOW); }
+            k
+        };
+        let shuffled = {
+            let mut delivered: Vec<(u32, Input)> = Vec::new();
+            for (i, e) in events.iter().enumerate() {
+                for r in 0..=repeats[i % repeats.len()] {
+                    delivered.push((order[(i * 3 + r) % order.len()].wrapping_add(r as u32), e.clone()));
+                }
+            }
+            delivered.sort_by_key(|(key, _)| *key);
+            let mut k = known(links());
+            for (_, e) in delivered { step(&mut k, e, NOW); }
+            k
+        };
+        prop_assert_eq!(observable(&ordered), observable(&shuffled));
+    }
+}
+
+/// What the outside world sees: mirror versions, and per link who receives mail with which fields.
+fn observable(k: &Known) -> Vec<(LinkId, BTreeMap<AssignmentId, u64>, BTreeMap<String, String>)> {
+    k.links
+        .iter()
+        .map(|v| {
+            let versions = v.mirror.iter().map(|(id, e)| (id.clone(), e.version)).collect();
+            let receiving = v
+                .recipients
+                .iter()
+                .filter(|(_, r)| r.listed && r.active)
+                .map(|(e, r)| (e.key().to_owned(), format!("{:?}", r.synced_fields.as_ref().map(|f| f.0.values().map(|x| x.expose().to_owned()).collect::<Vec<_>>()))))
+                .collect();
+            (v.link.id.clone(), versions, receiving)
+        })
+        .collect()
+}
