@@ -50,12 +50,20 @@ impl YearMonth {
 
     /// The month before (R-E1: the end written for an unsubscribe).
     pub fn prev(self) -> Self {
-        if self.month == 1 { Self { year: self.year - 1, month: 12 } } else { Self { year: self.year, month: self.month - 1 } }
+        if self.month == 1 {
+            Self { year: self.year - 1, month: 12 }
+        } else {
+            Self { year: self.year, month: self.month - 1 }
+        }
     }
 
     /// The month after.
     pub fn next(self) -> Self {
-        if self.month == 12 { Self { year: self.year + 1, month: 1 } } else { Self { year: self.year, month: self.month + 1 } }
+        if self.month == 12 {
+            Self { year: self.year + 1, month: 1 }
+        } else {
+            Self { year: self.year, month: self.month + 1 }
+        }
     }
 
     /// The first day of the month.

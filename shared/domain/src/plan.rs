@@ -3,7 +3,7 @@
 use crate::rules::{FieldValues, Verdict};
 use crate::{
     Assignment, AssignmentId, CommandId, ConsentEvidence, Email, EmailTarget, EspAccount, Link, LinkId, ListId,
-    NewsletterId, PersonId, PersonalText, SegmentId, Signup, TenantSettings, Unsubscription, UnsubscribeSource,
+    NewsletterId, PersonId, PersonalText, SegmentId, Signup, TenantSettings, UnsubscribeSource, Unsubscription,
     YearMonth,
 };
 use chrono::{DateTime, NaiveDate, Utc};
@@ -185,7 +185,7 @@ impl Known {
             let Some(view) = self.links.iter_mut().find(|v| &v.link.id == link) else { continue };
             match write {
                 StateWrite::Mirror { entry, .. } => {
-                    view.mirror.insert(entry.id.clone(), entry.clone());
+                    view.mirror.insert(entry.id.clone(), (**entry).clone());
                 }
                 StateWrite::Recipient { email, state, .. } => {
                     view.recipients.insert(email.clone(), state.clone());
@@ -414,7 +414,7 @@ pub enum StateWrite {
         /// The link.
         link: LinkId,
         /// The new entry.
-        entry: MirrorEntry,
+        entry: Box<MirrorEntry>,
     },
     /// A recipient state.
     Recipient {

@@ -89,7 +89,7 @@ impl Work {
             let link = &view.link.id;
             for (id, entry) in &view.mirror {
                 if before.mirror.get(id) != Some(entry) {
-                    self.out.writes.push(StateWrite::Mirror { link: link.clone(), entry: entry.clone() });
+                    self.out.writes.push(StateWrite::Mirror { link: link.clone(), entry: Box::new(entry.clone()) });
                 }
             }
             for (email, state) in &view.recipients {
@@ -125,11 +125,7 @@ impl LinkCx<'_> {
     }
 
     fn source(&self, cause: UnsubscribeCause) -> UnsubscribeSource {
-        UnsubscribeSource {
-            provider: self.view.link.esp.provider,
-            account: self.view.link.esp.account.clone(),
-            cause,
-        }
+        UnsubscribeSource { provider: self.view.link.esp.provider, account: self.view.link.esp.account.clone(), cause }
     }
 
     fn esp(&mut self, email: &Email, op: EspOp) {
@@ -283,10 +279,11 @@ impl LinkCx<'_> {
 
     /// R-G5: deactivation within a segment is impossible, so the receiver is deactivated in the group.
     fn deactivate_segment_recipient(&mut self, email: &Email) {
-        let state = self.view.recipients.entry(email.clone()).or_insert_with(|| RecipientState {
-            listed: true,
-            ..RecipientState::default()
-        });
+        let state = self
+            .view
+            .recipients
+            .entry(email.clone())
+            .or_insert_with(|| RecipientState { listed: true, ..RecipientState::default() });
         if state.active {
             state.active = false;
             state.listed = true;
@@ -472,8 +469,7 @@ impl LinkCx<'_> {
             .into_iter()
             .filter(|id| {
                 let e = &self.view.mirror[id];
-                e.end_requested.is_none()
-                    && e.snapshot.as_ref().is_some_and(|s| s.end.is_none_or(|end| end > computed))
+                e.end_requested.is_none() && e.snapshot.as_ref().is_some_and(|s| s.end.is_none_or(|end| end > computed))
             })
             .collect();
         for id in to_end {
@@ -560,8 +556,9 @@ impl LinkCx<'_> {
                 self.enqueue_approval(email, &Signup::default(), at); // R-G3
             } else if state.pending_create.is_none() {
                 // R-G4: a known member in the segment has the assignment active.
-                let source = rules::field_source(members.iter().filter_map(|id| self.view.mirror[id].snapshot.as_ref()))
-                    .expect("members have snapshots");
+                let source =
+                    rules::field_source(members.iter().filter_map(|id| self.view.mirror[id].snapshot.as_ref()))
+                        .expect("members have snapshots");
                 let id = command_id("segment-rejoin", &[self.view.link.id.as_str(), email.key(), &at.to_rfc3339()]);
                 self.out.commands.push(OptigemCommand::CreateAssignment {
                     id: id.clone(),

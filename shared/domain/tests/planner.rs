@@ -7,6 +7,9 @@ use pretty_assertions::assert_eq;
 
 const TODAY: &str = "2024-06-03";
 
+/// A change made to a snapshot in OPTIGEM.
+type Change = Box<dyn Fn(&mut Assignment)>;
+
 #[test]
 fn r_d1_a_new_active_assignment_creates_the_recipient_and_lists_it() {
     for l in [cleverreach("nl"), brevo("nl")] {
@@ -50,20 +53,26 @@ fn r_d2_each_reason_of_inactivity_deactivates_in_that_list_only() {
     l.settings.relevant_privacy.insert(PrivacyCategory::new("email"));
     l.settings.relevant_blocks.insert(DeliveryBlockType::new("gesamt"));
     let other = cleverreach("other");
-    let changes: Vec<(&str, Box<dyn Fn(&mut Assignment)>)> = vec![
+    let changes: Vec<(&str, Change)> = vec![
         ("end passed", Box::new(|b| b.end = Some(ym("2024-05")))),
         ("count 0", Box::new(|b| b.count = 0)),
         ("deletion mark", Box::new(|b| b.person.deletion_marked = true)),
-        ("privacy block", Box::new(|b| {
-            b.person.privacy.insert(PrivacyCategory::new("email"), PrivacyStatus::Blocked);
-        })),
-        ("delivery block", Box::new(|b| {
-            b.person.delivery_blocks.push(DeliveryBlock {
-                kind: DeliveryBlockType::new("gesamt"),
-                valid_from: None,
-                valid_until: None,
-            })
-        })),
+        (
+            "privacy block",
+            Box::new(|b| {
+                b.person.privacy.insert(PrivacyCategory::new("email"), PrivacyStatus::Blocked);
+            }),
+        ),
+        (
+            "delivery block",
+            Box::new(|b| {
+                b.person.delivery_blocks.push(DeliveryBlock {
+                    kind: DeliveryBlockType::new("gesamt"),
+                    valid_from: None,
+                    valid_until: None,
+                })
+            }),
+        ),
     ];
     for (what, change) in changes {
         let mut k = known(vec![l.clone(), other.clone()]);
@@ -75,7 +84,11 @@ fn r_d2_each_reason_of_inactivity_deactivates_in_that_list_only() {
     // A deletion does the same.
     let mut k = known(vec![l.clone()]);
     step(&mut k, changed(&base), TODAY);
-    let p = step(&mut k, Input::AssignmentDeleted { id: base.id.clone(), newsletter: base.newsletter.clone(), version: 2 }, TODAY);
+    let p = step(
+        &mut k,
+        Input::AssignmentDeleted { id: base.id.clone(), newsletter: base.newsletter.clone(), version: 2 },
+        TODAY,
+    );
     assert_eq!(ops(&p), vec![op("cr-nl", "max@example.com", "deactivate")]);
     assert_eq!(view(&k, &l).mirror[&base.id].snapshot, None, "personal data of a deleted assignment is dropped");
 }
@@ -129,7 +142,11 @@ fn r_d4_an_email_change_deactivates_the_old_recipient_and_adds_the_new_one() {
         let id = l.id.as_str();
         assert_eq!(
             ops(&p),
-            vec![op(id, "old@example.com", off), op(id, "new@example.com", "upsert"), op(id, "new@example.com", "add_to_list")]
+            vec![
+                op(id, "old@example.com", off),
+                op(id, "new@example.com", "upsert"),
+                op(id, "new@example.com", "add_to_list")
+            ]
         );
     }
 }
@@ -194,8 +211,15 @@ fn r_c4_an_unsubscribe_ends_all_duplicates() {
     let mut k = known(vec![l.clone()]);
     step(&mut k, changed(&a), TODAY);
     step(&mut k, changed(&b), TODAY);
-    let p = step(&mut k, esp_event(&l, true, "shared@example.com", "2024-09-25", EspEventKind::Unsubscribed), "2024-09-25");
-    assert_eq!(ends(&p), vec![("a1".into(), "2024-08".into(), "2024-09-25".into()), ("a2".into(), "2024-08".into(), "2024-09-25".into())]);
+    let p =
+        step(&mut k, esp_event(&l, true, "shared@example.com", "2024-09-25", EspEventKind::Unsubscribed), "2024-09-25");
+    assert_eq!(
+        ends(&p),
+        vec![
+            ("a1".into(), "2024-08".into(), "2024-09-25".into()),
+            ("a2".into(), "2024-08".into(), "2024-09-25".into())
+        ]
+    );
 }
 
 #[test]
@@ -203,7 +227,8 @@ fn r_e1_an_unsubscribe_on_2024_09_25_ends_with_august_2024_and_records_date_and_
     let l = cleverreach("nl");
     let mut k = known(vec![l.clone()]);
     step(&mut k, changed(&assignment("a1", "nl", "max@example.com")), "2024-09-01");
-    let p = step(&mut k, esp_event(&l, true, "max@example.com", "2024-09-25", EspEventKind::Unsubscribed), "2024-09-25");
+    let p =
+        step(&mut k, esp_event(&l, true, "max@example.com", "2024-09-25", EspEventKind::Unsubscribed), "2024-09-25");
     assert!(p.esp.is_empty(), "CleverReach already deactivated it");
     let [OptigemCommand::EndAssignment { assignment, end, unsubscription, .. }] = p.commands.as_slice() else {
         panic!("{p:?}")
@@ -248,12 +273,19 @@ fn r_e2_a_brevo_blacklisting_ends_assignments_of_every_newsletter_of_the_account
     step(&mut k, changed(&assignment("a1", "nl1", "max@example.com")), "2024-09-01");
     step(&mut k, changed(&assignment("a2", "nl2", "max@example.com")), "2024-09-01");
     step(&mut k, changed(&assignment("a3", "nl3", "max@example.com")), "2024-09-01");
-    let p = step(&mut k, esp_event(&l1, false, "max@example.com", "2024-09-25", EspEventKind::Blacklisted), "2024-09-25");
+    let p =
+        step(&mut k, esp_event(&l1, false, "max@example.com", "2024-09-25", EspEventKind::Blacklisted), "2024-09-25");
     assert_eq!(
         ops(&p),
         vec![op("br-nl1", "max@example.com", "remove_from_list"), op("br-nl2", "max@example.com", "remove_from_list")]
     );
-    assert_eq!(ends(&p), vec![("a1".into(), "2024-08".into(), "2024-09-25".into()), ("a2".into(), "2024-08".into(), "2024-09-25".into())]);
+    assert_eq!(
+        ends(&p),
+        vec![
+            ("a1".into(), "2024-08".into(), "2024-09-25".into()),
+            ("a2".into(), "2024-08".into(), "2024-09-25".into())
+        ]
+    );
     assert!(recipient(&k, &elsewhere, "max@example.com").active, "another account is not touched");
 }
 
@@ -283,14 +315,22 @@ fn r_e3_r_c2_r_c3_a_signup_waits_in_the_approval_queue_once_with_its_evidence() 
             ip: Some(PersonalText::new("192.0.2.1")),
         },
     };
-    let p = step(&mut k, esp_event(&l, true, "max.muster@example.com", "2024-06-02", EspEventKind::Signup { signup: signup.clone() }), TODAY);
+    let p = step(
+        &mut k,
+        esp_event(&l, true, "max.muster@example.com", "2024-06-02", EspEventKind::Signup { signup: signup.clone() }),
+        TODAY,
+    );
     assert!(p.esp.is_empty(), "R-C2: never turned into an assignment automatically");
     assert!(matches!(&p.commands[..], [OptigemCommand::MatchPersons { .. }]), "R-C3: suggestions are asked for");
     let entry = &view(&k, &l).approvals[&email("max.muster@example.com")];
     assert_eq!(entry.status, ApprovalStatus::Pending);
     assert_eq!(entry.signup, signup, "R-J1: evidence kept");
     // A second signup for the same pending e-mail updates the entry.
-    let p2 = step(&mut k, esp_event(&l, true, "max.muster@example.com", "2024-06-05", EspEventKind::Signup { signup }), TODAY);
+    let p2 = step(
+        &mut k,
+        esp_event(&l, true, "max.muster@example.com", "2024-06-05", EspEventKind::Signup { signup }),
+        TODAY,
+    );
     assert!(p2.commands.is_empty());
     let entry = &view(&k, &l).approvals[&email("max.muster@example.com")];
     assert_eq!((entry.signups, entry.last_seen), (2, noon("2024-06-05")));
@@ -302,7 +342,11 @@ fn r_e3_a_list_addition_for_an_already_linked_email_is_no_signup() {
     let l = brevo("nl");
     let mut k = known(vec![l.clone()]);
     step(&mut k, changed(&assignment("a1", "nl", "max@example.com")), TODAY);
-    let p = step(&mut k, esp_event(&l, true, "max@example.com", TODAY, EspEventKind::Signup { signup: Signup::default() }), TODAY);
+    let p = step(
+        &mut k,
+        esp_event(&l, true, "max@example.com", TODAY, EspEventKind::Signup { signup: Signup::default() }),
+        TODAY,
+    );
     assert!(p.is_empty(), "the echo of our own list addition: {p:?}");
 }
 
@@ -310,7 +354,11 @@ fn r_e3_a_list_addition_for_an_already_linked_email_is_no_signup() {
 fn r_c5_names_stay_as_they_are_until_optigem_changes_them() {
     let l = cleverreach("nl");
     let mut k = known(vec![l.clone()]);
-    let signup = Signup { first_name: Some(PersonalText::new("Max")), last_name: Some(PersonalText::new("Muster")), ..Default::default() };
+    let signup = Signup {
+        first_name: Some(PersonalText::new("Max")),
+        last_name: Some(PersonalText::new("Muster")),
+        ..Default::default()
+    };
     step(&mut k, esp_event(&l, true, "max.muster@example.com", "2024-06-01", EspEventKind::Signup { signup }), TODAY);
     // The approver links the signup to "Max und Erika Muster"; OPTIGEM creates the assignment.
     let mut a = assignment("a1", "nl", "max.muster@example.com");
@@ -334,7 +382,11 @@ fn r_e4_an_email_change_inside_the_esp_is_a_deletion_plus_a_new_signup() {
     assert_eq!(ends(&p), vec![("a1".into(), "2024-08".into(), "2024-09-25".into())]);
     let OptigemCommand::EndAssignment { unsubscription, .. } = &p.commands[0] else { panic!() };
     assert_eq!(unsubscription.source.cause, UnsubscribeCause::Deleted);
-    assert!(p.commands.iter().any(|c| matches!(c, OptigemCommand::MatchPersons { email: e, .. } if e.key() == "new@example.com")));
+    assert!(
+        p.commands
+            .iter()
+            .any(|c| matches!(c, OptigemCommand::MatchPersons { email: e, .. } if e.key() == "new@example.com"))
+    );
     assert_eq!(view(&k, &l).approvals[&email("new@example.com")].status, ApprovalStatus::Pending);
 }
 
@@ -363,8 +415,13 @@ fn r_j3_a_stale_optigem_change_after_an_unsubscribe_does_not_resubscribe_but_a_n
         let mut k = known(vec![l.clone()]);
         let a = assignment("a1", "nl", "max@example.com");
         step(&mut k, changed(&a), "2024-09-01");
-        let what = if l.esp.provider == Provider::Brevo { EspEventKind::Blacklisted } else { EspEventKind::Unsubscribed };
-        step(&mut k, esp_event(&l, l.esp.provider == Provider::CleverReach, "max@example.com", "2024-09-25", what), "2024-09-25");
+        let what =
+            if l.esp.provider == Provider::Brevo { EspEventKind::Blacklisted } else { EspEventKind::Unsubscribed };
+        step(
+            &mut k,
+            esp_event(&l, l.esp.provider == Provider::CleverReach, "max@example.com", "2024-09-25", what),
+            "2024-09-25",
+        );
         // OPTIGEM has not yet run the end command and sends a name change: still active there.
         let stale = next(&a, "2024-09-26", |b| b.person.last_name = Some(PersonalText::new("Muster-Meier")));
         let p = step(&mut k, changed(&stale), "2024-09-26");
@@ -401,7 +458,8 @@ fn r_j3_a_reactivation_in_optigem_after_the_unsubscribe_resubscribes() {
     let p = step(&mut k, changed(&revived), "2024-10-02");
     assert_eq!(ops(&p), vec![op("cr-nl", "max@example.com", "activate")]);
     // A late duplicate delivery of the old unsubscribe webhook is stale now.
-    let p = step(&mut k, esp_event(&l, true, "max@example.com", "2024-09-25", EspEventKind::Unsubscribed), "2024-10-03");
+    let p =
+        step(&mut k, esp_event(&l, true, "max@example.com", "2024-09-25", EspEventKind::Unsubscribed), "2024-10-03");
     assert!(p.is_empty(), "{p:?}");
 }
 
@@ -457,7 +515,10 @@ fn r_g4_the_segment_state_overwrites_manual_changes_in_optigem() {
     let ended = next(&a, "2024-09-26", |b| b.end = Some(ym("2024-08")));
     step(&mut k, changed(&ended), "2024-09-26");
     let p = step(&mut k, membership(&l, "max@example.com", "2024-10-01", true), "2024-10-01");
-    assert!(matches!(&p.commands[..], [OptigemCommand::CreateAssignment { person: PersonChoice::Existing { .. }, .. }]), "{p:?}");
+    assert!(
+        matches!(&p.commands[..], [OptigemCommand::CreateAssignment { person: PersonChoice::Existing { .. }, .. }]),
+        "{p:?}"
+    );
     assert!(step(&mut k, membership(&l, "max@example.com", "2024-10-01", true), "2024-10-01").is_empty(), "asked once");
 }
 
@@ -478,7 +539,8 @@ fn r_c1_recipients_and_assignments_are_matched_by_email() {
     let l = cleverreach("nl");
     let mut k = known(vec![l.clone()]);
     step(&mut k, changed(&assignment("a1", "nl", "Max@Example.com")), TODAY);
-    let p = step(&mut k, esp_event(&l, true, "max@example.COM", "2024-09-25", EspEventKind::Unsubscribed), "2024-09-25");
+    let p =
+        step(&mut k, esp_event(&l, true, "max@example.COM", "2024-09-25", EspEventKind::Unsubscribed), "2024-09-25");
     assert_eq!(ends(&p).len(), 1, "matched ignoring case");
 }
 

@@ -39,12 +39,8 @@ fn snapshot(id: usize, nl: &str, version: u64, v: &Version, email_pool: &[String
 }
 
 fn version() -> impl Strategy<Value = Version> {
-    (0..3usize, 0..3usize, any::<bool>(), any::<bool>()).prop_map(|(email, first_name, end_passed, count_zero)| Version {
-        email,
-        first_name,
-        end_passed,
-        count_zero,
-    })
+    (0..3usize, 0..3usize, any::<bool>(), any::<bool>())
+        .prop_map(|(email, first_name, end_passed, count_zero)| Version { email, first_name, end_passed, count_zero })
 }
 
 fn any_input() -> impl Strategy<Value = Input> {
@@ -52,8 +48,11 @@ fn any_input() -> impl Strategy<Value = Input> {
         let pool: Vec<String> = POOL.iter().map(|s| s.to_string()).collect();
         changed(&snapshot(id, if second { "nl2" } else { "nl" }, version, &v, &pool))
     });
-    let deletion = (0..4usize, 1..5u64)
-        .prop_map(|(id, version)| Input::AssignmentDeleted { id: AssignmentId::new(format!("a{id}")), newsletter: NewsletterId::new("nl"), version });
+    let deletion = (0..4usize, 1..5u64).prop_map(|(id, version)| Input::AssignmentDeleted {
+        id: AssignmentId::new(format!("a{id}")),
+        newsletter: NewsletterId::new("nl"),
+        version,
+    });
     let esp = (0..3usize, 0..3usize, 0..6usize, 1..28u32).prop_map(|(link, mail, what, dayno)| {
         let l = &links()[link];
         let what = match what {
@@ -64,7 +63,8 @@ fn any_input() -> impl Strategy<Value = Input> {
             4 => EspEventKind::Signup { signup: Signup::default() },
             _ => EspEventKind::FieldsChanged,
         };
-        let account_wide = l.esp.provider == Provider::Brevo && matches!(what, EspEventKind::Blacklisted | EspEventKind::Deleted);
+        let account_wide =
+            l.esp.provider == Provider::Brevo && matches!(what, EspEventKind::Blacklisted | EspEventKind::Deleted);
         esp_event(l, !account_wide, POOL[mail], &format!("2024-06-{dayno:02}"), what)
     });
     let today = (1..28u32).prop_map(|d| Input::Today { date: day(&format!("2024-06-{d:02}")) });
@@ -145,8 +145,11 @@ proptest! {
     }
 }
 
+/// Per link: mirror versions, and who receives mail with which fields.
+type Observed = (LinkId, BTreeMap<AssignmentId, u64>, BTreeMap<String, String>);
+
 /// What the outside world sees: mirror versions, and per link who receives mail with which fields.
-fn observable(k: &Known) -> Vec<(LinkId, BTreeMap<AssignmentId, u64>, BTreeMap<String, String>)> {
+fn observable(k: &Known) -> Vec<Observed> {
     k.links
         .iter()
         .map(|v| {
@@ -155,7 +158,19 @@ fn observable(k: &Known) -> Vec<(LinkId, BTreeMap<AssignmentId, u64>, BTreeMap<S
                 .recipients
                 .iter()
                 .filter(|(_, r)| r.listed && r.active)
-                .map(|(e, r)| (e.key().to_owned(), format!("{:?}", r.synced_fields.as_ref().map(|f| f.0.values().map(|x| x.expose().to_owned()).collect::<Vec<_>>()))))
+                .map(|(e, r)| {
+                    (
+                        e.key().to_owned(),
+                        format!(
+                            "{:?}",
+                            r.synced_fields.as_ref().map(|f| f
+                                .0
+                                .values()
+                                .map(|x| x.expose().to_owned())
+                                .collect::<Vec<_>>())
+                        ),
+                    )
+                })
                 .collect();
             (v.link.id.clone(), versions, receiving)
         })

@@ -145,7 +145,11 @@ fn r_a8_new_links_mark_nothing_relevant() {
     assert!(s.relevant_privacy.is_empty() && s.relevant_blocks.is_empty());
     let mut a = assignment("a1", "nl", "max@example.com");
     a.person.privacy.insert(PrivacyCategory::new("email"), PrivacyStatus::Blocked);
-    a.person.delivery_blocks.push(DeliveryBlock { kind: DeliveryBlockType::new("gesamt"), valid_from: None, valid_until: None });
+    a.person.delivery_blocks.push(DeliveryBlock {
+        kind: DeliveryBlockType::new("gesamt"),
+        valid_from: None,
+        valid_until: None,
+    });
     let strict = TenantSettings { no_statement_blocks: true, ..Default::default() };
     assert!(check(&a, &s, &strict, "2024-05-01").is_active());
 }
@@ -259,7 +263,12 @@ fn r_h2_link_settings_parse_with_optional_mapping_and_explicit_relevance() {
 #[test]
 fn r_j4_only_the_recipients_own_unsubscribe_counts_as_revocation() {
     assert!(UnsubscribeCause::Unsubscribed.by_recipient());
-    for cause in [UnsubscribeCause::Deactivated, UnsubscribeCause::Deleted, UnsubscribeCause::DuplicateEnded, UnsubscribeCause::LeftSegment] {
+    for cause in [
+        UnsubscribeCause::Deactivated,
+        UnsubscribeCause::Deleted,
+        UnsubscribeCause::DuplicateEnded,
+        UnsubscribeCause::LeftSegment,
+    ] {
         assert!(!cause.by_recipient(), "{cause:?}");
     }
 }

@@ -1,1 +1,185 @@
-//! Ports (under construction).
+//! Ports: the small async traits the use cases talk through, and in-memory implementations good
+//! enough to run the whole engine in tests.
+//!
+//! Adapters (DynamoDB, Brevo, CleverReach, EventBridge) implement the same traits.
+
+pub mod memory;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use optisync_domain::{
+    AssignmentId, Email, EspAccount, EspAction, Link, LinkId, LinkView, NewsletterId, OptigemCommand, StateWrite,
+    TenantId, TenantSettings,
+};
+use std::collections::BTreeMap;
+
+/// The key of one versioned state item, for conditional writes.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ItemKey {
+    /// A mirror entry.
+    Mirror(LinkId, AssignmentId),
+    /// A recipient state (by the R-B2 key of the e-mail).
+    Recipient(LinkId, String),
+    /// An approval entry (by the R-B2 key of the e-mail).
+    Approval(LinkId, String),
+}
+
+impl ItemKey {
+    /// The key a state write goes to.
+    pub fn of(write: &StateWrite) -> Self {
+        match write {
+            StateWrite::Mirror { link, entry } => Self::Mirror(link.clone(), entry.id.clone()),
+            StateWrite::Recipient { link, email, .. } => Self::Recipient(link.clone(), email.key().to_owned()),
+            StateWrite::Approval { entry } => Self::Approval(entry.link.clone(), entry.email.key().to_owned()),
+        }
+    }
+}
+
+/// A slice of a link's state with the version of every item in it (absent items have no version).
+#[derive(Debug, Clone)]
+pub struct LoadedView {
+    /// The items.
+    pub view: LinkView,
+    /// Their versions, for the conditional writes of the commit.
+    pub versions: BTreeMap<ItemKey, u64>,
+}
+
+/// What to load of a link: the assignments named, and everything about the e-mails named (mirror
+/// entries using them, recipient states, approvals).
+#[derive(Debug, Clone, Default)]
+pub struct Slice {
+    /// Mirror entries by id.
+    pub assignments: Vec<AssignmentId>,
+    /// E-mails whose mirror entries, recipient and approval are needed.
+    pub emails: Vec<Email>,
+}
+
+/// The effects of one planned input, written atomically: either all items and commands or none.
+#[derive(Debug, Clone, Default)]
+pub struct Commit {
+    /// State writes, each conditional on the version it was read at (`None`: must not exist yet).
+    pub writes: Vec<(StateWrite, Option<u64>)>,
+    /// OPTIGEM commands to append to the tenant's feed; an id already there is not appended again.
+    pub commands: Vec<OptigemCommand>,
+}
+
+/// Why a store call failed. Conflicts and throttling are expected under concurrency and retried.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// A conditional write lost against a concurrent writer: reload and plan again.
+    #[error("a concurrent writer changed an item first")]
+    Conflict,
+    /// The store is throttling or unreachable for now: retry later (HTTP 429 at the edge).
+    #[error("the store is busy or unreachable: {0}")]
+    Transient(String),
+    /// Anything else: a bug or misconfiguration.
+    #[error("store failure: {0}")]
+    Permanent(String),
+}
+
+/// Durable state: links, the mirror, recipients, approvals and the OPTIGEM command feed.
+#[async_trait]
+pub trait StateStore: Send + Sync {
+    /// The tenant's settings (defaults if none were saved).
+    async fn tenant_settings(&self, tenant: &TenantId) -> Result<TenantSettings, StoreError>;
+    /// Saves a link (create or replace).
+    async fn put_link(&self, link: &Link) -> Result<(), StoreError>;
+    /// The links of a newsletter (R-F7).
+    async fn links_for_newsletter(&self, tenant: &TenantId, newsletter: &NewsletterId)
+    -> Result<Vec<Link>, StoreError>;
+    /// The links of one ESP account (R-E2).
+    async fn links_for_account(&self, tenant: &TenantId, esp: &EspAccount) -> Result<Vec<Link>, StoreError>;
+    /// Every link of a tenant.
+    async fn links(&self, tenant: &TenantId) -> Result<Vec<Link>, StoreError>;
+    /// A slice of a link's state.
+    async fn load(&self, link: &Link, slice: &Slice) -> Result<LoadedView, StoreError>;
+    /// Mirror entries of a link whose next transition is due on `date` (R-A9), up to `limit`.
+    async fn due(&self, link: &Link, date: NaiveDate, limit: usize) -> Result<Vec<AssignmentId>, StoreError>;
+    /// Writes a commit atomically, or nothing and [`StoreError::Conflict`].
+    async fn commit(&self, tenant: &TenantId, commit: Commit) -> Result<(), StoreError>;
+    /// Takes the lease `name` for `owner` until `until`, if it is free, expired, or already the owner's.
+    /// Leases serialise work on one recipient (ESP writes happen outside the commit, so two writers must
+    /// not interleave) and stop two runs of one link from overlapping.
+    async fn try_lease(
+        &self,
+        name: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// Gives a lease back (only the owner's).
+    async fn release_lease(&self, name: &str, owner: &str) -> Result<(), StoreError>;
+    /// The tenant's command feed after sequence number `after`, oldest first, up to `limit`.
+    async fn commands(
+        &self,
+        tenant: &TenantId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, OptigemCommand)>, StoreError>;
+}
+
+/// Why an ESP call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EspError {
+    /// Rate limited or temporarily unavailable: retry later.
+    #[error("the ESP is rate limiting or unavailable; retry after {retry_after_secs:?} s")]
+    Transient {
+        /// When to try again, if the ESP said.
+        retry_after_secs: Option<u64>,
+    },
+    /// The ESP refused the request: retrying the same will not help.
+    #[error("the ESP refused the request: {0}")]
+    Rejected(String),
+    /// The credentials were refused (CleverReach: re-authorisation needed).
+    #[error("the ESP refused the credentials")]
+    Unauthorized,
+}
+
+/// The ESP side: applies planned operations, each a target state and so safe to repeat.
+#[async_trait]
+pub trait EspGateway: Send + Sync {
+    /// Applies the actions in order.
+    async fn apply(&self, actions: &[EspAction]) -> Result<(), EspError>;
+}
+
+/// Work handed on over the event bus (EventBridge in AWS).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BusEvent {
+    /// An inbox event is ready for the worker.
+    InboxReady {
+        /// The tenant.
+        tenant: TenantId,
+        /// The inbox key.
+        key: String,
+    },
+    /// A link is due for its scheduled run.
+    ReconcileLink {
+        /// The tenant.
+        tenant: TenantId,
+        /// The link.
+        link: LinkId,
+    },
+}
+
+/// Publishes work on the event bus.
+#[async_trait]
+pub trait EventPublisher: Send + Sync {
+    /// Publishes events; all or an error.
+    async fn publish(&self, events: &[BusEvent]) -> Result<(), StoreError>;
+}
+
+/// The time, so tests can set it.
+pub trait Clock: Send + Sync {
+    /// Now.
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}

@@ -1,0 +1,344 @@
+//! In-memory implementations of the ports, for tests and for running the engine without AWS.
+
+use crate::*;
+use optisync_domain::{ApprovalEntry, EspOp, ListId, MirrorEntry, Provider, RecipientState};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
+
+#[derive(Debug, Clone)]
+enum Item {
+    Mirror(Box<MirrorEntry>),
+    Recipient(Email, RecipientState),
+    Approval(ApprovalEntry),
+}
+
+#[derive(Default)]
+struct StoreInner {
+    tenants: HashMap<TenantId, TenantSettings>,
+    links: BTreeMap<LinkId, Link>,
+    items: BTreeMap<ItemKey, (u64, Item)>,
+    commands: HashMap<TenantId, Vec<(u64, OptigemCommand)>>,
+    command_ids: BTreeSet<String>,
+    leases: HashMap<String, (String, DateTime<Utc>)>,
+}
+
+/// The state store in memory; conditional writes behave as in DynamoDB.
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<StoreInner>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets a tenant's settings.
+    pub fn set_tenant(&self, tenant: TenantId, settings: TenantSettings) {
+        self.inner.lock().expect("lock").tenants.insert(tenant, settings);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, StoreInner> {
+        self.inner.lock().expect("store lock")
+    }
+}
+
+#[async_trait]
+impl StateStore for MemoryStore {
+    async fn tenant_settings(&self, tenant: &TenantId) -> Result<TenantSettings, StoreError> {
+        Ok(self.lock().tenants.get(tenant).copied().unwrap_or_default())
+    }
+
+    async fn put_link(&self, link: &Link) -> Result<(), StoreError> {
+        self.lock().links.insert(link.id.clone(), link.clone());
+        Ok(())
+    }
+
+    async fn links_for_newsletter(
+        &self,
+        tenant: &TenantId,
+        newsletter: &NewsletterId,
+    ) -> Result<Vec<Link>, StoreError> {
+        Ok(self.lock().links.values().filter(|l| &l.tenant == tenant && &l.newsletter == newsletter).cloned().collect())
+    }
+
+    async fn links_for_account(&self, tenant: &TenantId, esp: &EspAccount) -> Result<Vec<Link>, StoreError> {
+        Ok(self.lock().links.values().filter(|l| &l.tenant == tenant && &l.esp == esp).cloned().collect())
+    }
+
+    async fn links(&self, tenant: &TenantId) -> Result<Vec<Link>, StoreError> {
+        Ok(self.lock().links.values().filter(|l| &l.tenant == tenant).cloned().collect())
+    }
+
+    async fn load(&self, link: &Link, slice: &Slice) -> Result<LoadedView, StoreError> {
+        let inner = self.lock();
+        let mut loaded = LoadedView { view: LinkView::new(link.clone()), versions: BTreeMap::new() };
+        let keys: BTreeSet<&str> = slice.emails.iter().map(Email::key).collect();
+        for (key, (version, item)) in inner.items.range(ItemKey::Mirror(link.id.clone(), AssignmentId::new(""))..) {
+            let wanted = match (key, item) {
+                (ItemKey::Mirror(l, id), Item::Mirror(entry)) if l == &link.id => {
+                    slice.assignments.contains(id) || entry.email.as_ref().is_some_and(|e| keys.contains(e.key()))
+                }
+                (ItemKey::Recipient(l, k), _) | (ItemKey::Approval(l, k), _) if l == &link.id => {
+                    keys.contains(k.as_str())
+                }
+                _ => false,
+            };
+            if !wanted {
+                continue;
+            }
+            loaded.versions.insert(key.clone(), *version);
+            match item {
+                Item::Mirror(e) => {
+                    loaded.view.mirror.insert(e.id.clone(), (**e).clone());
+                }
+                Item::Recipient(email, r) => {
+                    loaded.view.recipients.insert(email.clone(), r.clone());
+                }
+                Item::Approval(a) => {
+                    loaded.view.approvals.insert(a.email.clone(), a.clone());
+                }
+            }
+        }
+        Ok(loaded)
+    }
+
+    async fn due(&self, link: &Link, date: NaiveDate, limit: usize) -> Result<Vec<AssignmentId>, StoreError> {
+        Ok(self
+            .lock()
+            .items
+            .iter()
+            .filter_map(|(key, (_, item))| match (key, item) {
+                (ItemKey::Mirror(l, _), Item::Mirror(e))
+                    if l == &link.id && e.next_transition.is_some_and(|d| d <= date) =>
+                {
+                    Some(e.id.clone())
+                }
+                _ => None,
+            })
+            .take(limit)
+            .collect())
+    }
+
+    async fn commit(&self, tenant: &TenantId, commit: Commit) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        for (write, expected) in &commit.writes {
+            let current = inner.items.get(&ItemKey::of(write)).map(|(v, _)| *v);
+            if current != *expected {
+                return Err(StoreError::Conflict);
+            }
+        }
+        for (write, expected) in commit.writes {
+            let item = match &write {
+                StateWrite::Mirror { entry, .. } => Item::Mirror(entry.clone()),
+                StateWrite::Recipient { email, state, .. } => Item::Recipient(email.clone(), state.clone()),
+                StateWrite::Approval { entry } => Item::Approval(entry.clone()),
+            };
+            inner.items.insert(ItemKey::of(&write), (expected.unwrap_or(0) + 1, item));
+        }
+        for command in commit.commands {
+            if inner.command_ids.insert(command.id().to_string()) {
+                let feed = inner.commands.entry(tenant.clone()).or_default();
+                let seq = feed.last().map_or(1, |(s, _)| s + 1);
+                feed.push((seq, command));
+            }
+        }
+        Ok(())
+    }
+
+    async fn try_lease(
+        &self,
+        name: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        match inner.leases.get(name) {
+            Some((holder, expires)) if holder != owner && *expires > now => Ok(false),
+            _ => {
+                inner.leases.insert(name.to_owned(), (owner.to_owned(), until));
+                Ok(true)
+            }
+        }
+    }
+
+    async fn release_lease(&self, name: &str, owner: &str) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        if inner.leases.get(name).is_some_and(|(holder, _)| holder == owner) {
+            inner.leases.remove(name);
+        }
+        Ok(())
+    }
+
+    async fn commands(
+        &self,
+        tenant: &TenantId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, OptigemCommand)>, StoreError> {
+        let inner = self.lock();
+        let feed = inner.commands.get(tenant).map(Vec::as_slice).unwrap_or_default();
+        Ok(feed.iter().filter(|(s, _)| *s > after).take(limit).cloned().collect())
+    }
+}
+
+/// A recipient as the in-memory ESP holds it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemoryContact {
+    /// Brevo: on the account-wide blacklist.
+    pub blacklisted: bool,
+    /// Attribute values (exposed: this is the ESP's own data).
+    pub fields: BTreeMap<String, String>,
+}
+
+#[derive(Default)]
+struct EspInner {
+    contacts: BTreeMap<(EspAccount, String), MemoryContact>,
+    members: BTreeMap<(EspAccount, ListId, String), bool>,
+    mutating_calls: u64,
+    fail_next: Vec<EspError>,
+}
+
+/// An ESP in memory that follows both providers' semantics: Brevo's account-wide blacklist with
+/// add/remove list membership, CleverReach's active flag per group.
+#[derive(Default)]
+pub struct MemoryEsp {
+    inner: Mutex<EspInner>,
+}
+
+impl MemoryEsp {
+    /// An empty ESP.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The e-mails (R-B2 keys) that receive mail from a list: Brevo: listed and not blacklisted;
+    /// CleverReach: active in the group.
+    pub fn receiving(&self, esp: &EspAccount, list: &ListId) -> BTreeSet<String> {
+        let inner = self.inner.lock().expect("esp lock");
+        inner
+            .members
+            .iter()
+            .filter(|((acc, l, _), active)| acc == esp && l == list && **active)
+            .filter(|((acc, _, key), _)| {
+                esp.provider != Provider::Brevo
+                    || !inner.contacts.get(&(acc.clone(), key.clone())).is_some_and(|c| c.blacklisted)
+            })
+            .map(|((_, _, key), _)| key.clone())
+            .collect()
+    }
+
+    /// A contact, if the account has it.
+    pub fn contact(&self, esp: &EspAccount, email: &str) -> Option<MemoryContact> {
+        self.inner.lock().expect("esp lock").contacts.get(&(esp.clone(), email.to_lowercase())).cloned()
+    }
+
+    /// Puts a Brevo contact on the blacklist, as an unsubscribe in Brevo does.
+    pub fn blacklist(&self, esp: &EspAccount, email: &str) {
+        self.inner
+            .lock()
+            .expect("esp lock")
+            .contacts
+            .entry((esp.clone(), email.to_lowercase()))
+            .or_default()
+            .blacklisted = true;
+    }
+
+    /// How many mutating operations were applied.
+    pub fn mutating_calls(&self) -> u64 {
+        self.inner.lock().expect("esp lock").mutating_calls
+    }
+
+    /// Makes the next `apply` fail with this error (fault injection).
+    pub fn fail_next(&self, error: EspError) {
+        self.inner.lock().expect("esp lock").fail_next.push(error);
+    }
+}
+
+#[async_trait]
+impl EspGateway for MemoryEsp {
+    async fn apply(&self, actions: &[EspAction]) -> Result<(), EspError> {
+        let mut inner = self.inner.lock().expect("esp lock");
+        if let Some(error) = inner.fail_next.pop() {
+            return Err(error);
+        }
+        for a in actions {
+            inner.mutating_calls += 1;
+            let contact_key = (a.esp.clone(), a.email.key().to_owned());
+            let member_key = (a.esp.clone(), a.list.clone(), a.email.key().to_owned());
+            let cleverreach = a.esp.provider == Provider::CleverReach;
+            match &a.op {
+                EspOp::Upsert { fields } | EspOp::UpdateFields { fields } => {
+                    let contact = inner.contacts.entry(contact_key).or_default();
+                    for (k, v) in &fields.0 {
+                        contact.fields.insert(k.to_string(), v.expose().to_owned());
+                    }
+                    if cleverreach && matches!(a.op, EspOp::Upsert { .. }) {
+                        // A new receiver in a group is active; an existing one keeps its state.
+                        inner.members.entry(member_key).or_insert(true);
+                    }
+                }
+                EspOp::AddToList => {
+                    inner.contacts.entry(contact_key).or_default();
+                    inner.members.entry(member_key).or_insert(true);
+                }
+                EspOp::RemoveFromList => {
+                    inner.members.remove(&member_key);
+                }
+                EspOp::Activate if cleverreach => {
+                    inner.members.insert(member_key, true);
+                }
+                EspOp::Activate => inner.contacts.entry(contact_key).or_default().blacklisted = false,
+                EspOp::Deactivate => {
+                    if let Some(active) = inner.members.get_mut(&member_key) {
+                        *active = false;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The event bus in memory: remembers what was published.
+#[derive(Default)]
+pub struct MemoryBus {
+    events: Mutex<Vec<BusEvent>>,
+}
+
+impl MemoryBus {
+    /// Takes the events published so far.
+    pub fn drain(&self) -> Vec<BusEvent> {
+        std::mem::take(&mut *self.events.lock().expect("bus lock"))
+    }
+}
+
+#[async_trait]
+impl EventPublisher for MemoryBus {
+    async fn publish(&self, events: &[BusEvent]) -> Result<(), StoreError> {
+        self.events.lock().expect("bus lock").extend_from_slice(events);
+        Ok(())
+    }
+}
+
+/// A clock that stands still until told otherwise.
+pub struct FixedClock(Mutex<DateTime<Utc>>);
+
+impl FixedClock {
+    /// A clock at `now`.
+    pub fn new(now: DateTime<Utc>) -> Self {
+        Self(Mutex::new(now))
+    }
+    /// Moves the clock.
+    pub fn set(&self, now: DateTime<Utc>) {
+        *self.0.lock().expect("clock lock") = now;
+    }
+}
+
+impl Clock for FixedClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().expect("clock lock")
+    }
+}
