@@ -3,6 +3,8 @@
 //!
 //! Adapters (DynamoDB, Brevo, CleverReach, EventBridge) implement the same traits.
 
+#[cfg(feature = "conformance")]
+pub mod conformance;
 pub mod memory;
 
 use async_trait::async_trait;
@@ -116,6 +118,45 @@ pub trait StateStore: Send + Sync {
         after: u64,
         limit: usize,
     ) -> Result<Vec<(u64, OptigemCommand)>, StoreError>;
+}
+
+/// What claiming an idempotency key found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// The caller holds the key now (INPROGRESS until the given expiry) and must complete or abandon it.
+    Acquired,
+    /// Another caller is working on it and its INPROGRESS record has not expired.
+    InProgress,
+    /// Done before; here is the stored result.
+    Completed(String),
+    /// The key was used before for a different payload: the request is rejected.
+    Mismatch,
+}
+
+/// Idempotency records in the style of Lambda Powertools: one record per event key, INPROGRESS with its
+/// own expiry (taken from the Lambda deadline) → COMPLETED with the stored result, a payload fingerprint
+/// so a reused key with a different body is rejected, and removal when processing fails so a retry can
+/// run. Expiry is enforced here, not left to a TTL sweep.
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync {
+    /// Claims `key` for a payload with `fingerprint`, INPROGRESS until `in_progress_until`.
+    async fn claim(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        now: DateTime<Utc>,
+        in_progress_until: DateTime<Utc>,
+    ) -> Result<Claim, StoreError>;
+    /// Marks the key COMPLETED with a result kept until `keep_until`.
+    async fn complete(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        result: &str,
+        keep_until: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// Removes the record after a failure, so that a retry can run.
+    async fn abandon(&self, key: &str) -> Result<(), StoreError>;
 }
 
 /// Why an ESP call failed.

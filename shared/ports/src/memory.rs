@@ -20,6 +20,17 @@ struct StoreInner {
     commands: HashMap<TenantId, Vec<(u64, OptigemCommand)>>,
     command_ids: BTreeSet<String>,
     leases: HashMap<String, (String, DateTime<Utc>)>,
+    idempotency: HashMap<String, IdempotencyRecord>,
+}
+
+/// One idempotency record as kept in memory.
+#[derive(Debug, Clone)]
+struct IdempotencyRecord {
+    fingerprint: String,
+    /// `None` while in progress.
+    result: Option<String>,
+    /// In progress: until then; completed: kept until then.
+    until: DateTime<Utc>,
 }
 
 /// The state store in memory; conditional writes behave as in DynamoDB.
@@ -181,6 +192,52 @@ impl StateStore for MemoryStore {
         let inner = self.lock();
         let feed = inner.commands.get(tenant).map(Vec::as_slice).unwrap_or_default();
         Ok(feed.iter().filter(|(s, _)| *s > after).take(limit).cloned().collect())
+    }
+}
+
+#[async_trait]
+impl IdempotencyStore for MemoryStore {
+    async fn claim(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        now: DateTime<Utc>,
+        in_progress_until: DateTime<Utc>,
+    ) -> Result<Claim, StoreError> {
+        let mut inner = self.lock();
+        if let Some(record) = inner.idempotency.get(key).filter(|r| r.until > now) {
+            return Ok(if record.fingerprint != fingerprint {
+                Claim::Mismatch
+            } else if let Some(result) = &record.result {
+                Claim::Completed(result.clone())
+            } else {
+                Claim::InProgress
+            });
+        }
+        let record = IdempotencyRecord { fingerprint: fingerprint.to_owned(), result: None, until: in_progress_until };
+        inner.idempotency.insert(key.to_owned(), record);
+        Ok(Claim::Acquired)
+    }
+
+    async fn complete(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        result: &str,
+        keep_until: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let record = IdempotencyRecord {
+            fingerprint: fingerprint.to_owned(),
+            result: Some(result.to_owned()),
+            until: keep_until,
+        };
+        self.lock().idempotency.insert(key.to_owned(), record);
+        Ok(())
+    }
+
+    async fn abandon(&self, key: &str) -> Result<(), StoreError> {
+        self.lock().idempotency.remove(key);
+        Ok(())
     }
 }
 

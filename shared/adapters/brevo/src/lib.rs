@@ -1,0 +1,1 @@
+//! Brevo adapter: API client, webhook intake and a stateful fake server.

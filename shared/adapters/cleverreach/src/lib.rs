@@ -1,0 +1,1 @@
+//! CleverReach adapter: API client, webhook intake and a stateful fake server.

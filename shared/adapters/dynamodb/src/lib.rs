@@ -1,0 +1,680 @@
+//! The state store on DynamoDB: one table (`pk`/`sk`, two sparse GSIs, a TTL attribute), conditional
+//! writes with version numbers, `TransactWriteItems` for commits, leases by conditional put.
+//!
+//! The key design and every access pattern are in `docs/state.md`. Items keep their value as JSON in
+//! `v` and their version in `ver`.
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+    KeysAndAttributes, Projection, ProjectionType, Put, ScalarAttributeType, TimeToLiveSpecification,
+    TransactWriteItem,
+};
+use chrono::{DateTime, NaiveDate, Utc};
+use optisync_domain::{
+    ApprovalEntry, ApprovalStatus, AssignmentId, Email, EspAccount, Link, LinkId, LinkView, MirrorEntry, NewsletterId,
+    OptigemCommand, RecipientState, StateWrite, TenantId, TenantSettings,
+};
+use optisync_ports::{Claim, Commit, IdempotencyStore, ItemKey, LoadedView, Slice, StateStore, StoreError};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+type Item = HashMap<String, AttributeValue>;
+
+/// Most actions one `TransactWriteItems` takes.
+pub const MAX_TRANSACTION_ITEMS: usize = 100;
+/// Most keys one `BatchGetItem` takes.
+const MAX_BATCH_GET: usize = 100;
+
+/// The DynamoDB state store.
+#[derive(Clone, Debug)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+    page_size: Option<i32>,
+}
+
+impl DynamoStore {
+    /// A store on an existing table.
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into(), page_size: None }
+    }
+
+    /// Limits every query page to `n` items (tests use it to make paging visible).
+    pub fn with_page_size(mut self, n: i32) -> Self {
+        self.page_size = Some(n);
+        self
+    }
+
+    /// Creates the table with its indexes and TTL, as `template.yaml` does (local runner and tests).
+    pub async fn create_table(&self) -> Result<(), StoreError> {
+        let attr = |name: &str| {
+            AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build()
+        };
+        let key = |name: &str, kind: KeyType| KeySchemaElement::builder().attribute_name(name).key_type(kind).build();
+        let index = |name: &str, pk: &str, sk: &str| {
+            GlobalSecondaryIndex::builder()
+                .index_name(name)
+                .key_schema(key(pk, KeyType::Hash).map_err(permanent)?)
+                .key_schema(key(sk, KeyType::Range).map_err(permanent)?)
+                .projection(Projection::builder().projection_type(ProjectionType::KeysOnly).build())
+                .build()
+                .map_err(permanent)
+        };
+        let mut request = self
+            .client
+            .create_table()
+            .table_name(&self.table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .key_schema(key("pk", KeyType::Hash).map_err(permanent)?)
+            .key_schema(key("sk", KeyType::Range).map_err(permanent)?)
+            .global_secondary_indexes(index("gsi1", "gsi1pk", "gsi1sk")?)
+            .global_secondary_indexes(index("gsi2", "gsi2pk", "gsi2sk")?);
+        for name in ["pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk"] {
+            request = request.attribute_definitions(attr(name).map_err(permanent)?);
+        }
+        request.send().await.map_err(classify)?;
+        self.client
+            .update_time_to_live()
+            .table_name(&self.table)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .attribute_name("expires_at")
+                    .enabled(true)
+                    .build()
+                    .map_err(permanent)?,
+            )
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn get_item(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(out.item)
+    }
+
+    /// Runs a query to the end (or `limit` items), following `LastEvaluatedKey`.
+    async fn query_all(
+        &self,
+        index: Option<&str>,
+        condition: &str,
+        values: &[(&str, AttributeValue)],
+        names: &[(&str, &str)],
+        limit: Option<usize>,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let mut q = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression(condition)
+                .set_exclusive_start_key(start.take())
+                .set_limit(self.page_size);
+            if let Some(index) = index {
+                q = q.index_name(index);
+            } else {
+                q = q.consistent_read(true);
+            }
+            for (k, v) in values {
+                q = q.expression_attribute_values(*k, v.clone());
+            }
+            for (k, v) in names {
+                q = q.expression_attribute_names(*k, *v);
+            }
+            let out = q.send().await.map_err(classify)?;
+            items.extend(out.items.unwrap_or_default());
+            if limit.is_some_and(|l| items.len() >= l) {
+                items.truncate(limit.unwrap_or(usize::MAX));
+                return Ok(items);
+            }
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(items),
+            }
+        }
+    }
+
+    /// Reads items by key with consistent reads, in batches, retrying unprocessed keys.
+    async fn batch_get(&self, keys: Vec<(String, String)>) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let unique: BTreeSet<(String, String)> = keys.into_iter().collect();
+        let keys: Vec<_> = unique.into_iter().collect();
+        for chunk in keys.chunks(MAX_BATCH_GET) {
+            let mut pending: Vec<Item> = chunk
+                .iter()
+                .map(|(pk, sk)| HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))]))
+                .collect();
+            let mut attempt = 0u32;
+            while !pending.is_empty() {
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(pending))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(permanent)?;
+                let out =
+                    self.client.batch_get_item().request_items(&self.table, request).send().await.map_err(classify)?;
+                if let Some(mut responses) = out.responses {
+                    items.extend(responses.remove(&self.table).unwrap_or_default());
+                }
+                pending =
+                    out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)).map(|k| k.keys).unwrap_or_default();
+                if !pending.is_empty() {
+                    attempt += 1;
+                    if attempt > 8 {
+                        return Err(StoreError::Transient("unprocessed keys after retries".into()));
+                    }
+                    tokio_sleep_ms(10 * 2u64.pow(attempt)).await;
+                }
+            }
+        }
+        Ok(items)
+    }
+
+    fn put(
+        &self,
+        item: Item,
+        condition: Option<(&str, Vec<(&str, AttributeValue)>)>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut put = Put::builder().table_name(&self.table).set_item(Some(item));
+        if let Some((expression, values)) = condition {
+            put = put.condition_expression(expression);
+            for (k, v) in values {
+                put = put.expression_attribute_values(k, v);
+            }
+        }
+        Ok(TransactWriteItem::builder().put(put.build().map_err(permanent)?).build())
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Keys (see docs/state.md)
+// ------------------------------------------------------------------------------------------------
+
+fn tenant_pk(t: &TenantId) -> String {
+    format!("TENANT#{t}")
+}
+fn link_pk(l: &LinkId) -> String {
+    format!("LINK#{l}")
+}
+fn mirror_sk(id: &AssignmentId) -> String {
+    format!("MIRROR#{id}")
+}
+fn recipient_sk(key: &str) -> String {
+    format!("RECIPIENT#{key}")
+}
+fn approval_sk(key: &str) -> String {
+    format!("APPROVAL#{key}")
+}
+fn by_email(l: &LinkId, key: &str) -> String {
+    format!("LINK#{l}#EMAIL#{key}")
+}
+fn due_pk(l: &LinkId) -> String {
+    format!("DUE#{l}")
+}
+fn feed_pk(t: &TenantId) -> String {
+    format!("TENANT#{t}#FEED")
+}
+fn command_marker_pk(t: &TenantId, id: &str) -> String {
+    format!("TENANT#{t}#COMMAND#{id}")
+}
+const SEQ_SK: &str = "COMMAND-SEQUENCE";
+
+fn item_keys(key: &ItemKey) -> (String, String) {
+    match key {
+        ItemKey::Mirror(l, id) => (link_pk(l), mirror_sk(id)),
+        ItemKey::Recipient(l, k) => (link_pk(l), recipient_sk(k)),
+        ItemKey::Approval(l, k) => (link_pk(l), approval_sk(k)),
+    }
+}
+
+fn s(v: &str) -> AttributeValue {
+    AttributeValue::S(v.to_owned())
+}
+fn n(v: u64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn to_json<T: Serialize>(value: &T) -> Result<AttributeValue, StoreError> {
+    serde_json::to_string(value).map(AttributeValue::S).map_err(|e| StoreError::Permanent(format!("encode: {e}")))
+}
+
+fn from_item<T: DeserializeOwned>(item: &Item) -> Result<T, StoreError> {
+    let raw =
+        item.get("v").and_then(|v| v.as_s().ok()).ok_or_else(|| StoreError::Permanent("item without value".into()))?;
+    serde_json::from_str(raw).map_err(|e| StoreError::Permanent(format!("decode: {e}")))
+}
+
+fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
+}
+
+fn version_of(item: &Item) -> u64 {
+    item.get("ver").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+/// The table item of a state write at a version, with its index attributes.
+fn write_item(write: &StateWrite, version: u64) -> Result<Item, StoreError> {
+    let (pk, sk) = item_keys(&ItemKey::of(write));
+    let mut item =
+        HashMap::from([("pk".to_owned(), s(&pk)), ("sk".to_owned(), s(&sk)), ("ver".to_owned(), n(version))]);
+    match write {
+        StateWrite::Mirror { link, entry } => {
+            item.insert("v".into(), to_json(entry)?);
+            if let Some(email) = &entry.email {
+                item.insert("gsi1pk".into(), s(&by_email(link, email.key())));
+                item.insert("gsi1sk".into(), s(&sk));
+            }
+            if let Some(date) = entry.next_transition {
+                item.insert("gsi2pk".into(), s(&due_pk(link)));
+                item.insert("gsi2sk".into(), s(&format!("{date}#{}", entry.id)));
+            }
+        }
+        StateWrite::Recipient { email, state, .. } => {
+            item.insert("v".into(), to_json(&(email, state))?);
+        }
+        StateWrite::Approval { entry } => {
+            item.insert("v".into(), to_json(entry)?);
+            if entry.status == ApprovalStatus::Pending {
+                item.insert("gsi1pk".into(), s(&format!("LINK#{}#PENDING", entry.link)));
+                item.insert("gsi1sk".into(), s(&format!("{}#{}", entry.first_seen.to_rfc3339(), entry.email.key())));
+            }
+        }
+    }
+    Ok(item)
+}
+
+// ------------------------------------------------------------------------------------------------
+// Errors
+// ------------------------------------------------------------------------------------------------
+
+fn permanent(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Permanent(e.to_string())
+}
+
+/// Tells a lost condition from throttling from a bug. Messages carry DynamoDB's codes, never item values.
+fn classify<E, R>(err: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::fmt::Debug,
+    R: std::fmt::Debug,
+{
+    match &err {
+        SdkError::ServiceError(service) => {
+            let code = service.err().code().unwrap_or("Unknown");
+            match code {
+                "ConditionalCheckFailedException" | "TransactionConflictException" => StoreError::Conflict,
+                "ProvisionedThroughputExceededException"
+                | "ThrottlingException"
+                | "RequestLimitExceeded"
+                | "InternalServerError"
+                | "ServiceUnavailable" => StoreError::Transient(code.to_owned()),
+                _ => StoreError::Permanent(code.to_owned()),
+            }
+        }
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            StoreError::Transient("DynamoDB did not answer".to_owned())
+        }
+        _ => StoreError::Permanent("request could not be built".to_owned()),
+    }
+}
+
+fn classify_transaction<R: std::fmt::Debug>(err: SdkError<TransactWriteItemsError, R>) -> StoreError {
+    if let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) = err.as_service_error() {
+        let codes: Vec<&str> = cancelled.cancellation_reasons().iter().filter_map(|r| r.code()).collect();
+        if codes.iter().any(|c| matches!(*c, "ConditionalCheckFailed" | "TransactionConflict")) {
+            return StoreError::Conflict;
+        }
+        if codes.iter().any(|c| matches!(*c, "ThrottlingError" | "ProvisionedThroughputExceeded")) {
+            return StoreError::Transient("transaction throttled".to_owned());
+        }
+        return StoreError::Permanent(format!("transaction cancelled: {codes:?}"));
+    }
+    classify(err)
+}
+
+async fn tokio_sleep_ms(ms: u64) {
+    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+}
+
+// ------------------------------------------------------------------------------------------------
+// The port
+// ------------------------------------------------------------------------------------------------
+
+#[async_trait]
+impl StateStore for DynamoStore {
+    async fn tenant_settings(&self, tenant: &TenantId) -> Result<TenantSettings, StoreError> {
+        match self.get_item(&tenant_pk(tenant), "SETTINGS").await? {
+            Some(item) => from_item(&item),
+            None => Ok(TenantSettings::default()),
+        }
+    }
+
+    async fn put_link(&self, link: &Link) -> Result<(), StoreError> {
+        let item = HashMap::from([
+            ("pk".to_owned(), s(&tenant_pk(&link.tenant))),
+            ("sk".to_owned(), s(&format!("LINK#{}", link.id))),
+            ("v".to_owned(), to_json(link)?),
+        ]);
+        self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(classify)?;
+        Ok(())
+    }
+
+    async fn links_for_newsletter(
+        &self,
+        tenant: &TenantId,
+        newsletter: &NewsletterId,
+    ) -> Result<Vec<Link>, StoreError> {
+        Ok(self.links(tenant).await?.into_iter().filter(|l| &l.newsletter == newsletter).collect())
+    }
+
+    async fn links_for_account(&self, tenant: &TenantId, esp: &EspAccount) -> Result<Vec<Link>, StoreError> {
+        Ok(self.links(tenant).await?.into_iter().filter(|l| &l.esp == esp).collect())
+    }
+
+    async fn links(&self, tenant: &TenantId) -> Result<Vec<Link>, StoreError> {
+        let items = self
+            .query_all(
+                None,
+                "pk = :pk AND begins_with(sk, :prefix)",
+                &[(":pk", s(&tenant_pk(tenant))), (":prefix", s("LINK#"))],
+                &[],
+                None,
+            )
+            .await?;
+        items.iter().map(from_item).collect()
+    }
+
+    async fn load(&self, link: &Link, slice: &Slice) -> Result<LoadedView, StoreError> {
+        let pk = link_pk(&link.id);
+        let mut keys: Vec<(String, String)> = slice.assignments.iter().map(|id| (pk.clone(), mirror_sk(id))).collect();
+        for email in &slice.emails {
+            keys.push((pk.clone(), recipient_sk(email.key())));
+            keys.push((pk.clone(), approval_sk(email.key())));
+            // The index is eventually consistent and keys-only: it names the entries, the consistent
+            // batch read below fetches them with their versions.
+            let named = self
+                .query_all(Some("gsi1"), "gsi1pk = :e", &[(":e", s(&by_email(&link.id, email.key())))], &[], None)
+                .await?;
+            keys.extend(named.iter().filter_map(|i| Some((get_s(i, "pk")?.to_owned(), get_s(i, "sk")?.to_owned()))));
+        }
+        let mut loaded = LoadedView { view: LinkView::new(link.clone()), versions: BTreeMap::new() };
+        for item in self.batch_get(keys).await? {
+            let sk = get_s(&item, "sk").unwrap_or_default();
+            let version = version_of(&item);
+            if sk.starts_with("MIRROR#") {
+                let entry: MirrorEntry = from_item(&item)?;
+                loaded.versions.insert(ItemKey::Mirror(link.id.clone(), entry.id.clone()), version);
+                loaded.view.mirror.insert(entry.id.clone(), entry);
+            } else if sk.starts_with("RECIPIENT#") {
+                let (email, state): (Email, RecipientState) = from_item(&item)?;
+                loaded.versions.insert(ItemKey::Recipient(link.id.clone(), email.key().to_owned()), version);
+                loaded.view.recipients.insert(email, state);
+            } else if sk.starts_with("APPROVAL#") {
+                let entry: ApprovalEntry = from_item(&item)?;
+                loaded.versions.insert(ItemKey::Approval(link.id.clone(), entry.email.key().to_owned()), version);
+                loaded.view.approvals.insert(entry.email.clone(), entry);
+            }
+        }
+        Ok(loaded)
+    }
+
+    async fn due(&self, link: &Link, date: NaiveDate, limit: usize) -> Result<Vec<AssignmentId>, StoreError> {
+        let items = self
+            .query_all(
+                Some("gsi2"),
+                "gsi2pk = :d AND gsi2sk <= :until",
+                &[(":d", s(&due_pk(&link.id))), (":until", s(&format!("{date}#\u{10ffff}")))],
+                &[],
+                Some(limit),
+            )
+            .await?;
+        Ok(items.iter().filter_map(|i| get_s(i, "sk")?.strip_prefix("MIRROR#").map(AssignmentId::new)).collect())
+    }
+
+    async fn commit(&self, tenant: &TenantId, commit: Commit) -> Result<(), StoreError> {
+        let mut actions = Vec::new();
+        for (write, expected) in &commit.writes {
+            let item = write_item(write, expected.unwrap_or(0) + 1)?;
+            let condition = match expected {
+                None => ("attribute_not_exists(pk)", vec![]),
+                Some(v) => ("ver = :expected", vec![(":expected", n(*v))]),
+            };
+            actions.push(self.put(item, Some(condition))?);
+        }
+        // Commands: each id once (markers), numbered by a per-tenant counter guarded by its value.
+        let mut ids = BTreeSet::new();
+        let fresh: Vec<&OptigemCommand> = commit.commands.iter().filter(|c| ids.insert(c.id().to_string())).collect();
+        let known = self
+            .batch_get(
+                fresh.iter().map(|c| (command_marker_pk(tenant, c.id().as_str()), "COMMAND".to_owned())).collect(),
+            )
+            .await?;
+        let known: BTreeSet<String> = known.iter().filter_map(|i| get_s(i, "pk").map(str::to_owned)).collect();
+        let fresh: Vec<&OptigemCommand> =
+            fresh.into_iter().filter(|c| !known.contains(&command_marker_pk(tenant, c.id().as_str()))).collect();
+        if !fresh.is_empty() {
+            let seq_item = self.get_item(&tenant_pk(tenant), SEQ_SK).await?;
+            let current = seq_item.as_ref().map(version_of).unwrap_or(0);
+            for (offset, command) in fresh.iter().enumerate() {
+                let seq = current + offset as u64 + 1;
+                let marker = HashMap::from([
+                    ("pk".to_owned(), s(&command_marker_pk(tenant, command.id().as_str()))),
+                    ("sk".to_owned(), s("COMMAND")),
+                    ("seq".to_owned(), n(seq)),
+                ]);
+                actions.push(self.put(marker, Some(("attribute_not_exists(pk)", vec![])))?);
+                let entry = HashMap::from([
+                    ("pk".to_owned(), s(&feed_pk(tenant))),
+                    ("sk".to_owned(), s(&format!("{seq:020}"))),
+                    ("v".to_owned(), to_json(command)?),
+                ]);
+                actions.push(self.put(entry, None)?);
+            }
+            let counter = HashMap::from([
+                ("pk".to_owned(), s(&tenant_pk(tenant))),
+                ("sk".to_owned(), s(SEQ_SK)),
+                ("ver".to_owned(), n(current + fresh.len() as u64)),
+            ]);
+            let condition = if seq_item.is_some() {
+                ("ver = :expected", vec![(":expected", n(current))])
+            } else {
+                ("attribute_not_exists(pk)", vec![])
+            };
+            actions.push(self.put(counter, Some(condition))?);
+        }
+        if actions.is_empty() {
+            return Ok(());
+        }
+        if actions.len() > MAX_TRANSACTION_ITEMS {
+            return Err(StoreError::Permanent(format!(
+                "a commit of {} items exceeds one transaction ({MAX_TRANSACTION_ITEMS}); plan in smaller pages",
+                actions.len()
+            )));
+        }
+        self.client
+            .transact_write_items()
+            .set_transact_items(Some(actions))
+            .send()
+            .await
+            .map_err(classify_transaction)?;
+        Ok(())
+    }
+
+    async fn try_lease(
+        &self,
+        name: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let item = HashMap::from([
+            ("pk".to_owned(), s(&format!("LEASE#{name}"))),
+            ("sk".to_owned(), s("LEASE")),
+            ("owner".to_owned(), s(owner)),
+            ("until".to_owned(), n(until.timestamp_millis().max(0) as u64)),
+            // Let DynamoDB drop leases long after they ran out.
+            ("expires_at".to_owned(), n((until.timestamp() + 86_400).max(0) as u64)),
+        ]);
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk) OR #owner = :me OR #until < :now")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_names("#until", "until")
+            .expression_attribute_values(":me", s(owner))
+            .expression_attribute_values(":now", n(now.timestamp_millis().max(0) as u64))
+            .send()
+            .await;
+        match result.map_err(classify) {
+            Ok(_) => Ok(true),
+            Err(StoreError::Conflict) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn release_lease(&self, name: &str, owner: &str) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(&format!("LEASE#{name}")))
+            .key("sk", s("LEASE"))
+            .condition_expression("#owner = :me")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":me", s(owner))
+            .send()
+            .await;
+        match result.map_err(classify) {
+            Ok(_) | Err(StoreError::Conflict) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn commands(
+        &self,
+        tenant: &TenantId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, OptigemCommand)>, StoreError> {
+        let items = self
+            .query_all(
+                None,
+                "pk = :pk AND sk > :after",
+                &[(":pk", s(&feed_pk(tenant))), (":after", s(&format!("{after:020}")))],
+                &[],
+                Some(limit),
+            )
+            .await?;
+        items
+            .iter()
+            .map(|i| {
+                let seq = get_s(i, "sk").and_then(|s| s.parse().ok()).unwrap_or(0);
+                Ok((seq, from_item(i)?))
+            })
+            .collect()
+    }
+}
+
+fn idempotency_pk(key: &str) -> String {
+    format!("IDEMPOTENCY#{key}")
+}
+
+fn millis(at: DateTime<Utc>) -> AttributeValue {
+    n(at.timestamp_millis().max(0) as u64)
+}
+
+#[async_trait]
+impl IdempotencyStore for DynamoStore {
+    async fn claim(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        now: DateTime<Utc>,
+        in_progress_until: DateTime<Utc>,
+    ) -> Result<Claim, StoreError> {
+        let item = HashMap::from([
+            ("pk".to_owned(), s(&idempotency_pk(key))),
+            ("sk".to_owned(), s("IDEMPOTENCY")),
+            ("fp".to_owned(), s(fingerprint)),
+            ("status".to_owned(), s("INPROGRESS")),
+            ("until".to_owned(), millis(in_progress_until)),
+            ("expires_at".to_owned(), n((in_progress_until.timestamp() + 86_400).max(0) as u64)),
+        ]);
+        // Expiry is checked here: TTL deletes late or never.
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk) OR #until < :now")
+            .expression_attribute_names("#until", "until")
+            .expression_attribute_values(":now", millis(now))
+            .send()
+            .await;
+        match result.map_err(classify) {
+            Ok(_) => return Ok(Claim::Acquired),
+            Err(StoreError::Conflict) => {}
+            Err(e) => return Err(e),
+        }
+        let Some(existing) = self.get_item(&idempotency_pk(key), "IDEMPOTENCY").await? else {
+            return Ok(Claim::InProgress); // abandoned a moment ago: the caller tries again later
+        };
+        Ok(if get_s(&existing, "fp") != Some(fingerprint) {
+            Claim::Mismatch
+        } else if get_s(&existing, "status") == Some("COMPLETED") {
+            Claim::Completed(get_s(&existing, "result").unwrap_or_default().to_owned())
+        } else {
+            Claim::InProgress
+        })
+    }
+
+    async fn complete(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        result: &str,
+        keep_until: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let item = HashMap::from([
+            ("pk".to_owned(), s(&idempotency_pk(key))),
+            ("sk".to_owned(), s("IDEMPOTENCY")),
+            ("fp".to_owned(), s(fingerprint)),
+            ("status".to_owned(), s("COMPLETED")),
+            ("result".to_owned(), s(result)),
+            ("until".to_owned(), millis(keep_until)),
+            ("expires_at".to_owned(), n(keep_until.timestamp().max(0) as u64)),
+        ]);
+        self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(classify)?;
+        Ok(())
+    }
+
+    async fn abandon(&self, key: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(&idempotency_pk(key)))
+            .key("sk", s("IDEMPOTENCY"))
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+}

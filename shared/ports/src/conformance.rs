@@ -1,0 +1,398 @@
+//! The one conformance suite every [`StateStore`] runs: the in-memory store, the embedded store and
+//! DynamoDB (on a DynamoDB-compatible server). Each case gets a fresh, empty store.
+//!
+//! Use it from an adapter's tests with [`conformance_tests!`](crate::conformance_tests) and an
+//! `async fn() -> Arc<dyn StateStore>` that makes a fresh store.
+
+use crate::*;
+use chrono::TimeZone;
+use optisync_domain::rules::{InactiveReason, Verdict};
+use optisync_domain::*;
+use std::sync::Arc;
+
+fn tenant() -> TenantId {
+    TenantId::new("t-conformance")
+}
+
+fn link(n: u32) -> Link {
+    Link {
+        id: LinkId::new(format!("link-{n}")),
+        tenant: tenant(),
+        newsletter: NewsletterId::new(format!("nl-{}", n % 2)),
+        esp: EspAccount { provider: Provider::Brevo, account: AccountId::new(format!("acc-{}", n % 3)) },
+        list: ListId::new(format!("list-{n}")),
+        segment: None,
+        settings: LinkSettings::default(),
+        status: LinkStatus::Linked,
+    }
+}
+
+fn at(day: u32) -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc.with_ymd_and_hms(2024, 6, day, 12, 0, 0).unwrap()
+}
+
+fn email(n: u32) -> Email {
+    Email::parse(&format!("user{n}@example.com")).unwrap()
+}
+
+fn mirror(id: &str, mail: Option<Email>, next: Option<&str>, mark: &str) -> MirrorEntry {
+    MirrorEntry {
+        id: AssignmentId::new(id),
+        version: 1,
+        snapshot: None,
+        email: mail,
+        verdict: Verdict::default(),
+        next_transition: next.map(|d| d.parse().unwrap()),
+        subscribed_at: Some(at(1)),
+        end_requested: None,
+    }
+    .with_mark(mark)
+}
+
+trait Mark {
+    fn with_mark(self, mark: &str) -> Self;
+}
+impl Mark for MirrorEntry {
+    /// Tests tag entries through the verdict reasons, a field every store must keep as it is.
+    fn with_mark(mut self, mark: &str) -> Self {
+        if !mark.is_empty() {
+            self.verdict.reasons =
+                mark.split(',').map(|m| InactiveReason::DeliveryBlocked { kind: DeliveryBlockType::new(m) }).collect();
+        }
+        self
+    }
+}
+
+fn marks(entry: &MirrorEntry) -> Vec<String> {
+    entry
+        .verdict
+        .reasons
+        .iter()
+        .filter_map(|r| match r {
+            InactiveReason::DeliveryBlocked { kind } => Some(kind.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn approval(l: &Link, mail: Email) -> ApprovalEntry {
+    ApprovalEntry {
+        link: l.id.clone(),
+        email: mail,
+        signup: Signup { first_name: Some(PersonalText::new("Erika")), ..Default::default() },
+        first_seen: at(2),
+        last_seen: at(2),
+        signups: 1,
+        status: ApprovalStatus::Pending,
+        match_command: CommandId::new("match-1"),
+    }
+}
+
+fn end_command(n: u32) -> OptigemCommand {
+    OptigemCommand::EndAssignment {
+        id: CommandId::new(format!("end-{n}")),
+        assignment: AssignmentId::new(format!("a{n}")),
+        newsletter: NewsletterId::new("nl-0"),
+        end: "2024-05".parse().unwrap(),
+        unsubscription: Unsubscription {
+            date: "2024-06-03".parse().unwrap(),
+            source: UnsubscribeSource {
+                provider: Provider::Brevo,
+                account: AccountId::new("acc-0"),
+                cause: UnsubscribeCause::Unsubscribed,
+            },
+        },
+    }
+}
+
+fn put_mirror(l: &Link, e: MirrorEntry, expected: Option<u64>) -> (StateWrite, Option<u64>) {
+    (StateWrite::Mirror { link: l.id.clone(), entry: Box::new(e) }, expected)
+}
+
+/// Links are found by newsletter, by account and by tenant.
+pub async fn links_are_found_by_newsletter_account_and_tenant(store: Arc<dyn StateStore>) {
+    for n in 0..6 {
+        store.put_link(&link(n)).await.unwrap();
+    }
+    let ids = |links: Vec<Link>| {
+        let mut v: Vec<String> = links.into_iter().map(|l| l.id.to_string()).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(ids(store.links(&tenant()).await.unwrap()).len(), 6);
+    assert_eq!(
+        ids(store.links_for_newsletter(&tenant(), &NewsletterId::new("nl-1")).await.unwrap()),
+        vec!["link-1", "link-3", "link-5"]
+    );
+    assert_eq!(ids(store.links_for_account(&tenant(), &link(1).esp).await.unwrap()), vec!["link-1", "link-4"]);
+    assert!(store.links(&TenantId::new("other")).await.unwrap().is_empty());
+    let mut changed = link(2);
+    changed.status = LinkStatus::Linking;
+    store.put_link(&changed).await.unwrap();
+    let found = store.links_for_newsletter(&tenant(), &NewsletterId::new("nl-0")).await.unwrap();
+    assert_eq!(found.iter().find(|l| l.id == changed.id).unwrap().status, LinkStatus::Linking);
+    assert_eq!(store.tenant_settings(&tenant()).await.unwrap(), TenantSettings::default());
+}
+
+/// Every item kind comes back as written, with version 1, by id and by e-mail.
+pub async fn every_item_kind_round_trips_with_its_version(store: Arc<dyn StateStore>) {
+    let l = link(0);
+    store.put_link(&l).await.unwrap();
+    let recipient = RecipientState { listed: true, linked: true, ..Default::default() };
+    let commit = Commit {
+        writes: vec![
+            put_mirror(&l, mirror("a1", Some(email(1)), Some("2024-07-01"), "x"), None),
+            put_mirror(&l, mirror("a2", Some(email(2)), None, ""), None),
+            (StateWrite::Recipient { link: l.id.clone(), email: email(1), state: recipient.clone() }, None),
+            (StateWrite::Approval { entry: approval(&l, email(1)) }, None),
+        ],
+        commands: vec![],
+    };
+    store.commit(&tenant(), commit).await.unwrap();
+    let by_email = store.load(&l, &Slice { assignments: vec![], emails: vec![email(1)] }).await.unwrap();
+    assert_eq!(by_email.view.mirror.keys().map(|k| k.as_str()).collect::<Vec<_>>(), vec!["a1"]);
+    assert_eq!(by_email.view.mirror[&AssignmentId::new("a1")], mirror("a1", Some(email(1)), Some("2024-07-01"), "x"));
+    assert_eq!(by_email.view.recipients[&email(1)], recipient);
+    assert_eq!(by_email.view.approvals[&email(1)], approval(&l, email(1)));
+    assert_eq!(by_email.versions.get(&ItemKey::Mirror(l.id.clone(), AssignmentId::new("a1"))), Some(&1));
+    assert_eq!(by_email.versions.get(&ItemKey::Recipient(l.id.clone(), email(1).key().to_owned())), Some(&1));
+    let by_id = store.load(&l, &Slice { assignments: vec![AssignmentId::new("a2")], emails: vec![] }).await.unwrap();
+    assert_eq!(by_id.view.mirror.len(), 1);
+    assert!(by_id.view.recipients.is_empty());
+    let slice = Slice { assignments: vec![AssignmentId::new("a1")], emails: vec![email(1)] };
+    let other = store.load(&link(1), &slice).await.unwrap();
+    assert!(other.view.mirror.is_empty(), "items belong to their link");
+}
+
+/// A write at a stale version, or one that expects no item where there is one, conflicts and the
+/// whole commit writes nothing.
+pub async fn stale_versions_conflict_and_the_commit_writes_nothing(store: Arc<dyn StateStore>) {
+    let l = link(0);
+    let first =
+        Commit { writes: vec![put_mirror(&l, mirror("a1", Some(email(1)), None, "v1"), None)], commands: vec![] };
+    store.commit(&tenant(), first).await.unwrap();
+    let second =
+        Commit { writes: vec![put_mirror(&l, mirror("a1", Some(email(1)), None, "v2"), Some(1))], commands: vec![] };
+    store.commit(&tenant(), second).await.unwrap();
+    for expected in [None, Some(1), Some(3)] {
+        let bad = Commit {
+            writes: vec![
+                put_mirror(&l, mirror("a9", Some(email(9)), None, "new"), None),
+                put_mirror(&l, mirror("a1", Some(email(1)), None, "stale"), expected),
+            ],
+            commands: vec![end_command(1)],
+        };
+        assert_eq!(store.commit(&tenant(), bad).await, Err(StoreError::Conflict), "{expected:?}");
+    }
+    let slice = Slice { assignments: vec![AssignmentId::new("a1"), AssignmentId::new("a9")], emails: vec![] };
+    let loaded = store.load(&l, &slice).await.unwrap();
+    assert_eq!(marks(&loaded.view.mirror[&AssignmentId::new("a1")]), vec!["v2"]);
+    assert!(!loaded.view.mirror.contains_key(&AssignmentId::new("a9")), "nothing of a failed commit is written");
+    assert_eq!(loaded.versions[&ItemKey::Mirror(l.id.clone(), AssignmentId::new("a1"))], 2);
+    assert!(store.commands(&tenant(), 0, 10).await.unwrap().is_empty());
+}
+
+/// Commands are appended once per id, numbered from 1 per tenant, and paged by sequence number.
+pub async fn commands_are_appended_once_in_sequence_and_paged(store: Arc<dyn StateStore>) {
+    for batch in [vec![1, 2, 3], vec![3, 4], vec![1], (5..=30).collect()] {
+        let commit = Commit { writes: vec![], commands: batch.into_iter().map(end_command).collect() };
+        store.commit(&tenant(), commit).await.unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = store.commands(&tenant(), after, 7).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 7);
+        after = page.last().unwrap().0;
+        seen.extend(page);
+    }
+    assert_eq!(seen.iter().map(|(s, _)| *s).collect::<Vec<_>>(), (1..=30).collect::<Vec<u64>>());
+    assert_eq!(
+        seen.iter().map(|(_, c)| c.id().to_string()).collect::<Vec<_>>(),
+        (1..=30).map(|n| format!("end-{n}")).collect::<Vec<_>>()
+    );
+    assert!(store.commands(&TenantId::new("other"), 0, 10).await.unwrap().is_empty());
+}
+
+/// `due` finds a link's entries whose next transition is on or before the date.
+pub async fn due_finds_entries_whose_transition_has_come(store: Arc<dyn StateStore>) {
+    let (l, other) = (link(0), link(1));
+    let writes = vec![
+        put_mirror(&l, mirror("a1", Some(email(1)), Some("2024-05-01"), ""), None),
+        put_mirror(&l, mirror("a2", Some(email(2)), Some("2024-06-01"), ""), None),
+        put_mirror(&l, mirror("a3", Some(email(3)), None, ""), None),
+        put_mirror(&other, mirror("b1", Some(email(1)), Some("2024-01-01"), ""), None),
+    ];
+    store.commit(&tenant(), Commit { writes, commands: vec![] }).await.unwrap();
+    let mut due = store.due(&l, "2024-05-31".parse().unwrap(), 100).await.unwrap();
+    due.sort();
+    assert_eq!(due, vec![AssignmentId::new("a1")]);
+    let mut due = store.due(&l, "2024-06-01".parse().unwrap(), 100).await.unwrap();
+    due.sort();
+    assert_eq!(due, vec![AssignmentId::new("a1"), AssignmentId::new("a2")]);
+    // Moving the date on removes an entry from the index.
+    let moved = put_mirror(&l, mirror("a1", Some(email(1)), None, ""), Some(1));
+    store.commit(&tenant(), Commit { writes: vec![moved], commands: vec![] }).await.unwrap();
+    assert_eq!(store.due(&l, "2024-06-01".parse().unwrap(), 100).await.unwrap(), vec![AssignmentId::new("a2")]);
+}
+
+/// A lease is exclusive until it expires, re-entrant for its owner, and released only by its owner.
+pub async fn leases_are_exclusive_until_they_expire(store: Arc<dyn StateStore>) {
+    let (t0, t1, t2) = (at(1), at(2), at(3));
+    assert!(store.try_lease("link-1", "me", t0, t1).await.unwrap());
+    assert!(!store.try_lease("link-1", "you", t0, t1).await.unwrap());
+    assert!(store.try_lease("link-1", "me", t0, t2).await.unwrap(), "the owner may extend");
+    store.release_lease("link-1", "you").await.unwrap();
+    assert!(!store.try_lease("link-1", "you", t1, t2).await.unwrap(), "only the owner releases");
+    assert!(store.try_lease("link-1", "you", at(4), at(5)).await.unwrap(), "an expired lease is free");
+    store.release_lease("link-1", "you").await.unwrap();
+    assert!(store.try_lease("link-1", "me", at(4), at(5)).await.unwrap());
+    assert!(store.try_lease("link-2", "you", t0, t1).await.unwrap(), "leases are independent");
+}
+
+/// 50 concurrent read-modify-write loops on one item: exactly one writer wins each version and no
+/// update is lost.
+pub async fn concurrent_writers_on_one_item_lose_no_update(store: Arc<dyn StateStore>) {
+    let l = link(0);
+    let base = Commit { writes: vec![put_mirror(&l, mirror("a1", Some(email(1)), None, ""), None)], commands: vec![] };
+    store.commit(&tenant(), base).await.unwrap();
+    let mut tasks = Vec::new();
+    for writer in 0..50 {
+        let (store, l) = (store.clone(), l.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut won = Vec::new();
+            loop {
+                let slice = Slice { assignments: vec![AssignmentId::new("a1")], emails: vec![] };
+                let loaded = store.load(&l, &slice).await.unwrap();
+                let version = loaded.versions[&ItemKey::Mirror(l.id.clone(), AssignmentId::new("a1"))];
+                let mut entry = loaded.view.mirror[&AssignmentId::new("a1")].clone();
+                let mut m = marks(&entry);
+                m.push(format!("w{writer}"));
+                entry = entry.with_mark(&m.join(","));
+                let commit = Commit { writes: vec![put_mirror(&l, entry, Some(version))], commands: vec![] };
+                match store.commit(&tenant(), commit).await {
+                    Ok(()) => {
+                        won.push(version + 1);
+                        return won;
+                    }
+                    Err(StoreError::Conflict) => tokio::task::yield_now().await,
+                    Err(e) => panic!("unexpected store error: {e}"),
+                }
+            }
+        }));
+    }
+    let mut versions = Vec::new();
+    for t in tasks {
+        versions.extend(t.await.unwrap());
+    }
+    versions.sort();
+    assert_eq!(versions, (2..=51).collect::<Vec<u64>>(), "exactly one winner per version");
+    let loaded = store.load(&l, &Slice { assignments: vec![AssignmentId::new("a1")], emails: vec![] }).await.unwrap();
+    let mut all = marks(&loaded.view.mirror[&AssignmentId::new("a1")]);
+    all.sort();
+    let mut expected: Vec<String> = (0..50).map(|w| format!("w{w}")).collect();
+    expected.sort();
+    assert_eq!(all, expected, "no lost update");
+}
+
+/// Loading by e-mail and `due` page through more items than one page of the store holds.
+pub async fn queries_page_through_many_items(store: Arc<dyn StateStore>) {
+    let l = link(0);
+    for chunk in (0..120u32).collect::<Vec<_>>().chunks(20) {
+        let writes = chunk
+            .iter()
+            .map(|n| put_mirror(&l, mirror(&format!("a{n:03}"), Some(email(7)), Some("2024-05-01"), ""), None))
+            .collect();
+        store.commit(&tenant(), Commit { writes, commands: vec![] }).await.unwrap();
+    }
+    let loaded = store.load(&l, &Slice { assignments: vec![], emails: vec![email(7)] }).await.unwrap();
+    assert_eq!(loaded.view.mirror.len(), 120);
+    assert_eq!(store.due(&l, "2024-05-01".parse().unwrap(), 1000).await.unwrap().len(), 120);
+    assert_eq!(store.due(&l, "2024-05-01".parse().unwrap(), 50).await.unwrap().len(), 50);
+}
+
+/// 50 callers race for one idempotency key: exactly one acquires it; the others are told it is in
+/// progress, or (once it completed) given the stored result.
+pub async fn idempotency_fifty_way_race_has_one_winner(store: Arc<dyn IdempotencyStore>) {
+    let now = at(1);
+    let mut tasks = Vec::new();
+    for caller in 0..50 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let claim = store.claim("event-1", "fp-a", now, now + chrono::Duration::minutes(5)).await.unwrap();
+            if claim == Claim::Acquired {
+                tokio::task::yield_now().await;
+                store
+                    .complete("event-1", "fp-a", &format!("done by {caller}"), now + chrono::Duration::days(1))
+                    .await
+                    .unwrap();
+            }
+            claim
+        }));
+    }
+    let mut claims = Vec::new();
+    for t in tasks {
+        claims.push(t.await.unwrap());
+    }
+    assert_eq!(claims.iter().filter(|c| **c == Claim::Acquired).count(), 1, "{claims:?}");
+    assert!(claims.iter().all(|c| matches!(c, Claim::Acquired | Claim::InProgress | Claim::Completed(_))));
+    let after = store.claim("event-1", "fp-a", now, now + chrono::Duration::minutes(5)).await.unwrap();
+    assert!(matches!(after, Claim::Completed(ref r) if r.starts_with("done by")), "{after:?}");
+}
+
+/// A stale INPROGRESS record (its holder died) expires; a completed one is kept until its retention ends;
+/// a reused key with another payload is rejected; an abandoned key can be claimed again.
+pub async fn idempotency_records_expire_reject_mismatches_and_can_be_abandoned(store: Arc<dyn IdempotencyStore>) {
+    let (t1, t2, t3, t9) = (at(1), at(2), at(3), at(9));
+    assert_eq!(store.claim("k", "fp", t1, t2).await.unwrap(), Claim::Acquired);
+    assert_eq!(store.claim("k", "fp", t1, t2).await.unwrap(), Claim::InProgress);
+    assert_eq!(store.claim("k", "other", t1, t2).await.unwrap(), Claim::Mismatch);
+    assert_eq!(store.claim("k", "fp", t3, at(4)).await.unwrap(), Claim::Acquired, "stale INPROGRESS expired");
+    store.complete("k", "fp", "202", at(8)).await.unwrap();
+    assert_eq!(store.claim("k", "fp", at(5), at(6)).await.unwrap(), Claim::Completed("202".into()));
+    assert_eq!(store.claim("k", "fp", t9, at(10)).await.unwrap(), Claim::Acquired, "retention over");
+    store.abandon("k").await.unwrap();
+    assert_eq!(store.claim("k", "fp", t9, at(10)).await.unwrap(), Claim::Acquired, "abandoned: a retry can run");
+}
+
+/// Generates the idempotency conformance tests for a factory `async fn() -> Arc<dyn IdempotencyStore>`.
+#[macro_export]
+macro_rules! idempotency_conformance_tests {
+    ($make:path) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn idempotency_fifty_way_race_has_one_winner() {
+            $crate::conformance::idempotency_fifty_way_race_has_one_winner($make().await).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn idempotency_records_expire_reject_mismatches_and_can_be_abandoned() {
+            $crate::conformance::idempotency_records_expire_reject_mismatches_and_can_be_abandoned($make().await).await;
+        }
+    };
+}
+
+/// Generates one test per conformance case for a store factory `async fn() -> Arc<dyn StateStore>`.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($make:path) => {
+        $crate::conformance_tests!(@cases $make;
+            links_are_found_by_newsletter_account_and_tenant,
+            every_item_kind_round_trips_with_its_version,
+            stale_versions_conflict_and_the_commit_writes_nothing,
+            commands_are_appended_once_in_sequence_and_paged,
+            due_finds_entries_whose_transition_has_come,
+            leases_are_exclusive_until_they_expire,
+            concurrent_writers_on_one_item_lose_no_update,
+            queries_page_through_many_items);
+    };
+    (@cases $make:path; $($case:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() {
+                $crate::conformance::$case($make().await).await;
+            }
+        )*
+    };
+}
