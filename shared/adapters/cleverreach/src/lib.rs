@@ -1,1 +1,32 @@
-//! CleverReach adapter: API client, webhook intake and a stateful fake server.
+//! CleverReach adapter for optisync.
+//!
+//! * [`client`] — [`CleverReachClient`]: OAuth (authorization code with `grant=basic`, refresh
+//!   before expiry and once on 401, rotated refresh tokens handed to a [`TokenStore`]), group
+//!   receivers (get, upsert in halving batches, set active/inactive, paging), groups, global
+//!   attributes, filters, delete; a shared rate limit, `Retry-After`, full-jitter backoff for
+//!   idempotent calls.
+//! * [`webhook`] — verification handshake, `X-CR-Calltoken` check, tolerant event parsing.
+//! * [`fake`] — a stateful fake CleverReach HTTP server for tests and the local sandbox.
+//!
+//! Privacy: e-mail addresses never appear in error messages or logs (see [`mask_email`]);
+//! tokens and secrets are [`Secret`]s whose `Debug` prints `<redacted>`.
+//!
+//! Standalone on purpose: no dependency on other optisync crates.
+
+pub mod client;
+pub mod error;
+pub mod fake;
+pub mod model;
+pub mod oauth;
+pub mod secret;
+pub mod webhook;
+
+pub use client::{CleverReachClient, ClientConfig, MAX_PAGE_SIZE, WebhookRegistration, shared_http_client};
+pub use error::{Error, Result};
+pub use model::{
+    Attribute, Filter, FilterRule, Group, Receiver, ReceiverEvent, ReceiverType, ReceiverUpsert, StateChange,
+    UpsertOutcome,
+};
+pub use oauth::{MemoryTokenStore, OAuthConfig, TokenSet, TokenStore};
+pub use secret::{Secret, mask_email, redact_emails};
+pub use webhook::{ReceiverChanged, ReceiverEventKind, WebhookError, WebhookEvent};
