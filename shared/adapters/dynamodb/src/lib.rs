@@ -30,18 +30,44 @@ pub const MAX_TRANSACTION_ITEMS: usize = 100;
 /// Most keys one `BatchGetItem` takes.
 const MAX_BATCH_GET: usize = 100;
 
+/// Read and write capacity units consumed, by DynamoDB's sizing rules: a read unit per 4 KB read
+/// consistently (half for an eventually consistent read), a write unit per 1 KB written, both doubled
+/// inside a transaction. Counted here because emulators do not report them faithfully.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Usage {
+    /// Read capacity units.
+    pub read_units: f64,
+    /// Write capacity units.
+    pub write_units: f64,
+    /// Requests sent.
+    pub requests: u64,
+}
+
 /// The DynamoDB state store.
 #[derive(Clone, Debug)]
 pub struct DynamoStore {
     client: Client,
     table: String,
     page_size: Option<i32>,
+    usage: std::sync::Arc<std::sync::Mutex<Usage>>,
 }
 
 impl DynamoStore {
     /// A store on an existing table.
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into(), page_size: None }
+        Self { client, table: table.into(), page_size: None, usage: Default::default() }
+    }
+
+    /// Capacity used since the store was made or [`DynamoStore::take_usage`] was last called.
+    pub fn take_usage(&self) -> Usage {
+        std::mem::take(&mut *self.usage.lock().expect("usage lock"))
+    }
+
+    fn meter(&self, read_units: f64, write_units: f64) {
+        let mut usage = self.usage.lock().expect("usage lock");
+        usage.read_units += read_units;
+        usage.write_units += write_units;
+        usage.requests += 1;
     }
 
     /// Limits every query page to `n` items (tests use it to make paging visible).
@@ -105,6 +131,7 @@ impl DynamoStore {
             .send()
             .await
             .map_err(classify)?;
+        self.meter(read_units(out.item.iter().map(item_size).sum(), true), 0.0);
         Ok(out.item)
     }
 
@@ -139,7 +166,9 @@ impl DynamoStore {
                 q = q.expression_attribute_names(*k, *v);
             }
             let out = q.send().await.map_err(classify)?;
-            items.extend(out.items.unwrap_or_default());
+            let page = out.items.unwrap_or_default();
+            self.meter(read_units(page.iter().map(item_size).sum(), index.is_none()), 0.0);
+            items.extend(page);
             if limit.is_some_and(|l| items.len() >= l) {
                 items.truncate(limit.unwrap_or(usize::MAX));
                 return Ok(items);
@@ -171,7 +200,9 @@ impl DynamoStore {
                 let out =
                     self.client.batch_get_item().request_items(&self.table, request).send().await.map_err(classify)?;
                 if let Some(mut responses) = out.responses {
-                    items.extend(responses.remove(&self.table).unwrap_or_default());
+                    let got = responses.remove(&self.table).unwrap_or_default();
+                    self.meter(got.iter().map(|i| read_units(item_size(i), true)).sum(), 0.0);
+                    items.extend(got);
                 }
                 pending =
                     out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)).map(|k| k.keys).unwrap_or_default();
@@ -242,6 +273,30 @@ fn item_keys(key: &ItemKey) -> (String, String) {
         ItemKey::Recipient(l, k) => (link_pk(l), recipient_sk(k)),
         ItemKey::Approval(l, k) => (link_pk(l), approval_sk(k)),
     }
+}
+
+/// An item's size as DynamoDB counts it: attribute names plus values.
+fn item_size(item: &Item) -> usize {
+    fn value(v: &AttributeValue) -> usize {
+        match v {
+            AttributeValue::S(s) => s.len(),
+            AttributeValue::N(n) => n.len().div_ceil(2) + 1,
+            AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
+            AttributeValue::L(l) => 3 + l.iter().map(|v| 1 + value(v)).sum::<usize>(),
+            AttributeValue::M(m) => 3 + m.iter().map(|(k, v)| 1 + k.len() + value(v)).sum::<usize>(),
+            _ => 8,
+        }
+    }
+    item.iter().map(|(k, v)| k.len() + value(v)).sum()
+}
+
+fn read_units(bytes: usize, consistent: bool) -> f64 {
+    let units = bytes.div_ceil(4096).max(1) as f64;
+    if consistent { units } else { units / 2.0 }
+}
+
+fn write_units(bytes: usize) -> f64 {
+    bytes.div_ceil(1024).max(1) as f64
 }
 
 fn s(v: &str) -> AttributeValue {
@@ -371,6 +426,7 @@ impl StateStore for DynamoStore {
             ("sk".to_owned(), s(&format!("LINK#{}", link.id))),
             ("v".to_owned(), to_json(link)?),
         ]);
+        self.meter(0.0, write_units(item_size(&item)));
         self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(classify)?;
         Ok(())
     }
@@ -507,6 +563,9 @@ impl StateStore for DynamoStore {
                 actions.len()
             )));
         }
+        let units: f64 =
+            actions.iter().filter_map(|a| a.put.as_ref()).map(|p| 2.0 * write_units(item_size(&p.item))).sum();
+        self.meter(0.0, units);
         self.client
             .transact_write_items()
             .set_transact_items(Some(actions))
@@ -531,6 +590,7 @@ impl StateStore for DynamoStore {
             // Let DynamoDB drop leases long after they ran out.
             ("expires_at".to_owned(), n((until.timestamp() + 86_400).max(0) as u64)),
         ]);
+        self.meter(0.0, write_units(item_size(&item)));
         let result = self
             .client
             .put_item()
@@ -551,6 +611,7 @@ impl StateStore for DynamoStore {
     }
 
     async fn release_lease(&self, name: &str, owner: &str) -> Result<(), StoreError> {
+        self.meter(0.0, 1.0);
         let result = self
             .client
             .delete_item()
@@ -619,6 +680,7 @@ impl IdempotencyStore for DynamoStore {
             ("expires_at".to_owned(), n((in_progress_until.timestamp() + 86_400).max(0) as u64)),
         ]);
         // Expiry is checked here: TTL deletes late or never.
+        self.meter(0.0, write_units(item_size(&item)));
         let result = self
             .client
             .put_item()
@@ -662,11 +724,13 @@ impl IdempotencyStore for DynamoStore {
             ("until".to_owned(), millis(keep_until)),
             ("expires_at".to_owned(), n(keep_until.timestamp().max(0) as u64)),
         ]);
+        self.meter(0.0, write_units(item_size(&item)));
         self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(classify)?;
         Ok(())
     }
 
     async fn abandon(&self, key: &str) -> Result<(), StoreError> {
+        self.meter(0.0, 1.0);
         self.client
             .delete_item()
             .table_name(&self.table)
