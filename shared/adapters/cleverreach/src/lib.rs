@@ -7,15 +7,16 @@
 //!   idempotent calls.
 //! * [`webhook`] — verification handshake, `X-CR-Calltoken` check, tolerant event parsing.
 //! * [`fake`] — a stateful fake CleverReach HTTP server for tests and the local sandbox.
+//! * [`gateway`] — [`CleverReachGateway`]: the ESP port (`optisync_ports::EspGateway`) over the client.
 //!
 //! Privacy: e-mail addresses never appear in error messages or logs (see [`mask_email`]);
 //! tokens and secrets are [`Secret`]s whose `Debug` prints `<redacted>`.
 //!
-//! Standalone on purpose: no dependency on other optisync crates.
 
 pub mod client;
 pub mod error;
 pub mod fake;
+pub mod gateway;
 pub mod model;
 pub mod oauth;
 pub mod secret;
@@ -23,6 +24,7 @@ pub mod webhook;
 
 pub use client::{CleverReachClient, ClientConfig, MAX_PAGE_SIZE, WebhookRegistration, shared_http_client};
 pub use error::{Error, Result};
+pub use gateway::CleverReachGateway;
 pub use model::{
     Attribute, Filter, FilterRule, Group, Receiver, ReceiverEvent, ReceiverType, ReceiverUpsert, StateChange,
     UpsertOutcome,

@@ -1,0 +1,103 @@
+//! The ESP port for CleverReach: applies planned operations through [`CleverReachClient`].
+//!
+//! Upserts never carry `activated`/`deactivated` (R-J3: an upsert must not silently re-activate);
+//! state changes go through `setactive`/`setinactive` per group (R-D1, R-D2).
+
+use crate::{CleverReachClient, Error, ReceiverUpsert, StateChange, UpsertOutcome};
+use async_trait::async_trait;
+use optisync_domain::{EspAction, EspOp, ListId};
+use optisync_ports::{EspError, EspGateway};
+
+/// Applies plans to one CleverReach account.
+#[derive(Clone)]
+pub struct CleverReachGateway {
+    client: CleverReachClient,
+}
+
+impl CleverReachGateway {
+    /// A gateway over an authorised client.
+    pub fn new(client: CleverReachClient) -> Self {
+        Self { client }
+    }
+
+    async fn upsert(&self, group: &ListId, batch: Vec<ReceiverUpsert>) -> Result<(), EspError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let outcomes = self.client.upsert_receivers(group.as_str(), &batch).await.map_err(to_port)?;
+        if let Some(UpsertOutcome::Rejected { message, .. }) =
+            outcomes.iter().find(|o| matches!(o, UpsertOutcome::Rejected { .. }))
+        {
+            return Err(EspError::Rejected(message.clone()));
+        }
+        Ok(())
+    }
+}
+
+/// Maps the client's errors onto the port's: retry later, refused, or re-authorise.
+fn to_port(error: Error) -> EspError {
+    match error {
+        Error::RateLimited { retry_after, .. } => {
+            EspError::Transient { retry_after_secs: retry_after.map(|d| d.as_secs()) }
+        }
+        e if e.is_transient() => EspError::Transient { retry_after_secs: None },
+        Error::ReauthorizationRequired { .. } | Error::Unauthorized { .. } => EspError::Unauthorized,
+        e => EspError::Rejected(e.to_string()),
+    }
+}
+
+#[async_trait]
+impl EspGateway for CleverReachGateway {
+    async fn apply(&self, actions: &[EspAction]) -> Result<(), EspError> {
+        // Consecutive upserts into one group go out as one batch; everything else in order.
+        let mut pending: Option<(ListId, Vec<ReceiverUpsert>)> = None;
+        for action in actions {
+            let upsert = match &action.op {
+                EspOp::Upsert { fields } | EspOp::UpdateFields { fields } => {
+                    let mut u = ReceiverUpsert::new(action.email.as_str()).with_state(StateChange::Keep);
+                    for (name, value) in &fields.0 {
+                        u = u.global_attribute(name.as_str(), value.expose());
+                    }
+                    Some(u)
+                }
+                // A receiver upserted into a group is in it; alone it is an upsert without fields.
+                EspOp::AddToList => Some(ReceiverUpsert::new(action.email.as_str()).with_state(StateChange::Keep)),
+                _ => None,
+            };
+            if let Some(u) = upsert {
+                match &mut pending {
+                    Some((group, batch)) if *group == action.list => {
+                        if let Some(existing) = batch.iter_mut().find(|b| b.email.eq_ignore_ascii_case(&u.email)) {
+                            existing.global_attributes.extend(u.global_attributes);
+                        } else {
+                            batch.push(u);
+                        }
+                    }
+                    _ => {
+                        if let Some((group, batch)) = pending.take() {
+                            self.upsert(&group, batch).await?;
+                        }
+                        pending = Some((action.list.clone(), vec![u]));
+                    }
+                }
+                continue;
+            }
+            if let Some((group, batch)) = pending.take() {
+                self.upsert(&group, batch).await?;
+            }
+            let (group, email) = (action.list.as_str(), action.email.as_str());
+            match action.op {
+                EspOp::Activate => self.client.set_active(group, email).await.map_err(to_port)?,
+                EspOp::Deactivate => self.client.set_inactive(group, email).await.map_err(to_port)?,
+                EspOp::RemoveFromList => {
+                    self.client.remove_from_group(group, email).await.map_err(to_port)?;
+                }
+                EspOp::Upsert { .. } | EspOp::UpdateFields { .. } | EspOp::AddToList => unreachable!("batched above"),
+            }
+        }
+        if let Some((group, batch)) = pending.take() {
+            self.upsert(&group, batch).await?;
+        }
+        Ok(())
+    }
+}
