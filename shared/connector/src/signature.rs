@@ -1,0 +1,120 @@
+//! Standard Webhooks (v1, symmetric): HMAC-SHA256 over `{webhook-id}.{webhook-timestamp}.{body}`, keyed
+//! with the base64-decoded secret (an optional `whsec_` prefix is ignored), sent base64-encoded as
+//! `v1,<signature>` entries in a space-separated `webhook-signature` header, with a 5-minute tolerance on
+//! the timestamp in both directions.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use std::fmt;
+use subtle::ConstantTimeEq;
+
+/// The allowed distance between the request's timestamp and now, in seconds.
+pub const TOLERANCE_SECS: i64 = 300;
+
+/// A signing secret. `Debug` never prints it.
+#[derive(Clone)]
+pub struct SigningSecret {
+    key: Vec<u8>,
+}
+
+/// Why a text is not a signing secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a signing secret is base64 (optionally prefixed whsec_) of at least 16 bytes")]
+pub struct SecretError;
+
+impl SigningSecret {
+    /// Parses `whsec_<base64>` or plain base64.
+    pub fn parse(text: &str) -> Result<Self, SecretError> {
+        let raw = text.trim();
+        let raw = raw.strip_prefix("whsec_").unwrap_or(raw);
+        let key = STANDARD.decode(raw).map_err(|_| SecretError)?;
+        if key.len() < 16 {
+            return Err(SecretError);
+        }
+        Ok(Self { key })
+    }
+
+    fn mac(&self, id: &str, timestamp: &str, body: &[u8]) -> [u8; 32] {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes keys of any length");
+        mac.update(id.as_bytes());
+        mac.update(b".");
+        mac.update(timestamp.as_bytes());
+        mac.update(b".");
+        mac.update(body);
+        mac.finalize().into_bytes().into()
+    }
+}
+
+impl fmt::Debug for SigningSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SigningSecret(<redacted>)")
+    }
+}
+
+/// The three headers of a signed request.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SignedHeaders<'a> {
+    /// `webhook-id`: unique per message; the idempotency key.
+    pub id: Option<&'a str>,
+    /// `webhook-timestamp`: seconds since the epoch.
+    pub timestamp: Option<&'a str>,
+    /// `webhook-signature`: space-separated `v1,<base64>` entries.
+    pub signature: Option<&'a str>,
+}
+
+/// Why a request is not accepted. Each is answered 401 except where noted; none says which secret
+/// was tried or shows the body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    /// A required header is missing (400: the request is malformed).
+    #[error("missing webhook-id, webhook-timestamp or webhook-signature header")]
+    MissingHeader,
+    /// The timestamp is not an integer.
+    #[error("webhook-timestamp is not a number of seconds")]
+    InvalidTimestamp,
+    /// Older than the tolerance: a replay or a delayed request.
+    #[error("webhook-timestamp is too old")]
+    TimestampTooOld,
+    /// Newer than the tolerance.
+    #[error("webhook-timestamp is too far in the future")]
+    TimestampTooNew,
+    /// No `v1` signature matches any active secret.
+    #[error("no valid signature")]
+    InvalidSignature,
+}
+
+/// Signs a message: the value of the `webhook-signature` header for one secret.
+pub fn sign(secret: &SigningSecret, id: &str, timestamp: i64, body: &[u8]) -> String {
+    format!("v1,{}", STANDARD.encode(secret.mac(id, &timestamp.to_string(), body)))
+}
+
+/// Verifies a request against every active secret (rotation: old and new valid together), at `now`
+/// (seconds since the epoch). Returns the message id on success.
+pub fn verify<'a>(
+    secrets: &[SigningSecret],
+    headers: SignedHeaders<'a>,
+    body: &[u8],
+    now: i64,
+) -> Result<&'a str, VerifyError> {
+    let (Some(id), Some(timestamp), Some(signatures)) = (headers.id, headers.timestamp, headers.signature) else {
+        return Err(VerifyError::MissingHeader);
+    };
+    let sent: i64 = timestamp.trim().parse().map_err(|_| VerifyError::InvalidTimestamp)?;
+    // Saturating: a timestamp near the ends of i64 must be rejected, not overflow.
+    if now.saturating_sub(sent) > TOLERANCE_SECS {
+        return Err(VerifyError::TimestampTooOld);
+    }
+    if sent.saturating_sub(now) > TOLERANCE_SECS {
+        return Err(VerifyError::TimestampTooNew);
+    }
+    let expected: Vec<[u8; 32]> = secrets.iter().map(|s| s.mac(id, timestamp, body)).collect();
+    let valid = signatures
+        .split(' ')
+        .filter_map(|entry| entry.split_once(','))
+        .filter(|(version, _)| *version == "v1")
+        .filter_map(|(_, encoded)| STANDARD.decode(encoded).ok())
+        .any(|given| expected.iter().any(|mac| bool::from(mac.as_slice().ct_eq(&given))));
+    if valid { Ok(id) } else { Err(VerifyError::InvalidSignature) }
+}

@@ -1,0 +1,173 @@
+//! The wire format of change events (connector → optisync): `POST /connector/{tenant}/events` with a
+//! batch of `assignment.changed` (a full snapshot with the person embedded and a version) and
+//! `assignment.deleted` (id, newsletter, version) events. The JSON shapes are the domain's serde forms;
+//! `docs/connector-openapi.yaml` describes them.
+
+use optisync_domain::{Assignment, AssignmentId, Input, NewsletterId};
+use serde::{Deserialize, Serialize};
+
+/// Most events one request may carry.
+pub const MAX_EVENTS_PER_BATCH: usize = 500;
+
+/// A batch of change events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventBatch {
+    /// The events, oldest first.
+    pub events: Vec<ChangeEvent>,
+}
+
+/// One change in OPTIGEM.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum ChangeEvent {
+    /// An assignment was created or changed, or its person was (one event per assignment of the person).
+    #[serde(rename = "assignment.changed")]
+    AssignmentChanged {
+        /// The full snapshot.
+        assignment: Box<Assignment>,
+    },
+    /// An assignment, or its person, was deleted.
+    #[serde(rename = "assignment.deleted")]
+    AssignmentDeleted {
+        /// The assignment.
+        id: AssignmentId,
+        /// Its newsletter.
+        newsletter: NewsletterId,
+        /// The version of the deletion (greater than every earlier one).
+        version: u64,
+    },
+}
+
+impl ChangeEvent {
+    /// The planner's input for this event.
+    pub fn into_input(self) -> Input {
+        match self {
+            Self::AssignmentChanged { assignment } => Input::AssignmentChanged { assignment: *assignment },
+            Self::AssignmentDeleted { id, newsletter, version } => Input::AssignmentDeleted { id, newsletter, version },
+        }
+    }
+}
+
+/// Why a body is not a valid batch: where, and what is wrong, without echoing any value (R-J5).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {problem}")]
+pub struct WireError {
+    /// Where in the body, e.g. `events[0].assignment.person.emails[1].email`.
+    pub path: String,
+    /// What is wrong there.
+    pub problem: String,
+}
+
+/// Parses a request body into a batch of events. Each event is parsed on its own so that an error names
+/// the exact field (`events[3].assignment.person.emails[0].email`).
+pub fn parse_batch(body: &[u8]) -> Result<EventBatch, WireError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct RawBatch {
+        events: Vec<serde_json::Value>,
+    }
+    let raw: RawBatch = parse_at("", body)?;
+    if raw.events.is_empty() {
+        return Err(WireError { path: "events".into(), problem: "must hold at least one event".into() });
+    }
+    if raw.events.len() > MAX_EVENTS_PER_BATCH {
+        return Err(WireError {
+            path: "events".into(),
+            problem: format!("holds {} events; at most {MAX_EVENTS_PER_BATCH} per request", raw.events.len()),
+        });
+    }
+    let mut events = Vec::with_capacity(raw.events.len());
+    for (index, mut value) in raw.events.into_iter().enumerate() {
+        let at = format!("events[{index}]");
+        let kind = value.as_object_mut().and_then(|o| o.remove("type"));
+        let event = match kind.as_ref().and_then(|k| k.as_str()) {
+            Some("assignment.changed") => {
+                let c: Changed = parse_value(&at, value)?;
+                ChangeEvent::AssignmentChanged { assignment: Box::new(c.assignment) }
+            }
+            Some("assignment.deleted") => {
+                let d: Deleted = parse_value(&at, value)?;
+                ChangeEvent::AssignmentDeleted { id: d.id, newsletter: d.newsletter, version: d.version }
+            }
+            _ => {
+                return Err(WireError {
+                    path: format!("{at}.type"),
+                    problem: "must be assignment.changed or assignment.deleted".into(),
+                });
+            }
+        };
+        events.push(event);
+    }
+    Ok(EventBatch { events })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Changed {
+    assignment: Assignment,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Deleted {
+    id: AssignmentId,
+    newsletter: NewsletterId,
+    version: u64,
+}
+
+fn parse_at<T: serde::de::DeserializeOwned>(prefix: &str, body: &[u8]) -> Result<T, WireError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| path_error(prefix, e))?;
+    de.end().map_err(|e| WireError { path: "body".into(), problem: without_values(&e.to_string()) })?;
+    Ok(value)
+}
+
+fn parse_value<T: serde::de::DeserializeOwned>(prefix: &str, value: serde_json::Value) -> Result<T, WireError> {
+    serde_path_to_error::deserialize(value).map_err(|e| path_error(prefix, e))
+}
+
+fn path_error(prefix: &str, e: serde_path_to_error::Error<serde_json::Error>) -> WireError {
+    let inner = e.path().to_string();
+    let path = match (prefix, inner.as_str()) {
+        ("", ".") => "body".to_owned(),
+        ("", p) => p.to_owned(),
+        (pre, ".") => pre.to_owned(),
+        (pre, p) => format!("{pre}.{p}"),
+    };
+    WireError { path, problem: without_values(&e.inner().to_string()) }
+}
+
+/// Removes quoted values from a parser message, so no e-mail or name from the body reaches a response
+/// or a log: `invalid type: string "max@…", expected u64` → `invalid type: string, expected u64`.
+fn without_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut quoted = false;
+    let mut chars = message.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                if !quoted && out.ends_with(' ') && chars.peek() == Some(&',') {
+                    out.pop();
+                }
+            }
+            _ if quoted => {}
+            _ => out.push(c),
+        }
+    }
+    out.replace("  ", " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_lose_quoted_values() {
+        assert_eq!(
+            without_values(r#"invalid type: string "max@example.com", expected u64"#),
+            "invalid type: string, expected u64"
+        );
+    }
+}

@@ -1,0 +1,59 @@
+//! Change-event batches: what the connector sends parses into planner inputs; what is wrong is named
+//! by path without echoing values.
+
+use optisync_connector::wire::*;
+use optisync_domain::Input;
+
+const CHANGED: &str = r#"{"events":[
+  {"type":"assignment.changed","assignment":{
+    "id":"A-1","newsletter":"NL-7","version":3,
+    "created_at":"2024-01-10T09:00:00Z","changed_at":"2024-09-01T08:00:00Z",
+    "end":"2024-12","count":1,
+    "person":{"id":"P-9","first_name":"Max","last_name":"Muster","letter_salutation":"Lieber Herr Muster",
+      "emails":[{"email":"max.muster@example.com","priority":1}],
+      "deletion_marked":false,"privacy":{"email":"allowed"},
+      "delivery_blocks":[{"type":"gesamt","valid_from":"2024-10-01"}]}}},
+  {"type":"assignment.deleted","id":"A-2","newsletter":"NL-7","version":5}
+]}"#;
+
+#[test]
+fn a_batch_of_changed_and_deleted_events_becomes_planner_inputs() {
+    let batch = parse_batch(CHANGED.as_bytes()).unwrap();
+    let inputs: Vec<Input> = batch.events.into_iter().map(ChangeEvent::into_input).collect();
+    let Input::AssignmentChanged { assignment } = &inputs[0] else { panic!() };
+    assert_eq!(
+        (assignment.id.as_str(), assignment.version, assignment.end.unwrap().to_string()),
+        ("A-1", 3, "2024-12".into())
+    );
+    assert_eq!(assignment.person.emails[0].email.key(), "max.muster@example.com");
+    assert!(matches!(&inputs[1], Input::AssignmentDeleted { version: 5, .. }));
+}
+
+#[test]
+fn malformed_bodies_name_the_field_and_never_echo_a_value() {
+    let table = [
+        ("not json", "body"),
+        (r#"{"events":[]}"#, "events"),
+        (r#"{"events":[{"type":"assignment.moved"}]}"#, "events[0].type"),
+        (
+            &CHANGED.replace("max.muster@example.com", "max.muster at example"),
+            "events[0].assignment.person.emails[0].email",
+        ),
+        (&CHANGED.replace(r#""version":3"#, r#""version":"max.muster@example.com""#), "events[0].assignment.version"),
+        (&CHANGED.replace(r#""end":"2024-12""#, r#""end":"Dezember""#), "events[0].assignment.end"),
+        (r#"{"events":[],"extra":1}"#, "extra"),
+    ];
+    for (body, path) in table {
+        let err = parse_batch(body.as_bytes()).unwrap_err();
+        assert!(err.path.starts_with(path), "{body}: {err}");
+        let text = err.to_string();
+        assert!(!text.contains("max") && !text.contains("Dezember"), "{text}");
+    }
+}
+
+#[test]
+fn oversized_batches_are_refused() {
+    let one = r#"{"type":"assignment.deleted","id":"A","newsletter":"N","version":1}"#;
+    let body = format!(r#"{{"events":[{}]}}"#, vec![one; MAX_EVENTS_PER_BATCH + 1].join(","));
+    assert_eq!(parse_batch(body.as_bytes()).unwrap_err().path, "events");
+}
