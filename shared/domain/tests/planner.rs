@@ -553,3 +553,22 @@ fn versions_older_than_the_stored_one_change_nothing() {
     assert!(step(&mut k, changed(&a), TODAY).is_empty());
     assert!(step(&mut k, changed(&v2), TODAY).is_empty());
 }
+
+#[test]
+fn r_b3_an_assignment_the_sync_creates_stores_the_email_where_the_tenant_setting_says() {
+    for target in [EmailTarget::Assignment, EmailTarget::StandardCommunication] {
+        let l = segment_link();
+        let mut k = known(vec![l.clone()]);
+        k.tenant.approved_email_target = target;
+        let a = assignment("a1", "seg", "max@example.com");
+        step(&mut k, membership(&l, "max@example.com", "2024-06-01", true), "2024-06-01");
+        step(&mut k, changed(&a), TODAY);
+        step(&mut k, membership(&l, "max@example.com", "2024-09-25", false), "2024-09-25");
+        step(&mut k, changed(&next(&a, "2024-09-26", |b| b.end = Some(ym("2024-08")))), "2024-09-26");
+        let p = step(&mut k, membership(&l, "max@example.com", "2024-10-01", true), "2024-10-01");
+        let [OptigemCommand::CreateAssignment { email_target, email, .. }] = p.commands.as_slice() else {
+            panic!("{p:?}")
+        };
+        assert_eq!((*email_target, email.key()), (target, "max@example.com"));
+    }
+}

@@ -26,8 +26,8 @@ pub use client::{CleverReachClient, ClientConfig, MAX_PAGE_SIZE, WebhookRegistra
 pub use error::{Error, Result};
 pub use gateway::CleverReachGateway;
 pub use model::{
-    Attribute, Filter, FilterRule, Group, Receiver, ReceiverEvent, ReceiverType, ReceiverUpsert, StateChange,
-    UpsertOutcome,
+    Attribute, Deactivation, Filter, FilterRule, Group, Receiver, ReceiverEvent, ReceiverType, ReceiverUpsert,
+    StateChange, UpsertOutcome,
 };
 pub use oauth::{MemoryTokenStore, OAuthConfig, TokenSet, TokenStore};
 pub use secret::{Secret, mask_email, redact_emails};

@@ -95,6 +95,30 @@ pub struct Group {
 }
 
 /// One event attached to a receiver (only with `detail` bit 1).
+/// When and how a receiver was deactivated in a group (R-E1 needs the date; R-J4 tells the recipient's
+/// own unsubscribe from a deactivation by an admin, an import or the API).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deactivation {
+    /// Unix seconds.
+    pub at: i64,
+    /// The recipient used the unsubscribe link (a `user_unsubscribe` event at or after activation).
+    pub by_recipient: bool,
+}
+
+impl Receiver {
+    /// The receiver's deactivation in its group, if it is inactive.
+    pub fn deactivation(&self) -> Option<Deactivation> {
+        if self.deactivated <= 0 {
+            return None;
+        }
+        let by_recipient = self
+            .events
+            .iter()
+            .any(|e| e.kind == "user_unsubscribe" && e.stamp >= self.activated && e.stamp <= self.deactivated);
+        Some(Deactivation { at: self.deactivated, by_recipient })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReceiverEvent {
     #[serde(default, deserialize_with = "lenient::i64_")]

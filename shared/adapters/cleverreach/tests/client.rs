@@ -429,3 +429,18 @@ async fn rate_limit_is_shared_by_clones() {
     // 20 requests at 40/s: at least 19 intervals of 25 ms.
     assert!(started.elapsed() >= Duration::from_millis(450), "{:?}", started.elapsed());
 }
+
+#[tokio::test]
+async fn r_e1_r_j4_deactivation_time_and_whether_the_recipient_unsubscribed_are_read_from_receiver_events() {
+    let s = setup().await;
+    for email in ["self@example.com", "admin@example.com"] {
+        s.client.upsert_receivers(&s.group, &[ReceiverUpsert::new(email)]).await.unwrap();
+    }
+    assert_eq!(s.client.get_receiver(&s.group, "self@example.com").await.unwrap().unwrap().deactivation(), None);
+    s.fake.unsubscribe_via_link(&s.group, "self@example.com");
+    s.client.set_inactive(&s.group, "admin@example.com").await.unwrap();
+    let own = s.client.get_receiver(&s.group, "self@example.com").await.unwrap().unwrap().deactivation().unwrap();
+    assert!(own.by_recipient && own.at > 0, "{own:?}");
+    let admin = s.client.get_receiver(&s.group, "admin@example.com").await.unwrap().unwrap().deactivation().unwrap();
+    assert!(!admin.by_recipient && admin.at > 0, "{admin:?}");
+}
