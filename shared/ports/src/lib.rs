@@ -159,6 +159,16 @@ pub trait IdempotencyStore: Send + Sync {
     async fn abandon(&self, key: &str) -> Result<(), StoreError>;
 }
 
+/// Secrets: ESP API keys, OAuth tokens, connector signing secrets (Secrets Manager in AWS). Never in the
+/// state table, never in a log.
+#[async_trait]
+pub trait SecretStore: Send + Sync {
+    /// The secret's current value, if it exists.
+    async fn get(&self, name: &str) -> Result<Option<String>, StoreError>;
+    /// Creates or replaces the secret's value.
+    async fn put(&self, name: &str, value: &str) -> Result<(), StoreError>;
+}
+
 /// Why an ESP call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EspError {

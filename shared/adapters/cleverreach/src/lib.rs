@@ -29,6 +29,6 @@ pub use model::{
     Attribute, Deactivation, Filter, FilterRule, Group, Receiver, ReceiverEvent, ReceiverType, ReceiverUpsert,
     StateChange, UpsertOutcome,
 };
-pub use oauth::{MemoryTokenStore, OAuthConfig, TokenSet, TokenStore};
+pub use oauth::{MemoryTokenStore, OAuthConfig, SecretTokenStore, TokenSet, TokenStore};
 pub use secret::{Secret, mask_email, redact_emails};
 pub use webhook::{ReceiverChanged, ReceiverEventKind, WebhookError, WebhookEvent};

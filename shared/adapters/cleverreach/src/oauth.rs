@@ -68,6 +68,40 @@ impl TokenStore for MemoryTokenStore {
     }
 }
 
+/// [`TokenStore`] over the secret store (Secrets Manager in AWS, memory or the embedded store locally):
+/// one secret per CleverReach account holds the latest token set, so a rotated refresh token survives
+/// the process (R-H1).
+#[derive(Clone)]
+pub struct SecretTokenStore {
+    secrets: Arc<dyn optisync_ports::SecretStore>,
+    name: String,
+}
+
+impl SecretTokenStore {
+    /// Tokens of one account, kept in the secret `name` (e.g. `cleverreach/<account>/tokens`).
+    pub fn new(secrets: Arc<dyn optisync_ports::SecretStore>, name: impl Into<String>) -> Self {
+        Self { secrets, name: name.into() }
+    }
+
+    /// The saved token set, if the account was authorised.
+    pub async fn load(&self) -> std::result::Result<Option<TokenSet>, String> {
+        match self.secrets.get(&self.name).await.map_err(|e| e.to_string())? {
+            None => Ok(None),
+            Some(json) => {
+                serde_json::from_str(&json).map(Some).map_err(|_| "stored token set is unreadable".to_owned())
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl TokenStore for SecretTokenStore {
+    async fn save(&self, tokens: &TokenSet) -> std::result::Result<(), String> {
+        let json = serde_json::to_string(tokens).map_err(|_| "token set could not be encoded".to_owned())?;
+        self.secrets.put(&self.name, &json).await.map_err(|e| e.to_string())
+    }
+}
+
 /// OAuth app settings.
 #[derive(Debug, Clone)]
 pub struct OAuthConfig {

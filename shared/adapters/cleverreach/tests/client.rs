@@ -444,3 +444,24 @@ async fn r_e1_r_j4_deactivation_time_and_whether_the_recipient_unsubscribed_are_
     let admin = s.client.get_receiver(&s.group, "admin@example.com").await.unwrap().unwrap().deactivation().unwrap();
     assert!(!admin.by_recipient && admin.at > 0, "{admin:?}");
 }
+
+#[tokio::test]
+async fn r_h1_a_rotated_refresh_token_is_kept_in_the_secret_store_and_a_new_process_resumes_with_it() {
+    use optisync_cleverreach::SecretTokenStore;
+    use optisync_ports::memory::MemorySecrets;
+    let fake = FakeCleverReach::start().await;
+    let secrets: Arc<dyn optisync_ports::SecretStore> = Arc::new(MemorySecrets::default());
+    let store = SecretTokenStore::new(secrets.clone(), "cleverreach/acc-1/tokens");
+    let client = CleverReachClient::new(fake.client_config(), Arc::new(store.clone()));
+    client.set_tokens(fake.issue_tokens()).await;
+    fake.add_group("Newsletter");
+    fake.expire_access_tokens();
+    client.list_groups().await.unwrap();
+    let saved = store.load().await.unwrap().expect("saved after the refresh");
+    assert_eq!(saved.refresh_token, fake.current_refresh_token());
+    // A new process (another Lambda) starts from the secret and works without re-authorisation.
+    let restarted = CleverReachClient::new(fake.client_config(), Arc::new(store.clone()));
+    restarted.set_tokens(store.load().await.unwrap().unwrap()).await;
+    assert_eq!(restarted.list_groups().await.unwrap().len(), 1);
+    assert_eq!(fake.refresh_count(), 1);
+}
