@@ -1,1 +1,26 @@
-//! Brevo adapter: API client, webhook intake and a stateful fake server.
+//! Brevo (ex-Sendinblue) adapter of optisync.
+//!
+//! Standalone crate (no dependency on other workspace crates) with three parts:
+//!
+//! * [`client`] — [`BrevoClient`], the HTTP client for the contact, list, attribute and webhook
+//!   endpoints the newsletter sync needs. It paces requests below Brevo's limits with a limiter shared
+//!   by all clones (10 req/s on `/contacts…`, 100 req/h elsewhere, configurable), honours 429 and
+//!   `x-sib-ratelimit-reset`, retries 5xx/timeouts with full-jitter backoff for idempotent requests
+//!   only, chunks list add/remove to 150 e-mails and pages listings with `modifiedSince`. Upserts never
+//!   send `emailBlacklisted`; only [`BrevoClient::set_blacklisted`] touches the blacklist.
+//! * [`webhook`] — tolerant parsing of Brevo marketing webhooks into [`webhook::WebhookEvent`], a
+//!   content-derived deduplication key without e-mail addresses, and constant-time bearer-token checks.
+//! * [`fake`] — [`fake::FakeBrevo`], a stateful in-process fake of the Brevo API (axum) for tests and the
+//!   local sandbox, with request recording, rate limiting, failure injection and webhook emission.
+//!
+//! Privacy: e-mail addresses and the API key never appear in log lines or in error `Display`;
+//! [`ApiKey`] and [`BrevoContact`] have redacting `Debug` implementations.
+
+pub mod client;
+pub mod fake;
+mod limiter;
+pub mod types;
+pub mod webhook;
+
+pub use client::{BrevoClient, BrevoConfig, BrevoError};
+pub use types::{ApiKey, AttributeCategory, BrevoAttribute, BrevoContact, BrevoList, mask_email};

@@ -1,0 +1,247 @@
+//! Intake of Brevo marketing webhooks: tolerant parsing, deduplication key, bearer authentication.
+//!
+//! Brevo signs nothing; the webhook is registered with `auth: {type: bearer, token}` and every call
+//! carries `Authorization: Bearer <token>` ([`authenticate`]). Brevo retries (and may duplicate)
+//! deliveries and has no event id, so [`dedupe_key`] derives one from the content.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// A parsed marketing webhook event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WebhookEvent {
+    /// Campaign unsubscribe link (`unsubscribed` / `unsubscribe`); account-wide blacklist.
+    Unsubscribed(CampaignEvent),
+    /// `hard_bounce` / `hard_bounced` / `hardBounce`.
+    HardBounce(CampaignEvent),
+    /// Marked as spam.
+    Spam(CampaignEvent),
+    /// `list_addition`: added to the lists in `list_ids`.
+    ListAddition(ContactEvent),
+    /// `contact_updated`.
+    ContactUpdated(ContactEvent),
+    /// `contact_deleted`.
+    ContactDeleted(ContactEvent),
+    /// Any other event name (opened, click, …); kept so that callers can log and acknowledge it.
+    Other { event: String, ts: Option<i64> },
+}
+
+/// Fields of campaign events (unsubscribe, bounce, spam).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CampaignEvent {
+    pub email: String,
+    pub campaign_id: Option<i64>,
+    pub list_ids: Vec<i64>,
+    /// Epoch seconds (UTC) of the event.
+    pub ts_event: Option<i64>,
+    /// Epoch seconds of the webhook emission.
+    pub ts: Option<i64>,
+    pub reason: Option<String>,
+    /// Internal id of the webhook (not of the event).
+    pub webhook_id: Option<i64>,
+}
+
+/// Fields of contact events (list addition, update, deletion).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContactEvent {
+    pub email: String,
+    pub list_ids: Vec<i64>,
+    pub ts: Option<i64>,
+    /// Name of the API key that made the change (empty/None when not via the API).
+    pub api_key_name: Option<String>,
+    /// `contact_updated` only: the changed attributes, as sent.
+    pub content: Option<Value>,
+    pub webhook_id: Option<i64>,
+}
+
+/// Why a webhook body was rejected. `Display` never contains body content.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum WebhookError {
+    #[error("webhook body is not valid JSON (line {line}, column {column})")]
+    MalformedJson { line: usize, column: usize },
+    #[error("webhook body is not a JSON object or array of objects")]
+    NotAnObject,
+    #[error("webhook event has no `event` field")]
+    MissingEvent,
+    #[error("webhook event `{event}` has no e-mail")]
+    MissingEmail { event: String },
+}
+
+impl WebhookEvent {
+    /// The contact's e-mail, if the event concerns one.
+    pub fn email(&self) -> Option<&str> {
+        match self {
+            WebhookEvent::Unsubscribed(c) | WebhookEvent::HardBounce(c) | WebhookEvent::Spam(c) => Some(&c.email),
+            WebhookEvent::ListAddition(c) | WebhookEvent::ContactUpdated(c) | WebhookEvent::ContactDeleted(c) => {
+                Some(&c.email)
+            }
+            WebhookEvent::Other { .. } => None,
+        }
+    }
+
+    /// Normalised event name (snake_case).
+    pub fn name(&self) -> &str {
+        match self {
+            WebhookEvent::Unsubscribed(_) => "unsubscribed",
+            WebhookEvent::HardBounce(_) => "hard_bounce",
+            WebhookEvent::Spam(_) => "spam",
+            WebhookEvent::ListAddition(_) => "list_addition",
+            WebhookEvent::ContactUpdated(_) => "contact_updated",
+            WebhookEvent::ContactDeleted(_) => "contact_deleted",
+            WebhookEvent::Other { event, .. } => event,
+        }
+    }
+
+    /// List ids carried by the event.
+    pub fn list_ids(&self) -> &[i64] {
+        match self {
+            WebhookEvent::Unsubscribed(c) | WebhookEvent::HardBounce(c) | WebhookEvent::Spam(c) => &c.list_ids,
+            WebhookEvent::ListAddition(c) | WebhookEvent::ContactUpdated(c) | WebhookEvent::ContactDeleted(c) => {
+                &c.list_ids
+            }
+            WebhookEvent::Other { .. } => &[],
+        }
+    }
+
+    /// `ts_event` when present (UTC time of the event), else `ts`.
+    pub fn timestamp(&self) -> Option<i64> {
+        match self {
+            WebhookEvent::Unsubscribed(c) | WebhookEvent::HardBounce(c) | WebhookEvent::Spam(c) => c.ts_event.or(c.ts),
+            WebhookEvent::ListAddition(c) | WebhookEvent::ContactUpdated(c) | WebhookEvent::ContactDeleted(c) => c.ts,
+            WebhookEvent::Other { ts, .. } => *ts,
+        }
+    }
+
+    /// [`Self::timestamp`] as a UTC date-time.
+    pub fn occurred_at(&self) -> Option<DateTime<Utc>> {
+        self.timestamp().and_then(|s| DateTime::from_timestamp(s, 0))
+    }
+
+    fn campaign_id(&self) -> Option<i64> {
+        match self {
+            WebhookEvent::Unsubscribed(c) | WebhookEvent::HardBounce(c) | WebhookEvent::Spam(c) => c.campaign_id,
+            _ => None,
+        }
+    }
+}
+
+/// Parses one event (a JSON object).
+pub fn parse_event(body: &[u8]) -> Result<WebhookEvent, WebhookError> {
+    let value = parse_json(body)?;
+    event_from_value(&value)
+}
+
+/// Parses a body that is either one event or (for `batched: true` webhooks) an array of events.
+pub fn parse_events(body: &[u8]) -> Result<Vec<WebhookEvent>, WebhookError> {
+    match parse_json(body)? {
+        Value::Array(items) => items.iter().map(event_from_value).collect(),
+        other => Ok(vec![event_from_value(&other)?]),
+    }
+}
+
+fn parse_json(body: &[u8]) -> Result<Value, WebhookError> {
+    serde_json::from_slice(body).map_err(|e| WebhookError::MalformedJson { line: e.line(), column: e.column() })
+}
+
+fn event_from_value(v: &Value) -> Result<WebhookEvent, WebhookError> {
+    let obj = v.as_object().ok_or(WebhookError::NotAnObject)?;
+    let raw_event = obj.get("event").and_then(Value::as_str).ok_or(WebhookError::MissingEvent)?.trim().to_owned();
+    let normalised: String = raw_event.chars().filter(|c| *c != '_' && *c != '-').collect::<String>().to_lowercase();
+    let email = || {
+        obj.get("email")
+            .and_then(Value::as_str)
+            .map(|e| e.trim().to_owned())
+            .filter(|e| !e.is_empty())
+            .ok_or_else(|| WebhookError::MissingEmail { event: raw_event.clone() })
+    };
+    let list_ids = list_ids(obj.get("list_id").or_else(|| obj.get("listIds")).or_else(|| obj.get("list_ids")));
+    let ts = obj.get("ts").and_then(int);
+    let webhook_id = obj.get("id").and_then(int);
+    let campaign = |email: String| CampaignEvent {
+        email,
+        campaign_id: obj.get("camp_id").or_else(|| obj.get("campaign_id")).and_then(int),
+        list_ids: list_ids.clone(),
+        ts_event: obj.get("ts_event").and_then(int),
+        ts,
+        reason: obj.get("reason").and_then(Value::as_str).map(str::to_owned),
+        webhook_id,
+    };
+    let contact = |email: String| ContactEvent {
+        email,
+        list_ids: list_ids.clone(),
+        ts: ts.or_else(|| obj.get("ts_event").and_then(int)),
+        api_key_name: obj.get("api_key_name").and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned),
+        content: obj.get("content").cloned(),
+        webhook_id,
+    };
+    Ok(match normalised.as_str() {
+        "unsubscribed" | "unsubscribe" => WebhookEvent::Unsubscribed(campaign(email()?)),
+        "hardbounce" | "hardbounced" => WebhookEvent::HardBounce(campaign(email()?)),
+        "spam" => WebhookEvent::Spam(campaign(email()?)),
+        "listaddition" => WebhookEvent::ListAddition(contact(email()?)),
+        "contactupdated" => WebhookEvent::ContactUpdated(contact(email()?)),
+        "contactdeleted" => WebhookEvent::ContactDeleted(contact(email()?)),
+        _ => {
+            tracing::info!(event = %raw_event, "brevo webhook: unhandled event name");
+            WebhookEvent::Other { event: raw_event, ts: obj.get("ts_event").and_then(int).or(ts) }
+        }
+    })
+}
+
+/// A number, a numeric string, or a float (truncated).
+fn int(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
+        Value::String(s) => s.trim().parse::<i64>().ok().or_else(|| s.trim().parse::<f64>().ok().map(|f| f as i64)),
+        _ => None,
+    }
+}
+
+/// `[3, "42"]`, `3`, `"3"` or `"3,42"`.
+fn list_ids(v: Option<&Value>) -> Vec<i64> {
+    let mut ids: Vec<i64> = match v {
+        Some(Value::Array(items)) => items.iter().filter_map(int).collect(),
+        Some(Value::String(s)) => s.split(',').filter_map(|p| p.trim().parse().ok()).collect(),
+        Some(other) => int(other).into_iter().collect(),
+        None => vec![],
+    };
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// Deduplication key of an event: SHA-256 (hex) over event name, normalised e-mail, sorted list ids,
+/// timestamp (`ts_event`, else `ts`) and campaign id. It contains no e-mail address.
+pub fn dedupe_key(event: &WebhookEvent) -> String {
+    let email = event.email().map(|e| e.trim().to_lowercase()).unwrap_or_default();
+    let lists: Vec<String> = event.list_ids().iter().map(i64::to_string).collect();
+    let material = format!(
+        "brevo-webhook-v1\n{}\n{}\n{}\n{}\n{}",
+        event.name(),
+        email,
+        lists.join(","),
+        event.timestamp().map(|t| t.to_string()).unwrap_or_default(),
+        event.campaign_id().map(|c| c.to_string()).unwrap_or_default(),
+    );
+    hex::encode(Sha256::digest(material.as_bytes()))
+}
+
+/// Checks `Authorization: Bearer <token>` against the expected token in constant time.
+/// An empty expected token never authenticates.
+pub fn authenticate(authorization_header: Option<&str>, expected_token: &str) -> bool {
+    if expected_token.is_empty() {
+        return false;
+    }
+    let Some(header) = authorization_header else { return false };
+    let header = header.trim();
+    let Some((scheme, token)) = header.split_once(' ') else { return false };
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return false;
+    }
+    // Hash both sides so that the comparison does not leak the token length either.
+    let given = Sha256::digest(token.trim().as_bytes());
+    let expected = Sha256::digest(expected_token.as_bytes());
+    given.as_slice().ct_eq(expected.as_slice()).into()
+}

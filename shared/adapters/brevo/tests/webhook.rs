@@ -1,0 +1,156 @@
+//! Webhook parsing, deduplication and authentication with the payloads from the reference notes.
+
+use optisync_brevo::webhook::{WebhookError, WebhookEvent, authenticate, dedupe_key, parse_event, parse_events};
+
+const SPAM: &str = r#"{"id": 123456, "camp_id": 12, "email": "example@domain.com", "campaign name": "My First Campaign ",
+ "date_sent": "2020-10-09 00:00:00", "date_event": "2020-10-09 00:00:00", "event": "spam",
+ "reason": "undesired", "tag": "", "ts_sent": 1604933619, "ts_event": 1604933737, "ts": 1604937337}"#;
+
+const UNSUBSCRIBED: &str = r#"{"id": 123456, "camp_id": 12, "email": "example@domain.com", "campaign name": "My First Campaign",
+ "date_sent": "2020-10-09 00:00:00", "date_event": "2020-10-09 00:00:00", "event": "unsubscribed",
+ "tag": "", "sending_ip": "xxx.xxx.xxx.xxx", "list_id": [3, 42],
+ "ts_sent": 1604933619, "ts_event": 1604933737, "ts": 1604937337}"#;
+
+const LIST_ADDITION: &str = r#"{"id": 123456, "email": "example@domain.com", "event": "list_addition", "key": "xxxxxxxx",
+ "list_id": [34, 12], "date": "2020-10-09 00:00:00", "ts": 1604937111}"#;
+
+const CONTACT_UPDATED: &str = r#"{"id": 123456, "email": "example@domain.com", "event": "contact_updated", "key": "xxxxxxxx",
+ "content": [{"name": "John"}, {"lastname": "Doe"}], "date": "2020-10-09 00:00:00", "ts": 1604937111,
+ "api_key_name": "optisync"}"#;
+
+const CONTACT_DELETED: &str = r#"{"id": 123456, "email": "example@domain.com", "event": "contact_deleted", "key": "xxxxxxxx",
+ "list_id": [35], "date": "2020-10-09 00:00:00", "ts": 1604937111}"#;
+
+const HARD_BOUNCED: &str = r#"{"id": 123456, "camp_id": 12, "email": "example@domain.com", "campaign name": "My First Campaign",
+ "date_sent": "2020-10-09 00:00:00", "date_event": "2020-10-09 00:00:00", "reason": "deferred",
+ "event": "hard_bounced", "tag": "", "sending_ip": "xxx.xxx.xxx.xxx",
+ "ts_sent": 1604933619, "ts_event": 1604933737, "ts": 1604937337}"#;
+
+#[test]
+fn parses_unsubscribed() {
+    let WebhookEvent::Unsubscribed(e) = parse_event(UNSUBSCRIBED.as_bytes()).unwrap() else { panic!() };
+    assert_eq!(e.email, "example@domain.com");
+    assert_eq!(e.campaign_id, Some(12));
+    assert_eq!(e.list_ids, vec![3, 42]);
+    assert_eq!(e.ts_event, Some(1604933737));
+    assert_eq!(e.ts, Some(1604937337));
+    assert_eq!(e.webhook_id, Some(123456));
+}
+
+#[test]
+fn parses_unsubscribe_spelling_too() {
+    let body = UNSUBSCRIBED.replace("\"unsubscribed\"", "\"unsubscribe\"");
+    assert!(matches!(parse_event(body.as_bytes()).unwrap(), WebhookEvent::Unsubscribed(_)));
+}
+
+#[test]
+fn parses_list_addition() {
+    let event = parse_event(LIST_ADDITION.as_bytes()).unwrap();
+    let WebhookEvent::ListAddition(e) = &event else { panic!() };
+    assert_eq!(e.list_ids, vec![12, 34]);
+    assert_eq!(e.ts, Some(1604937111));
+    assert_eq!(event.occurred_at().unwrap().timestamp(), 1604937111);
+}
+
+#[test]
+fn parses_contact_updated_with_content_and_api_key_name() {
+    let WebhookEvent::ContactUpdated(e) = parse_event(CONTACT_UPDATED.as_bytes()).unwrap() else { panic!() };
+    assert_eq!(e.api_key_name.as_deref(), Some("optisync"));
+    assert!(e.content.unwrap().is_array());
+    assert!(e.list_ids.is_empty());
+}
+
+#[test]
+fn parses_contact_deleted() {
+    let WebhookEvent::ContactDeleted(e) = parse_event(CONTACT_DELETED.as_bytes()).unwrap() else { panic!() };
+    assert_eq!(e.list_ids, vec![35]);
+}
+
+#[test]
+fn parses_hard_bounce_in_all_spellings() {
+    for name in ["hard_bounced", "hard_bounce", "hardBounce"] {
+        let body = HARD_BOUNCED.replace("hard_bounced", name);
+        let WebhookEvent::HardBounce(e) = parse_event(body.as_bytes()).unwrap() else { panic!("{name}") };
+        assert_eq!(e.reason.as_deref(), Some("deferred"));
+    }
+}
+
+#[test]
+fn parses_spam() {
+    let event = parse_event(SPAM.as_bytes()).unwrap();
+    let WebhookEvent::Spam(e) = &event else { panic!() };
+    assert_eq!(e.reason.as_deref(), Some("undesired"));
+    assert_eq!(event.timestamp(), Some(1604933737), "ts_event wins over ts");
+}
+
+#[test]
+fn accepts_strings_for_numbers_and_ignores_unknown_fields() {
+    let body = r#"{"event":"list_addition","email":"x@y.org","list_id":["7","3"],"ts":"1700000000",
+                   "brand_new_field":{"nested":true},"id":"9"}"#;
+    let WebhookEvent::ListAddition(e) = parse_event(body.as_bytes()).unwrap() else { panic!() };
+    assert_eq!(e.list_ids, vec![3, 7]);
+    assert_eq!(e.ts, Some(1_700_000_000));
+    assert_eq!(e.webhook_id, Some(9));
+    let single = r#"{"event":"unsubscribed","email":"x@y.org","list_id":5,"ts_event":1700000000.0}"#;
+    let WebhookEvent::Unsubscribed(u) = parse_event(single.as_bytes()).unwrap() else { panic!() };
+    assert_eq!(u.list_ids, vec![5]);
+    assert_eq!(u.ts_event, Some(1_700_000_000));
+}
+
+#[test]
+fn unknown_event_names_are_kept_as_other() {
+    let event = parse_event(br#"{"event":"opened","email":"x@y.org","ts":1}"#).unwrap();
+    assert_eq!(event, WebhookEvent::Other { event: "opened".into(), ts: Some(1) });
+}
+
+#[test]
+fn batched_bodies_are_arrays() {
+    let body = format!("[{UNSUBSCRIBED},{LIST_ADDITION}]");
+    let events = parse_events(body.as_bytes()).unwrap();
+    assert_eq!(events.len(), 2);
+    assert_eq!(parse_events(SPAM.as_bytes()).unwrap().len(), 1);
+}
+
+#[test]
+fn malformed_bodies_are_typed_errors_without_content() {
+    let err = parse_event(b"{\"event\": \"spam\", \"email\": \"secret@x.org\"").unwrap_err();
+    assert!(matches!(err, WebhookError::MalformedJson { .. }), "{err:?}");
+    assert!(!err.to_string().contains("secret"));
+    assert_eq!(parse_event(b"[1]").unwrap_err(), WebhookError::NotAnObject);
+    assert_eq!(parse_event(b"{\"email\":\"a@b.de\"}").unwrap_err(), WebhookError::MissingEvent);
+    assert!(matches!(parse_event(b"{\"event\":\"unsubscribed\"}").unwrap_err(), WebhookError::MissingEmail { .. }));
+}
+
+#[test]
+fn dedupe_key_is_stable_hides_the_email_and_separates_events() {
+    let a = parse_event(UNSUBSCRIBED.as_bytes()).unwrap();
+    let again = parse_event(UNSUBSCRIBED.replace("\"tag\": \"\"", "\"tag\": \"retry\"").as_bytes()).unwrap();
+    let key = dedupe_key(&a);
+    assert_eq!(key.len(), 64);
+    assert_eq!(key, dedupe_key(&again), "a redelivery has the same key");
+    assert!(!key.contains("example") && !key.contains('@'));
+
+    let upper = parse_event(UNSUBSCRIBED.replace("example@domain.com", " Example@Domain.com").as_bytes()).unwrap();
+    assert_eq!(key, dedupe_key(&upper), "e-mail is normalised");
+
+    let later = parse_event(UNSUBSCRIBED.replace("1604933737", "1604933738").as_bytes()).unwrap();
+    let other_list = parse_event(UNSUBSCRIBED.replace("[3, 42]", "[3]").as_bytes()).unwrap();
+    let other_campaign = parse_event(UNSUBSCRIBED.replace("\"camp_id\": 12", "\"camp_id\": 13").as_bytes()).unwrap();
+    let other_person = parse_event(UNSUBSCRIBED.replace("example@domain.com", "other@domain.com").as_bytes()).unwrap();
+    let spam = parse_event(SPAM.as_bytes()).unwrap();
+    for different in [later, other_list, other_campaign, other_person, spam] {
+        assert_ne!(key, dedupe_key(&different));
+    }
+}
+
+#[test]
+fn authenticate_accepts_only_the_right_bearer_token() {
+    assert!(authenticate(Some("Bearer s3cret-token"), "s3cret-token"));
+    assert!(authenticate(Some("bearer s3cret-token "), "s3cret-token"));
+    assert!(!authenticate(None, "s3cret-token"), "missing header");
+    assert!(!authenticate(Some("Bearer wrong"), "s3cret-token"));
+    assert!(!authenticate(Some("Bearer s3cret-token2"), "s3cret-token"));
+    assert!(!authenticate(Some("Basic s3cret-token"), "s3cret-token"));
+    assert!(!authenticate(Some("s3cret-token"), "s3cret-token"));
+    assert!(!authenticate(Some("Bearer "), ""), "an empty expected token never matches");
+}
