@@ -18,9 +18,11 @@
 
 pub mod client;
 pub mod fake;
+pub mod gateway;
 mod limiter;
 pub mod types;
 pub mod webhook;
 
 pub use client::{BrevoClient, BrevoConfig, BrevoError};
+pub use gateway::BrevoGateway;
 pub use types::{ApiKey, AttributeCategory, BrevoAttribute, BrevoContact, BrevoList, mask_email};
