@@ -247,7 +247,13 @@ impl Drop for FakeBrevo {
 impl FakeBrevo {
     /// Starts the fake on `127.0.0.1` with an OS-assigned port.
     pub async fn start() -> FakeBrevo {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0 for fake Brevo");
+        Self::start_on(0).await
+    }
+
+    /// Starts the fake on `127.0.0.1:port` (the contract check puts a validating proxy in front of it).
+    pub async fn start_on(port: u16) -> FakeBrevo {
+        let listener =
+            tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("bind a loopback port for fake Brevo");
         let addr = listener.local_addr().expect("local address of fake Brevo");
         let shared = Arc::new(Shared { state: Mutex::new(State_::new()), http: reqwest::Client::new() });
         let app = router(shared.clone());
