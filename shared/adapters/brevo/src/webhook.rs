@@ -245,3 +245,47 @@ pub fn authenticate(authorization_header: Option<&str>, expected_token: &str) ->
     let expected = Sha256::digest(expected_token.as_bytes());
     given.as_slice().ct_eq(expected.as_slice()).into()
 }
+
+/// Turns a parsed webhook into the planner's ESP observations for one Brevo account.
+///
+/// * unsubscribe and spam complaint → `Blacklisted`, account-wide (R-E2; the recipient's own act);
+/// * hard bounce → `Deactivated`, account-wide (R-E6: Brevo's automatic deactivation, not a revocation, R-J4);
+/// * contact deleted → `Deleted`, account-wide (R-E1);
+/// * list addition → a `Signup` per list (R-E3); our own additions (made with our API key, named in
+///   `api_key_name`) are echoes and are dropped;
+/// * contact updated → `FieldsChanged` (R-E5: ignored by the rules);
+/// * anything else, or an address that is not valid → nothing.
+///
+/// `received_at` stands in when the payload carries no time.
+pub fn observations(
+    event: &WebhookEvent,
+    account: &optisync_domain::AccountId,
+    own_api_key_name: Option<&str>,
+    received_at: DateTime<Utc>,
+) -> Vec<optisync_domain::EspEvent> {
+    use optisync_domain::{Email, EspAccount, EspEvent, EspEventKind, ListId, Provider, Signup};
+    let Some(email) = event.email().and_then(|e| Email::parse(e).ok()) else { return Vec::new() };
+    let esp = EspAccount { provider: Provider::Brevo, account: account.clone() };
+    let at = event.occurred_at().unwrap_or(received_at);
+    let one =
+        |list: Option<ListId>, what: EspEventKind| EspEvent { esp: esp.clone(), list, email: email.clone(), at, what };
+    match event {
+        WebhookEvent::Unsubscribed(_) | WebhookEvent::Spam(_) => vec![one(None, EspEventKind::Blacklisted)],
+        WebhookEvent::HardBounce(_) => vec![one(None, EspEventKind::Deactivated)],
+        WebhookEvent::ContactDeleted(_) => vec![one(None, EspEventKind::Deleted)],
+        WebhookEvent::ContactUpdated(_) => vec![one(None, EspEventKind::FieldsChanged)],
+        WebhookEvent::ListAddition(c) => {
+            let ours = matches!((c.api_key_name.as_deref(), own_api_key_name), (Some(by), Some(own)) if !own.is_empty() && by == own);
+            if ours {
+                return Vec::new();
+            }
+            c.list_ids
+                .iter()
+                .map(|list| {
+                    one(Some(ListId::new(list.to_string())), EspEventKind::Signup { signup: Signup::default() })
+                })
+                .collect()
+        }
+        WebhookEvent::Other { .. } => Vec::new(),
+    }
+}

@@ -154,3 +154,50 @@ fn authenticate_accepts_only_the_right_bearer_token() {
     assert!(!authenticate(Some("s3cret-token"), "s3cret-token"));
     assert!(!authenticate(Some("Bearer "), ""), "an empty expected token never matches");
 }
+
+mod observations {
+    use chrono::{TimeZone, Utc};
+    use optisync_brevo::webhook::{observations, parse_event};
+    use optisync_domain::{AccountId, EspEventKind};
+
+    fn observe(body: &str, own_key: Option<&str>) -> Vec<optisync_domain::EspEvent> {
+        let event = parse_event(body.as_bytes()).expect("parses");
+        observations(&event, &AccountId::new("acc"), own_key, Utc.with_ymd_and_hms(2024, 9, 25, 12, 0, 0).unwrap())
+    }
+
+    #[test]
+    fn r_e2_an_unsubscribe_is_an_account_wide_blacklisting_at_the_events_time() {
+        let o = observe(
+            r#"{"event":"unsubscribed","email":"Max@Example.com","id":1,"ts_event":1727251200,"camp_id":7,"list_id":[3]}"#,
+            None,
+        );
+        assert_eq!(o.len(), 1);
+        assert_eq!((o[0].list.is_none(), &o[0].what), (true, &EspEventKind::Blacklisted));
+        assert_eq!(o[0].at.timestamp(), 1727251200);
+        assert_eq!(o[0].email.key(), "max@example.com");
+    }
+
+    #[test]
+    fn r_e6_r_j4_a_hard_bounce_is_a_deactivation_not_an_unsubscribe() {
+        let o = observe(r#"{"event":"hard_bounce","email":"max@example.com","ts_event":1727251200}"#, None);
+        assert_eq!(o[0].what, EspEventKind::Deactivated);
+    }
+
+    #[test]
+    fn r_e3_a_list_addition_is_a_signup_per_list_unless_it_is_the_echo_of_our_own_write() {
+        let body = r#"{"event":"list_addition","email":"new@example.com","list_id":[3,4],"api_key_name":"optisync","ts":1727251200}"#;
+        let o = observe(body, Some("other-key"));
+        assert_eq!(o.iter().map(|e| e.list.as_ref().unwrap().to_string()).collect::<Vec<_>>(), vec!["3", "4"]);
+        assert!(o.iter().all(|e| matches!(e.what, EspEventKind::Signup { .. })));
+        assert!(observe(body, Some("optisync")).is_empty(), "made with our own key: an echo");
+    }
+
+    #[test]
+    fn r_e5_contact_updates_are_field_changes_and_invalid_addresses_are_dropped() {
+        assert_eq!(
+            observe(r#"{"event":"contact_updated","email":"max@example.com","ts":1}"#, None)[0].what,
+            EspEventKind::FieldsChanged
+        );
+        assert!(observe(r#"{"event":"contact_deleted","email":"not-an-address","ts":1}"#, None).is_empty());
+    }
+}
