@@ -167,3 +167,59 @@ pub fn handle_event(
     authenticate(expected_call_token, header_value)?;
     parse_event(body)
 }
+
+/// Turns a webhook, after the receiver was re-read from the API (payloads carry ids only), into the
+/// planner's observation for one group. `receiver` is `None` when the re-read found none (deleted).
+///
+/// * gone → `Deleted` (R-E1);
+/// * inactive → `Unsubscribed` if the recipient used the unsubscribe link, else `Deactivated` (admin,
+///   import, API, hard bounce: R-E1, R-E6, R-J4), at the deactivation time;
+/// * active after `created`/`subscribed` → `Signup` with what CleverReach knows: names from the global
+///   attributes `firstname`/`lastname`, registration and activation (double opt-in confirmation) times,
+///   and the source (R-E3, R-J1);
+/// * active after `updated` → `FieldsChanged` (R-E5).
+pub fn observation(
+    kind: ReceiverEventKind,
+    receiver: Option<&crate::Receiver>,
+    email: &optisync_domain::Email,
+    group: &optisync_domain::ListId,
+    account: &optisync_domain::AccountId,
+    received_at: chrono::DateTime<chrono::Utc>,
+) -> optisync_domain::EspEvent {
+    use optisync_domain::{ConsentEvidence, EspAccount, EspEvent, EspEventKind, PersonalText, Provider, Signup};
+    let time = |secs: i64| chrono::DateTime::from_timestamp(secs, 0).filter(|_| secs > 0);
+    let (at, what) = match receiver {
+        None => (received_at, EspEventKind::Deleted),
+        Some(r) => match r.deactivation() {
+            Some(d) if d.by_recipient => (time(d.at).unwrap_or(received_at), EspEventKind::Unsubscribed),
+            Some(d) => (time(d.at).unwrap_or(received_at), EspEventKind::Deactivated),
+            None if kind == ReceiverEventKind::Updated => (received_at, EspEventKind::FieldsChanged),
+            None => {
+                let attr = |name: &str| {
+                    r.global_attributes
+                        .get(name)
+                        .filter(|v| !v.trim().is_empty())
+                        .map(|v| PersonalText::new(v.as_str()))
+                };
+                let signup = Signup {
+                    first_name: attr("firstname"),
+                    last_name: attr("lastname"),
+                    evidence: ConsentEvidence {
+                        signup_at: time(r.registered),
+                        confirmed_at: time(r.activated),
+                        source: Some(r.source.clone()).filter(|s| !s.is_empty()),
+                        ip: None,
+                    },
+                };
+                (time(r.activated).or(time(r.registered)).unwrap_or(received_at), EspEventKind::Signup { signup })
+            }
+        },
+    };
+    EspEvent {
+        esp: EspAccount { provider: Provider::CleverReach, account: account.clone() },
+        list: Some(group.clone()),
+        email: email.clone(),
+        at,
+        what,
+    }
+}

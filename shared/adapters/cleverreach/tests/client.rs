@@ -465,3 +465,48 @@ async fn r_h1_a_rotated_refresh_token_is_kept_in_the_secret_store_and_a_new_proc
     assert_eq!(restarted.list_groups().await.unwrap().len(), 1);
     assert_eq!(fake.refresh_count(), 1);
 }
+
+#[tokio::test]
+async fn r_e1_r_e3_r_j1_a_re_read_receiver_becomes_the_right_observation() {
+    use optisync_cleverreach::webhook::{ReceiverEventKind, observation};
+    use optisync_domain::{AccountId, Email, EspEventKind, ListId};
+    let s = setup().await;
+    let group = ListId::new(&s.group);
+    let acc = AccountId::new("acc");
+    let now = chrono::Utc::now();
+    s.client
+        .upsert_receivers(
+            &s.group,
+            &[ReceiverUpsert::new("new@example.com")
+                .global_attribute("firstname", "Erika")
+                .with_state(StateChange::Keep)],
+        )
+        .await
+        .unwrap();
+    let r = s.client.get_receiver(&s.group, "new@example.com").await.unwrap();
+    let email = Email::parse("new@example.com").unwrap();
+    let o = observation(ReceiverEventKind::Created, r.as_ref(), &email, &group, &acc, now);
+    let EspEventKind::Signup { signup } = &o.what else { panic!("{o:?}") };
+    assert_eq!(signup.first_name.as_ref().map(|n| n.expose()), Some("Erika"));
+    assert!(signup.evidence.confirmed_at.is_some(), "activation time kept as evidence (R-J1)");
+    assert_eq!(
+        observation(ReceiverEventKind::Updated, r.as_ref(), &email, &group, &acc, now).what,
+        EspEventKind::FieldsChanged
+    );
+
+    s.fake.unsubscribe_via_link(&s.group, "new@example.com");
+    let r = s.client.get_receiver(&s.group, "new@example.com").await.unwrap();
+    assert_eq!(
+        observation(ReceiverEventKind::Unsubscribed, r.as_ref(), &email, &group, &acc, now).what,
+        EspEventKind::Unsubscribed
+    );
+    s.client.upsert_receivers(&s.group, &[ReceiverUpsert::new("admin@example.com")]).await.unwrap();
+    s.client.set_inactive(&s.group, "admin@example.com").await.unwrap();
+    let admin = Email::parse("admin@example.com").unwrap();
+    let r = s.client.get_receiver(&s.group, "admin@example.com").await.unwrap();
+    assert_eq!(
+        observation(ReceiverEventKind::Unsubscribed, r.as_ref(), &admin, &group, &acc, now).what,
+        EspEventKind::Deactivated
+    );
+    assert_eq!(observation(ReceiverEventKind::Deleted, None, &admin, &group, &acc, now).what, EspEventKind::Deleted);
+}
