@@ -1,0 +1,58 @@
+//! The embedded store passes the conformance suite (a fresh file per test) and survives a restart.
+
+use optisync_embedded::EmbeddedStore;
+use optisync_ports::{Commit, IdempotencyStore, SecretStore, Slice, StateStore};
+use std::sync::Arc;
+
+async fn fresh_store() -> EmbeddedStore {
+    let dir = tempfile::tempdir().expect("temp dir").keep();
+    EmbeddedStore::open(dir.join("state.redb")).expect("open")
+}
+
+async fn fresh() -> Arc<dyn StateStore> {
+    Arc::new(fresh_store().await)
+}
+
+async fn fresh_idempotency() -> Arc<dyn IdempotencyStore> {
+    Arc::new(fresh_store().await)
+}
+
+optisync_ports::conformance_tests!(fresh);
+optisync_ports::idempotency_conformance_tests!(fresh_idempotency);
+
+#[tokio::test]
+async fn everything_survives_closing_and_reopening_the_file() {
+    use optisync_domain::*;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.redb");
+    let link = Link {
+        id: LinkId::new("l1"),
+        tenant: TenantId::new("t1"),
+        newsletter: NewsletterId::new("nl"),
+        esp: EspAccount { provider: Provider::CleverReach, account: AccountId::new("acc") },
+        list: ListId::new("g1"),
+        segment: None,
+        settings: LinkSettings::default(),
+        status: LinkStatus::Linked,
+    };
+    let email = Email::parse("max@example.com").unwrap();
+    {
+        let store = EmbeddedStore::open(&path).unwrap();
+        store.put_link(&link).await.unwrap();
+        let state = RecipientState { listed: true, linked: true, ..Default::default() };
+        let commit = Commit {
+            writes: vec![(StateWrite::Recipient { link: link.id.clone(), email: email.clone(), state }, None)],
+            commands: vec![],
+        };
+        store.commit(&link.tenant, commit).await.unwrap();
+        SecretStore::put(&store, "cleverreach/acc/tokens", "{\"refresh_token\":\"r\"}").await.unwrap();
+    }
+    let reopened = EmbeddedStore::open(&path).unwrap();
+    assert_eq!(reopened.links(&link.tenant).await.unwrap(), vec![link.clone()]);
+    let loaded = reopened.load(&link, &Slice { assignments: vec![], emails: vec![email.clone()] }).await.unwrap();
+    assert!(loaded.view.recipients[&email].listed);
+    assert_eq!(
+        SecretStore::get(&reopened, "cleverreach/acc/tokens").await.unwrap().as_deref(),
+        Some("{\"refresh_token\":\"r\"}")
+    );
+}
