@@ -86,13 +86,20 @@ pub trait StateStore: Send + Sync {
     async fn tenant_settings(&self, tenant: &TenantId) -> Result<TenantSettings, StoreError>;
     /// Saves a link (create or replace).
     async fn put_link(&self, link: &Link) -> Result<(), StoreError>;
-    /// The links of a newsletter (R-F7).
-    async fn links_for_newsletter(&self, tenant: &TenantId, newsletter: &NewsletterId)
-    -> Result<Vec<Link>, StoreError>;
-    /// The links of one ESP account (R-E2).
-    async fn links_for_account(&self, tenant: &TenantId, esp: &EspAccount) -> Result<Vec<Link>, StoreError>;
     /// Every link of a tenant.
     async fn links(&self, tenant: &TenantId) -> Result<Vec<Link>, StoreError>;
+    /// The links of a newsletter (R-F7). A tenant has few links, so this filters [`StateStore::links`].
+    async fn links_for_newsletter(
+        &self,
+        tenant: &TenantId,
+        newsletter: &NewsletterId,
+    ) -> Result<Vec<Link>, StoreError> {
+        Ok(self.links(tenant).await?.into_iter().filter(|l| &l.newsletter == newsletter).collect())
+    }
+    /// The links of one ESP account (R-E2).
+    async fn links_for_account(&self, tenant: &TenantId, esp: &EspAccount) -> Result<Vec<Link>, StoreError> {
+        Ok(self.links(tenant).await?.into_iter().filter(|l| &l.esp == esp).collect())
+    }
     /// A slice of a link's state.
     async fn load(&self, link: &Link, slice: &Slice) -> Result<LoadedView, StoreError>;
     /// Mirror entries of a link whose next transition is due on `date` (R-A9), up to `limit`.

@@ -66,18 +66,6 @@ impl StateStore for MemoryStore {
         Ok(())
     }
 
-    async fn links_for_newsletter(
-        &self,
-        tenant: &TenantId,
-        newsletter: &NewsletterId,
-    ) -> Result<Vec<Link>, StoreError> {
-        Ok(self.lock().links.values().filter(|l| &l.tenant == tenant && &l.newsletter == newsletter).cloned().collect())
-    }
-
-    async fn links_for_account(&self, tenant: &TenantId, esp: &EspAccount) -> Result<Vec<Link>, StoreError> {
-        Ok(self.lock().links.values().filter(|l| &l.tenant == tenant && &l.esp == esp).cloned().collect())
-    }
-
     async fn links(&self, tenant: &TenantId) -> Result<Vec<Link>, StoreError> {
         Ok(self.lock().links.values().filter(|l| &l.tenant == tenant).cloned().collect())
     }

@@ -309,7 +309,7 @@ async fn paging_with_exact_multiple_stops_on_empty_page() {
 }
 
 #[tokio::test]
-async fn groups_attributes_filters_and_filter_receivers() {
+async fn r_g1_groups_attributes_filters_as_segments_and_a_segments_receivers() {
     let s = setup_with(|c| c.page_size = 2).await;
     s.fake.add_global_attribute("Firstname", "text");
     s.fake.add_global_attribute("region", "text");

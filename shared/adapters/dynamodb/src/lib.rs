@@ -15,8 +15,8 @@ use aws_sdk_dynamodb::types::{
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use optisync_domain::{
-    ApprovalEntry, ApprovalStatus, AssignmentId, Email, EspAccount, Link, LinkId, LinkView, MirrorEntry, NewsletterId,
-    OptigemCommand, RecipientState, StateWrite, TenantId, TenantSettings,
+    ApprovalEntry, ApprovalStatus, AssignmentId, Email, Link, LinkId, LinkView, MirrorEntry, OptigemCommand,
+    RecipientState, StateWrite, TenantId, TenantSettings,
 };
 use optisync_ports::{Claim, Commit, IdempotencyStore, ItemKey, LoadedView, Slice, StateStore, StoreError};
 use serde::Serialize;
@@ -429,18 +429,6 @@ impl StateStore for DynamoStore {
         self.meter(0.0, write_units(item_size(&item)));
         self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(classify)?;
         Ok(())
-    }
-
-    async fn links_for_newsletter(
-        &self,
-        tenant: &TenantId,
-        newsletter: &NewsletterId,
-    ) -> Result<Vec<Link>, StoreError> {
-        Ok(self.links(tenant).await?.into_iter().filter(|l| &l.newsletter == newsletter).collect())
-    }
-
-    async fn links_for_account(&self, tenant: &TenantId, esp: &EspAccount) -> Result<Vec<Link>, StoreError> {
-        Ok(self.links(tenant).await?.into_iter().filter(|l| &l.esp == esp).collect())
     }
 
     async fn links(&self, tenant: &TenantId) -> Result<Vec<Link>, StoreError> {

@@ -7,8 +7,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use optisync_domain::{
-    ApprovalEntry, AssignmentId, Email, EspAccount, Link, LinkView, MirrorEntry, NewsletterId, OptigemCommand,
-    RecipientState, StateWrite, TenantId, TenantSettings,
+    ApprovalEntry, AssignmentId, Email, Link, LinkView, MirrorEntry, OptigemCommand, RecipientState, StateWrite,
+    TenantId, TenantSettings,
 };
 use optisync_ports::{
     Claim, Commit, IdempotencyStore, ItemKey, LoadedView, SecretStore, Slice, StateStore, StoreError,
@@ -139,18 +139,6 @@ impl StateStore for EmbeddedStore {
             t.insert(format!("link/{}/{}", link.tenant, link.id).as_str(), bytes.as_slice()).map_err(fail)?;
             Ok(())
         })
-    }
-
-    async fn links_for_newsletter(
-        &self,
-        tenant: &TenantId,
-        newsletter: &NewsletterId,
-    ) -> Result<Vec<Link>, StoreError> {
-        Ok(self.links(tenant).await?.into_iter().filter(|l| &l.newsletter == newsletter).collect())
-    }
-
-    async fn links_for_account(&self, tenant: &TenantId, esp: &EspAccount) -> Result<Vec<Link>, StoreError> {
-        Ok(self.links(tenant).await?.into_iter().filter(|l| &l.esp == esp).collect())
     }
 
     async fn links(&self, tenant: &TenantId) -> Result<Vec<Link>, StoreError> {
