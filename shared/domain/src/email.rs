@@ -53,10 +53,7 @@ impl Email {
     /// A masked form for logs and error messages (R-J5): first letter of the local part and of the
     /// domain, and the top-level domain.
     pub fn masked(&self) -> String {
-        let (local, domain) = self.key.rsplit_once('@').unwrap_or((&self.key, ""));
-        let first = |s: &str| s.chars().next().map(String::from).unwrap_or_default();
-        let tld = domain.rsplit_once('.').map(|(_, t)| t).unwrap_or("");
-        format!("{}***@{}***.{}", first(local), first(domain), tld)
+        crate::privacy::mask_email(&self.key)
     }
 }
 

@@ -34,6 +34,45 @@ impl fmt::Display for PersonalText {
     }
 }
 
+/// A masked form of an address for logs and error messages (R-J5): the first letter of the local part
+/// and of the host, and the top-level domain (`m***@e***.com`); `***` for anything without an `@`.
+pub fn mask_email(raw: &str) -> String {
+    let Some((local, domain)) = raw.trim().rsplit_once('@') else {
+        return "***".to_owned();
+    };
+    let first = |s: &str| s.chars().next().map(String::from).unwrap_or_default();
+    let (host, tld) = match domain.rsplit_once('.') {
+        Some((host, tld)) => (host, format!(".{tld}")),
+        None => (domain, String::new()),
+    };
+    format!("{}***@{}***{}", first(local), first(host), tld)
+}
+
+/// Masks every word of a text that contains an `@` (words end at white space, quotes and brackets), for
+/// any text from outside (an ESP's error message) before it reaches an error or a log (R-J5).
+pub fn redact_emails(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        if word.contains('@') {
+            out.push_str(&mask_email(word));
+        } else {
+            out.push_str(word);
+        }
+        word.clear();
+    };
+    for c in text.chars() {
+        if c.is_whitespace() || matches!(c, '\'' | '"' | ',' | ';' | '<' | '>' | '(' | ')' | '[' | ']' | '{' | '}') {
+            flush(&mut word, &mut out);
+            out.push(c);
+        } else {
+            word.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
 /// Keyed hash of an e-mail (HMAC-SHA256 over the R-B2 key): identifies a recipient in logs, metrics and
 /// the erasure tombstone (R-J3, R-J5) without revealing the address. The key is a deployment secret.
 #[derive(Clone)]
@@ -71,6 +110,16 @@ mod tests {
         assert_eq!(format!("{name}"), "***");
         assert!(!format!("{name:?}").contains("Erika"));
         assert_eq!(name.expose(), "Erika Muster");
+    }
+
+    #[test]
+    fn r_j5_addresses_in_free_text_are_masked() {
+        assert_eq!(mask_email("max@example.com"), "m***@e***.com");
+        assert_eq!(mask_email("nope"), "***");
+        assert_eq!(
+            redact_emails("Contact \"a.b@c.de\" exists (x@y.org)"),
+            "Contact \"a***@c***.de\" exists (x***@y***.org)"
+        );
     }
 
     #[test]

@@ -173,33 +173,8 @@ impl From<RawAttribute> for BrevoAttribute {
     }
 }
 
-/// Masks an e-mail address for logs: `max@example.com` → `m***@e***.com`.
-/// Anything without an `@` becomes `***`.
-pub fn mask_email(email: &str) -> String {
-    let Some((local, domain)) = email.trim().rsplit_once('@') else {
-        return "***".to_owned();
-    };
-    let first = |s: &str| s.chars().next().map(String::from).unwrap_or_default();
-    let (host, tld) = match domain.rsplit_once('.') {
-        Some((host, tld)) => (host, format!(".{tld}")),
-        None => (domain, String::new()),
-    };
-    format!("{}***@{}***{}", first(local), first(host), tld)
-}
-
-/// Replaces every e-mail-like word of `text` by its mask (used for Brevo error messages).
-pub fn mask_emails_in(text: &str) -> String {
-    text.split(' ')
-        .map(|word| {
-            if word.contains('@') {
-                mask_email(word.trim_matches(|c: char| "\"'()[],;<>".contains(c)))
-            } else {
-                word.to_owned()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
+/// Masking lives with the domain's privacy rules (R-J5); re-exported for this crate's callers.
+pub use optisync_domain::privacy::{mask_email, redact_emails as mask_emails_in};
 
 #[cfg(test)]
 mod tests {
@@ -209,7 +184,7 @@ mod tests {
     fn masks_emails() {
         assert_eq!(mask_email("max@example.com"), "m***@e***.com");
         assert_eq!(mask_email("nope"), "***");
-        assert_eq!(mask_emails_in("Contact \"a.b@c.de\" exists"), "Contact a***@c***.de exists");
+        assert_eq!(mask_emails_in("Contact \"a.b@c.de\" exists"), "Contact \"a***@c***.de\" exists");
     }
 
     #[test]

@@ -43,44 +43,8 @@ impl fmt::Display for Secret {
     }
 }
 
-/// Masks an e-mail address for logs: `max@example.com` → `m***@e***.com`.
-/// Anything without an `@` becomes `***`.
-pub fn mask_email(email: &str) -> String {
-    let Some((local, domain)) = email.rsplit_once('@') else {
-        return "***".to_owned();
-    };
-    let first = |s: &str| s.chars().next().map(String::from).unwrap_or_default();
-    let (host, tld) = match domain.rsplit_once('.') {
-        Some((host, tld)) => (host, format!(".{tld}")),
-        None => (domain, String::new()),
-    };
-    format!("{}***@{}***{}", first(local), first(host), tld)
-}
-
-/// Replaces every whitespace/quote-delimited word that contains an `@` by its masked form.
-/// Used on any text that comes from CleverReach before it ends up in an error message.
-pub fn redact_emails(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut word = String::new();
-    let flush = |word: &mut String, out: &mut String| {
-        if word.contains('@') {
-            out.push_str(&mask_email(word));
-        } else {
-            out.push_str(word);
-        }
-        word.clear();
-    };
-    for c in text.chars() {
-        if c.is_whitespace() || matches!(c, '\'' | '"' | ',' | ';' | '<' | '>' | '(' | ')' | '[' | ']' | '{' | '}') {
-            flush(&mut word, &mut out);
-            out.push(c);
-        } else {
-            word.push(c);
-        }
-    }
-    flush(&mut word, &mut out);
-    out
-}
+/// Masking lives with the domain's privacy rules (R-J5); re-exported for this crate's callers.
+pub use optisync_domain::privacy::{mask_email, redact_emails};
 
 #[cfg(test)]
 mod tests {
