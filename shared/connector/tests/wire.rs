@@ -57,3 +57,21 @@ fn oversized_batches_are_refused() {
     let body = format!(r#"{{"events":[{}]}}"#, vec![one; MAX_EVENTS_PER_BATCH + 1].join(","));
     assert_eq!(parse_batch(body.as_bytes()).unwrap_err().path, "events");
 }
+
+/// The examples of the contract document parse as the service parses them, and commands round-trip
+/// unchanged: the document cannot drift from the code.
+#[test]
+fn the_contract_documents_examples_are_what_the_code_reads_and_writes() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/examples");
+    let batch = std::fs::read(format!("{dir}/event-batch.json")).unwrap();
+    let parsed = parse_batch(&batch).unwrap_or_else(|e| panic!("event-batch.json: {e}"));
+    assert_eq!(parsed.events.len(), 2);
+    let commands: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(format!("{dir}/commands.json")).unwrap()).unwrap();
+    assert_eq!(commands.len(), 3);
+    for example in commands {
+        let command: optisync_domain::OptigemCommand = serde_json::from_value(example.clone())
+            .unwrap_or_else(|e| panic!("{}: {e}", example["type"]));
+        assert_eq!(serde_json::to_value(&command).unwrap(), example, "round trip of {}", example["type"]);
+    }
+}
