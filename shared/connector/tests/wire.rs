@@ -70,8 +70,8 @@ fn the_contract_documents_examples_are_what_the_code_reads_and_writes() {
         serde_json::from_slice(&std::fs::read(format!("{dir}/commands.json")).unwrap()).unwrap();
     assert_eq!(commands.len(), 3);
     for example in commands {
-        let command: optisync_domain::OptigemCommand = serde_json::from_value(example.clone())
-            .unwrap_or_else(|e| panic!("{}: {e}", example["type"]));
+        let command: optisync_domain::OptigemCommand =
+            serde_json::from_value(example.clone()).unwrap_or_else(|e| panic!("{}: {e}", example["type"]));
         assert_eq!(serde_json::to_value(&command).unwrap(), example, "round trip of {}", example["type"]);
     }
 }

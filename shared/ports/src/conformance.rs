@@ -215,6 +215,10 @@ pub async fn commands_are_appended_once_in_sequence_and_paged(store: Arc<dyn Sta
         (1..=30).map(|n| format!("end-{n}")).collect::<Vec<_>>()
     );
     assert!(store.commands(&TenantId::new("other"), 0, 10).await.unwrap().is_empty());
+    // Feeds are per tenant: the same command id in another tenant's feed is another command.
+    let other = TenantId::new("other");
+    store.commit(&other, Commit { writes: vec![], commands: vec![end_command(1)] }).await.unwrap();
+    assert_eq!(store.commands(&other, 0, 10).await.unwrap().len(), 1);
 }
 
 /// `due` finds a link's entries whose next transition is on or before the date.

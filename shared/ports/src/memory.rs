@@ -18,7 +18,7 @@ struct StoreInner {
     links: BTreeMap<LinkId, Link>,
     items: BTreeMap<ItemKey, (u64, Item)>,
     commands: HashMap<TenantId, Vec<(u64, OptigemCommand)>>,
-    command_ids: BTreeSet<String>,
+    command_ids: BTreeSet<(TenantId, String)>,
     leases: HashMap<String, (String, DateTime<Utc>)>,
     idempotency: HashMap<String, IdempotencyRecord>,
 }
@@ -137,7 +137,7 @@ impl StateStore for MemoryStore {
             inner.items.insert(ItemKey::of(&write), (expected.unwrap_or(0) + 1, item));
         }
         for command in commit.commands {
-            if inner.command_ids.insert(command.id().to_string()) {
+            if inner.command_ids.insert((tenant.clone(), command.id().to_string())) {
                 let feed = inner.commands.entry(tenant.clone()).or_default();
                 let seq = feed.last().map_or(1, |(s, _)| s + 1);
                 feed.push((seq, command));
