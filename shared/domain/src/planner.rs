@@ -222,10 +222,12 @@ impl LinkCx<'_> {
             if let Some(e) = &email {
                 self.ended_in_optigem(&a.id, e);
             }
-        } else if was_active && old_email != email && self.is_segment() {
-            if let Some(old) = &old_email {
-                self.deactivate_segment_recipient(old);
-            }
+        } else if was_active
+            && old_email != email
+            && self.is_segment()
+            && let Some(old) = &old_email
+        {
+            self.deactivate_segment_recipient(old);
         }
         if now_active && let Some(e) = &email {
             self.resolve_pending_approval(e);

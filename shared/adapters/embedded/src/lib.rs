@@ -1,8 +1,13 @@
 //! The state store in one local file (redb), for the local runner: the same port and the same
-//! behaviour as DynamoDB (the conformance suite runs against both), and it survives a restart.
+//! behaviour as the in-memory store and DynamoDB (the conformance suite runs against all of them),
+//! and everything survives a restart of the process.
 //!
 //! redb runs one write transaction at a time, so a commit checks every expected version and writes
-//! everything inside one transaction: conditional and atomic like `TransactWriteItems`.
+//! everything inside one transaction: conditional and atomic like `TransactWriteItems`. redb is
+//! synchronous, so every call runs on tokio's blocking pool and never stalls the async workers.
+//!
+//! Layout: one table per kind of record, with tuple keys so that one link's items (or one tenant's
+//! links and feed) are a contiguous range whatever characters the ids contain. Values are JSON.
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -13,17 +18,43 @@ use optisync_domain::{
 use optisync_ports::{
     Claim, Commit, IdempotencyStore, ItemKey, LoadedView, SecretStore, Slice, StateStore, StoreError,
 };
-use redb::{Database, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::sync::Arc;
 
-const TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("optisync");
+/// State items: (link, kind, assignment id or R-B2 e-mail key) → versioned JSON.
+const ITEMS: TableDefinition<(&str, u8, &str), &[u8]> = TableDefinition::new("items");
+/// Index of mirror entries by the e-mail they use: (link, e-mail key, assignment id) → ().
+const MIRROR_BY_EMAIL: TableDefinition<(&str, &str, &str), ()> = TableDefinition::new("mirror_by_email");
+/// Links: (tenant, link id) → JSON.
+const LINKS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("links");
+/// The tenant a link id is stored under, so a link that changes tenant is not listed twice.
+const LINK_TENANT: TableDefinition<&str, &str> = TableDefinition::new("link_tenant");
+/// Tenant settings: tenant → JSON.
+const TENANTS: TableDefinition<&str, &[u8]> = TableDefinition::new("tenants");
+/// The command feed: (tenant, sequence number) → JSON.
+const FEED: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("feed");
+/// Command ids already in a tenant's feed: (tenant, command id) → sequence number.
+const COMMAND_IDS: TableDefinition<(&str, &str), u64> = TableDefinition::new("command_ids");
+/// Leases: name → JSON (owner, expiry).
+const LEASES: TableDefinition<&str, &[u8]> = TableDefinition::new("leases");
+/// Idempotency records: key → JSON.
+const IDEMPOTENCY: TableDefinition<&str, &[u8]> = TableDefinition::new("idempotency");
+/// Local secrets: name → value.
+const SECRETS: TableDefinition<&str, &str> = TableDefinition::new("secrets");
 
-/// The embedded store.
+const MIRROR: u8 = 0;
+const RECIPIENT: u8 = 1;
+const APPROVAL: u8 = 2;
+
+/// The embedded store: state, leases, the command feed, idempotency records and local secrets in one
+/// redb file, so the local runner keeps its state across restarts without AWS.
+#[derive(Clone)]
 pub struct EmbeddedStore {
-    db: Database,
+    db: Arc<Database>,
 }
 
 impl std::fmt::Debug for EmbeddedStore {
@@ -32,15 +63,66 @@ impl std::fmt::Debug for EmbeddedStore {
     }
 }
 
-fn fail(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Permanent(format!("embedded store: {e}"))
+/// Maps a redb error to the port's error. Lock and I/O conditions are worth a retry; the rest is not.
+/// Messages name the condition only, never a key or a value (R-J5).
+fn db_err(e: impl Into<redb::Error>) -> StoreError {
+    let transient = |m: String| StoreError::Transient(format!("embedded store: {m}"));
+    let permanent = |m: String| StoreError::Permanent(format!("embedded store: {m}"));
+    match e.into() {
+        redb::Error::Io(io) => transient(format!("I/O failure ({:?})", io.kind())),
+        redb::Error::DatabaseAlreadyOpen => transient("the file is open in another store or process".into()),
+        redb::Error::TransactionInProgress | redb::Error::WouldBlock | redb::Error::ReadTransactionStillInUse(_) => {
+            transient("another transaction is in progress".into())
+        }
+        redb::Error::Corrupted(_) => permanent("the file is corrupted".into()),
+        redb::Error::UpgradeRequired(format) => {
+            permanent(format!("the file has the old format {format} and must be upgraded"))
+        }
+        redb::Error::ValueTooLarge(len) => permanent(format!("a value of {len} bytes is too large")),
+        other => permanent(other.to_string()),
+    }
 }
 
-/// A stored state item: its version and value.
-#[derive(Serialize, Deserialize)]
-struct Versioned {
-    ver: u64,
-    value: serde_json::Value,
+/// A JSON error without its text: serde messages can quote the offending value.
+fn json_err(what: &str, e: &serde_json::Error) -> StoreError {
+    StoreError::Permanent(format!(
+        "embedded store: a {what} does not (de)serialise ({:?} error at line {}, column {})",
+        e.classify(),
+        e.line(),
+        e.column()
+    ))
+}
+
+fn encode<T: Serialize + ?Sized>(what: &str, value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|e| json_err(what, &e))
+}
+
+fn decode<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| json_err(what, &e))
+}
+
+/// A state item as written: its version, the e-mail key a mirror entry is indexed under, the value.
+#[derive(Serialize)]
+struct PutItem<'a, T: Serialize> {
+    version: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email: Option<&'a str>,
+    value: T,
+}
+
+/// A state item as read.
+#[derive(Deserialize)]
+struct GotItem<T> {
+    version: u64,
+    value: T,
+}
+
+/// The part of a state item a commit needs: the version to check and the index entry to drop.
+#[derive(Deserialize)]
+struct ItemHeader {
+    version: u64,
+    #[serde(default)]
+    email: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -56,73 +138,116 @@ struct Record {
     until: DateTime<Utc>,
 }
 
-fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(value).map_err(fail)
-}
-
-fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(fail)
-}
-
-fn item_key(key: &ItemKey) -> String {
+/// The table key of an item key.
+fn item_key(key: &ItemKey) -> (&str, u8, &str) {
     match key {
-        ItemKey::Mirror(l, id) => format!("item/{l}/M/{id}"),
-        ItemKey::Recipient(l, e) => format!("item/{l}/R/{e}"),
-        ItemKey::Approval(l, e) => format!("item/{l}/A/{e}"),
+        ItemKey::Mirror(l, id) => (l.as_str(), MIRROR, id.as_str()),
+        ItemKey::Recipient(l, e) => (l.as_str(), RECIPIENT, e.as_str()),
+        ItemKey::Approval(l, e) => (l.as_str(), APPROVAL, e.as_str()),
     }
 }
 
-/// Every key that starts with `prefix`.
-fn prefix_range(prefix: &str) -> (String, String) {
-    (prefix.to_owned(), format!("{prefix}\u{10ffff}"))
+/// The smallest string after every string that equals `s` (for ranges over one tuple element).
+fn successor(s: &str) -> String {
+    format!("{s}\0")
+}
+
+/// One state write, encoded outside the transaction.
+struct EncodedWrite {
+    key: ItemKey,
+    expected: Option<u64>,
+    /// For mirror entries: the e-mail key it uses (the index entry).
+    email: Option<String>,
+    value: serde_json::Value,
 }
 
 impl EmbeddedStore {
-    /// Opens (or creates) the store in a file.
+    /// Opens the store in a file, creating the file and its tables if they do not exist yet.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
-        let db = Database::create(path).map_err(fail)?;
-        let txn = db.begin_write().map_err(fail)?;
-        txn.open_table(TABLE).map_err(fail)?;
-        txn.commit().map_err(fail)?;
-        Ok(Self { db })
+        let db = Database::create(path).map_err(db_err)?;
+        let txn = db.begin_write().map_err(db_err)?;
+        txn.open_table(ITEMS).map_err(db_err)?;
+        txn.open_table(MIRROR_BY_EMAIL).map_err(db_err)?;
+        txn.open_table(LINKS).map_err(db_err)?;
+        txn.open_table(LINK_TENANT).map_err(db_err)?;
+        txn.open_table(TENANTS).map_err(db_err)?;
+        txn.open_table(FEED).map_err(db_err)?;
+        txn.open_table(COMMAND_IDS).map_err(db_err)?;
+        txn.open_table(LEASES).map_err(db_err)?;
+        txn.open_table(IDEMPOTENCY).map_err(db_err)?;
+        txn.open_table(SECRETS).map_err(db_err)?;
+        txn.commit().map_err(db_err)?;
+        Ok(Self { db: Arc::new(db) })
     }
 
-    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let txn = self.db.begin_read().map_err(fail)?;
-        let table = txn.open_table(TABLE).map_err(fail)?;
-        Ok(table.get(key).map_err(fail)?.map(|v| v.value().to_vec()))
+    /// Saves a tenant's settings, which [`StateStore::tenant_settings`] then returns instead of the defaults.
+    pub async fn set_tenant_settings(&self, tenant: &TenantId, settings: &TenantSettings) -> Result<(), StoreError> {
+        let bytes = encode("tenant's settings", settings)?;
+        let tenant = tenant.to_string();
+        self.write(move |txn| {
+            txn.open_table(TENANTS).map_err(db_err)?.insert(tenant.as_str(), bytes.as_slice()).map_err(db_err)?;
+            Ok(())
+        })
+        .await
     }
 
-    fn scan(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        let txn = self.db.begin_read().map_err(fail)?;
-        let table = txn.open_table(TABLE).map_err(fail)?;
-        let (from, to) = prefix_range(prefix);
-        let mut out = Vec::new();
-        for entry in table.range(from.as_str()..to.as_str()).map_err(fail)? {
-            let (k, v) = entry.map_err(fail)?;
-            out.push((k.value().to_owned(), v.value().to_vec()));
-        }
-        Ok(out)
-    }
-
-    /// Runs `f` in one write transaction and commits when it returns `Ok`.
-    fn write<T>(
+    /// Runs blocking redb work on tokio's blocking pool.
+    async fn blocking<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut redb::Table<&str, &[u8]>) -> Result<T, StoreError>,
+        f: impl FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let txn = self.db.begin_write().map_err(fail)?;
-        let result = {
-            let mut table = txn.open_table(TABLE).map_err(fail)?;
-            f(&mut table)?
-        };
-        txn.commit().map_err(fail)?;
-        Ok(result)
+        let db = Arc::clone(&self.db);
+        tokio::task::spawn_blocking(move || f(&db)).await.map_err(|e| {
+            if e.is_cancelled() {
+                StoreError::Transient("embedded store: the store task was cancelled".into())
+            } else {
+                StoreError::Permanent("embedded store: the store task panicked".into())
+            }
+        })?
+    }
+
+    /// Runs `f` in one read transaction (one consistent snapshot).
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&redb::ReadTransaction) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.blocking(move |db| f(&db.begin_read().map_err(db_err)?)).await
+    }
+
+    /// Runs `f` in one write transaction and commits when it returns `Ok`; on `Err` nothing is written.
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&redb::WriteTransaction) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(db_err)?;
+            let result = f(&txn)?;
+            txn.commit().map_err(db_err)?;
+            Ok(result)
+        })
+        .await
     }
 }
 
-fn read_in<T: DeserializeOwned>(table: &redb::Table<&str, &[u8]>, key: &str) -> Result<Option<T>, StoreError> {
-    match table.get(key).map_err(fail)? {
-        Some(v) => Ok(Some(decode(v.value())?)),
+/// Reads one state item with its version.
+fn get_item<T: DeserializeOwned>(
+    table: &impl ReadableTable<(&'static str, u8, &'static str), &'static [u8]>,
+    key: (&str, u8, &str),
+    what: &str,
+) -> Result<Option<GotItem<T>>, StoreError> {
+    match table.get(key).map_err(db_err)? {
+        Some(bytes) => Ok(Some(decode(what, bytes.value())?)),
+        None => Ok(None),
+    }
+}
+
+fn get_json<T: DeserializeOwned>(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    key: &str,
+    what: &str,
+) -> Result<Option<T>, StoreError> {
+    match table.get(key).map_err(db_err)? {
+        Some(bytes) => Ok(Some(decode(what, bytes.value())?)),
         None => Ok(None),
     }
 }
@@ -130,104 +255,169 @@ fn read_in<T: DeserializeOwned>(table: &redb::Table<&str, &[u8]>, key: &str) -> 
 #[async_trait]
 impl StateStore for EmbeddedStore {
     async fn tenant_settings(&self, tenant: &TenantId) -> Result<TenantSettings, StoreError> {
-        self.get(&format!("tenant/{tenant}"))?.map_or(Ok(TenantSettings::default()), |b| decode(&b))
+        let tenant = tenant.to_string();
+        self.read(move |txn| {
+            let table = txn.open_table(TENANTS).map_err(db_err)?;
+            Ok(get_json(&table, &tenant, "tenant's settings")?.unwrap_or_default())
+        })
+        .await
     }
 
     async fn put_link(&self, link: &Link) -> Result<(), StoreError> {
-        let bytes = encode(link)?;
-        self.write(|t| {
-            t.insert(format!("link/{}/{}", link.tenant, link.id).as_str(), bytes.as_slice()).map_err(fail)?;
+        let bytes = encode("link", link)?;
+        let (tenant, id) = (link.tenant.to_string(), link.id.to_string());
+        self.write(move |txn| {
+            let mut owners = txn.open_table(LINK_TENANT).map_err(db_err)?;
+            let mut links = txn.open_table(LINKS).map_err(db_err)?;
+            let previous = owners.insert(id.as_str(), tenant.as_str()).map_err(db_err)?.map(|t| t.value().to_owned());
+            if let Some(previous) = previous.filter(|p| p != &tenant) {
+                links.remove((previous.as_str(), id.as_str())).map_err(db_err)?;
+            }
+            links.insert((tenant.as_str(), id.as_str()), bytes.as_slice()).map_err(db_err)?;
             Ok(())
         })
+        .await
     }
 
     async fn links(&self, tenant: &TenantId) -> Result<Vec<Link>, StoreError> {
-        self.scan(&format!("link/{tenant}/"))?.iter().map(|(_, v)| decode(v)).collect()
+        let tenant = tenant.to_string();
+        self.read(move |txn| {
+            let table = txn.open_table(LINKS).map_err(db_err)?;
+            let upper = successor(&tenant);
+            let mut links = Vec::new();
+            for entry in table.range((tenant.as_str(), "")..(upper.as_str(), "")).map_err(db_err)? {
+                let (_, bytes) = entry.map_err(db_err)?;
+                links.push(decode("link", bytes.value())?);
+            }
+            Ok(links)
+        })
+        .await
     }
 
     async fn load(&self, link: &Link, slice: &Slice) -> Result<LoadedView, StoreError> {
-        let mut loaded = LoadedView { view: LinkView::new(link.clone()), versions: BTreeMap::new() };
-        let emails: BTreeSet<&str> = slice.emails.iter().map(Email::key).collect();
-        for (_, bytes) in self.scan(&format!("item/{}/M/", link.id))? {
-            let stored: Versioned = decode(&bytes)?;
-            let entry: MirrorEntry = serde_json::from_value(stored.value).map_err(fail)?;
-            if slice.assignments.contains(&entry.id) || entry.email.as_ref().is_some_and(|e| emails.contains(e.key())) {
-                loaded.versions.insert(ItemKey::Mirror(link.id.clone(), entry.id.clone()), stored.ver);
-                loaded.view.mirror.insert(entry.id.clone(), entry);
+        let (link, slice) = (link.clone(), slice.clone());
+        self.read(move |txn| {
+            let items = txn.open_table(ITEMS).map_err(db_err)?;
+            let by_email = txn.open_table(MIRROR_BY_EMAIL).map_err(db_err)?;
+            let l = link.id.as_str();
+            let mut ids: BTreeSet<String> = slice.assignments.iter().map(|a| a.as_str().to_owned()).collect();
+            let keys: BTreeSet<&str> = slice.emails.iter().map(Email::key).collect();
+            for key in &keys {
+                let upper = successor(key);
+                for entry in by_email.range((l, *key, "")..(l, upper.as_str(), "")).map_err(db_err)? {
+                    let (k, _) = entry.map_err(db_err)?;
+                    ids.insert(k.value().2.to_owned());
+                }
             }
-        }
-        for email in &slice.emails {
-            let key = ItemKey::Recipient(link.id.clone(), email.key().to_owned());
-            if let Some(bytes) = self.get(&item_key(&key))? {
-                let stored: Versioned = decode(&bytes)?;
-                let (email, state): (Email, RecipientState) = serde_json::from_value(stored.value).map_err(fail)?;
-                loaded.versions.insert(key, stored.ver);
-                loaded.view.recipients.insert(email, state);
+            let mut loaded = LoadedView { view: LinkView::new(link.clone()), versions: BTreeMap::new() };
+            for id in &ids {
+                if let Some(got) = get_item::<MirrorEntry>(&items, (l, MIRROR, id), "mirror entry")? {
+                    loaded.versions.insert(ItemKey::Mirror(link.id.clone(), got.value.id.clone()), got.version);
+                    loaded.view.mirror.insert(got.value.id.clone(), got.value);
+                }
             }
-            let key = ItemKey::Approval(link.id.clone(), email.key().to_owned());
-            if let Some(bytes) = self.get(&item_key(&key))? {
-                let stored: Versioned = decode(&bytes)?;
-                let entry: ApprovalEntry = serde_json::from_value(stored.value).map_err(fail)?;
-                loaded.versions.insert(key, stored.ver);
-                loaded.view.approvals.insert(entry.email.clone(), entry);
+            for key in &keys {
+                let recipient = get_item::<(Email, RecipientState)>(&items, (l, RECIPIENT, key), "recipient state")?;
+                if let Some(GotItem { version, value: (email, state) }) = recipient {
+                    loaded.versions.insert(ItemKey::Recipient(link.id.clone(), (*key).to_owned()), version);
+                    loaded.view.recipients.insert(email, state);
+                }
+                if let Some(got) = get_item::<ApprovalEntry>(&items, (l, APPROVAL, key), "approval entry")? {
+                    loaded.versions.insert(ItemKey::Approval(link.id.clone(), (*key).to_owned()), got.version);
+                    loaded.view.approvals.insert(got.value.email.clone(), got.value);
+                }
             }
-        }
-        Ok(loaded)
+            Ok(loaded)
+        })
+        .await
     }
 
     async fn due(&self, link: &Link, date: NaiveDate, limit: usize) -> Result<Vec<AssignmentId>, StoreError> {
-        let mut due = Vec::new();
-        for (_, bytes) in self.scan(&format!("item/{}/M/", link.id))? {
-            let stored: Versioned = decode(&bytes)?;
-            let entry: MirrorEntry = serde_json::from_value(stored.value).map_err(fail)?;
-            if entry.next_transition.is_some_and(|d| d <= date) {
-                due.push(entry.id);
+        let link = link.id.to_string();
+        self.read(move |txn| {
+            let items = txn.open_table(ITEMS).map_err(db_err)?;
+            let mut due = Vec::new();
+            let range = (link.as_str(), MIRROR, "")..(link.as_str(), MIRROR + 1, "");
+            for entry in items.range(range).map_err(db_err)? {
                 if due.len() >= limit {
                     break;
                 }
+                let (_, bytes) = entry.map_err(db_err)?;
+                let got: GotItem<MirrorEntry> = decode("mirror entry", bytes.value())?;
+                if got.value.next_transition.is_some_and(|d| d <= date) {
+                    due.push(got.value.id);
+                }
             }
-        }
-        Ok(due)
+            Ok(due)
+        })
+        .await
     }
 
     async fn commit(&self, tenant: &TenantId, commit: Commit) -> Result<(), StoreError> {
-        let mut writes = Vec::new();
+        let mut writes = Vec::with_capacity(commit.writes.len());
         for (write, expected) in &commit.writes {
-            let value = match write {
-                StateWrite::Mirror { entry, .. } => serde_json::to_value(entry),
-                StateWrite::Recipient { email, state, .. } => serde_json::to_value((email, state)),
-                StateWrite::Approval { entry } => serde_json::to_value(entry),
-            }
-            .map_err(fail)?;
-            writes.push((item_key(&ItemKey::of(write)), *expected, value));
+            let (email, value) = match write {
+                StateWrite::Mirror { entry, .. } => {
+                    (entry.email.as_ref().map(|e| e.key().to_owned()), serde_json::to_value(entry))
+                }
+                StateWrite::Recipient { email, state, .. } => (None, serde_json::to_value((email, state))),
+                StateWrite::Approval { entry } => (None, serde_json::to_value(entry)),
+            };
+            let value = value.map_err(|e| json_err("state item", &e))?;
+            writes.push(EncodedWrite { key: ItemKey::of(write), expected: *expected, email, value });
         }
-        let commands: Vec<(String, Vec<u8>)> =
-            commit.commands.iter().map(|c| Ok((c.id().to_string(), encode(c)?))).collect::<Result<_, StoreError>>()?;
-        self.write(|t| {
-            for (key, expected, _) in &writes {
-                let current = read_in::<Versioned>(t, key)?.map(|v| v.ver);
-                if current != *expected {
+        let commands = commit
+            .commands
+            .iter()
+            .map(|c| Ok((c.id().to_string(), encode("command", c)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let tenant = tenant.to_string();
+        self.write(move |txn| {
+            let mut items = txn.open_table(ITEMS).map_err(db_err)?;
+            let mut by_email = txn.open_table(MIRROR_BY_EMAIL).map_err(db_err)?;
+            // Every expected version is checked against the state before the commit, then all is written.
+            let mut previous = Vec::with_capacity(writes.len());
+            for w in &writes {
+                let header: Option<ItemHeader> = match items.get(item_key(&w.key)).map_err(db_err)? {
+                    Some(bytes) => Some(decode("state item", bytes.value())?),
+                    None => None,
+                };
+                if header.as_ref().map(|h| h.version) != w.expected {
                     return Err(StoreError::Conflict);
                 }
+                previous.push(header.and_then(|h| h.email));
             }
-            for (key, expected, value) in writes {
-                let stored = encode(&Versioned { ver: expected.unwrap_or(0) + 1, value })?;
-                t.insert(key.as_str(), stored.as_slice()).map_err(fail)?;
+            for (w, old_email) in writes.iter().zip(previous) {
+                let key = item_key(&w.key);
+                let item = PutItem { version: w.expected.unwrap_or(0) + 1, email: w.email.as_deref(), value: &w.value };
+                items.insert(key, encode("state item", &item)?.as_slice()).map_err(db_err)?;
+                if let ItemKey::Mirror(link, id) = &w.key {
+                    if let Some(old) = old_email {
+                        by_email.remove((link.as_str(), old.as_str(), id.as_str())).map_err(db_err)?;
+                    }
+                    if let Some(new) = &w.email {
+                        by_email.insert((link.as_str(), new.as_str(), id.as_str()), ()).map_err(db_err)?;
+                    }
+                }
             }
-            let seq_key = format!("seq/{tenant}");
-            let mut seq: u64 = read_in(t, &seq_key)?.unwrap_or(0);
-            for (id, bytes) in commands {
-                let marker = format!("cmdid/{tenant}/{id}");
-                if t.get(marker.as_str()).map_err(fail)?.is_some() {
+            let mut feed = txn.open_table(FEED).map_err(db_err)?;
+            let mut ids = txn.open_table(COMMAND_IDS).map_err(db_err)?;
+            let mut seq =
+                match feed.range((tenant.as_str(), 0)..=(tenant.as_str(), u64::MAX)).map_err(db_err)?.next_back() {
+                    Some(last) => last.map_err(db_err)?.0.value().1,
+                    None => 0,
+                };
+            for (id, bytes) in &commands {
+                if ids.get((tenant.as_str(), id.as_str())).map_err(db_err)?.is_some() {
                     continue;
                 }
                 seq += 1;
-                t.insert(marker.as_str(), encode(&seq)?.as_slice()).map_err(fail)?;
-                t.insert(format!("feed/{tenant}/{seq:020}").as_str(), bytes.as_slice()).map_err(fail)?;
+                ids.insert((tenant.as_str(), id.as_str()), seq).map_err(db_err)?;
+                feed.insert((tenant.as_str(), seq), bytes.as_slice()).map_err(db_err)?;
             }
-            t.insert(seq_key.as_str(), encode(&seq)?.as_slice()).map_err(fail)?;
             Ok(())
         })
+        .await
     }
 
     async fn try_lease(
@@ -237,27 +427,31 @@ impl StateStore for EmbeddedStore {
         now: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let key = format!("lease/{name}");
-        self.write(|t| {
-            if let Some(held) = read_in::<Lease>(t, &key)?
+        let (name, owner) = (name.to_owned(), owner.to_owned());
+        self.write(move |txn| {
+            let mut leases = txn.open_table(LEASES).map_err(db_err)?;
+            if let Some(held) = get_json::<Lease>(&leases, &name, "lease")?
                 && held.owner != owner
                 && held.until > now
             {
                 return Ok(false);
             }
-            t.insert(key.as_str(), encode(&Lease { owner: owner.to_owned(), until })?.as_slice()).map_err(fail)?;
+            leases.insert(name.as_str(), encode("lease", &Lease { owner, until })?.as_slice()).map_err(db_err)?;
             Ok(true)
         })
+        .await
     }
 
     async fn release_lease(&self, name: &str, owner: &str) -> Result<(), StoreError> {
-        let key = format!("lease/{name}");
-        self.write(|t| {
-            if read_in::<Lease>(t, &key)?.is_some_and(|held| held.owner == owner) {
-                t.remove(key.as_str()).map_err(fail)?;
+        let (name, owner) = (name.to_owned(), owner.to_owned());
+        self.write(move |txn| {
+            let mut leases = txn.open_table(LEASES).map_err(db_err)?;
+            if get_json::<Lease>(&leases, &name, "lease")?.is_some_and(|held| held.owner == owner) {
+                leases.remove(name.as_str()).map_err(db_err)?;
             }
             Ok(())
         })
+        .await
     }
 
     async fn commands(
@@ -266,17 +460,21 @@ impl StateStore for EmbeddedStore {
         after: u64,
         limit: usize,
     ) -> Result<Vec<(u64, OptigemCommand)>, StoreError> {
-        let txn = self.db.begin_read().map_err(fail)?;
-        let table = txn.open_table(TABLE).map_err(fail)?;
-        let from = format!("feed/{tenant}/{:020}", after.saturating_add(1));
-        let (_, to) = prefix_range(&format!("feed/{tenant}/"));
-        let mut out = Vec::new();
-        for entry in table.range(from.as_str()..to.as_str()).map_err(fail)?.take(limit) {
-            let (k, v) = entry.map_err(fail)?;
-            let seq = k.value().rsplit('/').next().and_then(|s| s.parse().ok()).unwrap_or(0);
-            out.push((seq, decode(v.value())?));
-        }
-        Ok(out)
+        let Some(first) = after.checked_add(1) else {
+            return Ok(Vec::new());
+        };
+        let tenant = tenant.to_string();
+        self.read(move |txn| {
+            let feed = txn.open_table(FEED).map_err(db_err)?;
+            let mut out = Vec::new();
+            for entry in feed.range((tenant.as_str(), first)..=(tenant.as_str(), u64::MAX)).map_err(db_err)?.take(limit)
+            {
+                let (key, bytes) = entry.map_err(db_err)?;
+                out.push((key.value().1, decode("command", bytes.value())?));
+            }
+            Ok(out)
+        })
+        .await
     }
 }
 
@@ -289,9 +487,10 @@ impl IdempotencyStore for EmbeddedStore {
         now: DateTime<Utc>,
         in_progress_until: DateTime<Utc>,
     ) -> Result<Claim, StoreError> {
-        let k = format!("idem/{key}");
-        self.write(|t| {
-            if let Some(record) = read_in::<Record>(t, &k)?.filter(|r| r.until > now) {
+        let (key, fingerprint) = (key.to_owned(), fingerprint.to_owned());
+        self.write(move |txn| {
+            let mut records = txn.open_table(IDEMPOTENCY).map_err(db_err)?;
+            if let Some(record) = get_json::<Record>(&records, &key, "idempotency record")?.filter(|r| r.until > now) {
                 return Ok(if record.fingerprint != fingerprint {
                     Claim::Mismatch
                 } else if let Some(result) = record.result {
@@ -300,10 +499,11 @@ impl IdempotencyStore for EmbeddedStore {
                     Claim::InProgress
                 });
             }
-            let record = Record { fingerprint: fingerprint.to_owned(), result: None, until: in_progress_until };
-            t.insert(k.as_str(), encode(&record)?.as_slice()).map_err(fail)?;
+            let record = Record { fingerprint, result: None, until: in_progress_until };
+            records.insert(key.as_str(), encode("idempotency record", &record)?.as_slice()).map_err(db_err)?;
             Ok(Claim::Acquired)
         })
+        .await
     }
 
     async fn complete(
@@ -314,18 +514,22 @@ impl IdempotencyStore for EmbeddedStore {
         keep_until: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let record = Record { fingerprint: fingerprint.to_owned(), result: Some(result.to_owned()), until: keep_until };
-        let bytes = encode(&record)?;
-        self.write(|t| {
-            t.insert(format!("idem/{key}").as_str(), bytes.as_slice()).map_err(fail)?;
+        let bytes = encode("idempotency record", &record)?;
+        let key = key.to_owned();
+        self.write(move |txn| {
+            txn.open_table(IDEMPOTENCY).map_err(db_err)?.insert(key.as_str(), bytes.as_slice()).map_err(db_err)?;
             Ok(())
         })
+        .await
     }
 
     async fn abandon(&self, key: &str) -> Result<(), StoreError> {
-        self.write(|t| {
-            t.remove(format!("idem/{key}").as_str()).map_err(fail)?;
+        let key = key.to_owned();
+        self.write(move |txn| {
+            txn.open_table(IDEMPOTENCY).map_err(db_err)?.remove(key.as_str()).map_err(db_err)?;
             Ok(())
         })
+        .await
     }
 }
 
@@ -333,14 +537,20 @@ impl IdempotencyStore for EmbeddedStore {
 #[async_trait]
 impl SecretStore for EmbeddedStore {
     async fn get(&self, name: &str) -> Result<Option<String>, StoreError> {
-        EmbeddedStore::get(self, &format!("secret/{name}"))?.map(|b| decode(&b)).transpose()
+        let name = name.to_owned();
+        self.read(move |txn| {
+            let secrets = txn.open_table(SECRETS).map_err(db_err)?;
+            Ok(secrets.get(name.as_str()).map_err(db_err)?.map(|v| v.value().to_owned()))
+        })
+        .await
     }
 
     async fn put(&self, name: &str, value: &str) -> Result<(), StoreError> {
-        let bytes = encode(&value)?;
-        self.write(|t| {
-            t.insert(format!("secret/{name}").as_str(), bytes.as_slice()).map_err(fail)?;
+        let (name, value) = (name.to_owned(), value.to_owned());
+        self.write(move |txn| {
+            txn.open_table(SECRETS).map_err(db_err)?.insert(name.as_str(), value.as_str()).map_err(db_err)?;
             Ok(())
         })
+        .await
     }
 }
