@@ -6,8 +6,9 @@
 use optisync_domain::{Assignment, AssignmentId, Input, NewsletterId};
 use serde::{Deserialize, Serialize};
 
-/// Most events one request may carry.
-pub const MAX_EVENTS_PER_BATCH: usize = 500;
+/// Most events one request may carry: a batch is kept as one inbox item, and a DynamoDB item holds at
+/// most 400 KB (a snapshot is about 1 KB).
+pub const MAX_EVENTS_PER_BATCH: usize = 200;
 
 /// A batch of change events.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -166,6 +166,47 @@ pub trait IdempotencyStore: Send + Sync {
     async fn abandon(&self, key: &str) -> Result<(), StoreError>;
 }
 
+/// One accepted request, kept until the worker has applied it: the durable, idempotent inbox between
+/// the hooks and the worker. The key is the sender's message id (`webhook-id`, or a key derived from the
+/// content where the sender has none), scoped by tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboxEntry {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// The message key.
+    pub key: String,
+    /// A hash of the body: the same key with another body is refused.
+    pub fingerprint: String,
+    /// The planner inputs the request carried, in order.
+    pub inputs: Vec<optisync_domain::Input>,
+    /// When it was accepted.
+    pub received_at: DateTime<Utc>,
+}
+
+/// What storing an inbox entry found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InboxPut {
+    /// Stored now.
+    Stored,
+    /// The same key and body were stored before: nothing to do.
+    Duplicate,
+    /// The key was used before for another body.
+    Mismatch,
+}
+
+/// The inbox: accepted requests wait here until processed; a sweep finds those that stayed unprocessed.
+#[async_trait]
+pub trait Inbox: Send + Sync {
+    /// Stores an entry once per (tenant, key).
+    async fn put(&self, entry: &InboxEntry) -> Result<InboxPut, StoreError>;
+    /// An entry, if stored.
+    async fn get(&self, tenant: &TenantId, key: &str) -> Result<Option<InboxEntry>, StoreError>;
+    /// Marks an entry processed (it leaves the pending index; the entry itself is kept for duplicates).
+    async fn mark_done(&self, tenant: &TenantId, key: &str) -> Result<(), StoreError>;
+    /// Unprocessed entries received before `before`, oldest first, up to `limit`.
+    async fn pending(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<(TenantId, String)>, StoreError>;
+}
+
 /// Secrets: ESP API keys, OAuth tokens, connector signing secrets (Secrets Manager in AWS). Never in the
 /// state table, never in a log.
 #[async_trait]

@@ -21,6 +21,7 @@ struct StoreInner {
     command_ids: BTreeSet<(TenantId, String)>,
     leases: HashMap<String, (String, DateTime<Utc>)>,
     idempotency: HashMap<String, IdempotencyRecord>,
+    inbox: BTreeMap<(TenantId, String), (InboxEntry, bool)>,
 }
 
 /// One idempotency record as kept in memory.
@@ -226,6 +227,41 @@ impl IdempotencyStore for MemoryStore {
     async fn abandon(&self, key: &str) -> Result<(), StoreError> {
         self.lock().idempotency.remove(key);
         Ok(())
+    }
+}
+
+#[async_trait]
+impl Inbox for MemoryStore {
+    async fn put(&self, entry: &InboxEntry) -> Result<InboxPut, StoreError> {
+        let mut inner = self.lock();
+        let key = (entry.tenant.clone(), entry.key.clone());
+        Ok(match inner.inbox.get(&key) {
+            Some((stored, _)) if stored.fingerprint == entry.fingerprint => InboxPut::Duplicate,
+            Some(_) => InboxPut::Mismatch,
+            None => {
+                inner.inbox.insert(key, (entry.clone(), false));
+                InboxPut::Stored
+            }
+        })
+    }
+
+    async fn get(&self, tenant: &TenantId, key: &str) -> Result<Option<InboxEntry>, StoreError> {
+        Ok(self.lock().inbox.get(&(tenant.clone(), key.to_owned())).map(|(e, _)| e.clone()))
+    }
+
+    async fn mark_done(&self, tenant: &TenantId, key: &str) -> Result<(), StoreError> {
+        if let Some((_, done)) = self.lock().inbox.get_mut(&(tenant.clone(), key.to_owned())) {
+            *done = true;
+        }
+        Ok(())
+    }
+
+    async fn pending(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<(TenantId, String)>, StoreError> {
+        let inner = self.lock();
+        let mut waiting: Vec<&InboxEntry> =
+            inner.inbox.values().filter(|(e, done)| !done && e.received_at < before).map(|(e, _)| e).collect();
+        waiting.sort_by(|a, b| (a.received_at, &a.tenant, &a.key).cmp(&(b.received_at, &b.tenant, &b.key)));
+        Ok(waiting.into_iter().take(limit).map(|e| (e.tenant.clone(), e.key.clone())).collect())
     }
 }
 

@@ -15,3 +15,9 @@ async fn fresh_idempotency() -> Arc<dyn optisync_ports::IdempotencyStore> {
 }
 
 optisync_ports::idempotency_conformance_tests!(fresh_idempotency);
+
+async fn fresh_inbox() -> Arc<dyn optisync_ports::Inbox> {
+    Arc::new(MemoryStore::new())
+}
+
+optisync_ports::inbox_conformance_tests!(fresh_inbox);

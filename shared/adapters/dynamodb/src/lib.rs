@@ -18,7 +18,9 @@ use optisync_domain::{
     ApprovalEntry, ApprovalStatus, AssignmentId, Email, Link, LinkId, LinkView, MirrorEntry, OptigemCommand,
     RecipientState, StateWrite, TenantId, TenantSettings,
 };
-use optisync_ports::{Claim, Commit, IdempotencyStore, ItemKey, LoadedView, Slice, StateStore, StoreError};
+use optisync_ports::{
+    Claim, Commit, IdempotencyStore, Inbox, InboxEntry, InboxPut, ItemKey, LoadedView, Slice, StateStore, StoreError,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -728,5 +730,114 @@ impl IdempotencyStore for DynamoStore {
             .await
             .map_err(classify)?;
         Ok(())
+    }
+}
+
+fn inbox_pk(tenant: &TenantId, key: &str) -> String {
+    format!("INBOX#{tenant}#{key}")
+}
+
+/// An inbox entry as stored in `v`.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredInbox {
+    tenant: TenantId,
+    key: String,
+    fingerprint: String,
+    inputs: Vec<optisync_domain::Input>,
+    received_at: DateTime<Utc>,
+}
+
+/// Inbox items: `pk = INBOX#{tenant}#{key}`, `sk = INBOX`, the entry in `v`, the body's fingerprint in
+/// `fp`; while unprocessed also in the sparse index `gsi2pk = INBOX-PENDING`, `gsi2sk = {received ms}#…`.
+#[async_trait]
+impl Inbox for DynamoStore {
+    async fn put(&self, entry: &InboxEntry) -> Result<InboxPut, StoreError> {
+        let stored = StoredInbox {
+            tenant: entry.tenant.clone(),
+            key: entry.key.clone(),
+            fingerprint: entry.fingerprint.clone(),
+            inputs: entry.inputs.clone(),
+            received_at: entry.received_at,
+        };
+        let pk = inbox_pk(&entry.tenant, &entry.key);
+        let item = HashMap::from([
+            ("pk".to_owned(), s(&pk)),
+            ("sk".to_owned(), s("INBOX")),
+            ("fp".to_owned(), s(&entry.fingerprint)),
+            ("v".to_owned(), to_json(&stored)?),
+            ("gsi2pk".to_owned(), s("INBOX-PENDING")),
+            ("gsi2sk".to_owned(), s(&format!("{:020}#{pk}", entry.received_at.timestamp_millis().max(0)))),
+        ]);
+        self.meter(0.0, write_units(item_size(&item)));
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result.map_err(classify) {
+            Ok(_) => Ok(InboxPut::Stored),
+            Err(StoreError::Conflict) => {
+                let existing = self.get_item(&pk, "INBOX").await?;
+                Ok(match existing.as_ref().and_then(|i| get_s(i, "fp")) {
+                    Some(fp) if fp == entry.fingerprint => InboxPut::Duplicate,
+                    _ => InboxPut::Mismatch,
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn get(&self, tenant: &TenantId, key: &str) -> Result<Option<InboxEntry>, StoreError> {
+        let Some(item) = self.get_item(&inbox_pk(tenant, key), "INBOX").await? else { return Ok(None) };
+        let stored: StoredInbox = from_item(&item)?;
+        Ok(Some(InboxEntry {
+            tenant: stored.tenant,
+            key: stored.key,
+            fingerprint: stored.fingerprint,
+            inputs: stored.inputs,
+            received_at: stored.received_at,
+        }))
+    }
+
+    async fn mark_done(&self, tenant: &TenantId, key: &str) -> Result<(), StoreError> {
+        self.meter(0.0, 1.0);
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(&inbox_pk(tenant, key)))
+            .key("sk", s("INBOX"))
+            .update_expression("REMOVE gsi2pk, gsi2sk SET done_at = :now")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":now", millis(Utc::now()))
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn pending(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<(TenantId, String)>, StoreError> {
+        let keys = self
+            .query_all(
+                Some("gsi2"),
+                "gsi2pk = :p AND gsi2sk < :before",
+                &[(":p", s("INBOX-PENDING")), (":before", s(&format!("{:020}", before.timestamp_millis().max(0))))],
+                &[],
+                Some(limit),
+            )
+            .await?;
+        // The index is keys-only; tenant and key are read from the items themselves.
+        let mut waiting = Vec::new();
+        for k in &keys {
+            let (Some(pk), Some(sk)) = (get_s(k, "pk"), get_s(k, "sk")) else { continue };
+            if let Some(item) = self.get_item(pk, sk).await? {
+                let stored: StoredInbox = from_item(&item)?;
+                waiting.push((stored.received_at, stored.tenant, stored.key));
+            }
+        }
+        waiting.sort();
+        Ok(waiting.into_iter().map(|(_, t, k)| (t, k)).collect())
     }
 }

@@ -36,3 +36,9 @@ async fn fresh_store() -> DynamoStore {
 
 optisync_ports::conformance_tests!(fresh);
 optisync_ports::idempotency_conformance_tests!(fresh_idempotency);
+
+async fn fresh_inbox() -> Arc<dyn optisync_ports::Inbox> {
+    Arc::new(fresh_store().await)
+}
+
+optisync_ports::inbox_conformance_tests!(fresh_inbox);

@@ -16,7 +16,8 @@ use optisync_domain::{
     TenantId, TenantSettings,
 };
 use optisync_ports::{
-    Claim, Commit, IdempotencyStore, ItemKey, LoadedView, SecretStore, Slice, StateStore, StoreError,
+    Claim, Commit, IdempotencyStore, Inbox, InboxEntry, InboxPut, ItemKey, LoadedView, SecretStore, Slice, StateStore,
+    StoreError,
 };
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::de::DeserializeOwned;
@@ -45,6 +46,8 @@ const LEASES: TableDefinition<&str, &[u8]> = TableDefinition::new("leases");
 const IDEMPOTENCY: TableDefinition<&str, &[u8]> = TableDefinition::new("idempotency");
 /// Local secrets: name → value.
 const SECRETS: TableDefinition<&str, &str> = TableDefinition::new("secrets");
+/// The inbox: (tenant, key) → JSON (the entry and whether it was processed).
+const INBOX: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("inbox");
 
 const MIRROR: u8 = 0;
 const RECIPIENT: u8 = 1;
@@ -176,6 +179,7 @@ impl EmbeddedStore {
         txn.open_table(LEASES).map_err(db_err)?;
         txn.open_table(IDEMPOTENCY).map_err(db_err)?;
         txn.open_table(SECRETS).map_err(db_err)?;
+        txn.open_table(INBOX).map_err(db_err)?;
         txn.commit().map_err(db_err)?;
         Ok(Self { db: Arc::new(db) })
     }
@@ -550,6 +554,108 @@ impl SecretStore for EmbeddedStore {
         self.write(move |txn| {
             txn.open_table(SECRETS).map_err(db_err)?.insert(name.as_str(), value.as_str()).map_err(db_err)?;
             Ok(())
+        })
+        .await
+    }
+}
+
+/// An inbox entry as stored.
+#[derive(Serialize, Deserialize)]
+struct StoredInbox {
+    tenant: TenantId,
+    key: String,
+    fingerprint: String,
+    inputs: Vec<optisync_domain::Input>,
+    received_at: DateTime<Utc>,
+    done: bool,
+}
+
+impl StoredInbox {
+    fn entry(self) -> InboxEntry {
+        InboxEntry {
+            tenant: self.tenant,
+            key: self.key,
+            fingerprint: self.fingerprint,
+            inputs: self.inputs,
+            received_at: self.received_at,
+        }
+    }
+}
+
+#[async_trait]
+impl Inbox for EmbeddedStore {
+    async fn put(&self, entry: &InboxEntry) -> Result<InboxPut, StoreError> {
+        let stored = StoredInbox {
+            tenant: entry.tenant.clone(),
+            key: entry.key.clone(),
+            fingerprint: entry.fingerprint.clone(),
+            inputs: entry.inputs.clone(),
+            received_at: entry.received_at,
+            done: false,
+        };
+        let bytes = encode("inbox entry", &stored)?;
+        self.write(move |txn| {
+            let mut inbox = txn.open_table(INBOX).map_err(db_err)?;
+            let key = (stored.tenant.as_str(), stored.key.as_str());
+            let existing = match inbox.get(key).map_err(db_err)? {
+                Some(v) => Some(decode::<StoredInbox>("inbox entry", v.value())?),
+                None => None,
+            };
+            Ok(match existing {
+                Some(e) if e.fingerprint == stored.fingerprint => InboxPut::Duplicate,
+                Some(_) => InboxPut::Mismatch,
+                None => {
+                    inbox.insert(key, bytes.as_slice()).map_err(db_err)?;
+                    InboxPut::Stored
+                }
+            })
+        })
+        .await
+    }
+
+    async fn get(&self, tenant: &TenantId, key: &str) -> Result<Option<InboxEntry>, StoreError> {
+        let (tenant, key) = (tenant.to_string(), key.to_owned());
+        self.read(move |txn| {
+            let inbox = txn.open_table(INBOX).map_err(db_err)?;
+            match inbox.get((tenant.as_str(), key.as_str())).map_err(db_err)? {
+                Some(v) => Ok(Some(decode::<StoredInbox>("inbox entry", v.value())?.entry())),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    async fn mark_done(&self, tenant: &TenantId, key: &str) -> Result<(), StoreError> {
+        let (tenant, key) = (tenant.to_string(), key.to_owned());
+        self.write(move |txn| {
+            let mut inbox = txn.open_table(INBOX).map_err(db_err)?;
+            let found = match inbox.get((tenant.as_str(), key.as_str())).map_err(db_err)? {
+                Some(v) => Some(decode::<StoredInbox>("inbox entry", v.value())?),
+                None => None,
+            };
+            if let Some(mut stored) = found {
+                stored.done = true;
+                let bytes = encode("inbox entry", &stored)?;
+                inbox.insert((tenant.as_str(), key.as_str()), bytes.as_slice()).map_err(db_err)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn pending(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<(TenantId, String)>, StoreError> {
+        self.read(move |txn| {
+            let inbox = txn.open_table(INBOX).map_err(db_err)?;
+            let mut waiting = Vec::new();
+            for row in inbox.iter().map_err(db_err)? {
+                let (_, v) = row.map_err(db_err)?;
+                let stored: StoredInbox = decode("inbox entry", v.value())?;
+                if !stored.done && stored.received_at < before {
+                    waiting.push((stored.received_at, stored.tenant, stored.key));
+                }
+            }
+            waiting.sort();
+            Ok(waiting.into_iter().take(limit).map(|(_, t, k)| (t, k)).collect())
         })
         .await
     }
