@@ -1,0 +1,127 @@
+//! OPTIGEM → optisync: accepting signed change events into the inbox (hook-optigem), and applying an
+//! inbox entry through the engine (the worker).
+
+use crate::{Engine, ProcessError};
+use chrono::{DateTime, Utc};
+use optisync_connector::signature::{SignedHeaders, SigningSecret, VerifyError, verify};
+use optisync_connector::wire::{ChangeEvent, WireError, parse_batch};
+use optisync_domain::TenantId;
+use optisync_ports::{Inbox, InboxEntry, InboxPut, SecretStore, StoreError};
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+
+/// The name of a tenant's connector signing secrets in the secret store: a JSON array of secrets, all
+/// valid together during a rotation.
+pub fn signing_secrets_name(tenant: &TenantId) -> String {
+    format!("connector/{tenant}/signing-secrets")
+}
+
+/// What became of an accepted request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accepted {
+    /// Stored now: `events` events wait for the worker.
+    Stored {
+        /// How many events.
+        events: usize,
+    },
+    /// This message id was stored before with the same body.
+    Duplicate,
+}
+
+/// Why a request was not accepted. Nothing was stored in any case.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The tenant has no signing secret: unknown tenant or not set up (401).
+    #[error("unknown tenant or no signing secret")]
+    UnknownTenant,
+    /// Signature, timestamp or headers refused (401).
+    #[error("{0}")]
+    Unauthorized(#[from] VerifyError),
+    /// The body is not a valid batch (400); names the field.
+    #[error("{0}")]
+    Malformed(#[from] WireError),
+    /// The message id was used before with another body (409).
+    #[error("this webhook-id was used before for a different body")]
+    Reused,
+    /// A transient store fault (429 with Retry-After): the sender retries.
+    #[error("{0}")]
+    Store(#[from] StoreError),
+}
+
+impl IngestError {
+    /// The HTTP status the hook answers with.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::UnknownTenant | Self::Unauthorized(_) => 401,
+            Self::Malformed(_) => 400,
+            Self::Reused => 409,
+            Self::Store(StoreError::Permanent(_)) => 500,
+            Self::Store(_) => 429,
+        }
+    }
+}
+
+/// Accepts signed change-event batches from a tenant's connector into the inbox.
+#[derive(Clone)]
+pub struct OptigemIngest {
+    secrets: Arc<dyn SecretStore>,
+    inbox: Arc<dyn Inbox>,
+}
+
+impl OptigemIngest {
+    /// Over the secret store (signing secrets) and the inbox.
+    pub fn new(secrets: Arc<dyn SecretStore>, inbox: Arc<dyn Inbox>) -> Self {
+        Self { secrets, inbox }
+    }
+
+    /// Raw body → signature check (5-minute window) → parse → durable, idempotent inbox write keyed by
+    /// the `webhook-id`. Bad input changes nothing; a replay inside the window is a duplicate.
+    pub async fn accept(
+        &self,
+        tenant: &TenantId,
+        headers: SignedHeaders<'_>,
+        body: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<Accepted, IngestError> {
+        let secrets = self.secrets.get(&signing_secrets_name(tenant)).await?.ok_or(IngestError::UnknownTenant)?;
+        let secrets: Vec<SigningSecret> = serde_json::from_str::<Vec<String>>(&secrets)
+            .map_err(|_| StoreError::Permanent("signing secrets are not a JSON list".into()))?
+            .iter()
+            .filter_map(|s| SigningSecret::parse(s).ok())
+            .collect();
+        if secrets.is_empty() {
+            return Err(IngestError::UnknownTenant);
+        }
+        let id = verify(&secrets, headers, body, now.timestamp())?;
+        let batch = parse_batch(body)?;
+        let events = batch.events.len();
+        let entry = InboxEntry {
+            tenant: tenant.clone(),
+            key: format!("optigem:{id}"),
+            fingerprint: hex::encode(Sha256::digest(body)),
+            inputs: batch.events.into_iter().map(ChangeEvent::into_input).collect(),
+            received_at: now,
+        };
+        match self.inbox.put(&entry).await? {
+            InboxPut::Stored => Ok(Accepted::Stored { events }),
+            InboxPut::Duplicate => Ok(Accepted::Duplicate),
+            InboxPut::Mismatch => Err(IngestError::Reused),
+        }
+    }
+}
+
+/// The worker: applies an inbox entry's inputs in order through the engine, then marks it done. Run
+/// again after a failure, it repeats only what is left to do: every input is exactly-once by itself.
+pub async fn process_inbox_entry(
+    engine: &Engine,
+    inbox: &dyn Inbox,
+    tenant: &TenantId,
+    key: &str,
+) -> Result<usize, ProcessError> {
+    let Some(entry) = inbox.get(tenant, key).await? else { return Ok(0) };
+    for input in &entry.inputs {
+        engine.process(tenant, input).await?;
+    }
+    inbox.mark_done(tenant, key).await?;
+    Ok(entry.inputs.len())
+}

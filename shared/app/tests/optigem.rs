@@ -1,0 +1,163 @@
+//! hook-optigem's use case and the worker: signed batches into the inbox, the inbox through the engine.
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeZone, Utc};
+use optisync_app::Engine;
+use optisync_app::optigem::{Accepted, IngestError, OptigemIngest, process_inbox_entry, signing_secrets_name};
+use optisync_connector::signature::{SignedHeaders, SigningSecret, sign};
+use optisync_domain::*;
+use optisync_ports::memory::{FixedClock, MemoryEsp, MemorySecrets, MemoryStore};
+use optisync_ports::{Inbox, InboxEntry, InboxPut, SecretStore, StateStore, StoreError};
+use std::sync::Arc;
+
+const OLD: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const NEW: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2024, 9, 3, 10, 0, 0).unwrap()
+}
+
+fn tenant() -> TenantId {
+    TenantId::new("t1")
+}
+
+fn body(version: u64, mail: &str) -> String {
+    format!(
+        r#"{{"events":[{{"type":"assignment.changed","assignment":{{"id":"A-1","newsletter":"NL-7","version":{version},
+        "created_at":"2024-01-10T09:00:00Z","changed_at":"2024-09-01T08:00:00Z",
+        "person":{{"id":"P-1","first_name":"Max","emails":[{{"email":"{mail}","priority":1}}]}}}}}}]}}"#
+    )
+}
+
+struct Signed {
+    id: String,
+    ts: String,
+    sig: String,
+}
+
+fn signed(secret: &str, id: &str, at: DateTime<Utc>, body: &str) -> Signed {
+    let secret = SigningSecret::parse(secret).unwrap();
+    Signed { id: id.into(), ts: at.timestamp().to_string(), sig: sign(&secret, id, at.timestamp(), body.as_bytes()) }
+}
+
+impl Signed {
+    fn headers(&self) -> SignedHeaders<'_> {
+        SignedHeaders { id: Some(&self.id), timestamp: Some(&self.ts), signature: Some(&self.sig) }
+    }
+}
+
+async fn setup() -> (OptigemIngest, Arc<MemoryStore>) {
+    let secrets = Arc::new(MemorySecrets::default());
+    secrets.put(&signing_secrets_name(&tenant()), &serde_json::to_string(&[OLD, NEW]).unwrap()).await.unwrap();
+    let store = Arc::new(MemoryStore::new());
+    (OptigemIngest::new(secrets, store.clone()), store)
+}
+
+async fn pending(store: &MemoryStore) -> usize {
+    store.pending(now() + chrono::Duration::days(1), 100).await.unwrap().len()
+}
+
+#[tokio::test]
+async fn a_signed_batch_is_stored_once_and_a_replay_is_a_duplicate() {
+    let (ingest, store) = setup().await;
+    let b = body(1, "max@example.com");
+    let s = signed(OLD, "msg_1", now(), &b);
+    assert_eq!(
+        ingest.accept(&tenant(), s.headers(), b.as_bytes(), now()).await.unwrap(),
+        Accepted::Stored { events: 1 }
+    );
+    assert_eq!(ingest.accept(&tenant(), s.headers(), b.as_bytes(), now()).await.unwrap(), Accepted::Duplicate);
+    // Signed with the new secret of the rotation: accepted too.
+    let s2 = signed(NEW, "msg_2", now(), &b);
+    assert_eq!(
+        ingest.accept(&tenant(), s2.headers(), b.as_bytes(), now()).await.unwrap(),
+        Accepted::Stored { events: 1 }
+    );
+    assert_eq!(pending(&store).await, 2);
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_with_its_status_and_stores_nothing() {
+    let (ingest, store) = setup().await;
+    let b = body(1, "max@example.com");
+    let other = "whsec_dGhpcyBpcyBhbm90aGVyIGtleSEhIQ==";
+    let cases: Vec<(Signed, String, DateTime<Utc>, u16)> = vec![
+        (signed(other, "m1", now(), &b), b.clone(), now(), 401),
+        (signed(OLD, "m2", now() - chrono::Duration::minutes(6), &b), b.clone(), now(), 401),
+        (signed(OLD, "m3", now(), &b), b.replace("Max", "Moritz"), now(), 401),
+        (signed(OLD, "m4", now(), "{\"events\":[]}"), "{\"events\":[]}".into(), now(), 400),
+        (signed(OLD, "m5", now(), &body(1, "max.muster at example")), body(1, "max.muster at example"), now(), 400),
+    ];
+    for (s, payload, at, status) in cases {
+        let err = ingest.accept(&tenant(), s.headers(), payload.as_bytes(), at).await.unwrap_err();
+        assert_eq!(err.status(), status, "{err}");
+        assert!(!err.to_string().contains("muster"), "values are not echoed: {err}");
+    }
+    let (nobody, s6) = (TenantId::new("nobody"), signed(OLD, "m6", now(), &b));
+    let unknown = ingest.accept(&nobody, s6.headers(), b.as_bytes(), now()).await;
+    assert!(matches!(unknown, Err(IngestError::UnknownTenant)));
+    assert_eq!(pending(&store).await, 0, "nothing stored");
+    // The same message id with another body is refused.
+    let s = signed(OLD, "m7", now(), &b);
+    ingest.accept(&tenant(), s.headers(), b.as_bytes(), now()).await.unwrap();
+    let b2 = body(2, "max@example.com");
+    let s2 = signed(OLD, "m7", now(), &b2);
+    assert_eq!(ingest.accept(&tenant(), s2.headers(), b2.as_bytes(), now()).await.unwrap_err().status(), 409);
+}
+
+/// An inbox whose store is throttling.
+struct Throttled;
+
+#[async_trait]
+impl Inbox for Throttled {
+    async fn put(&self, _: &InboxEntry) -> Result<InboxPut, StoreError> {
+        Err(StoreError::Transient("throttled".into()))
+    }
+    async fn get(&self, _: &TenantId, _: &str) -> Result<Option<InboxEntry>, StoreError> {
+        Ok(None)
+    }
+    async fn mark_done(&self, _: &TenantId, _: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn pending(&self, _: DateTime<Utc>, _: usize) -> Result<Vec<(TenantId, String)>, StoreError> {
+        Ok(vec![])
+    }
+}
+
+#[tokio::test]
+async fn a_transient_store_fault_answers_429_so_the_sender_retries() {
+    let secrets = Arc::new(MemorySecrets::default());
+    secrets.put(&signing_secrets_name(&tenant()), &serde_json::to_string(&[OLD]).unwrap()).await.unwrap();
+    let ingest = OptigemIngest::new(secrets, Arc::new(Throttled));
+    let b = body(1, "max@example.com");
+    let err = ingest.accept(&tenant(), signed(OLD, "m1", now(), &b).headers(), b.as_bytes(), now()).await.unwrap_err();
+    assert_eq!(err.status(), 429);
+}
+
+#[tokio::test]
+async fn the_worker_applies_an_inbox_entry_once_and_marks_it_done() {
+    let (ingest, store) = setup().await;
+    let link = Link {
+        id: LinkId::new("l1"),
+        tenant: tenant(),
+        newsletter: NewsletterId::new("NL-7"),
+        esp: EspAccount { provider: Provider::CleverReach, account: AccountId::new("acc") },
+        list: ListId::new("g1"),
+        segment: None,
+        settings: LinkSettings::default(),
+        status: LinkStatus::Linked,
+    };
+    store.put_link(&link).await.unwrap();
+    let esp = Arc::new(MemoryEsp::new());
+    let engine = Engine::new(store.clone(), esp.clone(), Arc::new(FixedClock::new(now())));
+    let b = body(1, "max@example.com");
+    ingest.accept(&tenant(), signed(OLD, "msg_1", now(), &b).headers(), b.as_bytes(), now()).await.unwrap();
+    let key = store.pending(now() + chrono::Duration::days(1), 10).await.unwrap()[0].1.clone();
+    assert_eq!(process_inbox_entry(&engine, store.as_ref(), &tenant(), &key).await.unwrap(), 1);
+    assert_eq!(esp.receiving(&link.esp, &link.list), ["max@example.com".to_owned()].into());
+    assert_eq!(pending(&store).await, 0);
+    let calls = esp.mutating_calls();
+    // Delivered again (at least once): no further effect.
+    process_inbox_entry(&engine, store.as_ref(), &tenant(), &key).await.unwrap();
+    assert_eq!(esp.mutating_calls(), calls);
+}
