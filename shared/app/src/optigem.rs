@@ -17,12 +17,14 @@ pub fn signing_secrets_name(tenant: &TenantId) -> String {
 }
 
 /// What became of an accepted request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Accepted {
-    /// Stored now: `events` events wait for the worker.
+    /// Stored now: `events` events wait for the worker under `key`.
     Stored {
         /// How many events.
         events: usize,
+        /// The inbox key, to hand to the worker.
+        key: String,
     },
     /// This message id was stored before with the same body.
     Duplicate,
@@ -95,15 +97,16 @@ impl OptigemIngest {
         let id = verify(&secrets, headers, body, now.timestamp())?;
         let batch = parse_batch(body)?;
         let events = batch.events.len();
+        let key = format!("optigem:{id}");
         let entry = InboxEntry {
             tenant: tenant.clone(),
-            key: format!("optigem:{id}"),
+            key: key.clone(),
             fingerprint: hex::encode(Sha256::digest(body)),
             inputs: batch.events.into_iter().map(ChangeEvent::into_input).collect(),
             received_at: now,
         };
         match self.inbox.put(&entry).await? {
-            InboxPut::Stored => Ok(Accepted::Stored { events }),
+            InboxPut::Stored => Ok(Accepted::Stored { events, key }),
             InboxPut::Duplicate => Ok(Accepted::Duplicate),
             InboxPut::Mismatch => Err(IngestError::Reused),
         }

@@ -64,14 +64,14 @@ async fn a_signed_batch_is_stored_once_and_a_replay_is_a_duplicate() {
     let s = signed(OLD, "msg_1", now(), &b);
     assert_eq!(
         ingest.accept(&tenant(), s.headers(), b.as_bytes(), now()).await.unwrap(),
-        Accepted::Stored { events: 1 }
+        Accepted::Stored { events: 1, key: "optigem:msg_1".into() }
     );
     assert_eq!(ingest.accept(&tenant(), s.headers(), b.as_bytes(), now()).await.unwrap(), Accepted::Duplicate);
     // Signed with the new secret of the rotation: accepted too.
     let s2 = signed(NEW, "msg_2", now(), &b);
     assert_eq!(
         ingest.accept(&tenant(), s2.headers(), b.as_bytes(), now()).await.unwrap(),
-        Accepted::Stored { events: 1 }
+        Accepted::Stored { events: 1, key: "optigem:msg_2".into() }
     );
     assert_eq!(pending(&store).await, 2);
 }

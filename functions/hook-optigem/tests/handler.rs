@@ -1,0 +1,108 @@
+//! The handler from a real API Gateway HTTP API event: 202 after the inbox write and a nudge to the
+//! worker; 401/400/429 with nothing stored and nothing published.
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeZone, Utc};
+use hook_optigem::{Deps, handle};
+use optisync_app::optigem::{OptigemIngest, signing_secrets_name};
+use optisync_connector::signature::{SigningSecret, sign};
+use optisync_domain::TenantId;
+use optisync_ports::memory::{FixedClock, MemoryBus, MemorySecrets, MemoryStore};
+use optisync_ports::{BusEvent, Inbox, InboxEntry, InboxPut, SecretStore, StoreError};
+use std::sync::Arc;
+
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const BODY: &str = r#"{"events":[{"type":"assignment.deleted","id":"A-1","newsletter":"NL-7","version":3}]}"#;
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2024, 9, 3, 10, 0, 0).unwrap()
+}
+
+/// The fixture with a body signed (or not) as given.
+fn request(id: &str, body: &str, secret: &str, at: DateTime<Utc>) -> lambda_http::Request {
+    let signature = sign(&SigningSecret::parse(secret).unwrap(), id, at.timestamp(), body.as_bytes());
+    let fixture = include_str!("fixtures/apigw-v2-post-events.json")
+        .replace("__ID__", id)
+        .replace("__TS__", &at.timestamp().to_string())
+        .replace("__SIG__", &signature)
+        .replace("\"__BODY__\"", &serde_json::to_string(body).unwrap());
+    lambda_http::request::from_str(&fixture).expect("an API Gateway v2 event")
+}
+
+async fn deps(inbox: Arc<dyn Inbox>) -> (Deps, Arc<MemoryBus>) {
+    let secrets = Arc::new(MemorySecrets::default());
+    secrets.put(&signing_secrets_name(&TenantId::new("t1")), &serde_json::to_string(&[SECRET]).unwrap()).await.unwrap();
+    let bus = Arc::new(MemoryBus::default());
+    let deps = Deps {
+        ingest: OptigemIngest::new(secrets, inbox),
+        publisher: bus.clone(),
+        clock: Arc::new(FixedClock::new(now())),
+    };
+    (deps, bus)
+}
+
+async fn waiting(store: &MemoryStore) -> usize {
+    store.pending(now() + chrono::Duration::days(1), 10).await.unwrap().len()
+}
+
+#[tokio::test]
+async fn accepted_events_are_stored_then_the_worker_is_told_and_a_retry_is_harmless() {
+    let store = Arc::new(MemoryStore::new());
+    let (deps, bus) = deps(store.clone()).await;
+    let response = handle(&deps, request("msg_1", BODY, SECRET, now())).await;
+    assert_eq!(response.status(), 202);
+    assert_eq!(waiting(&store).await, 1);
+    assert_eq!(bus.drain(), vec![BusEvent::InboxReady { tenant: TenantId::new("t1"), key: "optigem:msg_1".into() }]);
+    let again = handle(&deps, request("msg_1", BODY, SECRET, now())).await;
+    assert_eq!(again.status(), 202);
+    assert!(bus.drain().is_empty(), "a duplicate is not handed to the worker again");
+}
+
+#[tokio::test]
+async fn refused_requests_store_nothing_and_publish_nothing() {
+    let store = Arc::new(MemoryStore::new());
+    let (deps, bus) = deps(store.clone()).await;
+    let wrong = "whsec_dGhpcyBpcyBhbm90aGVyIGtleSEhIQ==";
+    let cases = [
+        (request("m1", BODY, wrong, now()), 401),
+        (request("m2", BODY, SECRET, now() - chrono::Duration::minutes(10)), 401),
+        (request("m3", r#"{"events":[{"type":"assignment.deleted","id":"A-1"}]}"#, SECRET, now()), 400),
+    ];
+    for (req, status) in cases {
+        let response = handle(&deps, req).await;
+        assert_eq!(response.status(), status);
+        if status == 400 {
+            let body: serde_json::Value = serde_json::from_slice(response.body().as_ref()).unwrap();
+            assert_eq!(body["error"]["path"], "events[0]", "{body}");
+        }
+    }
+    assert_eq!(waiting(&store).await, 0);
+    assert!(bus.drain().is_empty());
+}
+
+struct Throttled;
+
+#[async_trait]
+impl Inbox for Throttled {
+    async fn put(&self, _: &InboxEntry) -> Result<InboxPut, StoreError> {
+        Err(StoreError::Transient("throttled".into()))
+    }
+    async fn get(&self, _: &TenantId, _: &str) -> Result<Option<InboxEntry>, StoreError> {
+        Ok(None)
+    }
+    async fn mark_done(&self, _: &TenantId, _: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn pending(&self, _: DateTime<Utc>, _: usize) -> Result<Vec<(TenantId, String)>, StoreError> {
+        Ok(vec![])
+    }
+}
+
+#[tokio::test]
+async fn a_transient_fault_answers_429_with_retry_after() {
+    let (deps, bus) = deps(Arc::new(Throttled)).await;
+    let response = handle(&deps, request("msg_1", BODY, SECRET, now())).await;
+    assert_eq!(response.status(), 429);
+    assert_eq!(response.headers()["retry-after"], "5");
+    assert!(bus.drain().is_empty());
+}
