@@ -1,0 +1,89 @@
+//! [`EspRouter`]: one [`EspGateway`] for every account of both providers. Actions go, in order, to the
+//! gateway of their account, built once per process with the account's credentials from the secret
+//! store: a Brevo API key at `brevo/{account}/api-key`, CleverReach OAuth tokens at
+//! `cleverreach/{account}/tokens` (kept there again on every refresh, R-H1).
+
+use async_trait::async_trait;
+use optisync_brevo::{ApiKey, BrevoClient, BrevoConfig, BrevoGateway};
+use optisync_cleverreach::{CleverReachClient, CleverReachGateway, ClientConfig, SecretTokenStore};
+use optisync_domain::{EspAccount, EspAction, Provider};
+use optisync_ports::{EspError, EspGateway, SecretStore};
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::sync::Mutex;
+
+/// The secret holding a Brevo account's API key.
+pub fn brevo_key_name(account: &optisync_domain::AccountId) -> String {
+    format!("brevo/{account}/api-key")
+}
+
+/// The secret holding a CleverReach account's OAuth tokens.
+pub fn cleverreach_tokens_name(account: &optisync_domain::AccountId) -> String {
+    format!("cleverreach/{account}/tokens")
+}
+
+/// Where the providers are and how to reach them (every base URL configurable, so tests and the local
+/// sandbox point the real clients at local servers).
+#[derive(Clone)]
+pub struct EspSettings {
+    /// Brevo's API base, including `/v3`.
+    pub brevo_base_url: String,
+    /// CleverReach's client settings (OAuth app, base URLs, limits); per-account tokens come from secrets.
+    pub cleverreach: ClientConfig,
+}
+
+/// Routes actions to per-account gateways.
+pub struct EspRouter {
+    secrets: Arc<dyn SecretStore>,
+    settings: EspSettings,
+    gateways: Mutex<HashMap<EspAccount, Arc<dyn EspGateway>>>,
+}
+
+impl EspRouter {
+    /// A router over the secret store.
+    pub fn new(secrets: Arc<dyn SecretStore>, settings: EspSettings) -> Self {
+        Self { secrets, settings, gateways: Mutex::new(HashMap::new()) }
+    }
+
+    async fn gateway(&self, esp: &EspAccount) -> Result<Arc<dyn EspGateway>, EspError> {
+        let mut gateways = self.gateways.lock().await;
+        if let Some(g) = gateways.get(esp) {
+            return Ok(g.clone());
+        }
+        let unavailable = |_| EspError::Transient { retry_after_secs: None };
+        let gateway: Arc<dyn EspGateway> = match esp.provider {
+            Provider::Brevo => {
+                let key = self.secrets.get(&brevo_key_name(&esp.account)).await.map_err(unavailable)?;
+                let key = key.ok_or(EspError::Unauthorized)?;
+                let client = BrevoClient::new(BrevoConfig::new(&self.settings.brevo_base_url, ApiKey::new(key)))
+                    .map_err(|e| EspError::Rejected(e.to_string()))?;
+                Arc::new(BrevoGateway::new(client))
+            }
+            Provider::CleverReach => {
+                let store = SecretTokenStore::new(self.secrets.clone(), cleverreach_tokens_name(&esp.account));
+                let tokens = store.load().await.map_err(|_| EspError::Transient { retry_after_secs: None })?;
+                let tokens = tokens.ok_or(EspError::Unauthorized)?;
+                let client = CleverReachClient::new(self.settings.cleverreach.clone(), Arc::new(store));
+                client.set_tokens(tokens).await;
+                Arc::new(CleverReachGateway::new(client))
+            }
+        };
+        gateways.insert(esp.clone(), gateway.clone());
+        Ok(gateway)
+    }
+}
+
+#[async_trait]
+impl EspGateway for EspRouter {
+    async fn apply(&self, actions: &[EspAction]) -> Result<(), EspError> {
+        // Consecutive actions of one account go to its gateway together (it batches them).
+        let mut start = 0;
+        while start < actions.len() {
+            let esp = &actions[start].esp;
+            let end = start + actions[start..].iter().take_while(|a| &a.esp == esp).count();
+            self.gateway(esp).await?.apply(&actions[start..end]).await?;
+            start = end;
+        }
+        Ok(())
+    }
+}
