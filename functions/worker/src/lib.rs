@@ -1,0 +1,37 @@
+//! worker: on `inbox.ready` from EventBridge, applies that inbox entry through the engine. An error is
+//! returned to Lambda, which retries the asynchronous invocation and then hands it to the dead-letter
+//! queue; the entry stays pending in the inbox, so the scheduler's sweep can re-drive it too.
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use lambda_runtime::{Error, LambdaEvent};
+use optisync_app::Engine;
+use optisync_app::optigem::process_inbox_entry;
+use optisync_domain::TenantId;
+use optisync_eventbridge::Detail;
+use optisync_ports::Inbox;
+use std::sync::Arc;
+
+/// What the handler needs, built once per process.
+#[derive(Clone)]
+pub struct Deps {
+    /// The engine over the store, the ESP router and the clock.
+    pub engine: Engine,
+    /// The inbox.
+    pub inbox: Arc<dyn Inbox>,
+}
+
+/// Handles one EventBridge event; returns how many inputs were applied.
+pub async fn handle(deps: &Deps, event: LambdaEvent<EventBridgeEvent<serde_json::Value>>) -> Result<usize, Error> {
+    let detail: Detail = serde_json::from_value(event.payload.detail).map_err(|e| format!("unexpected detail: {e}"))?;
+    let Detail::InboxReady { tenant, key } = detail else {
+        tracing::warn!(detail_type = %event.payload.detail_type, "not an inbox event; ignored");
+        return Ok(0);
+    };
+    let tenant = TenantId::new(tenant);
+    let applied = process_inbox_entry(&deps.engine, deps.inbox.as_ref(), &tenant, &key).await.map_err(|e| {
+        tracing::warn!(error = %e, transient = e.is_transient(), "inbox entry not applied; it stays pending");
+        Error::from(e.to_string())
+    })?;
+    tracing::info!(applied, "inbox entry applied");
+    Ok(applied)
+}
