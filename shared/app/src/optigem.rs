@@ -63,6 +63,27 @@ impl IngestError {
     }
 }
 
+/// Checks a connector request's signature against the tenant's active signing secrets (several during a
+/// rotation) and the 5-minute window; returns the message id. Every connector endpoint uses it.
+pub async fn authenticate<'a>(
+    secrets: &dyn SecretStore,
+    tenant: &TenantId,
+    headers: SignedHeaders<'a>,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> Result<&'a str, IngestError> {
+    let stored = secrets.get(&signing_secrets_name(tenant)).await?.ok_or(IngestError::UnknownTenant)?;
+    let active: Vec<SigningSecret> = serde_json::from_str::<Vec<String>>(&stored)
+        .map_err(|_| StoreError::Permanent("signing secrets are not a JSON list".into()))?
+        .iter()
+        .filter_map(|s| SigningSecret::parse(s).ok())
+        .collect();
+    if active.is_empty() {
+        return Err(IngestError::UnknownTenant);
+    }
+    Ok(verify(&active, headers, body, now.timestamp())?)
+}
+
 /// Accepts signed change-event batches from a tenant's connector into the inbox.
 #[derive(Clone)]
 pub struct OptigemIngest {
@@ -85,16 +106,7 @@ impl OptigemIngest {
         body: &[u8],
         now: DateTime<Utc>,
     ) -> Result<Accepted, IngestError> {
-        let secrets = self.secrets.get(&signing_secrets_name(tenant)).await?.ok_or(IngestError::UnknownTenant)?;
-        let secrets: Vec<SigningSecret> = serde_json::from_str::<Vec<String>>(&secrets)
-            .map_err(|_| StoreError::Permanent("signing secrets are not a JSON list".into()))?
-            .iter()
-            .filter_map(|s| SigningSecret::parse(s).ok())
-            .collect();
-        if secrets.is_empty() {
-            return Err(IngestError::UnknownTenant);
-        }
-        let id = verify(&secrets, headers, body, now.timestamp())?;
+        let id = authenticate(self.secrets.as_ref(), tenant, headers, body, now).await?;
         let batch = parse_batch(body)?;
         let events = batch.events.len();
         let key = format!("optigem:{id}");

@@ -1,0 +1,31 @@
+//! Lambda entry point: configuration and adapters once per process, then the handler per request.
+
+use connector_api::{Deps, handle};
+use lambda_http::{Error, run, service_fn};
+use optisync_dynamodb::DynamoStore;
+use optisync_ports::SystemClock;
+use optisync_secrets::SecretsManagerStore;
+use std::sync::Arc;
+
+fn env(name: &str) -> Result<String, Error> {
+    std::env::var(name).map_err(|_| format!("{name} is not set").into())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let deps = Deps {
+        secrets: Arc::new(SecretsManagerStore::new(
+            aws_sdk_secretsmanager::Client::new(&config),
+            env("SECRETS_PREFIX")?,
+        )),
+        store: Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), env("TABLE_NAME")?)),
+        clock: Arc::new(SystemClock),
+    };
+    run(service_fn(|req| {
+        let deps = deps.clone();
+        async move { Ok::<_, Error>(handle(&deps, req).await) }
+    }))
+    .await
+}
