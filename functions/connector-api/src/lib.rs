@@ -4,15 +4,18 @@
 //! until they are built.
 
 use lambda_http::{Body, Request, Response};
-use optisync_app::optigem::{IngestError, authenticate};
+use optisync_app::optigem::authenticate;
 use optisync_connector::signature::SignedHeaders;
 use optisync_domain::TenantId;
+use optisync_lambda::{json_response, retry_later};
 use optisync_ports::{Clock, SecretStore, StateStore};
 use serde_json::json;
 use std::sync::Arc;
 
 /// Most commands one page returns.
 pub const MAX_PAGE: usize = 500;
+/// Seconds the connector waits after a 429.
+pub const RETRY_AFTER_SECS: u64 = 5;
 /// Commands per page when the connector does not say.
 pub const DEFAULT_PAGE: usize = 100;
 
@@ -27,16 +30,8 @@ pub struct Deps {
     pub clock: Arc<dyn Clock>,
 }
 
-fn respond(status: u16, body: serde_json::Value) -> Response<Body> {
-    Response::builder()
-        .status(status)
-        .header("content-type", "application/json")
-        .body(Body::Text(body.to_string()))
-        .expect("a valid response")
-}
-
 fn bad(path: &str, problem: &str) -> Response<Body> {
-    respond(400, json!({"error": {"path": path, "problem": problem}}))
+    json_response(400, json!({"error": {"path": path, "problem": problem}}))
 }
 
 fn query(req: &Request, name: &str) -> Option<String> {
@@ -55,7 +50,7 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
         [c, tenant, rest @ ..] if c == "connector" && !tenant.is_empty() => {
             (TenantId::new(tenant.as_str()), rest.to_vec())
         }
-        _ => return respond(404, json!({"error": {"problem": "expected /connector/{tenant}/…"}})),
+        _ => return json_response(404, json!({"error": {"problem": "expected /connector/{tenant}/…"}})),
     };
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
     let headers = SignedHeaders {
@@ -66,13 +61,8 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
     let body: &[u8] = req.body().as_ref();
     if let Err(e) = authenticate(deps.secrets.as_ref(), &tenant, headers, body, deps.clock.now()).await {
         let status = e.status();
-        let mut response = respond(status, json!({"error": {"problem": e.to_string()}}));
-        if let IngestError::Store(_) = e
-            && status == 429
-        {
-            response.headers_mut().insert("retry-after", 5.into());
-        }
-        return response;
+        let body = json!({"error": {"problem": e.to_string()}});
+        return if status == 429 { retry_later(RETRY_AFTER_SECS, body) } else { json_response(status, body) };
     }
     match (req.method().as_str(), route.iter().map(String::as_str).collect::<Vec<_>>().as_slice()) {
         ("GET", ["commands"]) => {
@@ -89,19 +79,17 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
                 Ok(page) => {
                     let commands: Vec<_> =
                         page.into_iter().map(|(seq, command)| json!({"seq": seq, "command": command})).collect();
-                    respond(200, json!({"commands": commands}))
+                    json_response(200, json!({"commands": commands}))
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "command feed not readable");
-                    let mut response = respond(429, json!({"error": {"problem": "try again shortly"}}));
-                    response.headers_mut().insert("retry-after", 5.into());
-                    response
+                    retry_later(RETRY_AFTER_SECS, json!({"error": {"problem": "try again shortly"}}))
                 }
             }
         }
         ("POST", ["commands", _, "result"]) | ("PUT", ["snapshots", _, "pages", _]) => {
-            respond(501, json!({"error": {"problem": "specified in the contract, not yet served"}}))
+            json_response(501, json!({"error": {"problem": "specified in the contract, not yet served"}}))
         }
-        _ => respond(404, json!({"error": {"problem": "no such route"}})),
+        _ => json_response(404, json!({"error": {"problem": "no such route"}})),
     }
 }

@@ -3,13 +3,10 @@
 use connector_api::{Deps, handle};
 use lambda_http::{Error, run, service_fn};
 use optisync_dynamodb::DynamoStore;
+use optisync_lambda::env;
 use optisync_ports::SystemClock;
 use optisync_secrets::SecretsManagerStore;
 use std::sync::Arc;
-
-fn env(name: &str) -> Result<String, Error> {
-    std::env::var(name).map_err(|_| format!("{name} is not set").into())
-}
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

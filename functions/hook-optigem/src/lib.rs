@@ -6,6 +6,7 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use optisync_app::optigem::{Accepted, IngestError, OptigemIngest};
 use optisync_connector::signature::SignedHeaders;
 use optisync_domain::TenantId;
+use optisync_lambda::{json_response, retry_later};
 use optisync_ports::{BusEvent, Clock, EventPublisher};
 use serde_json::json;
 use std::sync::Arc;
@@ -26,14 +27,6 @@ pub struct Deps {
     pub clock: Arc<dyn Clock>,
 }
 
-fn respond(status: u16, body: serde_json::Value) -> Response<Body> {
-    Response::builder()
-        .status(status)
-        .header("content-type", "application/json")
-        .body(Body::Text(body.to_string()))
-        .expect("a valid response")
-}
-
 /// The tenant from the route's path parameter, or from the path `/connector/{tenant}/events`.
 fn tenant_of(req: &Request) -> Option<TenantId> {
     if let Some(t) = req.path_parameters().first("tenant") {
@@ -49,14 +42,14 @@ fn tenant_of(req: &Request) -> Option<TenantId> {
 /// Handles one request.
 pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
     if req.method() != "POST" {
-        return respond(405, json!({"error": {"problem": "use POST"}}));
+        return json_response(405, json!({"error": {"problem": "use POST"}}));
     }
     let Some(tenant) = tenant_of(&req) else {
-        return respond(404, json!({"error": {"problem": "expected /connector/{tenant}/events"}}));
+        return json_response(404, json!({"error": {"problem": "expected /connector/{tenant}/events"}}));
     };
     let body: &[u8] = req.body().as_ref();
     if body.len() > MAX_BODY_BYTES {
-        return respond(
+        return json_response(
             413,
             json!({"error": {"path": "body", "problem": format!("larger than {MAX_BODY_BYTES} bytes")}}),
         );
@@ -74,9 +67,9 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
                 tracing::warn!(error = %e, "inbox entry stored, but the worker was not notified; the sweep will re-drive it");
             }
             tracing::info!(events, "change events accepted");
-            respond(202, json!({"accepted": events}))
+            json_response(202, json!({"accepted": events}))
         }
-        Ok(Accepted::Duplicate) => respond(202, json!({"accepted": 0, "duplicate": true})),
+        Ok(Accepted::Duplicate) => json_response(202, json!({"accepted": 0, "duplicate": true})),
         Err(e) => {
             let status = e.status();
             tracing::info!(status, reason = %e, "change events refused");
@@ -84,11 +77,11 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
                 IngestError::Malformed(w) => json!({"path": w.path, "problem": w.problem}),
                 other => json!({"problem": other.to_string()}),
             };
-            let mut response = respond(status, json!({"error": error}));
             if status == 429 {
-                response.headers_mut().insert("retry-after", RETRY_AFTER_SECS.into());
+                retry_later(RETRY_AFTER_SECS, json!({"error": error}))
+            } else {
+                json_response(status, json!({"error": error}))
             }
-            response
         }
     }
 }

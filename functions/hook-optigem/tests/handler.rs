@@ -1,14 +1,13 @@
 //! The handler from a real API Gateway HTTP API event: 202 after the inbox write and a nudge to the
 //! worker; 401/400/429 with nothing stored and nothing published.
 
-use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
 use hook_optigem::{Deps, handle};
 use optisync_app::optigem::{OptigemIngest, signing_secrets_name};
 use optisync_connector::signature::{SigningSecret, sign};
 use optisync_domain::TenantId;
 use optisync_ports::memory::{FixedClock, MemoryBus, MemorySecrets, MemoryStore};
-use optisync_ports::{BusEvent, Inbox, InboxEntry, InboxPut, SecretStore, StoreError};
+use optisync_ports::{BusEvent, Inbox, SecretStore, StoreError};
 use std::sync::Arc;
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -80,27 +79,11 @@ async fn refused_requests_store_nothing_and_publish_nothing() {
     assert!(bus.drain().is_empty());
 }
 
-struct Throttled;
-
-#[async_trait]
-impl Inbox for Throttled {
-    async fn put(&self, _: &InboxEntry) -> Result<InboxPut, StoreError> {
-        Err(StoreError::Transient("throttled".into()))
-    }
-    async fn get(&self, _: &TenantId, _: &str) -> Result<Option<InboxEntry>, StoreError> {
-        Ok(None)
-    }
-    async fn mark_done(&self, _: &TenantId, _: &str) -> Result<(), StoreError> {
-        Ok(())
-    }
-    async fn pending(&self, _: DateTime<Utc>, _: usize) -> Result<Vec<(TenantId, String)>, StoreError> {
-        Ok(vec![])
-    }
-}
-
 #[tokio::test]
 async fn a_transient_fault_answers_429_with_retry_after() {
-    let (deps, bus) = deps(Arc::new(Throttled)).await;
+    let store = Arc::new(MemoryStore::new());
+    store.fail_next_inbox_put(StoreError::Transient("throttled".into()));
+    let (deps, bus) = deps(store).await;
     let response = handle(&deps, request("msg_1", BODY, SECRET, now())).await;
     assert_eq!(response.status(), 429);
     assert_eq!(response.headers()["retry-after"], "5");

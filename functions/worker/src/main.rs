@@ -5,18 +5,11 @@ use optisync_app::Engine;
 use optisync_cleverreach::{ClientConfig, Secret};
 use optisync_dynamodb::DynamoStore;
 use optisync_esp::{EspRouter, EspSettings};
+use optisync_lambda::{env, env_or};
 use optisync_ports::{SecretStore, SystemClock};
 use optisync_secrets::SecretsManagerStore;
 use std::sync::Arc;
 use worker::{Deps, handle};
-
-fn env(name: &str) -> Result<String, Error> {
-    std::env::var(name).map_err(|_| format!("{name} is not set").into())
-}
-
-fn env_or(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.to_owned())
-}
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

@@ -1,13 +1,12 @@
 //! hook-optigem's use case and the worker: signed batches into the inbox, the inbox through the engine.
 
-use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
 use optisync_app::Engine;
 use optisync_app::optigem::{Accepted, IngestError, OptigemIngest, process_inbox_entry, signing_secrets_name};
 use optisync_connector::signature::{SignedHeaders, SigningSecret, sign};
 use optisync_domain::*;
 use optisync_ports::memory::{FixedClock, MemoryEsp, MemorySecrets, MemoryStore};
-use optisync_ports::{Inbox, InboxEntry, InboxPut, SecretStore, StateStore, StoreError};
+use optisync_ports::{Inbox, SecretStore, StateStore, StoreError};
 use std::sync::Arc;
 
 const OLD: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -105,30 +104,13 @@ async fn bad_input_is_refused_with_its_status_and_stores_nothing() {
     assert_eq!(ingest.accept(&tenant(), s2.headers(), b2.as_bytes(), now()).await.unwrap_err().status(), 409);
 }
 
-/// An inbox whose store is throttling.
-struct Throttled;
-
-#[async_trait]
-impl Inbox for Throttled {
-    async fn put(&self, _: &InboxEntry) -> Result<InboxPut, StoreError> {
-        Err(StoreError::Transient("throttled".into()))
-    }
-    async fn get(&self, _: &TenantId, _: &str) -> Result<Option<InboxEntry>, StoreError> {
-        Ok(None)
-    }
-    async fn mark_done(&self, _: &TenantId, _: &str) -> Result<(), StoreError> {
-        Ok(())
-    }
-    async fn pending(&self, _: DateTime<Utc>, _: usize) -> Result<Vec<(TenantId, String)>, StoreError> {
-        Ok(vec![])
-    }
-}
-
 #[tokio::test]
 async fn a_transient_store_fault_answers_429_so_the_sender_retries() {
     let secrets = Arc::new(MemorySecrets::default());
     secrets.put(&signing_secrets_name(&tenant()), &serde_json::to_string(&[OLD]).unwrap()).await.unwrap();
-    let ingest = OptigemIngest::new(secrets, Arc::new(Throttled));
+    let store = Arc::new(MemoryStore::new());
+    store.fail_next_inbox_put(StoreError::Transient("throttled".into()));
+    let ingest = OptigemIngest::new(secrets, store);
     let b = body(1, "max@example.com");
     let err = ingest.accept(&tenant(), signed(OLD, "m1", now(), &b).headers(), b.as_bytes(), now()).await.unwrap_err();
     assert_eq!(err.status(), 429);

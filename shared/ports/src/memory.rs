@@ -22,6 +22,7 @@ struct StoreInner {
     leases: HashMap<String, (String, DateTime<Utc>)>,
     idempotency: HashMap<String, IdempotencyRecord>,
     inbox: BTreeMap<(TenantId, String), (InboxEntry, bool)>,
+    fail_next_put: Option<StoreError>,
 }
 
 /// One idempotency record as kept in memory.
@@ -44,6 +45,11 @@ impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Makes the next inbox `put` fail with this error (fault injection, e.g. throttling).
+    pub fn fail_next_inbox_put(&self, error: StoreError) {
+        self.lock().fail_next_put = Some(error);
     }
 
     /// Sets a tenant's settings.
@@ -234,6 +240,9 @@ impl IdempotencyStore for MemoryStore {
 impl Inbox for MemoryStore {
     async fn put(&self, entry: &InboxEntry) -> Result<InboxPut, StoreError> {
         let mut inner = self.lock();
+        if let Some(error) = inner.fail_next_put.take() {
+            return Err(error);
+        }
         let key = (entry.tenant.clone(), entry.key.clone());
         Ok(match inner.inbox.get(&key) {
             Some((stored, _)) if stored.fingerprint == entry.fingerprint => InboxPut::Duplicate,

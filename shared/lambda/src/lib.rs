@@ -1,0 +1,44 @@
+//! What every Lambda function shares, so each `main` stays a few lines of wiring.
+
+use lambda_http::{Body, Response};
+
+/// A required setting from the environment, with an error that names it.
+pub fn env(name: &str) -> Result<String, lambda_http::Error> {
+    std::env::var(name).map_err(|_| format!("{name} is not set").into())
+}
+
+/// An optional setting from the environment.
+pub fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_owned())
+}
+
+/// A JSON response.
+pub fn json_response(status: u16, body: serde_json::Value) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Body::Text(body.to_string()))
+        .expect("a status and a header always make a valid response")
+}
+
+/// A 429 that tells the sender when to retry.
+pub fn retry_later(seconds: u64, body: serde_json::Value) -> Response<Body> {
+    let mut response = json_response(429, body);
+    response.headers_mut().insert("retry-after", seconds.into());
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn responses_carry_json_and_retry_after() {
+        let r = retry_later(5, serde_json::json!({"error": {"problem": "busy"}}));
+        assert_eq!(
+            (r.status().as_u16(), &r.headers()["retry-after"], &r.headers()["content-type"]),
+            (429, &"5".parse().unwrap(), &"application/json".parse().unwrap())
+        );
+        assert!(env("OPTISYNC_SURELY_NOT_SET").unwrap_err().to_string().contains("OPTISYNC_SURELY_NOT_SET"));
+    }
+}
