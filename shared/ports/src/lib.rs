@@ -140,6 +140,18 @@ pub enum Claim {
     Mismatch,
 }
 
+impl Claim {
+    /// The answer for a live record that holds the key: another payload is a mismatch, a stored result
+    /// means completed, anything else is still in progress. Every store decides through this.
+    pub fn of_existing(stored_fingerprint: &str, result: Option<String>, fingerprint: &str) -> Self {
+        match result {
+            _ if stored_fingerprint != fingerprint => Self::Mismatch,
+            Some(result) => Self::Completed(result),
+            None => Self::InProgress,
+        }
+    }
+}
+
 /// Idempotency records in the style of Lambda Powertools: one record per event key, INPROGRESS with its
 /// own expiry (taken from the Lambda deadline) → COMPLETED with the stored result, a payload fingerprint
 /// so a reused key with a different body is rejected, and removal when processing fails so a retry can

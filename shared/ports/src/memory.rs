@@ -201,13 +201,7 @@ impl IdempotencyStore for MemoryStore {
     ) -> Result<Claim, StoreError> {
         let mut inner = self.lock();
         if let Some(record) = inner.idempotency.get(key).filter(|r| r.until > now) {
-            return Ok(if record.fingerprint != fingerprint {
-                Claim::Mismatch
-            } else if let Some(result) = &record.result {
-                Claim::Completed(result.clone())
-            } else {
-                Claim::InProgress
-            });
+            return Ok(Claim::of_existing(&record.fingerprint, record.result.clone(), fingerprint));
         }
         let record = IdempotencyRecord { fingerprint: fingerprint.to_owned(), result: None, until: in_progress_until };
         inner.idempotency.insert(key.to_owned(), record);

@@ -689,13 +689,9 @@ impl IdempotencyStore for DynamoStore {
         let Some(existing) = self.get_item(&idempotency_pk(key), "IDEMPOTENCY").await? else {
             return Ok(Claim::InProgress); // abandoned a moment ago: the caller tries again later
         };
-        Ok(if get_s(&existing, "fp") != Some(fingerprint) {
-            Claim::Mismatch
-        } else if get_s(&existing, "status") == Some("COMPLETED") {
-            Claim::Completed(get_s(&existing, "result").unwrap_or_default().to_owned())
-        } else {
-            Claim::InProgress
-        })
+        let completed = get_s(&existing, "status") == Some("COMPLETED");
+        let result = completed.then(|| get_s(&existing, "result").unwrap_or_default().to_owned());
+        Ok(Claim::of_existing(get_s(&existing, "fp").unwrap_or_default(), result, fingerprint))
     }
 
     async fn complete(

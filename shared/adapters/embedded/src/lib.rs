@@ -495,13 +495,7 @@ impl IdempotencyStore for EmbeddedStore {
         self.write(move |txn| {
             let mut records = txn.open_table(IDEMPOTENCY).map_err(db_err)?;
             if let Some(record) = get_json::<Record>(&records, &key, "idempotency record")?.filter(|r| r.until > now) {
-                return Ok(if record.fingerprint != fingerprint {
-                    Claim::Mismatch
-                } else if let Some(result) = record.result {
-                    Claim::Completed(result)
-                } else {
-                    Claim::InProgress
-                });
+                return Ok(Claim::of_existing(&record.fingerprint, record.result, &fingerprint));
             }
             let record = Record { fingerprint, result: None, until: in_progress_until };
             records.insert(key.as_str(), encode("idempotency record", &record)?.as_slice()).map_err(db_err)?;
