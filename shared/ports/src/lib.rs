@@ -180,8 +180,8 @@ pub trait IdempotencyStore: Send + Sync {
 
 /// One accepted request, kept until the worker has applied it: the durable, idempotent inbox between
 /// the hooks and the worker. The key is the sender's message id (`webhook-id`, or a key derived from the
-/// content where the sender has none), scoped by tenant.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// content where the sender has none), scoped by tenant. Stores keep it in this serde form.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct InboxEntry {
     /// The tenant.
     pub tenant: TenantId,

@@ -733,34 +733,17 @@ fn inbox_pk(tenant: &TenantId, key: &str) -> String {
     format!("INBOX#{tenant}#{key}")
 }
 
-/// An inbox entry as stored in `v`.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct StoredInbox {
-    tenant: TenantId,
-    key: String,
-    fingerprint: String,
-    inputs: Vec<optisync_domain::Input>,
-    received_at: DateTime<Utc>,
-}
-
 /// Inbox items: `pk = INBOX#{tenant}#{key}`, `sk = INBOX`, the entry in `v`, the body's fingerprint in
 /// `fp`; while unprocessed also in the sparse index `gsi2pk = INBOX-PENDING`, `gsi2sk = {received ms}#…`.
 #[async_trait]
 impl Inbox for DynamoStore {
     async fn put(&self, entry: &InboxEntry) -> Result<InboxPut, StoreError> {
-        let stored = StoredInbox {
-            tenant: entry.tenant.clone(),
-            key: entry.key.clone(),
-            fingerprint: entry.fingerprint.clone(),
-            inputs: entry.inputs.clone(),
-            received_at: entry.received_at,
-        };
         let pk = inbox_pk(&entry.tenant, &entry.key);
         let item = HashMap::from([
             ("pk".to_owned(), s(&pk)),
             ("sk".to_owned(), s("INBOX")),
             ("fp".to_owned(), s(&entry.fingerprint)),
-            ("v".to_owned(), to_json(&stored)?),
+            ("v".to_owned(), to_json(entry)?),
             ("gsi2pk".to_owned(), s("INBOX-PENDING")),
             ("gsi2sk".to_owned(), s(&format!("{:020}#{pk}", entry.received_at.timestamp_millis().max(0)))),
         ]);
@@ -788,14 +771,7 @@ impl Inbox for DynamoStore {
 
     async fn get(&self, tenant: &TenantId, key: &str) -> Result<Option<InboxEntry>, StoreError> {
         let Some(item) = self.get_item(&inbox_pk(tenant, key), "INBOX").await? else { return Ok(None) };
-        let stored: StoredInbox = from_item(&item)?;
-        Ok(Some(InboxEntry {
-            tenant: stored.tenant,
-            key: stored.key,
-            fingerprint: stored.fingerprint,
-            inputs: stored.inputs,
-            received_at: stored.received_at,
-        }))
+        Ok(Some(from_item(&item)?))
     }
 
     async fn mark_done(&self, tenant: &TenantId, key: &str) -> Result<(), StoreError> {
@@ -829,8 +805,8 @@ impl Inbox for DynamoStore {
         for k in &keys {
             let (Some(pk), Some(sk)) = (get_s(k, "pk"), get_s(k, "sk")) else { continue };
             if let Some(item) = self.get_item(pk, sk).await? {
-                let stored: StoredInbox = from_item(&item)?;
-                waiting.push((stored.received_at, stored.tenant, stored.key));
+                let entry: InboxEntry = from_item(&item)?;
+                waiting.push((entry.received_at, entry.tenant, entry.key));
             }
         }
         waiting.sort();

@@ -553,50 +553,23 @@ impl SecretStore for EmbeddedStore {
     }
 }
 
-/// An inbox entry as stored.
-#[derive(Serialize, Deserialize)]
-struct StoredInbox {
-    tenant: TenantId,
-    key: String,
-    fingerprint: String,
-    inputs: Vec<optisync_domain::Input>,
-    received_at: DateTime<Utc>,
-    done: bool,
-}
-
-impl StoredInbox {
-    fn entry(self) -> InboxEntry {
-        InboxEntry {
-            tenant: self.tenant,
-            key: self.key,
-            fingerprint: self.fingerprint,
-            inputs: self.inputs,
-            received_at: self.received_at,
-        }
-    }
-}
+/// An inbox entry as stored: the entry and whether the worker has applied it.
+type StoredInbox = (InboxEntry, bool);
 
 #[async_trait]
 impl Inbox for EmbeddedStore {
     async fn put(&self, entry: &InboxEntry) -> Result<InboxPut, StoreError> {
-        let stored = StoredInbox {
-            tenant: entry.tenant.clone(),
-            key: entry.key.clone(),
-            fingerprint: entry.fingerprint.clone(),
-            inputs: entry.inputs.clone(),
-            received_at: entry.received_at,
-            done: false,
-        };
-        let bytes = encode("inbox entry", &stored)?;
+        let bytes = encode("inbox entry", &(entry, false))?;
+        let (tenant, key, fingerprint) = (entry.tenant.to_string(), entry.key.clone(), entry.fingerprint.clone());
         self.write(move |txn| {
             let mut inbox = txn.open_table(INBOX).map_err(db_err)?;
-            let key = (stored.tenant.as_str(), stored.key.as_str());
+            let key = (tenant.as_str(), key.as_str());
             let existing = match inbox.get(key).map_err(db_err)? {
                 Some(v) => Some(decode::<StoredInbox>("inbox entry", v.value())?),
                 None => None,
             };
             Ok(match existing {
-                Some(e) if e.fingerprint == stored.fingerprint => InboxPut::Duplicate,
+                Some((e, _)) if e.fingerprint == fingerprint => InboxPut::Duplicate,
                 Some(_) => InboxPut::Mismatch,
                 None => {
                     inbox.insert(key, bytes.as_slice()).map_err(db_err)?;
@@ -612,7 +585,7 @@ impl Inbox for EmbeddedStore {
         self.read(move |txn| {
             let inbox = txn.open_table(INBOX).map_err(db_err)?;
             match inbox.get((tenant.as_str(), key.as_str())).map_err(db_err)? {
-                Some(v) => Ok(Some(decode::<StoredInbox>("inbox entry", v.value())?.entry())),
+                Some(v) => Ok(Some(decode::<StoredInbox>("inbox entry", v.value())?.0)),
                 None => Ok(None),
             }
         })
@@ -627,9 +600,8 @@ impl Inbox for EmbeddedStore {
                 Some(v) => Some(decode::<StoredInbox>("inbox entry", v.value())?),
                 None => None,
             };
-            if let Some(mut stored) = found {
-                stored.done = true;
-                let bytes = encode("inbox entry", &stored)?;
+            if let Some((entry, _)) = found {
+                let bytes = encode("inbox entry", &(entry, true))?;
                 inbox.insert((tenant.as_str(), key.as_str()), bytes.as_slice()).map_err(db_err)?;
             }
             Ok(())
@@ -643,9 +615,9 @@ impl Inbox for EmbeddedStore {
             let mut waiting = Vec::new();
             for row in inbox.iter().map_err(db_err)? {
                 let (_, v) = row.map_err(db_err)?;
-                let stored: StoredInbox = decode("inbox entry", v.value())?;
-                if !stored.done && stored.received_at < before {
-                    waiting.push((stored.received_at, stored.tenant, stored.key));
+                let (entry, done): StoredInbox = decode("inbox entry", v.value())?;
+                if !done && entry.received_at < before {
+                    waiting.push((entry.received_at, entry.tenant, entry.key));
                 }
             }
             waiting.sort();
