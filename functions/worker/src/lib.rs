@@ -5,10 +5,10 @@
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use lambda_runtime::{Error, LambdaEvent};
 use optisync_app::Engine;
-use optisync_app::optigem::process_inbox_entry;
+use optisync_app::inbox::process_inbox_entry;
 use optisync_domain::TenantId;
 use optisync_eventbridge::Detail;
-use optisync_ports::Inbox;
+use optisync_ports::{EspReader, Inbox};
 use std::sync::Arc;
 
 /// What the handler needs, built once per process.
@@ -18,6 +18,8 @@ pub struct Deps {
     pub engine: Engine,
     /// The inbox.
     pub inbox: Arc<dyn Inbox>,
+    /// Re-reads CleverReach receivers before their events are applied.
+    pub reader: Arc<dyn EspReader>,
 }
 
 /// Handles one EventBridge event; returns how many inputs were applied.
@@ -28,10 +30,12 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<EventBridgeEvent<serde_json:
         return Ok(0);
     };
     let tenant = TenantId::new(tenant);
-    let applied = process_inbox_entry(&deps.engine, deps.inbox.as_ref(), &tenant, &key).await.map_err(|e| {
-        tracing::warn!(error = %e, transient = e.is_transient(), "inbox entry not applied; it stays pending");
-        Error::from(e.to_string())
-    })?;
+    let applied = process_inbox_entry(&deps.engine, deps.inbox.as_ref(), deps.reader.as_ref(), &tenant, &key)
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, transient = e.is_transient(), "inbox entry not applied; it stays pending");
+            Error::from(e.to_string())
+        })?;
     tracing::info!(applied, "inbox entry applied");
     Ok(applied)
 }

@@ -27,7 +27,8 @@ async fn main() -> Result<(), Error> {
     .with_base_url(&env_or("CLEVERREACH_BASE_URL", "https://rest.cleverreach.com"));
     let settings = EspSettings { brevo_base_url: env_or("BREVO_BASE_URL", "https://api.brevo.com/v3"), cleverreach };
     let esp = Arc::new(EspRouter::new(secrets, settings));
-    let deps = Deps { engine: Engine::new(store.clone(), esp, Arc::new(SystemClock)), inbox: store };
+    let deps =
+        Deps { engine: Engine::new(store.clone(), esp.clone(), Arc::new(SystemClock)), inbox: store, reader: esp };
     run(service_fn(|event| {
         let deps = deps.clone();
         async move { handle(&deps, event).await }

@@ -4,7 +4,7 @@
 use chrono::{TimeZone, Utc};
 use optisync_app::Engine;
 use optisync_domain::*;
-use optisync_ports::memory::{FixedClock, MemoryEsp, MemoryStore};
+use optisync_ports::memory::{FixedClock, MemoryEsp, MemoryReader, MemoryStore};
 use optisync_ports::{EspError, Inbox, InboxEntry, StateStore};
 use std::sync::Arc;
 use worker::{Deps, handle};
@@ -55,14 +55,14 @@ async fn setup() -> (Deps, Arc<MemoryStore>, Arc<MemoryEsp>, Link) {
             tenant: TenantId::new("t1"),
             key: "optigem:msg_1".into(),
             fingerprint: "fp".into(),
-            inputs: vec![Input::AssignmentChanged { assignment }],
+            items: vec![Input::AssignmentChanged { assignment }.into()],
             received_at: at,
         })
         .await
         .unwrap();
     let esp = Arc::new(MemoryEsp::new());
     let engine = Engine::new(store.clone(), esp.clone(), Arc::new(FixedClock::new(at)));
-    (Deps { engine, inbox: store.clone() }, store, esp, link)
+    (Deps { engine, inbox: store.clone(), reader: Arc::new(MemoryReader::new()) }, store, esp, link)
 }
 
 #[tokio::test]

@@ -1,12 +1,11 @@
 //! OPTIGEM → optisync: accepting signed change events into the inbox (hook-optigem), and applying an
 //! inbox entry through the engine (the worker).
 
-use crate::{Engine, ProcessError};
 use chrono::{DateTime, Utc};
 use optisync_connector::signature::{SignedHeaders, SigningSecret, VerifyError, verify};
 use optisync_connector::wire::{ChangeEvent, WireError, parse_batch};
 use optisync_domain::TenantId;
-use optisync_ports::{Inbox, InboxEntry, InboxPut, SecretStore, StoreError};
+use optisync_ports::{Inbox, InboxEntry, InboxItem, InboxPut, SecretStore, StoreError};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
@@ -114,7 +113,7 @@ impl OptigemIngest {
             tenant: tenant.clone(),
             key: key.clone(),
             fingerprint: hex::encode(Sha256::digest(body)),
-            inputs: batch.events.into_iter().map(ChangeEvent::into_input).collect(),
+            items: batch.events.into_iter().map(|e| InboxItem::from(ChangeEvent::into_input(e))).collect(),
             received_at: now,
         };
         match self.inbox.put(&entry).await? {
@@ -123,20 +122,4 @@ impl OptigemIngest {
             InboxPut::Mismatch => Err(IngestError::Reused),
         }
     }
-}
-
-/// The worker: applies an inbox entry's inputs in order through the engine, then marks it done. Run
-/// again after a failure, it repeats only what is left to do: every input is exactly-once by itself.
-pub async fn process_inbox_entry(
-    engine: &Engine,
-    inbox: &dyn Inbox,
-    tenant: &TenantId,
-    key: &str,
-) -> Result<usize, ProcessError> {
-    let Some(entry) = inbox.get(tenant, key).await? else { return Ok(0) };
-    for input in &entry.inputs {
-        engine.process(tenant, input).await?;
-    }
-    inbox.mark_done(tenant, key).await?;
-    Ok(entry.inputs.len())
 }

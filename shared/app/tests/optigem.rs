@@ -2,10 +2,11 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use optisync_app::Engine;
-use optisync_app::optigem::{Accepted, IngestError, OptigemIngest, process_inbox_entry, signing_secrets_name};
+use optisync_app::inbox::process_inbox_entry;
+use optisync_app::optigem::{Accepted, IngestError, OptigemIngest, signing_secrets_name};
 use optisync_connector::signature::{SignedHeaders, SigningSecret, sign};
 use optisync_domain::*;
-use optisync_ports::memory::{FixedClock, MemoryEsp, MemorySecrets, MemoryStore};
+use optisync_ports::memory::{FixedClock, MemoryEsp, MemoryReader, MemorySecrets, MemoryStore};
 use optisync_ports::{Inbox, SecretStore, StateStore, StoreError};
 use std::sync::Arc;
 
@@ -135,11 +136,11 @@ async fn the_worker_applies_an_inbox_entry_once_and_marks_it_done() {
     let b = body(1, "max@example.com");
     ingest.accept(&tenant(), signed(OLD, "msg_1", now(), &b).headers(), b.as_bytes(), now()).await.unwrap();
     let key = store.pending(now() + chrono::Duration::days(1), 10).await.unwrap()[0].1.clone();
-    assert_eq!(process_inbox_entry(&engine, store.as_ref(), &tenant(), &key).await.unwrap(), 1);
+    assert_eq!(process_inbox_entry(&engine, store.as_ref(), &MemoryReader::new(), &tenant(), &key).await.unwrap(), 1);
     assert_eq!(esp.receiving(&link.esp, &link.list), ["max@example.com".to_owned()].into());
     assert_eq!(pending(&store).await, 0);
     let calls = esp.mutating_calls();
     // Delivered again (at least once): no further effect.
-    process_inbox_entry(&engine, store.as_ref(), &tenant(), &key).await.unwrap();
+    process_inbox_entry(&engine, store.as_ref(), &MemoryReader::new(), &tenant(), &key).await.unwrap();
     assert_eq!(esp.mutating_calls(), calls);
 }

@@ -1,10 +1,13 @@
-//! The wire format of change events (connector → optisync): `POST /connector/{tenant}/events` with a
-//! batch of `assignment.changed` (a full snapshot with the person embedded and a version) and
-//! `assignment.deleted` (id, newsletter, version) events. The JSON shapes are the domain's serde forms;
+//! The wire format of what the connector sends: change events (`POST /connector/{tenant}/events`, a
+//! batch of `assignment.changed` — a full snapshot with the person embedded and a version — and
+//! `assignment.deleted` — id, newsletter, version), command results and snapshot pages. The JSON shapes are the domain's serde forms;
 //! `docs/connector-openapi.yaml` describes them.
 
-use optisync_domain::{Assignment, AssignmentId, Input, NewsletterId};
+use optisync_domain::{Assignment, AssignmentId, CommandResult, Input, NewsletterId};
 use serde::{Deserialize, Serialize};
+
+/// Most assignments one snapshot page may carry (`PUT /connector/{tenant}/snapshots/{id}/pages/{n}`).
+pub const MAX_ASSIGNMENTS_PER_PAGE: usize = 500;
 
 /// Most events one request may carry: a batch is kept as one inbox item, and a DynamoDB item holds at
 /// most 400 KB (a snapshot is about 1 KB).
@@ -101,6 +104,47 @@ pub fn parse_batch(body: &[u8]) -> Result<EventBatch, WireError> {
         events.push(event);
     }
     Ok(EventBatch { events })
+}
+
+/// One page of a newsletter snapshot, answering an `export_newsletter` command (R-F2…F6).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotPage {
+    /// The newsletter exported.
+    pub newsletter: NewsletterId,
+    /// True on the final page.
+    pub last: bool,
+    /// Every assignment of the newsletter on this page, with its person embedded.
+    pub assignments: Vec<Assignment>,
+}
+
+/// Parses a snapshot page; every assignment must belong to the page's newsletter.
+pub fn parse_snapshot_page(body: &[u8]) -> Result<SnapshotPage, WireError> {
+    let page: SnapshotPage = parse_at("", body)?;
+    if page.assignments.len() > MAX_ASSIGNMENTS_PER_PAGE {
+        return Err(WireError {
+            path: "assignments".into(),
+            problem: format!("holds {}; at most {MAX_ASSIGNMENTS_PER_PAGE} per page", page.assignments.len()),
+        });
+    }
+    if let Some(index) = page.assignments.iter().position(|a| a.newsletter != page.newsletter) {
+        return Err(WireError {
+            path: format!("assignments[{index}].newsletter"),
+            problem: "differs from the page's newsletter".into(),
+        });
+    }
+    Ok(page)
+}
+
+/// Parses the result the connector reports for a command (`POST …/commands/{id}/result`).
+pub fn parse_result(body: &[u8]) -> Result<CommandResult, WireError> {
+    let result: CommandResult = parse_at("", body)?;
+    if let CommandResult::Failed { reason } = &result
+        && reason.trim().is_empty()
+    {
+        return Err(WireError { path: "reason".into(), problem: "must say why the command failed".into() });
+    }
+    Ok(result)
 }
 
 #[derive(Deserialize)]

@@ -145,6 +145,29 @@ pub struct ApprovalEntry {
     pub status: ApprovalStatus,
     /// The `match_persons` command asking OPTIGEM for suggestions (R-C3).
     pub match_command: CommandId,
+    /// The approver's decision, once taken (R-C3); deciding again changes nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<Decision>,
+}
+
+/// What an approver decided about a signup (R-C3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "decision", rename_all = "snake_case")]
+pub enum Decision {
+    /// Create an assignment for this person (an existing one or a new one).
+    Approve {
+        /// Whose assignment.
+        person: PersonChoice,
+        /// The `create_assignment` command this produced.
+        command: CommandId,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// No assignment.
+    Reject {
+        /// When.
+        at: DateTime<Utc>,
+    },
 }
 
 /// What the planner knows about one link: its settings, the mirror, recipients and approvals.
@@ -379,6 +402,14 @@ pub enum OptigemCommand {
         /// Consent evidence (R-J1).
         consent: ConsentEvidence,
     },
+    /// Upload every assignment of the newsletter as snapshot pages, for the first sync and the
+    /// reconciliation (R-F1…F6). The id is also the snapshot's id.
+    ExportNewsletter {
+        /// Command id.
+        id: CommandId,
+        /// The newsletter.
+        newsletter: NewsletterId,
+    },
     /// Ask OPTIGEM for persons matching a signup, for the approval queue (R-C3).
     MatchPersons {
         /// Command id.
@@ -400,9 +431,63 @@ impl OptigemCommand {
     /// The command's id.
     pub fn id(&self) -> &CommandId {
         match self {
-            Self::EndAssignment { id, .. } | Self::CreateAssignment { id, .. } | Self::MatchPersons { id, .. } => id,
+            Self::EndAssignment { id, .. }
+            | Self::CreateAssignment { id, .. }
+            | Self::MatchPersons { id, .. }
+            | Self::ExportNewsletter { id, .. } => id,
         }
     }
+}
+
+/// What the connector reports after executing a command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum CommandResult {
+    /// Executed.
+    Done {
+        /// `create_assignment`: the new assignment.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        assignment: Option<AssignmentId>,
+        /// `create_assignment`: the (new) person.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        person: Option<PersonId>,
+        /// `match_persons`: candidate persons.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        suggestions: Vec<Candidate>,
+    },
+    /// Not executed; the reason is for people and holds no personal data.
+    Failed {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl CommandResult {
+    /// A plain success.
+    pub fn done() -> Self {
+        Self::Done { assignment: None, person: None, suggestions: Vec::new() }
+    }
+
+    /// Whether the command was executed.
+    pub fn is_done(&self) -> bool {
+        matches!(self, Self::Done { .. })
+    }
+}
+
+/// A person OPTIGEM offers for a signup (R-C3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Candidate {
+    /// The person.
+    pub person: PersonId,
+    /// First name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_name: Option<PersonalText>,
+    /// Last name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_name: Option<PersonalText>,
+    /// The person's e-mails (assignment and standard communication).
+    #[serde(default)]
+    pub emails: Vec<Email>,
 }
 
 /// A state item to write once the plan's effects succeeded.

@@ -538,6 +538,7 @@ impl LinkCx<'_> {
                         signups: 1,
                         status: ApprovalStatus::Pending,
                         match_command: id,
+                        decision: None,
                     },
                 );
             }

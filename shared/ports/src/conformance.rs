@@ -85,6 +85,7 @@ fn approval(l: &Link, mail: Email) -> ApprovalEntry {
         signups: 1,
         status: ApprovalStatus::Pending,
         match_command: CommandId::new("match-1"),
+        decision: None,
     }
 }
 
@@ -219,6 +220,39 @@ pub async fn commands_are_appended_once_in_sequence_and_paged(store: Arc<dyn Sta
     let other = TenantId::new("other");
     store.commit(&other, Commit { writes: vec![], commands: vec![end_command(1)] }).await.unwrap();
     assert_eq!(store.commands(&other, 0, 10).await.unwrap().len(), 1);
+}
+
+/// A command is found by id per tenant; its result is recorded, a `done` result is final, and a command
+/// that is not in the feed has no result.
+pub async fn command_results_are_recorded_once_done(store: Arc<dyn StateStore>) {
+    let commit = Commit { writes: vec![], commands: vec![end_command(1), end_command(2)] };
+    store.commit(&tenant(), commit).await.unwrap();
+    let id = CommandId::new("end-2");
+    let (seq, command) = store.command(&tenant(), &id).await.unwrap().expect("in the feed");
+    assert_eq!((seq, command.id()), (2, &id));
+    assert_eq!(store.command(&TenantId::new("other"), &id).await.unwrap(), None, "feeds are per tenant");
+    assert_eq!(store.command(&tenant(), &CommandId::new("end-9")).await.unwrap(), None);
+    assert_eq!(store.command_result(&tenant(), &id).await.unwrap(), None);
+
+    let failed = CommandResult::Failed { reason: "assignment locked".into() };
+    store.record_result(&tenant(), &id, &failed).await.unwrap();
+    assert_eq!(store.command_result(&tenant(), &id).await.unwrap(), Some(failed.clone()));
+    let done = CommandResult::Done {
+        assignment: Some(AssignmentId::new("a-7")),
+        person: Some(PersonId::new("p-7")),
+        suggestions: vec![Candidate {
+            person: PersonId::new("p-7"),
+            first_name: Some(PersonalText::new("Max")),
+            last_name: None,
+            emails: vec![email(7)],
+        }],
+    };
+    store.record_result(&tenant(), &id, &done).await.unwrap();
+    store.record_result(&tenant(), &id, &failed).await.unwrap();
+    assert_eq!(store.command_result(&tenant(), &id).await.unwrap(), Some(done), "done is final");
+    assert!(store.record_result(&tenant(), &CommandId::new("end-9"), &failed).await.is_err());
+    assert_eq!(store.command_result(&tenant(), &CommandId::new("end-9")).await.unwrap(), None);
+    assert_eq!(store.command_result(&tenant(), &CommandId::new("end-1")).await.unwrap(), None);
 }
 
 /// `due` finds a link's entries whose next transition is on or before the date.
@@ -367,11 +401,22 @@ fn inbox_entry(tenant: &str, key: &str, fingerprint: &str, minute: u32) -> Inbox
         tenant: TenantId::new(tenant),
         key: key.to_owned(),
         fingerprint: fingerprint.to_owned(),
-        inputs: vec![Input::AssignmentDeleted {
-            id: AssignmentId::new("a1"),
-            newsletter: NewsletterId::new("nl"),
-            version: u64::from(minute) + 1,
-        }],
+        items: vec![
+            InboxItem::from(Input::AssignmentDeleted {
+                id: AssignmentId::new("a1"),
+                newsletter: NewsletterId::new("nl"),
+                version: u64::from(minute) + 1,
+            }),
+            InboxItem::Reread {
+                reread: Reread {
+                    esp: EspAccount { provider: Provider::CleverReach, account: AccountId::new("cr") },
+                    list: ListId::new("g1"),
+                    receiver: "4285".into(),
+                    event: "receiver.unsubscribed".into(),
+                    received_at: at(1),
+                },
+            },
+        ],
         received_at: at(1) + chrono::Duration::minutes(i64::from(minute)),
     }
 }
@@ -441,6 +486,7 @@ macro_rules! conformance_tests {
             every_item_kind_round_trips_with_its_version,
             stale_versions_conflict_and_the_commit_writes_nothing,
             commands_are_appended_once_in_sequence_and_paged,
+            command_results_are_recorded_once_done,
             due_finds_entries_whose_transition_has_come,
             leases_are_exclusive_until_they_expire,
             concurrent_writers_on_one_item_lose_no_update,

@@ -10,8 +10,8 @@ pub mod memory;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use optisync_domain::{
-    AssignmentId, Email, EspAccount, EspAction, Link, LinkId, LinkView, NewsletterId, OptigemCommand, StateWrite,
-    TenantId, TenantSettings,
+    AssignmentId, CommandId, CommandResult, Email, EspAccount, EspAction, EspEvent, Input, Link, LinkId, LinkView,
+    ListId, NewsletterId, OptigemCommand, StateWrite, TenantId, TenantSettings,
 };
 use std::collections::BTreeMap;
 
@@ -125,6 +125,14 @@ pub trait StateStore: Send + Sync {
         after: u64,
         limit: usize,
     ) -> Result<Vec<(u64, OptigemCommand)>, StoreError>;
+    /// One command of the tenant's feed by id, with its sequence number.
+    async fn command(&self, tenant: &TenantId, id: &CommandId) -> Result<Option<(u64, OptigemCommand)>, StoreError>;
+    /// Records the connector's result for a command of the feed. A `done` result is final: a later report
+    /// (a retry of the same acknowledgement, or a stray failure) changes nothing. A command not in the
+    /// feed is a [`StoreError::Permanent`]; callers check with [`StateStore::command`] first.
+    async fn record_result(&self, tenant: &TenantId, id: &CommandId, result: &CommandResult) -> Result<(), StoreError>;
+    /// The result recorded for a command, if any.
+    async fn command_result(&self, tenant: &TenantId, id: &CommandId) -> Result<Option<CommandResult>, StoreError>;
 }
 
 /// What claiming an idempotency key found.
@@ -178,6 +186,44 @@ pub trait IdempotencyStore: Send + Sync {
     async fn abandon(&self, key: &str) -> Result<(), StoreError>;
 }
 
+/// A CleverReach receiver event to be re-read from the API before it is applied: the payload carries ids
+/// only, and re-reading gives the receiver's current state, so a late or repeated delivery is harmless.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Reread {
+    /// The account.
+    pub esp: EspAccount,
+    /// The group (`condition`).
+    pub list: ListId,
+    /// The receiver id (`pool_id`).
+    pub receiver: String,
+    /// The event name, e.g. `receiver.unsubscribed`.
+    pub event: String,
+    /// When the hook accepted it (the time of the observation when the ESP gives none).
+    pub received_at: DateTime<Utc>,
+}
+
+/// One unit of work in an inbox entry.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "item", rename_all = "snake_case")]
+pub enum InboxItem {
+    /// A planner input, applied as it is.
+    Input {
+        /// The input.
+        input: Input,
+    },
+    /// A receiver to re-read first; the observations found are then applied.
+    Reread {
+        /// What to re-read.
+        reread: Reread,
+    },
+}
+
+impl From<Input> for InboxItem {
+    fn from(input: Input) -> Self {
+        Self::Input { input }
+    }
+}
+
 /// One accepted request, kept until the worker has applied it: the durable, idempotent inbox between
 /// the hooks and the worker. The key is the sender's message id (`webhook-id`, or a key derived from the
 /// content where the sender has none), scoped by tenant. Stores keep it in this serde form.
@@ -189,8 +235,8 @@ pub struct InboxEntry {
     pub key: String,
     /// A hash of the body: the same key with another body is refused.
     pub fingerprint: String,
-    /// The planner inputs the request carried, in order.
-    pub inputs: Vec<optisync_domain::Input>,
+    /// The work the request carried, in order.
+    pub items: Vec<InboxItem>,
     /// When it was accepted.
     pub received_at: DateTime<Utc>,
 }
@@ -244,6 +290,14 @@ pub enum EspError {
     /// The credentials were refused (CleverReach: re-authorisation needed).
     #[error("the ESP refused the credentials")]
     Unauthorized,
+}
+
+/// Reads an ESP's current view of one recipient, for events whose payload carries ids only.
+#[async_trait]
+pub trait EspReader: Send + Sync {
+    /// The observations a re-read yields: none when there is nothing to apply (a receiver gone without a
+    /// known address is left to the reconciliation).
+    async fn reread(&self, reread: &Reread) -> Result<Vec<EspEvent>, EspError>;
 }
 
 /// The ESP side: applies planned operations, each a target state and so safe to repeat.

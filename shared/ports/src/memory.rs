@@ -19,6 +19,7 @@ struct StoreInner {
     items: BTreeMap<ItemKey, (u64, Item)>,
     commands: HashMap<TenantId, Vec<(u64, OptigemCommand)>>,
     command_ids: BTreeSet<(TenantId, String)>,
+    results: HashMap<(TenantId, String), CommandResult>,
     leases: HashMap<String, (String, DateTime<Utc>)>,
     idempotency: HashMap<String, IdempotencyRecord>,
     inbox: BTreeMap<(TenantId, String), (InboxEntry, bool)>,
@@ -187,6 +188,28 @@ impl StateStore for MemoryStore {
         let inner = self.lock();
         let feed = inner.commands.get(tenant).map(Vec::as_slice).unwrap_or_default();
         Ok(feed.iter().filter(|(s, _)| *s > after).take(limit).cloned().collect())
+    }
+
+    async fn command(&self, tenant: &TenantId, id: &CommandId) -> Result<Option<(u64, OptigemCommand)>, StoreError> {
+        let inner = self.lock();
+        let feed = inner.commands.get(tenant).map(Vec::as_slice).unwrap_or_default();
+        Ok(feed.iter().find(|(_, c)| c.id() == id).cloned())
+    }
+
+    async fn record_result(&self, tenant: &TenantId, id: &CommandId, result: &CommandResult) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        if !inner.command_ids.contains(&(tenant.clone(), id.to_string())) {
+            return Err(StoreError::Permanent("no such command".into()));
+        }
+        let key = (tenant.clone(), id.to_string());
+        if !inner.results.get(&key).is_some_and(CommandResult::is_done) {
+            inner.results.insert(key, result.clone());
+        }
+        Ok(())
+    }
+
+    async fn command_result(&self, tenant: &TenantId, id: &CommandId) -> Result<Option<CommandResult>, StoreError> {
+        Ok(self.lock().results.get(&(tenant.clone(), id.to_string())).cloned())
     }
 }
 
@@ -442,5 +465,31 @@ impl SecretStore for MemorySecrets {
     async fn put(&self, name: &str, value: &str) -> Result<(), StoreError> {
         self.values.lock().expect("secrets lock").insert(name.to_owned(), value.to_owned());
         Ok(())
+    }
+}
+
+/// An [`EspReader`] that answers re-reads from what a test told it.
+#[derive(Default)]
+pub struct MemoryReader {
+    answers: Mutex<HashMap<(ListId, String), Vec<EspEvent>>>,
+}
+
+impl MemoryReader {
+    /// A reader that knows nothing yet (every re-read finds nothing).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// What a re-read of this receiver in this list yields from now on.
+    pub fn answer(&self, list: ListId, receiver: &str, events: Vec<EspEvent>) {
+        self.answers.lock().expect("reader lock").insert((list, receiver.to_owned()), events);
+    }
+}
+
+#[async_trait]
+impl EspReader for MemoryReader {
+    async fn reread(&self, reread: &Reread) -> Result<Vec<EspEvent>, EspError> {
+        let answers = self.answers.lock().expect("reader lock");
+        Ok(answers.get(&(reread.list.clone(), reread.receiver.clone())).cloned().unwrap_or_default())
     }
 }

@@ -6,7 +6,7 @@
 use crate::{CleverReachClient, Error, ReceiverUpsert, StateChange, UpsertOutcome};
 use async_trait::async_trait;
 use optisync_domain::{EspAction, EspOp, ListId};
-use optisync_ports::{EspError, EspGateway};
+use optisync_ports::{EspError, EspGateway, EspReader, Reread};
 
 /// Applies plans to one CleverReach account.
 #[derive(Clone)]
@@ -31,6 +31,33 @@ impl CleverReachGateway {
             return Err(EspError::Rejected(message.clone()));
         }
         Ok(())
+    }
+}
+
+#[async_trait]
+impl EspReader for CleverReachGateway {
+    /// Re-reads the receiver in the group (payloads carry ids only) and turns what it finds into the
+    /// observation: unsubscribed, deactivated, a signup or a field change. A receiver gone from the group
+    /// has no address left to read; the reconciliation notices it missing.
+    async fn reread(&self, reread: &Reread) -> Result<Vec<optisync_domain::EspEvent>, EspError> {
+        let Some(kind) = crate::webhook::ReceiverEventKind::parse(&reread.event) else { return Ok(Vec::new()) };
+        let receiver = self.client.get_receiver(reread.list.as_str(), &reread.receiver).await.map_err(to_port)?;
+        let Some(receiver) = receiver else {
+            tracing::info!(event = %reread.event, "receiver no longer in the group; left to the reconciliation");
+            return Ok(Vec::new());
+        };
+        let Ok(email) = optisync_domain::Email::parse(&receiver.email) else {
+            tracing::warn!("receiver without a valid e-mail; ignored");
+            return Ok(Vec::new());
+        };
+        Ok(vec![crate::webhook::observation(
+            kind,
+            Some(&receiver),
+            &email,
+            &reread.list,
+            &reread.esp.account,
+            reread.received_at,
+        )])
     }
 }
 

@@ -15,8 +15,8 @@ use aws_sdk_dynamodb::types::{
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use optisync_domain::{
-    ApprovalEntry, ApprovalStatus, AssignmentId, Email, Link, LinkId, LinkView, MirrorEntry, OptigemCommand,
-    RecipientState, StateWrite, TenantId, TenantSettings,
+    ApprovalEntry, ApprovalStatus, AssignmentId, CommandId, CommandResult, Email, Link, LinkId, LinkView, MirrorEntry,
+    OptigemCommand, RecipientState, StateWrite, TenantId, TenantSettings,
 };
 use optisync_ports::{
     Claim, Commit, IdempotencyStore, Inbox, InboxEntry, InboxPut, ItemKey, LoadedView, Slice, StateStore, StoreError,
@@ -641,6 +641,54 @@ impl StateStore for DynamoStore {
                 Ok((seq, from_item(i)?))
             })
             .collect()
+    }
+    async fn command(&self, tenant: &TenantId, id: &CommandId) -> Result<Option<(u64, OptigemCommand)>, StoreError> {
+        let Some(marker) = self.get_item(&command_marker_pk(tenant, id.as_str()), "COMMAND").await? else {
+            return Ok(None);
+        };
+        let seq = marker.get("seq").and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        let Some(entry) = self.get_item(&feed_pk(tenant), &format!("{seq:020}")).await? else { return Ok(None) };
+        Ok(Some((seq, from_item(&entry)?)))
+    }
+
+    async fn record_result(&self, tenant: &TenantId, id: &CommandId, result: &CommandResult) -> Result<(), StoreError> {
+        // On the command's marker: only an existing command, and never over a `done` result.
+        let value = to_json(result)?;
+        self.meter(0.0, write_units(256 + value.as_s().map_or(0, String::len)));
+        let outcome = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(&command_marker_pk(tenant, id.as_str())))
+            .key("sk", s("COMMAND"))
+            .update_expression("SET #result = :result, #done = :done")
+            .condition_expression("attribute_exists(pk) AND (attribute_not_exists(#done) OR #done = :false)")
+            .expression_attribute_names("#result", "result")
+            .expression_attribute_names("#done", "done")
+            .expression_attribute_values(":result", value)
+            .expression_attribute_values(":done", AttributeValue::Bool(result.is_done()))
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .send()
+            .await;
+        match outcome.map_err(classify) {
+            Ok(_) => Ok(()),
+            Err(StoreError::Conflict) => match self.get_item(&command_marker_pk(tenant, id.as_str()), "COMMAND").await?
+            {
+                Some(_) => Ok(()), // already done: a later report changes nothing
+                None => Err(StoreError::Permanent("no such command".into())),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn command_result(&self, tenant: &TenantId, id: &CommandId) -> Result<Option<CommandResult>, StoreError> {
+        let Some(marker) = self.get_item(&command_marker_pk(tenant, id.as_str()), "COMMAND").await? else {
+            return Ok(None);
+        };
+        match get_s(&marker, "result") {
+            Some(raw) => serde_json::from_str(raw).map(Some).map_err(|e| StoreError::Permanent(format!("decode: {e}"))),
+            None => Ok(None),
+        }
     }
 }
 

@@ -12,8 +12,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use optisync_domain::{
-    ApprovalEntry, AssignmentId, Email, Link, LinkView, MirrorEntry, OptigemCommand, RecipientState, StateWrite,
-    TenantId, TenantSettings,
+    ApprovalEntry, AssignmentId, CommandId, CommandResult, Email, Link, LinkView, MirrorEntry, OptigemCommand,
+    RecipientState, StateWrite, TenantId, TenantSettings,
 };
 use optisync_ports::{
     Claim, Commit, IdempotencyStore, Inbox, InboxEntry, InboxPut, ItemKey, LoadedView, SecretStore, Slice, StateStore,
@@ -41,6 +41,8 @@ const FEED: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("feed");
 /// Command ids already in a tenant's feed: (tenant, command id) → sequence number.
 const COMMAND_IDS: TableDefinition<(&str, &str), u64> = TableDefinition::new("command_ids");
 /// Leases: name → JSON (owner, expiry).
+/// (tenant, command id) → the connector's result, JSON.
+const RESULTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("results");
 const LEASES: TableDefinition<&str, &[u8]> = TableDefinition::new("leases");
 /// Idempotency records: key → JSON.
 const IDEMPOTENCY: TableDefinition<&str, &[u8]> = TableDefinition::new("idempotency");
@@ -176,6 +178,7 @@ impl EmbeddedStore {
         txn.open_table(TENANTS).map_err(db_err)?;
         txn.open_table(FEED).map_err(db_err)?;
         txn.open_table(COMMAND_IDS).map_err(db_err)?;
+        txn.open_table(RESULTS).map_err(db_err)?;
         txn.open_table(LEASES).map_err(db_err)?;
         txn.open_table(IDEMPOTENCY).map_err(db_err)?;
         txn.open_table(SECRETS).map_err(db_err)?;
@@ -477,6 +480,55 @@ impl StateStore for EmbeddedStore {
                 out.push((key.value().1, decode("command", bytes.value())?));
             }
             Ok(out)
+        })
+        .await
+    }
+
+    async fn command(&self, tenant: &TenantId, id: &CommandId) -> Result<Option<(u64, OptigemCommand)>, StoreError> {
+        let (tenant, id) = (tenant.to_string(), id.to_string());
+        self.read(move |txn| {
+            let Some(seq) =
+                txn.open_table(COMMAND_IDS).map_err(db_err)?.get((tenant.as_str(), id.as_str())).map_err(db_err)?
+            else {
+                return Ok(None);
+            };
+            let seq = seq.value();
+            let feed = txn.open_table(FEED).map_err(db_err)?;
+            let Some(bytes) = feed.get((tenant.as_str(), seq)).map_err(db_err)? else { return Ok(None) };
+            Ok(Some((seq, decode("command", bytes.value())?)))
+        })
+        .await
+    }
+
+    async fn record_result(&self, tenant: &TenantId, id: &CommandId, result: &CommandResult) -> Result<(), StoreError> {
+        let bytes = encode("command result", result)?;
+        let (tenant, id) = (tenant.to_string(), id.to_string());
+        self.write(move |txn| {
+            let key = (tenant.as_str(), id.as_str());
+            if txn.open_table(COMMAND_IDS).map_err(db_err)?.get(key).map_err(db_err)?.is_none() {
+                return Err(StoreError::Permanent("no such command".into()));
+            }
+            let mut results = txn.open_table(RESULTS).map_err(db_err)?;
+            let recorded_done = match results.get(key).map_err(db_err)? {
+                Some(bytes) => decode::<CommandResult>("command result", bytes.value())?.is_done(),
+                None => false,
+            };
+            if !recorded_done {
+                results.insert(key, bytes.as_slice()).map_err(db_err)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn command_result(&self, tenant: &TenantId, id: &CommandId) -> Result<Option<CommandResult>, StoreError> {
+        let (tenant, id) = (tenant.to_string(), id.to_string());
+        self.read(move |txn| {
+            let results = txn.open_table(RESULTS).map_err(db_err)?;
+            match results.get((tenant.as_str(), id.as_str())).map_err(db_err)? {
+                Some(bytes) => Ok(Some(decode("command result", bytes.value())?)),
+                None => Ok(None),
+            }
         })
         .await
     }

@@ -56,6 +56,7 @@ fn approval(l: &Link, mail: &str) -> ApprovalEntry {
         signups: 1,
         status: ApprovalStatus::Pending,
         match_command: CommandId::new("match-1"),
+        decision: None,
     }
 }
 

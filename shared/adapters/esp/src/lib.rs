@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use optisync_brevo::{ApiKey, BrevoClient, BrevoConfig, BrevoGateway};
 use optisync_cleverreach::{CleverReachClient, CleverReachGateway, ClientConfig, SecretTokenStore};
 use optisync_domain::{EspAccount, EspAction, Provider};
-use optisync_ports::{EspError, EspGateway, SecretStore};
+use optisync_ports::{EspError, EspGateway, EspReader, Reread, SecretStore};
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::Mutex;
@@ -37,12 +37,22 @@ pub struct EspRouter {
     secrets: Arc<dyn SecretStore>,
     settings: EspSettings,
     gateways: Mutex<HashMap<EspAccount, Arc<dyn EspGateway>>>,
+    readers: Mutex<HashMap<EspAccount, Arc<dyn EspReader>>>,
 }
 
 impl EspRouter {
     /// A router over the secret store.
     pub fn new(secrets: Arc<dyn SecretStore>, settings: EspSettings) -> Self {
-        Self { secrets, settings, gateways: Mutex::new(HashMap::new()) }
+        Self { secrets, settings, gateways: Mutex::new(HashMap::new()), readers: Mutex::new(HashMap::new()) }
+    }
+
+    async fn cleverreach(&self, esp: &EspAccount) -> Result<CleverReachGateway, EspError> {
+        let store = SecretTokenStore::new(self.secrets.clone(), cleverreach_tokens_name(&esp.account));
+        let tokens = store.load().await.map_err(|_| EspError::Transient { retry_after_secs: None })?;
+        let tokens = tokens.ok_or(EspError::Unauthorized)?;
+        let client = CleverReachClient::new(self.settings.cleverreach.clone(), Arc::new(store));
+        client.set_tokens(tokens).await;
+        Ok(CleverReachGateway::new(client))
     }
 
     async fn gateway(&self, esp: &EspAccount) -> Result<Arc<dyn EspGateway>, EspError> {
@@ -59,17 +69,32 @@ impl EspRouter {
                     .map_err(|e| EspError::Rejected(e.to_string()))?;
                 Arc::new(BrevoGateway::new(client))
             }
-            Provider::CleverReach => {
-                let store = SecretTokenStore::new(self.secrets.clone(), cleverreach_tokens_name(&esp.account));
-                let tokens = store.load().await.map_err(|_| EspError::Transient { retry_after_secs: None })?;
-                let tokens = tokens.ok_or(EspError::Unauthorized)?;
-                let client = CleverReachClient::new(self.settings.cleverreach.clone(), Arc::new(store));
-                client.set_tokens(tokens).await;
-                Arc::new(CleverReachGateway::new(client))
-            }
+            Provider::CleverReach => Arc::new(self.cleverreach(esp).await?),
         };
         gateways.insert(esp.clone(), gateway.clone());
         Ok(gateway)
+    }
+}
+
+#[async_trait]
+impl EspReader for EspRouter {
+    /// CleverReach events are re-read through the account's client; Brevo's carry what they mean.
+    async fn reread(&self, reread: &Reread) -> Result<Vec<optisync_domain::EspEvent>, EspError> {
+        if reread.esp.provider != Provider::CleverReach {
+            return Ok(Vec::new());
+        }
+        let reader = {
+            let mut readers = self.readers.lock().await;
+            match readers.get(&reread.esp) {
+                Some(r) => r.clone(),
+                None => {
+                    let r: Arc<dyn EspReader> = Arc::new(self.cleverreach(&reread.esp).await?);
+                    readers.insert(reread.esp.clone(), r.clone());
+                    r
+                }
+            }
+        };
+        reader.reread(reread).await
     }
 }
 

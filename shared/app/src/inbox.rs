@@ -1,0 +1,38 @@
+//! The worker's use case: applies one inbox entry, whatever hook accepted it.
+
+use crate::{Engine, ProcessError};
+use optisync_domain::{Input, TenantId};
+use optisync_ports::{EspReader, Inbox, InboxItem};
+
+/// Applies an inbox entry's items in order through the engine, then marks it done. A CleverReach
+/// receiver event is re-read from the API first and its observations applied. Run again after a failure,
+/// it repeats only what is left to do: every input is exactly-once by itself. Returns the inputs applied.
+pub async fn process_inbox_entry(
+    engine: &Engine,
+    inbox: &dyn Inbox,
+    reader: &dyn EspReader,
+    tenant: &TenantId,
+    key: &str,
+) -> Result<usize, ProcessError> {
+    let Some(entry) = inbox.get(tenant, key).await? else {
+        tracing::warn!("inbox entry not found; nothing to do");
+        return Ok(0);
+    };
+    let mut applied = 0;
+    for item in &entry.items {
+        match item {
+            InboxItem::Input { input } => {
+                engine.process(tenant, input).await?;
+                applied += 1;
+            }
+            InboxItem::Reread { reread } => {
+                for event in reader.reread(reread).await? {
+                    engine.process(tenant, &Input::Esp(event)).await?;
+                    applied += 1;
+                }
+            }
+        }
+    }
+    inbox.mark_done(tenant, key).await?;
+    Ok(applied)
+}
