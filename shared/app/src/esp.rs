@@ -1,0 +1,1 @@
+//! ESP webhooks → inbox (being written).
