@@ -1,14 +1,18 @@
-//! connector-api: what the OPTIGEM connector pulls. `GET /connector/{tenant}/commands?after=N&limit=M`
-//! returns the tenant's command feed after sequence N, oldest first. Every request is signed (Standard
-//! Webhooks, the body of a GET is empty). The result and snapshot-page routes of the contract answer 501
-//! until they are built.
+//! connector-api: what the OPTIGEM connector pulls and reports back.
+//!
+//! * `GET /connector/{tenant}/commands?after=N&limit=M` — the command feed after sequence N, oldest first;
+//! * `POST /connector/{tenant}/commands/{id}/result` — the result of executing a command (204);
+//! * `PUT /connector/{tenant}/snapshots/{id}/pages/{n}` — a snapshot page answering `export_newsletter`,
+//!   stored in the inbox like change events and handed to the worker (202).
+//!
+//! Every request is signed (Standard Webhooks; the body of a GET is empty).
 
 use lambda_http::{Body, Request, Response};
-use optisync_app::optigem::authenticate;
+use optisync_app::optigem::{Accepted, IngestError, accept_result, accept_snapshot_page, authenticate};
 use optisync_connector::signature::SignedHeaders;
-use optisync_domain::TenantId;
+use optisync_domain::{CommandId, TenantId};
 use optisync_lambda::{json_response, retry_later};
-use optisync_ports::{Clock, SecretStore, StateStore};
+use optisync_ports::{BusEvent, Clock, EventPublisher, Inbox, SecretStore, StateStore};
 use serde_json::json;
 use std::sync::Arc;
 
@@ -26,8 +30,25 @@ pub struct Deps {
     pub secrets: Arc<dyn SecretStore>,
     /// The command feed.
     pub store: Arc<dyn StateStore>,
+    /// Where snapshot pages wait for the worker.
+    pub inbox: Arc<dyn Inbox>,
+    /// Tells the worker that a page is ready.
+    pub publisher: Arc<dyn EventPublisher>,
     /// The clock.
     pub clock: Arc<dyn Clock>,
+}
+
+fn refused(e: &IngestError) -> Response<Body> {
+    let status = e.status();
+    let error = match e {
+        IngestError::Malformed(w) => json!({"path": w.path, "problem": w.problem}),
+        other => json!({"problem": other.to_string()}),
+    };
+    if status == 429 {
+        retry_later(RETRY_AFTER_SECS, json!({"error": error}))
+    } else {
+        json_response(status, json!({"error": error}))
+    }
 }
 
 fn bad(path: &str, problem: &str) -> Response<Body> {
@@ -60,9 +81,7 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
     };
     let body: &[u8] = req.body().as_ref();
     if let Err(e) = authenticate(deps.secrets.as_ref(), &tenant, headers, body, deps.clock.now()).await {
-        let status = e.status();
-        let body = json!({"error": {"problem": e.to_string()}});
-        return if status == 429 { retry_later(RETRY_AFTER_SECS, body) } else { json_response(status, body) };
+        return refused(&e);
     }
     match (req.method().as_str(), route.iter().map(String::as_str).collect::<Vec<_>>().as_slice()) {
         ("GET", ["commands"]) => {
@@ -87,8 +106,34 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
                 }
             }
         }
-        ("POST", ["commands", _, "result"]) | ("PUT", ["snapshots", _, "pages", _]) => {
-            json_response(501, json!({"error": {"problem": "specified in the contract, not yet served"}}))
+        ("POST", ["commands", id, "result"]) => {
+            match accept_result(deps.store.as_ref(), &tenant, &CommandId::new(*id), body).await {
+                Ok(()) => Response::builder().status(204).body(Body::Empty).expect("static response"),
+                Err(e) => refused(&e),
+            }
+        }
+        ("PUT", ["snapshots", id, "pages", page]) => {
+            let Ok(page) = page.parse::<u32>() else { return bad("page", "must be a whole number from 1") };
+            if page == 0 {
+                return bad("page", "must be a whole number from 1");
+            }
+            let snapshot = CommandId::new(*id);
+            let now = deps.clock.now();
+            match accept_snapshot_page(deps.store.as_ref(), deps.inbox.as_ref(), &tenant, &snapshot, page, body, now)
+                .await
+            {
+                Ok(Accepted::Stored { events, key }) => {
+                    if let Err(e) =
+                        deps.publisher.publish(&[BusEvent::InboxReady { tenant: tenant.clone(), key }]).await
+                    {
+                        tracing::warn!(error = %e, "snapshot page stored, but the worker was not notified; the sweep will re-drive it");
+                    }
+                    tracing::info!(events, page, "snapshot page accepted");
+                    json_response(202, json!({"accepted": events}))
+                }
+                Ok(Accepted::Duplicate) => json_response(202, json!({"accepted": 0, "duplicate": true})),
+                Err(e) => refused(&e),
+            }
         }
         _ => json_response(404, json!({"error": {"problem": "no such route"}})),
     }

@@ -3,6 +3,7 @@
 use connector_api::{Deps, handle};
 use lambda_http::{Error, run, service_fn};
 use optisync_dynamodb::DynamoStore;
+use optisync_eventbridge::EventBridgePublisher;
 use optisync_lambda::env;
 use optisync_ports::SystemClock;
 use optisync_secrets::SecretsManagerStore;
@@ -12,12 +13,18 @@ use std::sync::Arc;
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
     let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let store = Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), env("TABLE_NAME")?));
     let deps = Deps {
         secrets: Arc::new(SecretsManagerStore::new(
             aws_sdk_secretsmanager::Client::new(&config),
             env("SECRETS_PREFIX")?,
         )),
-        store: Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), env("TABLE_NAME")?)),
+        store: store.clone(),
+        inbox: store,
+        publisher: Arc::new(EventBridgePublisher::new(
+            aws_sdk_eventbridge::Client::new(&config),
+            env("EVENT_BUS_NAME")?,
+        )),
         clock: Arc::new(SystemClock),
     };
     run(service_fn(|req| {

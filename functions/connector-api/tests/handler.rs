@@ -6,8 +6,8 @@ use lambda_http::{Body, Request};
 use optisync_app::optigem::signing_secrets_name;
 use optisync_connector::signature::{SigningSecret, sign};
 use optisync_domain::*;
-use optisync_ports::memory::{FixedClock, MemorySecrets, MemoryStore};
-use optisync_ports::{Commit, SecretStore, StateStore};
+use optisync_ports::memory::{FixedClock, MemoryBus, MemorySecrets, MemoryStore};
+use optisync_ports::{BusEvent, Commit, Inbox, InboxItem, SecretStore, StateStore};
 use std::sync::Arc;
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -29,6 +29,19 @@ fn get(path: &str, secret: &str, id: &str) -> Request {
         .unwrap()
 }
 
+fn signed(method: &str, path: &str, body: &[u8], id: &str) -> Request {
+    let ts = now().timestamp();
+    let signature = sign(&SigningSecret::parse(SECRET).unwrap(), id, ts, body);
+    lambda_http::http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("webhook-id", id)
+        .header("webhook-timestamp", ts.to_string())
+        .header("webhook-signature", signature)
+        .body(Body::from(body.to_vec()))
+        .unwrap()
+}
+
 fn end_command(n: u32) -> OptigemCommand {
     OptigemCommand::EndAssignment {
         id: CommandId::new(format!("end-{n}")),
@@ -46,13 +59,35 @@ fn end_command(n: u32) -> OptigemCommand {
     }
 }
 
-async fn deps() -> Deps {
+struct Fixture {
+    deps: Deps,
+    store: Arc<MemoryStore>,
+    bus: Arc<MemoryBus>,
+}
+
+async fn fixture() -> Fixture {
     let secrets = Arc::new(MemorySecrets::default());
     secrets.put(&signing_secrets_name(&TenantId::new("t1")), &serde_json::to_string(&[SECRET]).unwrap()).await.unwrap();
     let store = Arc::new(MemoryStore::new());
-    let commands = (1..=5).map(end_command).collect();
+    let mut commands: Vec<OptigemCommand> = (1..=5).map(end_command).collect();
+    commands.push(OptigemCommand::ExportNewsletter {
+        id: CommandId::new("export-1"),
+        newsletter: NewsletterId::new("NL-7"),
+    });
     store.commit(&TenantId::new("t1"), Commit { writes: vec![], commands }).await.unwrap();
-    Deps { secrets, store, clock: Arc::new(FixedClock::new(now())) }
+    let bus = Arc::new(MemoryBus::default());
+    let deps = Deps {
+        secrets,
+        store: store.clone(),
+        inbox: store.clone(),
+        publisher: bus.clone(),
+        clock: Arc::new(FixedClock::new(now())),
+    };
+    Fixture { deps, store, bus }
+}
+
+async fn deps() -> Deps {
+    fixture().await.deps
 }
 
 fn json(response: &lambda_http::Response<Body>) -> serde_json::Value {
@@ -71,8 +106,8 @@ async fn the_connector_pages_through_the_feed_by_cursor() {
     assert_eq!(body["commands"][0]["command"]["unsubscription"]["date"], "2024-09-25");
     let rest = json(&handle(&deps, get("/connector/t1/commands?after=2", SECRET, "m2")).await);
     let seqs: Vec<u64> = rest["commands"].as_array().unwrap().iter().map(|c| c["seq"].as_u64().unwrap()).collect();
-    assert_eq!(seqs, vec![3, 4, 5]);
-    let done = json(&handle(&deps, get("/connector/t1/commands?after=5", SECRET, "m3")).await);
+    assert_eq!(seqs, vec![3, 4, 5, 6]);
+    let done = json(&handle(&deps, get("/connector/t1/commands?after=6", SECRET, "m3")).await);
     assert!(done["commands"].as_array().unwrap().is_empty());
 }
 
@@ -91,4 +126,110 @@ async fn unsigned_or_malformed_requests_are_refused() {
     assert_eq!(json(&missing)["error"]["path"], "after");
     assert_eq!(handle(&deps, get("/connector/t1/commands?after=0&limit=501", SECRET, "m1")).await.status(), 400);
     assert_eq!(handle(&deps, get("/connector/t1/unknown", SECRET, "m1")).await.status(), 404);
+}
+
+#[tokio::test]
+async fn results_are_recorded_once_and_unknown_commands_are_404() {
+    let f = fixture().await;
+    let t1 = TenantId::new("t1");
+    let failed = br#"{"status":"failed","reason":"assignment is locked"}"#;
+    let response = handle(&f.deps, signed("POST", "/connector/t1/commands/end-2/result", failed, "r1")).await;
+    assert_eq!(response.status(), 204);
+    assert!(matches!(
+        f.store.command_result(&t1, &CommandId::new("end-2")).await.unwrap(),
+        Some(CommandResult::Failed { .. })
+    ));
+    let done = br#"{"status":"done"}"#;
+    for id in ["r2", "r3"] {
+        let response = handle(&f.deps, signed("POST", "/connector/t1/commands/end-2/result", done, id)).await;
+        assert_eq!(response.status(), 204, "reporting twice is harmless");
+    }
+    assert_eq!(f.store.command_result(&t1, &CommandId::new("end-2")).await.unwrap(), Some(CommandResult::done()));
+    let late = handle(&f.deps, signed("POST", "/connector/t1/commands/end-2/result", failed, "r4")).await;
+    assert_eq!(late.status(), 204);
+    assert_eq!(
+        f.store.command_result(&t1, &CommandId::new("end-2")).await.unwrap(),
+        Some(CommandResult::done()),
+        "done is final"
+    );
+
+    let unknown = handle(&f.deps, signed("POST", "/connector/t1/commands/end-99/result", done, "r5")).await;
+    assert_eq!(unknown.status(), 404);
+    let malformed =
+        handle(&f.deps, signed("POST", "/connector/t1/commands/end-3/result", br#"{"status":"maybe"}"#, "r6")).await;
+    assert_eq!(malformed.status(), 400);
+    let blank = handle(
+        &f.deps,
+        signed("POST", "/connector/t1/commands/end-3/result", br#"{"status":"failed","reason":" "}"#, "r7"),
+    )
+    .await;
+    assert_eq!(blank.status(), 400);
+    assert_eq!(json(&blank)["error"]["path"], "reason");
+    assert_eq!(f.store.command_result(&t1, &CommandId::new("end-3")).await.unwrap(), None, "nothing recorded");
+}
+
+fn page_body(newsletter: &str, ids: &[&str], last: bool) -> Vec<u8> {
+    let assignments: Vec<serde_json::Value> = ids
+        .iter()
+        .map(|id| {
+            serde_json::json!({
+                "id": id, "newsletter": newsletter, "version": 3,
+                "created_at": "2024-01-01T00:00:00Z", "changed_at": "2024-01-02T00:00:00Z",
+                "email": "max.muster@example.com",
+                "person": {"id": format!("P-{id}"), "first_name": "Max", "last_name": "Muster"}
+            })
+        })
+        .collect();
+    serde_json::to_vec(&serde_json::json!({"newsletter": newsletter, "last": last, "assignments": assignments}))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn snapshot_pages_go_to_the_inbox_once_and_wake_the_worker() {
+    let f = fixture().await;
+    let body = page_body("NL-7", &["A-1", "A-2"], false);
+    for id in ["p1", "p1-retry"] {
+        let response = handle(&f.deps, signed("PUT", "/connector/t1/snapshots/export-1/pages/1", &body, id)).await;
+        assert_eq!(response.status(), 202);
+    }
+    let entry = f.store.get(&TenantId::new("t1"), "snapshot:export-1:1").await.unwrap().expect("stored");
+    assert_eq!(entry.items.len(), 2);
+    assert!(
+        matches!(&entry.items[0], InboxItem::Input { input: Input::AssignmentChanged { assignment } } if assignment.id.as_str() == "A-1")
+    );
+    assert_eq!(
+        f.bus.drain(),
+        vec![BusEvent::InboxReady { tenant: TenantId::new("t1"), key: "snapshot:export-1:1".into() }],
+        "a page sent twice is stored and announced once"
+    );
+    let changed = page_body("NL-7", &["A-1"], true);
+    let reused = handle(&f.deps, signed("PUT", "/connector/t1/snapshots/export-1/pages/1", &changed, "p1-other")).await;
+    assert_eq!(reused.status(), 409, "page 1 again with another content");
+}
+
+#[tokio::test]
+async fn snapshot_pages_for_unknown_exports_or_other_newsletters_are_refused() {
+    let f = fixture().await;
+    let cases = [
+        ("/connector/t1/snapshots/export-9/pages/1", page_body("NL-7", &["A-1"], true), 404),
+        ("/connector/t1/snapshots/end-1/pages/1", page_body("NL-7", &["A-1"], true), 404),
+        ("/connector/t1/snapshots/export-1/pages/1", page_body("NL-8", &["A-1"], true), 400),
+        ("/connector/t1/snapshots/export-1/pages/0", page_body("NL-7", &["A-1"], true), 400),
+        ("/connector/t1/snapshots/export-1/pages/x", page_body("NL-7", &["A-1"], true), 400),
+    ];
+    for (n, (path, body, status)) in cases.into_iter().enumerate() {
+        let response = handle(&f.deps, signed("PUT", path, &body, &format!("m{n}"))).await;
+        assert_eq!(response.status(), status, "{path}");
+    }
+    let mut mixed: serde_json::Value = serde_json::from_slice(&page_body("NL-7", &["A-1", "A-2"], true)).unwrap();
+    mixed["assignments"][1]["newsletter"] = "NL-8".into();
+    let response = handle(
+        &f.deps,
+        signed("PUT", "/connector/t1/snapshots/export-1/pages/1", &serde_json::to_vec(&mixed).unwrap(), "mx"),
+    )
+    .await;
+    assert_eq!(response.status(), 400);
+    assert_eq!(json(&response)["error"]["path"], "assignments[1].newsletter");
+    assert!(f.store.pending(now() + chrono::Duration::days(1), 10).await.unwrap().is_empty(), "nothing stored");
+    assert!(f.bus.drain().is_empty());
 }

@@ -6,6 +6,7 @@
 //! committed atomically, conditional on the versions read. A lost race reloads and plans again; an
 //! error leaves nothing committed, so a retry of the same input does the work once more.
 
+pub mod approvals;
 pub mod esp;
 pub mod inbox;
 pub mod optigem;

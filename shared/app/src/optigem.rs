@@ -3,9 +3,9 @@
 
 use chrono::{DateTime, Utc};
 use optisync_connector::signature::{SignedHeaders, SigningSecret, VerifyError, verify};
-use optisync_connector::wire::{ChangeEvent, WireError, parse_batch};
-use optisync_domain::TenantId;
-use optisync_ports::{Inbox, InboxEntry, InboxItem, InboxPut, SecretStore, StoreError};
+use optisync_connector::wire::{ChangeEvent, WireError, parse_batch, parse_result, parse_snapshot_page};
+use optisync_domain::{CommandId, Input, OptigemCommand, TenantId};
+use optisync_ports::{Inbox, InboxEntry, InboxItem, InboxPut, SecretStore, StateStore, StoreError};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
@@ -44,6 +44,9 @@ pub enum IngestError {
     /// The message id was used before with another body (409).
     #[error("this webhook-id was used before for a different body")]
     Reused,
+    /// The command or snapshot named does not exist for this tenant (404).
+    #[error("no such {0} for this tenant")]
+    NotFound(&'static str),
     /// A transient store fault (429 with Retry-After): the sender retries.
     #[error("{0}")]
     Store(#[from] StoreError),
@@ -56,6 +59,7 @@ impl IngestError {
             Self::UnknownTenant | Self::Unauthorized(_) => 401,
             Self::Malformed(_) => 400,
             Self::Reused => 409,
+            Self::NotFound(_) => 404,
             Self::Store(StoreError::Permanent(_)) => 500,
             Self::Store(_) => 429,
         }
@@ -121,5 +125,65 @@ impl OptigemIngest {
             InboxPut::Duplicate => Ok(Accepted::Duplicate),
             InboxPut::Mismatch => Err(IngestError::Reused),
         }
+    }
+}
+
+/// Records the connector's result for a command of the tenant's feed (`POST …/commands/{id}/result`).
+/// Reporting twice is harmless; a `done` result is final. The suggestions of a `match_persons` result
+/// are read with the approval entry (R-C3); a `create_assignment` result names the assignment created.
+pub async fn accept_result(
+    store: &dyn StateStore,
+    tenant: &TenantId,
+    command: &CommandId,
+    body: &[u8],
+) -> Result<(), IngestError> {
+    let result = parse_result(body)?;
+    if store.command(tenant, command).await?.is_none() {
+        return Err(IngestError::NotFound("command"));
+    }
+    store.record_result(tenant, command, &result).await?;
+    Ok(())
+}
+
+/// Accepts one snapshot page answering an `export_newsletter` command (`PUT …/snapshots/{id}/pages/{n}`)
+/// into the inbox, as one `assignment.changed` per assignment: snapshots carry versions, so a page that
+/// arrives after newer change events changes nothing (R-F2…F6). A page sent twice is stored once.
+pub async fn accept_snapshot_page(
+    store: &dyn StateStore,
+    inbox: &dyn Inbox,
+    tenant: &TenantId,
+    snapshot: &CommandId,
+    page: u32,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> Result<Accepted, IngestError> {
+    let parsed = parse_snapshot_page(body)?;
+    match store.command(tenant, snapshot).await? {
+        Some((_, OptigemCommand::ExportNewsletter { newsletter, .. })) if newsletter == parsed.newsletter => {}
+        Some((_, OptigemCommand::ExportNewsletter { .. })) => {
+            return Err(IngestError::Malformed(WireError {
+                path: "newsletter".into(),
+                problem: "differs from the newsletter the export asked for".into(),
+            }));
+        }
+        _ => return Err(IngestError::NotFound("snapshot")),
+    }
+    let events = parsed.assignments.len();
+    let key = format!("snapshot:{snapshot}:{page}");
+    let entry = InboxEntry {
+        tenant: tenant.clone(),
+        key: key.clone(),
+        fingerprint: hex::encode(Sha256::digest(body)),
+        items: parsed
+            .assignments
+            .into_iter()
+            .map(|assignment| Input::AssignmentChanged { assignment }.into())
+            .collect(),
+        received_at: now,
+    };
+    match inbox.put(&entry).await? {
+        InboxPut::Stored => Ok(Accepted::Stored { events, key }),
+        InboxPut::Duplicate => Ok(Accepted::Duplicate),
+        InboxPut::Mismatch => Err(IngestError::Reused),
     }
 }

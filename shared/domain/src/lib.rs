@@ -4,6 +4,7 @@
 //! * [`rules`] — the rules of `RULES.md` as pure functions (R-A1…A9, R-B1/B2, R-C4, R-D6, R-E1).
 //! * [`plan`] — the effects the planner can ask for and the state it keeps.
 //! * [`planner`] — one function from (known state, input) to a [`Plan`]; every entry point uses it.
+//! * [`suggest`] — ranking OPTIGEM's candidate persons for a signup (R-C3).
 //! * [`privacy`] — masking and keyed hashing so personal data never reaches logs (R-J5).
 
 pub mod calendar;
@@ -14,6 +15,7 @@ pub mod plan;
 pub mod planner;
 pub mod privacy;
 pub mod rules;
+pub mod suggest;
 
 pub use calendar::{YearMonth, berlin_date};
 pub use email::{Email, EmailError};

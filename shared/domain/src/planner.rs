@@ -518,6 +518,8 @@ impl LinkCx<'_> {
                     merge_signup(&mut entry.signup, signup);
                 }
             }
+            // A redelivery of a signup that was decided (or withdrawn) since changes nothing.
+            Some(entry) if entry.last_seen >= at => {}
             _ => {
                 let id = command_id("match", &[link.as_str(), email.key(), &at.to_rfc3339()]);
                 self.out.commands.push(OptigemCommand::MatchPersons {
