@@ -36,3 +36,22 @@ pub async fn process_inbox_entry(
     inbox.mark_done(tenant, key).await?;
     Ok(applied)
 }
+
+/// Re-drives inbox entries that stayed unprocessed: every entry received before `before` and not yet
+/// done is announced to the worker again (the scheduler runs this; an entry whose worker invocation went
+/// to the dead-letter queue comes back this way). Returns how many were announced.
+pub async fn redrive_pending(
+    inbox: &dyn Inbox,
+    publisher: &dyn optisync_ports::EventPublisher,
+    before: chrono::DateTime<chrono::Utc>,
+    limit: usize,
+) -> Result<usize, optisync_ports::StoreError> {
+    let pending = inbox.pending(before, limit).await?;
+    let events: Vec<optisync_ports::BusEvent> =
+        pending.into_iter().map(|(tenant, key)| optisync_ports::BusEvent::InboxReady { tenant, key }).collect();
+    publisher.publish(&events).await?;
+    if !events.is_empty() {
+        tracing::info!(entries = events.len(), "unprocessed inbox entries re-driven");
+    }
+    Ok(events.len())
+}

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use optisync_app::Engine;
-use optisync_app::inbox::process_inbox_entry;
+use optisync_app::inbox::{process_inbox_entry, redrive_pending};
 use optisync_app::optigem::{Accepted, IngestError, OptigemIngest, signing_secrets_name};
 use optisync_connector::signature::{SignedHeaders, SigningSecret, sign};
 use optisync_domain::*;
@@ -143,4 +143,73 @@ async fn the_worker_applies_an_inbox_entry_once_and_marks_it_done() {
     // Delivered again (at least once): no further effect.
     process_inbox_entry(&engine, store.as_ref(), &MemoryReader::new(), &tenant(), &key).await.unwrap();
     assert_eq!(esp.mutating_calls(), calls);
+}
+
+#[tokio::test]
+async fn entries_left_unprocessed_are_redriven_until_the_worker_marks_them_done() {
+    let (ingest, store) = setup().await;
+    let bus = optisync_ports::memory::MemoryBus::default();
+    let b = body(1, "max@example.com");
+    ingest.accept(&tenant(), signed(OLD, "msg_1", now(), &b).headers(), b.as_bytes(), now()).await.unwrap();
+    let later = now() + chrono::Duration::minutes(10);
+    // Not yet old enough: the worker may still be on it.
+    assert_eq!(redrive_pending(store.as_ref(), &bus, now(), 100).await.unwrap(), 0);
+    assert_eq!(redrive_pending(store.as_ref(), &bus, later, 100).await.unwrap(), 1);
+    let key = store.pending(later, 10).await.unwrap()[0].1.clone();
+    assert_eq!(bus.drain(), vec![optisync_ports::BusEvent::InboxReady { tenant: tenant(), key: key.clone() }]);
+    let engine = Engine::new(store.clone(), Arc::new(MemoryEsp::new()), Arc::new(FixedClock::new(now())));
+    process_inbox_entry(&engine, store.as_ref(), &MemoryReader::new(), &tenant(), &key).await.unwrap();
+    assert_eq!(redrive_pending(store.as_ref(), &bus, later, 100).await.unwrap(), 0, "done entries stay put");
+}
+
+#[tokio::test]
+async fn a_reread_item_applies_what_the_esp_shows_now() {
+    let store = Arc::new(MemoryStore::new());
+    let link = Link {
+        id: LinkId::new("l1"),
+        tenant: tenant(),
+        newsletter: NewsletterId::new("NL-7"),
+        esp: EspAccount { provider: Provider::CleverReach, account: AccountId::new("acc") },
+        list: ListId::new("g1"),
+        segment: None,
+        settings: LinkSettings::default(),
+        status: LinkStatus::Linked,
+    };
+    store.put_link(&link).await.unwrap();
+    let reader = MemoryReader::new();
+    let erika = Email::parse("erika@example.com").unwrap();
+    reader.answer(
+        link.list.clone(),
+        "4285",
+        vec![EspEvent {
+            esp: link.esp.clone(),
+            list: Some(link.list.clone()),
+            email: erika.clone(),
+            at: now(),
+            what: EspEventKind::Signup { signup: Signup::default() },
+        }],
+    );
+    let reread = |receiver: &str| optisync_ports::InboxItem::Reread {
+        reread: optisync_ports::Reread {
+            esp: link.esp.clone(),
+            list: link.list.clone(),
+            receiver: receiver.into(),
+            event: "receiver.subscribed".into(),
+            received_at: now(),
+        },
+    };
+    let entry = optisync_ports::InboxEntry {
+        tenant: tenant(),
+        key: "cleverreach:acc:x".into(),
+        fingerprint: "x".into(),
+        items: vec![reread("4285"), reread("gone")],
+        received_at: now(),
+    };
+    store.put(&entry).await.unwrap();
+    let engine = Engine::new(store.clone(), Arc::new(MemoryEsp::new()), Arc::new(FixedClock::new(now())));
+    let applied = process_inbox_entry(&engine, store.as_ref(), &reader, &tenant(), &entry.key).await.unwrap();
+    assert_eq!(applied, 1, "the receiver that is gone yields nothing");
+    let loaded =
+        store.load(&link, &optisync_ports::Slice { assignments: vec![], emails: vec![erika.clone()] }).await.unwrap();
+    assert_eq!(loaded.view.approvals[&erika].status, ApprovalStatus::Pending, "the signup waits for approval");
 }
