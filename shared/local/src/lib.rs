@@ -1,0 +1,139 @@
+//! optisync in one process, for the local runner and the end-to-end tests: the Lambda handlers behind
+//! one HTTP server with the same routes as the HTTP API, and an in-process bus in place of EventBridge
+//! that hands `inbox.ready` events to the worker's handler. The handlers are the Lambda functions' own,
+//! called with the same request and event types Lambda gives them.
+
+use async_trait::async_trait;
+use axum::Router;
+use axum::body::Body as AxumBody;
+use axum::extract::Request as AxumRequest;
+use axum::response::Response as AxumResponse;
+use lambda_http::Body as LambdaBody;
+use optisync_ports::{BusEvent, EventPublisher, StoreError};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+/// The largest request body the local server reads (the HTTP API's own limit is larger than any hook's).
+pub const MAX_BODY: usize = 10 * 1024 * 1024;
+
+/// The handlers of the HTTP functions, each with what it needs.
+#[derive(Clone)]
+pub struct HttpFunctions {
+    /// hook-optigem.
+    pub hook_optigem: hook_optigem::Deps,
+    /// connector-api.
+    pub connector_api: connector_api::Deps,
+}
+
+/// The local HTTP API: every route of the deployed HTTP API, served by the functions' handlers.
+pub fn router(functions: HttpFunctions) -> Router {
+    Router::new().fallback(move |req: AxumRequest| {
+        let functions = functions.clone();
+        async move { dispatch(&functions, req).await }
+    })
+}
+
+async fn dispatch(functions: &HttpFunctions, req: AxumRequest) -> AxumResponse {
+    let path = req.uri().path().to_owned();
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let request = match to_lambda(req).await {
+        Ok(r) => r,
+        Err(response) => return response,
+    };
+    let response = match segments.as_slice() {
+        ["connector", _, "events"] => hook_optigem::handle(&functions.hook_optigem, request).await,
+        ["connector", _, ..] => connector_api::handle(&functions.connector_api, request).await,
+        _ => {
+            return AxumResponse::builder()
+                .status(404)
+                .header("content-type", "application/json")
+                .body(AxumBody::from(r#"{"error":{"problem":"no such route"}}"#))
+                .expect("static response");
+        }
+    };
+    from_lambda(response)
+}
+
+/// An HTTP request as Lambda's HTTP API integration hands it to a function.
+async fn to_lambda(req: AxumRequest) -> Result<lambda_http::Request, AxumResponse> {
+    let (parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
+        AxumResponse::builder().status(413).body(AxumBody::from("request body too large")).expect("static response")
+    })?;
+    let body = if bytes.is_empty() { LambdaBody::Empty } else { LambdaBody::Binary(bytes.to_vec()) };
+    Ok(lambda_http::Request::from_parts(parts, body))
+}
+
+fn from_lambda(response: lambda_http::Response<LambdaBody>) -> AxumResponse {
+    let (parts, body) = response.into_parts();
+    let body = match body {
+        LambdaBody::Empty => AxumBody::empty(),
+        LambdaBody::Text(text) => AxumBody::from(text),
+        LambdaBody::Binary(bytes) => AxumBody::from(bytes),
+        _ => AxumBody::empty(),
+    };
+    AxumResponse::from_parts(parts, body)
+}
+
+/// The event bus in process: events wait in order until [`LocalBus::deliver`] hands them to the worker
+/// (the local runner does so continuously; tests choose when, how often and in which order).
+#[derive(Default)]
+pub struct LocalBus {
+    queue: Mutex<VecDeque<BusEvent>>,
+    notify: tokio::sync::Notify,
+}
+
+impl LocalBus {
+    /// An empty bus.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Takes every waiting event.
+    pub fn take(&self) -> Vec<BusEvent> {
+        self.queue.lock().expect("bus lock").drain(..).collect()
+    }
+
+    /// How many events wait.
+    pub fn waiting(&self) -> usize {
+        self.queue.lock().expect("bus lock").len()
+    }
+
+    /// Waits until an event is published.
+    pub async fn published(&self) {
+        self.notify.notified().await;
+    }
+}
+
+#[async_trait]
+impl EventPublisher for LocalBus {
+    async fn publish(&self, events: &[BusEvent]) -> Result<(), StoreError> {
+        self.queue.lock().expect("bus lock").extend(events.iter().cloned());
+        self.notify.notify_one();
+        Ok(())
+    }
+}
+
+/// The worker as EventBridge invokes it: the event is encoded exactly as the EventBridge adapter puts it
+/// on the bus, then handed to the worker's handler. Returns the inputs applied.
+pub async fn invoke_worker(deps: &worker::Deps, event: &BusEvent) -> Result<usize, lambda_runtime::Error> {
+    let (detail_type, detail) = optisync_eventbridge::encode(event);
+    let payload = serde_json::json!({
+        "version": "0",
+        "id": "00000000-0000-0000-0000-000000000000",
+        "detail-type": detail_type,
+        "source": optisync_eventbridge::SOURCE,
+        "account": "000000000000",
+        "time": "1970-01-01T00:00:00Z",
+        "region": "local",
+        "resources": [],
+        "detail": detail,
+    });
+    let event = serde_json::from_value(payload).map_err(|e| format!("not an EventBridge event: {e}"))?;
+    worker::handle(deps, lambda_runtime::LambdaEvent::new(event, lambda_runtime::Context::default())).await
+}
+
+/// Shares a bus as the publisher port.
+pub fn publisher(bus: &Arc<LocalBus>) -> Arc<dyn EventPublisher> {
+    bus.clone()
+}
