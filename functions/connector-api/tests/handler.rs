@@ -195,7 +195,7 @@ async fn snapshot_pages_go_to_the_inbox_once_and_wake_the_worker() {
     let entry = f.store.get(&TenantId::new("t1"), "snapshot:export-1:1").await.unwrap().expect("stored");
     assert_eq!(entry.items.len(), 2);
     assert!(
-        matches!(&entry.items[0], InboxItem::Input { input: Input::AssignmentChanged { assignment } } if assignment.id.as_str() == "A-1")
+        matches!(&entry.items[0], InboxItem::Input { input } if matches!(&**input, Input::AssignmentChanged { assignment } if assignment.id.as_str() == "A-1"))
     );
     assert_eq!(
         f.bus.drain(),

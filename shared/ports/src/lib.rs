@@ -209,7 +209,7 @@ pub enum InboxItem {
     /// A planner input, applied as it is.
     Input {
         /// The input.
-        input: Input,
+        input: Box<Input>,
     },
     /// A receiver to re-read first; the observations found are then applied.
     Reread {
@@ -220,7 +220,7 @@ pub enum InboxItem {
 
 impl From<Input> for InboxItem {
     fn from(input: Input) -> Self {
-        Self::Input { input }
+        Self::Input { input: Box::new(input) }
     }
 }
 

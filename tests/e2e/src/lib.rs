@@ -1,0 +1,185 @@
+//! The end-to-end stack: the simulated OPTIGEM with its connector, every optisync function in one process
+//! behind a local HTTP server (the same routes as the HTTP API), the worker fed from an in-process bus,
+//! the real Brevo and CleverReach clients against the stateful fakes, and the in-memory store.
+//!
+//! Tests drive it step by step: change something in OPTIGEM, [`Stack::sync`] (events → hook → inbox →
+//! worker → ESP; commands → connector → OPTIGEM and back), then look at the fakes and OPTIGEM.
+
+use optisync_app::Engine;
+use optisync_app::optigem::{OptigemIngest, signing_secrets_name};
+use optisync_brevo::fake::FakeBrevo;
+use optisync_cleverreach::fake::FakeCleverReach;
+use optisync_connector::signature::SigningSecret;
+use optisync_domain::*;
+use optisync_esp::{EspRouter, EspSettings, brevo_key_name, cleverreach_tokens_name};
+use optisync_local::{HttpFunctions, LocalBus, invoke_worker, router};
+use optisync_optigem_sim::{Connector, SimOptigem};
+use optisync_ports::memory::{MemorySecrets, MemoryStore};
+use optisync_ports::{BusEvent, Clock, SecretStore, StateStore, SystemClock};
+use std::sync::Arc;
+
+/// The tenant of the stack.
+pub const TENANT: &str = "gemeinde-1";
+/// Its connector signing secret.
+pub const SIGNING_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+/// The Brevo account linked.
+pub const BREVO_ACCOUNT: &str = "brevo-main";
+/// The CleverReach account linked.
+pub const CLEVERREACH_ACCOUNT: &str = "cr-main";
+
+/// Everything of one end-to-end run.
+pub struct Stack {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// optisync's state.
+    pub store: Arc<MemoryStore>,
+    /// Secrets (signing secrets, ESP credentials).
+    pub secrets: Arc<MemorySecrets>,
+    /// The in-process bus.
+    pub bus: Arc<LocalBus>,
+    /// The worker as Lambda runs it.
+    pub worker: worker::Deps,
+    /// The local HTTP API's base URL.
+    pub api: String,
+    /// The fake Brevo.
+    pub brevo: FakeBrevo,
+    /// The fake CleverReach.
+    pub cleverreach: FakeCleverReach,
+    /// The simulated OPTIGEM.
+    pub optigem: SimOptigem,
+    /// Its connector.
+    pub connector: Connector,
+}
+
+impl Stack {
+    /// Starts the fakes, the local API and the simulated OPTIGEM.
+    pub async fn start() -> Stack {
+        let tenant = TenantId::new(TENANT);
+        let store = Arc::new(MemoryStore::new());
+        let secrets = Arc::new(MemorySecrets::default());
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let bus = Arc::new(LocalBus::new());
+        secrets
+            .put(&signing_secrets_name(&tenant), &serde_json::to_string(&[SIGNING_SECRET]).expect("json"))
+            .await
+            .expect("secret");
+
+        let brevo = FakeBrevo::start().await;
+        secrets.put(&brevo_key_name(&AccountId::new(BREVO_ACCOUNT)), &brevo.api_key()).await.expect("secret");
+        let cleverreach = FakeCleverReach::start().await;
+        let tokens = serde_json::to_string(&cleverreach.issue_tokens()).expect("json");
+        secrets.put(&cleverreach_tokens_name(&AccountId::new(CLEVERREACH_ACCOUNT)), &tokens).await.expect("secret");
+        let settings =
+            EspSettings { brevo_base_url: brevo.base_url().to_owned(), cleverreach: cleverreach.client_config() };
+        let esp = Arc::new(EspRouter::new(secrets.clone(), settings));
+
+        let engine = Engine::new(store.clone(), esp.clone(), clock.clone());
+        let worker = worker::Deps { engine, inbox: store.clone(), reader: esp };
+        let functions = HttpFunctions {
+            hook_optigem: hook_optigem::Deps {
+                ingest: OptigemIngest::new(secrets.clone(), store.clone()),
+                publisher: bus.clone(),
+                clock: clock.clone(),
+            },
+            connector_api: connector_api::Deps {
+                secrets: secrets.clone(),
+                store: store.clone(),
+                inbox: store.clone(),
+                publisher: bus.clone(),
+                clock: clock.clone(),
+            },
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a local port");
+        let api = format!("http://{}", listener.local_addr().expect("address"));
+        let app = router(functions);
+        tokio::spawn(async move { axum::serve(listener, app).await });
+
+        let optigem = SimOptigem::new(chrono::Utc::now());
+        let connector =
+            Connector::new(&api, tenant.clone(), SigningSecret::parse(SIGNING_SECRET).expect("a valid secret"));
+        Stack { tenant, store, secrets, bus, worker, api, brevo, cleverreach, optigem, connector }
+    }
+
+    /// Links a newsletter to a new Brevo list; returns the link.
+    pub async fn link_brevo(&self, newsletter: &str, settings: LinkSettings) -> Link {
+        let list = self.brevo.add_list(&format!("Liste {newsletter}"));
+        self.link(newsletter, Provider::Brevo, BREVO_ACCOUNT, list.to_string(), settings).await
+    }
+
+    /// Links a newsletter to a new CleverReach group; returns the link.
+    pub async fn link_cleverreach(&self, newsletter: &str, settings: LinkSettings) -> Link {
+        let group = self.cleverreach.add_group(&format!("Gruppe {newsletter}"));
+        self.link(newsletter, Provider::CleverReach, CLEVERREACH_ACCOUNT, group, settings).await
+    }
+
+    async fn link(
+        &self,
+        newsletter: &str,
+        provider: Provider,
+        account: &str,
+        list: String,
+        settings: LinkSettings,
+    ) -> Link {
+        let link = Link {
+            id: LinkId::new(format!("{provider}-{newsletter}")),
+            tenant: self.tenant.clone(),
+            newsletter: NewsletterId::new(newsletter),
+            esp: EspAccount { provider, account: AccountId::new(account) },
+            list: ListId::new(list),
+            segment: None,
+            settings,
+            status: LinkStatus::Linked,
+        };
+        self.store.put_link(&link).await.expect("link saved");
+        link
+    }
+
+    /// Hands every waiting bus event to the worker, once each, until none wait; returns the inputs applied.
+    pub async fn deliver(&self) -> usize {
+        self.deliver_with(|events| events).await
+    }
+
+    /// Like [`Stack::deliver`], but `arrange` decides what is delivered of each round (duplicates,
+    /// shuffles). Every event is still delivered at least once if `arrange` keeps it.
+    pub async fn deliver_with(&self, mut arrange: impl FnMut(Vec<BusEvent>) -> Vec<BusEvent>) -> usize {
+        let mut applied = 0;
+        loop {
+            let events = self.bus.take();
+            if events.is_empty() {
+                return applied;
+            }
+            for event in arrange(events) {
+                applied += invoke_worker(&self.worker, &event).await.expect("the worker applies the entry");
+            }
+        }
+    }
+
+    /// One exchange with OPTIGEM: its change events go in and are applied; then its connector executes the
+    /// commands, sends their results and the changes they made, which are applied too; until quiet.
+    pub async fn sync(&self) {
+        for _ in 0..10 {
+            let pushed = self.connector.push_events(&self.optigem).await.expect("events accepted");
+            self.deliver().await;
+            let executed = self.connector.poll_commands(&self.optigem).await.expect("commands executed");
+            if pushed == 0 && executed == 0 && self.bus.waiting() == 0 {
+                return;
+            }
+        }
+        panic!("OPTIGEM and optisync did not settle within 10 exchanges");
+    }
+
+    /// The OPTIGEM commands issued so far.
+    pub async fn commands(&self) -> Vec<OptigemCommand> {
+        self.store.commands(&self.tenant, 0, 10_000).await.expect("feed").into_iter().map(|(_, c)| c).collect()
+    }
+
+    /// Mutating calls the two ESPs have received so far.
+    pub fn esp_mutations(&self) -> usize {
+        self.brevo.mutating_calls() + self.cleverreach.mutating_calls()
+    }
+}
+
+/// An e-mail from a literal.
+pub fn email(text: &str) -> Email {
+    Email::parse(text).expect("a valid address")
+}
