@@ -7,7 +7,6 @@
 //! error leaves nothing committed, so a retry of the same input does the work once more.
 
 pub mod approvals;
-pub mod esp;
 pub mod inbox;
 pub mod optigem;
 

@@ -1,0 +1,118 @@
+//! The handler from a real API Gateway HTTP API event: a Brevo webhook is stored once and announced once
+//! however often it comes; refusals store nothing; a store fault is a 429, never a 5xx.
+
+use chrono::{DateTime, TimeZone, Utc};
+use hook_brevo::{Deps, handle, key_name_secret, token_secret};
+use optisync_domain::*;
+use optisync_ports::memory::{FixedClock, MemoryBus, MemorySecrets, MemoryStore};
+use optisync_ports::{BusEvent, Inbox, InboxItem, SecretStore, StoreError};
+use std::sync::Arc;
+
+const TOKEN: &str = "brevo-hook-token-7f3a";
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2024, 9, 25, 12, 0, 0).unwrap()
+}
+
+/// Brevo's unsubscribe payload as the reference documents it, for 2024-09-25 09:15:37 UTC.
+fn unsubscribed(ts: i64) -> String {
+    serde_json::json!({
+        "id": 501, "camp_id": 12, "email": "max.muster@example.com", "campaign name": "Rundbrief September",
+        "date_sent": "2024-09-25 09:00:00", "date_event": "2024-09-25 11:15:37", "event": "unsubscribed",
+        "tag": "", "sending_ip": "192.0.2.1", "list_id": [7], "ts_sent": 1727254800, "ts_event": 1727255737,
+        "ts": ts
+    })
+    .to_string()
+}
+
+fn request(body: &str, auth: &str) -> lambda_http::Request {
+    let fixture = include_str!("fixtures/apigw-v2-post-webhook.json")
+        .replace("__AUTH__", auth)
+        .replace("\"__BODY__\"", &serde_json::to_string(body).unwrap());
+    lambda_http::request::from_str(&fixture).expect("an API Gateway v2 event")
+}
+
+async fn setup() -> (Deps, Arc<MemoryStore>, Arc<MemoryBus>) {
+    let secrets = Arc::new(MemorySecrets::default());
+    let account = AccountId::new("brevo-main");
+    secrets.put(&token_secret(&account), TOKEN).await.unwrap();
+    secrets.put(&key_name_secret(&account), "optisync").await.unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let bus = Arc::new(MemoryBus::default());
+    let deps = Deps { secrets, inbox: store.clone(), publisher: bus.clone(), clock: Arc::new(FixedClock::new(now())) };
+    (deps, store, bus)
+}
+
+async fn stored(store: &MemoryStore) -> usize {
+    store.pending(now() + chrono::Duration::days(1), 100).await.unwrap().len()
+}
+
+#[tokio::test]
+async fn r_e2_an_unsubscribe_is_stored_once_as_a_blacklisting_at_its_own_time() {
+    let (deps, store, bus) = setup().await;
+    // Brevo retries, and a retry carries another emission time `ts`.
+    for ts in [1727255800, 1727255800, 1727256400] {
+        let response = handle(&deps, request(&unsubscribed(ts), &format!("Bearer {TOKEN}"))).await;
+        assert_eq!(response.status(), 200);
+    }
+    assert_eq!(stored(&store).await, 1);
+    let events = bus.drain();
+    assert_eq!(events.len(), 1, "announced once");
+    let BusEvent::InboxReady { key, .. } = &events[0] else { panic!() };
+    assert!(!key.contains("max"), "no address in the key");
+    let entry = store.get(&TenantId::new("t1"), key).await.unwrap().unwrap();
+    let [InboxItem::Input { input }] = &entry.items[..] else { panic!("{:?}", entry.items) };
+    let Input::Esp(event) = &**input else { panic!() };
+    assert_eq!(event.what, EspEventKind::Blacklisted);
+    assert_eq!(event.list, None, "account-wide (R-E2)");
+    assert_eq!(event.at, Utc.with_ymd_and_hms(2024, 9, 25, 9, 15, 37).unwrap(), "the event's own time");
+    assert_eq!(event.email.as_str(), "max.muster@example.com");
+}
+
+#[tokio::test]
+async fn wrong_tokens_and_malformed_bodies_store_nothing_and_echo_no_address() {
+    let (deps, store, bus) = setup().await;
+    for auth in ["Bearer wrong", "", "Basic YnJldm8="] {
+        assert_eq!(handle(&deps, request(&unsubscribed(1), auth)).await.status(), 401, "{auth}");
+    }
+    let malformed = handle(&deps, request(r#"{"email":"max.muster@example.com""#, &format!("Bearer {TOKEN}"))).await;
+    assert_eq!(malformed.status(), 400);
+    let text = String::from_utf8_lossy(malformed.body().as_ref()).into_owned();
+    assert!(!text.contains("max.muster"), "{text}");
+    let no_event = handle(&deps, request(r#"{"email":"max.muster@example.com"}"#, &format!("Bearer {TOKEN}"))).await;
+    assert_eq!(no_event.status(), 400);
+    assert_eq!(stored(&store).await, 0);
+    assert!(bus.drain().is_empty());
+}
+
+#[tokio::test]
+async fn opens_and_our_own_list_additions_are_acknowledged_and_not_stored() {
+    let (deps, store, _) = setup().await;
+    let opened = r#"{"event":"opened","email":"max.muster@example.com","id":1,"ts":1727255800}"#;
+    let echo = r#"{"event":"list_addition","email":"max.muster@example.com","list_id":[7],"api_key_name":"optisync","ts":1727255800}"#;
+    for body in [opened, echo] {
+        let response = handle(&deps, request(body, &format!("Bearer {TOKEN}"))).await;
+        assert_eq!(response.status(), 200);
+        let json: serde_json::Value = serde_json::from_slice(response.body().as_ref()).unwrap();
+        assert_eq!(json["ignored"], true);
+    }
+    let signup =
+        r#"{"event":"list_addition","email":"erika@example.com","list_id":[7],"api_key_name":"","ts":1727255800}"#;
+    assert_eq!(handle(&deps, request(signup, &format!("Bearer {TOKEN}"))).await.status(), 200);
+    assert_eq!(stored(&store).await, 1, "a signup through a form is stored (R-E3)");
+}
+
+#[tokio::test]
+async fn a_store_fault_is_a_429_with_retry_after_never_a_5xx() {
+    for fault in [StoreError::Transient("throttled".into()), StoreError::Permanent("broken".into())] {
+        let (deps, store, bus) = setup().await;
+        store.fail_next_inbox_put(fault);
+        let response = handle(&deps, request(&unsubscribed(1), &format!("Bearer {TOKEN}"))).await;
+        assert_eq!(response.status(), 429);
+        assert!(response.headers().contains_key("retry-after"));
+        assert!(bus.drain().is_empty());
+        // Brevo retries: now it is stored.
+        assert_eq!(handle(&deps, request(&unsubscribed(1), &format!("Bearer {TOKEN}"))).await.status(), 200);
+        assert_eq!(stored(&store).await, 1);
+    }
+}

@@ -1,0 +1,33 @@
+//! Lambda entry point: configuration and adapters once per process, then the handler per request.
+
+use hook_cleverreach::{Deps, handle};
+use lambda_http::{Error, run, service_fn};
+use optisync_dynamodb::DynamoStore;
+use optisync_eventbridge::EventBridgePublisher;
+use optisync_lambda::env;
+use optisync_ports::SystemClock;
+use optisync_secrets::SecretsManagerStore;
+use std::sync::Arc;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let deps = Deps {
+        secrets: Arc::new(SecretsManagerStore::new(
+            aws_sdk_secretsmanager::Client::new(&config),
+            env("SECRETS_PREFIX")?,
+        )),
+        inbox: Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), env("TABLE_NAME")?)),
+        publisher: Arc::new(EventBridgePublisher::new(
+            aws_sdk_eventbridge::Client::new(&config),
+            env("EVENT_BUS_NAME")?,
+        )),
+        clock: Arc::new(SystemClock),
+    };
+    run(service_fn(|req| {
+        let deps = deps.clone();
+        async move { Ok::<_, Error>(handle(&deps, req).await) }
+    }))
+    .await
+}
