@@ -1,1 +1,0 @@
-//! ESP webhooks → inbox (being written).
