@@ -4,7 +4,9 @@
 //! * `POST` with `X-CR-Calltoken` — a receiver event. Payloads carry ids only, so the event is stored as a
 //!   re-read for the worker, which reads the receiver and applies what it shows then.
 //!
-//! The tokens are the secret `cleverreach/{account}/webhook` = `{"verify_token": "…", "call_token": "…"}`.
+//! The tokens are the secret `cleverreach/{account}/webhook` =
+//! `{"verify_token": "…", "call_tokens": ["…", …]}` — one call token per registration (CleverReach answers
+//! each event registration with its own); a single `"call_token"` is accepted too.
 //! Every store fault answers 429 (CleverReach's retries are not documented; a 5xx could lose the event).
 
 use chrono::{DateTime, Utc};
@@ -33,7 +35,12 @@ pub fn webhook_secret(account: &AccountId) -> String {
 #[derive(serde::Deserialize)]
 struct Tokens {
     verify_token: String,
-    call_token: String,
+    /// The call token of one registration.
+    #[serde(default)]
+    call_token: Option<String>,
+    /// Every registration (one per event) gets a call token of its own.
+    #[serde(default)]
+    call_tokens: Vec<String>,
 }
 
 /// What the handler needs, built once per process.
@@ -103,8 +110,15 @@ pub async fn accept(
     now: DateTime<Utc>,
 ) -> Result<Outcome, Refused> {
     let tokens = tokens(deps, account).await?;
-    authenticate(&Secret::new(tokens.call_token), call_token)
-        .map_err(|_| Refused { status: 401, problem: "missing or wrong X-CR-Calltoken".into() })?;
+    let known = tokens.call_token.into_iter().chain(tokens.call_tokens);
+    let mut valid = false;
+    for expected in known {
+        // Every token is compared (each in constant time), so timing tells nothing about which matched.
+        valid |= authenticate(&Secret::new(expected), call_token).is_ok();
+    }
+    if !valid {
+        return Err(Refused { status: 401, problem: "missing or wrong X-CR-Calltoken".into() });
+    }
     let changed = match parse_event(body).map_err(|e| Refused { status: 400, problem: e.to_string() })? {
         WebhookEvent::Receiver(changed) => changed,
         WebhookEvent::Other { event } => {

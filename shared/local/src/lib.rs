@@ -23,6 +23,10 @@ pub struct HttpFunctions {
     pub hook_optigem: hook_optigem::Deps,
     /// connector-api.
     pub connector_api: connector_api::Deps,
+    /// hook-brevo.
+    pub hook_brevo: hook_brevo::Deps,
+    /// hook-cleverreach.
+    pub hook_cleverreach: hook_cleverreach::Deps,
 }
 
 /// The local HTTP API: every route of the deployed HTTP API, served by the functions' handlers.
@@ -43,6 +47,8 @@ async fn dispatch(functions: &HttpFunctions, req: AxumRequest) -> AxumResponse {
     let response = match segments.as_slice() {
         ["connector", _, "events"] => hook_optigem::handle(&functions.hook_optigem, request).await,
         ["connector", _, ..] => connector_api::handle(&functions.connector_api, request).await,
+        ["hooks", "brevo", ..] => hook_brevo::handle(&functions.hook_brevo, request).await,
+        ["hooks", "cleverreach", ..] => hook_cleverreach::handle(&functions.hook_cleverreach, request).await,
         _ => {
             return AxumResponse::builder()
                 .status(404)

@@ -26,6 +26,10 @@ pub const SIGNING_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 pub const BREVO_ACCOUNT: &str = "brevo-main";
 /// The CleverReach account linked.
 pub const CLEVERREACH_ACCOUNT: &str = "cr-main";
+/// The bearer token Brevo's webhooks carry.
+pub const BREVO_HOOK_TOKEN: &str = "brevo-hook-e2e";
+/// The call token CleverReach's webhooks carry.
+pub const CLEVERREACH_CALL_TOKEN: &str = "cr-call-e2e";
 
 /// Everything of one end-to-end run.
 pub struct Stack {
@@ -65,7 +69,14 @@ impl Stack {
             .expect("secret");
 
         let brevo = FakeBrevo::start().await;
-        secrets.put(&brevo_key_name(&AccountId::new(BREVO_ACCOUNT)), &brevo.api_key()).await.expect("secret");
+        let brevo_account = AccountId::new(BREVO_ACCOUNT);
+        secrets.put(&brevo_key_name(&brevo_account), &brevo.api_key()).await.expect("secret");
+        secrets.put(&hook_brevo::token_secret(&brevo_account), BREVO_HOOK_TOKEN).await.expect("secret");
+        let cr_tokens = format!(r#"{{"verify_token":"verify-e2e","call_token":"{CLEVERREACH_CALL_TOKEN}"}}"#);
+        secrets
+            .put(&hook_cleverreach::webhook_secret(&AccountId::new(CLEVERREACH_ACCOUNT)), &cr_tokens)
+            .await
+            .expect("secret");
         let cleverreach = FakeCleverReach::start().await;
         let tokens = serde_json::to_string(&cleverreach.issue_tokens()).expect("json");
         secrets.put(&cleverreach_tokens_name(&AccountId::new(CLEVERREACH_ACCOUNT)), &tokens).await.expect("secret");
@@ -84,6 +95,18 @@ impl Stack {
             connector_api: connector_api::Deps {
                 secrets: secrets.clone(),
                 store: store.clone(),
+                inbox: store.clone(),
+                publisher: bus.clone(),
+                clock: clock.clone(),
+            },
+            hook_brevo: hook_brevo::Deps {
+                secrets: secrets.clone(),
+                inbox: store.clone(),
+                publisher: bus.clone(),
+                clock: clock.clone(),
+            },
+            hook_cleverreach: hook_cleverreach::Deps {
+                secrets: secrets.clone(),
                 inbox: store.clone(),
                 publisher: bus.clone(),
                 clock: clock.clone(),
@@ -171,6 +194,63 @@ impl Stack {
     /// The OPTIGEM commands issued so far.
     pub async fn commands(&self) -> Vec<OptigemCommand> {
         self.store.commands(&self.tenant, 0, 10_000).await.expect("feed").into_iter().map(|(_, c)| c).collect()
+    }
+
+    /// Registers our hooks at both fakes, as linking does in production: Brevo's marketing webhook with the
+    /// bearer token, and CleverReach's event hook for a group (the fake runs the verification handshake
+    /// against hook-cleverreach; the call token it answers is kept in the secret store).
+    pub async fn register_hooks(&self, cleverreach_group: Option<&str>) {
+        use optisync_brevo::{ApiKey, BrevoClient, BrevoConfig};
+        let brevo = BrevoClient::new(BrevoConfig::new(self.brevo.base_url(), ApiKey::new(self.brevo.api_key())))
+            .expect("a client");
+        let url = format!("{}/hooks/brevo/{}/{BREVO_ACCOUNT}", self.api, self.tenant);
+        let events = [
+            optisync_brevo::client::MarketingEvent::Unsubscribed,
+            optisync_brevo::client::MarketingEvent::HardBounce,
+            optisync_brevo::client::MarketingEvent::ListAddition,
+            optisync_brevo::client::MarketingEvent::ContactUpdated,
+            optisync_brevo::client::MarketingEvent::ContactDeleted,
+        ];
+        brevo.create_webhook(&url, &events, BREVO_HOOK_TOKEN, "optisync").await.expect("Brevo webhook");
+        if let Some(group) = cleverreach_group {
+            let client = optisync_cleverreach::CleverReachClient::new(
+                self.cleverreach.client_config(),
+                Arc::new(optisync_cleverreach::MemoryTokenStore::new()),
+            );
+            client.set_tokens(self.cleverreach.issue_tokens()).await;
+            let url = format!("{}/hooks/cleverreach/{}/{CLEVERREACH_ACCOUNT}", self.api, self.tenant);
+            let verify = optisync_cleverreach::Secret::new("verify-e2e");
+            let mut call_tokens = Vec::new();
+            for event in ["receiver.subscribed", "receiver.unsubscribed", "receiver.created", "receiver.updated"] {
+                let registration =
+                    client.register_webhook(&url, event, group, &verify).await.expect("CleverReach hook");
+                call_tokens.push(registration.call_token.expose().to_owned());
+            }
+            let tokens = serde_json::json!({"verify_token": "verify-e2e", "call_tokens": call_tokens}).to_string();
+            self.secrets
+                .put(&hook_cleverreach::webhook_secret(&AccountId::new(CLEVERREACH_ACCOUNT)), &tokens)
+                .await
+                .expect("secret");
+        }
+    }
+
+    /// Posts a webhook body to hook-brevo as Brevo does; returns the status.
+    pub async fn brevo_webhook(&self, body: &serde_json::Value) -> u16 {
+        reqwest::Client::new()
+            .post(format!("{}/hooks/brevo/{}/{BREVO_ACCOUNT}", self.api, self.tenant))
+            .bearer_auth(BREVO_HOOK_TOKEN)
+            .json(body)
+            .send()
+            .await
+            .expect("hook reachable")
+            .status()
+            .as_u16()
+    }
+
+    /// The approval entry for an e-mail in a link, if any.
+    pub async fn approval(&self, link: &Link, email: &Email) -> Option<ApprovalEntry> {
+        let slice = optisync_ports::Slice { assignments: Vec::new(), emails: vec![email.clone()] };
+        self.store.load(link, &slice).await.expect("load").view.approvals.get(email).cloned()
     }
 
     /// Mutating calls the two ESPs have received so far.

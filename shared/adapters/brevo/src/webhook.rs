@@ -282,7 +282,17 @@ pub fn observations(
             c.list_ids
                 .iter()
                 .map(|list| {
-                    one(Some(ListId::new(list.to_string())), EspEventKind::Signup { signup: Signup::default() })
+                    // R-J1: what Brevo tells of the signup is its time and that it came as a list addition
+                    // (a form or an import); names are not in the payload.
+                    let signup = Signup {
+                        evidence: optisync_domain::ConsentEvidence {
+                            signup_at: Some(at),
+                            source: Some("brevo:list_addition".to_owned()),
+                            ..Default::default()
+                        },
+                        ..Signup::default()
+                    };
+                    one(Some(ListId::new(list.to_string())), EspEventKind::Signup { signup })
                 })
                 .collect()
         }
