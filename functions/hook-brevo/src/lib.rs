@@ -86,7 +86,10 @@ pub async fn accept(
     for event in &events {
         let observed = optisync_brevo::webhook::observations(event, account, own_key.as_deref(), now);
         if observed.is_empty() {
-            tracing::debug!(event = event.name(), "Brevo event without effect on the sync");
+            tracing::debug!(
+                event = optisync_lambda::loggable_name(event.name()),
+                "Brevo event without effect on the sync"
+            );
             continue;
         }
         keys.push(optisync_brevo::webhook::dedupe_key(event));

@@ -116,3 +116,107 @@ async fn a_store_fault_is_a_429_with_retry_after_never_a_5xx() {
         assert_eq!(stored(&store).await, 1);
     }
 }
+
+/// The fixture changed as `edit` says (method, path, path parameters), with the token and `body`.
+fn edited(body: &str, edit: impl FnOnce(&mut serde_json::Value)) -> lambda_http::Request {
+    let fixture = include_str!("fixtures/apigw-v2-post-webhook.json")
+        .replace("__AUTH__", &format!("Bearer {TOKEN}"))
+        .replace("\"__BODY__\"", &serde_json::to_string(body).unwrap());
+    let mut event: serde_json::Value = serde_json::from_str(&fixture).unwrap();
+    edit(&mut event);
+    lambda_http::request::from_str(&event.to_string()).expect("an API Gateway v2 event")
+}
+
+#[tokio::test]
+async fn other_methods_paths_and_oversized_bodies_are_refused_before_anything_is_read() {
+    let (deps, store, bus) = setup().await;
+    let get = edited("", |e| e["requestContext"]["http"]["method"] = "GET".into());
+    assert_eq!(handle(&deps, get).await.status(), 405);
+    let elsewhere = edited(&unsubscribed(1), |e| {
+        e.as_object_mut().unwrap().remove("pathParameters");
+        e["rawPath"] = "/hooks/brevo/t1".into();
+        e["requestContext"]["http"]["path"] = "/hooks/brevo/t1".into();
+    });
+    assert_eq!(handle(&deps, elsewhere).await.status(), 404);
+    let big = format!("[{}]", vec![unsubscribed(1); 2_000].join(","));
+    assert!(big.len() > hook_brevo::MAX_BODY_BYTES);
+    assert_eq!(handle(&deps, request(&big, &format!("Bearer {TOKEN}"))).await.status(), 413);
+    assert_eq!(stored(&store).await, 0);
+    assert!(bus.drain().is_empty());
+}
+
+#[tokio::test]
+async fn without_path_parameters_tenant_and_account_come_from_the_path() {
+    let (deps, store, _) = setup().await;
+    let request = edited(&unsubscribed(1), |e| {
+        e.as_object_mut().unwrap().remove("pathParameters");
+    });
+    assert_eq!(handle(&deps, request).await.status(), 200);
+    let waiting = store.pending(now() + chrono::Duration::days(1), 10).await.unwrap();
+    assert_eq!(waiting.len(), 1);
+    assert_eq!(waiting[0].0, TenantId::new("t1"));
+    assert!(waiting[0].1.starts_with("brevo:brevo-main:"), "{}", waiting[0].1);
+}
+
+#[tokio::test]
+async fn an_account_without_a_webhook_token_is_refused_like_a_wrong_token() {
+    let (deps, store, _) = setup().await;
+    let other = edited(&unsubscribed(1), |e| e["pathParameters"]["account"] = "brevo-other".into());
+    assert_eq!(handle(&deps, other).await.status(), 401);
+    assert_eq!(stored(&store).await, 0);
+}
+
+#[tokio::test]
+async fn a_batch_is_one_entry_with_what_it_holds_for_the_sync() {
+    let (deps, store, bus) = setup().await;
+    let opened = r#"{"event":"opened","email":"max.muster@example.com","id":1,"ts":1727255800}"#;
+    let bounce =
+        r#"{"event":"hard_bounce","email":"erika@example.com","camp_id":12,"ts_event":1727255000,"ts":1727255900}"#;
+    let batch = format!("[{},{opened},{bounce}]", unsubscribed(1727255800));
+    let response = handle(&deps, request(&batch, &format!("Bearer {TOKEN}"))).await;
+    assert_eq!(response.status(), 200);
+    let json: serde_json::Value = serde_json::from_slice(response.body().as_ref()).unwrap();
+    assert_eq!(json["accepted"], 2);
+    assert_eq!(stored(&store).await, 1);
+    let [BusEvent::InboxReady { tenant, key }] = &bus.drain()[..] else { panic!() };
+    let entry = store.get(tenant, key).await.unwrap().unwrap();
+    let kinds: Vec<EspEventKind> = entry
+        .items
+        .iter()
+        .map(|item| match item {
+            InboxItem::Input { input } => match &**input {
+                Input::Esp(event) => event.what.clone(),
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(kinds, vec![EspEventKind::Blacklisted, EspEventKind::Deactivated], "R-E2, R-E6");
+}
+
+/// A bus that is down.
+struct DownBus;
+
+// Written out as `#[async_trait]` expands it, so the tests need no extra dependency.
+impl optisync_ports::EventPublisher for DownBus {
+    fn publish<'a, 'b, 'c>(
+        &'a self,
+        _: &'b [BusEvent],
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), StoreError>> + Send + 'c>>
+    where
+        'a: 'c,
+        'b: 'c,
+        Self: 'c,
+    {
+        Box::pin(async { Err(StoreError::Transient("bus unreachable".into())) })
+    }
+}
+
+#[tokio::test]
+async fn a_failed_nudge_still_answers_200_and_the_entry_waits_for_the_sweep() {
+    let (mut deps, store, _) = setup().await;
+    deps.publisher = Arc::new(DownBus);
+    let response = handle(&deps, request(&unsubscribed(1), &format!("Bearer {TOKEN}"))).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(stored(&store).await, 1, "pending, so the inbox sweep re-drives it");
+}

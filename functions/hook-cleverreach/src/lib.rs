@@ -122,7 +122,10 @@ pub async fn accept(
     let changed = match parse_event(body).map_err(|e| Refused { status: 400, problem: e.to_string() })? {
         WebhookEvent::Receiver(changed) => changed,
         WebhookEvent::Other { event } => {
-            tracing::debug!(event = %event, "CleverReach event without effect on the sync");
+            tracing::debug!(
+                event = optisync_lambda::loggable_name(&event),
+                "CleverReach event without effect on the sync"
+            );
             return Ok(Outcome::Ignored);
         }
     };

@@ -88,3 +88,107 @@ async fn a_store_fault_is_a_429_never_a_5xx() {
         assert_eq!(stored(&store).await.len(), 1);
     }
 }
+
+/// The POST fixture changed as `edit` says, with the right call token and `body`.
+fn edited(body: &str, edit: impl FnOnce(&mut serde_json::Value)) -> lambda_http::Request {
+    let fixture = include_str!("fixtures/apigw-v2-post-event.json")
+        .replace("__TOKEN__", "call-456")
+        .replace("\"__BODY__\"", &serde_json::to_string(body).unwrap());
+    let mut event: serde_json::Value = serde_json::from_str(&fixture).unwrap();
+    edit(&mut event);
+    lambda_http::request::from_str(&event.to_string()).expect("an API Gateway v2 event")
+}
+
+fn handshake(query: &str, account: &str) -> lambda_http::Request {
+    let mut event: serde_json::Value =
+        serde_json::from_str(include_str!("fixtures/apigw-v2-get-handshake.json")).unwrap();
+    event["rawQueryString"] = query.into();
+    event["pathParameters"]["account"] = account.into();
+    let params: serde_json::Map<String, serde_json::Value> =
+        url_pairs(query).into_iter().map(|(k, v)| (k, v.into())).collect();
+    event["queryStringParameters"] = params.into();
+    lambda_http::request::from_str(&event.to_string()).expect("an API Gateway v2 event")
+}
+
+fn url_pairs(query: &str) -> Vec<(String, String)> {
+    query.split('&').filter_map(|p| p.split_once('=')).map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
+}
+
+#[tokio::test]
+async fn a_handshake_without_secret_is_400_and_for_an_unknown_account_401() {
+    let (deps, _, _) = setup().await;
+    assert_eq!(handle(&deps, handshake("", "cr-main")).await.status(), 400);
+    assert_eq!(handle(&deps, handshake("other=1", "cr-main")).await.status(), 400);
+    assert_eq!(handle(&deps, handshake("secret=abc987", "cr-other")).await.status(), 401);
+    let answer = handle(&deps, handshake("secret=1029384756&x=y", "cr-main")).await;
+    assert_eq!(answer.body().as_ref(), b"verify-123 1029384756");
+}
+
+#[tokio::test]
+async fn unknown_accounts_methods_paths_and_oversized_bodies_store_nothing() {
+    let (deps, store, bus) = setup().await;
+    let unknown = edited(UNSUBSCRIBED, |e| e["pathParameters"]["account"] = "cr-other".into());
+    assert_eq!(handle(&deps, unknown).await.status(), 401);
+    let put = edited(UNSUBSCRIBED, |e| e["requestContext"]["http"]["method"] = "PUT".into());
+    assert_eq!(handle(&deps, put).await.status(), 405);
+    let elsewhere = edited(UNSUBSCRIBED, |e| {
+        e.as_object_mut().unwrap().remove("pathParameters");
+        e["rawPath"] = "/hooks/cleverreach/t1".into();
+        e["requestContext"]["http"]["path"] = "/hooks/cleverreach/t1".into();
+    });
+    assert_eq!(handle(&deps, elsewhere).await.status(), 404);
+    let big = format!(
+        r#"{{"event":"receiver.updated","condition":"1939","payload":{{"pool_id":"4285","pad":"{}"}}}}"#,
+        "x".repeat(hook_cleverreach::MAX_BODY_BYTES)
+    );
+    assert_eq!(handle(&deps, post(&big, "call-456")).await.status(), 413);
+    assert!(stored(&store).await.is_empty());
+    assert!(bus.drain().is_empty());
+}
+
+#[tokio::test]
+async fn without_path_parameters_tenant_and_account_come_from_the_path() {
+    let (deps, store, _) = setup().await;
+    let request = edited(UNSUBSCRIBED, |e| {
+        e.as_object_mut().unwrap().remove("pathParameters");
+    });
+    assert_eq!(handle(&deps, request).await.status(), 200);
+    let waiting = stored(&store).await;
+    assert_eq!(waiting.len(), 1);
+    assert_eq!(waiting[0].0, TenantId::new("t1"));
+    assert!(waiting[0].1.starts_with("cleverreach:cr-main:"), "{}", waiting[0].1);
+}
+
+#[tokio::test]
+async fn a_malformed_body_names_no_value_of_it() {
+    let (deps, store, _) = setup().await;
+    let bodies = [
+        r#"{"event":"receiver.updated","payload":{"email":"max.muster@example.com"}}"#,
+        r#"{"event":"receiver.updated","condition":"1939","payload":{"note":"max.muster@example.com"}}"#,
+        r#"{"payload":{"email":"max.muster@example.com"}}"#,
+        r#"["max.muster@example.com"]"#,
+        r#"{"event":"max.muster@example.com""#,
+    ];
+    for body in bodies {
+        let response = handle(&deps, post(body, "call-456")).await;
+        assert_eq!(response.status(), 400, "{body}");
+        let text = String::from_utf8_lossy(response.body().as_ref()).into_owned();
+        assert!(!text.contains("max.muster") && !text.contains("example.com"), "{text}");
+    }
+    assert!(stored(&store).await.is_empty());
+}
+
+#[tokio::test]
+async fn the_same_body_ten_minutes_later_is_a_new_reread() {
+    let (mut deps, store, bus) = setup().await;
+    let clock = Arc::new(optisync_ports::memory::FixedClock::new(now()));
+    deps.clock = clock.clone();
+    assert_eq!(handle(&deps, post(UNSUBSCRIBED, "call-456")).await.status(), 200);
+    clock.set(now() + chrono::Duration::minutes(9));
+    assert_eq!(handle(&deps, post(UNSUBSCRIBED, "call-456")).await.status(), 200);
+    assert_eq!(stored(&store).await.len(), 1, "a retry inside the window");
+    clock.set(now() + chrono::Duration::minutes(10));
+    assert_eq!(handle(&deps, post(UNSUBSCRIBED, "call-456")).await.status(), 200);
+    assert_eq!(stored(&store).await.len(), 2, "a later change of the same receiver is read again");
+    assert_eq!(bus.drain().len(), 2);
+}

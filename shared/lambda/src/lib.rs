@@ -28,6 +28,16 @@ pub fn retry_later(seconds: u64, body: serde_json::Value) -> Response<Body> {
     response
 }
 
+/// A name taken from a request (an event type) as it may appear in a log: only when it looks like a name
+/// (letters, digits, `_`, `.`, `-`, at most 40), else `"<unrecognised>"` — a crafted name could carry an
+/// e-mail address (R-J5).
+pub fn loggable_name(name: &str) -> &str {
+    let plain = !name.is_empty()
+        && name.len() <= 40
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if plain { name } else { "<unrecognised>" }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -40,5 +50,14 @@ mod tests {
             (429, &"5".parse().unwrap(), &"application/json".parse().unwrap())
         );
         assert!(env("OPTISYNC_SURELY_NOT_SET").unwrap_err().to_string().contains("OPTISYNC_SURELY_NOT_SET"));
+    }
+
+    #[test]
+    fn r_j5_only_plain_names_reach_a_log() {
+        assert_eq!(loggable_name("receiver.updated"), "receiver.updated");
+        assert_eq!(loggable_name("hard_bounce"), "hard_bounce");
+        assert_eq!(loggable_name("max.muster@example.com"), "<unrecognised>");
+        assert_eq!(loggable_name(""), "<unrecognised>");
+        assert_eq!(loggable_name(&"a".repeat(41)), "<unrecognised>");
     }
 }
