@@ -11,7 +11,7 @@ use lambda_http::{Body, Request, Response};
 use optisync_app::optigem::{Accepted, IngestError, accept_result, accept_snapshot_page, authenticate};
 use optisync_connector::signature::SignedHeaders;
 use optisync_domain::{CommandId, TenantId};
-use optisync_lambda::{json_response, retry_later};
+use optisync_lambda::{error_response, json_response, retry_later};
 use optisync_ports::{BusEvent, Clock, EventPublisher, Inbox, SecretStore, StateStore};
 use serde_json::json;
 use std::sync::Arc;
@@ -39,16 +39,7 @@ pub struct Deps {
 }
 
 fn refused(e: &IngestError) -> Response<Body> {
-    let status = e.status();
-    let error = match e {
-        IngestError::Malformed(w) => json!({"path": w.path, "problem": w.problem}),
-        other => json!({"problem": other.to_string()}),
-    };
-    if status == 429 {
-        retry_later(RETRY_AFTER_SECS, json!({"error": error}))
-    } else {
-        json_response(status, json!({"error": error}))
-    }
+    error_response(e.status(), RETRY_AFTER_SECS, e.detail())
 }
 
 fn bad(path: &str, problem: &str) -> Response<Body> {

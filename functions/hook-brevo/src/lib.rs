@@ -7,9 +7,9 @@
 //! and nothing accepted is lost.
 
 use chrono::{DateTime, Utc};
-use lambda_http::{Body, Request, RequestExt, Response};
+use lambda_http::{Body, Request, Response};
 use optisync_domain::{AccountId, Input, TenantId};
-use optisync_lambda::{json_response, retry_later};
+use optisync_lambda::{error_response, json_response};
 use optisync_ports::{BusEvent, Clock, EventPublisher, Inbox, InboxEntry, InboxItem, InboxPut, SecretStore};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -109,19 +109,9 @@ pub async fn accept(
     }
 }
 
-/// Tenant and account from the route's path parameters, or from `/hooks/brevo/{tenant}/{account}`.
+/// Tenant and account of the request.
 fn route(req: &Request) -> Option<(TenantId, AccountId)> {
-    let params = req.path_parameters();
-    if let (Some(t), Some(a)) = (params.first("tenant"), params.first("account")) {
-        return Some((TenantId::new(t), AccountId::new(a)));
-    }
-    let segments: Vec<&str> = req.uri().path().trim_matches('/').split('/').collect();
-    match segments.as_slice() {
-        ["hooks", "brevo", tenant, account] if !tenant.is_empty() && !account.is_empty() => {
-            Some((TenantId::new(*tenant), AccountId::new(*account)))
-        }
-        _ => None,
-    }
+    optisync_lambda::hook_route(req, "brevo").map(|(t, a)| (TenantId::new(t), AccountId::new(a)))
 }
 
 /// Handles one request.
@@ -149,12 +139,7 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
         Ok(Outcome::Ignored) => json_response(200, json!({"accepted": 0, "ignored": true})),
         Err(refused) => {
             tracing::info!(status = refused.status, reason = %refused.problem, "Brevo webhook refused");
-            let body = json!({"error": {"problem": refused.problem}});
-            if refused.status == 429 {
-                retry_later(RETRY_AFTER_SECS, body)
-            } else {
-                json_response(refused.status, body)
-            }
+            error_response(refused.status, RETRY_AFTER_SECS, json!({"problem": refused.problem}))
         }
     }
 }

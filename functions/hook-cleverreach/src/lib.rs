@@ -10,11 +10,11 @@
 //! Every store fault answers 429 (CleverReach's retries are not documented; a 5xx could lose the event).
 
 use chrono::{DateTime, Utc};
-use lambda_http::{Body, Request, RequestExt, Response};
+use lambda_http::{Body, Request, Response};
 use optisync_cleverreach::Secret;
 use optisync_cleverreach::webhook::{WebhookEvent, authenticate, parse_event, verification_answer_for_query};
 use optisync_domain::{AccountId, EspAccount, ListId, Provider, TenantId};
-use optisync_lambda::{json_response, retry_later};
+use optisync_lambda::{error_response, json_response};
 use optisync_ports::{BusEvent, Clock, EventPublisher, Inbox, InboxEntry, InboxItem, InboxPut, Reread, SecretStore};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -155,24 +155,14 @@ pub async fn accept(
     }
 }
 
+/// Tenant and account of the request.
 fn route(req: &Request) -> Option<(TenantId, AccountId)> {
-    let params = req.path_parameters();
-    if let (Some(t), Some(a)) = (params.first("tenant"), params.first("account")) {
-        return Some((TenantId::new(t), AccountId::new(a)));
-    }
-    let segments: Vec<&str> = req.uri().path().trim_matches('/').split('/').collect();
-    match segments.as_slice() {
-        ["hooks", "cleverreach", tenant, account] if !tenant.is_empty() && !account.is_empty() => {
-            Some((TenantId::new(*tenant), AccountId::new(*account)))
-        }
-        _ => None,
-    }
+    optisync_lambda::hook_route(req, "cleverreach").map(|(t, a)| (TenantId::new(t), AccountId::new(a)))
 }
 
 fn refused(r: Refused) -> Response<Body> {
     tracing::info!(status = r.status, reason = %r.problem, "CleverReach webhook refused");
-    let body = json!({"error": {"problem": r.problem}});
-    if r.status == 429 { retry_later(RETRY_AFTER_SECS, body) } else { json_response(r.status, body) }
+    error_response(r.status, RETRY_AFTER_SECS, json!({"problem": r.problem}))
 }
 
 /// Handles one request.

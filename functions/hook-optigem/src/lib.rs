@@ -3,10 +3,10 @@
 //! changes nothing; a transient fault gets 429 with `Retry-After`, so the connector retries.
 
 use lambda_http::{Body, Request, RequestExt, Response};
-use optisync_app::optigem::{Accepted, IngestError, OptigemIngest};
+use optisync_app::optigem::{Accepted, OptigemIngest};
 use optisync_connector::signature::SignedHeaders;
 use optisync_domain::TenantId;
-use optisync_lambda::{json_response, retry_later};
+use optisync_lambda::{error_response, json_response};
 use optisync_ports::{BusEvent, Clock, EventPublisher};
 use serde_json::json;
 use std::sync::Arc;
@@ -73,15 +73,7 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
         Err(e) => {
             let status = e.status();
             tracing::info!(status, reason = %e, "change events refused");
-            let error = match &e {
-                IngestError::Malformed(w) => json!({"path": w.path, "problem": w.problem}),
-                other => json!({"problem": other.to_string()}),
-            };
-            if status == 429 {
-                retry_later(RETRY_AFTER_SECS, json!({"error": error}))
-            } else {
-                json_response(status, json!({"error": error}))
-            }
+            error_response(status, RETRY_AFTER_SECS, e.detail())
         }
     }
 }

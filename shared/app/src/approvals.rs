@@ -6,8 +6,8 @@
 use chrono::{DateTime, Utc};
 use optisync_domain::suggest::{Suggestion, rank};
 use optisync_domain::{
-    ApprovalEntry, ApprovalStatus, CommandResult, Decision, Email, LinkId, OptigemCommand, PersonChoice, PersonId,
-    StateWrite, TenantId, command_id,
+    ApprovalEntry, ApprovalStatus, CommandResult, Decision, Email, Link, LinkId, OptigemCommand, PersonChoice,
+    PersonId, StateWrite, TenantId, command_id,
 };
 use optisync_ports::{Commit, ItemKey, Slice, StateStore, StoreError};
 use std::sync::Arc;
@@ -62,12 +62,13 @@ impl Approvals {
         Self { store }
     }
 
+    /// The link, the entry and its version.
     async fn entry(
         &self,
         tenant: &TenantId,
         link: &LinkId,
         email: &Email,
-    ) -> Result<(ApprovalEntry, Option<u64>), ApprovalError> {
+    ) -> Result<(Link, ApprovalEntry, Option<u64>), ApprovalError> {
         let link = self
             .store
             .links(tenant)
@@ -78,12 +79,12 @@ impl Approvals {
         let loaded = self.store.load(&link, &Slice { assignments: Vec::new(), emails: vec![email.clone()] }).await?;
         let entry = loaded.view.approvals.get(email).cloned().ok_or(ApprovalError::NotFound("approval entry"))?;
         let version = loaded.versions.get(&ItemKey::Approval(link.id.clone(), email.key().to_owned())).copied();
-        Ok((entry, version))
+        Ok((link, entry, version))
     }
 
     /// One entry with its ranked suggestions (R-C3).
     pub async fn view(&self, tenant: &TenantId, link: &LinkId, email: &Email) -> Result<ApprovalView, ApprovalError> {
-        let (entry, _) = self.entry(tenant, link, email).await?;
+        let (_, entry, _) = self.entry(tenant, link, email).await?;
         self.view_of(tenant, entry).await
     }
 
@@ -112,7 +113,7 @@ impl Approvals {
         now: DateTime<Utc>,
     ) -> Result<ApprovalEntry, ApprovalError> {
         for _ in 0..crate::MAX_ATTEMPTS {
-            let (mut entry, version) = self.entry(tenant, link, email).await?;
+            let (found, mut entry, version) = self.entry(tenant, link, email).await?;
             if let Some(decision) = &entry.decision {
                 return if same_choice(decision, &choice) {
                     Ok(entry)
@@ -138,18 +139,10 @@ impl Approvals {
                         },
                     };
                     let settings = self.store.tenant_settings(tenant).await?;
-                    let newsletter = self
-                        .store
-                        .links(tenant)
-                        .await?
-                        .into_iter()
-                        .find(|l| &l.id == link)
-                        .ok_or(ApprovalError::NotFound("link"))?
-                        .newsletter;
                     let id = command_id("approve", &[link.as_str(), email.key(), &entry.first_seen.to_rfc3339()]);
                     commands.push(OptigemCommand::CreateAssignment {
                         id: id.clone(),
-                        newsletter,
+                        newsletter: found.newsletter.clone(),
                         person: person.clone(),
                         email: email.clone(),
                         email_target: settings.approved_email_target, // R-B3

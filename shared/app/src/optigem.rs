@@ -64,6 +64,15 @@ impl IngestError {
             Self::Store(_) => 429,
         }
     }
+
+    /// The `error` object of the HTTP answer: the field and the problem for a malformed body, else the
+    /// problem.
+    pub fn detail(&self) -> serde_json::Value {
+        match self {
+            Self::Malformed(w) => serde_json::json!({"path": w.path, "problem": w.problem}),
+            other => serde_json::json!({"problem": other.to_string()}),
+        }
+    }
 }
 
 /// Checks a connector request's signature against the tenant's active signing secrets (several during a

@@ -1,6 +1,6 @@
 //! What every Lambda function shares, so each `main` stays a few lines of wiring.
 
-use lambda_http::{Body, Response};
+use lambda_http::{Body, Request, RequestExt, Response};
 
 /// A required setting from the environment, with an error that names it.
 pub fn env(name: &str) -> Result<String, lambda_http::Error> {
@@ -26,6 +26,29 @@ pub fn retry_later(seconds: u64, body: serde_json::Value) -> Response<Body> {
     let mut response = json_response(429, body);
     response.headers_mut().insert("retry-after", seconds.into());
     response
+}
+
+/// A refusal: `{"error": error}` with the status; a 429 also tells the sender when to retry.
+pub fn error_response(status: u16, retry_after_secs: u64, error: serde_json::Value) -> Response<Body> {
+    let body = serde_json::json!({ "error": error });
+    if status == 429 { retry_later(retry_after_secs, body) } else { json_response(status, body) }
+}
+
+/// Tenant and account of an ESP hook: from the route's path parameters, or from the path
+/// `/hooks/{provider}/{tenant}/{account}` (the local server passes none).
+pub fn hook_route(req: &Request, provider: &str) -> Option<(String, String)> {
+    let params = req.path_parameters();
+    if let (Some(t), Some(a)) = (params.first("tenant"), params.first("account")) {
+        return Some((t.to_owned(), a.to_owned()));
+    }
+    let path = req.uri().path();
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["hooks", p, tenant, account] if *p == provider && !tenant.is_empty() && !account.is_empty() => {
+            Some(((*tenant).to_owned(), (*account).to_owned()))
+        }
+        _ => None,
+    }
 }
 
 /// A name taken from a request (an event type) as it may appear in a log: only when it looks like a name
