@@ -74,7 +74,7 @@ async fn fixture() -> Fixture {
         id: CommandId::new("export-1"),
         newsletter: NewsletterId::new("NL-7"),
     });
-    store.commit(&TenantId::new("t1"), Commit { writes: vec![], commands }).await.unwrap();
+    store.commit(&TenantId::new("t1"), Commit { writes: vec![], commands, audit: vec![] }).await.unwrap();
     let bus = Arc::new(MemoryBus::default());
     let deps = Deps {
         secrets,

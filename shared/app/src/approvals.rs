@@ -4,10 +4,11 @@
 //! assignment created, and its change event links it like any other. Deciding twice is harmless.
 
 use chrono::{DateTime, Utc};
+use optisync_domain::audit::AuditCommand;
 use optisync_domain::suggest::{Suggestion, rank};
 use optisync_domain::{
-    ApprovalEntry, ApprovalStatus, CommandResult, Decision, Email, Link, LinkId, OptigemCommand, PersonChoice,
-    PersonId, StateWrite, TenantId, command_id,
+    ApprovalEntry, ApprovalStatus, AuditEntry, CommandResult, Decision, Email, Link, LinkId, OptigemCommand,
+    PersonChoice, PersonId, StateWrite, TenantId, command_id,
 };
 use optisync_ports::{Commit, ItemKey, Slice, StateStore, StoreError};
 use std::sync::Arc;
@@ -152,7 +153,9 @@ impl Approvals {
                     entry.decision = Some(Decision::Approve { person, command: id, at: now });
                 }
             }
-            let commit = Commit { writes: vec![(StateWrite::Approval { entry: entry.clone() }, version)], commands };
+            let audit = vec![decision_audit(&entry, &commands, now)];
+            let commit =
+                Commit { writes: vec![(StateWrite::Approval { entry: entry.clone() }, version)], commands, audit };
             match self.store.commit(tenant, commit).await {
                 Ok(()) => return Ok(entry),
                 Err(StoreError::Conflict) => continue, // a signup or a decision came in between: read again
@@ -169,5 +172,26 @@ fn same_choice(decision: &Decision, choice: &Choice) -> bool {
         (Decision::Approve { person: PersonChoice::Existing { person }, .. }, Choice::ExistingPerson(p)) => person == p,
         (Decision::Approve { person: PersonChoice::New { .. }, .. }, Choice::NewPerson) => true,
         _ => false,
+    }
+}
+
+/// The audit entry of a decision: who was decided on (masked, R-J5) and the command it issued.
+fn decision_audit(entry: &ApprovalEntry, commands: &[OptigemCommand], now: DateTime<Utc>) -> AuditEntry {
+    let input = match entry.status {
+        ApprovalStatus::Rejected => "approval.rejected",
+        _ => "approval.approved",
+    };
+    AuditEntry {
+        link: entry.link.clone(),
+        at: now,
+        input: input.to_owned(),
+        assignment: None,
+        recipient: Some(entry.email.masked()),
+        esp: Vec::new(),
+        commands: commands
+            .iter()
+            .map(|c| AuditCommand { kind: "create_assignment".to_owned(), id: c.id().clone() })
+            .collect(),
+        writes: 1,
     }
 }

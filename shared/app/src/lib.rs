@@ -10,7 +10,7 @@ pub mod approvals;
 pub mod inbox;
 pub mod optigem;
 
-use optisync_domain::{Email, EspEventKind, Input, Known, Link, LinkView, TenantId, plan, rules};
+use optisync_domain::{Email, EspEventKind, Input, Known, Link, LinkView, TenantId, audit_entries, plan, rules};
 use optisync_ports::{Clock, Commit, EspError, EspGateway, ItemKey, Slice, StateStore, StoreError};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -135,11 +135,12 @@ impl Engine {
                 writes: plan.writes.len(),
                 attempts: attempt,
             };
+            let audit = audit_entries(&known, input, &plan, now);
             let writes = plan.writes.into_iter().map(|w| {
                 let expected = versions.get(&ItemKey::of(&w)).copied();
                 (w, expected)
             });
-            let commit = Commit { writes: writes.collect(), commands: plan.commands };
+            let commit = Commit { writes: writes.collect(), commands: plan.commands, audit };
             match self.store.commit(tenant, commit).await {
                 Ok(()) => {
                     tracing::debug!(

@@ -5,8 +5,10 @@
 //! * [`plan`] — the effects the planner can ask for and the state it keeps.
 //! * [`planner`] — one function from (known state, input) to a [`Plan`]; every entry point uses it.
 //! * [`suggest`] — ranking OPTIGEM's candidate persons for a signup (R-C3).
+//! * [`audit`] — the audit trail entries of a plan, without personal data.
 //! * [`privacy`] — masking and keyed hashing so personal data never reaches logs (R-J5).
 
+pub mod audit;
 pub mod calendar;
 pub mod email;
 pub mod ids;
@@ -17,6 +19,7 @@ pub mod privacy;
 pub mod rules;
 pub mod suggest;
 
+pub use audit::{AuditEntry, audit_entries};
 pub use calendar::{YearMonth, berlin_date};
 pub use email::{Email, EmailError};
 pub use ids::*;

@@ -148,6 +148,7 @@ pub async fn every_item_kind_round_trips_with_its_version(store: Arc<dyn StateSt
             (StateWrite::Approval { entry: approval(&l, email(1)) }, None),
         ],
         commands: vec![],
+        audit: vec![],
     };
     store.commit(&tenant(), commit).await.unwrap();
     let by_email = store.load(&l, &Slice { assignments: vec![], emails: vec![email(1)] }).await.unwrap();
@@ -169,11 +170,17 @@ pub async fn every_item_kind_round_trips_with_its_version(store: Arc<dyn StateSt
 /// whole commit writes nothing.
 pub async fn stale_versions_conflict_and_the_commit_writes_nothing(store: Arc<dyn StateStore>) {
     let l = link(0);
-    let first =
-        Commit { writes: vec![put_mirror(&l, mirror("a1", Some(email(1)), None, "v1"), None)], commands: vec![] };
+    let first = Commit {
+        writes: vec![put_mirror(&l, mirror("a1", Some(email(1)), None, "v1"), None)],
+        commands: vec![],
+        audit: vec![],
+    };
     store.commit(&tenant(), first).await.unwrap();
-    let second =
-        Commit { writes: vec![put_mirror(&l, mirror("a1", Some(email(1)), None, "v2"), Some(1))], commands: vec![] };
+    let second = Commit {
+        writes: vec![put_mirror(&l, mirror("a1", Some(email(1)), None, "v2"), Some(1))],
+        commands: vec![],
+        audit: vec![],
+    };
     store.commit(&tenant(), second).await.unwrap();
     for expected in [None, Some(1), Some(3)] {
         let bad = Commit {
@@ -182,6 +189,7 @@ pub async fn stale_versions_conflict_and_the_commit_writes_nothing(store: Arc<dy
                 put_mirror(&l, mirror("a1", Some(email(1)), None, "stale"), expected),
             ],
             commands: vec![end_command(1)],
+            audit: vec![],
         };
         assert_eq!(store.commit(&tenant(), bad).await, Err(StoreError::Conflict), "{expected:?}");
     }
@@ -196,7 +204,7 @@ pub async fn stale_versions_conflict_and_the_commit_writes_nothing(store: Arc<dy
 /// Commands are appended once per id, numbered from 1 per tenant, and paged by sequence number.
 pub async fn commands_are_appended_once_in_sequence_and_paged(store: Arc<dyn StateStore>) {
     for batch in [vec![1, 2, 3], vec![3, 4], vec![1], (5..=30).collect()] {
-        let commit = Commit { writes: vec![], commands: batch.into_iter().map(end_command).collect() };
+        let commit = Commit { writes: vec![], commands: batch.into_iter().map(end_command).collect(), audit: vec![] };
         store.commit(&tenant(), commit).await.unwrap();
     }
     let mut seen = Vec::new();
@@ -218,14 +226,65 @@ pub async fn commands_are_appended_once_in_sequence_and_paged(store: Arc<dyn Sta
     assert!(store.commands(&TenantId::new("other"), 0, 10).await.unwrap().is_empty());
     // Feeds are per tenant: the same command id in another tenant's feed is another command.
     let other = TenantId::new("other");
-    store.commit(&other, Commit { writes: vec![], commands: vec![end_command(1)] }).await.unwrap();
+    store.commit(&other, Commit { writes: vec![], commands: vec![end_command(1)], audit: vec![] }).await.unwrap();
     assert_eq!(store.commands(&other, 0, 10).await.unwrap().len(), 1);
 }
 
 /// A command is found by id per tenant; its result is recorded, a `done` result is final, and a command
 /// that is not in the feed has no result.
+/// Audit entries are written with their commit (a conflicting commit leaves none), come back newest
+/// first per link, page past the store's query pages, and are gone once expired.
+pub async fn audit_entries_are_kept_with_their_commit_newest_first(store: Arc<dyn StateStore>) {
+    let (l, other) = (link(0), link(1));
+    store.put_link(&l).await.unwrap();
+    store.put_link(&other).await.unwrap();
+    let entry = |link: &Link, day: u32, n: usize| AuditEntry {
+        link: link.id.clone(),
+        at: at(day),
+        input: "assignment.changed".into(),
+        assignment: Some(AssignmentId::new(format!("a{n}"))),
+        recipient: Some(email(1).masked()),
+        esp: vec![audit::AuditOperation { recipient: email(1).masked(), op: "add_to_list".into() }],
+        commands: vec![],
+        writes: n,
+    };
+    for n in 0..10 {
+        let commit = Commit { writes: vec![], commands: vec![], audit: vec![entry(&l, 1 + (n as u32) / 3, n)] };
+        store.commit(&tenant(), commit).await.unwrap();
+    }
+    let both = Commit { writes: vec![], commands: vec![], audit: vec![entry(&l, 5, 10), entry(&other, 5, 11)] };
+    store.commit(&tenant(), both).await.unwrap();
+    // A commit that loses its condition writes no audit entry either.
+    let lost = Commit {
+        writes: vec![put_mirror(&l, mirror("a1", Some(email(1)), None, ""), Some(4))],
+        commands: vec![],
+        audit: vec![entry(&l, 6, 99)],
+    };
+    assert_eq!(store.commit(&tenant(), lost).await, Err(StoreError::Conflict));
+
+    let trail = store.audit(&l.id, at(7), 100).await.unwrap();
+    let order: Vec<usize> = trail.iter().map(|e| e.writes).collect();
+    assert_eq!(order.len(), 11, "{order:?}");
+    assert_eq!(order[0], 10, "newest first: {order:?}");
+    assert!(trail.windows(2).all(|w| w[0].at >= w[1].at), "{order:?}");
+    let mut sorted = order.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, (0..=10).collect::<Vec<_>>(), "each entry once");
+    assert_eq!(trail[0], entry(&l, 5, 10), "round trip");
+    assert_eq!(store.audit(&l.id, at(7), 4).await.unwrap().len(), 4, "limit");
+    assert_eq!(store.audit(&other.id, at(7), 100).await.unwrap(), vec![entry(&other, 5, 11)]);
+    // Expired: only what is younger than the retention is returned.
+    let later = at(1) + chrono::Duration::days(audit::AUDIT_RETENTION_DAYS) + chrono::Duration::hours(1);
+    let left = store.audit(&l.id, later, 100).await.unwrap();
+    assert!(
+        left.iter().all(|e| e.at > at(1)) && left.len() == 8,
+        "{:?}",
+        left.iter().map(|e| e.writes).collect::<Vec<_>>()
+    );
+}
+
 pub async fn command_results_are_recorded_once_done(store: Arc<dyn StateStore>) {
-    let commit = Commit { writes: vec![], commands: vec![end_command(1), end_command(2)] };
+    let commit = Commit { writes: vec![], commands: vec![end_command(1), end_command(2)], audit: vec![] };
     store.commit(&tenant(), commit).await.unwrap();
     let id = CommandId::new("end-2");
     let (seq, command) = store.command(&tenant(), &id).await.unwrap().expect("in the feed");
@@ -264,7 +323,7 @@ pub async fn due_finds_entries_whose_transition_has_come(store: Arc<dyn StateSto
         put_mirror(&l, mirror("a3", Some(email(3)), None, ""), None),
         put_mirror(&other, mirror("b1", Some(email(1)), Some("2024-01-01"), ""), None),
     ];
-    store.commit(&tenant(), Commit { writes, commands: vec![] }).await.unwrap();
+    store.commit(&tenant(), Commit { writes, commands: vec![], audit: vec![] }).await.unwrap();
     let mut due = store.due(&l, "2024-05-31".parse().unwrap(), 100).await.unwrap();
     due.sort();
     assert_eq!(due, vec![AssignmentId::new("a1")]);
@@ -273,7 +332,7 @@ pub async fn due_finds_entries_whose_transition_has_come(store: Arc<dyn StateSto
     assert_eq!(due, vec![AssignmentId::new("a1"), AssignmentId::new("a2")]);
     // Moving the date on removes an entry from the index.
     let moved = put_mirror(&l, mirror("a1", Some(email(1)), None, ""), Some(1));
-    store.commit(&tenant(), Commit { writes: vec![moved], commands: vec![] }).await.unwrap();
+    store.commit(&tenant(), Commit { writes: vec![moved], commands: vec![], audit: vec![] }).await.unwrap();
     assert_eq!(store.due(&l, "2024-06-01".parse().unwrap(), 100).await.unwrap(), vec![AssignmentId::new("a2")]);
 }
 
@@ -295,7 +354,11 @@ pub async fn leases_are_exclusive_until_they_expire(store: Arc<dyn StateStore>) 
 /// update is lost.
 pub async fn concurrent_writers_on_one_item_lose_no_update(store: Arc<dyn StateStore>) {
     let l = link(0);
-    let base = Commit { writes: vec![put_mirror(&l, mirror("a1", Some(email(1)), None, ""), None)], commands: vec![] };
+    let base = Commit {
+        writes: vec![put_mirror(&l, mirror("a1", Some(email(1)), None, ""), None)],
+        commands: vec![],
+        audit: vec![],
+    };
     store.commit(&tenant(), base).await.unwrap();
     let mut tasks = Vec::new();
     for writer in 0..50 {
@@ -310,7 +373,8 @@ pub async fn concurrent_writers_on_one_item_lose_no_update(store: Arc<dyn StateS
                 let mut m = marks(&entry);
                 m.push(format!("w{writer}"));
                 entry = entry.with_mark(&m.join(","));
-                let commit = Commit { writes: vec![put_mirror(&l, entry, Some(version))], commands: vec![] };
+                let commit =
+                    Commit { writes: vec![put_mirror(&l, entry, Some(version))], commands: vec![], audit: vec![] };
                 match store.commit(&tenant(), commit).await {
                     Ok(()) => {
                         won.push(version + 1);
@@ -344,7 +408,7 @@ pub async fn queries_page_through_many_items(store: Arc<dyn StateStore>) {
             .iter()
             .map(|n| put_mirror(&l, mirror(&format!("a{n:03}"), Some(email(7)), Some("2024-05-01"), ""), None))
             .collect();
-        store.commit(&tenant(), Commit { writes, commands: vec![] }).await.unwrap();
+        store.commit(&tenant(), Commit { writes, commands: vec![], audit: vec![] }).await.unwrap();
     }
     let loaded = store.load(&l, &Slice { assignments: vec![], emails: vec![email(7)] }).await.unwrap();
     assert_eq!(loaded.view.mirror.len(), 120);
@@ -487,6 +551,7 @@ macro_rules! conformance_tests {
             stale_versions_conflict_and_the_commit_writes_nothing,
             commands_are_appended_once_in_sequence_and_paged,
             command_results_are_recorded_once_done,
+            audit_entries_are_kept_with_their_commit_newest_first,
             due_finds_entries_whose_transition_has_come,
             leases_are_exclusive_until_they_expire,
             concurrent_writers_on_one_item_lose_no_update,

@@ -10,8 +10,8 @@ pub mod memory;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use optisync_domain::{
-    AssignmentId, CommandId, CommandResult, Email, EspAccount, EspAction, EspEvent, Input, Link, LinkId, LinkView,
-    ListId, NewsletterId, OptigemCommand, StateWrite, TenantId, TenantSettings,
+    AssignmentId, AuditEntry, CommandId, CommandResult, Email, EspAccount, EspAction, EspEvent, Input, Link, LinkId,
+    LinkView, ListId, NewsletterId, OptigemCommand, StateWrite, TenantId, TenantSettings,
 };
 use std::collections::BTreeMap;
 
@@ -63,6 +63,9 @@ pub struct Commit {
     pub writes: Vec<(StateWrite, Option<u64>)>,
     /// OPTIGEM commands to append to the tenant's feed; an id already there is not appended again.
     pub commands: Vec<OptigemCommand>,
+    /// Audit trail entries, written with the rest (one item each; the store forgets them after
+    /// [`AuditEntry::expires_at`]).
+    pub audit: Vec<AuditEntry>,
 }
 
 /// Why a store call failed. Conflicts and throttling are expected under concurrency and retried.
@@ -133,6 +136,8 @@ pub trait StateStore: Send + Sync {
     async fn record_result(&self, tenant: &TenantId, id: &CommandId, result: &CommandResult) -> Result<(), StoreError>;
     /// The result recorded for a command, if any.
     async fn command_result(&self, tenant: &TenantId, id: &CommandId) -> Result<Option<CommandResult>, StoreError>;
+    /// A link's audit trail, newest first, up to `limit` entries, without those expired at `now`.
+    async fn audit(&self, link: &LinkId, now: DateTime<Utc>, limit: usize) -> Result<Vec<AuditEntry>, StoreError>;
 }
 
 /// What claiming an idempotency key found.

@@ -23,6 +23,7 @@ struct StoreInner {
     leases: HashMap<String, (String, DateTime<Utc>)>,
     idempotency: HashMap<String, IdempotencyRecord>,
     inbox: BTreeMap<(TenantId, String), (InboxEntry, bool)>,
+    audit: BTreeMap<LinkId, Vec<AuditEntry>>,
     fail_next_put: Option<StoreError>,
 }
 
@@ -144,6 +145,9 @@ impl StateStore for MemoryStore {
             };
             inner.items.insert(ItemKey::of(&write), (expected.unwrap_or(0) + 1, item));
         }
+        for entry in commit.audit {
+            inner.audit.entry(entry.link.clone()).or_default().push(entry);
+        }
         for command in commit.commands {
             if inner.command_ids.insert((tenant.clone(), command.id().to_string())) {
                 let feed = inner.commands.entry(tenant.clone()).or_default();
@@ -210,6 +214,12 @@ impl StateStore for MemoryStore {
 
     async fn command_result(&self, tenant: &TenantId, id: &CommandId) -> Result<Option<CommandResult>, StoreError> {
         Ok(self.lock().results.get(&(tenant.clone(), id.to_string())).cloned())
+    }
+
+    async fn audit(&self, link: &LinkId, now: DateTime<Utc>, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        let inner = self.lock();
+        let entries = inner.audit.get(link).map(Vec::as_slice).unwrap_or_default();
+        Ok(entries.iter().rev().filter(|e| e.expires_at() > now).take(limit).cloned().collect())
     }
 }
 

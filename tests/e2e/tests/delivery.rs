@@ -5,6 +5,7 @@
 use optisync_domain::*;
 use optisync_e2e::Stack;
 use optisync_optigem_sim::{AssignmentDraft, PersonDraft};
+use optisync_ports::StateStore;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use serde_json::Value;
@@ -100,6 +101,17 @@ async fn one_event_delivered_five_times_has_the_effects_of_one_delivery() {
     }
     assert_eq!(five.esp_mutations(), once.esp_mutations(), "the same mutating calls as one delivery");
     assert_eq!(esp_state(&five, &five_group, &mails), esp_state(&once, &once_group, &mails));
+    // One audit entry per link, as after one delivery: the redeliveries changed nothing and left no trace.
+    for stack in [&once, &five] {
+        for link in stack.store.links(&stack.tenant).await.unwrap() {
+            let trail = stack.store.audit(&link.id, chrono::Utc::now(), 10).await.unwrap();
+            assert_eq!(trail.len(), 1, "{trail:?}");
+            assert_eq!(trail[0].input, "assignment.changed");
+            let ops: Vec<&str> = trail[0].esp.iter().map(|o| o.op.as_str()).collect();
+            assert_eq!(ops, ["upsert", "add_to_list"]);
+            assert_eq!(trail[0].esp[0].recipient, "m***@e***.com", "masked (R-J5)");
+        }
+    }
 }
 
 /// 100 events: 40 assignments created, 30 of them renamed, 20 of them ended (count 0), 10 of them

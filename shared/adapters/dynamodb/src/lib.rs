@@ -15,8 +15,8 @@ use aws_sdk_dynamodb::types::{
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use optisync_domain::{
-    ApprovalEntry, ApprovalStatus, AssignmentId, CommandId, CommandResult, Email, Link, LinkId, LinkView, MirrorEntry,
-    OptigemCommand, RecipientState, StateWrite, TenantId, TenantSettings,
+    ApprovalEntry, ApprovalStatus, AssignmentId, AuditEntry, CommandId, CommandResult, Email, Link, LinkId, LinkView,
+    MirrorEntry, OptigemCommand, RecipientState, StateWrite, TenantId, TenantSettings,
 };
 use optisync_ports::{
     Claim, Commit, IdempotencyStore, Inbox, InboxEntry, InboxPut, ItemKey, LoadedView, Slice, StateStore, StoreError,
@@ -503,6 +503,24 @@ impl StateStore for DynamoStore {
             };
             actions.push(self.put(item, Some(condition))?);
         }
+        // Audit entries: one item each, forgotten by TTL (and filtered on read, as TTL deletes late).
+        for entry in &commit.audit {
+            let value = serde_json::to_string(entry).map_err(|e| StoreError::Permanent(format!("encode: {e}")))?;
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            std::hash::Hash::hash(&value, &mut hasher);
+            let sk = format!(
+                "{AUDIT_PREFIX}{:013}#{:016x}",
+                entry.at.timestamp_millis().max(0),
+                std::hash::Hasher::finish(&hasher)
+            );
+            let item = HashMap::from([
+                ("pk".to_owned(), s(&link_pk(&entry.link))),
+                ("sk".to_owned(), s(&sk)),
+                ("v".to_owned(), AttributeValue::S(value)),
+                ("expires_at".to_owned(), n(entry.expires_at().timestamp().max(0) as u64)),
+            ]);
+            actions.push(self.put(item, None)?);
+        }
         // Commands: each id once (markers), numbered by a per-tenant counter guarded by its value.
         let mut ids = BTreeSet::new();
         let fresh: Vec<&OptigemCommand> = commit.commands.iter().filter(|c| ids.insert(c.id().to_string())).collect();
@@ -690,7 +708,45 @@ impl StateStore for DynamoStore {
             None => Ok(None),
         }
     }
+
+    async fn audit(&self, link: &LinkId, now: DateTime<Utc>, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        let mut entries = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", s(&link_pk(link)))
+                .expression_attribute_values(":prefix", s(AUDIT_PREFIX))
+                .scan_index_forward(false)
+                .set_exclusive_start_key(start.take())
+                .set_limit(self.page_size)
+                .send()
+                .await
+                .map_err(classify)?;
+            let page = out.items.unwrap_or_default();
+            self.meter(read_units(page.iter().map(item_size).sum(), false), 0.0);
+            for item in &page {
+                let entry: AuditEntry = from_item(item)?;
+                if entry.expires_at() > now {
+                    entries.push(entry);
+                    if entries.len() >= limit {
+                        return Ok(entries);
+                    }
+                }
+            }
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(entries),
+            }
+        }
+    }
 }
+
+/// The sort key prefix of a link's audit entries (`AUDIT#{committed ms}#{hash}`).
+const AUDIT_PREFIX: &str = "AUDIT#";
 
 fn idempotency_pk(key: &str) -> String {
     format!("IDEMPOTENCY#{key}")

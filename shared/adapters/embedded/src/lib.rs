@@ -12,8 +12,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use optisync_domain::{
-    ApprovalEntry, AssignmentId, CommandId, CommandResult, Email, Link, LinkView, MirrorEntry, OptigemCommand,
-    RecipientState, StateWrite, TenantId, TenantSettings,
+    ApprovalEntry, AssignmentId, AuditEntry, CommandId, CommandResult, Email, Link, LinkId, LinkView, MirrorEntry,
+    OptigemCommand, RecipientState, StateWrite, TenantId, TenantSettings,
 };
 use optisync_ports::{
     Claim, Commit, IdempotencyStore, Inbox, InboxEntry, InboxPut, ItemKey, LoadedView, SecretStore, Slice, StateStore,
@@ -43,6 +43,8 @@ const COMMAND_IDS: TableDefinition<(&str, &str), u64> = TableDefinition::new("co
 /// Leases: name → JSON (owner, expiry).
 /// (tenant, command id) → the connector's result, JSON.
 const RESULTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("results");
+/// (link, committed at in epoch ms, sequence within that millisecond) → audit entry (JSON).
+const AUDIT: TableDefinition<(&str, u64, u64), &[u8]> = TableDefinition::new("audit");
 const LEASES: TableDefinition<&str, &[u8]> = TableDefinition::new("leases");
 /// Idempotency records: key → JSON.
 const IDEMPOTENCY: TableDefinition<&str, &[u8]> = TableDefinition::new("idempotency");
@@ -183,6 +185,7 @@ impl EmbeddedStore {
         txn.open_table(IDEMPOTENCY).map_err(db_err)?;
         txn.open_table(SECRETS).map_err(db_err)?;
         txn.open_table(INBOX).map_err(db_err)?;
+        txn.open_table(AUDIT).map_err(db_err)?;
         txn.commit().map_err(db_err)?;
         Ok(Self { db: Arc::new(db) })
     }
@@ -378,8 +381,26 @@ impl StateStore for EmbeddedStore {
             .iter()
             .map(|c| Ok((c.id().to_string(), encode("command", c)?)))
             .collect::<Result<Vec<_>, StoreError>>()?;
+        let audit = commit
+            .audit
+            .iter()
+            .map(|e| Ok((e.link.to_string(), epoch_ms(e.at), encode("audit entry", e)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
         let tenant = tenant.to_string();
         self.write(move |txn| {
+            let mut trail = txn.open_table(AUDIT).map_err(db_err)?;
+            for (link, at, bytes) in &audit {
+                let last = match trail
+                    .range((link.as_str(), *at, 0)..=(link.as_str(), *at, u64::MAX))
+                    .map_err(db_err)?
+                    .next_back()
+                {
+                    Some(last) => Some(last.map_err(db_err)?.0.value().2),
+                    None => None,
+                };
+                let seq = last.map_or(0, |s| s + 1);
+                trail.insert((link.as_str(), *at, seq), bytes.as_slice()).map_err(db_err)?;
+            }
             let mut items = txn.open_table(ITEMS).map_err(db_err)?;
             let mut by_email = txn.open_table(MIRROR_BY_EMAIL).map_err(db_err)?;
             // Every expected version is checked against the state before the commit, then all is written.
@@ -532,6 +553,30 @@ impl StateStore for EmbeddedStore {
         })
         .await
     }
+
+    async fn audit(&self, link: &LinkId, now: DateTime<Utc>, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        let link = link.to_string();
+        self.read(move |txn| {
+            let trail = txn.open_table(AUDIT).map_err(db_err)?;
+            let mut out = Vec::new();
+            for row in trail.range((link.as_str(), 0, 0)..=(link.as_str(), u64::MAX, u64::MAX)).map_err(db_err)?.rev() {
+                if out.len() >= limit {
+                    break;
+                }
+                let entry: AuditEntry = decode("audit entry", row.map_err(db_err)?.1.value())?;
+                if entry.expires_at() > now {
+                    out.push(entry);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
+/// Milliseconds since the epoch (0 before it), the order of the audit trail.
+fn epoch_ms(at: DateTime<Utc>) -> u64 {
+    u64::try_from(at.timestamp_millis()).unwrap_or(0)
 }
 
 #[async_trait]

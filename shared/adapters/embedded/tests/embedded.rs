@@ -78,11 +78,11 @@ fn end_command(id: &str) -> OptigemCommand {
 }
 
 fn commands(ids: &[&str]) -> Commit {
-    Commit { writes: vec![], commands: ids.iter().copied().map(end_command).collect() }
+    Commit { writes: vec![], commands: ids.iter().copied().map(end_command).collect(), audit: vec![] }
 }
 
 fn writes(writes: Vec<(StateWrite, Option<u64>)>) -> Commit {
-    Commit { writes, commands: vec![] }
+    Commit { writes, commands: vec![], audit: vec![] }
 }
 
 fn by_email(mail: &str) -> Slice {
@@ -125,6 +125,7 @@ async fn all_state_survives_a_restart_and_versions_and_sequences_go_on() {
                 (StateWrite::Approval { entry: approval(&l, "Max@Example.com") }, None),
             ],
             commands: vec![end_command("c1"), end_command("c2")],
+            audit: vec![],
         };
         store.commit(&tenant, commit).await.unwrap();
         assert!(store.try_lease("recipient", "runner-1", at(1), at(3)).await.unwrap());
@@ -145,7 +146,10 @@ async fn all_state_survives_a_restart_and_versions_and_sequences_go_on() {
     // Versions go on from the stored ones; the feed keeps its ids and its sequence.
     let next = put_mirror(&l, mirror("a1", Some("max@example.com"), None), Some(1));
     store
-        .commit(&tenant, Commit { writes: vec![next], commands: vec![end_command("c2"), end_command("c3")] })
+        .commit(
+            &tenant,
+            Commit { writes: vec![next], commands: vec![end_command("c2"), end_command("c3")], audit: vec![] },
+        )
         .await
         .unwrap();
     let loaded = store.load(&l, &by_id("a1")).await.unwrap();

@@ -1,0 +1,143 @@
+//! The audit trail: one entry per link for every input that changed something there — what came in,
+//! what the ESP was told, which OPTIGEM commands were issued. Recipients appear masked only (R-J5), so an
+//! entry never needs erasing; entries expire after [`AUDIT_RETENTION_DAYS`].
+
+use crate::{AssignmentId, CommandId, EspEventKind, EspOp, Input, Known, LinkId, OptigemCommand, Plan};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// How long the store keeps an audit entry.
+pub const AUDIT_RETENTION_DAYS: i64 = 90;
+
+/// What one input changed in one link.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// The link.
+    pub link: LinkId,
+    /// When the change was committed.
+    pub at: DateTime<Utc>,
+    /// What came in: `assignment.changed`, `assignment.deleted`, `esp.{kind}` or `today`.
+    pub input: String,
+    /// The assignment the input is about, if it names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignment: Option<AssignmentId>,
+    /// The recipient the input is about, masked (R-J5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient: Option<String>,
+    /// ESP operations applied in this link's list, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub esp: Vec<AuditOperation>,
+    /// OPTIGEM commands issued for this link.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub commands: Vec<AuditCommand>,
+    /// State items written for this link (mirror, recipient, approval).
+    pub writes: usize,
+}
+
+/// One ESP operation of an [`AuditEntry`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditOperation {
+    /// The recipient, masked.
+    pub recipient: String,
+    /// The operation: `upsert`, `add_to_list`, `remove_from_list`, `activate`, `deactivate`, `update_fields`.
+    pub op: String,
+}
+
+/// One OPTIGEM command of an [`AuditEntry`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditCommand {
+    /// `end_assignment`, `create_assignment`, `match_persons` or `export_newsletter`.
+    pub kind: String,
+    /// Its id (a hash: no personal data).
+    pub id: CommandId,
+}
+
+impl AuditEntry {
+    /// When the store may forget the entry.
+    pub fn expires_at(&self) -> DateTime<Utc> {
+        self.at + chrono::Duration::days(AUDIT_RETENTION_DAYS)
+    }
+}
+
+/// The audit entries of a plan: one per link it changes anything in, none for a plan that does nothing
+/// (a redelivered or stale input leaves no trace, just as it has no effect).
+pub fn audit_entries(known: &Known, input: &Input, plan: &Plan, at: DateTime<Utc>) -> Vec<AuditEntry> {
+    let mut entries: BTreeMap<LinkId, AuditEntry> = BTreeMap::new();
+    let (name, assignment, recipient) = describe(input);
+    let blank = AuditEntry {
+        link: LinkId::new(""),
+        at,
+        input: name,
+        assignment,
+        recipient,
+        esp: Vec::new(),
+        commands: Vec::new(),
+        writes: 0,
+    };
+    for action in &plan.esp {
+        entry(&mut entries, &blank, &action.link)
+            .esp
+            .push(AuditOperation { recipient: action.email.masked(), op: op_name(&action.op) });
+    }
+    for write in &plan.writes {
+        entry(&mut entries, &blank, write.link()).writes += 1;
+    }
+    for command in &plan.commands {
+        let (kind, links): (&str, Vec<&LinkId>) = match command {
+            OptigemCommand::MatchPersons { link, .. } => ("match_persons", vec![link]),
+            OptigemCommand::EndAssignment { newsletter, .. } => ("end_assignment", links_of(known, newsletter)),
+            OptigemCommand::CreateAssignment { newsletter, .. } => ("create_assignment", links_of(known, newsletter)),
+            OptigemCommand::ExportNewsletter { newsletter, .. } => ("export_newsletter", links_of(known, newsletter)),
+        };
+        for link in links {
+            entry(&mut entries, &blank, link)
+                .commands
+                .push(AuditCommand { kind: kind.to_owned(), id: command.id().clone() });
+        }
+    }
+    entries.into_values().collect()
+}
+
+fn entry<'a>(entries: &'a mut BTreeMap<LinkId, AuditEntry>, blank: &AuditEntry, link: &LinkId) -> &'a mut AuditEntry {
+    entries.entry(link.clone()).or_insert_with(|| AuditEntry { link: link.clone(), ..blank.clone() })
+}
+
+/// The links of a newsletter among those known (a command for a newsletter is listed with each).
+fn links_of<'a>(known: &'a Known, newsletter: &crate::NewsletterId) -> Vec<&'a LinkId> {
+    known.links.iter().filter(|v| &v.link.newsletter == newsletter).map(|v| &v.link.id).collect()
+}
+
+fn describe(input: &Input) -> (String, Option<AssignmentId>, Option<String>) {
+    match input {
+        Input::AssignmentChanged { assignment } => ("assignment.changed".to_owned(), Some(assignment.id.clone()), None),
+        Input::AssignmentDeleted { id, .. } => ("assignment.deleted".to_owned(), Some(id.clone()), None),
+        Input::Esp(event) => {
+            let kind = match &event.what {
+                EspEventKind::Unsubscribed => "unsubscribed",
+                EspEventKind::Deactivated => "deactivated",
+                EspEventKind::Deleted => "deleted",
+                EspEventKind::Blacklisted => "blacklisted",
+                EspEventKind::Signup { .. } => "signup",
+                EspEventKind::EmailChanged { .. } => "email_changed",
+                EspEventKind::FieldsChanged => "fields_changed",
+                EspEventKind::Bounced => "bounced",
+                EspEventKind::SegmentMembership { .. } => "segment_membership",
+            };
+            (format!("esp.{kind}"), None, Some(event.email.masked()))
+        }
+        Input::Today { .. } => ("today".to_owned(), None, None),
+    }
+}
+
+fn op_name(op: &EspOp) -> String {
+    match op {
+        EspOp::Upsert { .. } => "upsert",
+        EspOp::AddToList => "add_to_list",
+        EspOp::RemoveFromList => "remove_from_list",
+        EspOp::Activate => "activate",
+        EspOp::Deactivate => "deactivate",
+        EspOp::UpdateFields { .. } => "update_fields",
+    }
+    .to_owned()
+}
