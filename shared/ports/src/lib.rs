@@ -91,6 +91,8 @@ pub trait StateStore: Send + Sync {
     async fn put_link(&self, link: &Link) -> Result<(), StoreError>;
     /// Every link of a tenant.
     async fn links(&self, tenant: &TenantId) -> Result<Vec<Link>, StoreError>;
+    /// Every link of every tenant, ordered by tenant and link (the scheduler's fan-out).
+    async fn all_links(&self) -> Result<Vec<Link>, StoreError>;
     /// The links of a newsletter (R-F7). A tenant has few links, so this filters [`StateStore::links`].
     async fn links_for_newsletter(
         &self,

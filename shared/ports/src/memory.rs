@@ -75,6 +75,12 @@ impl StateStore for MemoryStore {
         Ok(())
     }
 
+    async fn all_links(&self) -> Result<Vec<Link>, StoreError> {
+        let mut links: Vec<Link> = self.lock().links.values().cloned().collect();
+        links.sort_by(|a, b| (&a.tenant, &a.id).cmp(&(&b.tenant, &b.id)));
+        Ok(links)
+    }
+
     async fn links(&self, tenant: &TenantId) -> Result<Vec<Link>, StoreError> {
         Ok(self.lock().links.values().filter(|l| &l.tenant == tenant).cloned().collect())
     }

@@ -427,10 +427,22 @@ impl StateStore for DynamoStore {
             ("pk".to_owned(), s(&tenant_pk(&link.tenant))),
             ("sk".to_owned(), s(&format!("LINK#{}", link.id))),
             ("v".to_owned(), to_json(link)?),
+            // Every link is also in one index partition, for the scheduler's fan-out over all tenants.
+            ("gsi2pk".to_owned(), s(ALL_LINKS)),
+            ("gsi2sk".to_owned(), s(&format!("{}#{}", link.tenant, link.id))),
         ]);
         self.meter(0.0, write_units(item_size(&item)));
         self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(classify)?;
         Ok(())
+    }
+
+    async fn all_links(&self) -> Result<Vec<Link>, StoreError> {
+        let keys = self.query_all(Some("gsi2"), "gsi2pk = :pk", &[(":pk", s(ALL_LINKS))], &[], None).await?;
+        let keys: Vec<(String, String)> =
+            keys.iter().filter_map(|k| Some((get_s(k, "pk")?.to_owned(), get_s(k, "sk")?.to_owned()))).collect();
+        let mut links: Vec<Link> = self.batch_get(keys).await?.iter().map(from_item).collect::<Result<_, _>>()?;
+        links.sort_by(|a, b| (&a.tenant, &a.id).cmp(&(&b.tenant, &b.id)));
+        Ok(links)
     }
 
     async fn links(&self, tenant: &TenantId) -> Result<Vec<Link>, StoreError> {
@@ -744,6 +756,9 @@ impl StateStore for DynamoStore {
         }
     }
 }
+
+/// The index partition (gsi2) naming every link.
+const ALL_LINKS: &str = "LINKS";
 
 /// The sort key prefix of a link's audit entries (`AUDIT#{committed ms}#{hash}`).
 const AUDIT_PREFIX: &str = "AUDIT#";

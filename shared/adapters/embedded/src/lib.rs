@@ -289,6 +289,19 @@ impl StateStore for EmbeddedStore {
         .await
     }
 
+    async fn all_links(&self) -> Result<Vec<Link>, StoreError> {
+        self.read(move |txn| {
+            let table = txn.open_table(LINKS).map_err(db_err)?;
+            let mut links = Vec::new();
+            for entry in table.iter().map_err(db_err)? {
+                let (_, bytes) = entry.map_err(db_err)?;
+                links.push(decode("link", bytes.value())?);
+            }
+            Ok(links)
+        })
+        .await
+    }
+
     async fn links(&self, tenant: &TenantId) -> Result<Vec<Link>, StoreError> {
         let tenant = tenant.to_string();
         self.read(move |txn| {
