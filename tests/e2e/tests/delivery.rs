@@ -5,7 +5,7 @@
 use optisync_domain::*;
 use optisync_e2e::Stack;
 use optisync_optigem_sim::{AssignmentDraft, PersonDraft};
-use optisync_ports::StateStore;
+use optisync_ports::{BusEvent, StateStore};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use serde_json::Value;
@@ -191,3 +191,46 @@ async fn a_hundred_events_shuffled_and_repeated_end_where_one_ordered_delivery_e
 }
 
 type ChangeEventOf = optisync_connector::wire::ChangeEvent;
+
+/// A worker invocation that fails (here: Brevo refuses the API key) changes nothing and leaves the inbox
+/// entry pending. Lambda's retries and the dead-letter queue do not lose it: the scheduler's tick announces
+/// it again once it is five minutes old, and the worker then applies it — once.
+#[tokio::test]
+async fn a_failed_worker_invocation_leaves_the_entry_pending_until_the_scheduler_redrives_it() {
+    let stack = Stack::start().await;
+    let link = stack.link_brevo("NL-1", settings("FIRSTNAME")).await;
+    let p = stack.optigem.add_person(PersonDraft {
+        first_name: Some("Max".into()),
+        emails: vec![("max.muster@example.com".into(), 1)],
+        ..Default::default()
+    });
+    stack.optigem.add_assignment(&p, &NewsletterId::new("NL-1"), AssignmentDraft::default());
+    stack.connector.push_events(&stack.optigem).await.unwrap();
+    let ready = stack.bus.take();
+    assert_eq!(ready.len(), 1);
+
+    stack.brevo.inject_failures(&[401]);
+    let failed = optisync_local::invoke_worker(&stack.worker, &ready[0]).await;
+    assert!(failed.is_err(), "the error goes back to Lambda, which retries and then dead-letters");
+    let list: i64 = link.list.as_str().parse().unwrap();
+    let listed = || stack.brevo.contact("max.muster@example.com").is_some_and(|c| c.list_ids.contains(&list));
+    assert!(!listed());
+
+    let store: &dyn StateStore = stack.store.as_ref();
+    let young = optisync_app::schedule::tick(store, stack.store.as_ref(), stack.bus.as_ref(), chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(young.redriven, 0, "an entry younger than five minutes may still be in flight");
+    let later = chrono::Utc::now() + chrono::Duration::minutes(6);
+    let tick = optisync_app::schedule::tick(store, stack.store.as_ref(), stack.bus.as_ref(), later).await.unwrap();
+    assert_eq!((tick.redriven, tick.reconciles), (1, 1));
+    let redriven: Vec<BusEvent> =
+        stack.bus.take().into_iter().filter(|e| matches!(e, BusEvent::InboxReady { .. })).collect();
+    assert_eq!(redriven, ready, "the same entry, announced again");
+    for event in &redriven {
+        optisync_local::invoke_worker(&stack.worker, event).await.unwrap();
+    }
+    assert!(listed());
+    let again = optisync_app::schedule::tick(store, stack.store.as_ref(), stack.bus.as_ref(), later).await.unwrap();
+    assert_eq!(again.redriven, 0, "done entries are not re-driven");
+}
