@@ -241,6 +241,20 @@ pub async fn commands_are_appended_once_in_sequence_and_paged(store: Arc<dyn Sta
 
 /// A command is found by id per tenant; its result is recorded, a `done` result is final, and a command
 /// that is not in the feed has no result.
+/// A link's run state is written only over the version it was read at: two reconcilers that read the same
+/// checkpoint cannot both save theirs.
+pub async fn run_states_are_saved_only_over_the_version_read(store: Arc<dyn StateStore>) {
+    let (l, other) = (link(0), link(1));
+    assert_eq!(store.run_state(&l.id).await.unwrap(), None);
+    store.save_run_state(&l.id, r#"{"page":1}"#, None).await.unwrap();
+    assert_eq!(store.save_run_state(&l.id, r#"{"page":9}"#, None).await, Err(StoreError::Conflict), "exists already");
+    assert_eq!(store.run_state(&l.id).await.unwrap(), Some((r#"{"page":1}"#.to_owned(), 1)));
+    store.save_run_state(&l.id, r#"{"page":2}"#, Some(1)).await.unwrap();
+    assert_eq!(store.save_run_state(&l.id, r#"{"page":3}"#, Some(1)).await, Err(StoreError::Conflict), "stale");
+    assert_eq!(store.run_state(&l.id).await.unwrap(), Some((r#"{"page":2}"#.to_owned(), 2)));
+    assert_eq!(store.run_state(&other.id).await.unwrap(), None, "per link");
+}
+
 /// Audit entries are written with their commit (a conflicting commit leaves none), come back newest
 /// first per link, page past the store's query pages, and are gone once expired.
 pub async fn audit_entries_are_kept_with_their_commit_newest_first(store: Arc<dyn StateStore>) {
@@ -561,6 +575,7 @@ macro_rules! conformance_tests {
             commands_are_appended_once_in_sequence_and_paged,
             command_results_are_recorded_once_done,
             audit_entries_are_kept_with_their_commit_newest_first,
+            run_states_are_saved_only_over_the_version_read,
             due_finds_entries_whose_transition_has_come,
             leases_are_exclusive_until_they_expire,
             concurrent_writers_on_one_item_lose_no_update,

@@ -138,6 +138,12 @@ pub trait StateStore: Send + Sync {
     async fn record_result(&self, tenant: &TenantId, id: &CommandId, result: &CommandResult) -> Result<(), StoreError>;
     /// The result recorded for a command, if any.
     async fn command_result(&self, tenant: &TenantId, id: &CommandId) -> Result<Option<CommandResult>, StoreError>;
+    /// The run state of a link (the scheduled run's checkpoint and last result, as the reconciler encodes
+    /// it) with its version.
+    async fn run_state(&self, link: &LinkId) -> Result<Option<(String, u64)>, StoreError>;
+    /// Saves a link's run state if its version is still `expected` (`None`: there is none yet), else
+    /// [`StoreError::Conflict`] and nothing is written.
+    async fn save_run_state(&self, link: &LinkId, value: &str, expected: Option<u64>) -> Result<(), StoreError>;
     /// A link's audit trail, newest first, up to `limit` entries, without those expired at `now`.
     async fn audit(&self, link: &LinkId, now: DateTime<Utc>, limit: usize) -> Result<Vec<AuditEntry>, StoreError>;
 }

@@ -24,6 +24,7 @@ struct StoreInner {
     idempotency: HashMap<String, IdempotencyRecord>,
     inbox: BTreeMap<(TenantId, String), (InboxEntry, bool)>,
     audit: BTreeMap<LinkId, Vec<AuditEntry>>,
+    runs: HashMap<LinkId, (String, u64)>,
     fail_next_put: Option<StoreError>,
 }
 
@@ -220,6 +221,19 @@ impl StateStore for MemoryStore {
 
     async fn command_result(&self, tenant: &TenantId, id: &CommandId) -> Result<Option<CommandResult>, StoreError> {
         Ok(self.lock().results.get(&(tenant.clone(), id.to_string())).cloned())
+    }
+
+    async fn run_state(&self, link: &LinkId) -> Result<Option<(String, u64)>, StoreError> {
+        Ok(self.lock().runs.get(link).cloned())
+    }
+
+    async fn save_run_state(&self, link: &LinkId, value: &str, expected: Option<u64>) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        if inner.runs.get(link).map(|(_, v)| *v) != expected {
+            return Err(StoreError::Conflict);
+        }
+        inner.runs.insert(link.clone(), (value.to_owned(), expected.unwrap_or(0) + 1));
+        Ok(())
     }
 
     async fn audit(&self, link: &LinkId, now: DateTime<Utc>, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {

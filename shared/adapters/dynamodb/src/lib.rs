@@ -721,6 +721,28 @@ impl StateStore for DynamoStore {
         }
     }
 
+    async fn run_state(&self, link: &LinkId) -> Result<Option<(String, u64)>, StoreError> {
+        let item = self.get_item(&link_pk(link), RUN_SK).await?;
+        Ok(item.map(|i| (get_s(&i, "v").unwrap_or_default().to_owned(), version_of(&i))))
+    }
+
+    async fn save_run_state(&self, link: &LinkId, value: &str, expected: Option<u64>) -> Result<(), StoreError> {
+        let item = HashMap::from([
+            ("pk".to_owned(), s(&link_pk(link))),
+            ("sk".to_owned(), s(RUN_SK)),
+            ("ver".to_owned(), n(expected.unwrap_or(0) + 1)),
+            ("v".to_owned(), s(value)),
+        ]);
+        self.meter(0.0, write_units(item_size(&item)));
+        let request = self.client.put_item().table_name(&self.table).set_item(Some(item));
+        let request = match expected {
+            None => request.condition_expression("attribute_not_exists(pk)"),
+            Some(v) => request.condition_expression("ver = :expected").expression_attribute_values(":expected", n(v)),
+        };
+        request.send().await.map_err(classify)?;
+        Ok(())
+    }
+
     async fn audit(&self, link: &LinkId, now: DateTime<Utc>, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
         let mut entries = Vec::new();
         let mut start: Option<Item> = None;
@@ -756,6 +778,9 @@ impl StateStore for DynamoStore {
         }
     }
 }
+
+/// The sort key of a link's run state (checkpoint and last result of the scheduled run).
+const RUN_SK: &str = "RUN";
 
 /// The index partition (gsi2) naming every link.
 const ALL_LINKS: &str = "LINKS";

@@ -45,6 +45,8 @@ const COMMAND_IDS: TableDefinition<(&str, &str), u64> = TableDefinition::new("co
 const RESULTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("results");
 /// (link, committed at in epoch ms, sequence within that millisecond) → audit entry (JSON).
 const AUDIT: TableDefinition<(&str, u64, u64), &[u8]> = TableDefinition::new("audit");
+/// link → (version, run state).
+const RUNS: TableDefinition<&str, (u64, &str)> = TableDefinition::new("runs");
 const LEASES: TableDefinition<&str, &[u8]> = TableDefinition::new("leases");
 /// Idempotency records: key → JSON.
 const IDEMPOTENCY: TableDefinition<&str, &[u8]> = TableDefinition::new("idempotency");
@@ -186,6 +188,7 @@ impl EmbeddedStore {
         txn.open_table(SECRETS).map_err(db_err)?;
         txn.open_table(INBOX).map_err(db_err)?;
         txn.open_table(AUDIT).map_err(db_err)?;
+        txn.open_table(RUNS).map_err(db_err)?;
         txn.commit().map_err(db_err)?;
         Ok(Self { db: Arc::new(db) })
     }
@@ -563,6 +566,32 @@ impl StateStore for EmbeddedStore {
                 Some(bytes) => Ok(Some(decode("command result", bytes.value())?)),
                 None => Ok(None),
             }
+        })
+        .await
+    }
+
+    async fn run_state(&self, link: &LinkId) -> Result<Option<(String, u64)>, StoreError> {
+        let link = link.to_string();
+        self.read(move |txn| {
+            let runs = txn.open_table(RUNS).map_err(db_err)?;
+            Ok(runs.get(link.as_str()).map_err(db_err)?.map(|row| {
+                let (version, value) = row.value();
+                (value.to_owned(), version)
+            }))
+        })
+        .await
+    }
+
+    async fn save_run_state(&self, link: &LinkId, value: &str, expected: Option<u64>) -> Result<(), StoreError> {
+        let (link, value) = (link.to_string(), value.to_owned());
+        self.write(move |txn| {
+            let mut runs = txn.open_table(RUNS).map_err(db_err)?;
+            let current = runs.get(link.as_str()).map_err(db_err)?.map(|row| row.value().0);
+            if current != expected {
+                return Err(StoreError::Conflict);
+            }
+            runs.insert(link.as_str(), (expected.unwrap_or(0) + 1, value.as_str())).map_err(db_err)?;
+            Ok(())
         })
         .await
     }
