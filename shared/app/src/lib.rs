@@ -9,6 +9,7 @@
 pub mod approvals;
 pub mod inbox;
 pub mod optigem;
+pub mod reconcile;
 pub mod schedule;
 
 use optisync_domain::{Email, EspEventKind, Input, Known, Link, LinkView, TenantId, audit_entries, plan, rules};

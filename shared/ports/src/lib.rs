@@ -313,6 +313,38 @@ pub trait EspReader: Send + Sync {
     async fn reread(&self, reread: &Reread) -> Result<Vec<EspEvent>, EspError>;
 }
 
+/// One member of a list as the ESP shows it now (the reconciliation's view of the ESP side).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedMember {
+    /// The address.
+    pub email: Email,
+    /// Receives mail from this list: Brevo: on the list and not blacklisted; CleverReach: active in the group.
+    pub active: bool,
+    /// Brevo: on the account-wide blacklist (R-E2).
+    pub blacklisted: bool,
+    /// When the ESP last changed the member's state (activation, deactivation, blacklist), if it says.
+    pub changed_at: Option<DateTime<Utc>>,
+    /// What the ESP knows of the member (names, consent evidence), for the approval queue.
+    pub signup: optisync_domain::Signup,
+}
+
+/// One page of a list, and where the next one starts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListPage {
+    /// The members on this page.
+    pub members: Vec<ListedMember>,
+    /// The cursor of the next page; `None` after the last.
+    pub next: Option<String>,
+}
+
+/// Reads a link's list page by page (reconciliation, first sync).
+#[async_trait]
+pub trait EspLister: Send + Sync {
+    /// The page of the link's list that starts at `cursor` (`None`: the first page). Cursors are opaque
+    /// and survive a restart, so a run can continue from a checkpoint.
+    async fn list_page(&self, link: &Link, cursor: Option<&str>) -> Result<ListPage, EspError>;
+}
+
 /// The ESP side: applies planned operations, each a target state and so safe to repeat.
 #[async_trait]
 pub trait EspGateway: Send + Sync {

@@ -336,6 +336,9 @@ struct EspInner {
     members: BTreeMap<(EspAccount, ListId, String), bool>,
     mutating_calls: u64,
     fail_next: Vec<EspError>,
+    page_size: usize,
+    list_reads: u64,
+    fail_at: Option<(u64, EspError)>,
 }
 
 /// An ESP in memory that follows both providers' semantics: Brevo's account-wide blacklist with
@@ -388,9 +391,75 @@ impl MemoryEsp {
         self.inner.lock().expect("esp lock").mutating_calls
     }
 
+    /// Sets a member's state in a list as the ESP's own users would (an admin deactivating a receiver, a
+    /// form signup), without optisync's involvement.
+    pub fn set_member(&self, esp: &EspAccount, list: &ListId, email: &str, active: bool) {
+        let mut inner = self.inner.lock().expect("esp lock");
+        inner.contacts.entry((esp.clone(), email.to_lowercase())).or_default();
+        inner.members.insert((esp.clone(), list.clone(), email.to_lowercase()), active);
+    }
+
+    /// Members per page of [`EspLister::list_page`] (default 100).
+    pub fn set_page_size(&self, size: usize) {
+        self.inner.lock().expect("esp lock").page_size = size.max(1);
+    }
+
+    /// How many list pages were read.
+    pub fn list_reads(&self) -> u64 {
+        self.inner.lock().expect("esp lock").list_reads
+    }
+
+    /// Makes the `apply` that would perform mutating operation number `call` (counting from 1 over the
+    /// ESP's life) fail with this error, as a crash in the middle of a run would.
+    pub fn fail_at(&self, call: u64, error: EspError) {
+        self.inner.lock().expect("esp lock").fail_at = Some((call, error));
+    }
+
     /// Makes the next `apply` fail with this error (fault injection).
     pub fn fail_next(&self, error: EspError) {
         self.inner.lock().expect("esp lock").fail_next.push(error);
+    }
+}
+
+#[async_trait]
+impl EspLister for MemoryEsp {
+    /// Members in address order; the cursor is the last address of the previous page. Brevo members
+    /// count as listed while they are on the list (blacklisted ones are listed but inactive); CleverReach
+    /// members while they are in the group, active or not.
+    async fn list_page(&self, link: &Link, cursor: Option<&str>) -> Result<ListPage, EspError> {
+        let mut inner = self.inner.lock().expect("esp lock");
+        if let Some(error) = inner.fail_next.pop() {
+            return Err(error);
+        }
+        inner.list_reads += 1;
+        let size = if inner.page_size == 0 { 100 } else { inner.page_size };
+        let after = cursor.unwrap_or("").to_owned();
+        let mut members = Vec::new();
+        let mut more = false;
+        for ((acc, list, key), active) in inner.members.range((link.esp.clone(), link.list.clone(), after.clone())..) {
+            if acc != &link.esp || list != &link.list {
+                break;
+            }
+            if key.as_str() <= after.as_str() && cursor.is_some() {
+                continue;
+            }
+            if members.len() == size {
+                more = true;
+                break;
+            }
+            let blacklisted = link.esp.provider == Provider::Brevo
+                && inner.contacts.get(&(acc.clone(), key.clone())).is_some_and(|c| c.blacklisted);
+            let Ok(email) = Email::parse(key) else { continue };
+            members.push(ListedMember {
+                email,
+                active: *active && !blacklisted,
+                blacklisted,
+                changed_at: None,
+                signup: optisync_domain::Signup::default(),
+            });
+        }
+        let next = if more { members.last().map(|m| m.email.key().to_owned()) } else { None };
+        Ok(ListPage { members, next })
     }
 }
 
@@ -399,6 +468,12 @@ impl EspGateway for MemoryEsp {
     async fn apply(&self, actions: &[EspAction]) -> Result<(), EspError> {
         let mut inner = self.inner.lock().expect("esp lock");
         if let Some(error) = inner.fail_next.pop() {
+            return Err(error);
+        }
+        if let Some((call, _)) = &inner.fail_at
+            && *call <= inner.mutating_calls + actions.len() as u64
+            && let Some((_, error)) = inner.fail_at.take()
+        {
             return Err(error);
         }
         for a in actions {

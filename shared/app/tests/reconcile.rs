@@ -1,0 +1,239 @@
+//! The scheduled run of a link over the in-memory ports: month-end expiry without any change event
+//! (R-A9), drift the ESP shows (R-E1, R-E2, R-E3), checkpoints, continuation and a crash mid-page.
+
+use chrono::{DateTime, TimeZone, Utc};
+use chrono_tz::Europe::Berlin;
+use optisync_app::Engine;
+use optisync_app::reconcile::{Budget, Reconciler, RunOutcome};
+use optisync_domain::*;
+use optisync_ports::memory::{FixedClock, MemoryEsp, MemoryStore};
+use optisync_ports::{Clock, EspError, StateStore};
+use std::sync::Arc;
+
+fn berlin(y: i32, m: u32, d: u32, h: u32) -> DateTime<Utc> {
+    Berlin.with_ymd_and_hms(y, m, d, h, 0, 0).unwrap().with_timezone(&Utc)
+}
+
+fn tenant() -> TenantId {
+    TenantId::new("t1")
+}
+
+fn link(provider: Provider) -> Link {
+    Link {
+        id: LinkId::new(format!("{provider}-nl")),
+        tenant: tenant(),
+        newsletter: NewsletterId::new("NL-1"),
+        esp: EspAccount { provider, account: AccountId::new("acc") },
+        list: ListId::new("list-1"),
+        segment: None,
+        settings: LinkSettings::default(),
+        status: LinkStatus::Linked,
+    }
+}
+
+fn assignment(id: &str, mail: &str, end: Option<&str>, at: DateTime<Utc>) -> Assignment {
+    Assignment {
+        id: AssignmentId::new(id),
+        newsletter: NewsletterId::new("NL-1"),
+        version: 1,
+        created_at: at,
+        changed_at: at,
+        email: None,
+        end: end.map(|e| e.parse().unwrap()),
+        count: 1,
+        unsubscription: None,
+        person: Person {
+            id: PersonId::new(format!("p-{id}")),
+            first_name: None,
+            last_name: None,
+            letter_salutation: None,
+            emails: vec![RankedEmail { email: Email::parse(mail).unwrap(), priority: 1 }],
+            deletion_marked: false,
+            privacy: Default::default(),
+            delivery_blocks: vec![],
+        },
+    }
+}
+
+struct Harness {
+    store: Arc<MemoryStore>,
+    esp: Arc<MemoryEsp>,
+    clock: Arc<FixedClock>,
+    engine: Engine,
+    reconciler: Reconciler,
+    link: Link,
+}
+
+async fn harness(provider: Provider, now: DateTime<Utc>) -> Harness {
+    let store = Arc::new(MemoryStore::new());
+    let esp = Arc::new(MemoryEsp::new());
+    let clock = Arc::new(FixedClock::new(now));
+    let engine = Engine::new(store.clone(), esp.clone(), clock.clone());
+    let reconciler = Reconciler::new(engine.clone(), store.clone(), esp.clone(), clock.clone());
+    let link = link(provider);
+    store.put_link(&link).await.unwrap();
+    Harness { store, esp, clock, engine, reconciler, link }
+}
+
+impl Harness {
+    async fn change(&self, a: Assignment) {
+        self.engine.process(&tenant(), &Input::AssignmentChanged { assignment: a }).await.unwrap();
+    }
+
+    async fn run(&self, budget: Budget) -> RunOutcome {
+        self.reconciler.run(&tenant(), &self.link.id, budget).await.unwrap()
+    }
+
+    async fn run_to_end(&self) -> optisync_app::reconcile::Finished {
+        match self.run(Budget::default()).await {
+            RunOutcome::Finished(f) => f,
+            other => panic!("expected a finished run, got {other:?}"),
+        }
+    }
+
+    async fn feed(&self) -> Vec<OptigemCommand> {
+        self.store.commands(&tenant(), 0, 100_000).await.unwrap().into_iter().map(|(_, c)| c).collect()
+    }
+
+    async fn audit_len(&self) -> usize {
+        self.store.audit(&self.link.id, self.clock.now(), 100_000).await.unwrap().len()
+    }
+
+    fn receiving(&self) -> Vec<String> {
+        self.esp.receiving(&self.link.esp, &self.link.list).into_iter().collect()
+    }
+}
+
+#[tokio::test]
+async fn r_a9_an_assignment_ending_april_2024_leaves_the_list_on_the_run_of_2024_05_01_without_any_event() {
+    for provider in [Provider::CleverReach, Provider::Brevo] {
+        let h = harness(provider, berlin(2024, 4, 10, 12)).await;
+        h.change(assignment("a1", "max@example.com", Some("2024-04"), berlin(2024, 4, 10, 12))).await;
+        h.change(assignment("a2", "erika@example.com", None, berlin(2024, 4, 10, 12))).await;
+        assert_eq!(h.receiving(), ["erika@example.com", "max@example.com"]);
+
+        h.clock.set(berlin(2024, 4, 30, 23));
+        h.run_to_end().await;
+        assert_eq!(h.receiving(), ["erika@example.com", "max@example.com"], "April is not over yet");
+
+        h.clock.set(berlin(2024, 5, 1, 6));
+        let finished = h.run_to_end().await;
+        assert_eq!(h.receiving(), ["erika@example.com"], "{provider}: the end month has passed (R-A2)");
+        assert!(finished.counts.esp_operations >= 1);
+        assert!(h.feed().await.iter().all(|c| !matches!(c, OptigemCommand::EndAssignment { .. })), "no command");
+
+        // Reconciling again plans nothing.
+        let (calls, audit) = (h.esp.mutating_calls(), h.audit_len().await);
+        let again = h.run_to_end().await;
+        assert_eq!((again.counts.esp_operations, again.counts.commands, again.counts.inputs), (0, 0, 0));
+        assert_eq!((h.esp.mutating_calls(), h.audit_len().await), (calls, audit));
+    }
+}
+
+#[tokio::test]
+async fn r_e1_r_e2_r_e3_the_list_shows_deactivations_and_unknown_members_that_no_webhook_reported() {
+    let h = harness(Provider::Brevo, berlin(2024, 9, 1, 12)).await;
+    h.change(assignment("a1", "max@example.com", None, berlin(2024, 9, 1, 12))).await;
+    h.change(assignment("a2", "erika@example.com", None, berlin(2024, 9, 1, 12))).await;
+    // Without a webhook: Max unsubscribed (Brevo blacklists him), Lena joined the list in Brevo.
+    h.esp.blacklist(&h.link.esp, "max@example.com");
+    h.esp.set_member(&h.link.esp, &h.link.list, "lena@example.com", true);
+
+    h.clock.set(berlin(2024, 9, 25, 12));
+    let finished = h.run_to_end().await;
+    assert_eq!((finished.counts.deactivated, finished.counts.queued), (1, 1));
+    let feed = h.feed().await;
+    let ends: Vec<_> = feed
+        .iter()
+        .filter_map(|c| match c {
+            OptigemCommand::EndAssignment { assignment, end, unsubscription, .. } => {
+                Some((assignment.to_string(), end.to_string(), unsubscription.date.to_string()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ends, [("a1".to_owned(), "2024-08".to_owned(), "2024-09-25".to_owned())], "R-E1 with the run's date");
+    let matches = feed.iter().filter(|c| matches!(c, OptigemCommand::MatchPersons { .. })).count();
+    assert_eq!(matches, 1, "R-E3: the unknown member waits for approval, OPTIGEM is asked for suggestions");
+    let lena = Email::parse("lena@example.com").unwrap();
+    let slice = optisync_ports::Slice { assignments: vec![], emails: vec![lena.clone()] };
+    let view = h.store.load(&h.link, &slice).await.unwrap().view;
+    assert_eq!(view.approvals[&lena].status, ApprovalStatus::Pending);
+
+    // Reconciling twice in a row plans nothing the second time.
+    let (calls, commands, audit) = (h.esp.mutating_calls(), feed.len(), h.audit_len().await);
+    h.clock.set(berlin(2024, 9, 25, 18));
+    let again = h.run_to_end().await;
+    assert_eq!((again.counts.inputs, again.counts.esp_operations, again.counts.commands), (0, 0, 0));
+    assert_eq!((h.esp.mutating_calls(), h.feed().await.len(), h.audit_len().await), (calls, commands, audit));
+}
+
+#[tokio::test]
+async fn a_run_continues_from_its_checkpoint_and_a_crash_mid_page_repeats_no_effect() {
+    let h = harness(Provider::Brevo, berlin(2024, 9, 1, 12)).await;
+    let n = 120;
+    for i in 0..n {
+        h.change(assignment(&format!("a{i:03}"), &format!("m{i:03}@example.com"), None, berlin(2024, 9, 1, 12))).await;
+    }
+    for i in 0..n {
+        h.esp.blacklist(&h.link.esp, &format!("m{i:03}@example.com"));
+    }
+    h.esp.set_page_size(25);
+    h.clock.set(berlin(2024, 9, 25, 12));
+    let before = h.esp.mutating_calls();
+
+    // Invocation 1: two pages, then the (simulated) deadline.
+    let RunOutcome::Continue(progress) = h.run(Budget { max_pages: Some(2), ..Default::default() }).await else {
+        panic!("expected a continuation")
+    };
+    assert_eq!((progress.counts.pages, progress.counts.deactivated), (2, 50));
+    // Invocation 2 dies in the middle of page 3 (its 10th removal fails): an error, the checkpoint stays.
+    h.esp.fail_at(before + 60, EspError::Transient { retry_after_secs: None });
+    let failed = h.reconciler.run(&tenant(), &h.link.id, Budget::default()).await;
+    assert!(failed.is_err());
+    let state = h.reconciler.state(&h.link.id).await.unwrap();
+    assert_eq!(state.current.as_ref().map(|p| p.counts.pages), Some(2), "the checkpoint of page 2");
+    // Invocations 3…: page by page to the end.
+    let mut invocations = 0;
+    let finished = loop {
+        invocations += 1;
+        match h.run(Budget { max_pages: Some(1), ..Default::default() }).await {
+            RunOutcome::Continue(_) => continue,
+            RunOutcome::Finished(f) => break f,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(invocations, 3, "pages 3, 4 and 5");
+    assert_eq!(finished.counts.pages, 5);
+    assert_eq!(finished.invocations, 4, "the one that failed saved nothing");
+
+    // Every member was taken off the list once and every assignment ended once, the crash notwithstanding.
+    assert_eq!(h.esp.mutating_calls() - before, n as u64, "one removal per member");
+    let ends = h.feed().await.iter().filter(|c| matches!(c, OptigemCommand::EndAssignment { .. })).count();
+    assert_eq!(ends, n);
+    assert!(h.receiving().is_empty());
+    assert!(h.reconciler.state(&h.link.id).await.unwrap().current.is_none());
+    assert_eq!(h.esp.list_reads(), 2 + 1 + 3, "the crashed page was read again, nothing else twice");
+}
+
+#[tokio::test]
+async fn a_second_run_waits_while_one_holds_the_lease_and_unlinked_links_are_skipped() {
+    let h = harness(Provider::CleverReach, berlin(2024, 9, 1, 12)).await;
+    let now = h.clock.now();
+    assert!(
+        h.store
+            .try_lease(&format!("run#{}", h.link.id), "other-run", now, now + chrono::Duration::minutes(5))
+            .await
+            .unwrap()
+    );
+    assert_eq!(h.run(Budget::default()).await, RunOutcome::Busy);
+    h.clock.set(now + chrono::Duration::minutes(6));
+    assert!(matches!(h.run(Budget::default()).await, RunOutcome::Finished(_)), "an expired lease is taken over");
+
+    let mut off = h.link.clone();
+    off.status = LinkStatus::NotLinked;
+    h.store.put_link(&off).await.unwrap();
+    assert_eq!(h.run(Budget::default()).await, RunOutcome::Skipped);
+    let unknown = h.reconciler.run(&tenant(), &LinkId::new("nope"), Budget::default()).await.unwrap();
+    assert_eq!(unknown, RunOutcome::Skipped);
+}
