@@ -188,10 +188,7 @@ fn decision_audit(entry: &ApprovalEntry, commands: &[OptigemCommand], now: DateT
         assignment: None,
         recipient: Some(entry.email.masked()),
         esp: Vec::new(),
-        commands: commands
-            .iter()
-            .map(|c| AuditCommand { kind: "create_assignment".to_owned(), id: c.id().clone() })
-            .collect(),
+        commands: commands.iter().map(|c| AuditCommand { kind: c.kind().to_owned(), id: c.id().clone() }).collect(),
         writes: 1,
     }
 }

@@ -2,7 +2,7 @@
 //! what the ESP was told, which OPTIGEM commands were issued. Recipients appear masked only (R-J5), so an
 //! entry never needs erasing; entries expire after [`AUDIT_RETENTION_DAYS`].
 
-use crate::{AssignmentId, CommandId, EspEventKind, EspOp, Input, Known, LinkId, OptigemCommand, Plan};
+use crate::{AssignmentId, CommandId, EspEventKind, Input, Known, LinkId, OptigemCommand, Plan};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -78,22 +78,22 @@ pub fn audit_entries(known: &Known, input: &Input, plan: &Plan, at: DateTime<Utc
     for action in &plan.esp {
         entry(&mut entries, &blank, &action.link)
             .esp
-            .push(AuditOperation { recipient: action.email.masked(), op: op_name(&action.op) });
+            .push(AuditOperation { recipient: action.email.masked(), op: action.op.name().to_owned() });
     }
     for write in &plan.writes {
         entry(&mut entries, &blank, write.link()).writes += 1;
     }
     for command in &plan.commands {
-        let (kind, links): (&str, Vec<&LinkId>) = match command {
-            OptigemCommand::MatchPersons { link, .. } => ("match_persons", vec![link]),
-            OptigemCommand::EndAssignment { newsletter, .. } => ("end_assignment", links_of(known, newsletter)),
-            OptigemCommand::CreateAssignment { newsletter, .. } => ("create_assignment", links_of(known, newsletter)),
-            OptigemCommand::ExportNewsletter { newsletter, .. } => ("export_newsletter", links_of(known, newsletter)),
+        let links: Vec<&LinkId> = match command {
+            OptigemCommand::MatchPersons { link, .. } => vec![link],
+            OptigemCommand::EndAssignment { newsletter, .. }
+            | OptigemCommand::CreateAssignment { newsletter, .. }
+            | OptigemCommand::ExportNewsletter { newsletter, .. } => links_of(known, newsletter),
         };
         for link in links {
             entry(&mut entries, &blank, link)
                 .commands
-                .push(AuditCommand { kind: kind.to_owned(), id: command.id().clone() });
+                .push(AuditCommand { kind: command.kind().to_owned(), id: command.id().clone() });
         }
     }
     entries.into_values().collect()
@@ -128,16 +128,4 @@ fn describe(input: &Input) -> (String, Option<AssignmentId>, Option<String>) {
         }
         Input::Today { .. } => ("today".to_owned(), None, None),
     }
-}
-
-fn op_name(op: &EspOp) -> String {
-    match op {
-        EspOp::Upsert { .. } => "upsert",
-        EspOp::AddToList => "add_to_list",
-        EspOp::RemoveFromList => "remove_from_list",
-        EspOp::Activate => "activate",
-        EspOp::Deactivate => "deactivate",
-        EspOp::UpdateFields { .. } => "update_fields",
-    }
-    .to_owned()
 }

@@ -334,6 +334,21 @@ pub enum EspOp {
     },
 }
 
+impl EspOp {
+    /// The operation's name, as it is serialised (`op`): `upsert`, `add_to_list`, `remove_from_list`,
+    /// `activate`, `deactivate`, `update_fields`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Upsert { .. } => "upsert",
+            Self::AddToList => "add_to_list",
+            Self::RemoveFromList => "remove_from_list",
+            Self::Activate => "activate",
+            Self::Deactivate => "deactivate",
+            Self::UpdateFields { .. } => "update_fields",
+        }
+    }
+}
+
 /// An ESP operation with where it applies.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EspAction {
@@ -435,6 +450,17 @@ impl OptigemCommand {
             | Self::CreateAssignment { id, .. }
             | Self::MatchPersons { id, .. }
             | Self::ExportNewsletter { id, .. } => id,
+        }
+    }
+
+    /// The command's type, as it is serialised (`type`): `end_assignment`, `create_assignment`,
+    /// `export_newsletter` or `match_persons`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::EndAssignment { .. } => "end_assignment",
+            Self::CreateAssignment { .. } => "create_assignment",
+            Self::ExportNewsletter { .. } => "export_newsletter",
+            Self::MatchPersons { .. } => "match_persons",
         }
     }
 }

@@ -46,3 +46,33 @@ fn a_plan_without_effects_leaves_no_entry() {
     assert!(again.is_empty());
     assert!(audit_entries(&k, &first, &again, noon("2024-06-04")).is_empty());
 }
+
+#[test]
+fn operation_and_command_names_are_their_serialised_tags() {
+    let ops = [
+        EspOp::Upsert { fields: rules::FieldValues::default() },
+        EspOp::AddToList,
+        EspOp::RemoveFromList,
+        EspOp::Activate,
+        EspOp::Deactivate,
+        EspOp::UpdateFields { fields: rules::FieldValues::default() },
+    ];
+    for op in ops {
+        assert_eq!(serde_json::to_value(&op).unwrap()["op"], op.name());
+    }
+    let id = CommandId::new("c1");
+    let nl = NewsletterId::new("nl");
+    let commands = [
+        OptigemCommand::ExportNewsletter { id: id.clone(), newsletter: nl.clone() },
+        OptigemCommand::MatchPersons {
+            id: id.clone(),
+            link: LinkId::new("l"),
+            email: email("max@example.com"),
+            first_name: None,
+            last_name: None,
+        },
+    ];
+    for command in commands {
+        assert_eq!(serde_json::to_value(&command).unwrap()["type"], command.kind());
+    }
+}

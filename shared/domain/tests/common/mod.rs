@@ -117,20 +117,7 @@ pub fn esp_event(link: &Link, list: bool, mail: &str, when: &str, what: EspEvent
 
 /// The ESP operations of a plan as (link, e-mail key, op name) for compact assertions.
 pub fn ops(plan: &Plan) -> Vec<(String, String, String)> {
-    plan.esp
-        .iter()
-        .map(|a| {
-            let op = match &a.op {
-                EspOp::Upsert { .. } => "upsert",
-                EspOp::AddToList => "add_to_list",
-                EspOp::RemoveFromList => "remove_from_list",
-                EspOp::Activate => "activate",
-                EspOp::Deactivate => "deactivate",
-                EspOp::UpdateFields { .. } => "update_fields",
-            };
-            (a.link.to_string(), a.email.key().to_owned(), op.to_owned())
-        })
-        .collect()
+    plan.esp.iter().map(|a| (a.link.to_string(), a.email.key().to_owned(), a.op.name().to_owned())).collect()
 }
 
 pub fn op(link: &str, mail: &str, op: &str) -> (String, String, String) {
