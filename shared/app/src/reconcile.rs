@@ -196,11 +196,10 @@ impl Reconciler {
             progress.counts.esp_operations += outcome.esp_operations as u64;
             progress.counts.commands += outcome.commands as u64;
             progress.phase = Phase::List;
-            version = match self.save(&link.id, &state, Some(&progress), version).await {
-                Ok(v) => v,
-                Err(StoreError::Conflict) => return Ok(RunOutcome::Busy),
-                Err(e) => return Err(e.into()),
+            let Some(saved) = self.save(&link.id, &state, Some(&progress), version).await? else {
+                return Ok(RunOutcome::Busy);
             };
+            version = Some(saved);
         }
         let mut pages_now = 0u64;
         loop {
@@ -222,11 +221,8 @@ impl Reconciler {
                     counts: progress.counts,
                 };
                 state.last = Some(finished.clone());
-                if let Err(e) = self.save(&link.id, &state, None, version).await {
-                    return match e {
-                        StoreError::Conflict => Ok(RunOutcome::Busy),
-                        e => Err(e.into()),
-                    };
+                if self.save(&link.id, &state, None, version).await?.is_none() {
+                    return Ok(RunOutcome::Busy);
                 }
                 tracing::info!(
                     pages = finished.counts.pages,
@@ -236,11 +232,10 @@ impl Reconciler {
                 );
                 return Ok(RunOutcome::Finished(finished));
             }
-            version = match self.save(&link.id, &state, Some(&progress), version).await {
-                Ok(v) => v,
-                Err(StoreError::Conflict) => return Ok(RunOutcome::Busy),
-                Err(e) => return Err(e.into()),
+            let Some(saved) = self.save(&link.id, &state, Some(&progress), version).await? else {
+                return Ok(RunOutcome::Busy);
             };
+            version = Some(saved);
         }
     }
 
@@ -292,17 +287,21 @@ impl Reconciler {
         }
     }
 
-    /// Saves the state with `current` as the run in progress (`None`: no run in progress).
+    /// Saves the state with `current` as the run in progress (`None`: no run in progress) over the
+    /// version read, and returns the new version; `None` when another run saved first (it took over).
     async fn save(
         &self,
         link: &LinkId,
         state: &RunState,
         current: Option<&Progress>,
         version: Option<u64>,
-    ) -> Result<Option<u64>, StoreError> {
+    ) -> Result<Option<u64>, RunError> {
         let stored = RunState { current: current.cloned(), last: state.last.clone() };
-        let raw = serde_json::to_string(&stored).map_err(|e| StoreError::Permanent(format!("encode: {e}")))?;
-        self.store.save_run_state(link, &raw, version).await?;
-        Ok(Some(version.unwrap_or(0) + 1))
+        let raw = serde_json::to_string(&stored).map_err(|e| RunError::State(e.to_string()))?;
+        match self.store.save_run_state(link, &raw, version).await {
+            Ok(()) => Ok(Some(version.unwrap_or(0) + 1)),
+            Err(StoreError::Conflict) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 }
