@@ -146,7 +146,29 @@ impl DynamoStore {
         names: &[(&str, &str)],
         limit: Option<usize>,
     ) -> Result<Vec<Item>, StoreError> {
+        let limit = limit.unwrap_or(usize::MAX);
         let mut items = Vec::new();
+        self.query_pages(index, condition, values, names, true, |page| {
+            items.extend(page);
+            items.truncate(limit);
+            Ok(items.len() < limit)
+        })
+        .await?;
+        Ok(items)
+    }
+
+    /// Runs a query page by page (in sort-key order, or reversed when `forward` is false), following
+    /// `LastEvaluatedKey`, and hands each page to `take` until it answers `false` or the pages end. The
+    /// table itself is read consistently; an index cannot be.
+    async fn query_pages(
+        &self,
+        index: Option<&str>,
+        condition: &str,
+        values: &[(&str, AttributeValue)],
+        names: &[(&str, &str)],
+        forward: bool,
+        mut take: impl FnMut(Vec<Item>) -> Result<bool, StoreError>,
+    ) -> Result<(), StoreError> {
         let mut start: Option<Item> = None;
         loop {
             let mut q = self
@@ -154,6 +176,7 @@ impl DynamoStore {
                 .query()
                 .table_name(&self.table)
                 .key_condition_expression(condition)
+                .scan_index_forward(forward)
                 .set_exclusive_start_key(start.take())
                 .set_limit(self.page_size);
             if let Some(index) = index {
@@ -170,14 +193,12 @@ impl DynamoStore {
             let out = q.send().await.map_err(classify)?;
             let page = out.items.unwrap_or_default();
             self.meter(read_units(page.iter().map(item_size).sum(), index.is_none()), 0.0);
-            items.extend(page);
-            if limit.is_some_and(|l| items.len() >= l) {
-                items.truncate(limit.unwrap_or(usize::MAX));
-                return Ok(items);
+            if !take(page)? {
+                return Ok(());
             }
             match out.last_evaluated_key {
                 Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(items),
+                _ => return Ok(()),
             }
         }
     }
@@ -745,37 +766,23 @@ impl StateStore for DynamoStore {
 
     async fn audit(&self, link: &LinkId, now: DateTime<Utc>, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
         let mut entries = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":pk", s(&link_pk(link)))
-                .expression_attribute_values(":prefix", s(AUDIT_PREFIX))
-                .scan_index_forward(false)
-                .set_exclusive_start_key(start.take())
-                .set_limit(self.page_size)
-                .send()
-                .await
-                .map_err(classify)?;
-            let page = out.items.unwrap_or_default();
-            self.meter(read_units(page.iter().map(item_size).sum(), false), 0.0);
+        let condition = "pk = :pk AND begins_with(sk, :prefix)";
+        let values = [(":pk", s(&link_pk(link))), (":prefix", s(AUDIT_PREFIX))];
+        // Newest first; expired entries (TTL deletes late) are skipped and do not count.
+        self.query_pages(None, condition, &values, &[], false, |page| {
             for item in &page {
                 let entry: AuditEntry = from_item(item)?;
                 if entry.expires_at() > now {
                     entries.push(entry);
                     if entries.len() >= limit {
-                        return Ok(entries);
+                        return Ok(false);
                     }
                 }
             }
-            match out.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(entries),
-            }
-        }
+            Ok(true)
+        })
+        .await?;
+        Ok(entries)
     }
 }
 
