@@ -94,6 +94,22 @@ async fn a_new_assignment_reaches_the_list_and_the_same_event_five_times_has_the
     assert_eq!(h.esp.contact(&l.esp, "max@example.com").unwrap().fields["FIRSTNAME"], "Max");
 }
 
+/// R-F7: links are per newsletter, and newsletters may use different ESPs and accounts: each assignment
+/// reaches only the list its own newsletter is linked to.
+#[tokio::test]
+async fn r_f7_each_newsletter_syncs_to_its_own_esp_and_account() {
+    let brevo = link(Provider::Brevo, "nl-a");
+    let mut cleverreach = link(Provider::CleverReach, "nl-b");
+    cleverreach.esp.account = AccountId::new("other-acc");
+    let h = harness(&[brevo.clone(), cleverreach.clone()]).await;
+    h.engine.process(&tenant(), &changed(&snapshot("a1", "nl-a", "max@example.com", 1, "Max"))).await.unwrap();
+    h.engine.process(&tenant(), &changed(&snapshot("a2", "nl-b", "erika@example.com", 1, "Erika"))).await.unwrap();
+    assert_eq!(h.esp.receiving(&brevo.esp, &brevo.list), ["max@example.com".to_owned()].into());
+    assert_eq!(h.esp.receiving(&cleverreach.esp, &cleverreach.list), ["erika@example.com".to_owned()].into());
+    assert!(h.esp.contact(&cleverreach.esp, "max@example.com").is_none(), "nothing of nl-a in the other account");
+    assert!(h.esp.contact(&brevo.esp, "erika@example.com").is_none(), "nothing of nl-b in the Brevo account");
+}
+
 #[tokio::test]
 async fn an_esp_fault_commits_nothing_and_the_retry_does_the_work_once() {
     let l = link(Provider::Brevo, "nl");
