@@ -208,7 +208,7 @@ impl Reconciler {
                 tracing::info!(pages = progress.counts.pages, "run budget spent; continuing in a new invocation");
                 return Ok(RunOutcome::Continue(progress));
             }
-            let page = self.lister.list_page(link, progress.cursor.as_deref()).await?;
+            let page = self.lister.list_page(link, None, progress.cursor.as_deref()).await?;
             self.apply_page(tenant, link, &page.members, &mut progress).await?;
             progress.counts.pages += 1;
             pages_now += 1;

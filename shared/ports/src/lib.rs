@@ -338,11 +338,21 @@ pub struct ListPage {
 }
 
 /// Reads a link's list page by page (reconciliation, first sync).
+///
+/// A link restricted to a CleverReach segment (R-G1) lists the segment's members: the receivers of the
+/// filter, active in the group.
 #[async_trait]
 pub trait EspLister: Send + Sync {
     /// The page of the link's list that starts at `cursor` (`None`: the first page). Cursors are opaque
-    /// and survive a restart, so a run can continue from a checkpoint.
-    async fn list_page(&self, link: &Link, cursor: Option<&str>) -> Result<ListPage, EspError>;
+    /// and survive a restart, so a run can continue from a checkpoint. With `since`, the lister may leave
+    /// out members the ESP has not changed since then (Brevo's `modifiedSince`); a lister without such a
+    /// delta lists everyone, and the caller treats a listing with `since` as incomplete either way.
+    async fn list_page(
+        &self,
+        link: &Link,
+        since: Option<DateTime<Utc>>,
+        cursor: Option<&str>,
+    ) -> Result<ListPage, EspError>;
 }
 
 /// The ESP side: applies planned operations, each a target state and so safe to repeat.

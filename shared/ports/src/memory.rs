@@ -426,7 +426,12 @@ impl EspLister for MemoryEsp {
     /// Members in address order; the cursor is the last address of the previous page. Brevo members
     /// count as listed while they are on the list (blacklisted ones are listed but inactive); CleverReach
     /// members while they are in the group, active or not.
-    async fn list_page(&self, link: &Link, cursor: Option<&str>) -> Result<ListPage, EspError> {
+    async fn list_page(
+        &self,
+        link: &Link,
+        _since: Option<DateTime<Utc>>,
+        cursor: Option<&str>,
+    ) -> Result<ListPage, EspError> {
         let mut inner = self.inner.lock().expect("esp lock");
         if let Some(error) = inner.fail_next.pop() {
             return Err(error);
