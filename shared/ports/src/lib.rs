@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use optisync_domain::{
     AssignmentId, AuditEntry, CommandId, CommandResult, Email, EspAccount, EspAction, EspEvent, Input, Link, LinkId,
-    LinkView, ListId, NewsletterId, OptigemCommand, StateWrite, TenantId, TenantSettings,
+    LinkView, ListId, NewsletterId, OptigemCommand, RecipientState, StateWrite, TenantId, TenantSettings,
 };
 use std::collections::BTreeMap;
 
@@ -146,6 +146,33 @@ pub trait StateStore: Send + Sync {
     async fn save_run_state(&self, link: &LinkId, value: &str, expected: Option<u64>) -> Result<(), StoreError>;
     /// A link's audit trail, newest first, up to `limit` entries, without those expired at `now`.
     async fn audit(&self, link: &LinkId, now: DateTime<Utc>, limit: usize) -> Result<Vec<AuditEntry>, StoreError>;
+    /// A link's recipient states in the order of their R-B2 keys, starting after the key `after` (`None`:
+    /// from the first), up to `limit` (the scheduled run's sweep for members gone from the list).
+    async fn recipients(
+        &self,
+        link: &LinkId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(Email, RecipientState)>, StoreError>;
+    /// Stores chunk `index` of a run's working data under `run` (the e-mails a listing saw, deferred ends,
+    /// a dry run's report), replacing a chunk written before at that index; the store forgets it after
+    /// `expires_at`.
+    async fn put_run_chunk(
+        &self,
+        link: &LinkId,
+        run: &str,
+        index: u64,
+        value: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// A run's chunks with an index above `after` (`None`: from the first), in index order, up to `limit`.
+    async fn run_chunks(
+        &self,
+        link: &LinkId,
+        run: &str,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(u64, String)>, StoreError>;
 }
 
 /// What claiming an idempotency key found.

@@ -25,6 +25,7 @@ struct StoreInner {
     inbox: BTreeMap<(TenantId, String), (InboxEntry, bool)>,
     audit: BTreeMap<LinkId, Vec<AuditEntry>>,
     runs: HashMap<LinkId, (String, u64)>,
+    chunks: BTreeMap<(LinkId, String, u64), String>,
     fail_next_put: Option<StoreError>,
 }
 
@@ -240,6 +241,59 @@ impl StateStore for MemoryStore {
         let inner = self.lock();
         let entries = inner.audit.get(link).map(Vec::as_slice).unwrap_or_default();
         Ok(entries.iter().rev().filter(|e| e.expires_at() > now).take(limit).cloned().collect())
+    }
+    async fn recipients(
+        &self,
+        link: &LinkId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(Email, RecipientState)>, StoreError> {
+        let inner = self.lock();
+        let from = ItemKey::Recipient(link.clone(), after.unwrap_or("").to_owned());
+        Ok(inner
+            .items
+            .range(from..)
+            .take_while(|(key, _)| matches!(key, ItemKey::Recipient(l, _) if l == link))
+            .filter_map(|(key, (_, item))| match (key, item) {
+                (ItemKey::Recipient(_, k), Item::Recipient(email, state)) if after.is_none_or(|a| k.as_str() > a) => {
+                    Some((email.clone(), state.clone()))
+                }
+                _ => None,
+            })
+            .take(limit)
+            .collect())
+    }
+
+    async fn put_run_chunk(
+        &self,
+        link: &LinkId,
+        run: &str,
+        index: u64,
+        value: &str,
+        _expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.lock().chunks.insert((link.clone(), run.to_owned(), index), value.to_owned());
+        Ok(())
+    }
+
+    async fn run_chunks(
+        &self,
+        link: &LinkId,
+        run: &str,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(u64, String)>, StoreError> {
+        let from = after.map_or(0, |a| a.saturating_add(1));
+        if after == Some(u64::MAX) {
+            return Ok(Vec::new());
+        }
+        let inner = self.lock();
+        Ok(inner
+            .chunks
+            .range((link.clone(), run.to_owned(), from)..=(link.clone(), run.to_owned(), u64::MAX))
+            .take(limit)
+            .map(|((_, _, i), v)| (*i, v.clone()))
+            .collect())
     }
 }
 

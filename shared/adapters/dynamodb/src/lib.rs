@@ -784,6 +784,92 @@ impl StateStore for DynamoStore {
         .await?;
         Ok(entries)
     }
+    async fn recipients(
+        &self,
+        link: &LinkId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(Email, RecipientState)>, StoreError> {
+        let mut out = Vec::new();
+        if limit == 0 {
+            return Ok(out);
+        }
+        // BETWEEN is inclusive: a NUL after the last key read starts just past it.
+        let from = after.map_or_else(|| recipient_sk(""), |a| recipient_sk(&format!("{a}\u{0}")));
+        let condition = "pk = :pk AND sk BETWEEN :from AND :to";
+        let values = [(":pk", s(&link_pk(link))), (":from", s(&from)), (":to", s(&recipient_sk("\u{10ffff}")))];
+        self.query_pages(None, condition, &values, &[], true, |page| {
+            for item in &page {
+                out.push(from_item::<(Email, RecipientState)>(item)?);
+                if out.len() >= limit {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        })
+        .await?;
+        Ok(out)
+    }
+
+    async fn put_run_chunk(
+        &self,
+        link: &LinkId,
+        run: &str,
+        index: u64,
+        value: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let item = HashMap::from([
+            ("pk".to_owned(), s(&link_pk(link))),
+            ("sk".to_owned(), s(&chunk_sk(run, index))),
+            ("v".to_owned(), s(value)),
+            ("expires_at".to_owned(), n(expires_at.timestamp().max(0) as u64)),
+        ]);
+        self.meter(0.0, write_units(item_size(&item)));
+        self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(classify)?;
+        Ok(())
+    }
+
+    async fn run_chunks(
+        &self,
+        link: &LinkId,
+        run: &str,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(u64, String)>, StoreError> {
+        let mut out = Vec::new();
+        let Some(from) = after.map_or(Some(0), |a| a.checked_add(1)) else { return Ok(out) };
+        if limit == 0 || from > CHUNK_INDEX_MAX {
+            return Ok(out);
+        }
+        let condition = "pk = :pk AND sk BETWEEN :from AND :to";
+        let values = [
+            (":pk", s(&link_pk(link))),
+            (":from", s(&chunk_sk(run, from))),
+            (":to", s(&chunk_sk(run, CHUNK_INDEX_MAX))),
+        ];
+        self.query_pages(None, condition, &values, &[], true, |page| {
+            for item in &page {
+                let sk = get_s(item, "sk").unwrap_or_default();
+                let index = sk.rsplit('#').next().and_then(|i| i.parse().ok()).unwrap_or(0);
+                out.push((index, get_s(item, "v").unwrap_or_default().to_owned()));
+                if out.len() >= limit {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        })
+        .await?;
+        Ok(out)
+    }
+}
+
+/// The highest chunk index (the sort key keeps 12 digits, so chunks sort by index).
+const CHUNK_INDEX_MAX: u64 = 999_999_999_999;
+
+/// The sort key of chunk `index` of a run's working data.
+fn chunk_sk(run: &str, index: u64) -> String {
+    format!("CHUNK#{run}#{:012}", index.min(CHUNK_INDEX_MAX))
 }
 
 /// The sort key of a link's run state (checkpoint and last result of the scheduled run).

@@ -47,6 +47,8 @@ const RESULTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("resu
 const AUDIT: TableDefinition<(&str, u64, u64), &[u8]> = TableDefinition::new("audit");
 /// link → (version, run state).
 const RUNS: TableDefinition<&str, (u64, &str)> = TableDefinition::new("runs");
+/// (link, run, index) → (expires at in epoch seconds, chunk): a run's working data.
+const CHUNKS: TableDefinition<(&str, &str, u64), (i64, &str)> = TableDefinition::new("run_chunks");
 const LEASES: TableDefinition<&str, &[u8]> = TableDefinition::new("leases");
 /// Idempotency records: key → JSON.
 const IDEMPOTENCY: TableDefinition<&str, &[u8]> = TableDefinition::new("idempotency");
@@ -189,6 +191,7 @@ impl EmbeddedStore {
         txn.open_table(INBOX).map_err(db_err)?;
         txn.open_table(AUDIT).map_err(db_err)?;
         txn.open_table(RUNS).map_err(db_err)?;
+        txn.open_table(CHUNKS).map_err(db_err)?;
         txn.commit().map_err(db_err)?;
         Ok(Self { db: Arc::new(db) })
     }
@@ -609,6 +612,77 @@ impl StateStore for EmbeddedStore {
                 if entry.expires_at() > now {
                     out.push(entry);
                 }
+            }
+            Ok(out)
+        })
+        .await
+    }
+    async fn recipients(
+        &self,
+        link: &LinkId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(Email, RecipientState)>, StoreError> {
+        let (link, after) = (link.to_string(), after.map(str::to_owned));
+        self.read(move |txn| {
+            let items = txn.open_table(ITEMS).map_err(db_err)?;
+            let l = link.as_str();
+            let from = after.as_deref().unwrap_or("");
+            let mut out = Vec::new();
+            for row in items.range((l, RECIPIENT, from)..(l, RECIPIENT + 1, "")).map_err(db_err)? {
+                if out.len() >= limit {
+                    break;
+                }
+                let (key, value) = row.map_err(db_err)?;
+                if after.as_deref().is_some_and(|a| key.value().2 <= a) {
+                    continue;
+                }
+                let got: GotItem<(Email, RecipientState)> = decode("recipient state", value.value())?;
+                out.push(got.value);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn put_run_chunk(
+        &self,
+        link: &LinkId,
+        run: &str,
+        index: u64,
+        value: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let (link, run, value) = (link.to_string(), run.to_owned(), value.to_owned());
+        self.write(move |txn| {
+            let mut chunks = txn.open_table(CHUNKS).map_err(db_err)?;
+            chunks
+                .insert((link.as_str(), run.as_str(), index), (expires_at.timestamp(), value.as_str()))
+                .map_err(db_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn run_chunks(
+        &self,
+        link: &LinkId,
+        run: &str,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(u64, String)>, StoreError> {
+        let Some(from) = after.map_or(Some(0), |a| a.checked_add(1)) else { return Ok(Vec::new()) };
+        let (link, run) = (link.to_string(), run.to_owned());
+        self.read(move |txn| {
+            let chunks = txn.open_table(CHUNKS).map_err(db_err)?;
+            let (l, r) = (link.as_str(), run.as_str());
+            let mut out = Vec::new();
+            for row in chunks.range((l, r, from)..=(l, r, u64::MAX)).map_err(db_err)? {
+                if out.len() >= limit {
+                    break;
+                }
+                let (key, value) = row.map_err(db_err)?;
+                out.push((key.value().2, value.value().1.to_owned()));
             }
             Ok(out)
         })
