@@ -3,12 +3,14 @@
 //! * `GET /connector/{tenant}/commands?after=N&limit=M` — the command feed after sequence N, oldest first;
 //! * `POST /connector/{tenant}/commands/{id}/result` — the result of executing a command (204);
 //! * `PUT /connector/{tenant}/snapshots/{id}/pages/{n}` — a snapshot page answering `export_newsletter`,
-//!   stored in the inbox like change events and handed to the worker (202).
+//!   stored in the inbox for the scheduled run that asked for it (202); the export's result wakes that run.
 //!
 //! Every request is signed (Standard Webhooks; the body of a GET is empty).
 
 use lambda_http::{Body, Request, Response};
-use optisync_app::optigem::{Accepted, IngestError, accept_result, accept_snapshot_page, authenticate};
+use optisync_app::optigem::{
+    Accepted, IngestError, accept_result, accept_snapshot_page, authenticate, runs_waiting_for,
+};
 use optisync_connector::signature::SignedHeaders;
 use optisync_domain::{CommandId, TenantId};
 use optisync_lambda::{error_response, json_response, retry_later};
@@ -30,9 +32,9 @@ pub struct Deps {
     pub secrets: Arc<dyn SecretStore>,
     /// The command feed.
     pub store: Arc<dyn StateStore>,
-    /// Where snapshot pages wait for the worker.
+    /// Where snapshot pages wait for the scheduled run.
     pub inbox: Arc<dyn Inbox>,
-    /// Tells the worker that a page is ready.
+    /// Wakes the scheduled runs waiting for an export.
     pub publisher: Arc<dyn EventPublisher>,
     /// The clock.
     pub clock: Arc<dyn Clock>,
@@ -98,8 +100,28 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
             }
         }
         ("POST", ["commands", id, "result"]) => {
-            match accept_result(deps.store.as_ref(), &tenant, &CommandId::new(*id), body).await {
-                Ok(()) => Response::builder().status(204).body(Body::Empty).expect("static response"),
+            let command = CommandId::new(*id);
+            match accept_result(deps.store.as_ref(), &tenant, &command, body).await {
+                Ok(()) => {
+                    // An export's result wakes the first syncs waiting for it (R-F1); the scheduler's tick
+                    // wakes them too, should this fail.
+                    match runs_waiting_for(deps.store.as_ref(), &tenant, &command).await {
+                        Ok(waiting) if !waiting.is_empty() => {
+                            let events: Vec<BusEvent> = waiting
+                                .into_iter()
+                                .map(|(tenant, link)| BusEvent::ReconcileLink { tenant, link })
+                                .collect();
+                            if let Err(e) = deps.publisher.publish(&events).await {
+                                tracing::warn!(error = %e, "export result stored; the waiting run wakes on the next tick");
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::warn!(error = %e, "export result stored; the waiting run wakes on the next tick")
+                        }
+                    }
+                    Response::builder().status(204).body(Body::Empty).expect("static response")
+                }
                 Err(e) => refused(&e),
             }
         }
@@ -113,12 +135,8 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
             match accept_snapshot_page(deps.store.as_ref(), deps.inbox.as_ref(), &tenant, &snapshot, page, body, now)
                 .await
             {
-                Ok(Accepted::Stored { events, key }) => {
-                    if let Err(e) =
-                        deps.publisher.publish(&[BusEvent::InboxReady { tenant: tenant.clone(), key }]).await
-                    {
-                        tracing::warn!(error = %e, "snapshot page stored, but the worker was not notified; the sweep will re-drive it");
-                    }
+                Ok(Accepted::Stored { events, .. }) => {
+                    // The scheduled run that asked for the export applies the pages once it is reported done.
                     tracing::info!(events, page, "snapshot page accepted");
                     json_response(202, json!({"accepted": events}))
                 }

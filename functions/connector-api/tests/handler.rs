@@ -185,7 +185,7 @@ fn page_body(newsletter: &str, ids: &[&str], last: bool) -> Vec<u8> {
 }
 
 #[tokio::test]
-async fn snapshot_pages_go_to_the_inbox_once_and_wake_the_worker() {
+async fn snapshot_pages_are_kept_once_for_the_run_and_the_exports_result_wakes_it() {
     let f = fixture().await;
     let body = page_body("NL-7", &["A-1", "A-2"], false);
     for id in ["p1", "p1-retry"] {
@@ -197,14 +197,45 @@ async fn snapshot_pages_go_to_the_inbox_once_and_wake_the_worker() {
     assert!(
         matches!(&entry.items[0], InboxItem::Input { input } if matches!(&**input, Input::AssignmentChanged { assignment } if assignment.id.as_str() == "A-1"))
     );
-    assert_eq!(
-        f.bus.drain(),
-        vec![BusEvent::InboxReady { tenant: TenantId::new("t1"), key: "snapshot:export-1:1".into() }],
-        "a page sent twice is stored and announced once"
-    );
+    assert_eq!(f.bus.drain(), vec![], "the worker is not woken: the run that asked applies the pages");
+    let waiting = f.store.pending(now() + chrono::Duration::days(1), 10).await.unwrap();
+    assert!(waiting.is_empty(), "the re-drive sweep leaves snapshot pages alone");
     let changed = page_body("NL-7", &["A-1"], true);
     let reused = handle(&f.deps, signed("PUT", "/connector/t1/snapshots/export-1/pages/1", &changed, "p1-other")).await;
     assert_eq!(reused.status(), 409, "page 1 again with another content");
+
+    // The export's result wakes the first sync of the newsletter's link that waits for it, and the dry
+    // run of a link being set up; linked links and other newsletters' are left alone.
+    let link = |id: &str, tenant: TenantId, newsletter: &str, status: LinkStatus| Link {
+        id: LinkId::new(id),
+        tenant,
+        newsletter: NewsletterId::new(newsletter),
+        esp: EspAccount { provider: Provider::Brevo, account: AccountId::new("acc") },
+        list: ListId::new("1"),
+        segment: None,
+        settings: LinkSettings::default(),
+        status,
+    };
+    let t1 = TenantId::new("t1");
+    let preview = optisync_app::reconcile::preview_tenant(&t1);
+    f.store.put_link(&link("first", t1.clone(), "NL-7", LinkStatus::Linking)).await.unwrap();
+    f.store.put_link(&link("linked", t1.clone(), "NL-7", LinkStatus::Linked)).await.unwrap();
+    f.store.put_link(&link("other", t1.clone(), "NL-8", LinkStatus::Linking)).await.unwrap();
+    f.store.put_link(&link("dry", preview.clone(), "NL-7", LinkStatus::Linking)).await.unwrap();
+    let done =
+        handle(&f.deps, signed("POST", "/connector/t1/commands/export-1/result", br#"{"status":"done"}"#, "r1")).await;
+    assert_eq!(done.status(), 204);
+    assert_eq!(
+        f.bus.drain(),
+        vec![
+            BusEvent::ReconcileLink { tenant: t1.clone(), link: LinkId::new("first") },
+            BusEvent::ReconcileLink { tenant: preview, link: LinkId::new("dry") },
+        ]
+    );
+    let other =
+        handle(&f.deps, signed("POST", "/connector/t1/commands/end-1/result", br#"{"status":"done"}"#, "r2")).await;
+    assert_eq!(other.status(), 204);
+    assert_eq!(f.bus.drain(), vec![], "other commands' results wake nothing");
 }
 
 #[tokio::test]

@@ -35,6 +35,36 @@ pub struct Outcome {
     pub writes: usize,
     /// Attempts needed (more than one when a concurrent writer won a race).
     pub attempts: u32,
+    /// Recipients created in the ESP or put on the list (R-D1, R-F2, R-F3).
+    pub created: usize,
+    /// Recipients whose mapped fields were written (R-D3, R-F2).
+    pub updated: usize,
+    /// Recipients deactivated in the list or taken off it (R-D2, R-E2, R-G5).
+    pub deactivated: usize,
+    /// Signups sent to the approval queue (a `match_persons` request each, R-C2, R-C3).
+    pub queued: usize,
+    /// Assignments OPTIGEM is asked to end (R-E1).
+    pub ended: usize,
+}
+
+impl Outcome {
+    /// The counts of a plan.
+    fn of(plan: &optisync_domain::Plan, attempts: u32) -> Self {
+        use optisync_domain::{EspOp, OptigemCommand};
+        let ops = |f: fn(&EspOp) -> bool| plan.esp.iter().filter(|a| f(&a.op)).count();
+        let commands = |f: fn(&OptigemCommand) -> bool| plan.commands.iter().filter(|c| f(c)).count();
+        Self {
+            esp_operations: plan.esp.len(),
+            commands: plan.commands.len(),
+            writes: plan.writes.len(),
+            attempts,
+            created: ops(|op| matches!(op, EspOp::AddToList)),
+            updated: ops(|op| matches!(op, EspOp::UpdateFields { .. })),
+            deactivated: ops(|op| matches!(op, EspOp::Deactivate | EspOp::RemoveFromList)),
+            queued: commands(|c| matches!(c, OptigemCommand::MatchPersons { .. })),
+            ended: commands(|c| matches!(c, OptigemCommand::EndAssignment { .. })),
+        }
+    }
 }
 
 /// Why an input could not be processed now. Every variant leaves the input retryable.
@@ -131,12 +161,7 @@ impl Engine {
             if !plan.esp.is_empty() {
                 self.esp.apply(&plan.esp).await?;
             }
-            let outcome = Outcome {
-                esp_operations: plan.esp.len(),
-                commands: plan.commands.len(),
-                writes: plan.writes.len(),
-                attempts: attempt,
-            };
+            let outcome = Outcome::of(&plan, attempt);
             let audit = audit_entries(&known, input, &plan, now);
             let writes = plan.writes.into_iter().map(|w| {
                 let expected = versions.get(&ItemKey::of(&w)).copied();

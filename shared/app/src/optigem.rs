@@ -154,9 +154,18 @@ pub async fn accept_result(
     Ok(())
 }
 
+/// The inbox key of snapshot page `page` (counting from 1) of the export `snapshot`.
+pub fn snapshot_page_key(snapshot: &CommandId, page: u64) -> String {
+    format!("snapshot:{snapshot}:{page}")
+}
+
 /// Accepts one snapshot page answering an `export_newsletter` command (`PUT …/snapshots/{id}/pages/{n}`)
 /// into the inbox, as one `assignment.changed` per assignment: snapshots carry versions, so a page that
 /// arrives after newer change events changes nothing (R-F2…F6). A page sent twice is stored once.
+///
+/// The page is kept out of the worker's way (marked processed at once): the scheduled run that asked for
+/// the export applies the pages in order once the connector reports it done, or previews them in a dry
+/// run without applying anything (R-F8).
 pub async fn accept_snapshot_page(
     store: &dyn StateStore,
     inbox: &dyn Inbox,
@@ -178,7 +187,7 @@ pub async fn accept_snapshot_page(
         _ => return Err(IngestError::NotFound("snapshot")),
     }
     let events = parsed.assignments.len();
-    let key = format!("snapshot:{snapshot}:{page}");
+    let key = snapshot_page_key(snapshot, u64::from(page));
     let entry = InboxEntry {
         tenant: tenant.clone(),
         key: key.clone(),
@@ -191,8 +200,32 @@ pub async fn accept_snapshot_page(
         received_at: now,
     };
     match inbox.put(&entry).await? {
-        InboxPut::Stored => Ok(Accepted::Stored { events, key }),
+        InboxPut::Stored => {
+            inbox.mark_done(tenant, &key).await?;
+            Ok(Accepted::Stored { events, key })
+        }
         InboxPut::Duplicate => Ok(Accepted::Duplicate),
         InboxPut::Mismatch => Err(IngestError::Reused),
     }
+}
+
+/// The scheduled runs waiting for an export: the first syncs (and dry runs) of the newsletter's links,
+/// to wake when the connector reports the export's result.
+pub async fn runs_waiting_for(
+    store: &dyn StateStore,
+    tenant: &TenantId,
+    command: &CommandId,
+) -> Result<Vec<(TenantId, optisync_domain::LinkId)>, StoreError> {
+    let Some((_, OptigemCommand::ExportNewsletter { newsletter, .. })) = store.command(tenant, command).await? else {
+        return Ok(Vec::new());
+    };
+    let mut waiting = Vec::new();
+    for t in [tenant.clone(), crate::reconcile::preview_tenant(tenant)] {
+        for link in store.links_for_newsletter(&t, &newsletter).await? {
+            if link.status == optisync_domain::LinkStatus::Linking {
+                waiting.push((t.clone(), link.id));
+            }
+        }
+    }
+    Ok(waiting)
 }

@@ -4,7 +4,7 @@
 use chrono::{DateTime, TimeZone, Utc};
 use chrono_tz::Europe::Berlin;
 use optisync_app::Engine;
-use optisync_app::reconcile::{Budget, Reconciler, RunOutcome};
+use optisync_app::reconcile::{Budget, Guard, Phase, Reconciler, RunOutcome};
 use optisync_domain::*;
 use optisync_ports::memory::{FixedClock, MemoryEsp, MemoryStore};
 use optisync_ports::{Clock, EspError, StateStore};
@@ -69,7 +69,7 @@ async fn harness(provider: Provider, now: DateTime<Utc>) -> Harness {
     let esp = Arc::new(MemoryEsp::new());
     let clock = Arc::new(FixedClock::new(now));
     let engine = Engine::new(store.clone(), esp.clone(), clock.clone());
-    let reconciler = Reconciler::new(engine.clone(), store.clone(), esp.clone(), clock.clone());
+    let reconciler = Reconciler::new(store.clone(), esp.clone(), esp.clone(), store.clone(), clock.clone());
     let link = link(provider);
     store.put_link(&link).await.unwrap();
     Harness { store, esp, clock, engine, reconciler, link }
@@ -170,7 +170,8 @@ async fn r_e1_r_e2_r_e3_the_list_shows_deactivations_and_unknown_members_that_no
 
 #[tokio::test]
 async fn a_run_continues_from_its_checkpoint_and_a_crash_mid_page_repeats_no_effect() {
-    let h = harness(Provider::Brevo, berlin(2024, 9, 1, 12)).await;
+    let mut h = harness(Provider::Brevo, berlin(2024, 9, 1, 12)).await;
+    h.reconciler = h.reconciler.clone().with_guard(Guard { share: 1.0, min: 1 });
     let n = 120;
     for i in 0..n {
         h.change(assignment(&format!("a{i:03}"), &format!("m{i:03}@example.com"), None, berlin(2024, 9, 1, 12))).await;
@@ -182,18 +183,24 @@ async fn a_run_continues_from_its_checkpoint_and_a_crash_mid_page_repeats_no_eff
     h.clock.set(berlin(2024, 9, 25, 12));
     let before = h.esp.mutating_calls();
 
-    // Invocation 1: two pages, then the (simulated) deadline.
+    // Invocation 1: two list pages, then the (simulated) deadline; the ends found wait for the apply phase.
     let RunOutcome::Continue(progress) = h.run(Budget { max_pages: Some(2), ..Default::default() }).await else {
         panic!("expected a continuation")
     };
-    assert_eq!((progress.counts.pages, progress.counts.deactivated), (2, 50));
-    // Invocation 2 dies in the middle of page 3 (its 10th removal fails): an error, the checkpoint stays.
+    assert_eq!((progress.counts.pages, progress.counts.deferred, progress.counts.ended), (2, 50, 0));
+    // Invocation 2: the other three list pages; the sweep is next.
+    let RunOutcome::Continue(progress) = h.run(Budget { max_pages: Some(3), ..Default::default() }).await else {
+        panic!("expected a continuation")
+    };
+    assert_eq!((progress.counts.pages, progress.counts.deferred, progress.phase), (5, 120, Phase::Sweep));
+    assert_eq!(h.esp.mutating_calls(), before, "nothing applied before the guard has seen every end");
+    // Invocation 3 sweeps, then dies in the middle of the third chunk of ends (its 10th removal fails).
     h.esp.fail_at(before + 60, EspError::Transient { retry_after_secs: None });
     let failed = h.reconciler.run(&tenant(), &h.link.id, Budget::default()).await;
     assert!(failed.is_err());
     let state = h.reconciler.state(&h.link.id).await.unwrap();
-    assert_eq!(state.current.as_ref().map(|p| p.counts.pages), Some(2), "the checkpoint of page 2");
-    // Invocations 3…: page by page to the end.
+    assert_eq!(state.current.as_ref().map(|p| p.counts.ended), Some(50), "the checkpoint after the second chunk");
+    // Invocations 4…: chunk by chunk to the end.
     let mut invocations = 0;
     let finished = loop {
         invocations += 1;
@@ -203,9 +210,11 @@ async fn a_run_continues_from_its_checkpoint_and_a_crash_mid_page_repeats_no_eff
             other => panic!("{other:?}"),
         }
     };
-    assert_eq!(invocations, 3, "pages 3, 4 and 5");
-    assert_eq!(finished.counts.pages, 5);
-    assert_eq!(finished.invocations, 4, "the one that failed saved nothing");
+    assert_eq!(invocations, 4, "chunks 3, 4 and 5, then the end");
+    // The nine ends the crashed invocation applied are not repeated, and as its checkpoint was lost they
+    // are not counted either: the counts are a floor, the feed below is the truth.
+    assert_eq!((finished.counts.pages, finished.counts.ended, finished.counts.deactivated), (5, 111, 111));
+    assert_eq!(finished.invocations, 7, "the one that crashed saved its checkpoint up to its last whole chunk");
 
     // Every member was taken off the list once and every assignment ended once, the crash notwithstanding.
     assert_eq!(h.esp.mutating_calls() - before, n as u64, "one removal per member");
@@ -213,7 +222,38 @@ async fn a_run_continues_from_its_checkpoint_and_a_crash_mid_page_repeats_no_eff
     assert_eq!(ends, n);
     assert!(h.receiving().is_empty());
     assert!(h.reconciler.state(&h.link.id).await.unwrap().current.is_none());
-    assert_eq!(h.esp.list_reads(), 2 + 1 + 3, "the crashed page was read again, nothing else twice");
+    assert_eq!(h.esp.list_reads(), 5, "every list page read once");
+}
+
+#[tokio::test]
+async fn r_f8_the_guard_holds_a_run_that_would_end_most_of_the_list_until_an_admin_confirms() {
+    let h = harness(Provider::CleverReach, berlin(2024, 9, 1, 12)).await;
+    for i in 0..40 {
+        h.change(assignment(&format!("a{i:03}"), &format!("m{i:03}@example.com"), None, berlin(2024, 9, 1, 12))).await;
+    }
+    // Someone deactivated 30 of 40 receivers in CleverReach: 75 % of the list, over the default 10 %.
+    for i in 0..30 {
+        h.esp.set_member(&h.link.esp, &h.link.list, &format!("m{i:03}@example.com"), false);
+    }
+    h.clock.set(berlin(2024, 9, 25, 12));
+    let before = h.esp.mutating_calls();
+    let RunOutcome::Held(progress) = h.run(Budget::default()).await else { panic!("expected the guard to hold") };
+    assert_eq!((progress.counts.deferred, progress.counts.members), (30, 40));
+    assert_eq!(h.esp.mutating_calls(), before, "nothing deactivated");
+    assert!(h.feed().await.iter().all(|c| !matches!(c, OptigemCommand::EndAssignment { .. })), "nothing ended");
+    let RunOutcome::Held(again) = h.run(Budget::default()).await else { panic!("held until confirmed") };
+    assert_eq!((again.counts, again.invocations), (progress.counts, 2));
+
+    assert!(h.reconciler.confirm(&h.link.id).await.unwrap());
+    let finished = h.run_to_end().await;
+    assert_eq!(finished.counts.ended, 30);
+    let ends = h.feed().await.iter().filter(|c| matches!(c, OptigemCommand::EndAssignment { .. })).count();
+    assert_eq!(ends, 30);
+    assert!(!h.reconciler.confirm(&h.link.id).await.unwrap(), "nothing held any more");
+
+    // Below the share, or below the minimum count, a run goes through without asking.
+    let g = Guard::default();
+    assert!(!g.holds(4, 40) && !g.holds(9, 10) && g.holds(10, 40) && !g.holds(10, 100));
 }
 
 #[tokio::test]

@@ -576,12 +576,14 @@ impl LinkCx<'_> {
                 state.pending_create = Some(id);
             }
         } else {
-            // R-G4: a member who left the segment has the assignment ended.
+            // R-G4: a member who left the segment has the assignment ended; on a segment link "listed"
+            // means in the segment.
             let source = self.source(UnsubscribeCause::LeftSegment);
             for id in active {
                 self.request_end(&id, source.clone(), berlin_date(at));
             }
             state.pending_create = None;
+            state.listed = false;
         }
         self.put_recipient(email, state);
     }
