@@ -134,7 +134,9 @@ pub struct Failure {
 /// The checkpoint of a run in progress.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Progress {
-    /// When the run started (also its id).
+    /// The run's id (names its working data).
+    pub id: String,
+    /// When the run started.
     pub started_at: DateTime<Utc>,
     /// The phase.
     pub phase: Phase,
@@ -169,8 +171,8 @@ pub struct Progress {
 }
 
 impl Progress {
-    fn run_id(&self) -> String {
-        self.started_at.timestamp_millis().to_string()
+    fn run_id(&self) -> &str {
+        &self.id
     }
 }
 
@@ -604,6 +606,7 @@ impl Run<'_> {
             _ => None,
         };
         Progress {
+            id: format!("{}-{:08x}", now.timestamp_millis(), rand::random::<u32>()),
             started_at: now,
             phase: if first_sync { Phase::Export } else { Phase::Due },
             first_sync,
@@ -708,7 +711,10 @@ impl Run<'_> {
         self.pages_now += 1;
         p.cursor = page.next;
         if p.cursor.is_none() {
-            p.phase = if p.since.is_none() { Phase::Sweep } else { self.after_listing(p) };
+            // A dry run's own state is as fresh as the run: nothing in it can have left the list, and what it
+            // would create never reached the ESP to be listed.
+            let sweep = p.since.is_none() && !is_preview(&self.tenant);
+            p.phase = if sweep { Phase::Sweep } else { self.after_listing(p) };
         }
         Ok(Step::Next)
     }

@@ -277,3 +277,260 @@ async fn a_second_run_waits_while_one_holds_the_lease_and_unlinked_links_are_ski
     let unknown = h.reconciler.run(&tenant(), &LinkId::new("nope"), Budget::default()).await.unwrap();
     assert_eq!(unknown, RunOutcome::Skipped);
 }
+
+fn named(id: &str, mail: &str, first: &str, at: DateTime<Utc>) -> Assignment {
+    let mut a = assignment(id, mail, None, at);
+    a.person.first_name = Some(PersonalText::new(first));
+    a
+}
+
+impl Harness {
+    /// The connector's part of an export: the snapshot pages (two assignments each), then the result.
+    async fn answer_export(&self, assignments: &[Assignment]) -> CommandId {
+        let export = self
+            .feed()
+            .await
+            .into_iter()
+            .rev()
+            .find_map(|c| match c {
+                OptigemCommand::ExportNewsletter { id, .. } => Some(id),
+                _ => None,
+            })
+            .expect("an export was asked for");
+        let pages: Vec<&[Assignment]> = assignments.chunks(2).collect();
+        for (n, page) in pages.iter().enumerate() {
+            let body = serde_json::json!({
+                "newsletter": "NL-1", "last": n + 1 == pages.len(), "assignments": page,
+            });
+            let body = serde_json::to_vec(&body).unwrap();
+            let (store, now) = (self.store.as_ref(), self.clock.now());
+            optisync_app::optigem::accept_snapshot_page(store, store, &tenant(), &export, n as u32 + 1, &body, now)
+                .await
+                .unwrap();
+        }
+        self.store.record_result(&tenant(), &export, &CommandResult::done()).await.unwrap();
+        export
+    }
+
+    async fn approvals(&self, link: &LinkId, email: &str) -> Option<ApprovalEntry> {
+        let email = Email::parse(email).unwrap();
+        let link = self.store.links(&tenant()).await.unwrap().into_iter().find(|l| &l.id == link).unwrap();
+        let slice = optisync_ports::Slice { assignments: vec![], emails: vec![email.clone()] };
+        self.store.load(&link, &slice).await.unwrap().view.approvals.get(&email).cloned()
+    }
+
+    fn ends_of(feed: &[OptigemCommand]) -> Vec<String> {
+        feed.iter()
+            .filter_map(|c| match c {
+                OptigemCommand::EndAssignment { assignment, .. } => Some(assignment.to_string()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// The mixed data set of the first sync: Anna only in OPTIGEM, Lena only in the ESP, Max in both with
+/// another first name in the ESP, Erika in both but deactivated (CleverReach) or blacklisted (Brevo) in
+/// the ESP, Otto in OPTIGEM with an assignment that ended in January.
+async fn mixed(provider: Provider) -> (Harness, Vec<Assignment>) {
+    let mut h = harness(provider, berlin(2024, 9, 1, 12)).await;
+    h.link.status = LinkStatus::Linking;
+    h.link.settings.mapping.first_name = Some(AttributeName::new("FIRSTNAME"));
+    h.store.put_link(&h.link).await.unwrap();
+    let (esp, list) = (h.link.esp.clone(), h.link.list.clone());
+    h.esp.set_member(&esp, &list, "max@example.com", true);
+    h.esp.set_field(&esp, "max@example.com", "FIRSTNAME", "Maximilian");
+    h.esp.set_member(&esp, &list, "lena@example.com", true);
+    match provider {
+        Provider::Brevo => {
+            h.esp.set_member(&esp, &list, "erika@example.com", true);
+            h.esp.blacklist(&esp, "erika@example.com");
+        }
+        Provider::CleverReach => h.esp.set_member(&esp, &list, "erika@example.com", false),
+    }
+    let t = berlin(2024, 1, 5, 9);
+    let mut otto = named("a-otto", "otto@example.com", "Otto", t);
+    otto.end = Some("2024-01".parse().unwrap());
+    let snapshot = vec![
+        named("a-anna", "anna@example.com", "Anna", t),
+        named("a-max", "max@example.com", "Max", t),
+        named("a-erika", "erika@example.com", "Erika", t),
+        otto,
+    ];
+    (h, snapshot)
+}
+
+#[tokio::test]
+async fn r_f1_to_r_f6_the_first_sync_of_a_mixed_data_set_adds_both_ways_and_the_esp_wins_on_active_status() {
+    for provider in [Provider::CleverReach, Provider::Brevo] {
+        let (h, snapshot) = mixed(provider).await;
+        let before = h.esp.mutating_calls();
+        // R-F1: saving the link starts the first sync; it asks OPTIGEM for the snapshot and waits.
+        let RunOutcome::Waiting(progress) = h.run(Budget::default()).await else { panic!("waits for the export") };
+        assert_eq!(progress.phase, Phase::AwaitExport);
+        assert!(matches!(h.run(Budget::default()).await, RunOutcome::Waiting(p) if p.phase == Phase::AwaitExport));
+        assert_eq!(h.esp.mutating_calls(), before, "nothing reaches the ESP before the snapshot");
+        h.answer_export(&snapshot).await;
+        let finished = h.run_to_end().await;
+        let link = h.store.links(&tenant()).await.unwrap().into_iter().next().unwrap();
+        assert_eq!(link.status, LinkStatus::Linked, "{provider}: R-F1 linked after the first sync");
+        assert_eq!((finished.counts.imported, finished.counts.pages), (4, 2 + 1));
+
+        // R-F2, R-F3: Anna created and on the list; Max's fields take OPTIGEM's values; Otto not imported.
+        assert_eq!(h.receiving(), ["anna@example.com", "lena@example.com", "max@example.com"], "{provider}");
+        let max = h.esp.contact(&h.link.esp, "max@example.com").unwrap();
+        assert_eq!(max.fields.get("FIRSTNAME").map(String::as_str), Some("Max"), "{provider}: OPTIGEM's value");
+        assert!(h.esp.contact(&h.link.esp, "otto@example.com").is_none(), "{provider}: ended assignments stay out");
+        // R-F3, R-F5: Erika stays inactive in the ESP and her assignment is ended (R-E1).
+        match provider {
+            Provider::Brevo => assert!(h.esp.contact(&h.link.esp, "erika@example.com").unwrap().blacklisted),
+            Provider::CleverReach => {}
+        }
+        let feed = h.feed().await;
+        assert_eq!(Harness::ends_of(&feed), ["a-erika"], "{provider}: R-F5");
+        // R-F4: Lena, unknown to OPTIGEM, waits for approval; nobody imported by R-F2 is queued.
+        assert_eq!(h.approvals(&h.link.id, "lena@example.com").await.map(|a| a.status), Some(ApprovalStatus::Pending));
+        for known in ["anna@example.com", "max@example.com", "erika@example.com"] {
+            assert!(h.approvals(&h.link.id, known).await.is_none(), "{provider}: {known} is not queued");
+        }
+        let matches = feed.iter().filter(|c| matches!(c, OptigemCommand::MatchPersons { .. })).count();
+        assert_eq!(matches, 1);
+
+        // R-F6: in step both ways: the next run (a reconciliation now) plans nothing.
+        let calls = h.esp.mutating_calls();
+        h.clock.set(berlin(2024, 9, 1, 18));
+        let again = h.run_to_end().await;
+        assert_eq!((again.counts.inputs, again.counts.deferred), (0, 0), "{provider}");
+        assert_eq!((h.esp.mutating_calls(), h.feed().await.len()), (calls, feed.len()), "{provider}");
+    }
+}
+
+#[tokio::test]
+async fn r_f8_a_dry_run_of_the_first_sync_shows_what_would_be_created_queued_and_ended_and_changes_nothing() {
+    let (h, snapshot) = mixed(Provider::Brevo).await;
+    let mut draft = h.link.clone();
+    draft.status = LinkStatus::NotLinked;
+    h.store.put_link(&draft).await.unwrap();
+    let before = h.esp.mutating_calls();
+    let (dry_tenant, shadow) = h.reconciler.start_preview(&draft).await.unwrap();
+    let run = |h: &Harness| {
+        let (t, s) = (dry_tenant.clone(), shadow.clone());
+        let r = h.reconciler.clone();
+        async move { r.run(&t, &s, Budget::default()).await.unwrap() }
+    };
+    assert!(matches!(run(&h).await, RunOutcome::Waiting(_)));
+    h.answer_export(&snapshot).await;
+    let RunOutcome::Finished(finished) = run(&h).await else { panic!("the dry run finishes") };
+    assert_eq!((finished.counts.imported, finished.counts.queued, finished.counts.ended), (4, 1, 1));
+
+    let preview = h.reconciler.preview(&tenant(), &draft.id, 100).await.unwrap().expect("a dry run");
+    let mut lines: Vec<(String, String)> = preview
+        .lines
+        .iter()
+        .map(|l| {
+            let who = l.email.as_ref().map(|e| e.key().to_owned());
+            (l.action.clone(), who.or(l.assignment.as_ref().map(|a| a.to_string())).unwrap())
+        })
+        .collect();
+    lines.sort();
+    let want = [
+        ("create", "anna@example.com"),
+        ("create", "erika@example.com"),
+        ("create", "max@example.com"),
+        ("deactivate", "erika@example.com"),
+        ("end", "a-erika"),
+        ("queue", "lena@example.com"),
+    ];
+    assert_eq!(lines, want.map(|(a, b)| (a.to_owned(), b.to_owned())));
+
+    // Nothing happened: no ESP call, no command in the tenant's feed but the export, no approval entry, and
+    // the link is as it was; the dry run's own link rests, so no schedule runs it again.
+    assert_eq!(h.esp.mutating_calls(), before);
+    let feed = h.feed().await;
+    assert!(feed.iter().all(|c| matches!(c, OptigemCommand::ExportNewsletter { .. })), "{feed:?}");
+    assert!(h.approvals(&draft.id, "lena@example.com").await.is_none());
+    let links = h.store.all_links().await.unwrap();
+    assert!(links.iter().all(|l| l.status == LinkStatus::NotLinked), "{links:?}");
+}
+
+#[tokio::test]
+async fn r_e4_an_address_changed_inside_the_esp_ends_the_old_and_queues_the_new_on_the_next_run() {
+    for provider in [Provider::CleverReach, Provider::Brevo] {
+        let h = harness(provider, berlin(2024, 9, 1, 12)).await;
+        h.change(assignment("a1", "max@example.com", None, berlin(2024, 9, 1, 12))).await;
+        h.change(assignment("a2", "erika@example.com", None, berlin(2024, 9, 1, 12))).await;
+        // In the ESP, without a webhook: Max's address becomes max.muster@…; Erika is deleted.
+        h.esp.remove_member(&h.link.esp, &h.link.list, "max@example.com");
+        h.esp.set_member(&h.link.esp, &h.link.list, "max.muster@example.com", true);
+        h.esp.remove_member(&h.link.esp, &h.link.list, "erika@example.com");
+        h.clock.set(berlin(2024, 9, 25, 12));
+        let finished = h.run_to_end().await;
+        assert!(finished.complete);
+        let feed = h.feed().await;
+        let mut ends = Harness::ends_of(&feed);
+        ends.sort();
+        assert_eq!(ends, ["a1", "a2"], "{provider}: R-E1 deletion of the old address");
+        let end = feed.iter().find_map(|c| match c {
+            OptigemCommand::EndAssignment { end, unsubscription, .. } => {
+                Some((end.to_string(), unsubscription.clone()))
+            }
+            _ => None,
+        });
+        let (end, record) = end.unwrap();
+        assert_eq!((end.as_str(), record.date.to_string().as_str()), ("2024-08", "2024-09-25"));
+        assert_eq!(record.source.cause, UnsubscribeCause::Deleted);
+        let new = h.approvals(&h.link.id, "max.muster@example.com").await.map(|a| a.status);
+        assert_eq!(new, Some(ApprovalStatus::Pending), "{provider}: R-E3 the new address waits for approval");
+
+        let again = h.run_to_end().await;
+        assert_eq!((again.counts.inputs, again.counts.deferred), (0, 0), "{provider}: nothing twice");
+    }
+}
+
+#[tokio::test]
+async fn r_g1_to_r_g5_a_segment_link_takes_membership_from_cleverreach_only() {
+    let mut h = harness(Provider::CleverReach, berlin(2024, 9, 1, 12)).await;
+    h.link.segment = Some(SegmentId::new("S1"));
+    h.store.put_link(&h.link).await.unwrap();
+    let (esp, list) = (h.link.esp.clone(), h.link.list.clone());
+    for (mail, in_segment) in [("max", true), ("lena", true), ("paul", false), ("erika", true)] {
+        let mail = format!("{mail}@example.com");
+        h.esp.set_member(&esp, &list, &mail, true);
+        h.esp.set_segment_member(&esp, &list, "S1", &mail, in_segment);
+    }
+    let t = berlin(2024, 9, 1, 12);
+    h.change(assignment("a-max", "max@example.com", None, t)).await;
+    h.change(assignment("a-erika", "erika@example.com", None, t)).await;
+    // R-G4: someone in OPTIGEM assigns Paul by hand, who is not in the segment.
+    h.change(assignment("a-paul", "paul@example.com", None, t)).await;
+    assert_eq!(h.esp.mutating_calls(), 0, "R-G2: nothing flows OPTIGEM → CleverReach");
+
+    h.clock.set(berlin(2024, 9, 2, 12));
+    let run = h.run_to_end().await;
+    let feed = h.feed().await;
+    assert_eq!(Harness::ends_of(&feed), ["a-paul"], "R-G4: not in the segment → ended");
+    assert_eq!(h.approvals(&h.link.id, "lena@example.com").await.map(|a| a.status), Some(ApprovalStatus::Pending));
+    assert_eq!(run.counts.queued, 1, "R-G3: the unknown member waits for approval");
+
+    // R-G4: Max leaves the segment in CleverReach → his assignment is ended on the next run.
+    h.esp.set_segment_member(&esp, &list, "S1", "max@example.com", false);
+    h.clock.set(berlin(2024, 9, 3, 12));
+    h.run_to_end().await;
+    assert_eq!(Harness::ends_of(&h.feed().await), ["a-paul", "a-max"]);
+
+    // R-G5: ending Erika's assignment in OPTIGEM deactivates her receiver in the whole group.
+    let mut ended = assignment("a-erika", "erika@example.com", Some("2024-08"), t);
+    ended.version = 2;
+    h.change(ended).await;
+    assert!(!h.receiving().contains(&"erika@example.com".to_owned()), "R-G5: inactive in the group");
+    // R-G4: a known member in the segment whose assignment ended by hand gets a new one (once).
+    h.esp.set_segment_member(&esp, &list, "S1", "max@example.com", true);
+    h.clock.set(berlin(2024, 9, 4, 12));
+    h.run_to_end().await;
+    let creates =
+        |feed: &[OptigemCommand]| feed.iter().filter(|c| matches!(c, OptigemCommand::CreateAssignment { .. })).count();
+    assert_eq!(creates(&h.feed().await), 1, "Max rejoined after his assignment was ended: a new one is asked for");
+    let again = h.run_to_end().await;
+    assert_eq!(creates(&h.feed().await), 1, "asked once");
+    assert_eq!((again.counts.inputs, again.counts.deferred), (0, 0), "reconciling twice plans nothing");
+}

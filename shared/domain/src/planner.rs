@@ -323,7 +323,16 @@ impl LinkCx<'_> {
     /// Brings the recipient of one e-mail in this link's list in step with the mirror (R-C4, R-D1…D5, R-J3).
     fn reconcile(&mut self, email: &Email) {
         if self.is_segment() {
-            return; // R-G2: a segment link never pushes OPTIGEM's state to the ESP (R-G5 is handled on the change)
+            // R-G2: a segment link never pushes OPTIGEM's state to the ESP (R-G5 is handled on the change).
+            // R-G4: an active assignment is expected in the segment; the next sync's sweep ends it if the
+            // recipient is not there.
+            if !self.active_members(email).is_empty() {
+                let mut state = self.view.recipients.get(email).cloned().unwrap_or_default();
+                state.listed = true;
+                state.linked = true;
+                self.put_recipient(email, state);
+            }
+            return;
         }
         let provider = self.view.link.esp.provider;
         let mut state = self.view.recipients.get(email).cloned().unwrap_or_default();

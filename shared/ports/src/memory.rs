@@ -393,6 +393,7 @@ struct EspInner {
     page_size: usize,
     list_reads: u64,
     fail_at: Option<(u64, EspError)>,
+    segments: BTreeSet<(EspAccount, ListId, String, String)>,
 }
 
 /// An ESP in memory that follows both providers' semantics: Brevo's account-wide blacklist with
@@ -453,6 +454,30 @@ impl MemoryEsp {
         inner.members.insert((esp.clone(), list.clone(), email.to_lowercase()), active);
     }
 
+    /// Sets an attribute of a contact as the ESP's own users would.
+    pub fn set_field(&self, esp: &EspAccount, email: &str, name: &str, value: &str) {
+        let mut inner = self.inner.lock().expect("esp lock");
+        let contact = inner.contacts.entry((esp.clone(), email.to_lowercase())).or_default();
+        contact.fields.insert(name.to_owned(), value.to_owned());
+    }
+
+    /// Takes a member off a list (or deletes a receiver from a group) as the ESP's own users would.
+    pub fn remove_member(&self, esp: &EspAccount, list: &ListId, email: &str) {
+        self.inner.lock().expect("esp lock").members.remove(&(esp.clone(), list.clone(), email.to_lowercase()));
+    }
+
+    /// Puts a receiver in or out of a CleverReach segment (a filter of the group): a segment link lists the
+    /// receivers in it that are active in the group (R-G1).
+    pub fn set_segment_member(&self, esp: &EspAccount, list: &ListId, segment: &str, email: &str, member: bool) {
+        let key = (esp.clone(), list.clone(), segment.to_owned(), email.to_lowercase());
+        let mut inner = self.inner.lock().expect("esp lock");
+        if member {
+            inner.segments.insert(key);
+        } else {
+            inner.segments.remove(&key);
+        }
+    }
+
     /// Members per page of [`EspLister::list_page`] (default 100).
     pub fn set_page_size(&self, size: usize) {
         self.inner.lock().expect("esp lock").page_size = size.max(1);
@@ -479,7 +504,8 @@ impl MemoryEsp {
 impl EspLister for MemoryEsp {
     /// Members in address order; the cursor is the last address of the previous page. Brevo members
     /// count as listed while they are on the list (blacklisted ones are listed but inactive); CleverReach
-    /// members while they are in the group, active or not.
+    /// members while they are in the group, active or not; a segment link's members are the receivers
+    /// in the segment that are active in the group.
     async fn list_page(
         &self,
         link: &Link,
@@ -505,6 +531,12 @@ impl EspLister for MemoryEsp {
             if members.len() == size {
                 more = true;
                 break;
+            }
+            if let Some(segment) = &link.segment {
+                let in_segment = (acc.clone(), list.clone(), segment.as_str().to_owned(), key.clone());
+                if !*active || !inner.segments.contains(&in_segment) {
+                    continue;
+                }
             }
             let blacklisted = link.esp.provider == Provider::Brevo
                 && inner.contacts.get(&(acc.clone(), key.clone())).is_some_and(|c| c.blacklisted);
