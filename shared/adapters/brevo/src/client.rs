@@ -433,21 +433,46 @@ impl BrevoClient {
         let mut all = Vec::new();
         let mut offset = 0usize;
         loop {
-            let mut query =
-                vec![("limit", limit.to_string()), ("offset", offset.to_string()), ("sort", "asc".to_owned())];
-            if let Some(since) = modified_since {
-                query.push(("modifiedSince", format_modified_since(since)));
-            }
-            let call = Call { query, ..Call::get(path.clone(), route) };
-            let page: ContactPage = decode(&self.execute(call).await?)?;
-            let n = page.contacts.len();
-            all.extend(page.contacts);
-            offset += n;
-            let total_reached = page.count.is_some_and(|c| offset as u64 >= c);
-            if n < limit || total_reached {
-                return Ok(all);
+            let (page, next) = self.contacts_page(path.clone(), route, limit, offset, modified_since).await?;
+            all.extend(page);
+            match next {
+                Some(n) => offset = n,
+                None => return Ok(all),
             }
         }
+    }
+
+    /// One page of a list's contacts from `offset` (sorted by creation, oldest first; optionally only
+    /// those modified since `modified_since`), and the offset of the next page (`None` after the last).
+    pub async fn list_contacts_page(
+        &self,
+        list_id: i64,
+        modified_since: Option<DateTime<Utc>>,
+        offset: usize,
+    ) -> Result<(Vec<BrevoContact>, Option<usize>), BrevoError> {
+        let limit = self.config().list_page_size.clamp(1, MAX_LIST_MEMBERS_PAGE);
+        let path = format!("contacts/lists/{list_id}/contacts");
+        self.contacts_page(path, "contacts/lists/{id}/contacts", limit, offset, modified_since).await
+    }
+
+    async fn contacts_page(
+        &self,
+        path: String,
+        route: &'static str,
+        limit: usize,
+        offset: usize,
+        modified_since: Option<DateTime<Utc>>,
+    ) -> Result<(Vec<BrevoContact>, Option<usize>), BrevoError> {
+        let mut query = vec![("limit", limit.to_string()), ("offset", offset.to_string()), ("sort", "asc".to_owned())];
+        if let Some(since) = modified_since {
+            query.push(("modifiedSince", format_modified_since(since)));
+        }
+        let call = Call { query, ..Call::get(path, route) };
+        let page: ContactPage = decode(&self.execute(call).await?)?;
+        let n = page.contacts.len();
+        let next = offset + n;
+        let total_reached = page.count.is_some_and(|c| next as u64 >= c);
+        Ok((page.contacts, (n == limit && !total_reached).then_some(next)))
     }
 
     // ---- account metadata -----------------------------------------------------------------------

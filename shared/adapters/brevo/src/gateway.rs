@@ -8,7 +8,7 @@ use crate::{BrevoClient, BrevoError};
 use async_trait::async_trait;
 use optisync_domain::rules::FieldValues;
 use optisync_domain::{EspAction, EspOp, ListId};
-use optisync_ports::{EspError, EspGateway};
+use optisync_ports::{EspError, EspGateway, EspLister, ListPage, ListedMember};
 use serde_json::{Map, Value};
 
 /// Applies plans to one Brevo account.
@@ -95,5 +95,54 @@ impl EspGateway for BrevoGateway {
             }
         }
         Ok(())
+    }
+}
+
+#[async_trait]
+impl EspLister for BrevoGateway {
+    /// `GET /contacts/lists/{id}/contacts` page by page (the cursor is the next offset), with
+    /// `modifiedSince` when asked. A member receives mail unless blacklisted or unsubscribed from this
+    /// list; names come from the attributes the link maps them to.
+    async fn list_page(
+        &self,
+        link: &optisync_domain::Link,
+        since: Option<chrono::DateTime<chrono::Utc>>,
+        cursor: Option<&str>,
+    ) -> Result<ListPage, EspError> {
+        let list = list_id(&link.list)?;
+        let offset = match cursor {
+            Some(c) => c.parse().map_err(|_| EspError::Rejected("a Brevo list cursor is an offset".into()))?,
+            None => 0,
+        };
+        let (contacts, next) = self.client.list_contacts_page(list, since, offset).await.map_err(to_port)?;
+        let mapping = &link.settings.mapping;
+        let name = |contact: &crate::BrevoContact, attribute: &Option<optisync_domain::AttributeName>| {
+            let value = contact.attributes.get(attribute.as_ref()?.as_str())?.as_str()?.trim();
+            (!value.is_empty()).then(|| optisync_domain::PersonalText::new(value))
+        };
+        let mut members = Vec::with_capacity(contacts.len());
+        for contact in &contacts {
+            let Ok(email) = optisync_domain::Email::parse(&contact.email) else {
+                tracing::warn!(contact = contact.id, "a list member without a valid e-mail; skipped");
+                continue;
+            };
+            let blacklisted = contact.email_blacklisted;
+            members.push(ListedMember {
+                email,
+                active: !blacklisted && !contact.list_unsubscribed.contains(&list),
+                blacklisted,
+                changed_at: contact.modified_at.map(|t| t.with_timezone(&chrono::Utc)),
+                signup: optisync_domain::Signup {
+                    first_name: name(contact, &mapping.first_name),
+                    last_name: name(contact, &mapping.last_name),
+                    evidence: optisync_domain::ConsentEvidence {
+                        signup_at: contact.created_at.map(|t| t.with_timezone(&chrono::Utc)),
+                        source: Some("brevo:list".to_owned()),
+                        ..Default::default()
+                    },
+                },
+            });
+        }
+        Ok(ListPage { members, next: next.map(|n| n.to_string()) })
     }
 }

@@ -390,6 +390,11 @@ impl CleverReachClient {
         }
     }
 
+    /// Receivers per page of a listing (the configured size, at most [`MAX_PAGE_SIZE`]).
+    pub fn page_size(&self) -> usize {
+        self.inner.cfg.page_size.clamp(1, MAX_PAGE_SIZE)
+    }
+
     /// One page of a group's receivers (`page` from 0, `page_size` ≤ 5000).
     pub async fn receivers_page(
         &self,
@@ -406,7 +411,7 @@ impl CleverReachClient {
     /// All receivers of a group of `kind` (use [`ReceiverType::All`] for active and inactive),
     /// paging until a short page.
     pub async fn all_receivers(&self, group_id: &str, kind: ReceiverType) -> Result<Vec<Receiver>> {
-        let size = self.inner.cfg.page_size.clamp(1, MAX_PAGE_SIZE);
+        let size = self.page_size();
         let mut out = Vec::new();
         for page in 0.. {
             let rows = self.receivers_page(group_id, kind, page, size).await?;
@@ -441,7 +446,7 @@ impl CleverReachClient {
         filter_id: &str,
         kind: ReceiverType,
     ) -> Result<Vec<Receiver>> {
-        let size = self.inner.cfg.page_size.clamp(1, MAX_PAGE_SIZE);
+        let size = self.page_size();
         let mut out = Vec::new();
         for page in 0.. {
             let rows = self.filter_receivers_page(group_id, filter_id, kind, page, size).await?;

@@ -6,7 +6,7 @@
 use crate::{CleverReachClient, Error, ReceiverUpsert, StateChange, UpsertOutcome};
 use async_trait::async_trait;
 use optisync_domain::{EspAction, EspOp, ListId};
-use optisync_ports::{EspError, EspGateway, EspReader, Reread};
+use optisync_ports::{EspError, EspGateway, EspLister, EspReader, ListPage, ListedMember, Reread};
 
 /// Applies plans to one CleverReach account.
 #[derive(Clone)]
@@ -126,5 +126,54 @@ impl EspGateway for CleverReachGateway {
             self.upsert(&group, batch).await?;
         }
         Ok(())
+    }
+}
+
+#[async_trait]
+impl EspLister for CleverReachGateway {
+    /// The group's receivers, active and inactive, page by page (the cursor is the next page number);
+    /// for a segment link the filter's receivers that are active in the group (R-G1). CleverReach has no
+    /// delta, so `since` is not used.
+    async fn list_page(
+        &self,
+        link: &optisync_domain::Link,
+        _since: Option<chrono::DateTime<chrono::Utc>>,
+        cursor: Option<&str>,
+    ) -> Result<ListPage, EspError> {
+        let page = match cursor {
+            Some(c) => c.parse().map_err(|_| EspError::Rejected("a CleverReach list cursor is a page".into()))?,
+            None => 0usize,
+        };
+        let size = self.client.page_size();
+        let group = link.list.as_str();
+        let receivers = match &link.segment {
+            Some(filter) => {
+                self.client.filter_receivers_page(group, filter.as_str(), crate::ReceiverType::Active, page, size).await
+            }
+            None => self.client.receivers_page(group, crate::ReceiverType::All, page, size).await,
+        }
+        .map_err(to_port)?;
+        let time = |secs: i64| chrono::DateTime::from_timestamp(secs, 0).filter(|_| secs > 0);
+        let mut members = Vec::with_capacity(receivers.len());
+        for r in &receivers {
+            let Ok(email) = optisync_domain::Email::parse(&r.email) else {
+                tracing::warn!("a receiver without a valid e-mail; skipped");
+                continue;
+            };
+            let active = link.segment.is_some() || (r.active && r.deactivation().is_none());
+            let changed_at = match r.deactivation() {
+                Some(d) if !active => time(d.at),
+                _ => time(r.activated),
+            };
+            members.push(ListedMember {
+                email,
+                active,
+                blacklisted: false,
+                changed_at,
+                signup: crate::webhook::signup_of(r),
+            });
+        }
+        let next = (receivers.len() == size).then(|| (page + 1).to_string());
+        Ok(ListPage { members, next })
     }
 }

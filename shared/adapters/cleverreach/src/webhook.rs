@@ -186,7 +186,7 @@ pub fn observation(
     account: &optisync_domain::AccountId,
     received_at: chrono::DateTime<chrono::Utc>,
 ) -> optisync_domain::EspEvent {
-    use optisync_domain::{ConsentEvidence, EspAccount, EspEvent, EspEventKind, PersonalText, Provider, Signup};
+    use optisync_domain::{EspAccount, EspEvent, EspEventKind, Provider};
     let time = |secs: i64| chrono::DateTime::from_timestamp(secs, 0).filter(|_| secs > 0);
     let (at, what) = match receiver {
         None => (received_at, EspEventKind::Deleted),
@@ -195,22 +195,7 @@ pub fn observation(
             Some(d) => (time(d.at).unwrap_or(received_at), EspEventKind::Deactivated),
             None if kind == ReceiverEventKind::Updated => (received_at, EspEventKind::FieldsChanged),
             None => {
-                let attr = |name: &str| {
-                    r.global_attributes
-                        .get(name)
-                        .filter(|v| !v.trim().is_empty())
-                        .map(|v| PersonalText::new(v.as_str()))
-                };
-                let signup = Signup {
-                    first_name: attr("firstname"),
-                    last_name: attr("lastname"),
-                    evidence: ConsentEvidence {
-                        signup_at: time(r.registered),
-                        confirmed_at: time(r.activated),
-                        source: Some(r.source.clone()).filter(|s| !s.is_empty()),
-                        ip: None,
-                    },
-                };
+                let signup = signup_of(r);
                 (time(r.activated).or(time(r.registered)).unwrap_or(received_at), EspEventKind::Signup { signup })
             }
         },
@@ -221,5 +206,25 @@ pub fn observation(
         email: email.clone(),
         at,
         what,
+    }
+}
+
+/// What a receiver tells of its signup (R-J1): names from the `firstname`/`lastname` global attributes,
+/// the registration and activation (double opt-in confirmation) times, and the source.
+pub fn signup_of(r: &crate::Receiver) -> optisync_domain::Signup {
+    use optisync_domain::{ConsentEvidence, PersonalText, Signup};
+    let time = |secs: i64| chrono::DateTime::from_timestamp(secs, 0).filter(|_| secs > 0);
+    let attr = |name: &str| {
+        r.global_attributes.get(name).filter(|v| !v.trim().is_empty()).map(|v| PersonalText::new(v.as_str()))
+    };
+    Signup {
+        first_name: attr("firstname"),
+        last_name: attr("lastname"),
+        evidence: ConsentEvidence {
+            signup_at: time(r.registered),
+            confirmed_at: time(r.activated),
+            source: Some(r.source.clone()).filter(|s| !s.is_empty()),
+            ip: None,
+        },
     }
 }

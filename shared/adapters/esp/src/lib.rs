@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use optisync_brevo::{ApiKey, BrevoClient, BrevoConfig, BrevoGateway};
 use optisync_cleverreach::{CleverReachClient, CleverReachGateway, ClientConfig, SecretTokenStore};
 use optisync_domain::{EspAccount, EspAction, Provider};
-use optisync_ports::{EspError, EspGateway, EspReader, Reread, SecretStore};
+use optisync_ports::{EspError, EspGateway, EspLister, EspReader, ListPage, Reread, SecretStore};
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::Mutex;
@@ -36,8 +36,31 @@ pub struct EspSettings {
 pub struct EspRouter {
     secrets: Arc<dyn SecretStore>,
     settings: EspSettings,
-    gateways: Mutex<HashMap<EspAccount, Arc<dyn EspGateway>>>,
+    gateways: Mutex<HashMap<EspAccount, Account>>,
     readers: Mutex<HashMap<EspAccount, Arc<dyn EspReader>>>,
+}
+
+/// One account's client, as a gateway and a lister.
+#[derive(Clone)]
+enum Account {
+    Brevo(Arc<BrevoGateway>),
+    CleverReach(Arc<CleverReachGateway>),
+}
+
+impl Account {
+    fn gateway(&self) -> Arc<dyn EspGateway> {
+        match self {
+            Self::Brevo(g) => g.clone(),
+            Self::CleverReach(g) => g.clone(),
+        }
+    }
+
+    fn lister(&self) -> Arc<dyn EspLister> {
+        match self {
+            Self::Brevo(g) => g.clone(),
+            Self::CleverReach(g) => g.clone(),
+        }
+    }
 }
 
 impl EspRouter {
@@ -55,24 +78,41 @@ impl EspRouter {
         Ok(CleverReachGateway::new(client))
     }
 
-    async fn gateway(&self, esp: &EspAccount) -> Result<Arc<dyn EspGateway>, EspError> {
-        let mut gateways = self.gateways.lock().await;
-        if let Some(g) = gateways.get(esp) {
-            return Ok(g.clone());
+    async fn account(&self, esp: &EspAccount) -> Result<Account, EspError> {
+        let mut accounts = self.gateways.lock().await;
+        if let Some(a) = accounts.get(esp) {
+            return Ok(a.clone());
         }
         let unavailable = |_| EspError::Transient { retry_after_secs: None };
-        let gateway: Arc<dyn EspGateway> = match esp.provider {
+        let account = match esp.provider {
             Provider::Brevo => {
                 let key = self.secrets.get(&brevo_key_name(&esp.account)).await.map_err(unavailable)?;
                 let key = key.ok_or(EspError::Unauthorized)?;
                 let client = BrevoClient::new(BrevoConfig::new(&self.settings.brevo_base_url, ApiKey::new(key)))
                     .map_err(|e| EspError::Rejected(e.to_string()))?;
-                Arc::new(BrevoGateway::new(client))
+                Account::Brevo(Arc::new(BrevoGateway::new(client)))
             }
-            Provider::CleverReach => Arc::new(self.cleverreach(esp).await?),
+            Provider::CleverReach => Account::CleverReach(Arc::new(self.cleverreach(esp).await?)),
         };
-        gateways.insert(esp.clone(), gateway.clone());
-        Ok(gateway)
+        accounts.insert(esp.clone(), account.clone());
+        Ok(account)
+    }
+
+    async fn gateway(&self, esp: &EspAccount) -> Result<Arc<dyn EspGateway>, EspError> {
+        Ok(self.account(esp).await?.gateway())
+    }
+}
+
+#[async_trait]
+impl EspLister for EspRouter {
+    /// The link's list through its account's client.
+    async fn list_page(
+        &self,
+        link: &optisync_domain::Link,
+        since: Option<chrono::DateTime<chrono::Utc>>,
+        cursor: Option<&str>,
+    ) -> Result<ListPage, EspError> {
+        self.account(&link.esp).await?.lister().list_page(link, since, cursor).await
     }
 }
 

@@ -1,0 +1,91 @@
+//! reconciler: on `link.reconcile` from EventBridge, one invocation of that link's scheduled run
+//! ([`optisync_app::reconcile::Reconciler::run`]): the first sync, the six-hourly reconciliation or a dry
+//! run. It stops a minute before the Lambda's deadline and announces itself again to continue from the
+//! checkpoint. An error goes back to Lambda, which retries and then hands the event to the dead-letter
+//! queue; the checkpoint keeps what was done, and the next tick starts the link again.
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use lambda_runtime::{Error, LambdaEvent};
+use optisync_app::reconcile::{Budget, Reconciler, RunOutcome};
+use optisync_domain::{LinkId, TenantId};
+use optisync_eventbridge::Detail;
+use optisync_ports::{BusEvent, EventPublisher};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// How long before the Lambda's deadline a run stops starting pages.
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(60);
+
+/// What the handler needs, built once per process.
+#[derive(Clone)]
+pub struct Deps {
+    /// The runs.
+    pub reconciler: Reconciler,
+    /// Announces a continuation.
+    pub publisher: Arc<dyn EventPublisher>,
+    /// Stop after this many pages per invocation (tests; `None` in production).
+    pub max_pages: Option<u64>,
+}
+
+/// What one invocation reports (also the function's result, visible in the console).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Report {
+    /// `finished`, `continue`, `waiting`, `held`, `busy`, `skipped` or `ignored`.
+    pub outcome: &'static str,
+    /// Pages read in the run so far.
+    pub pages: u64,
+}
+
+/// The instant `margin` before a Lambda deadline given in epoch milliseconds (`None` if there is none).
+pub fn budget_deadline(deadline_ms: u64, margin: Duration) -> Option<Instant> {
+    if deadline_ms == 0 {
+        return None;
+    }
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_millis() as u64;
+    let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms)).saturating_sub(margin);
+    Some(Instant::now() + left)
+}
+
+/// Handles one EventBridge event.
+pub async fn handle(deps: &Deps, event: LambdaEvent<EventBridgeEvent<serde_json::Value>>) -> Result<Report, Error> {
+    let detail: Detail = serde_json::from_value(event.payload.detail).map_err(|e| format!("unexpected detail: {e}"))?;
+    let Detail::ReconcileLink { tenant, link } = detail else {
+        tracing::warn!(detail_type = %event.payload.detail_type, "not a reconcile event; ignored");
+        return Ok(Report { outcome: "ignored", pages: 0 });
+    };
+    let (tenant, link) = (TenantId::new(tenant), LinkId::new(link));
+    let budget =
+        Budget { deadline: budget_deadline(event.context.deadline, DEADLINE_MARGIN), max_pages: deps.max_pages };
+    let outcome = deps.reconciler.run(&tenant, &link, budget).await.map_err(|e| {
+        // A metric filter counts these (the run failed; its checkpoint stays for the retry).
+        tracing::warn!(error = %e, metric = "RunFailed", "run failed; Lambda retries it");
+        Error::from(e.to_string())
+    })?;
+    let report = |outcome, pages| Ok(Report { outcome, pages });
+    match outcome {
+        RunOutcome::Finished(f) => {
+            if f.error.is_some() || !f.failures.is_empty() {
+                tracing::warn!(metric = "RunFailed", failed = f.counts.failed, "run finished with failures");
+            }
+            report("finished", f.counts.pages)
+        }
+        RunOutcome::Continue(progress) => {
+            deps.publisher.publish(&[BusEvent::ReconcileLink { tenant, link }]).await.map_err(|e| {
+                tracing::warn!(error = %e, "could not announce the continuation; Lambda retries");
+                Error::from(e.to_string())
+            })?;
+            report("continue", progress.counts.pages)
+        }
+        RunOutcome::Waiting(p) => report("waiting", p.counts.pages),
+        RunOutcome::Held(p) => {
+            tracing::warn!(
+                metric = "RunHeld",
+                ends = p.counts.deferred,
+                "run held by the guard until an admin confirms"
+            );
+            report("held", p.counts.pages)
+        }
+        RunOutcome::Busy => report("busy", 0),
+        RunOutcome::Skipped => report("skipped", 0),
+    }
+}
