@@ -43,6 +43,8 @@ pub struct Stack {
     pub bus: Arc<LocalBus>,
     /// The worker as Lambda runs it.
     pub worker: worker::Deps,
+    /// The scheduled runs, over the same store and ESP router as the worker.
+    pub reconciler: optisync_app::reconcile::Reconciler,
     /// The local HTTP API's base URL.
     pub api: String,
     /// The fake Brevo.
@@ -85,6 +87,13 @@ impl Stack {
         let esp = Arc::new(EspRouter::new(secrets.clone(), settings));
 
         let engine = Engine::new(store.clone(), esp.clone(), clock.clone());
+        let reconciler = optisync_app::reconcile::Reconciler::new(
+            store.clone(),
+            esp.clone(),
+            esp.clone(),
+            store.clone(),
+            clock.clone(),
+        );
         let worker = worker::Deps { engine, inbox: store.clone(), reader: esp };
         let functions = HttpFunctions {
             hook_optigem: hook_optigem::Deps {
@@ -120,7 +129,18 @@ impl Stack {
         let optigem = SimOptigem::new(chrono::Utc::now());
         let connector =
             Connector::new(&api, tenant.clone(), SigningSecret::parse(SIGNING_SECRET).expect("a valid secret"));
-        Stack { tenant, store, secrets, bus, worker, api, brevo, cleverreach, optigem, connector }
+        Stack { tenant, store, secrets, bus, worker, reconciler, api, brevo, cleverreach, optigem, connector }
+    }
+
+    /// Runs a link's scheduled run to its end (or until it waits for the connector or the guard).
+    pub async fn reconcile(&self, link: &Link) -> optisync_app::reconcile::RunOutcome {
+        use optisync_app::reconcile::{Budget, RunOutcome};
+        loop {
+            match self.reconciler.run(&link.tenant, &link.id, Budget::default()).await.expect("the run goes on") {
+                RunOutcome::Continue(_) => continue,
+                other => return other,
+            }
+        }
     }
 
     /// Links a newsletter to a new Brevo list; returns the link.
