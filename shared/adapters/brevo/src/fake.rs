@@ -3,7 +3,10 @@
 //! [`FakeBrevo::start`] binds `127.0.0.1:0` and serves the endpoints the client uses, behaving like
 //! the real API as far as it is documented (status codes, `{code, message}` error bodies, 204 on
 //! upsert/update, 201 `{id}` on create, 400 `duplicate_parameter`, 150 items per list add/remove,
-//! page size maxima, `api-key` header, 429 with `x-sib-ratelimit-*` headers).
+//! page size maxima, `api-key` header, 429 with `x-sib-ratelimit-*` headers). Listings page by
+//! `limit`/`offset` in creation order (`sort`, default `desc`), filter by `modifiedSince` and report the
+//! filtered `count`; contacts carry `listUnsubscribed` once per-list unsubscription is switched on
+//! ([`FakeBrevo::enable_per_list_unsubscription`]).
 //! Every request is recorded with the instant it arrived ([`FakeBrevo::request_log`]).
 
 // Handlers short-circuit with a ready HTTP response as the error value; its size does not matter in a fake.
@@ -41,6 +44,8 @@ pub struct FakeContact {
     pub attributes: Map<String, Value>,
     pub email_blacklisted: bool,
     pub list_ids: BTreeSet<i64>,
+    /// Lists the contact unsubscribed from while staying on them (per-list unsubscription only).
+    pub list_unsubscribed: BTreeSet<i64>,
     pub created_at: DateTime<Utc>,
     pub modified_at: DateTime<Utc>,
 }
@@ -139,6 +144,8 @@ struct State_ {
     other_hits: VecDeque<Instant>,
     forced_429: VecDeque<u64>,
     injected_failures: VecDeque<u16>,
+    /// The account feature "unsubscription per list" (off unless Brevo enabled it on request).
+    per_list_unsubscription: bool,
 }
 
 impl State_ {
@@ -164,6 +171,7 @@ impl State_ {
             other_hits: VecDeque::new(),
             forced_429: VecDeque::new(),
             injected_failures: VecDeque::new(),
+            per_list_unsubscription: false,
         }
     }
 
@@ -190,6 +198,7 @@ impl State_ {
                 attributes,
                 email_blacklisted: blacklisted,
                 list_ids: list_ids.iter().copied().collect(),
+                list_unsubscribed: BTreeSet::new(),
                 created_at: now,
                 modified_at: now,
             },
@@ -313,6 +322,33 @@ impl FakeBrevo {
         let Some(id) = s.find_by_email(email) else { return false };
         let c = s.contacts.get_mut(&id).expect("found id");
         c.email_blacklisted = true;
+        c.modified_at = Utc::now();
+        true
+    }
+
+    /// Switches on the account feature "unsubscription per list" (Brevo enables it on request): contact
+    /// objects then carry `listUnsubscribed`, and an unsubscribe link only leaves the campaign's list.
+    pub fn enable_per_list_unsubscription(&self) {
+        self.shared.lock().per_list_unsubscription = true;
+    }
+
+    /// The recipient uses the unsubscribe link of a campaign sent to `list_id`. With per-list
+    /// unsubscription the contact stays on the list with the list in `listUnsubscribed`; without it the
+    /// link blacklists the contact for the whole account, as it does in Brevo. Returns false if the
+    /// contact is unknown or not on the list.
+    pub fn unsubscribe_from_list(&self, email: &str, list_id: i64) -> bool {
+        let mut s = self.shared.lock();
+        let per_list = s.per_list_unsubscription;
+        let Some(id) = s.find_by_email(email) else { return false };
+        let c = s.contacts.get_mut(&id).expect("found id");
+        if !c.list_ids.contains(&list_id) {
+            return false;
+        }
+        if per_list {
+            c.list_unsubscribed.insert(list_id);
+        } else {
+            c.email_blacklisted = true;
+        }
         c.modified_at = Utc::now();
         true
     }
@@ -549,8 +585,9 @@ fn ts(at: &DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, false)
 }
 
-fn contact_json(c: &FakeContact) -> Value {
-    json!({
+/// A contact object; `listUnsubscribed` only when per-list unsubscription is on for the account.
+fn contact_json(c: &FakeContact, per_list_unsubscription: bool) -> Value {
+    let mut v = json!({
         "id": c.id,
         "email": c.email,
         "emailBlacklisted": c.email_blacklisted,
@@ -560,7 +597,11 @@ fn contact_json(c: &FakeContact) -> Value {
         "listIds": c.list_ids.iter().collect::<Vec<_>>(),
         "attributes": c.attributes,
         "statistics": {},
-    })
+    });
+    if per_list_unsubscription {
+        v["listUnsubscribed"] = json!(c.list_unsubscribed.iter().collect::<Vec<_>>());
+    }
+    v
 }
 
 fn parse_body(body: &Bytes) -> Result<Map<String, Value>, Response> {
@@ -656,7 +697,7 @@ async fn get_contact(
 ) -> Response {
     let s = shared.lock();
     match resolve(&s, &identifier, q.identifier_type.as_deref()) {
-        Ok(id) => json_response(StatusCode::OK, contact_json(&s.contacts[&id])),
+        Ok(id) => json_response(StatusCode::OK, contact_json(&s.contacts[&id], s.per_list_unsubscription)),
         Err(resp) => resp,
     }
 }
@@ -872,12 +913,17 @@ fn page(q: &PageQuery, max: usize) -> Result<Page, Response> {
     Ok(Page { limit, offset, modified_since, ascending })
 }
 
-fn contact_page<'a>(contacts: impl DoubleEndedIterator<Item = &'a FakeContact>, p: &Page) -> Value {
+fn contact_page<'a>(
+    contacts: impl DoubleEndedIterator<Item = &'a FakeContact>,
+    p: &Page,
+    per_list_unsubscription: bool,
+) -> Value {
     let matching: Vec<&FakeContact> = if p.ascending { contacts.collect() } else { contacts.rev().collect() };
     let matching: Vec<&FakeContact> =
         matching.into_iter().filter(|c| p.modified_since.is_none_or(|since| c.modified_at >= since)).collect();
     let count = matching.len();
-    let items: Vec<Value> = matching.into_iter().skip(p.offset).take(p.limit).map(contact_json).collect();
+    let items: Vec<Value> =
+        matching.into_iter().skip(p.offset).take(p.limit).map(|c| contact_json(c, per_list_unsubscription)).collect();
     json!({ "contacts": items, "count": count })
 }
 
@@ -887,7 +933,7 @@ async fn list_all_contacts(State(shared): State<AppState>, Query(q): Query<PageQ
         Err(r) => return r,
     };
     let s = shared.lock();
-    json_response(StatusCode::OK, contact_page(s.contacts.values(), &p))
+    json_response(StatusCode::OK, contact_page(s.contacts.values(), &p, s.per_list_unsubscription))
 }
 
 async fn list_members(
@@ -903,7 +949,10 @@ async fn list_members(
     if !s.lists.contains_key(&list_id) {
         return error(StatusCode::NOT_FOUND, "document_not_found", "List ID does not exist");
     }
-    json_response(StatusCode::OK, contact_page(s.contacts.values().filter(|c| c.list_ids.contains(&list_id)), &p))
+    json_response(
+        StatusCode::OK,
+        contact_page(s.contacts.values().filter(|c| c.list_ids.contains(&list_id)), &p, s.per_list_unsubscription),
+    )
 }
 
 async fn get_lists(State(shared): State<AppState>, Query(q): Query<PageQuery>) -> Response {
