@@ -411,17 +411,7 @@ impl CleverReachClient {
     /// All receivers of a group of `kind` (use [`ReceiverType::All`] for active and inactive),
     /// paging until a short page.
     pub async fn all_receivers(&self, group_id: &str, kind: ReceiverType) -> Result<Vec<Receiver>> {
-        let size = self.page_size();
-        let mut out = Vec::new();
-        for page in 0.. {
-            let rows = self.receivers_page(group_id, kind, page, size).await?;
-            let short = rows.len() < size;
-            out.extend(rows);
-            if short {
-                break;
-            }
-        }
-        Ok(out)
+        self.every_page(|page, size| self.receivers_page(group_id, kind, page, size)).await
     }
 
     /// One page of a filter's (segment's) receivers.
@@ -446,15 +436,22 @@ impl CleverReachClient {
         filter_id: &str,
         kind: ReceiverType,
     ) -> Result<Vec<Receiver>> {
+        self.every_page(|page, size| self.filter_receivers_page(group_id, filter_id, kind, page, size)).await
+    }
+
+    /// Reads pages of the configured size from page 0 until [`next_page`] says there is none.
+    async fn every_page<F, Fut>(&self, mut fetch: F) -> Result<Vec<Receiver>>
+    where
+        F: FnMut(usize, usize) -> Fut,
+        Fut: std::future::Future<Output = Result<Vec<Receiver>>>,
+    {
         let size = self.page_size();
         let mut out = Vec::new();
-        for page in 0.. {
-            let rows = self.filter_receivers_page(group_id, filter_id, kind, page, size).await?;
-            let short = rows.len() < size;
+        let mut page = Some(0);
+        while let Some(p) = page {
+            let rows = fetch(p, size).await?;
+            page = next_page(p, rows.len(), size);
             out.extend(rows);
-            if short {
-                break;
-            }
         }
         Ok(out)
     }
@@ -580,6 +577,12 @@ impl CleverReachClient {
         let url = self.url(&format!("/hooks/eventhook/{}", enc(event)), &[("condition", condition.to_owned())])?;
         self.delete_call("delete_webhook", url).await
     }
+}
+
+/// The page after `page` of a receiver listing, or `None` when `rows` fell short of `page_size`:
+/// CleverReach reports no total, so a short (or empty) page is the last.
+pub fn next_page(page: usize, rows: usize, page_size: usize) -> Option<usize> {
+    (rows >= page_size).then_some(page + 1)
 }
 
 fn page_query(kind: ReceiverType, page: usize, page_size: usize) -> Vec<(&'static str, String)> {

@@ -173,7 +173,7 @@ impl EspLister for CleverReachGateway {
                 signup: crate::webhook::signup_of(r),
             });
         }
-        let next = (receivers.len() == size).then(|| (page + 1).to_string());
+        let next = crate::client::next_page(page, receivers.len(), size).map(|p| p.to_string());
         Ok(ListPage { members, next })
     }
 }
