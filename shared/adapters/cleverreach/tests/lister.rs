@@ -2,12 +2,15 @@
 //! number, inactive receivers with their deactivation time, a segment's active members only, and a
 //! cursor that survives a restart.
 
+use chrono::{DateTime, Utc};
 use optisync_cleverreach::fake::FakeCleverReach;
-use optisync_cleverreach::{CleverReachClient, CleverReachGateway, FilterRule, MemoryTokenStore};
+use optisync_cleverreach::webhook::observation;
+use optisync_cleverreach::{CleverReachClient, CleverReachGateway, FilterRule, MemoryTokenStore, ReceiverEventKind};
 use optisync_domain::*;
-use optisync_ports::EspLister;
+use optisync_ports::{EspError, EspGateway, EspLister, ListPage, ListedMember};
 use std::sync::Arc;
 
+/// A gateway with a fresh client (a new process, as far as the lister can tell) reading 3 receivers a page.
 async fn gateway(fake: &FakeCleverReach) -> CleverReachGateway {
     let mut cfg = fake.client_config();
     cfg.page_size = 3;
@@ -29,74 +32,243 @@ fn link(group: &str, segment: Option<&str>) -> Link {
     }
 }
 
+/// Every page from the first, with the cursor each page handed on.
+async fn pages(gw: &CleverReachGateway, link: &Link) -> Vec<ListPage> {
+    let (mut pages, mut cursor) = (Vec::new(), None::<String>);
+    loop {
+        let page = gw.list_page(link, None, cursor.as_deref()).await.unwrap();
+        cursor = page.next.clone();
+        pages.push(page);
+        if cursor.is_none() {
+            return pages;
+        }
+    }
+}
+
+fn emails(members: &[ListedMember]) -> Vec<&str> {
+    members.iter().map(|m| m.email.key()).collect()
+}
+
+fn listed(pages: &[ListPage]) -> Vec<&str> {
+    pages.iter().flat_map(|p| emails(&p.members)).collect()
+}
+
+fn member<'a>(pages: &'a [ListPage], email: &str) -> &'a ListedMember {
+    pages.iter().flat_map(|p| &p.members).find(|m| m.email.key() == email).unwrap_or_else(|| panic!("{email} listed"))
+}
+
+fn at(secs: i64) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(secs, 0)
+}
+
+/// `r0@example.com` … `r{n-1}@example.com` in `group`, active since `activated`.
+fn seed(fake: &FakeCleverReach, group: &str, n: usize, activated: i64) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            let email = format!("r{i}@example.com");
+            fake.add_receiver(group, &email, activated, 0, &[]);
+            email
+        })
+        .collect()
+}
+
+fn region_filter(fake: &FakeCleverReach, group: &str, region: &str) -> String {
+    let rule =
+        FilterRule { operator: "AND".into(), field: "region".into(), logic: "eq".into(), condition: region.into() };
+    fake.add_filter(group, region, "AND", vec![rule])
+}
+
 #[tokio::test]
-async fn a_group_is_listed_page_by_page_with_inactive_receivers_and_a_segment_lists_its_active_members() {
+async fn a_group_is_read_in_pages_of_the_configured_size_with_page_number_cursors() {
+    let fake = FakeCleverReach::start().await;
+    let (group, other) = (fake.add_group("Newsletter"), fake.add_group("Other"));
+    let t = Utc::now().timestamp() - 3600;
+    let seeded = seed(&fake, &group, 7, t);
+    fake.add_receiver(&other, "elsewhere@example.com", t, 0, &[]);
+
+    let pages = pages(&gateway(&fake).await, &link(&group, None)).await;
+
+    assert_eq!(pages.iter().map(|p| p.members.len()).collect::<Vec<_>>(), [3, 3, 1]);
+    let cursors: Vec<Option<&str>> = pages.iter().map(|p| p.next.as_deref()).collect();
+    assert_eq!(cursors, [Some("1"), Some("2"), None], "the next page number, none after the short page");
+    assert_eq!(listed(&pages), seeded, "every receiver once, nobody from the other group");
+    let asked: Vec<String> =
+        fake.requests().into_iter().filter(|r| r.path.ends_with("/receivers")).map(|r| r.query).collect();
+    assert_eq!(asked.len(), 3);
+    for (page, query) in asked.iter().enumerate() {
+        for part in [format!("page={page}"), "pagesize=3".into(), "type=all".into()] {
+            assert!(query.split('&').any(|q| q == part), "{part} in {query}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn inactive_receivers_are_listed_as_not_receiving_since_their_deactivation() {
     let fake = FakeCleverReach::start().await;
     let group = fake.add_group("Newsletter");
-    let other = fake.add_group("Other");
-    let t = chrono::Utc::now().timestamp() - 3600;
-    for i in 0..7 {
-        let region = if i % 2 == 0 { "north" } else { "south" };
-        let deactivated = if i == 4 { t + 60 } else { 0 };
-        fake.add_receiver(
-            &group,
-            &format!("r{i}@example.com"),
-            t,
-            deactivated,
-            &[("region", region), ("firstname", "Ann")],
-        );
+    let t = Utc::now().timestamp() - 3600;
+    fake.add_receiver(&group, "active@example.com", t, 0, &[]);
+    fake.add_receiver(&group, "admin-off@example.com", t, t + 60, &[]);
+    fake.add_receiver(&group, "link-off@example.com", t, 0, &[]);
+    fake.add_receiver(&group, "api-off@example.com", t, 0, &[]);
+    fake.add_receiver(&group, "pending@example.com", 0, 0, &[]);
+    fake.unsubscribe_via_link(&group, "link-off@example.com");
+    let gw = gateway(&fake).await;
+    gw.apply(&[EspAction {
+        link: LinkId::new("l1"),
+        esp: link(&group, None).esp,
+        list: ListId::new(group.as_str()),
+        email: Email::parse("api-off@example.com").unwrap(),
+        op: EspOp::Deactivate,
+    }])
+    .await
+    .unwrap();
+
+    let pages = pages(&gw, &link(&group, None)).await;
+
+    assert_eq!(listed(&pages).len(), 5, "inactive receivers are listed too");
+    let state = |email: &str| {
+        let m = member(&pages, email);
+        (m.active, m.blacklisted, m.changed_at)
+    };
+    assert_eq!(state("active@example.com"), (true, false, at(t)), "active since the activation");
+    assert_eq!(state("admin-off@example.com"), (false, false, at(t + 60)), "the deactivation time");
+    for email in ["link-off@example.com", "api-off@example.com"] {
+        let deactivated = fake.receiver(&group, email).unwrap().deactivated;
+        assert!(deactivated > t);
+        assert_eq!(state(email), (false, false, at(deactivated)), "{email}");
     }
-    fake.add_receiver(&other, "elsewhere@example.com", t, 0, &[]);
+    assert_eq!(state("pending@example.com"), (false, false, None), "never activated (double opt-in pending)");
+}
+
+#[tokio::test]
+async fn r_j1_a_listed_receivers_signup_is_the_one_its_webhook_observation_reports() {
+    let fake = FakeCleverReach::start().await;
+    let group = fake.add_group("Newsletter");
+    let t = Utc::now().timestamp() - 3600;
+    fake.add_receiver(&group, "ann@example.com", t, 0, &[("firstname", "Ann"), ("lastname", "Muster")]);
+    fake.add_receiver(&group, "nameless@example.com", t, 0, &[("firstname", "  ")]);
+
+    let pages = pages(&gateway(&fake).await, &link(&group, None)).await;
+
+    let ann = &member(&pages, "ann@example.com").signup;
+    assert_eq!(ann.first_name.as_ref().map(|n| n.expose()), Some("Ann"));
+    assert_eq!(ann.last_name.as_ref().map(|n| n.expose()), Some("Muster"));
+    assert_eq!(ann.evidence.confirmed_at, at(t), "activation = double opt-in confirmation");
+    assert!(ann.evidence.signup_at.is_some_and(|s| s < at(t).unwrap()), "registered before the activation");
+    assert_eq!(ann.evidence.source.as_deref(), Some("Fake seed"));
+    assert_eq!(member(&pages, "nameless@example.com").signup.first_name, None, "a blank name is no name");
+    for email in ["ann@example.com", "nameless@example.com"] {
+        let receiver = fake.receiver(&group, email).unwrap();
+        let event = observation(
+            ReceiverEventKind::Subscribed,
+            Some(&receiver),
+            &Email::parse(email).unwrap(),
+            &ListId::new(group.as_str()),
+            &AccountId::new("acc"),
+            Utc::now(),
+        );
+        let EspEventKind::Signup { signup } = event.what else { panic!("a signup: {:?}", event.what) };
+        assert_eq!(member(&pages, email).signup, signup, "{email}: the same signup as the webhook");
+    }
+}
+
+#[tokio::test]
+async fn r_g1_a_segment_link_lists_the_filters_receivers_that_are_active_in_the_group() {
+    let fake = FakeCleverReach::start().await;
+    let (group, other) = (fake.add_group("Newsletter"), fake.add_group("Other"));
+    let t = Utc::now().timestamp() - 3600;
+    let mut north = Vec::new();
+    for i in 0..11 {
+        let (email, region) = (format!("r{i}@example.com"), if i % 3 == 0 { "south" } else { "north" });
+        let deactivated = if i == 4 { t + 60 } else { 0 };
+        fake.add_receiver(&group, &email, t, deactivated, &[("region", region)]);
+        if region == "north" && i != 4 {
+            north.push(email);
+        }
+    }
+    fake.add_receiver(&other, "elsewhere@example.com", t, 0, &[("region", "north")]);
+    let segment = region_filter(&fake, &group, "north");
+
+    let pages = pages(&gateway(&fake).await, &link(&group, Some(&segment))).await;
+
+    assert_eq!(north.len(), 6);
+    assert_eq!(pages.iter().map(|p| p.members.len()).collect::<Vec<_>>(), [3, 3, 0], "an empty page ends a full one");
+    assert_eq!(listed(&pages), north, "north and active in the group: r4 is north but inactive");
+    assert!(pages.iter().flat_map(|p| &p.members).all(|m| m.active && !m.blacklisted && m.changed_at == at(t)));
+    let asked: Vec<String> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with(&format!("/filters/{segment}/receivers")))
+        .map(|r| r.query)
+        .collect();
+    assert_eq!(asked.len(), 3);
+    assert!(asked.iter().all(|q| q.split('&').any(|p| p == "type=active")), "{asked:?}");
+}
+
+#[tokio::test]
+async fn a_cursor_from_one_process_continues_the_listing_in_a_new_one() {
+    let fake = FakeCleverReach::start().await;
+    let group = fake.add_group("Newsletter");
+    let seeded = seed(&fake, &group, 7, Utc::now().timestamp() - 3600);
+    let group_link = link(&group, None);
+
+    let first = gateway(&fake).await.list_page(&group_link, None, None).await.unwrap();
+    let cursor = first.next.clone().expect("more pages");
+    // The checkpoint holds only the string; a new gateway with a new client picks it up.
+    let second = gateway(&fake).await.list_page(&group_link, None, Some(&cursor)).await.unwrap();
+    let third = gateway(&fake).await.list_page(&group_link, None, second.next.as_deref()).await.unwrap();
+
+    assert_eq!(emails(&first.members), seeded[..3]);
+    assert_eq!(emails(&second.members), seeded[3..6]);
+    assert_eq!(emails(&third.members), seeded[6..]);
+    assert_eq!(third.next, None);
+}
+
+#[tokio::test]
+async fn cleverreach_has_no_delta_so_a_listing_since_a_time_lists_everyone() {
+    let fake = FakeCleverReach::start().await;
+    let group = fake.add_group("Newsletter");
+    let seeded = seed(&fake, &group, 4, Utc::now().timestamp() - 3600);
     let gw = gateway(&fake).await;
 
-    let mut cursor: Option<String> = None;
     let mut members = Vec::new();
-    let mut pages = 0;
+    let mut cursor = None::<String>;
     loop {
-        // A new gateway for every page: the cursor alone says where to go on.
-        let page = gateway(&fake).await.list_page(&link(&group, None), None, cursor.as_deref()).await.unwrap();
-        pages += 1;
-        assert!(page.members.len() <= 3);
+        let page = gw.list_page(&link(&group, None), Some(Utc::now()), cursor.as_deref()).await.unwrap();
         members.extend(page.members);
         cursor = page.next;
         if cursor.is_none() {
             break;
         }
     }
-    assert_eq!(pages, 3);
-    let mut emails: Vec<&str> = members.iter().map(|m| m.email.key()).collect();
-    emails.sort();
-    assert_eq!(emails, (0..7).map(|i| format!("r{i}@example.com")).collect::<Vec<_>>(), "every receiver once");
-    let r4 = members.iter().find(|m| m.email.key() == "r4@example.com").unwrap();
-    assert!(!r4.active && !r4.blacklisted);
-    assert_eq!(r4.changed_at.map(|c| c.timestamp()), Some(t + 60), "the deactivation time");
-    let r0 = members.iter().find(|m| m.email.key() == "r0@example.com").unwrap();
-    assert!(r0.active);
-    assert_eq!(r0.signup.first_name.as_ref().map(|n| n.expose().to_owned()), Some("Ann".to_owned()));
-    assert_eq!(r0.signup.evidence.confirmed_at.map(|c| c.timestamp()), Some(t));
 
-    let north = fake.add_filter(
-        &group,
-        "North",
-        "AND",
-        vec![FilterRule {
-            operator: "AND".into(),
-            field: "region".into(),
-            logic: "eq".into(),
-            condition: "north".into(),
-        }],
-    );
-    let mut segment = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let page = gw.list_page(&link(&group, Some(&north)), None, cursor.as_deref()).await.unwrap();
-        segment.extend(page.members.into_iter().map(|m| (m.email.key().to_owned(), m.active)));
-        cursor = page.next;
-        if cursor.is_none() {
-            break;
-        }
+    assert_eq!(emails(&members), seeded);
+}
+
+#[tokio::test]
+async fn a_receiver_without_a_valid_email_is_skipped_without_losing_the_page() {
+    let fake = FakeCleverReach::start().await;
+    let group = fake.add_group("Newsletter");
+    let t = Utc::now().timestamp() - 3600;
+    for email in ["a@example.com", "not an e-mail", "b@example.com", "c@example.com"] {
+        fake.add_receiver(&group, email, t, 0, &[]);
     }
-    segment.sort();
-    let want: Vec<(String, bool)> = [0, 2, 6].iter().map(|i| (format!("r{i}@example.com"), true)).collect();
-    assert_eq!(segment, want, "the segment's members active in the group (r4 is north but inactive)");
+
+    let pages = pages(&gateway(&fake).await, &link(&group, None)).await;
+
+    assert_eq!(emails(&pages[0].members), ["a@example.com", "b@example.com"]);
+    assert_eq!(pages[0].next.as_deref(), Some("1"), "the page was full as CleverReach returned it");
+    assert_eq!(listed(&pages), ["a@example.com", "b@example.com", "c@example.com"]);
+}
+
+#[tokio::test]
+async fn a_cursor_cleverreach_paging_cannot_have_issued_is_rejected() {
+    let fake = FakeCleverReach::start().await;
+    let group = fake.add_group("Newsletter");
+    let gw = gateway(&fake).await;
+
+    let listed = gw.list_page(&link(&group, None), None, Some("offset-3")).await;
+
+    assert!(matches!(listed, Err(EspError::Rejected(_))), "{listed:?}");
 }
