@@ -1,7 +1,9 @@
-//! [`EspRouter`]: one [`EspGateway`] for every account of both providers. Actions go, in order, to the
-//! gateway of their account, built once per process with the account's credentials from the secret
-//! store: a Brevo API key at `brevo/{account}/api-key`, CleverReach OAuth tokens at
-//! `cleverreach/{account}/tokens` (kept there again on every refresh, R-H1).
+//! [`EspRouter`]: one [`EspGateway`], [`EspReader`] and [`EspLister`] for every account of both
+//! providers. Actions, re-reads and list pages go to the gateway of their account, built once per process
+//! with the account's credentials from the secret store: a Brevo API key at `brevo/{account}/api-key`,
+//! CleverReach OAuth tokens at `cleverreach/{account}/tokens` (kept there again on every refresh, R-H1).
+//! One client per account serves all three, so a CleverReach refresh token rotated by one is the one the
+//! others use.
 
 use async_trait::async_trait;
 use optisync_brevo::{ApiKey, BrevoClient, BrevoConfig, BrevoGateway};
@@ -32,15 +34,14 @@ pub struct EspSettings {
     pub cleverreach: ClientConfig,
 }
 
-/// Routes actions to per-account gateways.
+/// Routes actions, re-reads and list pages to per-account gateways.
 pub struct EspRouter {
     secrets: Arc<dyn SecretStore>,
     settings: EspSettings,
-    gateways: Mutex<HashMap<EspAccount, Account>>,
-    readers: Mutex<HashMap<EspAccount, Arc<dyn EspReader>>>,
+    accounts: Mutex<HashMap<EspAccount, Account>>,
 }
 
-/// One account's client, as a gateway and a lister.
+/// One account's gateway over its one client: as a gateway, a reader and a lister.
 #[derive(Clone)]
 enum Account {
     Brevo(Arc<BrevoGateway>),
@@ -66,7 +67,7 @@ impl Account {
 impl EspRouter {
     /// A router over the secret store.
     pub fn new(secrets: Arc<dyn SecretStore>, settings: EspSettings) -> Self {
-        Self { secrets, settings, gateways: Mutex::new(HashMap::new()), readers: Mutex::new(HashMap::new()) }
+        Self { secrets, settings, accounts: Mutex::new(HashMap::new()) }
     }
 
     async fn cleverreach(&self, esp: &EspAccount) -> Result<CleverReachGateway, EspError> {
@@ -79,7 +80,7 @@ impl EspRouter {
     }
 
     async fn account(&self, esp: &EspAccount) -> Result<Account, EspError> {
-        let mut accounts = self.gateways.lock().await;
+        let mut accounts = self.accounts.lock().await;
         if let Some(a) = accounts.get(esp) {
             return Ok(a.clone());
         }
@@ -123,18 +124,10 @@ impl EspReader for EspRouter {
         if reread.esp.provider != Provider::CleverReach {
             return Ok(Vec::new());
         }
-        let reader = {
-            let mut readers = self.readers.lock().await;
-            match readers.get(&reread.esp) {
-                Some(r) => r.clone(),
-                None => {
-                    let r: Arc<dyn EspReader> = Arc::new(self.cleverreach(&reread.esp).await?);
-                    readers.insert(reread.esp.clone(), r.clone());
-                    r
-                }
-            }
-        };
-        reader.reread(reread).await
+        match self.account(&reread.esp).await? {
+            Account::CleverReach(gateway) => gateway.reread(reread).await,
+            Account::Brevo(_) => Ok(Vec::new()),
+        }
     }
 }
 
