@@ -818,6 +818,13 @@ impl Run<'_> {
             if !state.listed || seen.contains(&key_hash(email.key())) {
                 continue;
             }
+            // Offset and page cursors can miss a member when the list changes between two pages: one
+            // lookup confirms the member is really gone before anything is ended. (A segment's membership
+            // cannot be looked up per receiver; a segment link trusts its listing.)
+            if self.link.segment.is_none() && self.r.lister.is_listed(self.link, email).await? {
+                tracing::info!("a member the listing missed is still on the list; kept");
+                continue;
+            }
             let what = match &self.link.segment {
                 Some(segment) => EspEventKind::SegmentMembership { segment: segment.clone(), member: false },
                 None => EspEventKind::Deleted,

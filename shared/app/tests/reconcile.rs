@@ -534,3 +534,45 @@ async fn r_g1_to_r_g5_a_segment_link_takes_membership_from_cleverreach_only() {
     assert_eq!(creates(&h.feed().await), 1, "asked once");
     assert_eq!((again.counts.inputs, again.counts.deferred), (0, 0), "reconciling twice plans nothing");
 }
+
+/// A listing that misses one member, as offset paging does when an earlier member leaves between two
+/// pages; lookups of single members are the ESP's own.
+struct Skipping {
+    esp: Arc<MemoryEsp>,
+    missed: &'static str,
+}
+
+#[async_trait::async_trait]
+impl optisync_ports::EspLister for Skipping {
+    async fn list_page(
+        &self,
+        link: &Link,
+        since: Option<DateTime<Utc>>,
+        cursor: Option<&str>,
+    ) -> Result<optisync_ports::ListPage, EspError> {
+        let mut page = self.esp.list_page(link, since, cursor).await?;
+        page.members.retain(|m| m.email.key() != self.missed);
+        Ok(page)
+    }
+
+    async fn is_listed(&self, link: &Link, email: &Email) -> Result<bool, EspError> {
+        self.esp.is_listed(link, email).await
+    }
+}
+
+#[tokio::test]
+async fn a_member_the_paging_missed_is_looked_up_before_anything_is_ended() {
+    let h = harness(Provider::Brevo, berlin(2024, 9, 1, 12)).await;
+    h.change(assignment("a1", "max@example.com", None, berlin(2024, 9, 1, 12))).await;
+    h.change(assignment("a2", "erika@example.com", None, berlin(2024, 9, 1, 12))).await;
+    h.esp.remove_member(&h.link.esp, &h.link.list, "erika@example.com"); // really gone
+    let lister = Arc::new(Skipping { esp: h.esp.clone(), missed: "max@example.com" });
+    let reconciler = Reconciler::new(h.store.clone(), h.esp.clone(), lister, h.store.clone(), h.clock.clone());
+    h.clock.set(berlin(2024, 9, 25, 12));
+    let RunOutcome::Finished(run) = reconciler.run(&tenant(), &h.link.id, Budget::default()).await.unwrap() else {
+        panic!("finished")
+    };
+    assert_eq!(run.counts.deferred, 1, "only the member that is really gone");
+    assert_eq!(Harness::ends_of(&h.feed().await), ["a2"], "Max, missed by the paging, keeps his assignment");
+    assert!(h.receiving().contains(&"max@example.com".to_owned()));
+}

@@ -380,6 +380,11 @@ pub trait EspLister: Send + Sync {
         since: Option<DateTime<Utc>>,
         cursor: Option<&str>,
     ) -> Result<ListPage, EspError>;
+
+    /// Whether the address is on the link's list (a segment link: in the group and active) right now, by
+    /// a lookup of that one member. Paged listings can miss a member when the list changes between two
+    /// pages, so nothing is taken as gone from the list before this confirms it.
+    async fn is_listed(&self, link: &Link, email: &Email) -> Result<bool, EspError>;
 }
 
 /// The ESP side: applies planned operations, each a target state and so safe to repeat.

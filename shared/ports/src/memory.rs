@@ -552,6 +552,23 @@ impl EspLister for MemoryEsp {
         let next = if more { members.last().map(|m| m.email.key().to_owned()) } else { None };
         Ok(ListPage { members, next })
     }
+
+    async fn is_listed(&self, link: &Link, email: &Email) -> Result<bool, EspError> {
+        let inner = self.inner.lock().expect("esp lock");
+        let member = inner.members.get(&(link.esp.clone(), link.list.clone(), email.key().to_owned()));
+        Ok(match &link.segment {
+            Some(segment) => {
+                member == Some(&true)
+                    && inner.segments.contains(&(
+                        link.esp.clone(),
+                        link.list.clone(),
+                        segment.as_str().to_owned(),
+                        email.key().to_owned(),
+                    ))
+            }
+            None => member.is_some(),
+        })
+    }
 }
 
 #[async_trait]

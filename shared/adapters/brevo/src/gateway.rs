@@ -145,4 +145,11 @@ impl EspLister for BrevoGateway {
         }
         Ok(ListPage { members, next: next.map(|n| n.to_string()) })
     }
+
+    /// `GET /contacts/{email}`: on the list when the contact exists and names the list.
+    async fn is_listed(&self, link: &optisync_domain::Link, email: &optisync_domain::Email) -> Result<bool, EspError> {
+        let list = list_id(&link.list)?;
+        let contact = self.client.get_contact(email.as_str()).await.map_err(to_port)?;
+        Ok(contact.is_some_and(|c| c.list_ids.contains(&list)))
+    }
 }

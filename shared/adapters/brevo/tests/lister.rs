@@ -225,3 +225,19 @@ async fn a_list_id_or_cursor_brevo_cannot_have_issued_is_rejected() {
     assert!(matches!(gw.list_page(&link(list), None, Some("page-2")).await, Err(EspError::Rejected(_))));
     assert!(matches!(gw.list_page(&link(list + 1), None, None).await, Err(EspError::Rejected(_))), "no such list");
 }
+
+#[tokio::test]
+async fn one_member_is_looked_up_on_the_list_by_its_address() {
+    let fake = FakeBrevo::start().await;
+    let (list, other) = (fake.add_list("Rundbrief"), fake.add_list("Andere"));
+    seed(&fake, list, 2);
+    fake.add_contact("elsewhere@example.com", Map::new(), &[other]);
+    let gw = gateway(&fake);
+    let listed = |mail: &str| {
+        let (gw, link, mail) = (&gw, link(list), Email::parse(mail).unwrap());
+        async move { gw.is_listed(&link, &mail).await.unwrap() }
+    };
+    assert!(listed("m1@example.com").await);
+    assert!(!listed("elsewhere@example.com").await, "a contact on another list only");
+    assert!(!listed("nobody@example.com").await, "no such contact");
+}

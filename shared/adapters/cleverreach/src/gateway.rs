@@ -176,4 +176,16 @@ impl EspLister for CleverReachGateway {
         let next = crate::client::next_page(page, receivers.len(), size).map(|p| p.to_string());
         Ok(ListPage { members, next })
     }
+
+    /// `GET /v3/groups.json/{id}/receivers/{email}`: in the group. For a segment link this answers whether
+    /// the receiver is active in the group only: CleverReach has no per-receiver filter lookup, so the
+    /// reconciler does not ask it for segment links.
+    async fn is_listed(&self, link: &optisync_domain::Link, email: &optisync_domain::Email) -> Result<bool, EspError> {
+        let receiver = self.client.get_receiver(link.list.as_str(), email.as_str()).await.map_err(to_port)?;
+        Ok(match (&link.segment, receiver) {
+            (_, None) => false,
+            (None, Some(_)) => true,
+            (Some(_), Some(r)) => r.active && r.deactivation().is_none(),
+        })
+    }
 }

@@ -272,3 +272,22 @@ async fn a_cursor_cleverreach_paging_cannot_have_issued_is_rejected() {
 
     assert!(matches!(listed, Err(EspError::Rejected(_))), "{listed:?}");
 }
+
+#[tokio::test]
+async fn one_receiver_is_looked_up_in_the_group_by_its_address() {
+    let fake = FakeCleverReach::start().await;
+    let (group, other) = (fake.add_group("Newsletter"), fake.add_group("Andere"));
+    let t = Utc::now().timestamp() - 3600;
+    fake.add_receiver(&group, "in@example.com", t, 0, &[]);
+    fake.add_receiver(&group, "inactive@example.com", t, t + 60, &[]);
+    fake.add_receiver(&other, "elsewhere@example.com", t, 0, &[]);
+    let gw = gateway(&fake).await;
+    let listed = |mail: &str, segment: Option<&str>| {
+        let (gw, link, mail) = (&gw, link(&group, segment), Email::parse(mail).unwrap());
+        async move { gw.is_listed(&link, &mail).await.unwrap() }
+    };
+    assert!(listed("in@example.com", None).await);
+    assert!(listed("inactive@example.com", None).await, "in the group, if inactive");
+    assert!(!listed("elsewhere@example.com", None).await, "another group's receiver");
+    assert!(!listed("inactive@example.com", Some("f1")).await, "a segment link asks for an active receiver");
+}

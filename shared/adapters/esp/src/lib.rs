@@ -115,6 +115,10 @@ impl EspLister for EspRouter {
     ) -> Result<ListPage, EspError> {
         self.account(&link.esp).await?.lister().list_page(link, since, cursor).await
     }
+
+    async fn is_listed(&self, link: &optisync_domain::Link, email: &optisync_domain::Email) -> Result<bool, EspError> {
+        self.account(&link.esp).await?.lister().is_listed(link, email).await
+    }
 }
 
 #[async_trait]
