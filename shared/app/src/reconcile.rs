@@ -86,8 +86,14 @@ pub struct RunCounts {
 }
 
 impl RunCounts {
+    /// One input fed to the engine, and what it did.
     fn add(&mut self, outcome: &crate::Outcome) {
         self.inputs += 1;
+        self.absorb(outcome);
+    }
+
+    /// What the engine did (for the due phase's "today", which is no difference the run found).
+    fn absorb(&mut self, outcome: &crate::Outcome) {
         self.esp_operations += outcome.esp_operations as u64;
         self.commands += outcome.commands as u64;
         self.created += outcome.created as u64;
@@ -140,9 +146,6 @@ pub struct Progress {
     pub started_at: DateTime<Utc>,
     /// The phase.
     pub phase: Phase,
-    /// The first sync of the link (R-F1): export and import come first.
-    #[serde(default)]
-    pub first_sync: bool,
     /// The export asked for (first sync).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub export: Option<CommandId>,
@@ -168,12 +171,6 @@ pub struct Progress {
     /// Inputs that failed for good.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failures: Vec<Failure>,
-}
-
-impl Progress {
-    fn run_id(&self) -> &str {
-        &self.id
-    }
 }
 
 /// A finished run, for the link's status.
@@ -495,7 +492,7 @@ impl Reconciler {
         } else {
             Engine::new(self.store.clone(), self.esp.clone(), self.clock.clone())
         };
-        let run = Run { r: self, engine, tenant: tenant.clone(), link: &link, budget, pages_now: 0 };
+        let run = Run { r: self, engine, tenant: tenant.clone(), link: &link, budget, pages_now: 0, seen: None };
         let result = run.go().await;
         if let Err(e) = self.store.release_lease(&lease, &owner).await {
             tracing::warn!(error = %e, "could not release the run lease; it expires by itself");
@@ -550,6 +547,8 @@ struct Run<'a> {
     link: &'a Link,
     budget: Budget,
     pages_now: u64,
+    /// The e-mails the complete listing saw, read once per invocation for the sweep.
+    seen: Option<HashSet<u64>>,
 }
 
 impl Run<'_> {
@@ -584,7 +583,6 @@ impl Run<'_> {
                 return Ok(RunOutcome::Busy);
             };
             version = Some(saved);
-            state.current = None;
         }
     }
 
@@ -609,7 +607,6 @@ impl Run<'_> {
             id: format!("{}-{:08x}", now.timestamp_millis(), rand::random::<u32>()),
             started_at: now,
             phase: if first_sync { Phase::Export } else { Phase::Due },
-            first_sync,
             export: None,
             since,
             cursor: None,
@@ -654,10 +651,7 @@ impl Run<'_> {
                 // R-A9: what time alone changed since the last run (the engine looks at every link's due entries).
                 let date = berlin_date(self.r.clock.now());
                 let outcome = self.engine.process(&self.tenant, &Input::Today { date }).await?;
-                p.counts.esp_operations += outcome.esp_operations as u64;
-                p.counts.commands += outcome.commands as u64;
-                p.counts.deactivated += outcome.deactivated as u64;
-                p.counts.ended += outcome.ended as u64;
+                p.counts.absorb(&outcome);
                 p.phase = Phase::List;
                 p.cursor = None;
                 Ok(Step::Next)
@@ -695,11 +689,10 @@ impl Run<'_> {
     async fn list_page(&mut self, p: &mut Progress) -> Result<Step, RunError> {
         let page = self.r.lister.list_page(self.link, p.since, p.cursor.as_deref()).await?;
         p.counts.members += page.members.len() as u64;
-        let run = p.run_id();
         let expires = self.r.clock.now() + CHUNK_RETENTION;
         if p.since.is_none() && !page.members.is_empty() {
             let seen: String = page.members.iter().map(|m| format!("{:016x}", key_hash(m.email.key()))).collect();
-            self.r.store.put_run_chunk(self.id(), &format!("{run}/seen"), p.seen_chunks, &seen, expires).await?;
+            self.r.store.put_run_chunk(self.id(), &format!("{}/seen", p.id), p.seen_chunks, &seen, expires).await?;
             p.seen_chunks += 1;
         }
         let (now_inputs, ends) = self.differences(p, &page.members).await?;
@@ -786,7 +779,7 @@ impl Run<'_> {
         p.counts.deferred += ends.len() as u64;
         let raw = serde_json::to_string(&ends).map_err(|e| RunError::State(e.to_string()))?;
         let expires = self.r.clock.now() + CHUNK_RETENTION;
-        self.r.store.put_run_chunk(self.id(), &format!("{}/ends", p.run_id()), p.end_chunks, &raw, expires).await?;
+        self.r.store.put_run_chunk(self.id(), &format!("{}/ends", p.id), p.end_chunks, &raw, expires).await?;
         p.end_chunks += 1;
         Ok(())
     }
@@ -810,7 +803,10 @@ impl Run<'_> {
     /// R-E1, R-E4, R-G4: one page of the link's recipients; those on the list the listing did not show
     /// left it.
     async fn sweep_page(&mut self, p: &mut Progress) -> Result<Step, RunError> {
-        let seen = self.seen(p).await?;
+        if self.seen.is_none() {
+            self.seen = Some(self.seen(p).await?);
+        }
+        let seen = self.seen.as_ref().expect("read above");
         let page = self.r.store.recipients(self.id(), p.cursor.as_deref(), SWEEP_PAGE).await?;
         let now = self.r.clock.now();
         let mut ends = Vec::new();
@@ -847,7 +843,7 @@ impl Run<'_> {
 
     /// The e-mails the complete listing saw (eight bytes each).
     async fn seen(&self, p: &Progress) -> Result<HashSet<u64>, RunError> {
-        let run = format!("{}/seen", p.run_id());
+        let run = format!("{}/seen", p.id);
         let mut seen = HashSet::new();
         let mut after = None;
         loop {
@@ -868,7 +864,7 @@ impl Run<'_> {
     /// One chunk of deferred ends.
     async fn apply_chunk(&mut self, p: &mut Progress) -> Result<Step, RunError> {
         let after = p.cursor.as_deref().and_then(|c| c.parse().ok());
-        let run = format!("{}/ends", p.run_id());
+        let run = format!("{}/ends", p.id);
         let Some((index, raw)) = self.r.store.run_chunks(self.id(), &run, after, 1).await?.pop() else {
             return Ok(Step::Done { error: None });
         };
@@ -900,7 +896,7 @@ impl Run<'_> {
                 if p.failures.len() < MAX_FAILURES {
                     p.failures.push(Failure {
                         recipient: input_email(input).map(|e| e.masked()).unwrap_or_default(),
-                        input: input_kind(input).into(),
+                        input: input.name(),
                         reason: reason.into(),
                     });
                 }
@@ -962,14 +958,5 @@ fn input_email(input: &Input) -> Option<&Email> {
         Input::Esp(e) => Some(&e.email),
         Input::AssignmentChanged { assignment } => optisync_domain::rules::email_used(assignment),
         _ => None,
-    }
-}
-
-fn input_kind(input: &Input) -> &'static str {
-    match input {
-        Input::AssignmentChanged { .. } => "assignment.changed",
-        Input::AssignmentDeleted { .. } => "assignment.deleted",
-        Input::Esp(_) => "esp",
-        Input::Today { .. } => "today",
     }
 }

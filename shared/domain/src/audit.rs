@@ -108,24 +108,38 @@ fn links_of<'a>(known: &'a Known, newsletter: &crate::NewsletterId) -> Vec<&'a L
     known.links.iter().filter(|v| &v.link.newsletter == newsletter).map(|v| &v.link.id).collect()
 }
 
-fn describe(input: &Input) -> (String, Option<AssignmentId>, Option<String>) {
-    match input {
-        Input::AssignmentChanged { assignment } => ("assignment.changed".to_owned(), Some(assignment.id.clone()), None),
-        Input::AssignmentDeleted { id, .. } => ("assignment.deleted".to_owned(), Some(id.clone()), None),
-        Input::Esp(event) => {
-            let kind = match &event.what {
-                EspEventKind::Unsubscribed => "unsubscribed",
-                EspEventKind::Deactivated => "deactivated",
-                EspEventKind::Deleted => "deleted",
-                EspEventKind::Blacklisted => "blacklisted",
-                EspEventKind::Signup { .. } => "signup",
-                EspEventKind::EmailChanged { .. } => "email_changed",
-                EspEventKind::FieldsChanged => "fields_changed",
-                EspEventKind::Bounced => "bounced",
-                EspEventKind::SegmentMembership { .. } => "segment_membership",
-            };
-            (format!("esp.{kind}"), None, Some(event.email.masked()))
+impl Input {
+    /// What came in, as the audit trail and a run's failures name it: `assignment.changed`,
+    /// `assignment.deleted`, `esp.{kind}` or `today`.
+    pub fn name(&self) -> String {
+        match self {
+            Input::AssignmentChanged { .. } => "assignment.changed".to_owned(),
+            Input::AssignmentDeleted { .. } => "assignment.deleted".to_owned(),
+            Input::Esp(event) => {
+                let kind = match &event.what {
+                    EspEventKind::Unsubscribed => "unsubscribed",
+                    EspEventKind::Deactivated => "deactivated",
+                    EspEventKind::Deleted => "deleted",
+                    EspEventKind::Blacklisted => "blacklisted",
+                    EspEventKind::Signup { .. } => "signup",
+                    EspEventKind::EmailChanged { .. } => "email_changed",
+                    EspEventKind::FieldsChanged => "fields_changed",
+                    EspEventKind::Bounced => "bounced",
+                    EspEventKind::SegmentMembership { .. } => "segment_membership",
+                };
+                format!("esp.{kind}")
+            }
+            Input::Today { .. } => "today".to_owned(),
         }
-        Input::Today { .. } => ("today".to_owned(), None, None),
     }
+}
+
+fn describe(input: &Input) -> (String, Option<AssignmentId>, Option<String>) {
+    let (assignment, recipient) = match input {
+        Input::AssignmentChanged { assignment } => (Some(assignment.id.clone()), None),
+        Input::AssignmentDeleted { id, .. } => (Some(id.clone()), None),
+        Input::Esp(event) => (None, Some(event.email.masked())),
+        Input::Today { .. } => (None, None),
+    };
+    (input.name(), assignment, recipient)
 }
