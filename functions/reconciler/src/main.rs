@@ -2,7 +2,6 @@
 
 use lambda_runtime::{Error, run, service_fn};
 use optisync_app::reconcile::{Guard, Reconciler};
-use optisync_cleverreach::{ClientConfig, Secret};
 use optisync_dynamodb::DynamoStore;
 use optisync_esp::{EspRouter, EspSettings};
 use optisync_eventbridge::EventBridgePublisher;
@@ -19,14 +18,7 @@ async fn main() -> Result<(), Error> {
     let store = Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), env("TABLE_NAME")?));
     let secrets: Arc<dyn SecretStore> =
         Arc::new(SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(&config), env("SECRETS_PREFIX")?));
-    let client_secret = secrets.get("cleverreach/app/client-secret").await?.unwrap_or_default();
-    let cleverreach = ClientConfig::new(
-        env_or("CLEVERREACH_CLIENT_ID", ""),
-        Secret::new(client_secret),
-        env_or("CLEVERREACH_REDIRECT_URI", ""),
-    )
-    .with_base_url(&env_or("CLEVERREACH_BASE_URL", "https://rest.cleverreach.com"));
-    let settings = EspSettings { brevo_base_url: env_or("BREVO_BASE_URL", "https://api.brevo.com/v3"), cleverreach };
+    let settings = EspSettings::from_env(secrets.as_ref()).await?;
     let esp = Arc::new(EspRouter::new(secrets, settings));
     let guard = Guard {
         share: env_or("GUARD_SHARE", "0.1").parse().map_err(|_| "GUARD_SHARE must be a number from 0 to 1")?,

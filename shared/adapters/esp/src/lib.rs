@@ -34,6 +34,23 @@ pub struct EspSettings {
     pub cleverreach: ClientConfig,
 }
 
+impl EspSettings {
+    /// The settings a Lambda runs with: `BREVO_BASE_URL`, `CLEVERREACH_BASE_URL`,
+    /// `CLEVERREACH_CLIENT_ID` and `CLEVERREACH_REDIRECT_URI` from the environment (the public APIs by
+    /// default), the OAuth app's client secret from the secret store (`cleverreach/app/client-secret`).
+    pub async fn from_env(secrets: &dyn SecretStore) -> Result<Self, optisync_ports::StoreError> {
+        let var = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
+        let client_secret = secrets.get("cleverreach/app/client-secret").await?.unwrap_or_default();
+        let cleverreach = ClientConfig::new(
+            var("CLEVERREACH_CLIENT_ID", ""),
+            optisync_cleverreach::Secret::new(client_secret),
+            var("CLEVERREACH_REDIRECT_URI", ""),
+        )
+        .with_base_url(&var("CLEVERREACH_BASE_URL", "https://rest.cleverreach.com"));
+        Ok(Self { brevo_base_url: var("BREVO_BASE_URL", "https://api.brevo.com/v3"), cleverreach })
+    }
+}
+
 /// Routes actions, re-reads and list pages to per-account gateways.
 pub struct EspRouter {
     secrets: Arc<dyn SecretStore>,
