@@ -14,7 +14,7 @@ use optisync_app::optigem::{
 use optisync_connector::signature::SignedHeaders;
 use optisync_domain::{CommandId, TenantId};
 use optisync_lambda::{error_response, json_response, retry_later};
-use optisync_ports::{BusEvent, Clock, EventPublisher, Inbox, SecretStore, StateStore};
+use optisync_ports::{BusEvent, Clock, EventPublisher, Inbox, SecretStore, StateStore, StoreError};
 use serde_json::json;
 use std::sync::Arc;
 
@@ -55,6 +55,17 @@ fn query(req: &Request, name: &str) -> Option<String> {
         .filter_map(|pair| pair.split_once('='))
         .find(|(k, _)| *k == name)
         .map(|(_, v)| v.to_owned())
+}
+
+/// Publishes `link.reconcile` for the runs waiting for this command, if it is an export.
+async fn wake_waiting_runs(deps: &Deps, tenant: &TenantId, command: &CommandId) -> Result<(), StoreError> {
+    let waiting = runs_waiting_for(deps.store.as_ref(), tenant, command).await?;
+    if waiting.is_empty() {
+        return Ok(());
+    }
+    let events: Vec<BusEvent> =
+        waiting.into_iter().map(|(tenant, link)| BusEvent::ReconcileLink { tenant, link }).collect();
+    deps.publisher.publish(&events).await
 }
 
 /// Handles one request.
@@ -105,20 +116,8 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
                 Ok(()) => {
                     // An export's result wakes the first syncs waiting for it (R-F1); the scheduler's tick
                     // wakes them too, should this fail.
-                    match runs_waiting_for(deps.store.as_ref(), &tenant, &command).await {
-                        Ok(waiting) if !waiting.is_empty() => {
-                            let events: Vec<BusEvent> = waiting
-                                .into_iter()
-                                .map(|(tenant, link)| BusEvent::ReconcileLink { tenant, link })
-                                .collect();
-                            if let Err(e) = deps.publisher.publish(&events).await {
-                                tracing::warn!(error = %e, "export result stored; the waiting run wakes on the next tick");
-                            }
-                        }
-                        Ok(_) => {}
-                        Err(e) => {
-                            tracing::warn!(error = %e, "export result stored; the waiting run wakes on the next tick")
-                        }
+                    if let Err(e) = wake_waiting_runs(deps, &tenant, &command).await {
+                        tracing::warn!(error = %e, "result stored; a waiting run wakes on the next tick");
                     }
                     Response::builder().status(204).body(Body::Empty).expect("static response")
                 }
