@@ -204,8 +204,8 @@ async fn snapshot_pages_are_kept_once_for_the_run_and_the_exports_result_wakes_i
     let reused = handle(&f.deps, signed("PUT", "/connector/t1/snapshots/export-1/pages/1", &changed, "p1-other")).await;
     assert_eq!(reused.status(), 409, "page 1 again with another content");
 
-    // The export's result wakes the first sync of the newsletter's link that waits for it, and the dry
-    // run of a link being set up; linked links and other newsletters' are left alone.
+    // The export's result wakes the first sync of the newsletter's link that waits for it, the dry run of
+    // a link being set up and the reconciliation waiting for it; other links are left alone.
     let link = |id: &str, tenant: TenantId, newsletter: &str, status: LinkStatus| Link {
         id: LinkId::new(id),
         tenant,
@@ -222,6 +222,28 @@ async fn snapshot_pages_are_kept_once_for_the_run_and_the_exports_result_wakes_i
     f.store.put_link(&link("linked", t1.clone(), "NL-7", LinkStatus::Linked)).await.unwrap();
     f.store.put_link(&link("other", t1.clone(), "NL-8", LinkStatus::Linking)).await.unwrap();
     f.store.put_link(&link("dry", preview.clone(), "NL-7", LinkStatus::Linking)).await.unwrap();
+    f.store.put_link(&link("reconciling", t1.clone(), "NL-7", LinkStatus::Linked)).await.unwrap();
+    use optisync_app::reconcile::{Phase, Progress, RunState};
+    let waiting = RunState {
+        current: Some(Progress {
+            id: "run-1".into(),
+            started_at: chrono::Utc::now(),
+            phase: Phase::AwaitExport,
+            export: Some(CommandId::new("export-1")),
+            export_at: Some(chrono::Utc::now()),
+            since: None,
+            cursor: None,
+            seen_chunks: 0,
+            end_chunks: 0,
+            confirmed: false,
+            invocations: 1,
+            counts: Default::default(),
+            failures: vec![],
+        }),
+        ..Default::default()
+    };
+    let waiting = serde_json::to_string(&waiting).unwrap();
+    f.store.save_run_state(&LinkId::new("reconciling"), &waiting, None).await.unwrap();
     let done =
         handle(&f.deps, signed("POST", "/connector/t1/commands/export-1/result", br#"{"status":"done"}"#, "r1")).await;
     assert_eq!(done.status(), 204);
@@ -229,6 +251,7 @@ async fn snapshot_pages_are_kept_once_for_the_run_and_the_exports_result_wakes_i
         f.bus.drain(),
         vec![
             BusEvent::ReconcileLink { tenant: t1.clone(), link: LinkId::new("first") },
+            BusEvent::ReconcileLink { tenant: t1.clone(), link: LinkId::new("reconciling") },
             BusEvent::ReconcileLink { tenant: preview, link: LinkId::new("dry") },
         ]
     );

@@ -58,10 +58,12 @@ async fn a_long_list_is_read_across_invocations_that_announce_each_other() {
         let again = BusEvent::ReconcileLink { tenant: TenantId::new("t1"), link: LinkId::new("L1") };
         assert_eq!(announced, vec![again], "each continuation announces the next");
     }
-    // Three list pages, one per invocation; a fourth sweeps (nothing gone) and finishes.
-    assert_eq!(outcomes, ["continue", "continue", "continue", "finished"]);
+    // Three list pages, one per invocation; a fourth sweeps (nothing gone) and asks OPTIGEM for its side,
+    // then waits without an announcement: the connector's answer wakes it.
+    assert_eq!(outcomes, ["continue", "continue", "continue", "waiting"]);
     let feed = store.commands(&TenantId::new("t1"), 0, 100).await.unwrap();
-    assert_eq!(feed.len(), 25, "every unknown member once in the approval queue");
+    let matches = feed.iter().filter(|(_, c)| matches!(c, OptigemCommand::MatchPersons { .. })).count();
+    assert_eq!((matches, feed.len()), (25, 26), "every unknown member once in the approval queue, and the export");
 
     assert_eq!(handle(&deps, event("inbox.ready")).await.unwrap().outcome, "ignored");
 }

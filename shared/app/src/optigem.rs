@@ -209,8 +209,9 @@ pub async fn accept_snapshot_page(
     }
 }
 
-/// The scheduled runs waiting for an export: the first syncs (and dry runs) of the newsletter's links,
-/// to wake when the connector reports the export's result.
+/// The scheduled runs waiting for an export, to wake when the connector reports the export's result:
+/// the first syncs (and dry runs) of the newsletter's links and the reconciliations whose checkpoint
+/// names the export.
 pub async fn runs_waiting_for(
     store: &dyn StateStore,
     tenant: &TenantId,
@@ -222,7 +223,9 @@ pub async fn runs_waiting_for(
     let mut waiting = Vec::new();
     for t in [tenant.clone(), crate::reconcile::preview_tenant(tenant)] {
         for link in store.links_for_newsletter(&t, &newsletter).await? {
-            if link.status == optisync_domain::LinkStatus::Linking {
+            if link.status == optisync_domain::LinkStatus::Linking
+                || crate::reconcile::waits_for(store, &link.id, command).await?
+            {
                 waiting.push((t.clone(), link.id));
             }
         }

@@ -8,12 +8,13 @@
 //! itself, so a run killed in the middle of a page repeats that page without a duplicate effect.
 //!
 //! Phases, in order:
-//! 1. *Export* and *Await export* (first sync only): `export_newsletter` asks the connector for the
-//!    newsletter's snapshot; the run waits (no invocation is held) until the connector reports the
-//!    export done, which wakes it again.
-//! 2. *Import* (first sync only): the snapshot pages, page by page: every active assignment is imported
-//!    (R-F2: created in the ESP if unknown there, OPTIGEM's field values written; R-F3: on the list; the
-//!    ESP gateways never re-activate on an upsert, so deactivated and blacklisted recipients stay so).
+//! 1. *Export* and *Await export*: `export_newsletter` asks the connector for the newsletter's
+//!    snapshot; the run waits (no invocation is held) until the connector reports the export done,
+//!    which wakes it again. A first sync starts with it; a reconciliation ends with it (7.).
+//! 2. *Import*: the snapshot pages, page by page: every active assignment is imported (R-F2: created in
+//!    the ESP if unknown there, OPTIGEM's field values written; R-F3: on the list; the ESP gateways never
+//!    re-activate on an upsert, so deactivated and blacklisted recipients stay so). An assignment the
+//!    link already holds at that version changes nothing and costs no write.
 //! 3. *Due*: what time alone changed (R-A9), from the index of next transition dates.
 //! 4. *List*: the ESP's list page by page, each difference to the known state fed through the engine.
 //!    A receiving member the link does not know → a signup for the approval queue (R-E3, R-F4); on a
@@ -26,6 +27,10 @@
 //!    plus a signup of the new address, R-E4); on a segment link they left the segment (R-G4).
 //! 6. *Guard* and *Apply*: the ends found in 4 and 5 are applied last, unless they would end more than
 //!    the guard's share of the list: then the run is held until an admin confirms it (R-F8).
+//! 7. *Refresh* (reconciliation): the OPTIGEM side of the drift: export and import as in 1. and 2., so an
+//!    assignment whose change event never arrived reaches the list after all. A connector that does not
+//!    answer within [`EXPORT_WAIT`] fails the run (the ESP side is reconciled by then); the next run asks
+//!    again.
 
 use crate::{Engine, ProcessError};
 use async_trait::async_trait;
@@ -51,6 +56,8 @@ pub const FULL_LISTING_EVERY: Duration = Duration::hours(24);
 pub const CHUNK_RETENTION: Duration = Duration::days(7);
 /// Recipient states read per sweep page.
 pub const SWEEP_PAGE: usize = 500;
+/// How long a reconciliation waits for the connector's export before it gives up on it.
+pub const EXPORT_WAIT: Duration = Duration::hours(5);
 /// Failures kept per run for the link's status.
 pub const MAX_FAILURES: usize = 100;
 
@@ -108,11 +115,11 @@ impl RunCounts {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
-    /// First sync: the snapshot is to be asked for.
+    /// The snapshot is to be asked for (first at a first sync, last at a reconciliation).
     Export,
-    /// First sync: waiting for the connector to report the export done.
+    /// Waiting for the connector to report the export done.
     AwaitExport,
-    /// First sync: applying the snapshot pages.
+    /// Applying the snapshot pages.
     Import,
     /// Time-driven transitions not applied yet.
     Due,
@@ -146,9 +153,12 @@ pub struct Progress {
     pub started_at: DateTime<Utc>,
     /// The phase.
     pub phase: Phase,
-    /// The export asked for (first sync).
+    /// The export asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub export: Option<CommandId>,
+    /// When it was asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export_at: Option<DateTime<Utc>>,
     /// Brevo delta listing: members changed since then (`None`: the complete list, then the sweep).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since: Option<DateTime<Utc>>,
@@ -529,6 +539,13 @@ impl Reconciler {
     }
 }
 
+/// Whether the link's run in progress waits for this export.
+pub async fn waits_for(store: &dyn StateStore, link: &LinkId, export: &CommandId) -> Result<bool, StoreError> {
+    let Some((raw, _)) = store.run_state(link).await? else { return Ok(false) };
+    let state: RunState = serde_json::from_str(&raw).map_err(|e| StoreError::Permanent(format!("run state: {e}")))?;
+    Ok(state.current.is_some_and(|p| p.phase == Phase::AwaitExport && p.export.as_ref() == Some(export)))
+}
+
 /// What one step of a phase asks of the loop.
 enum Step {
     /// Go on with the next step (the checkpoint is saved first).
@@ -586,6 +603,10 @@ impl Run<'_> {
         }
     }
 
+    fn first_sync(&self) -> bool {
+        self.link.status == LinkStatus::Linking
+    }
+
     fn spent(&self) -> bool {
         self.budget.max_pages.is_some_and(|m| self.pages_now >= m)
             || self.budget.deadline.is_some_and(|d| Instant::now() >= d)
@@ -593,7 +614,7 @@ impl Run<'_> {
 
     fn start(&self, state: &RunState) -> Progress {
         let now = self.r.clock.now();
-        let first_sync = self.link.status == LinkStatus::Linking;
+        let first_sync = self.first_sync();
         // Brevo lists only what changed since the last run, except on a first sync and once a day.
         let since = match (&state.last, state.last_complete) {
             (Some(last), Some(complete))
@@ -608,6 +629,7 @@ impl Run<'_> {
             started_at: now,
             phase: if first_sync { Phase::Export } else { Phase::Due },
             export: None,
+            export_at: None,
             since,
             cursor: None,
             seen_chunks: 0,
@@ -629,12 +651,18 @@ impl Run<'_> {
                 let commit = optisync_ports::Commit { writes: vec![], commands: vec![command], audit: vec![] };
                 self.r.store.commit(&real_tenant(&self.tenant), commit).await?;
                 p.export = Some(id);
+                p.export_at = Some(self.r.clock.now());
                 p.phase = Phase::AwaitExport;
                 Ok(Step::Next)
             }
             Phase::AwaitExport => {
                 let id = p.export.clone().ok_or_else(|| RunError::State("no export named".into()))?;
                 match self.r.store.command_result(&real_tenant(&self.tenant), &id).await? {
+                    None if !self.first_sync()
+                        && p.export_at.is_some_and(|at| self.r.clock.now() - at > EXPORT_WAIT) =>
+                    {
+                        Ok(Step::Done { error: Some("the connector did not answer the export in time".into()) })
+                    }
                     None => Ok(Step::Stop(RunOutcome::Waiting)),
                     Some(CommandResult::Failed { .. }) => {
                         Ok(Step::Done { error: Some("the connector could not export the newsletter".into()) })
@@ -669,6 +697,9 @@ impl Run<'_> {
         let n: u64 = p.cursor.as_deref().and_then(|c| c.parse().ok()).unwrap_or(1);
         let key = crate::optigem::snapshot_page_key(&export, n);
         let Some(entry) = self.r.inbox.get(&real_tenant(&self.tenant), &key).await? else {
+            if !self.first_sync() {
+                return Ok(Step::Done { error: None });
+            }
             p.phase = Phase::Due;
             p.cursor = None;
             return Ok(Step::Next);
@@ -676,7 +707,7 @@ impl Run<'_> {
         for item in &entry.items {
             if let InboxItem::Input { input } = item {
                 p.counts.imported += 1;
-                self.apply(p, input).await?;
+                self.feed(p, input, false).await?;
             }
         }
         p.counts.pages += 1;
@@ -811,7 +842,9 @@ impl Run<'_> {
         let now = self.r.clock.now();
         let mut ends = Vec::new();
         for (email, state) in &page {
-            if !state.listed || seen.contains(&key_hash(email.key())) {
+            // A segment is listed by its active receivers: one deactivated in the group is not missing.
+            let expected = state.listed && (self.link.segment.is_none() || state.active);
+            if !expected || seen.contains(&key_hash(email.key())) {
                 continue;
             }
             // Offset and page cursors can miss a member when the list changes between two pages: one
@@ -866,6 +899,12 @@ impl Run<'_> {
         let after = p.cursor.as_deref().and_then(|c| c.parse().ok());
         let run = format!("{}/ends", p.id);
         let Some((index, raw)) = self.r.store.run_chunks(self.id(), &run, after, 1).await?.pop() else {
+            if p.export.is_none() {
+                // A reconciliation refreshes the OPTIGEM side last.
+                p.phase = Phase::Export;
+                p.cursor = None;
+                return Ok(Step::Next);
+            }
             return Ok(Step::Done { error: None });
         };
         let events: Vec<EspEvent> = serde_json::from_str(&raw).map_err(|e| RunError::State(e.to_string()))?;
@@ -877,12 +916,22 @@ impl Run<'_> {
         Ok(Step::Next)
     }
 
-    /// Feeds one input through the engine; a failure that retrying will not mend is recorded and the run
-    /// goes on, anything else stops the run (the checkpoint repeats the page).
+    /// Feeds a difference the run found through the engine.
     async fn apply(&self, p: &mut Progress, input: &Input) -> Result<(), RunError> {
+        self.feed(p, input, true).await
+    }
+
+    /// Feeds one input through the engine; it counts as an input when it is a `difference` or changed
+    /// something. A failure that retrying will not mend is recorded and the run goes on, anything else
+    /// stops the run (the checkpoint repeats the page).
+    async fn feed(&self, p: &mut Progress, input: &Input, difference: bool) -> Result<(), RunError> {
         match self.engine.process(&self.tenant, input).await {
-            Ok(outcome) => {
+            Ok(outcome) if difference || outcome.changed() => {
                 p.counts.add(&outcome);
+                Ok(())
+            }
+            Ok(outcome) => {
+                p.counts.absorb(&outcome);
                 Ok(())
             }
             Err(e) if !e.is_transient() => {

@@ -1,108 +1,15 @@
 //! The scheduled run of a link over the in-memory ports: month-end expiry without any change event
 //! (R-A9), drift the ESP shows (R-E1, R-E2, R-E3), checkpoints, continuation and a crash mid-page.
 
-use chrono::{DateTime, TimeZone, Utc};
-use chrono_tz::Europe::Berlin;
-use optisync_app::Engine;
+use chrono::{DateTime, Utc};
 use optisync_app::reconcile::{Budget, Guard, Phase, Reconciler, RunOutcome};
 use optisync_domain::*;
-use optisync_ports::memory::{FixedClock, MemoryEsp, MemoryStore};
+use optisync_ports::memory::MemoryEsp;
 use optisync_ports::{Clock, EspError, StateStore};
 use std::sync::Arc;
 
-fn berlin(y: i32, m: u32, d: u32, h: u32) -> DateTime<Utc> {
-    Berlin.with_ymd_and_hms(y, m, d, h, 0, 0).unwrap().with_timezone(&Utc)
-}
-
-fn tenant() -> TenantId {
-    TenantId::new("t1")
-}
-
-fn link(provider: Provider) -> Link {
-    Link {
-        id: LinkId::new(format!("{provider}-nl")),
-        tenant: tenant(),
-        newsletter: NewsletterId::new("NL-1"),
-        esp: EspAccount { provider, account: AccountId::new("acc") },
-        list: ListId::new("list-1"),
-        segment: None,
-        settings: LinkSettings::default(),
-        status: LinkStatus::Linked,
-    }
-}
-
-fn assignment(id: &str, mail: &str, end: Option<&str>, at: DateTime<Utc>) -> Assignment {
-    Assignment {
-        id: AssignmentId::new(id),
-        newsletter: NewsletterId::new("NL-1"),
-        version: 1,
-        created_at: at,
-        changed_at: at,
-        email: None,
-        end: end.map(|e| e.parse().unwrap()),
-        count: 1,
-        unsubscription: None,
-        person: Person {
-            id: PersonId::new(format!("p-{id}")),
-            first_name: None,
-            last_name: None,
-            letter_salutation: None,
-            emails: vec![RankedEmail { email: Email::parse(mail).unwrap(), priority: 1 }],
-            deletion_marked: false,
-            privacy: Default::default(),
-            delivery_blocks: vec![],
-        },
-    }
-}
-
-struct Harness {
-    store: Arc<MemoryStore>,
-    esp: Arc<MemoryEsp>,
-    clock: Arc<FixedClock>,
-    engine: Engine,
-    reconciler: Reconciler,
-    link: Link,
-}
-
-async fn harness(provider: Provider, now: DateTime<Utc>) -> Harness {
-    let store = Arc::new(MemoryStore::new());
-    let esp = Arc::new(MemoryEsp::new());
-    let clock = Arc::new(FixedClock::new(now));
-    let engine = Engine::new(store.clone(), esp.clone(), clock.clone());
-    let reconciler = Reconciler::new(store.clone(), esp.clone(), esp.clone(), store.clone(), clock.clone());
-    let link = link(provider);
-    store.put_link(&link).await.unwrap();
-    Harness { store, esp, clock, engine, reconciler, link }
-}
-
-impl Harness {
-    async fn change(&self, a: Assignment) {
-        self.engine.process(&tenant(), &Input::AssignmentChanged { assignment: a }).await.unwrap();
-    }
-
-    async fn run(&self, budget: Budget) -> RunOutcome {
-        self.reconciler.run(&tenant(), &self.link.id, budget).await.unwrap()
-    }
-
-    async fn run_to_end(&self) -> optisync_app::reconcile::Finished {
-        match self.run(Budget::default()).await {
-            RunOutcome::Finished(f) => f,
-            other => panic!("expected a finished run, got {other:?}"),
-        }
-    }
-
-    async fn feed(&self) -> Vec<OptigemCommand> {
-        self.store.commands(&tenant(), 0, 100_000).await.unwrap().into_iter().map(|(_, c)| c).collect()
-    }
-
-    async fn audit_len(&self) -> usize {
-        self.store.audit(&self.link.id, self.clock.now(), 100_000).await.unwrap().len()
-    }
-
-    fn receiving(&self) -> Vec<String> {
-        self.esp.receiving(&self.link.esp, &self.link.list).into_iter().collect()
-    }
-}
+mod common;
+use common::*;
 
 #[tokio::test]
 async fn r_a9_an_assignment_ending_april_2024_leaves_the_list_on_the_run_of_2024_05_01_without_any_event() {
@@ -200,21 +107,24 @@ async fn a_run_continues_from_its_checkpoint_and_a_crash_mid_page_repeats_no_eff
     assert!(failed.is_err());
     let state = h.reconciler.state(&h.link.id).await.unwrap();
     assert_eq!(state.current.as_ref().map(|p| p.counts.ended), Some(50), "the checkpoint after the second chunk");
-    // Invocations 4…: chunk by chunk to the end.
+    // Invocations 4…: chunk by chunk, then the export of the OPTIGEM side.
     let mut invocations = 0;
-    let finished = loop {
+    loop {
         invocations += 1;
         match h.run(Budget { max_pages: Some(1), ..Default::default() }).await {
             RunOutcome::Continue(_) => continue,
-            RunOutcome::Finished(f) => break f,
+            RunOutcome::Waiting(p) if p.phase == Phase::AwaitExport => break,
             other => panic!("{other:?}"),
         }
-    };
-    assert_eq!(invocations, 4, "chunks 3, 4 and 5, then the end");
+    }
+    assert_eq!(invocations, 4, "chunks 3, 4 and 5, then the export is asked for");
+    let finished = h.run_to_end().await;
     // The nine ends the crashed invocation applied are not repeated, and as its checkpoint was lost they
     // are not counted either: the counts are a floor, the feed below is the truth.
-    assert_eq!((finished.counts.pages, finished.counts.ended, finished.counts.deactivated), (5, 111, 111));
-    assert_eq!(finished.invocations, 7, "the one that crashed saved its checkpoint up to its last whole chunk");
+    assert_eq!((finished.counts.ended, finished.counts.deactivated, finished.counts.imported), (111, 111, n as u64));
+    // 3 + 4 above (the one that crashed saved its checkpoint up to its last whole chunk), one that found the
+    // export unanswered yet, one that imported it.
+    assert_eq!(finished.invocations, 9);
 
     // Every member was taken off the list once and every assignment ended once, the crash notwithstanding.
     assert_eq!(h.esp.mutating_calls() - before, n as u64, "one removal per member");
@@ -268,7 +178,8 @@ async fn a_second_run_waits_while_one_holds_the_lease_and_unlinked_links_are_ski
     );
     assert_eq!(h.run(Budget::default()).await, RunOutcome::Busy);
     h.clock.set(now + chrono::Duration::minutes(6));
-    assert!(matches!(h.run(Budget::default()).await, RunOutcome::Finished(_)), "an expired lease is taken over");
+    let taken = h.run(Budget::default()).await;
+    assert!(matches!(taken, RunOutcome::Waiting(_)), "an expired lease is taken over: {taken:?}");
 
     let mut off = h.link.clone();
     off.status = LinkStatus::NotLinked;
@@ -276,57 +187,6 @@ async fn a_second_run_waits_while_one_holds_the_lease_and_unlinked_links_are_ski
     assert_eq!(h.run(Budget::default()).await, RunOutcome::Skipped);
     let unknown = h.reconciler.run(&tenant(), &LinkId::new("nope"), Budget::default()).await.unwrap();
     assert_eq!(unknown, RunOutcome::Skipped);
-}
-
-fn named(id: &str, mail: &str, first: &str, at: DateTime<Utc>) -> Assignment {
-    let mut a = assignment(id, mail, None, at);
-    a.person.first_name = Some(PersonalText::new(first));
-    a
-}
-
-impl Harness {
-    /// The connector's part of an export: the snapshot pages (two assignments each), then the result.
-    async fn answer_export(&self, assignments: &[Assignment]) -> CommandId {
-        let export = self
-            .feed()
-            .await
-            .into_iter()
-            .rev()
-            .find_map(|c| match c {
-                OptigemCommand::ExportNewsletter { id, .. } => Some(id),
-                _ => None,
-            })
-            .expect("an export was asked for");
-        let pages: Vec<&[Assignment]> = assignments.chunks(2).collect();
-        for (n, page) in pages.iter().enumerate() {
-            let body = serde_json::json!({
-                "newsletter": "NL-1", "last": n + 1 == pages.len(), "assignments": page,
-            });
-            let body = serde_json::to_vec(&body).unwrap();
-            let (store, now) = (self.store.as_ref(), self.clock.now());
-            optisync_app::optigem::accept_snapshot_page(store, store, &tenant(), &export, n as u32 + 1, &body, now)
-                .await
-                .unwrap();
-        }
-        self.store.record_result(&tenant(), &export, &CommandResult::done()).await.unwrap();
-        export
-    }
-
-    async fn approvals(&self, link: &LinkId, email: &str) -> Option<ApprovalEntry> {
-        let email = Email::parse(email).unwrap();
-        let link = self.store.links(&tenant()).await.unwrap().into_iter().find(|l| &l.id == link).unwrap();
-        let slice = optisync_ports::Slice { assignments: vec![], emails: vec![email.clone()] };
-        self.store.load(&link, &slice).await.unwrap().view.approvals.get(&email).cloned()
-    }
-
-    fn ends_of(feed: &[OptigemCommand]) -> Vec<String> {
-        feed.iter()
-            .filter_map(|c| match c {
-                OptigemCommand::EndAssignment { assignment, .. } => Some(assignment.to_string()),
-                _ => None,
-            })
-            .collect()
-    }
 }
 
 /// The mixed data set of the first sync: Anna only in OPTIGEM, Lena only in the ESP, Max in both with
@@ -526,7 +386,8 @@ async fn r_g1_to_r_g5_a_segment_link_takes_membership_from_cleverreach_only() {
     // R-G4: a known member in the segment whose assignment ended by hand gets a new one (once).
     h.esp.set_segment_member(&esp, &list, "S1", "max@example.com", true);
     h.clock.set(berlin(2024, 9, 4, 12));
-    h.run_to_end().await;
+    let rejoined = h.run_to_end().await;
+    assert_eq!(rejoined.counts.deferred, 0, "Erika, inactive in the group, is not missing from the segment");
     let creates =
         |feed: &[OptigemCommand]| feed.iter().filter(|c| matches!(c, OptigemCommand::CreateAssignment { .. })).count();
     assert_eq!(creates(&h.feed().await), 1, "Max rejoined after his assignment was ended: a new one is asked for");
@@ -569,10 +430,62 @@ async fn a_member_the_paging_missed_is_looked_up_before_anything_is_ended() {
     let lister = Arc::new(Skipping { esp: h.esp.clone(), missed: "max@example.com" });
     let reconciler = Reconciler::new(h.store.clone(), h.esp.clone(), lister, h.store.clone(), h.clock.clone());
     h.clock.set(berlin(2024, 9, 25, 12));
-    let RunOutcome::Finished(run) = reconciler.run(&tenant(), &h.link.id, Budget::default()).await.unwrap() else {
-        panic!("finished")
+    let RunOutcome::Waiting(run) = reconciler.run(&tenant(), &h.link.id, Budget::default()).await.unwrap() else {
+        panic!("the ESP side done, waiting for OPTIGEM's export")
     };
     assert_eq!(run.counts.deferred, 1, "only the member that is really gone");
     assert_eq!(Harness::ends_of(&h.feed().await), ["a2"], "Max, missed by the paging, keeps his assignment");
     assert!(h.receiving().contains(&"max@example.com".to_owned()));
+}
+
+#[tokio::test]
+async fn r_d1_an_assignment_whose_change_event_was_lost_reaches_the_list_by_the_runs_export() {
+    for provider in [Provider::CleverReach, Provider::Brevo] {
+        let h = harness(provider, berlin(2024, 9, 1, 12)).await;
+        h.change(assignment("a1", "max@example.com", None, berlin(2024, 9, 1, 12))).await;
+        // Erika's assignment is created in OPTIGEM, but its change event never arrives.
+        let lost = assignment("a2", "erika@example.com", None, berlin(2024, 9, 2, 9));
+        h.optigem.lock().unwrap().insert("a2".into(), lost);
+        assert_eq!(h.receiving(), ["max@example.com"]);
+
+        h.clock.set(berlin(2024, 9, 2, 18));
+        let finished = h.run_to_end().await;
+        assert_eq!(h.receiving(), ["erika@example.com", "max@example.com"], "{provider}: added by the run");
+        assert_eq!((finished.counts.imported, finished.counts.inputs, finished.counts.created), (2, 1, 1));
+        assert!(h.feed().await.is_empty(), "{provider}: nothing for OPTIGEM to do");
+
+        let (calls, audit) = (h.esp.mutating_calls(), h.audit_len().await);
+        h.clock.set(berlin(2024, 9, 3, 0));
+        let again = h.run_to_end().await;
+        assert_eq!((again.counts.imported, again.counts.inputs, again.counts.esp_operations), (2, 0, 0));
+        assert_eq!((h.esp.mutating_calls(), h.audit_len().await), (calls, audit), "{provider}: in step");
+    }
+}
+
+#[tokio::test]
+async fn a_reconciliation_whose_export_the_connector_never_answers_fails_after_the_wait_and_the_next_asks_again() {
+    let h = harness(Provider::Brevo, berlin(2024, 9, 1, 12)).await;
+    h.change(assignment("a1", "max@example.com", None, berlin(2024, 9, 1, 12))).await;
+    h.esp.blacklist(&h.link.esp, "max@example.com");
+    let RunOutcome::Waiting(waiting) = h.run(Budget::default()).await else { panic!("waits for the export") };
+    assert_eq!((waiting.phase, waiting.counts.ended), (Phase::AwaitExport, 1), "the ESP side is done first");
+
+    h.clock.set(berlin(2024, 9, 1, 16));
+    assert!(matches!(h.run(Budget::default()).await, RunOutcome::Waiting(_)), "still within the wait");
+    h.clock.set(berlin(2024, 9, 1, 18));
+    let RunOutcome::Finished(failed) = h.run(Budget::default()).await else { panic!("given up") };
+    assert_eq!(failed.error.as_deref(), Some("the connector did not answer the export in time"));
+    assert_eq!(failed.counts.ended, 1);
+    let state = h.reconciler.state(&h.link.id).await.unwrap();
+    assert!(state.last_success.is_none() && state.current.is_none());
+
+    // The next run asks again (a new export command) and finishes once it is answered.
+    let exports = || async {
+        let all = h.store.commands(&tenant(), 0, 1000).await.unwrap();
+        all.iter().filter(|(_, c)| matches!(c, OptigemCommand::ExportNewsletter { .. })).count()
+    };
+    assert_eq!(exports().await, 1);
+    h.clock.set(berlin(2024, 9, 2, 0));
+    assert!(h.run_to_end().await.error.is_none());
+    assert_eq!(exports().await, 2);
 }

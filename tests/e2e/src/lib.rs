@@ -55,6 +55,28 @@ pub struct Stack {
     pub optigem: SimOptigem,
     /// Its connector.
     pub connector: Connector,
+    /// The clock of the engine and the scheduled runs (the HTTP functions check signatures against the
+    /// real time, as the connector and the fakes sign with it).
+    pub clock: Arc<ShiftedClock>,
+}
+
+/// The real time, shifted: lets a test run the sync on a date of the source documents' examples.
+#[derive(Default)]
+pub struct ShiftedClock {
+    offset: std::sync::Mutex<chrono::Duration>,
+}
+
+impl ShiftedClock {
+    /// From now on, the clock reads `at` (and goes on from there).
+    pub fn travel_to(&self, at: chrono::DateTime<chrono::Utc>) {
+        *self.offset.lock().expect("clock lock") = at - chrono::Utc::now();
+    }
+}
+
+impl Clock for ShiftedClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc::now() + *self.offset.lock().expect("clock lock")
+    }
 }
 
 impl Stack {
@@ -64,6 +86,7 @@ impl Stack {
         let store = Arc::new(MemoryStore::new());
         let secrets = Arc::new(MemorySecrets::default());
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let business = Arc::new(ShiftedClock::default());
         let bus = Arc::new(LocalBus::new());
         secrets
             .put(&signing_secrets_name(&tenant), &serde_json::to_string(&[SIGNING_SECRET]).expect("json"))
@@ -86,13 +109,13 @@ impl Stack {
             EspSettings { brevo_base_url: brevo.base_url().to_owned(), cleverreach: cleverreach.client_config() };
         let esp = Arc::new(EspRouter::new(secrets.clone(), settings));
 
-        let engine = Engine::new(store.clone(), esp.clone(), clock.clone());
+        let engine = Engine::new(store.clone(), esp.clone(), business.clone());
         let reconciler = optisync_app::reconcile::Reconciler::new(
             store.clone(),
             esp.clone(),
             esp.clone(),
             store.clone(),
-            clock.clone(),
+            business.clone(),
         );
         let worker = worker::Deps { engine, inbox: store.clone(), reader: esp };
         let functions = HttpFunctions {
@@ -129,7 +152,8 @@ impl Stack {
         let optigem = SimOptigem::new(chrono::Utc::now());
         let connector =
             Connector::new(&api, tenant.clone(), SigningSecret::parse(SIGNING_SECRET).expect("a valid secret"));
-        Stack { tenant, store, secrets, bus, worker, reconciler, api, brevo, cleverreach, optigem, connector }
+        let clock = business;
+        Stack { tenant, store, secrets, bus, worker, reconciler, api, brevo, cleverreach, optigem, connector, clock }
     }
 
     /// Runs a link's scheduled run to its end (or until it waits for the connector or the guard).
@@ -141,6 +165,19 @@ impl Stack {
                 other => return other,
             }
         }
+    }
+
+    /// Runs a link's scheduled run to its end: when it waits for OPTIGEM's export, one exchange with the
+    /// connector answers it (and executes the commands before it). Returns a held run too.
+    pub async fn reconcile_to_end(&self, link: &Link) -> optisync_app::reconcile::RunOutcome {
+        use optisync_app::reconcile::{Phase, RunOutcome};
+        for _ in 0..5 {
+            match self.reconcile(link).await {
+                RunOutcome::Waiting(p) if p.phase == Phase::AwaitExport => self.sync().await,
+                other => return other,
+            }
+        }
+        panic!("the run kept waiting for an export the connector had answered");
     }
 
     /// Links a newsletter to a new Brevo list; returns the link.

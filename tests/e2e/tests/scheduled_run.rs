@@ -1,7 +1,9 @@
 //! The scheduled run end to end, over the fake ESPs (through the real clients and the ESP router) and the
 //! simulated OPTIGEM with its connector: a webhook that never came is caught (R-E1, R-E2, R-E7), an
 //! address changed inside the ESP becomes an end plus a signup (R-E4), and the first sync of a new link
-//! goes through the connector's export (R-F1…F5).
+//! goes through the connector's export (R-F1…F5), an assignment whose change event was lost is added by
+//! the run's export (R-D1, R-E7), an assignment ending "April 2024" leaves the list on the run of
+//! 2024-05-01 (R-A9), and a CleverReach segment is imported (R-G1…G5).
 
 use optisync_app::reconcile::RunOutcome;
 use optisync_domain::*;
@@ -50,7 +52,7 @@ async fn r_e7_a_brevo_unsubscribe_whose_webhook_never_came_is_caught_by_the_next
 
     // Max unsubscribes in Brevo (the account-wide blacklist); the webhook is lost.
     assert!(stack.brevo.blacklist("max.muster@example.com"));
-    let run = finished(stack.reconcile(&link).await);
+    let run = finished(stack.reconcile_to_end(&link).await);
     assert_eq!(run.counts.ended, 1);
     stack.sync().await;
     let ended = stack.optigem.assignment(&a).unwrap();
@@ -61,7 +63,7 @@ async fn r_e7_a_brevo_unsubscribe_whose_webhook_never_came_is_caught_by_the_next
     assert_eq!(record.source.account, AccountId::new(BREVO_ACCOUNT));
     assert!(!on_list(&stack, &link, "max.muster@example.com"), "R-E2: off the list too");
 
-    let again = finished(stack.reconcile(&link).await);
+    let again = finished(stack.reconcile_to_end(&link).await);
     assert_eq!((again.counts.inputs, again.counts.deferred), (0, 0), "the next run finds nothing to do");
 }
 
@@ -84,7 +86,7 @@ async fn r_e4_an_address_changed_in_brevo_ends_the_old_assignment_and_queues_the
     assert!(client.delete_contact("max@example.com").await.unwrap());
     stack.brevo.add_contact("max.muster@example.com", Default::default(), &[list]);
 
-    finished(stack.reconcile(&link).await);
+    finished(stack.reconcile_to_end(&link).await);
     stack.sync().await;
     let ended = stack.optigem.assignment(&a).unwrap();
     assert_eq!(ended.end, Some(YearMonth::of(today()).prev()), "R-E1: the old recipient was deleted");
@@ -113,7 +115,7 @@ async fn r_f1_to_r_f5_the_first_sync_of_a_cleverreach_link_goes_through_the_conn
     use optisync_ports::StateStore;
     let RunOutcome::Waiting(_) = stack.reconcile(&link).await else { panic!("the run waits for the export") };
     stack.sync().await; // the connector exports the newsletter and reports it
-    finished(stack.reconcile(&link).await);
+    finished(stack.reconcile_to_end(&link).await);
     stack.sync().await; // and executes what the first sync asked for
 
     let links = stack.store.links(&stack.tenant).await.unwrap();
@@ -126,4 +128,121 @@ async fn r_f1_to_r_f5_the_first_sync_of_a_cleverreach_link_goes_through_the_conn
     let lena = stack.approval(&link, &optisync_e2e::email("lena@example.com")).await.expect("R-F4");
     assert_eq!(lena.status, ApprovalStatus::Pending);
     assert!(stack.approval(&link, &optisync_e2e::email("anna@example.com")).await.is_none());
+}
+
+fn berlin(y: i32, m: u32, d: u32, h: u32) -> chrono::DateTime<chrono::Utc> {
+    use chrono::TimeZone;
+    chrono_tz::Europe::Berlin.with_ymd_and_hms(y, m, d, h, 0, 0).unwrap().with_timezone(&chrono::Utc)
+}
+
+#[tokio::test]
+async fn r_a9_an_assignment_ending_april_2024_leaves_the_list_on_the_run_of_2024_05_01_without_any_event() {
+    let stack = Stack::start().await;
+    stack.clock.travel_to(berlin(2024, 4, 10, 12));
+    stack.optigem.set_now(berlin(2024, 4, 10, 12));
+    let link = stack.link_brevo("NL-1", mapped()).await;
+    let max = person(&stack.optigem, "Max", "max@example.com");
+    let erika = person(&stack.optigem, "Erika", "erika@example.com");
+    let april = AssignmentDraft { end: Some("2024-04".parse().unwrap()), ..Default::default() };
+    let a_max = stack.optigem.add_assignment(&max, &NewsletterId::new("NL-1"), april);
+    subscribe(&stack.optigem, &erika, "NL-1");
+    stack.sync().await;
+    assert!(on_list(&stack, &link, "max@example.com") && on_list(&stack, &link, "erika@example.com"));
+    let before = stack.optigem.assignment(&a_max).unwrap();
+
+    stack.clock.travel_to(berlin(2024, 4, 30, 23));
+    finished(stack.reconcile_to_end(&link).await);
+    assert!(on_list(&stack, &link, "max@example.com"), "April is not over yet");
+
+    // No change event: only the date moves on.
+    stack.clock.travel_to(berlin(2024, 5, 1, 6));
+    assert_eq!(stack.optigem.pending_events(), 0);
+    let run = finished(stack.reconcile_to_end(&link).await);
+    assert!(run.error.is_none());
+    assert!(!on_list(&stack, &link, "max@example.com"), "R-A2: the end month has passed");
+    assert!(on_list(&stack, &link, "erika@example.com"));
+    assert!(!stack.brevo.contact("max@example.com").unwrap().email_blacklisted, "off the list, not blacklisted");
+    let ends = stack.commands().await.iter().filter(|c| matches!(c, OptigemCommand::EndAssignment { .. })).count();
+    assert_eq!(ends, 0, "OPTIGEM already knows: nothing is asked of it");
+    assert_eq!(stack.optigem.assignment(&a_max).unwrap(), before, "the assignment is as OPTIGEM keeps it");
+
+    let mutations = stack.esp_mutations();
+    let again = finished(stack.reconcile_to_end(&link).await);
+    assert_eq!((again.counts.inputs, again.counts.esp_operations, stack.esp_mutations()), (0, 0, mutations));
+}
+
+#[tokio::test]
+async fn r_d1_r_e7_an_assignment_whose_change_event_was_lost_is_added_by_the_runs_export() {
+    let stack = Stack::start().await;
+    let link = stack.link_brevo("NL-1", mapped()).await;
+    let max = person(&stack.optigem, "Max", "max@example.com");
+    subscribe(&stack.optigem, &max, "NL-1");
+    stack.sync().await;
+    let erika = person(&stack.optigem, "Erika", "erika@example.com");
+    subscribe(&stack.optigem, &erika, "NL-1");
+    assert_eq!(stack.optigem.take_events().len(), 1, "the change event is lost");
+    stack.sync().await;
+    assert!(!on_list(&stack, &link, "erika@example.com"));
+
+    let run = finished(stack.reconcile_to_end(&link).await);
+    assert_eq!((run.counts.imported, run.counts.created), (2, 1));
+    assert!(on_list(&stack, &link, "erika@example.com"), "R-D1 by the reconciliation");
+    let contact = stack.brevo.contact("erika@example.com").unwrap();
+    assert_eq!(contact.attributes.get("FIRSTNAME").and_then(|v| v.as_str()), Some("Erika"), "R-D3");
+}
+
+#[tokio::test]
+async fn r_g1_to_r_g5_a_cleverreach_segment_is_imported_and_members_leaving_it_end_their_assignment() {
+    use optisync_cleverreach::model::FilterRule;
+    use optisync_ports::StateStore;
+    let stack = Stack::start().await;
+    let mut link = stack.link_cleverreach("NL-1", LinkSettings::default()).await;
+    let group = link.list.as_str().to_owned();
+    stack.cleverreach.add_global_attribute("region", "text");
+    let t = chrono::Utc::now().timestamp() - 3600;
+    for (mail, region) in [("max", "north"), ("lena", "north"), ("paul", "south"), ("erika", "north")] {
+        stack.cleverreach.add_receiver(&group, &format!("{mail}@example.com"), t, 0, &[("region", region)]);
+    }
+    let rule =
+        FilterRule { operator: "AND".into(), field: "region".into(), logic: "eq".into(), condition: "north".into() };
+    let north = stack.cleverreach.add_filter(&group, "Nord", "AND", vec![rule]);
+    link.segment = Some(SegmentId::new(north));
+    stack.store.put_link(&link).await.unwrap();
+    // Max and Erika are assigned in OPTIGEM; Paul is assigned by hand, though not in the segment.
+    let mut assignments = std::collections::BTreeMap::new();
+    for name in ["max", "erika", "paul"] {
+        let p = person(&stack.optigem, name, &format!("{name}@example.com"));
+        assignments.insert(name, subscribe(&stack.optigem, &p, "NL-1"));
+    }
+    stack.cleverreach.clear_log();
+    stack.sync().await;
+    assert_eq!(stack.cleverreach.mutating_calls(), 0, "R-G2: nothing flows from OPTIGEM into the segment's group");
+
+    let run = finished(stack.reconcile_to_end(&link).await);
+    assert_eq!((run.counts.queued, run.counts.ended), (1, 1));
+    stack.sync().await;
+    let ended = |name: &str| stack.optigem.assignment(&assignments[name]).unwrap().end.is_some();
+    assert!(ended("paul"), "R-G4: not in the segment → ended");
+    assert!(!ended("max") && !ended("erika"), "R-G1: segment members keep their assignments");
+    let lena = stack.approval(&link, &optisync_e2e::email("lena@example.com")).await.expect("R-G3: queued");
+    assert_eq!(lena.status, ApprovalStatus::Pending);
+
+    // R-G4: Max leaves the segment in CleverReach (his region changes) → ended on the next run.
+    stack.cleverreach.add_receiver(&group, "max@example.com", t, 0, &[("region", "south")]);
+    finished(stack.reconcile_to_end(&link).await);
+    stack.sync().await;
+    assert!(ended("max"), "R-G4: left the segment");
+    let max = stack.optigem.assignment(&assignments["max"]).unwrap();
+    assert_eq!(max.unsubscription.map(|u| u.source.provider), Some(Provider::CleverReach));
+
+    // R-G5: Erika's assignment ended in OPTIGEM deactivates her receiver in the whole group.
+    assert!(stack.cleverreach.receiver(&group, "erika@example.com").unwrap().active);
+    let end = YearMonth::of(today()).prev();
+    stack.optigem.update_assignment(&assignments["erika"], |a| a.end = Some(end));
+    stack.sync().await;
+    assert!(!stack.cleverreach.receiver(&group, "erika@example.com").unwrap().active, "R-G5");
+
+    // In step: the next run plans nothing.
+    let again = finished(stack.reconcile_to_end(&link).await);
+    assert_eq!((again.counts.inputs, again.counts.deferred), (0, 0));
 }
