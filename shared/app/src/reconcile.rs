@@ -10,11 +10,14 @@
 //! Phases, in order:
 //! 1. *Export* and *Await export*: `export_newsletter` asks the connector for the newsletter's
 //!    snapshot; the run waits (no invocation is held) until the connector reports the export done,
-//!    which wakes it again. A first sync starts with it; a reconciliation ends with it (7.).
+//!    which wakes it again. A first sync fails when the export fails; a reconciliation whose export
+//!    fails, or stays unanswered for [`EXPORT_WAIT`], goes on with the ESP side and reports the problem.
 //! 2. *Import*: the snapshot pages, page by page: every active assignment is imported (R-F2: created in
 //!    the ESP if unknown there, OPTIGEM's field values written; R-F3: on the list; the ESP gateways never
-//!    re-activate on an upsert, so deactivated and blacklisted recipients stay so). An assignment the
-//!    link already holds at that version changes nothing and costs no write.
+//!    re-activate on an upsert, so deactivated and blacklisted recipients stay so). At a reconciliation
+//!    this is the OPTIGEM side of the drift: an assignment whose change event never arrived reaches the
+//!    list (R-D1). One the link holds at that version changes nothing and costs no write. The listing
+//!    that follows sees what the ESP holds against the imported recipients (R-F5).
 //! 3. *Due*: what time alone changed (R-A9), from the index of next transition dates.
 //! 4. *List*: the ESP's list page by page, each difference to the known state fed through the engine.
 //!    A receiving member the link does not know → a signup for the approval queue (R-E3, R-F4); on a
@@ -27,10 +30,6 @@
 //!    plus a signup of the new address, R-E4); on a segment link they left the segment (R-G4).
 //! 6. *Guard* and *Apply*: the ends found in 4 and 5 are applied last, unless they would end more than
 //!    the guard's share of the list: then the run is held until an admin confirms it (R-F8).
-//! 7. *Refresh* (reconciliation): the OPTIGEM side of the drift: export and import as in 1. and 2., so an
-//!    assignment whose change event never arrived reaches the list after all. A connector that does not
-//!    answer within [`EXPORT_WAIT`] fails the run (the ESP side is reconciled by then); the next run asks
-//!    again.
 
 use crate::{Engine, ProcessError};
 use async_trait::async_trait;
@@ -56,7 +55,7 @@ pub const FULL_LISTING_EVERY: Duration = Duration::hours(24);
 pub const CHUNK_RETENTION: Duration = Duration::days(7);
 /// Recipient states read per sweep page.
 pub const SWEEP_PAGE: usize = 500;
-/// How long a reconciliation waits for the connector's export before it gives up on it.
+/// How long a reconciliation waits for the connector's export before it goes on without it.
 pub const EXPORT_WAIT: Duration = Duration::hours(5);
 /// Failures kept per run for the link's status.
 pub const MAX_FAILURES: usize = 100;
@@ -115,7 +114,7 @@ impl RunCounts {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
-    /// The snapshot is to be asked for (first at a first sync, last at a reconciliation).
+    /// The snapshot is to be asked for.
     Export,
     /// Waiting for the connector to report the export done.
     AwaitExport,
@@ -159,6 +158,9 @@ pub struct Progress {
     /// When it was asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub export_at: Option<DateTime<Utc>>,
+    /// A reconciliation went on without OPTIGEM's side: why (the run reports it as its error).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export_problem: Option<String>,
     /// Brevo delta listing: members changed since then (`None`: the complete list, then the sweep).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since: Option<DateTime<Utc>>,
@@ -627,9 +629,10 @@ impl Run<'_> {
         Progress {
             id: format!("{}-{:08x}", now.timestamp_millis(), rand::random::<u32>()),
             started_at: now,
-            phase: if first_sync { Phase::Export } else { Phase::Due },
+            phase: Phase::Export,
             export: None,
             export_at: None,
+            export_problem: None,
             since,
             cursor: None,
             seen_chunks: 0,
@@ -657,22 +660,29 @@ impl Run<'_> {
             }
             Phase::AwaitExport => {
                 let id = p.export.clone().ok_or_else(|| RunError::State("no export named".into()))?;
-                match self.r.store.command_result(&real_tenant(&self.tenant), &id).await? {
-                    None if !self.first_sync()
-                        && p.export_at.is_some_and(|at| self.r.clock.now() - at > EXPORT_WAIT) =>
+                let problem = match self.r.store.command_result(&real_tenant(&self.tenant), &id).await? {
+                    None if self.first_sync()
+                        || p.export_at.is_none_or(|at| self.r.clock.now() - at <= EXPORT_WAIT) =>
                     {
-                        Ok(Step::Done { error: Some("the connector did not answer the export in time".into()) })
+                        return Ok(Step::Stop(RunOutcome::Waiting));
                     }
-                    None => Ok(Step::Stop(RunOutcome::Waiting)),
-                    Some(CommandResult::Failed { .. }) => {
-                        Ok(Step::Done { error: Some("the connector could not export the newsletter".into()) })
-                    }
+                    None => "the connector did not answer the export in time",
+                    Some(CommandResult::Failed { .. }) => "the connector could not export the newsletter",
                     Some(_) => {
                         p.phase = Phase::Import;
                         p.cursor = None;
-                        Ok(Step::Next)
+                        return Ok(Step::Next);
                     }
+                };
+                if self.first_sync() {
+                    return Ok(Step::Done { error: Some(problem.into()) });
                 }
+                // A reconciliation does the ESP side all the same.
+                tracing::warn!(problem, "reconciling without OPTIGEM's snapshot");
+                p.export_problem = Some(problem.into());
+                p.phase = Phase::Due;
+                p.cursor = None;
+                Ok(Step::Next)
             }
             Phase::Import => self.import_page(p).await,
             Phase::Due => {
@@ -697,9 +707,6 @@ impl Run<'_> {
         let n: u64 = p.cursor.as_deref().and_then(|c| c.parse().ok()).unwrap_or(1);
         let key = crate::optigem::snapshot_page_key(&export, n);
         let Some(entry) = self.r.inbox.get(&real_tenant(&self.tenant), &key).await? else {
-            if !self.first_sync() {
-                return Ok(Step::Done { error: None });
-            }
             p.phase = Phase::Due;
             p.cursor = None;
             return Ok(Step::Next);
@@ -899,12 +906,6 @@ impl Run<'_> {
         let after = p.cursor.as_deref().and_then(|c| c.parse().ok());
         let run = format!("{}/ends", p.id);
         let Some((index, raw)) = self.r.store.run_chunks(self.id(), &run, after, 1).await?.pop() else {
-            if p.export.is_none() {
-                // A reconciliation refreshes the OPTIGEM side last.
-                p.phase = Phase::Export;
-                p.cursor = None;
-                return Ok(Step::Next);
-            }
             return Ok(Step::Done { error: None });
         };
         let events: Vec<EspEvent> = serde_json::from_str(&raw).map_err(|e| RunError::State(e.to_string()))?;
@@ -964,6 +965,7 @@ impl Run<'_> {
     ) -> Result<RunOutcome, RunError> {
         let now = self.r.clock.now();
         let complete = error.is_none() && progress.since.is_none();
+        let error = error.or(progress.export_problem);
         let finished = Finished {
             started_at: progress.started_at,
             finished_at: now,
@@ -976,9 +978,10 @@ impl Run<'_> {
         state.last = Some(finished.clone());
         if error.is_none() {
             state.last_success = Some(now);
-            if complete {
-                state.last_complete = Some(progress.started_at);
-            }
+        }
+        if complete {
+            // The ESP side was listed completely (even if OPTIGEM's snapshot was missing).
+            state.last_complete = Some(progress.started_at);
         }
         if self.r.save(self.id(), &state, None, version).await?.is_none() {
             return Ok(RunOutcome::Busy);

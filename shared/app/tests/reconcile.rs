@@ -90,41 +90,44 @@ async fn a_run_continues_from_its_checkpoint_and_a_crash_mid_page_repeats_no_eff
     h.clock.set(berlin(2024, 9, 25, 12));
     let before = h.esp.mutating_calls();
 
-    // Invocation 1: two list pages, then the (simulated) deadline; the ends found wait for the apply phase.
-    let RunOutcome::Continue(progress) = h.run(Budget { max_pages: Some(2), ..Default::default() }).await else {
-        panic!("expected a continuation")
-    };
-    assert_eq!((progress.counts.pages, progress.counts.deferred, progress.counts.ended), (2, 50, 0));
-    // Invocation 2: the other three list pages; the sweep is next.
+    // Invocation 1 asks OPTIGEM for its snapshot and waits; the connector answers (one page).
+    assert!(matches!(h.run_once(Budget::default()).await, RunOutcome::Waiting(_)));
+    h.answer_with_optigem().await;
+    // Invocation 2: the snapshot page (in step), two list pages, then the (simulated) deadline; the ends
+    // found wait for the apply phase.
     let RunOutcome::Continue(progress) = h.run(Budget { max_pages: Some(3), ..Default::default() }).await else {
         panic!("expected a continuation")
     };
-    assert_eq!((progress.counts.pages, progress.counts.deferred, progress.phase), (5, 120, Phase::Sweep));
+    let c = progress.counts;
+    assert_eq!((c.imported, c.inputs, c.pages, c.deferred, c.ended), (120, 0, 3, 50, 0));
+    // Invocation 3: the other three list pages; the sweep is next.
+    let RunOutcome::Continue(progress) = h.run(Budget { max_pages: Some(3), ..Default::default() }).await else {
+        panic!("expected a continuation")
+    };
+    assert_eq!((progress.counts.pages, progress.counts.deferred, progress.phase), (6, 120, Phase::Sweep));
     assert_eq!(h.esp.mutating_calls(), before, "nothing applied before the guard has seen every end");
-    // Invocation 3 sweeps, then dies in the middle of the third chunk of ends (its 10th removal fails).
+    // Invocation 4 sweeps, then dies in the middle of the third chunk of ends (its 10th removal fails).
     h.esp.fail_at(before + 60, EspError::Transient { retry_after_secs: None });
     let failed = h.reconciler.run(&tenant(), &h.link.id, Budget::default()).await;
     assert!(failed.is_err());
     let state = h.reconciler.state(&h.link.id).await.unwrap();
     assert_eq!(state.current.as_ref().map(|p| p.counts.ended), Some(50), "the checkpoint after the second chunk");
-    // Invocations 4…: chunk by chunk, then the export of the OPTIGEM side.
+    // Invocations 5…: chunk by chunk to the end.
     let mut invocations = 0;
-    loop {
+    let finished = loop {
         invocations += 1;
-        match h.run(Budget { max_pages: Some(1), ..Default::default() }).await {
+        match h.run_once(Budget { max_pages: Some(1), ..Default::default() }).await {
             RunOutcome::Continue(_) => continue,
-            RunOutcome::Waiting(p) if p.phase == Phase::AwaitExport => break,
+            RunOutcome::Finished(f) => break f,
             other => panic!("{other:?}"),
         }
-    }
-    assert_eq!(invocations, 4, "chunks 3, 4 and 5, then the export is asked for");
-    let finished = h.run_to_end().await;
+    };
+    assert_eq!(invocations, 4, "chunks 3, 4 and 5, then the end");
     // The nine ends the crashed invocation applied are not repeated, and as its checkpoint was lost they
     // are not counted either: the counts are a floor, the feed below is the truth.
-    assert_eq!((finished.counts.ended, finished.counts.deactivated, finished.counts.imported), (111, 111, n as u64));
-    // 3 + 4 above (the one that crashed saved its checkpoint up to its last whole chunk), one that found the
-    // export unanswered yet, one that imported it.
-    assert_eq!(finished.invocations, 9);
+    let c = finished.counts;
+    assert_eq!((c.pages, c.ended, c.deactivated, c.imported), (6, 111, 111, n as u64));
+    assert_eq!(finished.invocations, 8, "the one that crashed saved its checkpoint up to its last whole chunk");
 
     // Every member was taken off the list once and every assignment ended once, the crash notwithstanding.
     assert_eq!(h.esp.mutating_calls() - before, n as u64, "one removal per member");
@@ -152,7 +155,7 @@ async fn r_f8_the_guard_holds_a_run_that_would_end_most_of_the_list_until_an_adm
     assert_eq!(h.esp.mutating_calls(), before, "nothing deactivated");
     assert!(h.feed().await.iter().all(|c| !matches!(c, OptigemCommand::EndAssignment { .. })), "nothing ended");
     let RunOutcome::Held(again) = h.run(Budget::default()).await else { panic!("held until confirmed") };
-    assert_eq!((again.counts, again.invocations), (progress.counts, 2));
+    assert_eq!((again.counts, again.invocations), (progress.counts, 3), "the export's wait, the hold, again");
 
     assert!(h.reconciler.confirm(&h.link.id).await.unwrap());
     let finished = h.run_to_end().await;
@@ -179,7 +182,7 @@ async fn a_second_run_waits_while_one_holds_the_lease_and_unlinked_links_are_ski
     assert_eq!(h.run(Budget::default()).await, RunOutcome::Busy);
     h.clock.set(now + chrono::Duration::minutes(6));
     let taken = h.run(Budget::default()).await;
-    assert!(matches!(taken, RunOutcome::Waiting(_)), "an expired lease is taken over: {taken:?}");
+    assert!(matches!(taken, RunOutcome::Finished(_)), "an expired lease is taken over: {taken:?}");
 
     let mut off = h.link.clone();
     off.status = LinkStatus::NotLinked;
@@ -430,8 +433,10 @@ async fn a_member_the_paging_missed_is_looked_up_before_anything_is_ended() {
     let lister = Arc::new(Skipping { esp: h.esp.clone(), missed: "max@example.com" });
     let reconciler = Reconciler::new(h.store.clone(), h.esp.clone(), lister, h.store.clone(), h.clock.clone());
     h.clock.set(berlin(2024, 9, 25, 12));
-    let RunOutcome::Waiting(run) = reconciler.run(&tenant(), &h.link.id, Budget::default()).await.unwrap() else {
-        panic!("the ESP side done, waiting for OPTIGEM's export")
+    assert!(matches!(reconciler.run(&tenant(), &h.link.id, Budget::default()).await.unwrap(), RunOutcome::Waiting(_)));
+    h.answer_with_optigem().await;
+    let RunOutcome::Finished(run) = reconciler.run(&tenant(), &h.link.id, Budget::default()).await.unwrap() else {
+        panic!("finished")
     };
     assert_eq!(run.counts.deferred, 1, "only the member that is really gone");
     assert_eq!(Harness::ends_of(&h.feed().await), ["a2"], "Max, missed by the paging, keeps his assignment");
@@ -463,23 +468,25 @@ async fn r_d1_an_assignment_whose_change_event_was_lost_reaches_the_list_by_the_
 }
 
 #[tokio::test]
-async fn a_reconciliation_whose_export_the_connector_never_answers_fails_after_the_wait_and_the_next_asks_again() {
+async fn a_reconciliation_whose_export_stays_unanswered_does_the_esp_side_after_the_wait_and_reports_it() {
     let h = harness(Provider::Brevo, berlin(2024, 9, 1, 12)).await;
     h.change(assignment("a1", "max@example.com", None, berlin(2024, 9, 1, 12))).await;
     h.esp.blacklist(&h.link.esp, "max@example.com");
-    let RunOutcome::Waiting(waiting) = h.run(Budget::default()).await else { panic!("waits for the export") };
-    assert_eq!((waiting.phase, waiting.counts.ended), (Phase::AwaitExport, 1), "the ESP side is done first");
+    let RunOutcome::Waiting(waiting) = h.run_once(Budget::default()).await else { panic!("waits for the export") };
+    assert_eq!((waiting.phase, waiting.counts.ended), (Phase::AwaitExport, 0));
 
     h.clock.set(berlin(2024, 9, 1, 16));
-    assert!(matches!(h.run(Budget::default()).await, RunOutcome::Waiting(_)), "still within the wait");
+    assert!(matches!(h.run_once(Budget::default()).await, RunOutcome::Waiting(_)), "still within the wait");
+    // The connector is offline; the next tick, six hours on, goes on with the ESP side without it.
     h.clock.set(berlin(2024, 9, 1, 18));
-    let RunOutcome::Finished(failed) = h.run(Budget::default()).await else { panic!("given up") };
-    assert_eq!(failed.error.as_deref(), Some("the connector did not answer the export in time"));
-    assert_eq!(failed.counts.ended, 1);
+    let RunOutcome::Finished(run) = h.run_once(Budget::default()).await else { panic!("finished without it") };
+    assert_eq!(run.error.as_deref(), Some("the connector did not answer the export in time"));
+    assert_eq!((run.counts.ended, run.counts.imported), (1, 0), "the lost unsubscribe is caught all the same");
+    assert!(run.complete);
     let state = h.reconciler.state(&h.link.id).await.unwrap();
-    assert!(state.last_success.is_none() && state.current.is_none());
+    assert!(state.last_success.is_none() && state.last_complete.is_some() && state.current.is_none());
 
-    // The next run asks again (a new export command) and finishes once it is answered.
+    // The next run asks again (a new export command) and succeeds once it is answered.
     let exports = || async {
         let all = h.store.commands(&tenant(), 0, 1000).await.unwrap();
         all.iter().filter(|(_, c)| matches!(c, OptigemCommand::ExportNewsletter { .. })).count()

@@ -17,6 +17,8 @@ struct StoreInner {
     tenants: HashMap<TenantId, TenantSettings>,
     links: BTreeMap<LinkId, Link>,
     items: BTreeMap<ItemKey, (u64, Item)>,
+    /// Mirror entries by link and e-mail key (as the table's index serves them).
+    by_email: BTreeMap<(LinkId, String), BTreeSet<AssignmentId>>,
     commands: HashMap<TenantId, Vec<(u64, OptigemCommand)>>,
     command_ids: BTreeSet<(TenantId, String)>,
     results: HashMap<(TenantId, String), CommandResult>,
@@ -27,6 +29,27 @@ struct StoreInner {
     runs: HashMap<LinkId, (String, u64)>,
     chunks: BTreeMap<(LinkId, String, u64), String>,
     fail_next_put: Option<StoreError>,
+    /// Commits left before one fails (fault injection).
+    commits_before_failure: Option<u64>,
+    writes: WriteCount,
+}
+
+/// Writes a store received, as a DynamoDB table would count them: one request per write call, and the
+/// items it writes (a commit is one transaction of its state writes, audit entries, two items per new
+/// command and the feed counter).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteCount {
+    /// Write requests.
+    pub requests: u64,
+    /// Items written.
+    pub items: u64,
+}
+
+impl StoreInner {
+    fn wrote(&mut self, items: u64) {
+        self.writes.requests += 1;
+        self.writes.items += items;
+    }
 }
 
 /// One idempotency record as kept in memory.
@@ -56,6 +79,17 @@ impl MemoryStore {
         self.lock().fail_next_put = Some(error);
     }
 
+    /// Makes the commit after the next `n` fail as a lost connection would (fault injection: a process
+    /// killed in the middle of a page).
+    pub fn fail_commit_after(&self, n: u64) {
+        self.lock().commits_before_failure = Some(n);
+    }
+
+    /// The writes received so far.
+    pub fn writes(&self) -> WriteCount {
+        self.lock().writes
+    }
+
     /// Sets a tenant's settings.
     pub fn set_tenant(&self, tenant: TenantId, settings: TenantSettings) {
         self.inner.lock().expect("lock").tenants.insert(tenant, settings);
@@ -73,7 +107,9 @@ impl StateStore for MemoryStore {
     }
 
     async fn put_link(&self, link: &Link) -> Result<(), StoreError> {
-        self.lock().links.insert(link.id.clone(), link.clone());
+        let mut inner = self.lock();
+        inner.wrote(1);
+        inner.links.insert(link.id.clone(), link.clone());
         Ok(())
     }
 
@@ -91,20 +127,20 @@ impl StateStore for MemoryStore {
         let inner = self.lock();
         let mut loaded = LoadedView { view: LinkView::new(link.clone()), versions: BTreeMap::new() };
         let keys: BTreeSet<&str> = slice.emails.iter().map(Email::key).collect();
-        for (key, (version, item)) in inner.items.range(ItemKey::Mirror(link.id.clone(), AssignmentId::new(""))..) {
-            let wanted = match (key, item) {
-                (ItemKey::Mirror(l, id), Item::Mirror(entry)) if l == &link.id => {
-                    slice.assignments.contains(id) || entry.email.as_ref().is_some_and(|e| keys.contains(e.key()))
-                }
-                (ItemKey::Recipient(l, k), _) | (ItemKey::Approval(l, k), _) if l == &link.id => {
-                    keys.contains(k.as_str())
-                }
-                _ => false,
-            };
-            if !wanted {
-                continue;
+        let mut ids: BTreeSet<&AssignmentId> = slice.assignments.iter().collect();
+        for k in &keys {
+            if let Some(found) = inner.by_email.get(&(link.id.clone(), (*k).to_owned())) {
+                ids.extend(found);
             }
-            loaded.versions.insert(key.clone(), *version);
+        }
+        let mut wanted: Vec<ItemKey> = ids.into_iter().map(|id| ItemKey::Mirror(link.id.clone(), id.clone())).collect();
+        for k in &keys {
+            wanted.push(ItemKey::Recipient(link.id.clone(), (*k).to_owned()));
+            wanted.push(ItemKey::Approval(link.id.clone(), (*k).to_owned()));
+        }
+        for key in wanted {
+            let Some((version, item)) = inner.items.get(&key) else { continue };
+            loaded.versions.insert(key, *version);
             match item {
                 Item::Mirror(e) => {
                     loaded.view.mirror.insert(e.id.clone(), (**e).clone());
@@ -139,6 +175,21 @@ impl StateStore for MemoryStore {
 
     async fn commit(&self, tenant: &TenantId, commit: Commit) -> Result<(), StoreError> {
         let mut inner = self.lock();
+        match inner.commits_before_failure {
+            Some(0) => {
+                inner.commits_before_failure = None;
+                return Err(StoreError::Transient("the connection was lost".into()));
+            }
+            Some(n) => inner.commits_before_failure = Some(n - 1),
+            None => {}
+        }
+        let new_commands = commit
+            .commands
+            .iter()
+            .filter(|c| !inner.command_ids.contains(&(tenant.clone(), c.id().to_string())))
+            .count() as u64;
+        let items =
+            commit.writes.len() as u64 + commit.audit.len() as u64 + 2 * new_commands + u64::from(new_commands > 0);
         for (write, expected) in &commit.writes {
             let current = inner.items.get(&ItemKey::of(write)).map(|(v, _)| *v);
             if current != *expected {
@@ -146,12 +197,29 @@ impl StateStore for MemoryStore {
             }
         }
         for (write, expected) in commit.writes {
+            if let StateWrite::Mirror { link, entry } = &write {
+                let old = match inner.items.get(&ItemKey::of(&write)) {
+                    Some((_, Item::Mirror(old))) => old.email.as_ref().map(|e| e.key().to_owned()),
+                    _ => None,
+                };
+                if let Some(old) = old
+                    && let Some(ids) = inner.by_email.get_mut(&(link.clone(), old))
+                {
+                    ids.remove(&entry.id);
+                }
+                if let Some(email) = &entry.email {
+                    inner.by_email.entry((link.clone(), email.key().to_owned())).or_default().insert(entry.id.clone());
+                }
+            }
             let item = match &write {
                 StateWrite::Mirror { entry, .. } => Item::Mirror(entry.clone()),
                 StateWrite::Recipient { email, state, .. } => Item::Recipient(email.clone(), state.clone()),
                 StateWrite::Approval { entry } => Item::Approval(entry.clone()),
             };
             inner.items.insert(ItemKey::of(&write), (expected.unwrap_or(0) + 1, item));
+        }
+        if items > 0 {
+            inner.wrote(items);
         }
         for entry in commit.audit {
             inner.audit.entry(entry.link.clone()).or_default().push(entry);
@@ -177,6 +245,7 @@ impl StateStore for MemoryStore {
         match inner.leases.get(name) {
             Some((holder, expires)) if holder != owner && *expires > now => Ok(false),
             _ => {
+                inner.wrote(1);
                 inner.leases.insert(name.to_owned(), (owner.to_owned(), until));
                 Ok(true)
             }
@@ -186,6 +255,7 @@ impl StateStore for MemoryStore {
     async fn release_lease(&self, name: &str, owner: &str) -> Result<(), StoreError> {
         let mut inner = self.lock();
         if inner.leases.get(name).is_some_and(|(holder, _)| holder == owner) {
+            inner.wrote(1);
             inner.leases.remove(name);
         }
         Ok(())
@@ -215,6 +285,7 @@ impl StateStore for MemoryStore {
         }
         let key = (tenant.clone(), id.to_string());
         if !inner.results.get(&key).is_some_and(CommandResult::is_done) {
+            inner.wrote(1);
             inner.results.insert(key, result.clone());
         }
         Ok(())
@@ -233,6 +304,7 @@ impl StateStore for MemoryStore {
         if inner.runs.get(link).map(|(_, v)| *v) != expected {
             return Err(StoreError::Conflict);
         }
+        inner.wrote(1);
         inner.runs.insert(link.clone(), (value.to_owned(), expected.unwrap_or(0) + 1));
         Ok(())
     }
@@ -272,7 +344,9 @@ impl StateStore for MemoryStore {
         value: &str,
         _expires_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.lock().chunks.insert((link.clone(), run.to_owned(), index), value.to_owned());
+        let mut inner = self.lock();
+        inner.wrote(1);
+        inner.chunks.insert((link.clone(), run.to_owned(), index), value.to_owned());
         Ok(())
     }
 
@@ -311,6 +385,7 @@ impl IdempotencyStore for MemoryStore {
             return Ok(Claim::of_existing(&record.fingerprint, record.result.clone(), fingerprint));
         }
         let record = IdempotencyRecord { fingerprint: fingerprint.to_owned(), result: None, until: in_progress_until };
+        inner.wrote(1);
         inner.idempotency.insert(key.to_owned(), record);
         Ok(Claim::Acquired)
     }
@@ -327,12 +402,16 @@ impl IdempotencyStore for MemoryStore {
             result: Some(result.to_owned()),
             until: keep_until,
         };
-        self.lock().idempotency.insert(key.to_owned(), record);
+        let mut inner = self.lock();
+        inner.wrote(1);
+        inner.idempotency.insert(key.to_owned(), record);
         Ok(())
     }
 
     async fn abandon(&self, key: &str) -> Result<(), StoreError> {
-        self.lock().idempotency.remove(key);
+        let mut inner = self.lock();
+        inner.wrote(1);
+        inner.idempotency.remove(key);
         Ok(())
     }
 }
@@ -349,6 +428,7 @@ impl Inbox for MemoryStore {
             Some((stored, _)) if stored.fingerprint == entry.fingerprint => InboxPut::Duplicate,
             Some(_) => InboxPut::Mismatch,
             None => {
+                inner.wrote(1);
                 inner.inbox.insert(key, (entry.clone(), false));
                 InboxPut::Stored
             }
@@ -360,8 +440,10 @@ impl Inbox for MemoryStore {
     }
 
     async fn mark_done(&self, tenant: &TenantId, key: &str) -> Result<(), StoreError> {
-        if let Some((_, done)) = self.lock().inbox.get_mut(&(tenant.clone(), key.to_owned())) {
+        let mut inner = self.lock();
+        if let Some((_, done)) = inner.inbox.get_mut(&(tenant.clone(), key.to_owned())) {
             *done = true;
+            inner.wrote(1);
         }
         Ok(())
     }

@@ -84,8 +84,34 @@ impl Harness {
         self.engine.process(&tenant(), &Input::AssignmentChanged { assignment: a }).await.unwrap();
     }
 
+    /// One invocation; a reconciliation that asks OPTIGEM for its snapshot gets it at once (the
+    /// connector answers with OPTIGEM's assignments) and goes on in a second invocation.
     pub async fn run(&self, budget: Budget) -> RunOutcome {
+        let outcome = self.run_once(budget).await;
+        match &outcome {
+            RunOutcome::Waiting(p) if p.phase == Phase::AwaitExport && self.reconciling().await => {
+                self.answer_with_optigem().await;
+                self.run_once(budget).await
+            }
+            _ => outcome,
+        }
+    }
+
+    /// Exactly one invocation.
+    pub async fn run_once(&self, budget: Budget) -> RunOutcome {
         self.reconciler.run(&tenant(), &self.link.id, budget).await.unwrap()
+    }
+
+    /// The link is linked (its runs are reconciliations, not first syncs).
+    async fn reconciling(&self) -> bool {
+        let links = self.store.links(&tenant()).await.unwrap();
+        links.iter().any(|l| l.id == self.link.id && l.status == LinkStatus::Linked)
+    }
+
+    /// The connector answers the export with OPTIGEM's assignments, 500 a page.
+    pub async fn answer_with_optigem(&self) -> CommandId {
+        let snapshot: Vec<Assignment> = self.optigem.lock().unwrap().values().cloned().collect();
+        self.answer_export_paged(&snapshot, 500).await
     }
 
     fn remember(&self, a: &Assignment) {
@@ -111,8 +137,7 @@ impl Harness {
                 RunOutcome::Finished(f) => return (f, invocations),
                 RunOutcome::Continue(_) => {}
                 RunOutcome::Waiting(p) if p.phase == Phase::AwaitExport => {
-                    let snapshot: Vec<Assignment> = self.optigem.lock().unwrap().values().cloned().collect();
-                    self.answer_export(&snapshot).await;
+                    self.answer_with_optigem().await;
                 }
                 other => panic!("expected a finished run, got {other:?}"),
             }
@@ -143,6 +168,11 @@ pub fn named(id: &str, mail: &str, first: &str, at: DateTime<Utc>) -> Assignment
 impl Harness {
     /// The connector's part of an export: the snapshot pages (two assignments each), then the result.
     pub async fn answer_export(&self, assignments: &[Assignment]) -> CommandId {
+        self.answer_export_paged(assignments, 2).await
+    }
+
+    /// The connector's part of an export: the snapshot pages (`per_page` assignments each), then the result.
+    pub async fn answer_export_paged(&self, assignments: &[Assignment], per_page: usize) -> CommandId {
         let all = self.store.commands(&tenant(), 0, 100_000).await.unwrap();
         let export = all
             .into_iter()
@@ -155,7 +185,7 @@ impl Harness {
         for a in assignments {
             self.remember(a);
         }
-        let pages: Vec<&[Assignment]> = assignments.chunks(2).collect();
+        let pages: Vec<&[Assignment]> = assignments.chunks(per_page).collect();
         for (n, page) in pages.iter().enumerate() {
             let body = serde_json::json!({
                 "newsletter": "NL-1", "last": n + 1 == pages.len(), "assignments": page,

@@ -1,0 +1,206 @@
+//! Properties of the scheduled run over generated states of both sides: reconciling twice in a row plans
+//! nothing the second time (R-F6), and a large list runs across many short invocations with every page
+//! read and committed once, a kill in the middle of a page repeating no effect.
+
+use chrono::Duration;
+use optisync_app::reconcile::{Budget, Guard, Phase, RunOutcome};
+use optisync_domain::*;
+use optisync_ports::Clock;
+use proptest::prelude::*;
+
+mod common;
+use common::*;
+
+/// How OPTIGEM holds one person's assignment.
+#[derive(Debug, Clone, Copy)]
+enum Optigem {
+    /// Open-ended.
+    Open,
+    /// Ends with August 2024: due at the run of 25 September (R-A9).
+    EndsAugust,
+    /// Ends with December 2024: still running.
+    EndsDecember,
+    /// Ended in January, before the link existed.
+    EndedJanuary,
+    /// Created in OPTIGEM, but the change event never arrived (only the run's export shows it).
+    Lost,
+}
+
+/// What happened to the recipient in the ESP since the sync last saw it, without a webhook.
+#[derive(Debug, Clone, Copy)]
+enum Drift {
+    None,
+    /// Taken off the list / deleted in the ESP (R-E1).
+    Removed,
+    /// Deactivated in the group; in Brevo: blacklisted (R-E1, R-E2).
+    Deactivated,
+    /// A second e-mail of the person was put on the list by someone in the ESP.
+    Stranger,
+}
+
+#[derive(Debug, Clone)]
+struct World {
+    provider: Provider,
+    persons: Vec<(Optigem, Drift)>,
+    /// Members only the ESP knows: (receives mail).
+    strangers: Vec<bool>,
+    page_size: usize,
+}
+
+fn world() -> impl Strategy<Value = World> {
+    let optigem = prop_oneof![
+        4 => Just(Optigem::Open),
+        1 => Just(Optigem::EndsAugust),
+        1 => Just(Optigem::EndsDecember),
+        1 => Just(Optigem::EndedJanuary),
+        1 => Just(Optigem::Lost),
+    ];
+    let drift = prop_oneof![4 => Just(Drift::None), 1 => Just(Drift::Removed), 1 => Just(Drift::Deactivated), 1 => Just(Drift::Stranger)];
+    (
+        prop_oneof![Just(Provider::Brevo), Just(Provider::CleverReach)],
+        prop::collection::vec((optigem, drift), 0..12),
+        prop::collection::vec(any::<bool>(), 0..4),
+        1usize..6,
+    )
+        .prop_map(|(provider, persons, strangers, page_size)| World { provider, persons, strangers, page_size })
+}
+
+async fn reconcile_twice(world: World) -> Result<(), TestCaseError> {
+    let t0 = berlin(2024, 9, 1, 12);
+    let mut h = harness(world.provider, t0).await;
+    h.reconciler = h.reconciler.clone().with_guard(Guard { share: 1.0, min: u64::MAX });
+    h.esp.set_page_size(world.page_size);
+    let (esp, list) = (h.link.esp.clone(), h.link.list.clone());
+    for (i, (optigem, drift)) in world.persons.iter().enumerate() {
+        let mail = format!("p{i:02}@example.com");
+        let end = match optigem {
+            Optigem::EndsAugust => Some("2024-08"),
+            Optigem::EndsDecember => Some("2024-12"),
+            Optigem::EndedJanuary => Some("2024-01"),
+            Optigem::Open | Optigem::Lost => None,
+        };
+        let a = assignment(&format!("a{i:02}"), &mail, end, t0);
+        if matches!(optigem, Optigem::Lost) {
+            h.optigem.lock().unwrap().insert(a.id.as_str().to_owned(), a);
+        } else {
+            h.change(a).await;
+        }
+        match drift {
+            Drift::None => {}
+            Drift::Removed => h.esp.remove_member(&esp, &list, &mail),
+            Drift::Deactivated if world.provider == Provider::Brevo => h.esp.blacklist(&esp, &mail),
+            Drift::Deactivated => h.esp.set_member(&esp, &list, &mail, false),
+            Drift::Stranger => h.esp.set_member(&esp, &list, &format!("p{i:02}.private@example.com"), true),
+        }
+    }
+    for (i, receiving) in world.strangers.iter().enumerate() {
+        h.esp.set_member(&esp, &list, &format!("s{i:02}@example.com"), *receiving);
+    }
+
+    h.clock.set(berlin(2024, 9, 25, 12));
+    let first = h.run_to_end().await;
+    prop_assert!(first.error.is_none() && first.failures.is_empty(), "{first:?}");
+
+    // The second run, six hours later, finds both sides in step.
+    let (calls, feed, audit) = (h.esp.mutating_calls(), h.feed().await.len(), h.audit_len().await);
+    h.clock.set(h.clock.now() + Duration::hours(6));
+    let second = h.run_to_end().await;
+    let c = second.counts;
+    prop_assert_eq!((c.inputs, c.deferred, c.esp_operations, c.commands), (0, 0, 0, 0), "{:?}", second);
+    prop_assert_eq!(h.esp.mutating_calls(), calls, "no ESP call");
+    prop_assert_eq!(h.feed().await.len(), feed, "no OPTIGEM command");
+    prop_assert_eq!(h.audit_len().await, audit, "no audit entry: nothing was changed");
+
+    // And the first run left the list as the rules want it: every open assignment whose recipient the
+    // ESP did not deactivate, remove or blacklist receives mail; nobody ended or expired does.
+    let receiving = h.receiving();
+    for (i, (optigem, drift)) in world.persons.iter().enumerate() {
+        let mail = format!("p{i:02}@example.com");
+        // (A lost assignment's recipient was never on the list: nothing could remove it.)
+        let removed = matches!(drift, Drift::Removed) && !matches!(optigem, Optigem::Lost);
+        let should = matches!(optigem, Optigem::Open | Optigem::EndsDecember | Optigem::Lost)
+            && !removed
+            && !matches!(drift, Drift::Deactivated);
+        prop_assert_eq!(receiving.contains(&mail), should, "{} ({:?}, {:?})", mail, optigem, drift);
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    #[test]
+    fn r_f6_reconciling_twice_in_a_row_plans_nothing_the_second_time(world in world()) {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(reconcile_twice(world))?;
+    }
+}
+
+/// 50,000 recipients, 1 % changed in Brevo without a webhook (500 blacklisted), 500 strangers on the list
+/// (every list page holds five of each).
+#[tokio::test]
+async fn fifty_thousand_recipients_run_across_short_invocations_each_page_once_and_a_kill_mid_page_repeats_nothing() {
+    let n = 50_000;
+    let t0 = berlin(2024, 9, 1, 12);
+    let h = harness(Provider::Brevo, t0).await;
+    let mail = |i: usize| format!("m{i:05}@example.com");
+    for i in 0..n {
+        h.change(assignment(&format!("a{i:05}"), &mail(i), None, t0)).await;
+    }
+    for i in (0..n).step_by(100) {
+        h.esp.blacklist(&h.link.esp, &mail(i));
+        h.esp.set_member(&h.link.esp, &h.link.list, &format!("m{i:05}.neu@example.com"), true);
+    }
+    h.esp.set_page_size(500);
+    h.clock.set(berlin(2024, 9, 25, 12));
+    let calls = h.esp.mutating_calls();
+
+    // The export (OPTIGEM answers with the 50,000 assignments, 500 a page), then invocations with a
+    // budget of 30 ms each; one of them is killed in the middle of a list page (its third commit fails).
+    assert!(matches!(h.run_once(Budget::default()).await, RunOutcome::Waiting(_)));
+    h.answer_with_optigem().await;
+    let (mut invocations, mut killed, mut listing_pages_done) = (1, 0, 0);
+    let finished = loop {
+        invocations += 1;
+        let budget = Budget {
+            deadline: Some(std::time::Instant::now() + std::time::Duration::from_millis(30)),
+            ..Default::default()
+        };
+        match h.reconciler.run(&tenant(), &h.link.id, budget).await {
+            Ok(RunOutcome::Finished(f)) => break f,
+            Ok(RunOutcome::Continue(p)) => {
+                prop_assert_progress(&p, &mut listing_pages_done);
+                if killed == 0 && p.phase == Phase::List && p.counts.pages > 150 {
+                    h.store.fail_commit_after(2);
+                    killed = 1;
+                }
+            }
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => {
+                assert_eq!(killed, 1, "only the injected failure: {e}");
+                killed = 2;
+            }
+        }
+        assert!(invocations < 100_000, "the run makes progress");
+    };
+    assert_eq!(killed, 2, "the kill happened in the middle of a list page");
+    assert!(invocations > 5, "several continuations: {invocations}");
+
+    // Every page committed once: 100 snapshot pages and 101 list pages; the killed page was read again.
+    let c = finished.counts;
+    assert_eq!((c.pages, c.members, c.imported), (100 + 101, (n + n / 100) as u64, n as u64));
+    assert_eq!(h.esp.list_reads(), 101 + 1);
+    // Every effect exactly once despite the kill.
+    let feed = h.feed().await;
+    let ends = feed.iter().filter(|c| matches!(c, OptigemCommand::EndAssignment { .. })).count();
+    let queued = feed.iter().filter(|c| matches!(c, OptigemCommand::MatchPersons { .. })).count();
+    assert_eq!((ends, queued), (n / 100, n / 100));
+    assert_eq!(h.esp.mutating_calls() - calls, (n / 100) as u64, "one removal per blacklisted member");
+    assert_eq!(h.receiving().len(), n - n / 100 + n / 100, "everybody else and the strangers still on the list");
+}
+
+/// A continuation moved on: the checkpoint never goes back.
+fn prop_assert_progress(p: &optisync_app::reconcile::Progress, pages: &mut u64) {
+    assert!(p.counts.pages >= *pages, "a checkpoint went back");
+    *pages = p.counts.pages;
+}
