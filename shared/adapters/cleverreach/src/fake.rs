@@ -487,6 +487,20 @@ impl FakeCleverReach {
         }
     }
 
+    /// Bulk seed: active receivers with these addresses, each new to the pool (no look-up, for large
+    /// lists in benchmarks).
+    pub fn add_new_receivers(&self, group_id: &str, emails: &[String]) {
+        let mut st = self.shared.lock();
+        let gid: u64 = group_id.parse().expect("group id");
+        let t = now();
+        for email in emails {
+            let pid = st.id();
+            st.pool.insert(pid, Pool { email: email.clone(), global_attributes: BTreeMap::new() });
+            let m = Member { activated: t - 10, registered: t - 20, last_changed: t, ..Member::default() };
+            st.members.entry(gid).or_default().insert(pid, m);
+        }
+    }
+
     /// The receiver as the API would return it (with events and tags).
     pub fn receiver(&self, group_id: &str, id_or_email: &str) -> Option<Receiver> {
         let st = self.shared.lock();

@@ -1,0 +1,251 @@
+//! Benchmark: one scheduled run of a link with 10,000 and 100,000 recipients, in step (no change) and
+//! with 1 % changed in the ESP without a webhook (0.5 % unsubscribed, 0.5 % new signups), through the
+//! real engine, reconciler, ESP router and clients against the stateful fakes with their rate limits
+//! (Brevo: 10 contact requests a second; CleverReach: the client's 5 a second). Prints ESP calls against
+//! the lower bound, state store writes (counted as DynamoDB requests and items), peak heap and run time.
+//! A benchmark, not a test: it asserts nothing. Run: `bash bench/scheduled-run`.
+
+use chrono::Utc;
+use optisync_app::Engine;
+use optisync_app::reconcile::{Budget, Reconciler, RunOutcome};
+use optisync_brevo::fake::{FakeBrevo, FakeRateLimit};
+use optisync_cleverreach::fake::FakeCleverReach;
+use optisync_domain::*;
+use optisync_esp::{EspRouter, EspSettings, brevo_key_name, cleverreach_tokens_name};
+use optisync_ports::memory::{FixedClock, MemoryEsp, MemorySecrets, MemoryStore};
+use optisync_ports::{SecretStore, StateStore};
+use peak_alloc::PeakAlloc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[global_allocator]
+static HEAP: PeakAlloc = PeakAlloc;
+
+/// Brevo: members per list page, list members per add/remove call.
+const BREVO_PAGE: usize = 500;
+const BREVO_BATCH: usize = 150;
+/// CleverReach: receivers per page, receivers per upsert.
+const CLEVERREACH_PAGE: usize = 5000;
+const CLEVERREACH_BATCH: usize = 1000;
+/// The client's pace for CleverReach (no documented limit) and Brevo's limit for contact requests.
+const CLEVERREACH_RPS: f64 = 5.0;
+const BREVO_RPS: f64 = 10.0;
+
+fn mail(i: usize) -> String {
+    format!("user{i:06}@example.org")
+}
+
+fn assignment(i: usize, at: chrono::DateTime<Utc>) -> Assignment {
+    Assignment {
+        id: AssignmentId::new(format!("a{i:06}")),
+        newsletter: NewsletterId::new("NL-1"),
+        version: 1,
+        created_at: at,
+        changed_at: at,
+        email: None,
+        end: None,
+        count: 1,
+        unsubscription: None,
+        person: Person {
+            id: PersonId::new(format!("p{i:06}")),
+            first_name: None,
+            last_name: None,
+            letter_salutation: None,
+            emails: vec![RankedEmail { email: Email::parse(&mail(i)).expect("e-mail"), priority: 1 }],
+            deletion_marked: false,
+            privacy: Default::default(),
+            delivery_blocks: vec![],
+        },
+    }
+}
+
+struct Figures {
+    list_reads: usize,
+    esp_writes: usize,
+    other_calls: usize,
+    read_bound: usize,
+    write_bound: usize,
+    store_requests: u64,
+    store_items: u64,
+    peak_heap: usize,
+    run_time: Duration,
+    rate_floor: Duration,
+    invocations: u64,
+    inputs: u64,
+}
+
+async fn scenario(provider: Provider, n: usize, changed: bool) -> Figures {
+    let now = Utc::now();
+    let tenant = TenantId::new("t1");
+    let store = Arc::new(MemoryStore::new());
+    let clock = Arc::new(FixedClock::new(now));
+    let secrets = Arc::new(MemorySecrets::default());
+    let brevo = FakeBrevo::start().await;
+    brevo.set_rate_limit(FakeRateLimit { contacts_per_second: Some(10), others_per_hour: None });
+    let cr = FakeCleverReach::start().await;
+    secrets.put(&brevo_key_name(&AccountId::new("acc")), &brevo.api_key()).await.expect("secret");
+    let tokens = serde_json::to_string(&cr.issue_tokens()).expect("tokens");
+    secrets.put(&cleverreach_tokens_name(&AccountId::new("acc")), &tokens).await.expect("secret");
+    let mut cleverreach = cr.client_config();
+    cleverreach.requests_per_second = CLEVERREACH_RPS;
+    let router =
+        Arc::new(EspRouter::new(secrets, EspSettings { brevo_base_url: brevo.base_url().to_owned(), cleverreach }));
+    let list = match provider {
+        Provider::Brevo => brevo.add_list("Rundbrief").to_string(),
+        Provider::CleverReach => cr.add_group("Rundbrief"),
+    };
+    let link = Link {
+        id: LinkId::new("L1"),
+        tenant: tenant.clone(),
+        newsletter: NewsletterId::new("NL-1"),
+        esp: EspAccount { provider, account: AccountId::new("acc") },
+        list: ListId::new(list.clone()),
+        segment: None,
+        settings: LinkSettings::default(),
+        status: LinkStatus::Linked,
+    };
+    store.put_link(&link).await.expect("link");
+
+    // The state of a link in step: every assignment applied (to an ESP in memory), every recipient on
+    // the fake's list.
+    let seeding = Engine::new(store.clone(), Arc::new(MemoryEsp::new()), clock.clone());
+    let assignments: Vec<Assignment> = (0..n).map(|i| assignment(i, now)).collect();
+    for a in &assignments {
+        seeding.process(&tenant, &Input::AssignmentChanged { assignment: a.clone() }).await.expect("seed");
+    }
+    let emails: Vec<String> = (0..n).map(mail).collect();
+    match provider {
+        Provider::Brevo => {
+            let id: i64 = list.parse().expect("list id");
+            for e in &emails {
+                brevo.add_contact(e, Default::default(), &[id]);
+            }
+        }
+        Provider::CleverReach => cr.add_new_receivers(&list, &emails),
+    }
+    // 1 %: every 200th unsubscribes in the ESP, and as many new addresses sign up there.
+    let changes = if changed { n / 200 } else { 0 };
+    for k in 0..changes {
+        let (gone, new) = (mail(k * 200), format!("new{k:06}@example.org"));
+        match provider {
+            Provider::Brevo => {
+                brevo.blacklist(&gone);
+                brevo.add_contact(&new, Default::default(), &[list.parse().expect("list id")]);
+            }
+            Provider::CleverReach => {
+                cr.unsubscribe_via_link(&list, &gone);
+                cr.add_new_receivers(&list, &[new]);
+            }
+        }
+    }
+    brevo.clear_request_log();
+    cr.clear_log();
+
+    let reconciler = Reconciler::new(store.clone(), router.clone(), router, store.clone(), clock.clone());
+    let writes = store.writes();
+    HEAP.reset_peak_usage();
+    let base_heap = HEAP.current_usage();
+    let started = Instant::now();
+    let mut invocations = 0;
+    let finished = loop {
+        invocations += 1;
+        let budget = Budget { deadline: Some(Instant::now() + Duration::from_secs(14 * 60)), ..Default::default() };
+        match reconciler.run(&tenant, &link.id, budget).await.expect("the run goes on") {
+            RunOutcome::Finished(f) => break f,
+            RunOutcome::Continue(_) => {}
+            RunOutcome::Waiting(_) => answer_export(store.as_ref(), &tenant, &assignments).await,
+            other => panic!("{other:?}"),
+        }
+    };
+    let run_time = started.elapsed();
+    let peak_heap = HEAP.peak_usage().saturating_sub(base_heap);
+    let store_writes = store.writes();
+
+    let (reads, writes_made, total, page, batch, rps) = match provider {
+        Provider::Brevo => {
+            let log = brevo.request_log();
+            let reads = log.iter().filter(|r| r.method == "GET" && r.path.ends_with("/contacts")).count();
+            let writes = log.iter().filter(|r| r.is_mutating()).count();
+            (reads, writes, log.len(), BREVO_PAGE, BREVO_BATCH, BREVO_RPS)
+        }
+        Provider::CleverReach => {
+            let log = cr.requests();
+            let reads = log.iter().filter(|r| r.method == "GET" && r.path.ends_with("/receivers")).count();
+            (reads, cr.mutating_calls(), log.len(), CLEVERREACH_PAGE, CLEVERREACH_BATCH, CLEVERREACH_RPS)
+        }
+    };
+    let members = n + changes;
+    let read_bound = members.div_ceil(page);
+    let write_bound = (finished.counts.esp_operations as usize).div_ceil(batch);
+    Figures {
+        list_reads: reads,
+        esp_writes: writes_made,
+        other_calls: total - reads - writes_made,
+        read_bound,
+        write_bound,
+        store_requests: store_writes.requests - writes.requests,
+        store_items: store_writes.items - writes.items,
+        peak_heap,
+        run_time,
+        rate_floor: Duration::from_secs_f64(total as f64 / rps),
+        invocations,
+        inputs: finished.counts.inputs,
+    }
+}
+
+/// The connector's answer to the export: the snapshot in pages of 500, then the result.
+async fn answer_export(store: &MemoryStore, tenant: &TenantId, assignments: &[Assignment]) {
+    let feed = store.commands(tenant, 0, 100).await.expect("feed");
+    let export = feed
+        .iter()
+        .rev()
+        .find_map(|(_, c)| match c {
+            OptigemCommand::ExportNewsletter { id, .. } => Some(id.clone()),
+            _ => None,
+        })
+        .expect("an export");
+    let pages: Vec<&[Assignment]> = assignments.chunks(500).collect();
+    for (k, page) in pages.iter().enumerate() {
+        let body = serde_json::json!({"newsletter": "NL-1", "last": k + 1 == pages.len(), "assignments": page});
+        let body = serde_json::to_vec(&body).expect("json");
+        optisync_app::optigem::accept_snapshot_page(store, store, tenant, &export, k as u32 + 1, &body, Utc::now())
+            .await
+            .expect("page");
+    }
+    store.record_result(tenant, &export, &CommandResult::done()).await.expect("result");
+}
+
+#[tokio::main]
+async fn main() {
+    let sizes: Vec<usize> = match std::env::args().nth(1) {
+        Some(s) => s.split(',').map(|n| n.parse().expect("sizes: 10000,100000")).collect(),
+        None => vec![10_000, 100_000],
+    };
+    println!(
+        "| provider | recipients | changed | list reads (bound) | ESP writes (bound) | other calls | inputs | store writes (items) | peak heap | run time | rate-limit floor | invocations |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for provider in [Provider::Brevo, Provider::CleverReach] {
+        for &n in &sizes {
+            for changed in [false, true] {
+                let f = scenario(provider, n, changed).await;
+                println!(
+                    "| {provider} | {n} | {} | {} ({}) | {} ({}) | {} | {} | {} ({}) | {:.1} MB | {:.1} s | {:.1} s | {} |",
+                    if changed { "1 %" } else { "0 %" },
+                    f.list_reads,
+                    f.read_bound,
+                    f.esp_writes,
+                    f.write_bound,
+                    f.other_calls,
+                    f.inputs,
+                    f.store_requests,
+                    f.store_items,
+                    f.peak_heap as f64 / 1e6,
+                    f.run_time.as_secs_f64(),
+                    f.rate_floor.as_secs_f64(),
+                    f.invocations,
+                );
+            }
+        }
+    }
+}
