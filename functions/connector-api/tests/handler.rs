@@ -232,6 +232,8 @@ async fn snapshot_pages_are_kept_once_for_the_run_and_the_exports_result_wakes_i
             export: Some(CommandId::new("export-1")),
             export_at: Some(chrono::Utc::now()),
             export_problem: None,
+            saved_at: None,
+            stale_takeovers: 0,
             since: None,
             cursor: None,
             seen_chunks: 0,

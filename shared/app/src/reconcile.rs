@@ -178,6 +178,13 @@ pub struct Progress {
     pub confirmed: bool,
     /// Invocations so far.
     pub invocations: u64,
+    /// When the checkpoint was last saved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saved_at: Option<DateTime<Utc>>,
+    /// Times an invocation found the run abandoned: its checkpoint older than the lease, so the
+    /// invocation holding it died and no continuation came (the `StaleRun` metric counts them).
+    #[serde(default)]
+    pub stale_takeovers: u64,
     /// Counts so far.
     pub counts: RunCounts,
     /// Inputs that failed for good.
@@ -531,7 +538,11 @@ impl Reconciler {
         current: Option<&Progress>,
         version: Option<u64>,
     ) -> Result<Option<u64>, RunError> {
-        let stored = RunState { current: current.cloned(), ..state.clone() };
+        let mut current = current.cloned();
+        if let Some(p) = current.as_mut() {
+            p.saved_at = Some(self.clock.now());
+        }
+        let stored = RunState { current, ..state.clone() };
         let raw = serde_json::to_string(&stored).map_err(|e| RunError::State(e.to_string()))?;
         match self.store.save_run_state(link, &raw, version).await {
             Ok(()) => Ok(Some(version.unwrap_or(0) + 1)),
@@ -581,6 +592,15 @@ impl Run<'_> {
             Some(p) => p,
             None => self.start(&state),
         };
+        let now = self.r.clock.now();
+        if progress.phase != Phase::AwaitExport
+            && progress.phase != Phase::Held
+            && progress.saved_at.is_some_and(|at| now - at > RUN_LEASE)
+        {
+            // Waiting and held runs rest on purpose; any other was dropped by an invocation that died.
+            progress.stale_takeovers += 1;
+            tracing::warn!(metric = "StaleRun", phase = ?progress.phase, "a run abandoned by a dead invocation is taken over");
+        }
         progress.invocations += 1;
         loop {
             if matches!(progress.phase, Phase::Import | Phase::List | Phase::Sweep | Phase::Apply) && self.spent() {
@@ -639,6 +659,8 @@ impl Run<'_> {
             end_chunks: 0,
             confirmed: false,
             invocations: 0,
+            saved_at: None,
+            stale_takeovers: 0,
             counts: RunCounts::default(),
             failures: Vec::new(),
         }

@@ -496,3 +496,28 @@ async fn a_reconciliation_whose_export_stays_unanswered_does_the_esp_side_after_
     assert!(h.run_to_end().await.error.is_none());
     assert_eq!(exports().await, 2);
 }
+
+#[tokio::test]
+async fn a_run_whose_invocation_died_is_taken_over_and_counted_as_stale() {
+    let h = harness(Provider::CleverReach, berlin(2024, 9, 1, 12)).await;
+    for i in 0..30 {
+        h.esp.set_member(&h.link.esp, &h.link.list, &format!("m{i:02}@example.com"), true);
+    }
+    h.esp.set_page_size(10);
+    let RunOutcome::Continue(p) = h.run(Budget { max_pages: Some(1), ..Default::default() }).await else {
+        panic!("a continuation")
+    };
+    assert_eq!(p.stale_takeovers, 0);
+    // The continuation is never announced (the invocation died); the next tick comes 6 hours later.
+    h.clock.set(berlin(2024, 9, 1, 18));
+    let RunOutcome::Continue(p) = h.run(Budget { max_pages: Some(1), ..Default::default() }).await else {
+        panic!("a continuation")
+    };
+    assert_eq!(p.stale_takeovers, 1, "StaleRun");
+    // A continuation in time is not stale, nor is a run waiting for OPTIGEM's export.
+    h.clock.set(berlin(2024, 9, 1, 18) + chrono::Duration::minutes(1));
+    let finished = h.run_to_end().await;
+    assert_eq!(finished.counts.pages, 3, "three list pages (OPTIGEM has no assignment: no snapshot page)");
+    let state = h.reconciler.state(&h.link.id).await.unwrap();
+    assert!(state.current.is_none());
+}

@@ -246,3 +246,58 @@ async fn r_g1_to_r_g5_a_cleverreach_segment_is_imported_and_members_leaving_it_e
     let again = finished(stack.reconcile_to_end(&link).await);
     assert_eq!((again.counts.inputs, again.counts.deferred), (0, 0));
 }
+
+#[tokio::test]
+async fn r_f2_to_r_f6_the_first_sync_of_a_brevo_link_over_a_mixed_data_set() {
+    use optisync_ports::StateStore;
+    let stack = Stack::start().await;
+    let mut link = stack.link_brevo("NL-1", mapped()).await;
+    link.status = LinkStatus::Linking;
+    stack.store.put_link(&link).await.unwrap();
+    let list: i64 = link.list.as_str().parse().unwrap();
+    // In Brevo before linking: Lena (unknown to OPTIGEM), Max under another first name, Erika blacklisted.
+    let attrs = |first: &str| {
+        let mut m = serde_json::Map::new();
+        m.insert("FIRSTNAME".into(), serde_json::Value::String(first.into()));
+        m
+    };
+    stack.brevo.add_contact("lena@example.com", attrs("Lena"), &[list]);
+    stack.brevo.add_contact("max@example.com", attrs("Maximilian"), &[list]);
+    stack.brevo.add_contact("erika@example.com", attrs("Erika"), &[list]);
+    assert!(stack.brevo.blacklist("erika@example.com"));
+    // In OPTIGEM: Anna (only here), Max, Erika.
+    let mut assignments = std::collections::BTreeMap::new();
+    for (first, mail) in [("Anna", "anna@example.com"), ("Max", "max@example.com"), ("Erika", "erika@example.com")] {
+        let p = person(&stack.optigem, first, mail);
+        assignments.insert(first, subscribe(&stack.optigem, &p, "NL-1"));
+    }
+    stack.optigem.take_events(); // the newsletter existed before the link: its events went nowhere
+
+    let RunOutcome::Waiting(_) = stack.reconcile(&link).await else { panic!("the run waits for the export") };
+    let run = finished(stack.reconcile_to_end(&link).await);
+    stack.sync().await;
+    assert_eq!(run.counts.imported, 3);
+
+    let links = stack.store.links(&stack.tenant).await.unwrap();
+    assert_eq!(links[0].status, LinkStatus::Linked, "R-F1");
+    let anna = stack.brevo.contact("anna@example.com").expect("R-F2: created");
+    assert!(anna.list_ids.contains(&list), "R-F3: on the list");
+    assert_eq!(anna.attributes.get("FIRSTNAME").and_then(|v| v.as_str()), Some("Anna"));
+    let max = stack.brevo.contact("max@example.com").unwrap();
+    assert_eq!(max.attributes.get("FIRSTNAME").and_then(|v| v.as_str()), Some("Max"), "R-F2: OPTIGEM's value");
+    assert!(stack.brevo.contact("erika@example.com").unwrap().email_blacklisted, "R-F3: stays blacklisted");
+    let erika = stack.optigem.assignment(&assignments["Erika"]).unwrap();
+    assert!(erika.end.is_some(), "R-F5: her assignment is ended");
+    assert_eq!(erika.unsubscription.map(|u| u.source.provider), Some(Provider::Brevo));
+    for name in ["Anna", "Max"] {
+        assert!(stack.optigem.assignment(&assignments[name]).unwrap().end.is_none(), "{name} stays");
+    }
+    let lena = stack.approval(&link, &optisync_e2e::email("lena@example.com")).await.expect("R-F4");
+    assert_eq!(lena.status, ApprovalStatus::Pending);
+    assert!(stack.approval(&link, &optisync_e2e::email("max@example.com")).await.is_none());
+
+    // R-F6: in step both ways.
+    let mutations = stack.esp_mutations();
+    let again = finished(stack.reconcile_to_end(&link).await);
+    assert_eq!((again.counts.inputs, again.counts.deferred, stack.esp_mutations()), (0, 0, mutations));
+}
