@@ -242,6 +242,7 @@ async fn snapshot_pages_are_kept_once_for_the_run_and_the_exports_result_wakes_i
             invocations: 1,
             counts: Default::default(),
             failures: vec![],
+            warnings: vec![],
         }),
         ..Default::default()
     };

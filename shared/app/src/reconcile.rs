@@ -190,7 +190,15 @@ pub struct Progress {
     /// Inputs that failed for good.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failures: Vec<Failure>,
+    /// What an admin should know about the link (e.g. R-G6).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
+
+/// R-G6: the warning for a segment linked to a newsletter that already has assignments.
+pub const SEGMENT_OVER_ASSIGNMENTS: &str = "the newsletter already has active assignments: a segment link takes \
+     membership from CleverReach only, so those outside the segment will be ended (R-G4); link the segment to a \
+     newsletter of its own";
 
 /// A finished run, for the link's status.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -212,6 +220,9 @@ pub struct Finished {
     /// Why the run as a whole failed (e.g. the connector could not export), if it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What an admin should know about the link (e.g. R-G6).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// A link's run state as stored: the run in progress, and the last one that finished.
@@ -663,6 +674,7 @@ impl Run<'_> {
             stale_takeovers: 0,
             counts: RunCounts::default(),
             failures: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 
@@ -742,6 +754,23 @@ impl Run<'_> {
             })
             .collect();
         p.counts.imported += inputs.len() as u64;
+        let today = berlin_date(self.r.clock.now());
+        let active = |i: &&Input| match i {
+            Input::AssignmentChanged { assignment } => {
+                assignment.end.is_none_or(|end| end >= optisync_domain::YearMonth::of(today))
+            }
+            _ => false,
+        };
+        let warning = SEGMENT_OVER_ASSIGNMENTS.to_owned();
+        if self.first_sync()
+            && self.link.segment.is_some()
+            && inputs.iter().any(active)
+            && !p.warnings.contains(&warning)
+        {
+            // R-G6: discouraged, not refused; the dry run shows it before the link is saved.
+            tracing::warn!("a segment is linked to a newsletter that already has assignments");
+            p.warnings.push(warning);
+        }
         // What the link holds at that version or a newer one changes nothing (the planner's version rule):
         // one read for the page instead of an engine pass (with its leases) per assignment.
         let ids = inputs.iter().filter_map(|i| match i {
@@ -1015,6 +1044,7 @@ impl Run<'_> {
             complete,
             failures: progress.failures,
             error: error.clone(),
+            warnings: progress.warnings,
         };
         state.last = Some(finished.clone());
         if error.is_none() {

@@ -521,3 +521,42 @@ async fn a_run_whose_invocation_died_is_taken_over_and_counted_as_stale() {
     let state = h.reconciler.state(&h.link.id).await.unwrap();
     assert!(state.current.is_none());
 }
+
+#[tokio::test]
+async fn r_g6_linking_a_segment_to_a_newsletter_with_assignments_warns_in_the_dry_run_and_the_first_sync() {
+    use optisync_app::reconcile::SEGMENT_OVER_ASSIGNMENTS;
+    let t = berlin(2024, 9, 1, 12);
+    for (snapshot, warned) in [
+        (vec![assignment("a1", "max@example.com", None, t)], true),
+        (vec![assignment("a1", "max@example.com", Some("2024-03"), t)], false), // ended: none active
+        (vec![], false),
+    ] {
+        let mut h = harness(Provider::CleverReach, t).await;
+        h.link.segment = Some(SegmentId::new("S1"));
+        h.link.status = LinkStatus::NotLinked;
+        h.store.put_link(&h.link).await.unwrap();
+        // The admin's dry run before saving shows the warning …
+        let (dry_tenant, shadow) = h.reconciler.start_preview(&h.link).await.unwrap();
+        assert!(matches!(
+            h.reconciler.run(&dry_tenant, &shadow, Budget::default()).await.unwrap(),
+            RunOutcome::Waiting(_)
+        ));
+        h.answer_export(&snapshot).await;
+        assert!(matches!(
+            h.reconciler.run(&dry_tenant, &shadow, Budget::default()).await.unwrap(),
+            RunOutcome::Finished(_)
+        ));
+        let preview = h.reconciler.preview(&tenant(), &h.link.id, 10).await.unwrap().unwrap();
+        let warnings = preview.state.last.map(|l| l.warnings).unwrap_or_default();
+        assert_eq!(warnings.contains(&SEGMENT_OVER_ASSIGNMENTS.to_owned()), warned, "{snapshot:?}");
+        // … and so does the link's first sync; linking is discouraged, not refused.
+        h.link.status = LinkStatus::Linking;
+        h.store.put_link(&h.link).await.unwrap();
+        assert!(matches!(h.run(Budget::default()).await, RunOutcome::Waiting(_)));
+        h.answer_export(&snapshot).await;
+        let first = h.run_to_end().await;
+        assert_eq!(first.warnings == [SEGMENT_OVER_ASSIGNMENTS.to_owned()], warned);
+        let links = h.store.links(&tenant()).await.unwrap();
+        assert_eq!(links[0].status, LinkStatus::Linked);
+    }
+}
