@@ -48,11 +48,6 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// Whether the input changed anything: an ESP operation, a command or a state write.
-    pub fn changed(&self) -> bool {
-        self.esp_operations + self.commands + self.writes > 0
-    }
-
     /// The counts of a plan.
     fn of(plan: &optisync_domain::Plan, attempts: u32) -> Self {
         use optisync_domain::{EspOp, OptigemCommand};

@@ -36,7 +36,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use optisync_domain::{
     CommandId, CommandResult, Email, EspAction, EspEvent, EspEventKind, Input, Link, LinkId, LinkStatus,
-    OptigemCommand, Provider, TenantId, berlin_date, command_id,
+    OptigemCommand, Provider, TenantId, berlin_date, command_id, rules,
 };
 use optisync_ports::{EspError, EspGateway, EspLister, Inbox, InboxItem, ListedMember, Slice, StateStore, StoreError};
 use serde::{Deserialize, Serialize};
@@ -531,13 +531,7 @@ impl Reconciler {
     }
 
     async fn load(&self, link: &LinkId) -> Result<(RunState, Option<u64>), RunError> {
-        match self.store.run_state(link).await? {
-            Some((raw, version)) => {
-                let state = serde_json::from_str(&raw).map_err(|e| RunError::State(e.to_string()))?;
-                Ok((state, Some(version)))
-            }
-            None => Ok((RunState::default(), None)),
-        }
+        read_state(self.store.as_ref(), link).await
     }
 
     /// Saves the state with `current` as the run in progress (`None`: no run in progress) over the
@@ -563,10 +557,23 @@ impl Reconciler {
     }
 }
 
+/// A link's run state as stored, with its version (`None`: never saved).
+async fn read_state(store: &dyn StateStore, link: &LinkId) -> Result<(RunState, Option<u64>), RunError> {
+    match store.run_state(link).await? {
+        Some((raw, version)) => {
+            let state = serde_json::from_str(&raw).map_err(|e| RunError::State(e.to_string()))?;
+            Ok((state, Some(version)))
+        }
+        None => Ok((RunState::default(), None)),
+    }
+}
+
 /// Whether the link's run in progress waits for this export.
 pub async fn waits_for(store: &dyn StateStore, link: &LinkId, export: &CommandId) -> Result<bool, StoreError> {
-    let Some((raw, _)) = store.run_state(link).await? else { return Ok(false) };
-    let state: RunState = serde_json::from_str(&raw).map_err(|e| StoreError::Permanent(format!("run state: {e}")))?;
+    let (state, _) = read_state(store, link).await.map_err(|e| match e {
+        RunError::Store(e) => e,
+        other => StoreError::Permanent(other.to_string()),
+    })?;
     Ok(state.current.is_some_and(|p| p.phase == Phase::AwaitExport && p.export.as_ref() == Some(export)))
 }
 
@@ -754,38 +761,33 @@ impl Run<'_> {
             })
             .collect();
         p.counts.imported += inputs.len() as u64;
-        let today = berlin_date(self.r.clock.now());
-        let active = |i: &&Input| match i {
-            Input::AssignmentChanged { assignment } => {
-                assignment.end.is_none_or(|end| end >= optisync_domain::YearMonth::of(today))
-            }
-            _ => false,
+        let assignments = || {
+            inputs.iter().filter_map(|i| match i {
+                Input::AssignmentChanged { assignment } => Some(assignment),
+                _ => None,
+            })
         };
-        let warning = SEGMENT_OVER_ASSIGNMENTS.to_owned();
-        if self.first_sync()
-            && self.link.segment.is_some()
-            && inputs.iter().any(active)
-            && !p.warnings.contains(&warning)
+        if self.first_sync() && self.link.segment.is_some() && !p.warnings.iter().any(|w| w == SEGMENT_OVER_ASSIGNMENTS)
         {
-            // R-G6: discouraged, not refused; the dry run shows it before the link is saved.
-            tracing::warn!("a segment is linked to a newsletter that already has assignments");
-            p.warnings.push(warning);
+            let tenant = self.r.store.tenant_settings(&real_tenant(&self.tenant)).await?;
+            let today = berlin_date(self.r.clock.now());
+            if assignments().any(|a| rules::verdict(a, &self.link.settings, &tenant, today).is_active()) {
+                // R-G6: discouraged, not refused; the dry run shows it before the link is saved.
+                tracing::warn!("a segment is linked to a newsletter that already has assignments");
+                p.warnings.push(SEGMENT_OVER_ASSIGNMENTS.to_owned());
+            }
         }
-        // What the link holds at that version or a newer one changes nothing (the planner's version rule):
-        // one read for the page instead of an engine pass (with its leases) per assignment.
-        let ids = inputs.iter().filter_map(|i| match i {
-            Input::AssignmentChanged { assignment } => Some(assignment.id.clone()),
-            _ => None,
-        });
-        let slice = Slice { assignments: ids.collect(), emails: Vec::new() };
+        // What the link has seen at that version or a newer one changes nothing (the planner's version
+        // rule): one read for the page instead of an engine pass (with its leases) per assignment.
+        let slice = Slice { assignments: assignments().map(|a| a.id.clone()).collect(), emails: Vec::new() };
         let known = self.r.store.load(self.link, &slice).await?.view.mirror;
         for input in inputs {
             if let Input::AssignmentChanged { assignment } = input
-                && known.get(&assignment.id).is_some_and(|m| m.version >= assignment.version)
+                && known.get(&assignment.id).is_some_and(|m| m.has_seen(assignment.version))
             {
                 continue;
             }
-            self.feed(p, input, false).await?;
+            self.apply(p, input).await?;
         }
         p.counts.pages += 1;
         self.pages_now += 1;
@@ -987,22 +989,12 @@ impl Run<'_> {
         Ok(Step::Next)
     }
 
-    /// Feeds a difference the run found through the engine.
+    /// Feeds one input through the engine; a failure that retrying will not mend is recorded and the run
+    /// goes on, anything else stops the run (the checkpoint repeats the page).
     async fn apply(&self, p: &mut Progress, input: &Input) -> Result<(), RunError> {
-        self.feed(p, input, true).await
-    }
-
-    /// Feeds one input through the engine; it counts as an input when it is a `difference` or changed
-    /// something. A failure that retrying will not mend is recorded and the run goes on, anything else
-    /// stops the run (the checkpoint repeats the page).
-    async fn feed(&self, p: &mut Progress, input: &Input, difference: bool) -> Result<(), RunError> {
         match self.engine.process(&self.tenant, input).await {
-            Ok(outcome) if difference || outcome.changed() => {
-                p.counts.add(&outcome);
-                Ok(())
-            }
             Ok(outcome) => {
-                p.counts.absorb(&outcome);
+                p.counts.add(&outcome);
                 Ok(())
             }
             Err(e) if !e.is_transient() => {

@@ -43,6 +43,12 @@ impl MirrorEntry {
     pub fn effectively_active(&self) -> bool {
         self.snapshot.is_some() && self.verdict.is_active() && self.end_requested.is_none()
     }
+
+    /// Whether this version (of a change or a deletion) is already known: an older or equal one changes
+    /// nothing.
+    pub fn has_seen(&self, version: u64) -> bool {
+        self.version >= version
+    }
 }
 
 /// An end we asked OPTIGEM to write.

@@ -189,7 +189,7 @@ impl LinkCx<'_> {
     /// R-D1…D5: a new snapshot from OPTIGEM.
     fn assignment_changed(&mut self, a: &Assignment) -> Vec<Email> {
         let old = self.view.mirror.get(&a.id).cloned();
-        if old.as_ref().is_some_and(|o| o.version >= a.version) {
+        if old.as_ref().is_some_and(|o| o.has_seen(a.version)) {
             return Vec::new(); // an older or equal version changes nothing
         }
         let settings = &self.view.link.settings;
@@ -238,7 +238,7 @@ impl LinkCx<'_> {
     /// R-A5, R-D2: the assignment was deleted in OPTIGEM.
     fn assignment_deleted(&mut self, id: &AssignmentId, version: u64) -> Vec<Email> {
         let old = self.view.mirror.get(id).cloned();
-        if old.as_ref().is_some_and(|o| o.version >= version) {
+        if old.as_ref().is_some_and(|o| o.has_seen(version)) {
             return Vec::new();
         }
         let was_active = old.as_ref().is_some_and(MirrorEntry::effectively_active);
