@@ -183,13 +183,7 @@ impl StateStore for MemoryStore {
             Some(n) => inner.commits_before_failure = Some(n - 1),
             None => {}
         }
-        let new_commands = commit
-            .commands
-            .iter()
-            .filter(|c| !inner.command_ids.contains(&(tenant.clone(), c.id().to_string())))
-            .count() as u64;
-        let items =
-            commit.writes.len() as u64 + commit.audit.len() as u64 + 2 * new_commands + u64::from(new_commands > 0);
+        let mut items = commit.writes.len() as u64 + commit.audit.len() as u64;
         for (write, expected) in &commit.writes {
             let current = inner.items.get(&ItemKey::of(write)).map(|(v, _)| *v);
             if current != *expected {
@@ -218,18 +212,22 @@ impl StateStore for MemoryStore {
             };
             inner.items.insert(ItemKey::of(&write), (expected.unwrap_or(0) + 1, item));
         }
-        if items > 0 {
-            inner.wrote(items);
-        }
         for entry in commit.audit {
             inner.audit.entry(entry.link.clone()).or_default().push(entry);
         }
+        let mut new_commands = 0;
         for command in commit.commands {
             if inner.command_ids.insert((tenant.clone(), command.id().to_string())) {
+                new_commands += 1;
                 let feed = inner.commands.entry(tenant.clone()).or_default();
                 let seq = feed.last().map_or(1, |(s, _)| s + 1);
                 feed.push((seq, command));
             }
+        }
+        // As the DynamoDB table counts them: a marker and a feed entry per new command, and the counter.
+        items += 2 * new_commands + u64::from(new_commands > 0);
+        if items > 0 {
+            inner.wrote(items);
         }
         Ok(())
     }
