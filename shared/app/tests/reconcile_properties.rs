@@ -169,7 +169,7 @@ async fn fifty_thousand_recipients_run_across_short_invocations_each_page_once_a
         match h.reconciler.run(&tenant(), &h.link.id, budget).await {
             Ok(RunOutcome::Finished(f)) => break f,
             Ok(RunOutcome::Continue(p)) => {
-                prop_assert_progress(&p, &mut listing_pages_done);
+                assert_progress(&p, &mut listing_pages_done);
                 if killed == 0 && p.phase == Phase::List && p.counts.pages > 150 {
                     h.store.fail_commit_after(2);
                     killed = 1;
@@ -200,7 +200,7 @@ async fn fifty_thousand_recipients_run_across_short_invocations_each_page_once_a
 }
 
 /// A continuation moved on: the checkpoint never goes back.
-fn prop_assert_progress(p: &optisync_app::reconcile::Progress, pages: &mut u64) {
+fn assert_progress(p: &optisync_app::reconcile::Progress, pages: &mut u64) {
     assert!(p.counts.pages >= *pages, "a checkpoint went back");
     *pages = p.counts.pages;
 }

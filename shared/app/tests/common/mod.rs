@@ -121,20 +121,12 @@ impl Harness {
         }
     }
 
-    /// Runs until the run finishes; the connector answers the reconciliation's export with OPTIGEM's
-    /// assignments.
+    /// Runs invocation after invocation until the run finishes; the connector answers every export with
+    /// OPTIGEM's assignments.
     pub async fn run_to_end(&self) -> optisync_app::reconcile::Finished {
-        self.run_to_end_with(Budget::default()).await.0
-    }
-
-    /// Runs invocation after invocation with this budget until the run finishes (answering exports);
-    /// returns the last run and the invocations it took.
-    pub async fn run_to_end_with(&self, budget: Budget) -> (optisync_app::reconcile::Finished, u64) {
-        let mut invocations = 0;
         loop {
-            invocations += 1;
-            match self.run(budget).await {
-                RunOutcome::Finished(f) => return (f, invocations),
+            match self.run(Budget::default()).await {
+                RunOutcome::Finished(f) => return f,
                 RunOutcome::Continue(_) => {}
                 RunOutcome::Waiting(p) if p.phase == Phase::AwaitExport => {
                     self.answer_with_optigem().await;
