@@ -266,6 +266,30 @@ pub struct Link {
     pub status: LinkStatus,
 }
 
+/// Where an ESP account's connection stands (R-H1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountStatus {
+    /// Credentials are stored and were accepted by the ESP.
+    Connected,
+    /// A CleverReach authorisation was started and has not come back yet.
+    AwaitingAuthorisation,
+}
+
+/// An ESP account a tenant connected. Its credentials live in the secret store, never here. An account
+/// id is unique per provider across the deployment (the secrets are named by it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountRecord {
+    /// The tenant it belongs to.
+    pub tenant: TenantId,
+    /// Provider and account id.
+    pub esp: EspAccount,
+    /// Where its connection stands.
+    pub status: AccountStatus,
+    /// When it was last changed.
+    pub changed_at: DateTime<Utc>,
+}
+
 /// Where an approved signup's e-mail is written in OPTIGEM (R-B3).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -144,6 +144,72 @@ pub async fn links_are_found_by_newsletter_account_and_tenant(store: Arc<dyn Sta
     assert_eq!(store.tenant_settings(&tenant()).await.unwrap(), TenantSettings::default());
 }
 
+/// Tenant settings and ESP accounts are saved per tenant; an account id belongs to one tenant.
+pub async fn tenant_settings_and_accounts_are_kept_per_tenant(store: Arc<dyn StateStore>) {
+    let settings =
+        TenantSettings { no_statement_blocks: true, approved_email_target: EmailTarget::StandardCommunication };
+    store.put_tenant_settings(&tenant(), &settings).await.unwrap();
+    assert_eq!(store.tenant_settings(&tenant()).await.unwrap(), settings);
+    assert_eq!(store.tenant_settings(&TenantId::new("other")).await.unwrap(), TenantSettings::default());
+
+    let record = |t: &str, provider, id: &str, status| AccountRecord {
+        tenant: TenantId::new(t),
+        esp: EspAccount { provider, account: AccountId::new(id) },
+        status,
+        changed_at: at(3),
+    };
+    let cr = record("t-conformance", Provider::CleverReach, "main", AccountStatus::AwaitingAuthorisation);
+    let brevo = record("t-conformance", Provider::Brevo, "main", AccountStatus::Connected);
+    store.put_account(&cr).await.unwrap();
+    store.put_account(&brevo).await.unwrap();
+    let connected = AccountRecord { status: AccountStatus::Connected, ..cr.clone() };
+    store.put_account(&connected).await.unwrap(); // replaced by its own tenant
+    assert_eq!(store.accounts(&tenant()).await.unwrap(), vec![brevo.clone(), connected.clone()]);
+    // Another tenant cannot take the id (its secrets are named by it), but may use it at the other provider.
+    let taken = record("other", Provider::Brevo, "main", AccountStatus::Connected);
+    assert_eq!(store.put_account(&taken).await, Err(StoreError::Conflict));
+    assert!(store.accounts(&TenantId::new("other")).await.unwrap().is_empty());
+    assert_eq!(store.accounts(&tenant()).await.unwrap(), vec![brevo, connected]);
+}
+
+/// Pending approval entries page oldest first; decided ones leave the queue.
+pub async fn pending_approvals_page_oldest_first(store: Arc<dyn StateStore>) {
+    let l = link(1);
+    let mut writes = Vec::new();
+    for n in 0..5u32 {
+        let mut entry = approval(&l, email(n));
+        // Signed up on days 9, 8, 7, 6, 5: the last one written waits longest.
+        entry.first_seen = at(9 - n);
+        if n == 2 {
+            entry.status = ApprovalStatus::Rejected;
+            entry.decision = Some(Decision::Reject { at: at(10) });
+        }
+        writes.push((StateWrite::Approval { entry }, None));
+    }
+    let mut other = approval(&link(2), email(9));
+    other.first_seen = at(1);
+    writes.push((StateWrite::Approval { entry: other }, None));
+    store.commit(&tenant(), Commit { writes, ..Commit::default() }).await.unwrap();
+
+    let keys = |entries: &[ApprovalEntry]| entries.iter().map(|e| e.email.key().to_owned()).collect::<Vec<_>>();
+    let first = store.pending_approvals(&l.id, None, 2).await.unwrap();
+    assert_eq!(keys(&first), vec!["user4@example.com", "user3@example.com"]);
+    let rest = store.pending_approvals(&l.id, Some(&first[1].queue_position()), 10).await.unwrap();
+    assert_eq!(keys(&rest), vec!["user1@example.com", "user0@example.com"], "the rejected one is not listed");
+    assert!(store.pending_approvals(&l.id, Some(&rest[1].queue_position()), 10).await.unwrap().is_empty());
+
+    // Deciding takes an entry out of the queue.
+    let loaded = store.load(&l, &Slice { emails: vec![email(4)], ..Slice::default() }).await.unwrap();
+    let mut decided = loaded.view.approvals[&email(4)].clone();
+    let version = loaded.versions[&ItemKey::Approval(l.id.clone(), email(4).key().to_owned())];
+    decided.status = ApprovalStatus::Approved;
+    decided.decision = Some(Decision::Reject { at: at(11) });
+    let commit = Commit { writes: vec![(StateWrite::Approval { entry: decided }, Some(version))], ..Commit::default() };
+    store.commit(&tenant(), commit).await.unwrap();
+    let now_first = store.pending_approvals(&l.id, None, 1).await.unwrap();
+    assert_eq!(keys(&now_first), vec!["user3@example.com"]);
+}
+
 /// Every item kind comes back as written, with version 1, by id and by e-mail.
 pub async fn every_item_kind_round_trips_with_its_version(store: Arc<dyn StateStore>) {
     let l = link(0);
@@ -618,6 +684,8 @@ macro_rules! conformance_tests {
     ($make:path) => {
         $crate::conformance_tests!(@cases $make;
             links_are_found_by_newsletter_account_and_tenant,
+            tenant_settings_and_accounts_are_kept_per_tenant,
+            pending_approvals_page_oldest_first,
             every_item_kind_round_trips_with_its_version,
             stale_versions_conflict_and_the_commit_writes_nothing,
             commands_are_appended_once_in_sequence_and_paged,

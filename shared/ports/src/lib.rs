@@ -10,8 +10,9 @@ pub mod memory;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use optisync_domain::{
-    AssignmentId, AuditEntry, CommandId, CommandResult, Email, EspAccount, EspAction, EspEvent, Input, Link, LinkId,
-    LinkView, ListId, NewsletterId, OptigemCommand, RecipientState, StateWrite, TenantId, TenantSettings,
+    AccountRecord, ApprovalEntry, AssignmentId, AuditEntry, CommandId, CommandResult, Email, EspAccount, EspAction,
+    EspEvent, Input, Link, LinkId, LinkView, ListId, NewsletterId, OptigemCommand, RecipientState, StateWrite,
+    TenantId, TenantSettings,
 };
 use std::collections::BTreeMap;
 
@@ -87,6 +88,21 @@ pub enum StoreError {
 pub trait StateStore: Send + Sync {
     /// The tenant's settings (defaults if none were saved).
     async fn tenant_settings(&self, tenant: &TenantId) -> Result<TenantSettings, StoreError>;
+    /// Saves a tenant's settings (create or replace).
+    async fn put_tenant_settings(&self, tenant: &TenantId, settings: &TenantSettings) -> Result<(), StoreError>;
+    /// The ESP accounts a tenant connected, ordered by provider and account.
+    async fn accounts(&self, tenant: &TenantId) -> Result<Vec<AccountRecord>, StoreError>;
+    /// Saves an ESP account record (create or replace); [`StoreError::Conflict`] and nothing written when
+    /// another tenant holds that provider's account id.
+    async fn put_account(&self, record: &AccountRecord) -> Result<(), StoreError>;
+    /// A link's pending approval entries in queue order (oldest first, [`ApprovalEntry::queue_position`]),
+    /// after the position `after` (`None`: from the first), up to `limit`.
+    async fn pending_approvals(
+        &self,
+        link: &LinkId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ApprovalEntry>, StoreError>;
     /// Saves a link (create or replace).
     async fn put_link(&self, link: &Link) -> Result<(), StoreError>;
     /// Every link of a tenant.

@@ -15,6 +15,7 @@ enum Item {
 #[derive(Default)]
 struct StoreInner {
     tenants: HashMap<TenantId, TenantSettings>,
+    accounts: BTreeMap<(Provider, String), AccountRecord>,
     links: BTreeMap<LinkId, Link>,
     items: BTreeMap<ItemKey, (u64, Item)>,
     /// Mirror entries by link and e-mail key (as the table's index serves them).
@@ -104,6 +105,52 @@ impl MemoryStore {
 impl StateStore for MemoryStore {
     async fn tenant_settings(&self, tenant: &TenantId) -> Result<TenantSettings, StoreError> {
         Ok(self.lock().tenants.get(tenant).copied().unwrap_or_default())
+    }
+
+    async fn put_tenant_settings(&self, tenant: &TenantId, settings: &TenantSettings) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        inner.wrote(1);
+        inner.tenants.insert(tenant.clone(), *settings);
+        Ok(())
+    }
+
+    async fn accounts(&self, tenant: &TenantId) -> Result<Vec<AccountRecord>, StoreError> {
+        Ok(self.lock().accounts.values().filter(|a| &a.tenant == tenant).cloned().collect())
+    }
+
+    async fn put_account(&self, record: &AccountRecord) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        let key = (record.esp.provider, record.esp.account.as_str().to_owned());
+        if inner.accounts.get(&key).is_some_and(|held| held.tenant != record.tenant) {
+            return Err(StoreError::Conflict);
+        }
+        inner.wrote(1);
+        inner.accounts.insert(key, record.clone());
+        Ok(())
+    }
+
+    async fn pending_approvals(
+        &self,
+        link: &LinkId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ApprovalEntry>, StoreError> {
+        let inner = self.lock();
+        let mut pending: Vec<(String, ApprovalEntry)> = inner
+            .items
+            .iter()
+            .filter_map(|(key, (_, item))| match (key, item) {
+                (ItemKey::Approval(l, _), Item::Approval(entry))
+                    if l == link && entry.status == optisync_domain::ApprovalStatus::Pending =>
+                {
+                    Some((entry.queue_position(), entry.clone()))
+                }
+                _ => None,
+            })
+            .filter(|(position, _)| after.is_none_or(|a| position.as_str() > a))
+            .collect();
+        pending.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(pending.into_iter().take(limit).map(|(_, e)| e).collect())
     }
 
     async fn put_link(&self, link: &Link) -> Result<(), StoreError> {

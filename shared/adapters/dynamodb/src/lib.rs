@@ -15,8 +15,8 @@ use aws_sdk_dynamodb::types::{
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use optisync_domain::{
-    ApprovalEntry, ApprovalStatus, AssignmentId, AuditEntry, CommandId, CommandResult, Email, Link, LinkId, LinkView,
-    MirrorEntry, OptigemCommand, RecipientState, StateWrite, TenantId, TenantSettings,
+    AccountRecord, ApprovalEntry, ApprovalStatus, AssignmentId, AuditEntry, CommandId, CommandResult, Email, Link,
+    LinkId, LinkView, MirrorEntry, OptigemCommand, RecipientState, StateWrite, TenantId, TenantSettings,
 };
 use optisync_ports::{
     Claim, Commit, IdempotencyStore, Inbox, InboxEntry, InboxPut, ItemKey, LoadedView, Slice, StateStore, StoreError,
@@ -371,7 +371,11 @@ fn write_item(write: &StateWrite, version: u64) -> Result<Item, StoreError> {
             item.insert("v".into(), to_json(entry)?);
             if entry.status == ApprovalStatus::Pending {
                 item.insert("gsi1pk".into(), s(&format!("LINK#{}#PENDING", entry.link)));
-                item.insert("gsi1sk".into(), s(&format!("{}#{}", entry.first_seen.to_rfc3339(), entry.email.key())));
+                item.insert("gsi1sk".into(), s(&entry.queue_position()));
+            }
+            // A decided entry is kept for the retention period, then the table's TTL removes it.
+            if let Some(expires_at) = entry.expires_at() {
+                item.insert("expires_at".into(), n(expires_at.timestamp().max(0) as u64));
             }
         }
     }
@@ -441,6 +445,90 @@ impl StateStore for DynamoStore {
             Some(item) => from_item(&item),
             None => Ok(TenantSettings::default()),
         }
+    }
+
+    async fn put_tenant_settings(&self, tenant: &TenantId, settings: &TenantSettings) -> Result<(), StoreError> {
+        let item = HashMap::from([
+            ("pk".to_owned(), s(&tenant_pk(tenant))),
+            ("sk".to_owned(), s("SETTINGS")),
+            ("v".to_owned(), to_json(settings)?),
+        ]);
+        self.meter(0.0, write_units(item_size(&item)));
+        self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(classify)?;
+        Ok(())
+    }
+
+    async fn accounts(&self, tenant: &TenantId) -> Result<Vec<AccountRecord>, StoreError> {
+        let keys = self
+            .query_all(Some("gsi2"), "gsi2pk = :pk", &[(":pk", s(&format!("ACCOUNTS#{tenant}")))], &[], None)
+            .await?;
+        let keys: Vec<(String, String)> =
+            keys.iter().filter_map(|k| Some((get_s(k, "pk")?.to_owned(), get_s(k, "sk")?.to_owned()))).collect();
+        let mut accounts: Vec<AccountRecord> =
+            self.batch_get(keys).await?.iter().map(from_item).collect::<Result<_, _>>()?;
+        // The index is eventually consistent: the consistent read decides whose account it is.
+        accounts.retain(|a| &a.tenant == tenant);
+        accounts.sort_by(|a, b| a.esp.cmp(&b.esp));
+        Ok(accounts)
+    }
+
+    async fn put_account(&self, record: &AccountRecord) -> Result<(), StoreError> {
+        let item = HashMap::from([
+            ("pk".to_owned(), s(&format!("ACCOUNT#{}#{}", record.esp.provider, record.esp.account))),
+            ("sk".to_owned(), s("ACCOUNT")),
+            ("tenant".to_owned(), s(record.tenant.as_str())),
+            ("v".to_owned(), to_json(record)?),
+            ("gsi2pk".to_owned(), s(&format!("ACCOUNTS#{}", record.tenant))),
+            ("gsi2sk".to_owned(), s(&format!("{}#{}", record.esp.provider, record.esp.account))),
+        ]);
+        self.meter(0.0, write_units(item_size(&item)));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            // An account id names its secrets, so it belongs to one tenant (R-H1).
+            .condition_expression("attribute_not_exists(pk) OR tenant = :t")
+            .expression_attribute_values(":t", s(record.tenant.as_str()))
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn pending_approvals(
+        &self,
+        link: &LinkId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ApprovalEntry>, StoreError> {
+        let mut position = after.map(str::to_owned);
+        let mut out = Vec::new();
+        while out.len() < limit {
+            let (condition, mut values) = (
+                if position.is_some() { "gsi1pk = :p AND gsi1sk > :after" } else { "gsi1pk = :p" },
+                vec![(":p", s(&format!("LINK#{link}#PENDING")))],
+            );
+            if let Some(p) = &position {
+                values.push((":after", s(p)));
+            }
+            let want = limit - out.len();
+            let named = self.query_all(Some("gsi1"), condition, &values, &[], Some(want)).await?;
+            let Some(last) = named.last() else { break };
+            position = get_s(last, "gsi1sk").map(str::to_owned);
+            let keys: Vec<(String, String)> =
+                named.iter().filter_map(|k| Some((get_s(k, "pk")?.to_owned(), get_s(k, "sk")?.to_owned()))).collect();
+            let mut entries: Vec<ApprovalEntry> =
+                self.batch_get(keys).await?.iter().map(from_item).collect::<Result<_, _>>()?;
+            // The index lags behind: an entry decided a moment ago may still be named in it.
+            entries.retain(|e| e.status == ApprovalStatus::Pending);
+            entries.sort_by_key(ApprovalEntry::queue_position);
+            out.extend(entries);
+            if named.len() < want || position.is_none() {
+                break;
+            }
+        }
+        out.truncate(limit);
+        Ok(out)
     }
 
     async fn put_link(&self, link: &Link) -> Result<(), StoreError> {

@@ -12,8 +12,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use optisync_domain::{
-    ApprovalEntry, AssignmentId, AuditEntry, CommandId, CommandResult, Email, Link, LinkId, LinkView, MirrorEntry,
-    OptigemCommand, RecipientState, StateWrite, TenantId, TenantSettings,
+    AccountRecord, ApprovalEntry, ApprovalStatus, AssignmentId, AuditEntry, CommandId, CommandResult, Email, Link,
+    LinkId, LinkView, MirrorEntry, OptigemCommand, Provider, RecipientState, StateWrite, TenantId, TenantSettings,
 };
 use optisync_ports::{
     Claim, Commit, IdempotencyStore, Inbox, InboxEntry, InboxPut, ItemKey, LoadedView, SecretStore, Slice, StateStore,
@@ -36,6 +36,8 @@ const LINKS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("links"
 const LINK_TENANT: TableDefinition<&str, &str> = TableDefinition::new("link_tenant");
 /// Tenant settings: tenant → JSON.
 const TENANTS: TableDefinition<&str, &[u8]> = TableDefinition::new("tenants");
+/// ESP accounts: (provider, account id) → JSON (the record names its tenant).
+const ACCOUNTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("accounts");
 /// The command feed: (tenant, sequence number) → JSON.
 const FEED: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("feed");
 /// Command ids already in a tenant's feed: (tenant, command id) → sequence number.
@@ -158,6 +160,14 @@ fn item_key(key: &ItemKey) -> (&str, u8, &str) {
     }
 }
 
+/// A provider as a key element.
+fn provider_key(provider: Provider) -> &'static str {
+    match provider {
+        Provider::Brevo => "brevo",
+        Provider::CleverReach => "cleverreach",
+    }
+}
+
 /// The smallest string after every string that equals `s` (for ranges over one tuple element).
 fn successor(s: &str) -> String {
     format!("{s}\0")
@@ -182,6 +192,7 @@ impl EmbeddedStore {
         txn.open_table(LINKS).map_err(db_err)?;
         txn.open_table(LINK_TENANT).map_err(db_err)?;
         txn.open_table(TENANTS).map_err(db_err)?;
+        txn.open_table(ACCOUNTS).map_err(db_err)?;
         txn.open_table(FEED).map_err(db_err)?;
         txn.open_table(COMMAND_IDS).map_err(db_err)?;
         txn.open_table(RESULTS).map_err(db_err)?;
@@ -194,17 +205,6 @@ impl EmbeddedStore {
         txn.open_table(CHUNKS).map_err(db_err)?;
         txn.commit().map_err(db_err)?;
         Ok(Self { db: Arc::new(db) })
-    }
-
-    /// Saves a tenant's settings, which [`StateStore::tenant_settings`] then returns instead of the defaults.
-    pub async fn set_tenant_settings(&self, tenant: &TenantId, settings: &TenantSettings) -> Result<(), StoreError> {
-        let bytes = encode("tenant's settings", settings)?;
-        let tenant = tenant.to_string();
-        self.write(move |txn| {
-            txn.open_table(TENANTS).map_err(db_err)?.insert(tenant.as_str(), bytes.as_slice()).map_err(db_err)?;
-            Ok(())
-        })
-        .await
     }
 
     /// Runs blocking redb work on tokio's blocking pool.
@@ -275,6 +275,78 @@ impl StateStore for EmbeddedStore {
         self.read(move |txn| {
             let table = txn.open_table(TENANTS).map_err(db_err)?;
             Ok(get_json(&table, &tenant, "tenant's settings")?.unwrap_or_default())
+        })
+        .await
+    }
+
+    async fn put_tenant_settings(&self, tenant: &TenantId, settings: &TenantSettings) -> Result<(), StoreError> {
+        let bytes = encode("tenant's settings", settings)?;
+        let tenant = tenant.to_string();
+        self.write(move |txn| {
+            txn.open_table(TENANTS).map_err(db_err)?.insert(tenant.as_str(), bytes.as_slice()).map_err(db_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn accounts(&self, tenant: &TenantId) -> Result<Vec<AccountRecord>, StoreError> {
+        let tenant = tenant.clone();
+        self.read(move |txn| {
+            let table = txn.open_table(ACCOUNTS).map_err(db_err)?;
+            let mut out = Vec::new();
+            for row in table.iter().map_err(db_err)? {
+                let (_, bytes) = row.map_err(db_err)?;
+                let record: AccountRecord = decode("account", bytes.value())?;
+                if record.tenant == tenant {
+                    out.push(record);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn put_account(&self, record: &AccountRecord) -> Result<(), StoreError> {
+        let bytes = encode("account", record)?;
+        let record = record.clone();
+        self.write(move |txn| {
+            let mut table = txn.open_table(ACCOUNTS).map_err(db_err)?;
+            let key = (provider_key(record.esp.provider), record.esp.account.as_str());
+            let held: Option<AccountRecord> = match table.get(key).map_err(db_err)? {
+                Some(bytes) => Some(decode("account", bytes.value())?),
+                None => None,
+            };
+            if held.is_some_and(|held| held.tenant != record.tenant) {
+                return Err(StoreError::Conflict);
+            }
+            table.insert(key, bytes.as_slice()).map_err(db_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn pending_approvals(
+        &self,
+        link: &LinkId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ApprovalEntry>, StoreError> {
+        let (link, after) = (link.to_string(), after.map(str::to_owned));
+        self.read(move |txn| {
+            let items = txn.open_table(ITEMS).map_err(db_err)?;
+            let l = link.as_str();
+            let mut pending = Vec::new();
+            for row in items.range((l, APPROVAL, "")..(l, APPROVAL + 1, "")).map_err(db_err)? {
+                let (_, value) = row.map_err(db_err)?;
+                let got: GotItem<ApprovalEntry> = decode("approval entry", value.value())?;
+                let position = got.value.queue_position();
+                if got.value.status == ApprovalStatus::Pending && after.as_deref().is_none_or(|a| position.as_str() > a)
+                {
+                    pending.push((position, got.value));
+                }
+            }
+            pending.sort_by(|a, b| a.0.cmp(&b.0));
+            Ok(pending.into_iter().take(limit).map(|(_, e)| e).collect())
         })
         .await
     }

@@ -110,7 +110,7 @@ async fn all_state_survives_a_restart_and_versions_and_sequences_go_on() {
     {
         let store = store_in(dir.path());
         store.put_link(&l).await.unwrap();
-        store.set_tenant_settings(&tenant, &settings).await.unwrap();
+        store.put_tenant_settings(&tenant, &settings).await.unwrap();
         let commit = Commit {
             writes: vec![
                 put_mirror(&l, mirror("a1", Some("Max@Example.com"), Some("2024-07-01")), None),
