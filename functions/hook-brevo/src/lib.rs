@@ -20,10 +20,7 @@ pub const MAX_BODY_BYTES: usize = 512 * 1024;
 /// Seconds Brevo is asked to wait after a 429.
 pub const RETRY_AFTER_SECS: u64 = 10;
 
-/// The secret with an account's webhook bearer token.
-pub fn token_secret(account: &AccountId) -> String {
-    format!("brevo/{account}/webhook-token")
-}
+pub use optisync_brevo::webhook_token_secret as token_secret;
 
 /// The secret with the name of our API key at that account (echo detection).
 pub fn key_name_secret(account: &AccountId) -> String {

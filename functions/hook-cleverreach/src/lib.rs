@@ -27,10 +27,7 @@ pub const RETRY_AFTER_SECS: u64 = 10;
 /// Deliveries of the same body within this window are one event (see [`accept`]).
 pub const DEDUP_WINDOW_SECS: i64 = 600;
 
-/// The secret with an account's webhook tokens.
-pub fn webhook_secret(account: &AccountId) -> String {
-    format!("cleverreach/{account}/webhook")
-}
+pub use optisync_cleverreach::webhook_secret;
 
 #[derive(serde::Deserialize)]
 struct Tokens {

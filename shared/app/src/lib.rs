@@ -6,6 +6,7 @@
 //! committed atomically, conditional on the versions read. A lost race reloads and plans again; an
 //! error leaves nothing committed, so a retry of the same input does the work once more.
 
+pub mod admin;
 pub mod approvals;
 pub mod inbox;
 pub mod optigem;
@@ -200,6 +201,8 @@ impl Engine {
             Input::Esp(event) => self.store.links_for_account(tenant, &event.esp).await?,
             Input::Today { .. } => self.store.links(tenant).await?,
         };
+        // A link not (or no longer) linked takes no part: unlinking stops its sync (R-F1).
+        let links = links.into_iter().filter(|l| l.status != optisync_domain::LinkStatus::NotLinked);
         let mut known = Known { tenant: settings, links: Vec::new() };
         let mut versions = BTreeMap::new();
         for link in links {

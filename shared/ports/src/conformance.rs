@@ -169,6 +169,9 @@ pub async fn tenant_settings_and_accounts_are_kept_per_tenant(store: Arc<dyn Sta
     let taken = record("other", Provider::Brevo, "main", AccountStatus::Connected);
     assert_eq!(store.put_account(&taken).await, Err(StoreError::Conflict));
     assert!(store.accounts(&TenantId::new("other")).await.unwrap().is_empty());
+    assert_eq!(store.account(&taken.esp).await.unwrap().map(|a| a.tenant), Some(tenant()));
+    let unknown = EspAccount { provider: Provider::Brevo, account: AccountId::new("none") };
+    assert_eq!(store.account(&unknown).await.unwrap(), None);
     assert_eq!(store.accounts(&tenant()).await.unwrap(), vec![brevo, connected]);
 }
 

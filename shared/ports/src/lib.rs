@@ -92,6 +92,8 @@ pub trait StateStore: Send + Sync {
     async fn put_tenant_settings(&self, tenant: &TenantId, settings: &TenantSettings) -> Result<(), StoreError>;
     /// The ESP accounts a tenant connected, ordered by provider and account.
     async fn accounts(&self, tenant: &TenantId) -> Result<Vec<AccountRecord>, StoreError>;
+    /// One ESP account record, whichever tenant holds it.
+    async fn account(&self, esp: &EspAccount) -> Result<Option<AccountRecord>, StoreError>;
     /// Saves an ESP account record (create or replace); [`StoreError::Conflict`] and nothing written when
     /// another tenant holds that provider's account id.
     async fn put_account(&self, record: &AccountRecord) -> Result<(), StoreError>;
@@ -408,6 +410,55 @@ pub trait EspLister: Send + Sync {
 pub trait EspGateway: Send + Sync {
     /// Applies the actions in order.
     async fn apply(&self, actions: &[EspAction]) -> Result<(), EspError>;
+}
+
+/// A segment of a list (a CleverReach filter, R-G1).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct EspSegment {
+    /// Its id.
+    pub id: optisync_domain::SegmentId,
+    /// Its name in the ESP.
+    pub name: String,
+}
+
+/// A list of an ESP account (Brevo list, CleverReach group) with its segments.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct EspList {
+    /// Its id.
+    pub id: ListId,
+    /// Its name in the ESP.
+    pub name: String,
+    /// Its segments (CleverReach filters; none at Brevo).
+    pub segments: Vec<EspSegment>,
+}
+
+/// What an account offers a link: its lists and the attributes a field mapping may target (R-D6, R-H2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EspCatalog {
+    /// The lists.
+    pub lists: Vec<EspList>,
+    /// The attributes, with their scope.
+    pub attributes: Vec<optisync_domain::rules::AttributeInfo>,
+}
+
+/// The administrative side of the ESPs: connecting accounts (R-H1), what an account offers, and the
+/// webhooks a syncing link needs. Credentials go to the secret store and never come back out.
+#[async_trait]
+pub trait EspDirectory: Send + Sync {
+    /// Checks a Brevo API key with a call to Brevo and, if Brevo accepts it, keeps it as the account's.
+    /// [`EspError::Unauthorized`] when Brevo refuses it (nothing is kept then).
+    async fn connect_brevo(&self, account: &optisync_domain::AccountId, api_key: &str) -> Result<(), EspError>;
+    /// Where to send the admin to authorise CleverReach access; `state` comes back with the callback.
+    fn cleverreach_authorize_url(&self, state: &str) -> Result<String, EspError>;
+    /// Exchanges the callback's code for tokens and keeps them as the account's.
+    async fn connect_cleverreach(&self, account: &optisync_domain::AccountId, code: &str) -> Result<(), EspError>;
+    /// The account's lists (with segments) and attributes.
+    async fn catalog(&self, esp: &EspAccount) -> Result<EspCatalog, EspError>;
+    /// Registers the webhooks the link needs at `hook_url` (safe to repeat).
+    async fn register_hooks(&self, link: &Link, hook_url: &str) -> Result<(), EspError>;
+    /// Removes the link's webhooks at `hook_url` unless one of `still_syncing` (the account's other
+    /// syncing links) needs them.
+    async fn unregister_hooks(&self, link: &Link, hook_url: &str, still_syncing: &[Link]) -> Result<(), EspError>;
 }
 
 /// Work handed on over the event bus (EventBridge in AWS).

@@ -118,6 +118,10 @@ impl StateStore for MemoryStore {
         Ok(self.lock().accounts.values().filter(|a| &a.tenant == tenant).cloned().collect())
     }
 
+    async fn account(&self, esp: &EspAccount) -> Result<Option<AccountRecord>, StoreError> {
+        Ok(self.lock().accounts.get(&(esp.provider, esp.account.as_str().to_owned())).cloned())
+    }
+
     async fn put_account(&self, record: &AccountRecord) -> Result<(), StoreError> {
         let mut inner = self.lock();
         let key = (record.esp.provider, record.esp.account.as_str().to_owned());

@@ -540,6 +540,15 @@ impl BrevoClient {
         Ok(created.id)
     }
 
+    /// Deletes a webhook (`DELETE /webhooks/{webhookId}`). `Ok(false)` when it did not exist.
+    pub async fn delete_webhook(&self, id: i64) -> Result<bool, BrevoError> {
+        match self.execute(Call::new(Method::DELETE, format!("webhooks/{id}"), "webhooks/{id}")).await {
+            Ok(_) => Ok(true),
+            Err(BrevoError::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Marketing webhooks of the account (`GET /webhooks?type=marketing`).
     pub async fn marketing_webhooks(&self) -> Result<Vec<BrevoWebhook>, BrevoError> {
         #[derive(Deserialize)]

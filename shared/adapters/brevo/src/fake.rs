@@ -513,6 +513,7 @@ fn router(shared: AppState) -> Router {
         .route("/v3/contacts/lists/{list_id}/contacts/remove", post(list_remove))
         .route("/v3/contacts/{identifier}", get(get_contact).put(update_contact).delete(delete_contact))
         .route("/v3/webhooks", get(get_webhooks).post(create_webhook))
+        .route("/v3/webhooks/{webhook_id}", axum::routing::delete(delete_webhook))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "document_not_found", "Invalid route") })
         .layer(middleware::from_fn_with_state(shared.clone(), gate))
         .with_state(shared)
@@ -1073,6 +1074,19 @@ async fn create_webhook(State(shared): State<AppState>, body: Bytes) -> Response
 struct WebhookQuery {
     #[serde(rename = "type")]
     webhook_type: Option<String>,
+}
+
+async fn delete_webhook(State(shared): State<AppState>, Path(id): Path<String>) -> Response {
+    let Ok(id) = id.parse::<i64>() else {
+        return error(StatusCode::BAD_REQUEST, "invalid_parameter", "webhookId must be a number");
+    };
+    let mut s = shared.lock();
+    let before = s.webhooks.len();
+    s.webhooks.retain(|w| w.id != id);
+    if s.webhooks.len() == before {
+        return error(StatusCode::NOT_FOUND, "document_not_found", "Webhook not found");
+    }
+    StatusCode::NO_CONTENT.into_response()
 }
 
 async fn get_webhooks(State(shared): State<AppState>, Query(q): Query<WebhookQuery>) -> Response {

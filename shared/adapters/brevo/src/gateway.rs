@@ -33,7 +33,7 @@ fn attributes(fields: &FieldValues) -> Map<String, Value> {
 }
 
 /// Maps the client's errors onto the port's.
-fn to_port(error: BrevoError) -> EspError {
+pub fn to_port(error: BrevoError) -> EspError {
     match error {
         BrevoError::RateLimited { retry_after } => {
             EspError::Transient { retry_after_secs: Some(retry_after.as_secs().max(1)) }

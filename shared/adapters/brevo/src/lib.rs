@@ -25,4 +25,9 @@ pub mod webhook;
 
 pub use client::{BrevoClient, BrevoConfig, BrevoError};
 pub use gateway::BrevoGateway;
+
+/// The secret with the bearer token Brevo's webhooks to an account carry.
+pub fn webhook_token_secret(account: &optisync_domain::AccountId) -> String {
+    format!("brevo/{account}/webhook-token")
+}
 pub use types::{ApiKey, AttributeCategory, BrevoAttribute, BrevoContact, BrevoList, mask_email};

@@ -62,7 +62,7 @@ impl EspReader for CleverReachGateway {
 }
 
 /// Maps the client's errors onto the port's: retry later, refused, or re-authorise.
-fn to_port(error: Error) -> EspError {
+pub fn to_port(error: Error) -> EspError {
     match error {
         Error::RateLimited { retry_after, .. } => {
             EspError::Transient { retry_after_secs: retry_after.map(|d| d.as_secs()) }

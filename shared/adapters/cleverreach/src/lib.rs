@@ -25,6 +25,12 @@ pub mod webhook;
 pub use client::{CleverReachClient, ClientConfig, MAX_PAGE_SIZE, WebhookRegistration, shared_http_client};
 pub use error::{Error, Result};
 pub use gateway::CleverReachGateway;
+
+/// The secret with an account's webhook tokens: `{"verify_token": "…", "call_tokens": ["…"]}` (one
+/// call token per registration).
+pub fn webhook_secret(account: &optisync_domain::AccountId) -> String {
+    format!("cleverreach/{account}/webhook")
+}
 pub use model::{
     Attribute, Deactivation, Filter, FilterRule, Group, Receiver, ReceiverEvent, ReceiverType, ReceiverUpsert,
     StateChange, UpsertOutcome,

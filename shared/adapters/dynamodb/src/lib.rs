@@ -15,8 +15,9 @@ use aws_sdk_dynamodb::types::{
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use optisync_domain::{
-    AccountRecord, ApprovalEntry, ApprovalStatus, AssignmentId, AuditEntry, CommandId, CommandResult, Email, Link,
-    LinkId, LinkView, MirrorEntry, OptigemCommand, RecipientState, StateWrite, TenantId, TenantSettings,
+    AccountRecord, ApprovalEntry, ApprovalStatus, AssignmentId, AuditEntry, CommandId, CommandResult, Email,
+    EspAccount, Link, LinkId, LinkView, MirrorEntry, OptigemCommand, RecipientState, StateWrite, TenantId,
+    TenantSettings,
 };
 use optisync_ports::{
     Claim, Commit, IdempotencyStore, Inbox, InboxEntry, InboxPut, ItemKey, LoadedView, Slice, StateStore, StoreError,
@@ -264,6 +265,9 @@ impl DynamoStore {
 fn tenant_pk(t: &TenantId) -> String {
     format!("TENANT#{t}")
 }
+fn account_pk(esp: &EspAccount) -> String {
+    format!("ACCOUNT#{}#{}", esp.provider, esp.account)
+}
 fn link_pk(l: &LinkId) -> String {
     format!("LINK#{l}")
 }
@@ -472,9 +476,16 @@ impl StateStore for DynamoStore {
         Ok(accounts)
     }
 
+    async fn account(&self, esp: &EspAccount) -> Result<Option<AccountRecord>, StoreError> {
+        match self.get_item(&account_pk(esp), "ACCOUNT").await? {
+            Some(item) => Ok(Some(from_item(&item)?)),
+            None => Ok(None),
+        }
+    }
+
     async fn put_account(&self, record: &AccountRecord) -> Result<(), StoreError> {
         let item = HashMap::from([
-            ("pk".to_owned(), s(&format!("ACCOUNT#{}#{}", record.esp.provider, record.esp.account))),
+            ("pk".to_owned(), s(&account_pk(&record.esp))),
             ("sk".to_owned(), s("ACCOUNT")),
             ("tenant".to_owned(), s(record.tenant.as_str())),
             ("v".to_owned(), to_json(record)?),

@@ -12,8 +12,9 @@
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use optisync_domain::{
-    AccountRecord, ApprovalEntry, ApprovalStatus, AssignmentId, AuditEntry, CommandId, CommandResult, Email, Link,
-    LinkId, LinkView, MirrorEntry, OptigemCommand, Provider, RecipientState, StateWrite, TenantId, TenantSettings,
+    AccountRecord, ApprovalEntry, ApprovalStatus, AssignmentId, AuditEntry, CommandId, CommandResult, Email,
+    EspAccount, Link, LinkId, LinkView, MirrorEntry, OptigemCommand, Provider, RecipientState, StateWrite, TenantId,
+    TenantSettings,
 };
 use optisync_ports::{
     Claim, Commit, IdempotencyStore, Inbox, InboxEntry, InboxPut, ItemKey, LoadedView, SecretStore, Slice, StateStore,
@@ -302,6 +303,18 @@ impl StateStore for EmbeddedStore {
                 }
             }
             Ok(out)
+        })
+        .await
+    }
+
+    async fn account(&self, esp: &EspAccount) -> Result<Option<AccountRecord>, StoreError> {
+        let esp = esp.clone();
+        self.read(move |txn| {
+            let table = txn.open_table(ACCOUNTS).map_err(db_err)?;
+            match table.get((provider_key(esp.provider), esp.account.as_str())).map_err(db_err)? {
+                Some(bytes) => Ok(Some(decode("account", bytes.value())?)),
+                None => Ok(None),
+            }
         })
         .await
     }

@@ -5,6 +5,8 @@
 //! One client per account serves all three, so a CleverReach refresh token rotated by one is the one the
 //! others use.
 
+pub mod directory;
+
 use async_trait::async_trait;
 use optisync_brevo::{ApiKey, BrevoClient, BrevoConfig, BrevoGateway};
 use optisync_cleverreach::{CleverReachClient, CleverReachGateway, ClientConfig, SecretTokenStore};
@@ -114,6 +116,11 @@ impl EspRouter {
         };
         accounts.insert(esp.clone(), account.clone());
         Ok(account)
+    }
+
+    /// Drops the account's cached client, so the next call reads its new credentials.
+    pub async fn forget(&self, esp: &EspAccount) {
+        self.accounts.lock().await.remove(esp);
     }
 
     async fn gateway(&self, esp: &EspAccount) -> Result<Arc<dyn EspGateway>, EspError> {

@@ -1,0 +1,234 @@
+//! [`EspDirectory`] over the real clients: connecting accounts (R-H1), what an account offers a link
+//! (R-D6, R-G1, R-H2), and the webhooks a syncing link needs.
+//!
+//! Webhooks: Brevo's marketing webhook is account-wide (one per account, its bearer token in
+//! `brevo/{account}/webhook-token`); CleverReach registers one hook per event and group, verified against
+//! hook-cleverreach during the registration call, its tokens in `cleverreach/{account}/webhook`.
+
+use crate::{EspRouter, brevo_key_name, cleverreach_tokens_name};
+use async_trait::async_trait;
+use optisync_brevo::client::MarketingEvent;
+use optisync_brevo::{ApiKey, AttributeCategory, BrevoClient, BrevoConfig};
+use optisync_cleverreach::{CleverReachClient, Secret, SecretTokenStore};
+use optisync_domain::rules::{AttributeInfo, AttributeScope};
+use optisync_domain::{AccountId, AttributeName, EspAccount, Link, ListId, Provider, SegmentId};
+use optisync_ports::{EspCatalog, EspDirectory, EspError, EspList, EspSegment};
+use std::sync::Arc;
+
+/// The Brevo events hook-brevo understands.
+const BREVO_EVENTS: [MarketingEvent; 5] = [
+    MarketingEvent::Unsubscribed,
+    MarketingEvent::HardBounce,
+    MarketingEvent::ListAddition,
+    MarketingEvent::ContactUpdated,
+    MarketingEvent::ContactDeleted,
+];
+
+/// The CleverReach events hook-cleverreach understands.
+const CLEVERREACH_EVENTS: [&str; 5] =
+    ["receiver.subscribed", "receiver.unsubscribed", "receiver.created", "receiver.updated", "receiver.deleted"];
+
+/// The description our Brevo webhooks carry.
+const HOOK_DESCRIPTION: &str = "optisync";
+
+fn unavailable(_: optisync_ports::StoreError) -> EspError {
+    EspError::Transient { retry_after_secs: None }
+}
+
+fn random_token() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+/// The webhook tokens of a CleverReach account as kept in the secret store.
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+struct HookTokens {
+    verify_token: String,
+    #[serde(default)]
+    call_tokens: Vec<String>,
+}
+
+impl EspRouter {
+    async fn brevo_client(&self, account: &AccountId) -> Result<BrevoClient, EspError> {
+        let key = self.secrets.get(&brevo_key_name(account)).await.map_err(unavailable)?;
+        let key = key.ok_or(EspError::Unauthorized)?;
+        BrevoClient::new(BrevoConfig::new(&self.settings.brevo_base_url, ApiKey::new(key)))
+            .map_err(|e| EspError::Rejected(e.to_string()))
+    }
+
+    async fn cleverreach_client(&self, account: &AccountId) -> Result<CleverReachClient, EspError> {
+        let store = SecretTokenStore::new(self.secrets.clone(), cleverreach_tokens_name(account));
+        let tokens = store.load().await.map_err(|_| EspError::Transient { retry_after_secs: None })?;
+        let tokens = tokens.ok_or(EspError::Unauthorized)?;
+        let client = CleverReachClient::new(self.settings.cleverreach.clone(), Arc::new(store));
+        client.set_tokens(tokens).await;
+        Ok(client)
+    }
+
+    /// The Brevo webhook token of an account, made on first use.
+    async fn brevo_hook_token(&self, account: &AccountId) -> Result<String, EspError> {
+        let name = optisync_brevo::webhook_token_secret(account);
+        if let Some(token) = self.secrets.get(&name).await.map_err(unavailable)? {
+            return Ok(token);
+        }
+        let token = random_token();
+        self.secrets.put(&name, &token).await.map_err(unavailable)?;
+        Ok(token)
+    }
+
+    async fn cleverreach_hook_tokens(&self, account: &AccountId) -> Result<HookTokens, EspError> {
+        let raw = self.secrets.get(&optisync_cleverreach::webhook_secret(account)).await.map_err(unavailable)?;
+        Ok(raw.and_then(|raw| serde_json::from_str(&raw).ok()).unwrap_or_default())
+    }
+
+    async fn save_cleverreach_hook_tokens(&self, account: &AccountId, tokens: &HookTokens) -> Result<(), EspError> {
+        let raw = serde_json::to_string(tokens).map_err(|e| EspError::Rejected(e.to_string()))?;
+        self.secrets.put(&optisync_cleverreach::webhook_secret(account), &raw).await.map_err(unavailable)
+    }
+}
+
+#[async_trait]
+impl EspDirectory for EspRouter {
+    async fn connect_brevo(&self, account: &AccountId, api_key: &str) -> Result<(), EspError> {
+        let client = BrevoClient::new(BrevoConfig::new(&self.settings.brevo_base_url, ApiKey::new(api_key)))
+            .map_err(|e| EspError::Rejected(e.to_string()))?;
+        // A read every key may make: Brevo answers 401 to a key it does not know (R-H1).
+        client.lists().await.map_err(optisync_brevo::gateway::to_port)?;
+        self.secrets.put(&brevo_key_name(account), api_key).await.map_err(unavailable)?;
+        self.forget(&EspAccount { provider: Provider::Brevo, account: account.clone() }).await;
+        Ok(())
+    }
+
+    fn cleverreach_authorize_url(&self, state: &str) -> Result<String, EspError> {
+        let store = Arc::new(optisync_cleverreach::MemoryTokenStore::new());
+        CleverReachClient::new(self.settings.cleverreach.clone(), store)
+            .authorize_url(state)
+            .map_err(|e| EspError::Rejected(e.to_string()))
+    }
+
+    async fn connect_cleverreach(&self, account: &AccountId, code: &str) -> Result<(), EspError> {
+        let store = SecretTokenStore::new(self.secrets.clone(), cleverreach_tokens_name(account));
+        let client = CleverReachClient::new(self.settings.cleverreach.clone(), Arc::new(store));
+        // The exchange keeps the tokens in the secret store (R-H1: no password is ever seen).
+        client.exchange_code(code).await.map_err(optisync_cleverreach::gateway::to_port)?;
+        self.forget(&EspAccount { provider: Provider::CleverReach, account: account.clone() }).await;
+        Ok(())
+    }
+
+    async fn catalog(&self, esp: &EspAccount) -> Result<EspCatalog, EspError> {
+        match esp.provider {
+            Provider::Brevo => {
+                let client = self.brevo_client(&esp.account).await?;
+                let to_port = optisync_brevo::gateway::to_port;
+                let lists = client.lists().await.map_err(to_port)?;
+                let attributes = client.attributes().await.map_err(to_port)?;
+                Ok(EspCatalog {
+                    lists: lists
+                        .into_iter()
+                        .map(|l| EspList { id: ListId::new(l.id.to_string()), name: l.name, segments: Vec::new() })
+                        .collect(),
+                    // Brevo's contact attributes are account-wide; the plain ("normal") ones hold text.
+                    attributes: attributes
+                        .into_iter()
+                        .filter(|a| a.category == AttributeCategory::Normal)
+                        .map(|a| AttributeInfo { name: AttributeName::new(a.name), scope: AttributeScope::Global })
+                        .collect(),
+                })
+            }
+            Provider::CleverReach => {
+                let client = self.cleverreach_client(&esp.account).await?;
+                let to_port = optisync_cleverreach::gateway::to_port;
+                let mut lists = Vec::new();
+                for group in client.list_groups().await.map_err(to_port)? {
+                    let filters = client.list_filters(&group.id).await.map_err(to_port)?;
+                    lists.push(EspList {
+                        id: ListId::new(group.id),
+                        name: group.name,
+                        segments: filters
+                            .into_iter()
+                            .map(|f| EspSegment { id: SegmentId::new(f.id), name: f.name })
+                            .collect(),
+                    });
+                }
+                // Only the account's global attributes; group attributes cannot be mapped (R-D6).
+                let attributes = client
+                    .list_global_attributes()
+                    .await
+                    .map_err(to_port)?
+                    .into_iter()
+                    .map(|a| AttributeInfo { name: AttributeName::new(a.name), scope: AttributeScope::Global })
+                    .collect();
+                Ok(EspCatalog { lists, attributes })
+            }
+        }
+    }
+
+    async fn register_hooks(&self, link: &Link, hook_url: &str) -> Result<(), EspError> {
+        match link.esp.provider {
+            Provider::Brevo => {
+                let client = self.brevo_client(&link.esp.account).await?;
+                let to_port = optisync_brevo::gateway::to_port;
+                let existing = client.marketing_webhooks().await.map_err(to_port)?;
+                if existing.iter().any(|w| w.url == hook_url) {
+                    return Ok(());
+                }
+                let token = self.brevo_hook_token(&link.esp.account).await?;
+                client.create_webhook(hook_url, &BREVO_EVENTS, &token, HOOK_DESCRIPTION).await.map_err(to_port)?;
+                Ok(())
+            }
+            Provider::CleverReach => {
+                let client = self.cleverreach_client(&link.esp.account).await?;
+                let mut tokens = self.cleverreach_hook_tokens(&link.esp.account).await?;
+                if tokens.verify_token.is_empty() {
+                    // CleverReach checks the hook with this token during the registration call, so
+                    // hook-cleverreach must find it first.
+                    tokens.verify_token = random_token();
+                    self.save_cleverreach_hook_tokens(&link.esp.account, &tokens).await?;
+                }
+                let verify = Secret::new(tokens.verify_token.clone());
+                for event in CLEVERREACH_EVENTS {
+                    let registration = client
+                        .register_webhook(hook_url, event, link.list.as_str(), &verify)
+                        .await
+                        .map_err(optisync_cleverreach::gateway::to_port)?;
+                    let token = registration.call_token.expose().to_owned();
+                    if !tokens.call_tokens.contains(&token) {
+                        tokens.call_tokens.push(token);
+                    }
+                    self.save_cleverreach_hook_tokens(&link.esp.account, &tokens).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    async fn unregister_hooks(&self, link: &Link, hook_url: &str, still_syncing: &[Link]) -> Result<(), EspError> {
+        match link.esp.provider {
+            Provider::Brevo => {
+                if still_syncing.iter().any(|l| l.esp == link.esp) {
+                    return Ok(()); // the account-wide webhook serves the account's other links
+                }
+                let client = self.brevo_client(&link.esp.account).await?;
+                let to_port = optisync_brevo::gateway::to_port;
+                for hook in client.marketing_webhooks().await.map_err(to_port)? {
+                    if hook.url == hook_url {
+                        client.delete_webhook(hook.id).await.map_err(to_port)?;
+                    }
+                }
+                Ok(())
+            }
+            Provider::CleverReach => {
+                if still_syncing.iter().any(|l| l.esp == link.esp && l.list == link.list) {
+                    return Ok(()); // another link (another segment) of the group still needs them
+                }
+                let client = self.cleverreach_client(&link.esp.account).await?;
+                for event in CLEVERREACH_EVENTS {
+                    client
+                        .delete_webhook(event, link.list.as_str())
+                        .await
+                        .map_err(optisync_cleverreach::gateway::to_port)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
