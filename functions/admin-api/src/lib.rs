@@ -1,0 +1,333 @@
+//! admin-api: the admin HTTP API over [`optisync_app::admin::Admin`], described by
+//! `docs/admin-openapi.yaml` (tested against it). Every `/admin/…` route is IAM-authorised in AWS (API
+//! Gateway checks the signature; the handler checks it did) and needs the configured admin token in the
+//! local runner. The OAuth callback `GET /oauth/cleverreach/callback` is reached by the admin's browser
+//! and authenticated by its signed `state`.
+//!
+//! Refusals are JSON: `{"error": {"problem": "…", "fields": [{"field": "…", "problem": "…"}]}}`: 400 for a
+//! body that is not the JSON asked for (naming the field), 422 for one that does not fit (naming the
+//! field), 401/403 without authorisation, 404 for unknown ids, 409 for conflicts, 429 (with
+//! `retry-after`) when the store or an ESP is busy. Nothing is written on any refusal.
+
+use lambda_http::{Body, Request, RequestExt, Response};
+use optisync_app::admin::{
+    Admin, AdminError, ApprovalPage, DecisionRequest, FieldProblem, LinkRequest, MAX_APPROVAL_PAGE, valid_id,
+};
+use optisync_app::approvals::ApprovalView;
+use optisync_domain::{AccountId, EspAccount, LinkId, Provider, TenantId, TenantSettings};
+use optisync_lambda::{error_response, json_response};
+use optisync_ports::StoreError;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+/// Seconds a client waits after a 429.
+pub const RETRY_AFTER_SECS: u64 = 5;
+/// The largest body accepted.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Approval entries per page when the client does not say.
+pub const DEFAULT_APPROVAL_PAGE: usize = 20;
+/// Dry-run lines when the client does not say.
+pub const DEFAULT_PREVIEW_LINES: usize = 200;
+
+/// How `/admin/…` requests are authorised.
+#[derive(Clone)]
+pub enum Auth {
+    /// In AWS: API Gateway's IAM authoriser; the handler refuses a request it did not authorise.
+    Iam,
+    /// Locally: `Authorization: Bearer <token>`.
+    Token(String),
+}
+
+/// What the handler needs, built once per process.
+#[derive(Clone)]
+pub struct Deps {
+    /// The use cases.
+    pub admin: Admin,
+    /// How requests are authorised.
+    pub auth: Auth,
+}
+
+fn refusal(status: u16, problem: &str, fields: &[FieldProblem]) -> Response<Body> {
+    let mut error = json!({ "problem": problem });
+    if !fields.is_empty() {
+        error["fields"] = json!(fields);
+    }
+    error_response(status, RETRY_AFTER_SECS, error)
+}
+
+fn not_found(what: &str) -> Response<Body> {
+    refusal(404, &format!("no such {what}"), &[])
+}
+
+/// The response for a refused use case.
+fn refused(e: &AdminError) -> Response<Body> {
+    match e {
+        AdminError::Invalid(fields) => refusal(422, "the request cannot be applied", fields),
+        AdminError::NotFound(what) => not_found(what),
+        AdminError::Conflict(why) => refusal(409, why, &[]),
+        AdminError::EspBusy { retry_after_secs } => {
+            let body = json!({"error": {"problem": "the ESP is busy or unreachable; try again shortly"}});
+            optisync_lambda::retry_later(retry_after_secs.unwrap_or(RETRY_AFTER_SECS).max(1), body)
+        }
+        AdminError::EspRefused(_) => refusal(502, "the ESP refused the request", &[]),
+        AdminError::Store(StoreError::Transient(_)) => refusal(429, "try again shortly", &[]),
+        AdminError::Store(StoreError::Conflict) => refusal(409, "changed meanwhile: read it again and retry", &[]),
+        AdminError::Store(StoreError::Permanent(e)) => {
+            tracing::error!(error = %e, "store failure");
+            refusal(500, "internal error", &[])
+        }
+    }
+}
+
+fn result<T>(status: u16, outcome: Result<T, AdminError>, body: impl FnOnce(T) -> Value) -> Response<Body> {
+    match outcome {
+        Ok(value) => json_response(status, body(value)),
+        Err(e) => refused(&e),
+    }
+}
+
+/// A JSON body of type `T`, or a 400 naming the field that does not fit.
+fn parse<T: DeserializeOwned>(req: &Request) -> Result<T, Response<Body>> {
+    let bytes: &[u8] = req.body().as_ref();
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(refusal(413, "the body is too large", &[]));
+    }
+    let json = req.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !json.starts_with("application/json") {
+        return Err(refusal(415, "send the body as application/json", &[]));
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let path = if path == "." { String::new() } else { path };
+        // serde's message names the expected type or field, never the value sent.
+        let problem = e.inner().to_string();
+        let problem = problem.split(" at line ").next().unwrap_or("invalid").to_owned();
+        // A missing field is reported at its parent: name the field itself.
+        let missing = problem.strip_prefix("missing field `").and_then(|rest| rest.split('`').next());
+        let field = match missing {
+            Some(name) if path.is_empty() => name.to_owned(),
+            Some(name) => format!("{path}.{name}"),
+            None => path,
+        };
+        refusal(400, "the body is not what this route takes", &[FieldProblem::new(field, problem)])
+    })
+}
+
+fn query(req: &Request, name: &str) -> Option<String> {
+    req.uri()
+        .query()?
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| *k == name)
+        .and_then(|(_, v)| urlencoding::decode(&v.replace('+', " ")).ok().map(|v| v.into_owned()))
+}
+
+/// A page size from the query: absent → `default`; else a whole number from 1 to `max`.
+fn limit(req: &Request, default: usize, max: usize) -> Result<usize, Response<Body>> {
+    match query(req, "limit") {
+        None => Ok(default),
+        Some(raw) => match raw.parse::<usize>() {
+            Ok(n) if (1..=max).contains(&n) => Ok(n),
+            _ => {
+                Err(refusal(400, "bad query", &[FieldProblem::new("limit", format!("a whole number from 1 to {max}"))]))
+            }
+        },
+    }
+}
+
+/// Whether the request may use the `/admin` routes; the refusal otherwise.
+fn authorised(deps: &Deps, req: &Request) -> Result<(), Response<Body>> {
+    match &deps.auth {
+        Auth::Iam => {
+            let signed = match req.request_context() {
+                lambda_http::request::RequestContext::ApiGatewayV2(ctx) => {
+                    ctx.authorizer.as_ref().is_some_and(|a| a.iam.is_some())
+                }
+                _ => false,
+            };
+            if signed { Ok(()) } else { Err(refusal(403, "the admin API needs IAM-signed requests", &[])) }
+        }
+        Auth::Token(token) => {
+            let given = req
+                .headers()
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .unwrap_or("");
+            if !given.is_empty() && bool::from(subtle::ConstantTimeEq::ct_eq(given.as_bytes(), token.as_bytes())) {
+                Ok(())
+            } else {
+                let mut response = refusal(401, "missing or wrong admin token", &[]);
+                response
+                    .headers_mut()
+                    .insert("www-authenticate", lambda_http::http::HeaderValue::from_static("Bearer"));
+                Err(response)
+            }
+        }
+    }
+}
+
+fn provider(name: &str) -> Option<Provider> {
+    match name {
+        "brevo" => Some(Provider::Brevo),
+        "cleverreach" => Some(Provider::CleverReach),
+        _ => None,
+    }
+}
+
+/// An approval entry as the API shows it: the ESP's data, consent evidence, ranked suggestions.
+pub fn approval_json(view: &ApprovalView) -> Value {
+    let e = &view.entry;
+    json!({
+        "email": e.email.as_str(),
+        "first_name": e.signup.first_name.as_ref().map(|n| n.expose()),
+        "last_name": e.signup.last_name.as_ref().map(|n| n.expose()),
+        "consent": {
+            "signup_at": e.signup.evidence.signup_at,
+            "confirmed_at": e.signup.evidence.confirmed_at,
+            "source": e.signup.evidence.source,
+            "ip": e.signup.evidence.ip.as_ref().map(|ip| ip.expose()),
+        },
+        "first_seen": e.first_seen,
+        "last_seen": e.last_seen,
+        "signups": e.signups,
+        "status": e.status,
+        "decision": e.decision,
+        "matched": view.matched,
+        "suggestions": view.suggestions,
+    })
+}
+
+fn page_json(page: ApprovalPage) -> Value {
+    json!({
+        "entries": page.entries.iter().map(approval_json).collect::<Vec<_>>(),
+        "next": page.next,
+    })
+}
+
+/// Handles one request.
+pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
+    let path = req.uri().path().to_owned();
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let method = req.method().as_str().to_owned();
+    if let ("GET", ["oauth", "cleverreach", "callback"]) = (method.as_str(), segments.as_slice()) {
+        let (Some(code), Some(state)) = (query(&req, "code"), query(&req, "state")) else {
+            let fields = [FieldProblem::new("code", "required"), FieldProblem::new("state", "required")];
+            return refusal(400, "the callback needs code and state", &fields);
+        };
+        return result(200, deps.admin.finish_cleverreach(&code, &state).await, |account| json!({"account": account}));
+    }
+    let ["admin", "tenants", tenant, rest @ ..] = segments.as_slice() else {
+        return not_found("route");
+    };
+    if let Err(response) = authorised(deps, &req) {
+        return response;
+    }
+    if !valid_id(tenant) {
+        return not_found("tenant");
+    }
+    let tenant = TenantId::new(*tenant);
+    let admin = &deps.admin;
+    match (method.as_str(), rest) {
+        ("GET", []) => result(200, admin.tenant(&tenant).await, |t| json!(t)),
+        ("PUT", ["settings"]) => match parse::<StrictSettings>(&req) {
+            Ok(settings) => result(200, admin.put_settings(&tenant, &settings.into()).await, |t| json!(t)),
+            Err(response) => response,
+        },
+        ("POST", ["signing-secrets"]) => result(201, admin.rotate_signing_secret(&tenant).await, |s| json!(s)),
+        ("DELETE", ["signing-secrets", id]) => {
+            result(200, admin.retire_signing_secret(&tenant, id).await, |t| json!(t))
+        }
+        ("GET", ["accounts"]) => result(200, admin.accounts(&tenant).await, |a| json!({"accounts": a})),
+        ("PUT", ["accounts", "brevo", account]) => match parse::<BrevoKey>(&req) {
+            Ok(body) => {
+                result(200, admin.connect_brevo(&tenant, account, &body.api_key).await, |a| json!({"account": a}))
+            }
+            Err(response) => response,
+        },
+        ("POST", ["accounts", "cleverreach", account, "authorize"]) => {
+            result(200, admin.start_cleverreach(&tenant, account).await, |url| json!({"authorize_url": url}))
+        }
+        ("GET", ["accounts", p, account]) => {
+            let Some(provider) = provider(p) else { return not_found("provider") };
+            let esp = EspAccount { provider, account: AccountId::new(*account) };
+            result(200, admin.catalog(&tenant, &esp).await, |c| json!({"lists": c.lists, "attributes": c.attributes}))
+        }
+        ("GET", ["links"]) => result(200, admin.links(&tenant).await, |l| json!({"links": l})),
+        ("PUT", ["links", link]) => match parse::<LinkRequest>(&req) {
+            Ok(request) => match admin.put_link(&tenant, &LinkId::new(*link), request).await {
+                Ok(saved) => json_response(
+                    if saved.created { 201 } else { 200 },
+                    json!({"link": saved.link, "warnings": saved.warnings}),
+                ),
+                Err(e) => refused(&e),
+            },
+            Err(response) => response,
+        },
+        ("GET", ["links", link]) => result(200, admin.status(&tenant, &LinkId::new(*link)).await, |s| json!(s)),
+        ("POST", ["links", link, "preview"]) => {
+            result(202, admin.start_preview(&tenant, &LinkId::new(*link)).await, |()| json!({"preview": "started"}))
+        }
+        ("GET", ["links", link, "preview"]) => {
+            let limit = match limit(&req, DEFAULT_PREVIEW_LINES, optisync_app::admin::MAX_PREVIEW_LINES) {
+                Ok(l) => l,
+                Err(response) => return response,
+            };
+            result(
+                200,
+                admin.preview(&tenant, &LinkId::new(*link), limit).await,
+                |p| json!({"finished": p.state.last.is_some(), "run": p.state, "lines": p.lines}),
+            )
+        }
+        ("POST", ["links", link, "sync"]) => {
+            result(202, admin.start_sync(&tenant, &LinkId::new(*link)).await, |l| json!({"link": l}))
+        }
+        ("POST", ["links", link, "confirm"]) => match admin.confirm(&tenant, &LinkId::new(*link)).await {
+            Ok(true) => json_response(202, json!({"confirmed": true})),
+            Ok(false) => refusal(409, "no run of this link waits for a confirmation", &[]),
+            Err(e) => refused(&e),
+        },
+        ("POST", ["links", link, "unlink"]) => result(
+            200,
+            admin.unlink(&tenant, &LinkId::new(*link)).await,
+            |(l, r)| json!({"link": l, "webhooks_removed": r}),
+        ),
+        ("GET", ["links", link, "approvals"]) => {
+            let limit = match limit(&req, DEFAULT_APPROVAL_PAGE, MAX_APPROVAL_PAGE) {
+                Ok(l) => l,
+                Err(response) => return response,
+            };
+            let after = query(&req, "after");
+            result(200, admin.approvals(&tenant, &LinkId::new(*link), after.as_deref(), limit).await, page_json)
+        }
+        ("POST", ["links", link, "approvals", "decisions"]) => match parse::<DecisionRequest>(&req) {
+            Ok(decision) => {
+                result(200, admin.decide(&tenant, &LinkId::new(*link), decision).await, |v| approval_json(&v))
+            }
+            Err(response) => response,
+        },
+        _ => not_found("route"),
+    }
+}
+
+/// `PUT …/accounts/brevo/{account}`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BrevoKey {
+    api_key: String,
+}
+
+/// Tenant settings as the API takes them: every field required, nothing else.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StrictSettings {
+    no_statement_blocks: bool,
+    approved_email_target: optisync_domain::EmailTarget,
+}
+
+impl From<StrictSettings> for TenantSettings {
+    fn from(s: StrictSettings) -> Self {
+        TenantSettings { no_statement_blocks: s.no_statement_blocks, approved_email_target: s.approved_email_target }
+    }
+}

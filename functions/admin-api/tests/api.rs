@@ -1,0 +1,488 @@
+//! The admin API route by route, over the in-memory store and secrets and the real ESP clients against
+//! the fake Brevo and CleverReach: what each endpoint answers, what it refuses (naming the field), and
+//! that a refusal writes nothing. Linking a CleverReach group (whose webhook registration calls back into
+//! hook-cleverreach) is covered end to end in `tests/e2e/tests/admin.rs`.
+
+use admin_api::{Auth, Deps, handle};
+use lambda_http::{Body, Request};
+use optisync_app::admin::{Admin, AdminConfig};
+use optisync_app::reconcile::Reconciler;
+use optisync_brevo::fake::FakeBrevo;
+use optisync_cleverreach::fake::FakeCleverReach;
+use optisync_domain::*;
+use optisync_esp::{EspRouter, EspSettings};
+use optisync_ports::memory::{MemoryBus, MemorySecrets, MemoryStore};
+use optisync_ports::{BusEvent, Commit, SecretStore, StateStore, SystemClock};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+const TOKEN: &str = "admin-token-for-tests";
+const TENANT: &str = "gemeinde-1";
+
+struct Api {
+    deps: Deps,
+    store: Arc<MemoryStore>,
+    secrets: Arc<MemorySecrets>,
+    bus: Arc<MemoryBus>,
+    brevo: FakeBrevo,
+    cleverreach: FakeCleverReach,
+}
+
+impl Api {
+    async fn start() -> Api {
+        let store = Arc::new(MemoryStore::new());
+        let secrets = Arc::new(MemorySecrets::default());
+        let bus = Arc::new(MemoryBus::default());
+        let brevo = FakeBrevo::start().await;
+        let cleverreach = FakeCleverReach::start().await;
+        let settings =
+            EspSettings { brevo_base_url: brevo.base_url().to_owned(), cleverreach: cleverreach.client_config() };
+        let esp = Arc::new(EspRouter::new(secrets.clone(), settings));
+        let clock = Arc::new(SystemClock);
+        let reconciler = Reconciler::new(store.clone(), esp.clone(), esp.clone(), store.clone(), clock.clone());
+        let admin = Admin::new(
+            store.clone(),
+            secrets.clone(),
+            esp,
+            bus.clone(),
+            reconciler,
+            clock,
+            AdminConfig { public_base_url: "https://sync.example.org/".into() },
+        );
+        Api { deps: Deps { admin, auth: Auth::Token(TOKEN.into()) }, store, secrets, bus, brevo, cleverreach }
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut builder = lambda_http::http::Request::builder()
+            .method(method)
+            .uri(format!("https://sync.example.org{path}"))
+            .header("authorization", format!("Bearer {TOKEN}"));
+        let body = match body {
+            Some(v) => {
+                builder = builder.header("content-type", "application/json");
+                Body::Text(v.to_string())
+            }
+            None => Body::Empty,
+        };
+        self.send(builder.body(body).unwrap()).await
+    }
+
+    async fn send(&self, req: Request) -> (u16, Value) {
+        let response = handle(&self.deps, req).await;
+        let status = response.status().as_u16();
+        let body: &[u8] = response.body().as_ref();
+        (status, if body.is_empty() { Value::Null } else { serde_json::from_slice(body).unwrap() })
+    }
+
+    /// Connects the fake Brevo account as `brevo-main`.
+    async fn connect_brevo(&self) {
+        let (status, _) = self
+            .call(
+                "PUT",
+                &format!("/admin/tenants/{TENANT}/accounts/brevo/brevo-main"),
+                Some(json!({"api_key": self.brevo.api_key()})),
+            )
+            .await;
+        assert_eq!(status, 200);
+    }
+
+    /// Creates a Brevo link to a new list; returns the list id.
+    async fn brevo_link(&self, id: &str) -> i64 {
+        self.connect_brevo().await;
+        let list = self.brevo.add_list("Rundbrief");
+        let (status, body) =
+            self.call("PUT", &format!("/admin/tenants/{TENANT}/links/{id}"), Some(link_body(list, json!({})))).await;
+        assert_eq!(status, 201, "{body}");
+        list
+    }
+}
+
+fn link_body(list: i64, settings: Value) -> Value {
+    json!({"newsletter": "rundbrief", "provider": "brevo", "account": "brevo-main", "list": list.to_string(),
+           "settings": settings})
+}
+
+fn fields(body: &Value) -> Vec<String> {
+    body["error"]["fields"]
+        .as_array()
+        .map(|f| f.iter().map(|p| p["field"].as_str().unwrap().to_owned()).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn every_admin_route_needs_the_admin_token() {
+    let api = Api::start().await;
+    let path = format!("/admin/tenants/{TENANT}");
+    for auth in [None, Some("Bearer wrong-token"), Some(TOKEN)] {
+        let mut req = lambda_http::http::Request::builder().method("GET").uri(&path);
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        let (status, body) = api.send(req.body(Body::Empty).unwrap()).await;
+        assert_eq!(status, 401, "{auth:?}: {body}");
+    }
+    assert_eq!(api.call("GET", &path, None).await.0, 200);
+    // A refused request changes nothing.
+    let req = lambda_http::http::Request::builder()
+        .method("POST")
+        .uri(format!("{path}/signing-secrets"))
+        .body(Body::Empty)
+        .unwrap();
+    assert_eq!(api.send(req).await.0, 401);
+    assert_eq!(api.secrets.get("connector/gemeinde-1/signing-secrets").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn in_aws_only_iam_signed_requests_pass() {
+    use lambda_http::RequestExt;
+    use lambda_http::aws_lambda_events::apigw::{
+        ApiGatewayRequestAuthorizer, ApiGatewayRequestAuthorizerIamDescription, ApiGatewayV2httpRequestContext,
+    };
+    let mut api = Api::start().await;
+    api.deps.auth = Auth::Iam;
+    let request = |iam: bool| {
+        let mut ctx = ApiGatewayV2httpRequestContext::default();
+        if iam {
+            let mut authorizer = ApiGatewayRequestAuthorizer::default();
+            authorizer.iam = Some(ApiGatewayRequestAuthorizerIamDescription::default());
+            ctx.authorizer = Some(authorizer);
+        }
+        lambda_http::http::Request::builder()
+            .method("GET")
+            .uri(format!("/admin/tenants/{TENANT}"))
+            .body(Body::Empty)
+            .unwrap()
+            .with_request_context(lambda_http::request::RequestContext::ApiGatewayV2(ctx))
+    };
+    assert_eq!(api.send(request(false)).await.0, 403);
+    assert_eq!(api.send(request(true)).await.0, 200);
+}
+
+#[tokio::test]
+async fn tenant_settings_are_validated_and_saved() {
+    let api = Api::start().await;
+    let path = format!("/admin/tenants/{TENANT}/settings");
+    let (status, body) = api.call("GET", &format!("/admin/tenants/{TENANT}"), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["settings"], json!({"no_statement_blocks": false, "approved_email_target": "assignment"}));
+
+    let (status, body) = api.call("PUT", &path, Some(json!({"no_statement_blocks": true}))).await;
+    assert_eq!((status, fields(&body)), (400, vec!["approved_email_target".to_owned()]), "{body}");
+    let (status, body) =
+        api.call("PUT", &path, Some(json!({"no_statement_blocks": true, "approved_email_target": "fax"}))).await;
+    assert_eq!((status, fields(&body)), (400, vec!["approved_email_target".to_owned()]), "{body}");
+    let extra = json!({"no_statement_blocks": true, "approved_email_target": "assignment", "colour": "red"});
+    assert_eq!(api.call("PUT", &path, Some(extra)).await.0, 400);
+    assert_eq!(api.store.tenant_settings(&TenantId::new(TENANT)).await.unwrap(), TenantSettings::default());
+
+    // R-A6 ("no statement" blocks) and R-B3 (where an approved signup's e-mail goes).
+    let good = json!({"no_statement_blocks": true, "approved_email_target": "standard_communication"});
+    let (status, body) = api.call("PUT", &path, Some(good.clone())).await;
+    assert_eq!((status, &body["settings"]), (200, &good));
+    let saved = api.store.tenant_settings(&TenantId::new(TENANT)).await.unwrap();
+    assert!(saved.no_statement_blocks);
+    assert_eq!(saved.approved_email_target, EmailTarget::StandardCommunication);
+
+    let req = lambda_http::http::Request::builder()
+        .method("PUT")
+        .uri(&path)
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .body(Body::Text(good.to_string()))
+        .unwrap();
+    assert_eq!(api.send(req).await.0, 415, "a body without its JSON content type");
+}
+
+#[tokio::test]
+async fn signing_secrets_rotate_with_old_and_new_valid_together() {
+    use optisync_connector::signature::{SignedHeaders, SigningSecret, sign};
+    let api = Api::start().await;
+    let base = format!("/admin/tenants/{TENANT}/signing-secrets");
+    let (status, first) = api.call("POST", &base, None).await;
+    assert_eq!(status, 201, "{first}");
+    let (status, second) = api.call("POST", &base, None).await;
+    assert_eq!(status, 201);
+    assert_eq!(second["valid"], json!([first["id"], second["id"]]));
+    let (_, tenant) = api.call("GET", &format!("/admin/tenants/{TENANT}"), None).await;
+    assert_eq!(tenant["signing_secrets"], second["valid"]);
+    assert!(!tenant.to_string().contains("whsec_"), "secrets are shown once, never listed");
+
+    // The connector's requests pass with either secret while both are valid, and only the new one after.
+    let verify = |secret: &str| {
+        let secret = SigningSecret::parse(secret).unwrap();
+        let now = chrono::Utc::now();
+        let signature = sign(&secret, "msg_1", now.timestamp(), b"{}");
+        let ts = now.timestamp().to_string();
+        let secrets = api.secrets.clone();
+        async move {
+            let headers = SignedHeaders { id: Some("msg_1"), timestamp: Some(&ts), signature: Some(&signature) };
+            optisync_app::optigem::authenticate(secrets.as_ref(), &TenantId::new(TENANT), headers, b"{}", now)
+                .await
+                .is_ok()
+        }
+    };
+    let (old, new) = (first["secret"].as_str().unwrap(), second["secret"].as_str().unwrap());
+    assert!(verify(old).await && verify(new).await);
+    assert_eq!(api.call("DELETE", &format!("{base}/{}", first["id"].as_str().unwrap()), None).await.0, 200);
+    assert!(!verify(old).await && verify(new).await);
+
+    assert_eq!(api.call("DELETE", &format!("{base}/000000000000"), None).await.0, 404);
+    let (status, _) = api.call("DELETE", &format!("{base}/{}", second["id"].as_str().unwrap()), None).await;
+    assert_eq!(status, 409, "the last secret stays");
+    api.call("POST", &base, None).await;
+    api.call("POST", &base, None).await;
+    assert_eq!(api.call("POST", &base, None).await.0, 409, "at most three at once");
+}
+
+#[tokio::test]
+async fn r_h1_a_brevo_key_is_checked_with_brevo_before_it_is_saved() {
+    let api = Api::start().await;
+    let path = format!("/admin/tenants/{TENANT}/accounts/brevo/brevo-main");
+    let (status, body) = api.call("PUT", &path, Some(json!({"api_key": "xkeysib-wrong"}))).await;
+    assert_eq!((status, fields(&body)), (422, vec!["api_key".to_owned()]), "{body}");
+    assert_eq!(api.secrets.get("brevo/brevo-main/api-key").await.unwrap(), None, "nothing saved");
+    assert!(api.store.accounts(&TenantId::new(TENANT)).await.unwrap().is_empty());
+    assert_eq!(api.call("PUT", &path, Some(json!({"key": "x"}))).await.0, 400);
+
+    let key = api.brevo.api_key();
+    let (status, body) = api.call("PUT", &path, Some(json!({"api_key": key}))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["account"]["status"], "connected");
+    assert!(!body.to_string().contains(&key), "the key never comes back");
+    assert_eq!(api.secrets.get("brevo/brevo-main/api-key").await.unwrap(), Some(key.clone()));
+    let (_, listed) = api.call("GET", &format!("/admin/tenants/{TENANT}/accounts"), None).await;
+    assert_eq!(listed["accounts"].as_array().unwrap().len(), 1);
+    assert!(!listed.to_string().contains(&key));
+
+    // The account id names its secrets: another tenant cannot take it.
+    let (status, _) =
+        api.call("PUT", "/admin/tenants/other/accounts/brevo/brevo-main", Some(json!({"api_key": key}))).await;
+    assert_eq!(status, 409);
+
+    // What the account offers a link: its lists and its global attributes (R-D6).
+    let list = api.brevo.add_list("Rundbrief");
+    let (status, catalog) = api.call("GET", &format!("/admin/tenants/{TENANT}/accounts/brevo/brevo-main"), None).await;
+    assert_eq!(status, 200, "{catalog}");
+    assert!(catalog["lists"].as_array().unwrap().iter().any(|l| l["id"] == list.to_string()));
+    assert!(catalog["attributes"].as_array().unwrap().iter().any(|a| a["name"] == "FIRSTNAME"));
+    assert_eq!(api.call("GET", "/admin/tenants/other/accounts/brevo/brevo-main", None).await.0, 404);
+    assert_eq!(api.call("GET", &format!("/admin/tenants/{TENANT}/accounts/brevo/nope"), None).await.0, 404);
+    assert_eq!(api.call("GET", &format!("/admin/tenants/{TENANT}/accounts/mailchimp/x"), None).await.0, 404);
+}
+
+#[tokio::test]
+async fn r_h1_cleverreach_is_connected_by_oauth() {
+    let api = Api::start().await;
+    let (status, body) =
+        api.call("POST", &format!("/admin/tenants/{TENANT}/accounts/cleverreach/cr-main/authorize"), None).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, listed) = api.call("GET", &format!("/admin/tenants/{TENANT}/accounts"), None).await;
+    assert_eq!(listed["accounts"][0]["status"], "awaiting_authorisation");
+
+    // The admin's browser goes to CleverReach, which sends it back with a code and our state.
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let answer = http.get(body["authorize_url"].as_str().unwrap()).send().await.unwrap();
+    let back = url::Url::parse(answer.headers()["location"].to_str().unwrap()).unwrap();
+    let param = |name: &str| back.query_pairs().find(|(k, _)| k == name).unwrap().1.into_owned();
+    let (code, state) = (param("code"), param("state"));
+
+    let callback = |code: &str, state: &str| {
+        format!("/oauth/cleverreach/callback?code={}&state={}", urlencoding::encode(code), urlencoding::encode(state))
+    };
+    let mut forged = state.clone();
+    forged.insert(0, 'x');
+    let (status, body) = api.call("GET", &callback(&code, &forged), None).await;
+    assert_eq!((status, fields(&body)), (422, vec!["state".to_owned()]));
+    assert_eq!(api.call("GET", "/oauth/cleverreach/callback?state=x", None).await.0, 400);
+    assert_eq!(api.secrets.get("cleverreach/cr-main/tokens").await.unwrap(), None);
+
+    // The callback needs no admin token: the signed state is its authorisation.
+    let req = lambda_http::http::Request::builder().method("GET").uri(callback(&code, &state)).body(Body::Empty);
+    let (status, body) = api.send(req.unwrap()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["account"]["status"], "connected");
+    assert!(api.secrets.get("cleverreach/cr-main/tokens").await.unwrap().is_some());
+    assert!(!body.to_string().contains("token"), "{body}");
+    let group = api.cleverreach.add_group("Rundbrief");
+    api.cleverreach.add_global_attribute("vorname", "text");
+    let (status, catalog) =
+        api.call("GET", &format!("/admin/tenants/{TENANT}/accounts/cleverreach/cr-main"), None).await;
+    assert_eq!(status, 200, "{catalog}");
+    assert!(catalog["lists"].as_array().unwrap().iter().any(|l| l["id"] == group.as_str()));
+    assert!(catalog["attributes"].as_array().unwrap().iter().any(|a| a["name"] == "vorname"));
+}
+
+#[tokio::test]
+async fn links_are_checked_against_the_account_and_nothing_is_half_saved() {
+    let api = Api::start().await;
+    let path = format!("/admin/tenants/{TENANT}/links/rundbrief-brevo");
+    let list = api.brevo.add_list("Rundbrief");
+    let (status, body) = api.call("PUT", &path, Some(link_body(list, json!({})))).await;
+    assert_eq!((status, fields(&body)), (422, vec!["account".to_owned()]), "no such account yet");
+    api.connect_brevo().await;
+
+    let cases = [
+        (json!({"newsletter": "rundbrief", "provider": "brevo", "account": "brevo-main", "list": "999"}), "list"),
+        (
+            json!({"newsletter": "rundbrief", "provider": "brevo", "account": "brevo-main", "list": list.to_string(),
+                "segment": "7"}),
+            "segment",
+        ),
+        (link_body(list, json!({"mapping": {"first_name": "VORNAME"}})), "settings.mapping.first_name"),
+        (
+            link_body(list, json!({"mapping": {"first_name": "FIRSTNAME", "last_name": "FIRSTNAME"}})),
+            "settings.mapping.last_name",
+        ),
+        (json!({"newsletter": "rund brief", "provider": "brevo", "account": "brevo-main", "list": "1"}), "newsletter"),
+    ];
+    for (body, field) in cases {
+        let (status, answer) = api.call("PUT", &path, Some(body)).await;
+        assert_eq!((status, fields(&answer)), (422, vec![field.to_owned()]), "{answer}");
+    }
+    let cases = [
+        (link_body(list, json!({"unsubscribe_mode": "shred"})), "settings.unsubscribe_mode"),
+        (json!({"newsletter": "rundbrief", "provider": "mailchimp", "account": "a", "list": "1"}), "provider"),
+        (json!({"newsletter": 5, "provider": "brevo", "account": "a", "list": "1"}), "newsletter"),
+    ];
+    for (body, field) in cases {
+        let (status, answer) = api.call("PUT", &path, Some(body)).await;
+        assert_eq!((status, fields(&answer)), (400, vec![field.to_owned()]), "{answer}");
+    }
+    assert!(api.store.links(&TenantId::new(TENANT)).await.unwrap().is_empty(), "nothing saved");
+
+    // R-H2 settings; R-A8: nothing relevant unless chosen; R-J2: the unsubscribe mode.
+    let settings = json!({"mapping": {"first_name": "FIRSTNAME", "last_name": "LASTNAME"},
+                          "relevant_privacy": ["newsletter"], "unsubscribe_mode": "erasure"});
+    let (status, body) = api.call("PUT", &path, Some(link_body(list, settings))).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["link"]["status"], "not_linked");
+    assert_eq!(body["link"]["settings"]["relevant_blocks"], json!([]));
+    let (status, _) = api.call("PUT", &path, Some(link_body(list, json!({})))).await;
+    assert_eq!(status, 200, "saved again: changed, not created");
+    let saved = api.store.links(&TenantId::new(TENANT)).await.unwrap();
+    assert_eq!(saved.len(), 1);
+    assert_eq!(saved[0].settings, LinkSettings::default());
+
+    let (status, status_body) = api.call("GET", &path, None).await;
+    assert_eq!((status, &status_body["link"]["status"]), (200, &json!("not_linked")));
+    assert_eq!(api.call("GET", &format!("/admin/tenants/{TENANT}/links/nope"), None).await.0, 404);
+    let (_, all) = api.call("GET", &format!("/admin/tenants/{TENANT}/links"), None).await;
+    assert_eq!(all["links"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn r_f8_r_f1_preview_then_save_starts_the_first_sync_and_unlink_stops_it() {
+    let api = Api::start().await;
+    api.brevo_link("rundbrief-brevo").await;
+    let base = format!("/admin/tenants/{TENANT}/links/rundbrief-brevo");
+    assert_eq!(api.call("GET", &format!("{base}/preview"), None).await.0, 404, "no dry run yet");
+
+    // The dry run runs under a shadow tenant; nothing is registered at Brevo.
+    assert_eq!(api.call("POST", &format!("{base}/preview"), None).await.0, 202);
+    let events = api.bus.drain();
+    assert!(matches!(&events[..], [BusEvent::ReconcileLink { tenant, .. }] if tenant.as_str().ends_with("~preview")));
+    let (status, preview) = api.call("GET", &format!("{base}/preview"), None).await;
+    assert_eq!((status, &preview["finished"]), (200, &json!(false)), "{preview}");
+    assert!(api.brevo.webhooks().is_empty());
+
+    // Saving: the account's webhook is registered at our hook URL, the first sync is announced.
+    let (status, body) = api.call("POST", &format!("{base}/sync"), None).await;
+    assert_eq!((status, &body["link"]["status"]), (202, &json!("linking")), "{body}");
+    let hooks = api.brevo.webhooks();
+    assert_eq!(hooks.len(), 1);
+    assert_eq!(hooks[0].url, "https://sync.example.org/hooks/brevo/gemeinde-1/brevo-main");
+    assert!(api.secrets.get("brevo/brevo-main/webhook-token").await.unwrap().is_some());
+    let events = api.bus.drain();
+    assert_eq!(
+        events,
+        vec![BusEvent::ReconcileLink { tenant: TenantId::new(TENANT), link: LinkId::new("rundbrief-brevo") }]
+    );
+    assert_eq!(api.call("POST", &format!("{base}/sync"), None).await.0, 202, "saving twice is harmless");
+    assert_eq!(api.brevo.webhooks().len(), 1);
+    assert!(api.bus.drain().is_empty());
+
+    // A syncing link keeps its list; its settings may change.
+    let (status, _) = api.call("PUT", &base, Some(link_body(api.brevo.add_list("Andere"), json!({})))).await;
+    assert_eq!(status, 409);
+    assert_eq!(api.call("POST", &format!("{base}/confirm"), None).await.0, 409, "no run is held");
+
+    let (status, body) = api.call("POST", &format!("{base}/unlink"), None).await;
+    assert_eq!((status, &body["webhooks_removed"]), (200, &json!(true)), "{body}");
+    assert_eq!(body["link"]["status"], "not_linked");
+    assert!(api.brevo.webhooks().is_empty(), "the account's last syncing link took its webhook along");
+    assert_eq!(api.call("POST", &format!("{base}/sync"), None).await.0, 202, "and it can be linked again");
+    assert_eq!(api.brevo.webhooks().len(), 1);
+}
+
+#[tokio::test]
+async fn r_c3_the_approval_queue_pages_oldest_first_and_decisions_are_idempotent() {
+    let api = Api::start().await;
+    api.brevo_link("rundbrief-brevo").await;
+    let link = LinkId::new("rundbrief-brevo");
+    let t0 = chrono::Utc::now() - chrono::Duration::days(3);
+    let mut writes = Vec::new();
+    for (n, name) in ["anna", "bernd", "clara"].iter().enumerate() {
+        let entry = ApprovalEntry {
+            link: link.clone(),
+            email: Email::parse(&format!("{name}@example.org")).unwrap(),
+            signup: Signup {
+                first_name: Some(PersonalText::new(name.to_uppercase())),
+                evidence: ConsentEvidence { source: Some("form".into()), ..Default::default() },
+                ..Default::default()
+            },
+            first_seen: t0 + chrono::Duration::hours(n as i64),
+            last_seen: t0,
+            signups: 1,
+            status: ApprovalStatus::Pending,
+            match_command: CommandId::new(format!("match-{name}")),
+            decision: None,
+        };
+        writes.push((StateWrite::Approval { entry }, None));
+    }
+    api.store.commit(&TenantId::new(TENANT), Commit { writes, ..Commit::default() }).await.unwrap();
+    let base = format!("/admin/tenants/{TENANT}/links/rundbrief-brevo/approvals");
+
+    let (status, page) = api.call("GET", &format!("{base}?limit=2"), None).await;
+    assert_eq!(status, 200, "{page}");
+    let emails =
+        |page: &Value| page["entries"].as_array().unwrap().iter().map(|e| e["email"].clone()).collect::<Vec<_>>();
+    assert_eq!(emails(&page), vec![json!("anna@example.org"), json!("bernd@example.org")]);
+    assert_eq!(page["entries"][0]["first_name"], "ANNA");
+    assert_eq!(page["entries"][0]["consent"]["source"], "form");
+    let next = page["next"].as_str().unwrap();
+    let (_, rest) = api.call("GET", &format!("{base}?limit=2&after={}", urlencoding::encode(next)), None).await;
+    assert_eq!(emails(&rest), vec![json!("clara@example.org")]);
+    assert_eq!(rest["next"], Value::Null);
+    assert_eq!(api.call("GET", &format!("{base}?limit=0"), None).await.0, 400);
+    assert_eq!(api.call("GET", &format!("/admin/tenants/{TENANT}/links/nope/approvals"), None).await.0, 404);
+
+    let decisions = format!("{base}/decisions");
+    let decide = |body: Value| api.call("POST", &decisions, Some(body));
+    let (status, body) = decide(json!({"decision": "link", "email": "anna@example.org", "person": "p-17"})).await;
+    assert_eq!((status, &body["status"]), (200, &json!("approved")), "{body}");
+    let feed = api.store.commands(&TenantId::new(TENANT), 0, 10).await.unwrap();
+    assert!(
+        matches!(&feed[..], [(_, OptigemCommand::CreateAssignment { person: PersonChoice::Existing { person }, .. })]
+        if person.as_str() == "p-17")
+    );
+    let (status, _) = decide(json!({"decision": "link", "email": "anna@example.org", "person": "p-17"})).await;
+    assert_eq!(status, 200, "deciding twice is harmless");
+    assert_eq!(api.store.commands(&TenantId::new(TENANT), 0, 10).await.unwrap().len(), 1, "one command");
+    assert_eq!(decide(json!({"decision": "reject", "email": "anna@example.org"})).await.0, 409);
+    assert_eq!(decide(json!({"decision": "reject", "email": "nobody@example.org"})).await.0, 404);
+    let (status, body) = decide(json!({"decision": "maybe", "email": "bernd@example.org"})).await;
+    assert_eq!((status, fields(&body)), (400, vec!["decision".to_owned()]), "{body}");
+    assert_eq!(decide(json!({"decision": "reject", "email": "not-an-address"})).await.0, 422);
+    assert_eq!(decide(json!({"decision": "create", "email": "bernd@example.org"})).await.0, 200);
+
+    let (_, page) = api.call("GET", &base, None).await;
+    assert_eq!(emails(&page), vec![json!("clara@example.org")], "decided entries leave the queue");
+}
+
+#[tokio::test]
+async fn unknown_routes_and_ids_are_404() {
+    let api = Api::start().await;
+    for path in ["/admin", "/admin/tenants", "/admin/tenants/x/nothing", "/admin/tenants/bad%20id", "/else"] {
+        assert_eq!(api.call("GET", path, None).await.0, 404, "{path}");
+    }
+    assert_eq!(api.call("DELETE", &format!("/admin/tenants/{TENANT}/links"), None).await.0, 404);
+}
