@@ -27,6 +27,8 @@ pub struct HttpFunctions {
     pub hook_brevo: hook_brevo::Deps,
     /// hook-cleverreach.
     pub hook_cleverreach: hook_cleverreach::Deps,
+    /// admin-api.
+    pub admin_api: admin_api::Deps,
 }
 
 /// The local HTTP API: every route of the deployed HTTP API, served by the functions' handlers.
@@ -49,6 +51,7 @@ async fn dispatch(functions: &HttpFunctions, req: AxumRequest) -> AxumResponse {
         ["connector", _, ..] => connector_api::handle(&functions.connector_api, request).await,
         ["hooks", "brevo", ..] => hook_brevo::handle(&functions.hook_brevo, request).await,
         ["hooks", "cleverreach", ..] => hook_cleverreach::handle(&functions.hook_cleverreach, request).await,
+        ["admin", ..] | ["oauth", ..] => admin_api::handle(&functions.admin_api, request).await,
         _ => {
             return AxumResponse::builder()
                 .status(404)

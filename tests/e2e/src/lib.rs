@@ -28,6 +28,8 @@ pub const BREVO_ACCOUNT: &str = "brevo-main";
 pub const CLEVERREACH_ACCOUNT: &str = "cr-main";
 /// The bearer token Brevo's webhooks carry.
 pub const BREVO_HOOK_TOKEN: &str = "brevo-hook-e2e";
+/// The admin API's token in the stack.
+pub const ADMIN_TOKEN: &str = "admin-e2e";
 /// The call token CleverReach's webhooks carry.
 pub const CLEVERREACH_CALL_TOKEN: &str = "cr-call-e2e";
 
@@ -117,6 +119,17 @@ impl Stack {
             store.clone(),
             business.clone(),
         );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a local port");
+        let api = format!("http://{}", listener.local_addr().expect("address"));
+        let admin = optisync_app::admin::Admin::new(
+            store.clone(),
+            secrets.clone(),
+            esp.clone(),
+            bus.clone(),
+            reconciler.clone(),
+            business.clone(),
+            optisync_app::admin::AdminConfig { public_base_url: api.clone() },
+        );
         let worker = worker::Deps { engine, inbox: store.clone(), reader: esp };
         let functions = HttpFunctions {
             hook_optigem: hook_optigem::Deps {
@@ -143,9 +156,8 @@ impl Stack {
                 publisher: bus.clone(),
                 clock: clock.clone(),
             },
+            admin_api: admin_api::Deps { admin, auth: admin_api::Auth::Token(ADMIN_TOKEN.into()) },
         };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a local port");
-        let api = format!("http://{}", listener.local_addr().expect("address"));
         let app = router(functions);
         tokio::spawn(async move { axum::serve(listener, app).await });
 
