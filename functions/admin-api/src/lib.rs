@@ -228,7 +228,15 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
         return not_found("tenant");
     }
     let tenant = TenantId::new(*tenant);
-    let admin = &deps.admin;
+    let called_at;
+    let admin = if deps.admin.public_base_url().is_empty() {
+        // No configured URL: the webhooks point at the host the API is called at (API Gateway's).
+        let host = req.headers().get("host").and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+        called_at = deps.admin.clone().with_public_base_url(format!("https://{host}"));
+        &called_at
+    } else {
+        &deps.admin
+    };
     match (method.as_str(), rest) {
         ("GET", []) => result(200, admin.tenant(&tenant).await, |t| json!(t)),
         ("PUT", ["settings"]) => match parse::<StrictSettings>(&req) {

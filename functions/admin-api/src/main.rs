@@ -7,7 +7,7 @@ use optisync_app::reconcile::Reconciler;
 use optisync_dynamodb::DynamoStore;
 use optisync_esp::{EspRouter, EspSettings};
 use optisync_eventbridge::EventBridgePublisher;
-use optisync_lambda::env;
+use optisync_lambda::{env, env_or};
 use optisync_ports::{SecretStore, SystemClock};
 use optisync_secrets::SecretsManagerStore;
 use std::sync::Arc;
@@ -32,7 +32,7 @@ async fn main() -> Result<(), Error> {
         publisher,
         reconciler,
         clock,
-        AdminConfig { public_base_url: env("PUBLIC_BASE_URL")? },
+        AdminConfig { public_base_url: env_or("PUBLIC_BASE_URL", "") },
     );
     // API Gateway checks the IAM signature of every /admin route; the handler checks it was there.
     let deps = Deps { admin, auth: Auth::Iam };

@@ -117,7 +117,8 @@ impl From<ApprovalError> for AdminError {
 /// What the admin API needs to know of the deployment.
 #[derive(Debug, Clone)]
 pub struct AdminConfig {
-    /// The public base URL of the HTTP API (the ESP webhooks point at `{base}/hooks/…`).
+    /// The public base URL of the HTTP API (the ESP webhooks point at `{base}/hooks/…`); empty: the
+    /// admin API uses the host it is called at.
     pub public_base_url: String,
 }
 
@@ -265,6 +266,18 @@ impl Admin {
     ) -> Self {
         let approvals = Approvals::new(store.clone());
         Self { store, secrets, directory, publisher, reconciler, approvals, clock, config }
+    }
+
+    /// The public base URL the ESP webhooks point at (empty: not configured).
+    pub fn public_base_url(&self) -> &str {
+        &self.config.public_base_url
+    }
+
+    /// The same use cases with another public base URL (the admin API takes the host it is called at
+    /// when none is configured).
+    pub fn with_public_base_url(mut self, url: impl Into<String>) -> Self {
+        self.config.public_base_url = url.into();
+        self
     }
 
     // ---- tenants --------------------------------------------------------------------------------
