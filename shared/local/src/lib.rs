@@ -126,6 +126,16 @@ impl EventPublisher for LocalBus {
 /// The worker as EventBridge invokes it: the event is encoded exactly as the EventBridge adapter puts it
 /// on the bus, then handed to the worker's handler. Returns the inputs applied.
 pub async fn invoke_worker(deps: &worker::Deps, event: &BusEvent) -> Result<usize, lambda_runtime::Error> {
+    worker::handle(deps, lambda_event(event)?).await
+}
+
+/// An event as EventBridge hands it to a function.
+pub fn lambda_event(
+    event: &BusEvent,
+) -> Result<
+    lambda_runtime::LambdaEvent<aws_lambda_events::eventbridge::EventBridgeEvent<serde_json::Value>>,
+    lambda_runtime::Error,
+> {
     let (detail_type, detail) = optisync_eventbridge::encode(event);
     let payload = serde_json::json!({
         "version": "0",
@@ -139,10 +149,30 @@ pub async fn invoke_worker(deps: &worker::Deps, event: &BusEvent) -> Result<usiz
         "detail": detail,
     });
     let event = serde_json::from_value(payload).map_err(|e| format!("not an EventBridge event: {e}"))?;
-    worker::handle(deps, lambda_runtime::LambdaEvent::new(event, lambda_runtime::Context::default())).await
+    Ok(lambda_runtime::LambdaEvent::new(event, lambda_runtime::Context::default()))
 }
 
 /// Shares a bus as the publisher port.
 pub fn publisher(bus: &Arc<LocalBus>) -> Arc<dyn EventPublisher> {
     bus.clone()
+}
+
+/// The scheduler's tick as EventBridge Scheduler hands it to the function.
+pub fn scheduled_event() -> Result<
+    lambda_runtime::LambdaEvent<aws_lambda_events::eventbridge::EventBridgeEvent<serde_json::Value>>,
+    lambda_runtime::Error,
+> {
+    let payload = serde_json::json!({
+        "version": "0",
+        "id": "00000000-0000-0000-0000-000000000000",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "000000000000",
+        "time": "1970-01-01T00:00:00Z",
+        "region": "local",
+        "resources": [],
+        "detail": {},
+    });
+    let event = serde_json::from_value(payload).map_err(|e| format!("not an EventBridge event: {e}"))?;
+    Ok(lambda_runtime::LambdaEvent::new(event, lambda_runtime::Context::default()))
 }

@@ -1,0 +1,198 @@
+//! The local runner: `cargo run -p optisync-local`. Every HTTP function on one local server with the HTTP
+//! API's routes, the worker and the reconciler fed from an in-process bus, the scheduler on a timer, state
+//! in one file (the embedded store) that survives restarts. Unless real endpoints are configured, it also
+//! starts the fake Brevo and CleverReach and a simulated OPTIGEM whose connector syncs every few seconds.
+//!
+//! Configuration (environment):
+//!
+//! | variable | default | what |
+//! | --- | --- | --- |
+//! | `OPTISYNC_ADDR` | `127.0.0.1:8080` | where the API listens |
+//! | `OPTISYNC_DATA` | `target/optisync-local/state.redb` | the state file (state, inbox, secrets) |
+//! | `OPTISYNC_ADMIN_TOKEN` | `local-admin-token` | the admin API's bearer token |
+//! | `OPTISYNC_PUBLIC_URL` | `http://{OPTISYNC_ADDR}` | where the ESPs send their webhooks |
+//! | `OPTISYNC_TICK_SECS` | `60` | the scheduler's interval |
+//! | `OPTISYNC_TENANT` | `demo` | the simulated OPTIGEM's tenant |
+//! | `OPTIGEM_SIM_ADDR` | `127.0.0.1:8081` | the simulated OPTIGEM's API; `off`: no simulation |
+//! | `BREVO_BASE_URL` | a fake Brevo | a Brevo API (with `/v3`) |
+//! | `CLEVERREACH_BASE_URL`, `CLEVERREACH_CLIENT_ID` | a fake CleverReach | a CleverReach API and OAuth app (client secret in the secret `cleverreach/app/client-secret`) |
+
+use optisync_app::Engine;
+use optisync_app::admin::{Admin, AdminConfig};
+use optisync_app::optigem::{OptigemIngest, signing_secrets_name};
+use optisync_app::reconcile::Reconciler;
+use optisync_connector::signature::SigningSecret;
+use optisync_domain::TenantId;
+use optisync_embedded::EmbeddedStore;
+use optisync_esp::{EspRouter, EspSettings};
+use optisync_local::{HttpFunctions, LocalBus, lambda_event, router};
+use optisync_ports::{BusEvent, Clock, SecretStore, SystemClock};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn var(name: &str, default: &str) -> String {
+    std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_owned())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    lambda_http::tracing::init_default_subscriber();
+    let addr = var("OPTISYNC_ADDR", "127.0.0.1:8080");
+    let data = var("OPTISYNC_DATA", "target/optisync-local/state.redb");
+    let token = var("OPTISYNC_ADMIN_TOKEN", "local-admin-token");
+    let tick = Duration::from_secs(var("OPTISYNC_TICK_SECS", "60").parse().map_err(|_| "OPTISYNC_TICK_SECS: seconds")?);
+    if let Some(dir) = std::path::Path::new(&data).parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let listener = tokio::net::TcpListener::bind(&addr).await?;
+    let api = format!("http://{}", listener.local_addr()?);
+    let public = var("OPTISYNC_PUBLIC_URL", &api);
+
+    let store = Arc::new(EmbeddedStore::open(&data)?);
+    let secrets: Arc<dyn SecretStore> = store.clone();
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let bus = Arc::new(LocalBus::new());
+
+    // The ESPs: the real ones when configured, else the fakes.
+    let mut settings = EspSettings::from_env(secrets.as_ref()).await?;
+    let fake_brevo = if std::env::var("BREVO_BASE_URL").is_err() {
+        let fake = optisync_brevo::fake::FakeBrevo::start().await;
+        settings.brevo_base_url = fake.base_url().to_owned();
+        Some(fake)
+    } else {
+        None
+    };
+    let fake_cleverreach = if std::env::var("CLEVERREACH_BASE_URL").is_err() {
+        let fake = optisync_cleverreach::fake::FakeCleverReach::start().await;
+        settings.cleverreach = fake.client_config();
+        Some(fake)
+    } else {
+        None
+    };
+    // CleverReach sends the admin's browser back to our callback.
+    settings.cleverreach.redirect_uri = format!("{public}/oauth/cleverreach/callback");
+    let esp = Arc::new(EspRouter::new(secrets.clone(), settings));
+
+    let engine = Engine::new(store.clone(), esp.clone(), clock.clone());
+    let reconciler = Reconciler::new(store.clone(), esp.clone(), esp.clone(), store.clone(), clock.clone());
+    let admin = Admin::new(
+        store.clone(),
+        secrets.clone(),
+        esp.clone(),
+        bus.clone(),
+        reconciler.clone(),
+        clock.clone(),
+        AdminConfig { public_base_url: public.clone() },
+    );
+    let functions = HttpFunctions {
+        hook_optigem: hook_optigem::Deps {
+            ingest: OptigemIngest::new(secrets.clone(), store.clone()),
+            publisher: bus.clone(),
+            clock: clock.clone(),
+        },
+        connector_api: connector_api::Deps {
+            secrets: secrets.clone(),
+            store: store.clone(),
+            inbox: store.clone(),
+            publisher: bus.clone(),
+            clock: clock.clone(),
+        },
+        hook_brevo: hook_brevo::Deps {
+            secrets: secrets.clone(),
+            inbox: store.clone(),
+            publisher: bus.clone(),
+            clock: clock.clone(),
+        },
+        hook_cleverreach: hook_cleverreach::Deps {
+            secrets: secrets.clone(),
+            inbox: store.clone(),
+            publisher: bus.clone(),
+            clock: clock.clone(),
+        },
+        admin_api: admin_api::Deps { admin, auth: admin_api::Auth::Token(token.clone()) },
+    };
+    let worker = worker::Deps { engine, inbox: store.clone(), reader: esp.clone() };
+    let reconciler = reconciler::Deps { reconciler, publisher: bus.clone(), max_pages: None };
+    let scheduler =
+        scheduler::Deps { store: store.clone(), inbox: store.clone(), publisher: bus.clone(), clock: clock.clone() };
+
+    // The bus: inbox.ready to the worker, link.reconcile to the reconciler, as EventBridge would.
+    let deliver = bus.clone();
+    tokio::spawn(async move {
+        loop {
+            for event in deliver.take() {
+                let outcome = match lambda_event(&event) {
+                    Ok(e) if matches!(event, BusEvent::InboxReady { .. }) => {
+                        worker::handle(&worker, e).await.map(|_| ())
+                    }
+                    Ok(e) => reconciler::handle(&reconciler, e).await.map(|_| ()),
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = outcome {
+                    // Lambda would retry; the scheduler's next tick re-drives what stayed pending.
+                    tracing::warn!(error = %e, "event failed; the next tick retries it");
+                }
+            }
+            tokio::select! {
+                _ = deliver.published() => {}
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+        }
+    });
+    tokio::spawn(async move {
+        loop {
+            match optisync_local::scheduled_event() {
+                Ok(event) => {
+                    if let Err(e) = scheduler::handle(&scheduler, event).await {
+                        tracing::warn!(error = %e, "scheduled tick failed");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "no tick"),
+            }
+            tokio::time::sleep(tick).await;
+        }
+    });
+
+    // The simulated OPTIGEM with its connector, signing with the tenant's first secret.
+    let sim_addr = var("OPTIGEM_SIM_ADDR", "127.0.0.1:8081");
+    let tenant = TenantId::new(var("OPTISYNC_TENANT", "demo"));
+    let mut sim_url = None;
+    if sim_addr != "off" {
+        let name = signing_secrets_name(&tenant);
+        let secret = match secrets.get(&name).await? {
+            Some(raw) => serde_json::from_str::<Vec<String>>(&raw)?.into_iter().next().unwrap_or_default(),
+            None => {
+                let secret = "whsec_bG9jYWwtc2FuZGJveC1zaWduaW5nLXNlY3JldA==".to_owned();
+                secrets.put(&name, &serde_json::to_string(&[&secret])?).await?;
+                secret
+            }
+        };
+        let sim = optisync_optigem_sim::SimOptigem::new(clock.now());
+        let (bound, _) = optisync_optigem_sim::server::start(sim.clone(), sim_addr.parse()?).await?;
+        sim_url = Some(format!("http://{bound}"));
+        let connector = optisync_optigem_sim::Connector::new(&api, tenant.clone(), SigningSecret::parse(&secret)?);
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = connector.sync(&sim).await {
+                    tracing::warn!(error = %e, "connector sync failed; retrying");
+                }
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        });
+    }
+
+    println!("optisync runs locally");
+    println!("  API (hooks, connector, admin)  {api}   admin token: {token}");
+    println!("  state                          {data}");
+    if let Some(url) = &sim_url {
+        println!("  simulated OPTIGEM (tenant {tenant})  {url}");
+    }
+    if let Some(fake) = &fake_brevo {
+        println!("  fake Brevo                     {}   API key: {}", fake.base_url(), fake.api_key());
+    }
+    if let Some(fake) = &fake_cleverreach {
+        println!("  fake CleverReach               {}", fake.base_url());
+    }
+    axum::serve(listener, router(functions)).await?;
+    Ok(())
+}
