@@ -9,6 +9,9 @@
 //! field), 401/403 without authorisation, 404 for unknown ids, 409 for conflicts, 429 (with
 //! `retry-after`) when the store or an ESP is busy. Nothing is written on any refusal.
 
+// A refusal is the response itself, built once per request: its size does not matter.
+#![allow(clippy::result_large_err)]
+
 use lambda_http::{Body, Request, RequestExt, Response};
 use optisync_app::admin::{
     Admin, AdminError, ApprovalPage, DecisionRequest, FieldProblem, LinkRequest, MAX_APPROVAL_PAGE, valid_id,

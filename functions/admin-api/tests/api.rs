@@ -262,7 +262,7 @@ async fn r_h1_a_brevo_key_is_checked_with_brevo_before_it_is_saved() {
     let list = api.brevo.add_list("Rundbrief");
     let (status, catalog) = api.call("GET", &format!("/admin/tenants/{TENANT}/accounts/brevo/brevo-main"), None).await;
     assert_eq!(status, 200, "{catalog}");
-    assert!(catalog["lists"].as_array().unwrap().iter().any(|l| l["id"] == list.to_string()));
+    assert!(catalog["lists"].as_array().unwrap().iter().any(|l| l["id"].as_str() == Some(&*list.to_string())));
     assert!(catalog["attributes"].as_array().unwrap().iter().any(|a| a["name"] == "FIRSTNAME"));
     assert_eq!(api.call("GET", "/admin/tenants/other/accounts/brevo/brevo-main", None).await.0, 404);
     assert_eq!(api.call("GET", &format!("/admin/tenants/{TENANT}/accounts/brevo/nope"), None).await.0, 404);

@@ -506,7 +506,7 @@ impl FakeBrevo {
 fn router(shared: AppState) -> Router {
     Router::new()
         .route("/v3/contacts", get(list_all_contacts).post(create_contact))
-        .route("/v3/contacts/lists", get(get_lists))
+        .route("/v3/contacts/lists", get(get_lists).post(create_list))
         .route("/v3/contacts/attributes", get(get_attributes))
         .route("/v3/contacts/lists/{list_id}/contacts", get(list_members))
         .route("/v3/contacts/lists/{list_id}/contacts/add", post(list_add))
@@ -954,6 +954,24 @@ async fn list_members(
         StatusCode::OK,
         contact_page(s.contacts.values().filter(|c| c.list_ids.contains(&list_id)), &p, s.per_list_unsubscription),
     )
+}
+
+/// `POST /contacts/lists` `{name, folderId}` (both required) → 201 `{id}`.
+async fn create_list(State(shared): State<AppState>, body: Bytes) -> Response {
+    let body = match parse_body(&body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let name = body.get("name").and_then(Value::as_str).filter(|n| !n.is_empty());
+    let folder = body.get("folderId").and_then(Value::as_i64);
+    let (Some(name), Some(folder_id)) = (name, folder) else {
+        return error(StatusCode::BAD_REQUEST, "missing_parameter", "name and folderId are required");
+    };
+    let mut s = shared.lock();
+    let id = s.next_list_id;
+    s.next_list_id += 1;
+    s.lists.insert(id, FakeList { id, name: name.to_owned(), folder_id });
+    json_response(StatusCode::CREATED, json!({ "id": id }))
 }
 
 async fn get_lists(State(shared): State<AppState>, Query(q): Query<PageQuery>) -> Response {
