@@ -193,6 +193,24 @@ pub trait StateStore: Send + Sync {
     ) -> Result<Vec<(u64, String)>, StoreError>;
 }
 
+/// One page of an approval queue from a link's entries in any order: the pending ones after the queue
+/// position `after`, oldest first ([`ApprovalEntry::queue_position`]), up to `limit`. Every store's
+/// [`StateStore::pending_approvals`] pages through this.
+pub fn queue_page(
+    entries: impl IntoIterator<Item = ApprovalEntry>,
+    after: Option<&str>,
+    limit: usize,
+) -> Vec<ApprovalEntry> {
+    let mut pending: Vec<(String, ApprovalEntry)> = entries
+        .into_iter()
+        .filter(|e| e.status == optisync_domain::ApprovalStatus::Pending)
+        .map(|e| (e.queue_position(), e))
+        .filter(|(position, _)| after.is_none_or(|a| position.as_str() > a))
+        .collect();
+    pending.sort_by(|a, b| a.0.cmp(&b.0));
+    pending.into_iter().take(limit).map(|(_, e)| e).collect()
+}
+
 /// What claiming an idempotency key found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {

@@ -140,21 +140,11 @@ impl StateStore for MemoryStore {
         limit: usize,
     ) -> Result<Vec<ApprovalEntry>, StoreError> {
         let inner = self.lock();
-        let mut pending: Vec<(String, ApprovalEntry)> = inner
-            .items
-            .iter()
-            .filter_map(|(key, (_, item))| match (key, item) {
-                (ItemKey::Approval(l, _), Item::Approval(entry))
-                    if l == link && entry.status == optisync_domain::ApprovalStatus::Pending =>
-                {
-                    Some((entry.queue_position(), entry.clone()))
-                }
-                _ => None,
-            })
-            .filter(|(position, _)| after.is_none_or(|a| position.as_str() > a))
-            .collect();
-        pending.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(pending.into_iter().take(limit).map(|(_, e)| e).collect())
+        let entries = inner.items.iter().filter_map(|(key, (_, item))| match (key, item) {
+            (ItemKey::Approval(l, _), Item::Approval(entry)) if l == link => Some(entry.clone()),
+            _ => None,
+        });
+        Ok(crate::queue_page(entries, after, limit))
     }
 
     async fn put_link(&self, link: &Link) -> Result<(), StoreError> {

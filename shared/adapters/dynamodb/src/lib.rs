@@ -528,12 +528,10 @@ impl StateStore for DynamoStore {
             position = get_s(last, "gsi1sk").map(str::to_owned);
             let keys: Vec<(String, String)> =
                 named.iter().filter_map(|k| Some((get_s(k, "pk")?.to_owned(), get_s(k, "sk")?.to_owned()))).collect();
-            let mut entries: Vec<ApprovalEntry> =
+            let entries: Vec<ApprovalEntry> =
                 self.batch_get(keys).await?.iter().map(from_item).collect::<Result<_, _>>()?;
             // The index lags behind: an entry decided a moment ago may still be named in it.
-            entries.retain(|e| e.status == ApprovalStatus::Pending);
-            entries.sort_by_key(ApprovalEntry::queue_position);
-            out.extend(entries);
+            out.extend(optisync_ports::queue_page(entries, None, want));
             if named.len() < want || position.is_none() {
                 break;
             }

@@ -12,9 +12,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use optisync_domain::{
-    AccountRecord, ApprovalEntry, ApprovalStatus, AssignmentId, AuditEntry, CommandId, CommandResult, Email,
-    EspAccount, Link, LinkId, LinkView, MirrorEntry, OptigemCommand, Provider, RecipientState, StateWrite, TenantId,
-    TenantSettings,
+    AccountRecord, ApprovalEntry, AssignmentId, AuditEntry, CommandId, CommandResult, Email, EspAccount, Link, LinkId,
+    LinkView, MirrorEntry, OptigemCommand, Provider, RecipientState, StateWrite, TenantId, TenantSettings,
 };
 use optisync_ports::{
     Claim, Commit, IdempotencyStore, Inbox, InboxEntry, InboxPut, ItemKey, LoadedView, SecretStore, Slice, StateStore,
@@ -348,18 +347,13 @@ impl StateStore for EmbeddedStore {
         self.read(move |txn| {
             let items = txn.open_table(ITEMS).map_err(db_err)?;
             let l = link.as_str();
-            let mut pending = Vec::new();
+            let mut entries = Vec::new();
             for row in items.range((l, APPROVAL, "")..(l, APPROVAL + 1, "")).map_err(db_err)? {
                 let (_, value) = row.map_err(db_err)?;
                 let got: GotItem<ApprovalEntry> = decode("approval entry", value.value())?;
-                let position = got.value.queue_position();
-                if got.value.status == ApprovalStatus::Pending && after.as_deref().is_none_or(|a| position.as_str() > a)
-                {
-                    pending.push((position, got.value));
-                }
+                entries.push(got.value);
             }
-            pending.sort_by(|a, b| a.0.cmp(&b.0));
-            Ok(pending.into_iter().take(limit).map(|(_, e)| e).collect())
+            Ok(optisync_ports::queue_page(entries, after.as_deref(), limit))
         })
         .await
     }
