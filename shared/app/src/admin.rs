@@ -500,7 +500,7 @@ impl Admin {
         if !valid_id(link.as_str()) {
             return Err(AdminError::NotFound("link"));
         }
-        self.store.links(tenant).await?.into_iter().find(|l| &l.id == link).ok_or(AdminError::NotFound("link"))
+        self.store.link(tenant, link).await?.ok_or(AdminError::NotFound("link"))
     }
 
     /// Creates a link, or changes one. A link that syncs keeps its newsletter, account, list and segment
@@ -528,7 +528,7 @@ impl Admin {
         if !problems.is_empty() {
             return Err(AdminError::Invalid(problems));
         }
-        let existing = self.store.links(tenant).await?.into_iter().find(|l| &l.id == id);
+        let existing = self.store.link(tenant, id).await?;
         let link = Link {
             id: id.clone(),
             tenant: tenant.clone(),

@@ -70,13 +70,7 @@ impl Approvals {
         link: &LinkId,
         email: &Email,
     ) -> Result<(Link, ApprovalEntry, Option<u64>), ApprovalError> {
-        let link = self
-            .store
-            .links(tenant)
-            .await?
-            .into_iter()
-            .find(|l| &l.id == link)
-            .ok_or(ApprovalError::NotFound("link"))?;
+        let link = self.store.link(tenant, link).await?.ok_or(ApprovalError::NotFound("link"))?;
         let loaded = self.store.load(&link, &Slice { assignments: Vec::new(), emails: vec![email.clone()] }).await?;
         let entry = loaded.view.approvals.get(email).cloned().ok_or(ApprovalError::NotFound("approval entry"))?;
         let version = loaded.versions.get(&ItemKey::Approval(link.id.clone(), email.key().to_owned())).copied();

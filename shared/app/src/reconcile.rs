@@ -504,7 +504,7 @@ impl Reconciler {
     /// One invocation of the link's run: starts a run or continues the checkpointed one, until it
     /// finishes, waits, is held, or the budget is spent.
     pub async fn run(&self, tenant: &TenantId, link: &LinkId, budget: Budget) -> Result<RunOutcome, RunError> {
-        let Some(link) = self.store.links(tenant).await?.into_iter().find(|l| &l.id == link) else {
+        let Some(link) = self.store.link(tenant, link).await? else {
             return Ok(RunOutcome::Skipped);
         };
         if link.status == LinkStatus::NotLinked {

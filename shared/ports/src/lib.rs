@@ -111,6 +111,10 @@ pub trait StateStore: Send + Sync {
     async fn links(&self, tenant: &TenantId) -> Result<Vec<Link>, StoreError>;
     /// Every link of every tenant, ordered by tenant and link (the scheduler's fan-out).
     async fn all_links(&self) -> Result<Vec<Link>, StoreError>;
+    /// One link of a tenant. A tenant has few links, so this filters [`StateStore::links`].
+    async fn link(&self, tenant: &TenantId, link: &LinkId) -> Result<Option<Link>, StoreError> {
+        Ok(self.links(tenant).await?.into_iter().find(|l| &l.id == link))
+    }
     /// The links of a newsletter (R-F7). A tenant has few links, so this filters [`StateStore::links`].
     async fn links_for_newsletter(
         &self,

@@ -29,7 +29,7 @@ async fn run_announced(stack: &Stack) -> Vec<RunOutcome> {
     let mut outcomes = Vec::new();
     for event in stack.bus.take() {
         if let BusEvent::ReconcileLink { tenant, link } = event {
-            let link = stack.store.links(&tenant).await.unwrap().into_iter().find(|l| l.id == link).unwrap();
+            let link = stack.store.link(&tenant, &link).await.unwrap().unwrap();
             outcomes.push(stack.reconcile_to_end(&link).await);
         }
     }
@@ -143,6 +143,6 @@ async fn r_h1_r_g6_a_cleverreach_segment_link_connects_by_oauth_and_registers_it
     let (status, body) = call(&stack, "POST", &format!("{link_path}/unlink"), None).await;
     assert_eq!((status, &body["webhooks_removed"]), (200, &json!(true)), "{body}");
     assert!(stack.cleverreach.webhook_registrations().is_empty());
-    let link = stack.store.links(&stack.tenant).await.unwrap().into_iter().find(|l| l.id.as_str() == "jugend");
+    let link = stack.store.link(&stack.tenant, &LinkId::new("jugend")).await.unwrap();
     assert_eq!(link.unwrap().status, LinkStatus::NotLinked, "the scheduler and the engine leave it alone");
 }
