@@ -79,7 +79,8 @@ impl ClientConfig {
         self
     }
 
-    fn oauth(&self) -> OAuthConfig {
+    /// The OAuth app's settings (authorise URL, code exchange, refresh).
+    pub fn oauth(&self) -> OAuthConfig {
         OAuthConfig {
             oauth_base: self.oauth_base.clone(),
             client_id: self.client_id.clone(),

@@ -5,10 +5,10 @@
 //! `brevo/{account}/webhook-token`); CleverReach registers one hook per event and group, verified against
 //! hook-cleverreach during the registration call, its tokens in `cleverreach/{account}/webhook`.
 
-use crate::{EspRouter, brevo_key_name, cleverreach_tokens_name};
+use crate::{EspRouter, brevo_key_name, cleverreach_tokens_name, unavailable};
 use async_trait::async_trait;
+use optisync_brevo::AttributeCategory;
 use optisync_brevo::client::MarketingEvent;
-use optisync_brevo::{ApiKey, AttributeCategory, BrevoClient, BrevoConfig};
 use optisync_cleverreach::{CleverReachClient, Secret, SecretTokenStore};
 use optisync_domain::rules::{AttributeInfo, AttributeScope};
 use optisync_domain::{AccountId, AttributeName, EspAccount, Link, ListId, Provider, SegmentId};
@@ -31,10 +31,6 @@ const CLEVERREACH_EVENTS: [&str; 5] =
 /// The description our Brevo webhooks carry.
 const HOOK_DESCRIPTION: &str = "optisync";
 
-fn unavailable(_: optisync_ports::StoreError) -> EspError {
-    EspError::Transient { retry_after_secs: None }
-}
-
 fn random_token() -> String {
     format!("{:032x}", rand::random::<u128>())
 }
@@ -48,22 +44,6 @@ struct HookTokens {
 }
 
 impl EspRouter {
-    async fn brevo_client(&self, account: &AccountId) -> Result<BrevoClient, EspError> {
-        let key = self.secrets.get(&brevo_key_name(account)).await.map_err(unavailable)?;
-        let key = key.ok_or(EspError::Unauthorized)?;
-        BrevoClient::new(BrevoConfig::new(&self.settings.brevo_base_url, ApiKey::new(key)))
-            .map_err(|e| EspError::Rejected(e.to_string()))
-    }
-
-    async fn cleverreach_client(&self, account: &AccountId) -> Result<CleverReachClient, EspError> {
-        let store = SecretTokenStore::new(self.secrets.clone(), cleverreach_tokens_name(account));
-        let tokens = store.load().await.map_err(|_| EspError::Transient { retry_after_secs: None })?;
-        let tokens = tokens.ok_or(EspError::Unauthorized)?;
-        let client = CleverReachClient::new(self.settings.cleverreach.clone(), Arc::new(store));
-        client.set_tokens(tokens).await;
-        Ok(client)
-    }
-
     /// The Brevo webhook token of an account, made on first use.
     async fn brevo_hook_token(&self, account: &AccountId) -> Result<String, EspError> {
         let name = optisync_brevo::webhook_token_secret(account);
@@ -89,8 +69,7 @@ impl EspRouter {
 #[async_trait]
 impl EspDirectory for EspRouter {
     async fn connect_brevo(&self, account: &AccountId, api_key: &str) -> Result<(), EspError> {
-        let client = BrevoClient::new(BrevoConfig::new(&self.settings.brevo_base_url, ApiKey::new(api_key)))
-            .map_err(|e| EspError::Rejected(e.to_string()))?;
+        let client = self.brevo_client_with(api_key)?;
         // A read every key may make: Brevo answers 401 to a key it does not know (R-H1).
         client.lists().await.map_err(optisync_brevo::gateway::to_port)?;
         self.secrets.put(&brevo_key_name(account), api_key).await.map_err(unavailable)?;
@@ -99,10 +78,7 @@ impl EspDirectory for EspRouter {
     }
 
     fn cleverreach_authorize_url(&self, state: &str) -> Result<String, EspError> {
-        let store = Arc::new(optisync_cleverreach::MemoryTokenStore::new());
-        CleverReachClient::new(self.settings.cleverreach.clone(), store)
-            .authorize_url(state)
-            .map_err(|e| EspError::Rejected(e.to_string()))
+        self.settings.cleverreach.oauth().authorize_url(state).map_err(|e| EspError::Rejected(e.to_string()))
     }
 
     async fn connect_cleverreach(&self, account: &AccountId, code: &str) -> Result<(), EspError> {

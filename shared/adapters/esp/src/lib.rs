@@ -26,6 +26,11 @@ pub fn cleverreach_tokens_name(account: &optisync_domain::AccountId) -> String {
     format!("cleverreach/{account}/tokens")
 }
 
+/// The secret store could not be read: retry later.
+fn unavailable(_: optisync_ports::StoreError) -> EspError {
+    EspError::Transient { retry_after_secs: None }
+}
+
 /// Where the providers are and how to reach them (every base URL configurable, so tests and the local
 /// sandbox point the real clients at local servers).
 #[derive(Clone)]
@@ -89,13 +94,26 @@ impl EspRouter {
         Self { secrets, settings, accounts: Mutex::new(HashMap::new()) }
     }
 
-    async fn cleverreach(&self, esp: &EspAccount) -> Result<CleverReachGateway, EspError> {
-        let store = SecretTokenStore::new(self.secrets.clone(), cleverreach_tokens_name(&esp.account));
+    /// A Brevo client with this API key.
+    fn brevo_client_with(&self, key: &str) -> Result<BrevoClient, EspError> {
+        BrevoClient::new(BrevoConfig::new(&self.settings.brevo_base_url, ApiKey::new(key)))
+            .map_err(|e| EspError::Rejected(e.to_string()))
+    }
+
+    /// A Brevo client with the account's API key from the secret store.
+    async fn brevo_client(&self, account: &optisync_domain::AccountId) -> Result<BrevoClient, EspError> {
+        let key = self.secrets.get(&brevo_key_name(account)).await.map_err(unavailable)?;
+        self.brevo_client_with(&key.ok_or(EspError::Unauthorized)?)
+    }
+
+    /// A CleverReach client with the account's tokens from the secret store (kept there on refresh).
+    async fn cleverreach_client(&self, account: &optisync_domain::AccountId) -> Result<CleverReachClient, EspError> {
+        let store = SecretTokenStore::new(self.secrets.clone(), cleverreach_tokens_name(account));
         let tokens = store.load().await.map_err(|_| EspError::Transient { retry_after_secs: None })?;
         let tokens = tokens.ok_or(EspError::Unauthorized)?;
         let client = CleverReachClient::new(self.settings.cleverreach.clone(), Arc::new(store));
         client.set_tokens(tokens).await;
-        Ok(CleverReachGateway::new(client))
+        Ok(client)
     }
 
     async fn account(&self, esp: &EspAccount) -> Result<Account, EspError> {
@@ -103,16 +121,11 @@ impl EspRouter {
         if let Some(a) = accounts.get(esp) {
             return Ok(a.clone());
         }
-        let unavailable = |_| EspError::Transient { retry_after_secs: None };
         let account = match esp.provider {
-            Provider::Brevo => {
-                let key = self.secrets.get(&brevo_key_name(&esp.account)).await.map_err(unavailable)?;
-                let key = key.ok_or(EspError::Unauthorized)?;
-                let client = BrevoClient::new(BrevoConfig::new(&self.settings.brevo_base_url, ApiKey::new(key)))
-                    .map_err(|e| EspError::Rejected(e.to_string()))?;
-                Account::Brevo(Arc::new(BrevoGateway::new(client)))
+            Provider::Brevo => Account::Brevo(Arc::new(BrevoGateway::new(self.brevo_client(&esp.account).await?))),
+            Provider::CleverReach => {
+                Account::CleverReach(Arc::new(CleverReachGateway::new(self.cleverreach_client(&esp.account).await?)))
             }
-            Provider::CleverReach => Account::CleverReach(Arc::new(self.cleverreach(esp).await?)),
         };
         accounts.insert(esp.clone(), account.clone());
         Ok(account)
