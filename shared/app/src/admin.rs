@@ -383,14 +383,7 @@ impl Admin {
             Err(EspError::Unauthorized) => return Err(AdminError::invalid("api_key", "Brevo refused this key")),
             Err(e) => return Err(AdminError::esp(e)),
         }
-        let record = AccountRecord {
-            tenant: tenant.clone(),
-            esp,
-            status: AccountStatus::Connected,
-            changed_at: self.clock.now(),
-        };
-        self.store.put_account(&record).await?;
-        Ok(record)
+        self.save_account(tenant, esp, AccountStatus::Connected).await
     }
 
     /// Starts a CleverReach authorisation (R-H1): the URL to send the admin to. The account is listed as
@@ -404,13 +397,7 @@ impl Admin {
         let state = self.sign_state(tenant, &esp.account).await?;
         let url = self.directory.cleverreach_authorize_url(&state).map_err(AdminError::esp)?;
         if existing.is_none() {
-            let record = AccountRecord {
-                tenant: tenant.clone(),
-                esp,
-                status: AccountStatus::AwaitingAuthorisation,
-                changed_at: self.clock.now(),
-            };
-            self.store.put_account(&record).await?;
+            self.save_account(tenant, esp, AccountStatus::AwaitingAuthorisation).await?;
         }
         Ok(url)
     }
@@ -430,7 +417,17 @@ impl Admin {
             }
             Err(e) => return Err(AdminError::esp(e)),
         }
-        let record = AccountRecord { tenant, esp, status: AccountStatus::Connected, changed_at: self.clock.now() };
+        self.save_account(&tenant, esp, AccountStatus::Connected).await
+    }
+
+    /// Saves the tenant's account record with this status, changed now.
+    async fn save_account(
+        &self,
+        tenant: &TenantId,
+        esp: EspAccount,
+        status: AccountStatus,
+    ) -> Result<AccountRecord, AdminError> {
+        let record = AccountRecord { tenant: tenant.clone(), esp, status, changed_at: self.clock.now() };
         self.store.put_account(&record).await?;
         Ok(record)
     }
@@ -449,14 +446,15 @@ impl Admin {
         let body = serde_json::to_vec(&OAuthState { t: tenant.to_string(), a: account.to_string(), e: expires })
             .map_err(|e| StoreError::Permanent(e.to_string()))?;
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        let mac = self.mac(&body).await?;
+        let mac = self.keyed_mac(&body).await?.finalize().into_bytes();
         Ok(format!("{}.{}", b64.encode(&body), b64.encode(mac)))
     }
 
-    async fn mac(&self, body: &[u8]) -> Result<Vec<u8>, AdminError> {
+    /// The HMAC of a state body under the state key, to finish or to verify.
+    async fn keyed_mac(&self, body: &[u8]) -> Result<Hmac<Sha256>, AdminError> {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.state_key().await?).expect("HMAC takes any key length");
         mac.update(body);
-        Ok(mac.finalize().into_bytes().to_vec())
+        Ok(mac)
     }
 
     async fn open_state(&self, state: &str) -> Result<(TenantId, AccountId), AdminError> {
@@ -465,9 +463,7 @@ impl Admin {
         let (body, mac) = state.split_once('.').ok_or_else(bad)?;
         let body = b64.decode(body).map_err(|_| bad())?;
         let mac = b64.decode(mac).map_err(|_| bad())?;
-        let mut check = Hmac::<Sha256>::new_from_slice(&self.state_key().await?).expect("HMAC takes any key length");
-        check.update(&body);
-        check.verify_slice(&mac).map_err(|_| bad())?;
+        self.keyed_mac(&body).await?.verify_slice(&mac).map_err(|_| bad())?;
         let state: OAuthState = serde_json::from_slice(&body).map_err(|_| bad())?;
         if state.e < self.clock.now().timestamp() {
             return Err(bad());
