@@ -18,7 +18,7 @@ use optisync_app::admin::{
 };
 use optisync_app::approvals::ApprovalView;
 use optisync_domain::{AccountId, EspAccount, LinkId, Provider, TenantId, TenantSettings};
-use optisync_lambda::{error_response, json_response};
+use optisync_lambda::{error_response, json_response, query};
 use optisync_ports::StoreError;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -115,15 +115,6 @@ fn parse<T: DeserializeOwned>(req: &Request) -> Result<T, Response<Body>> {
         };
         refusal(400, "the body is not what this route takes", &[FieldProblem::new(field, problem)])
     })
-}
-
-fn query(req: &Request, name: &str) -> Option<String> {
-    req.uri()
-        .query()?
-        .split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .find(|(k, _)| *k == name)
-        .and_then(|(_, v)| urlencoding::decode(&v.replace('+', " ")).ok().map(|v| v.into_owned()))
 }
 
 /// A page size from the query: absent → `default`; else a whole number from 1 to `max`.

@@ -13,7 +13,7 @@ use optisync_app::optigem::{
 };
 use optisync_connector::signature::SignedHeaders;
 use optisync_domain::{CommandId, TenantId};
-use optisync_lambda::{error_response, json_response, retry_later};
+use optisync_lambda::{error_response, json_response, query, retry_later};
 use optisync_ports::{BusEvent, Clock, EventPublisher, Inbox, SecretStore, StateStore, StoreError};
 use serde_json::json;
 use std::sync::Arc;
@@ -46,15 +46,6 @@ fn refused(e: &IngestError) -> Response<Body> {
 
 fn bad(path: &str, problem: &str) -> Response<Body> {
     json_response(400, json!({"error": {"path": path, "problem": problem}}))
-}
-
-fn query(req: &Request, name: &str) -> Option<String> {
-    req.uri()
-        .query()?
-        .split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_owned())
 }
 
 /// Publishes `link.reconcile` for the runs waiting for this command, if it is an export.

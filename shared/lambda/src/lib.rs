@@ -12,6 +12,16 @@ pub fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_owned())
 }
 
+/// A query parameter of the request, decoded (`+` and `%xx`); the first if it is given twice.
+pub fn query(req: &Request, name: &str) -> Option<String> {
+    req.uri()
+        .query()?
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| *k == name)
+        .and_then(|(_, v)| urlencoding::decode(&v.replace('+', " ")).ok().map(|v| v.into_owned()))
+}
+
 /// A JSON response.
 pub fn json_response(status: u16, body: serde_json::Value) -> Response<Body> {
     Response::builder()
