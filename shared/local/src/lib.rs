@@ -9,7 +9,7 @@ use axum::body::Body as AxumBody;
 use axum::extract::Request as AxumRequest;
 use axum::response::Response as AxumResponse;
 use lambda_http::Body as LambdaBody;
-use optisync_ports::{BusEvent, EventPublisher, StoreError};
+use optisync_ports::{BusEvent, Clock, EventPublisher, Inbox, SecretStore, StateStore, StoreError};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
@@ -29,6 +29,41 @@ pub struct HttpFunctions {
     pub hook_cleverreach: hook_cleverreach::Deps,
     /// admin-api.
     pub admin_api: admin_api::Deps,
+}
+
+impl HttpFunctions {
+    /// Every HTTP function over one store (state and inbox), one secret store, one bus and one clock, as
+    /// the deployed functions share the table, Secrets Manager and EventBridge; the admin API as given.
+    pub fn over<S: StateStore + Inbox + 'static>(
+        store: Arc<S>,
+        secrets: Arc<dyn SecretStore>,
+        publisher: Arc<dyn EventPublisher>,
+        clock: Arc<dyn Clock>,
+        admin_api: admin_api::Deps,
+    ) -> Self {
+        Self {
+            hook_optigem: hook_optigem::Deps {
+                ingest: optisync_app::optigem::OptigemIngest::new(secrets.clone(), store.clone()),
+                publisher: publisher.clone(),
+                clock: clock.clone(),
+            },
+            connector_api: connector_api::Deps {
+                secrets: secrets.clone(),
+                store: store.clone(),
+                inbox: store.clone(),
+                publisher: publisher.clone(),
+                clock: clock.clone(),
+            },
+            hook_brevo: hook_brevo::Deps {
+                secrets: secrets.clone(),
+                inbox: store.clone(),
+                publisher: publisher.clone(),
+                clock: clock.clone(),
+            },
+            hook_cleverreach: hook_cleverreach::Deps { secrets, inbox: store, publisher, clock },
+            admin_api,
+        }
+    }
 }
 
 /// The local HTTP API: every route of the deployed HTTP API, served by the functions' handlers.

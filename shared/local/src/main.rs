@@ -19,7 +19,7 @@
 
 use optisync_app::Engine;
 use optisync_app::admin::{Admin, AdminConfig};
-use optisync_app::optigem::{OptigemIngest, signing_secrets_name};
+use optisync_app::optigem::signing_secrets_name;
 use optisync_app::reconcile::Reconciler;
 use optisync_connector::signature::SigningSecret;
 use optisync_domain::TenantId;
@@ -84,33 +84,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         clock.clone(),
         AdminConfig { public_base_url: public.clone() },
     );
-    let functions = HttpFunctions {
-        hook_optigem: hook_optigem::Deps {
-            ingest: OptigemIngest::new(secrets.clone(), store.clone()),
-            publisher: bus.clone(),
-            clock: clock.clone(),
-        },
-        connector_api: connector_api::Deps {
-            secrets: secrets.clone(),
-            store: store.clone(),
-            inbox: store.clone(),
-            publisher: bus.clone(),
-            clock: clock.clone(),
-        },
-        hook_brevo: hook_brevo::Deps {
-            secrets: secrets.clone(),
-            inbox: store.clone(),
-            publisher: bus.clone(),
-            clock: clock.clone(),
-        },
-        hook_cleverreach: hook_cleverreach::Deps {
-            secrets: secrets.clone(),
-            inbox: store.clone(),
-            publisher: bus.clone(),
-            clock: clock.clone(),
-        },
-        admin_api: admin_api::Deps { admin, auth: admin_api::Auth::Token(token.clone()) },
-    };
+    let functions = HttpFunctions::over(
+        store.clone(),
+        secrets.clone(),
+        bus.clone(),
+        clock.clone(),
+        admin_api::Deps { admin, auth: admin_api::Auth::Token(token.clone()) },
+    );
     let worker = worker::Deps { engine, inbox: store.clone(), reader: esp.clone() };
     let reconciler = reconciler::Deps { reconciler, publisher: bus.clone(), max_pages: None };
     let scheduler =

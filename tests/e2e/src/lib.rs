@@ -6,7 +6,7 @@
 //! worker → ESP; commands → connector → OPTIGEM and back), then look at the fakes and OPTIGEM.
 
 use optisync_app::Engine;
-use optisync_app::optigem::{OptigemIngest, signing_secrets_name};
+use optisync_app::optigem::signing_secrets_name;
 use optisync_brevo::fake::FakeBrevo;
 use optisync_cleverreach::fake::FakeCleverReach;
 use optisync_connector::signature::SigningSecret;
@@ -131,33 +131,13 @@ impl Stack {
             optisync_app::admin::AdminConfig { public_base_url: api.clone() },
         );
         let worker = worker::Deps { engine, inbox: store.clone(), reader: esp };
-        let functions = HttpFunctions {
-            hook_optigem: hook_optigem::Deps {
-                ingest: OptigemIngest::new(secrets.clone(), store.clone()),
-                publisher: bus.clone(),
-                clock: clock.clone(),
-            },
-            connector_api: connector_api::Deps {
-                secrets: secrets.clone(),
-                store: store.clone(),
-                inbox: store.clone(),
-                publisher: bus.clone(),
-                clock: clock.clone(),
-            },
-            hook_brevo: hook_brevo::Deps {
-                secrets: secrets.clone(),
-                inbox: store.clone(),
-                publisher: bus.clone(),
-                clock: clock.clone(),
-            },
-            hook_cleverreach: hook_cleverreach::Deps {
-                secrets: secrets.clone(),
-                inbox: store.clone(),
-                publisher: bus.clone(),
-                clock: clock.clone(),
-            },
-            admin_api: admin_api::Deps { admin, auth: admin_api::Auth::Token(ADMIN_TOKEN.into()) },
-        };
+        let functions = HttpFunctions::over(
+            store.clone(),
+            secrets.clone(),
+            bus.clone(),
+            clock.clone(),
+            admin_api::Deps { admin, auth: admin_api::Auth::Token(ADMIN_TOKEN.into()) },
+        );
         let app = router(functions);
         tokio::spawn(async move { axum::serve(listener, app).await });
 
