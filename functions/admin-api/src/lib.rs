@@ -200,8 +200,13 @@ fn page_json(page: ApprovalPage) -> Value {
     })
 }
 
-/// Handles one request.
+/// Handles one request, in a span of its own.
 pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
+    let span = optisync_lambda::telemetry::request_span("admin-api", &req);
+    tracing::Instrument::instrument(respond(deps, req), span).await
+}
+
+async fn respond(deps: &Deps, req: Request) -> Response<Body> {
     let path = req.uri().path().to_owned();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let method = req.method().as_str().to_owned();

@@ -1,20 +1,20 @@
 //! Lambda entry point: configuration and adapters once per process, then the handler per request.
 
 use admin_api::{Auth, Deps, handle};
-use lambda_http::{Error, run, service_fn};
+use lambda_http::Error;
 use optisync_app::admin::{Admin, AdminConfig};
 use optisync_app::reconcile::Reconciler;
 use optisync_dynamodb::DynamoStore;
 use optisync_esp::{EspRouter, EspSettings};
 use optisync_eventbridge::EventBridgePublisher;
-use optisync_lambda::{env, env_or};
+use optisync_lambda::{env, env_or, telemetry};
 use optisync_ports::{SecretStore, SystemClock};
 use optisync_secrets::SecretsManagerStore;
 use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_http::tracing::init_default_subscriber();
+    let metrics = telemetry::init()?;
     let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let store = Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), env("TABLE_NAME")?));
     let secrets: Arc<dyn SecretStore> =
@@ -36,9 +36,9 @@ async fn main() -> Result<(), Error> {
     );
     // API Gateway checks the IAM signature of every /admin route; the handler checks it was there.
     let deps = Deps { admin, auth: Auth::Iam };
-    run(service_fn(|req| {
+    telemetry::run_http(metrics, |req| {
         let deps = deps.clone();
         async move { Ok::<_, Error>(handle(&deps, req).await) }
-    }))
+    })
     .await
 }

@@ -59,8 +59,13 @@ async fn wake_waiting_runs(deps: &Deps, tenant: &TenantId, command: &CommandId) 
     deps.publisher.publish(&events).await
 }
 
-/// Handles one request.
+/// Handles one request, in a span of its own.
 pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
+    let span = optisync_lambda::telemetry::request_span("connector-api", &req);
+    tracing::Instrument::instrument(respond(deps, req), span).await
+}
+
+async fn respond(deps: &Deps, req: Request) -> Response<Body> {
     let segments: Vec<String> = req.uri().path().trim_matches('/').split('/').map(str::to_owned).collect();
     let (tenant, route) = match segments.as_slice() {
         [c, tenant, rest @ ..] if c == "connector" && !tenant.is_empty() => {

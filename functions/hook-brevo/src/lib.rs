@@ -111,8 +111,15 @@ fn route(req: &Request) -> Option<(TenantId, AccountId)> {
     optisync_lambda::hook_route(req, "brevo").map(|(t, a)| (TenantId::new(t), AccountId::new(a)))
 }
 
-/// Handles one request.
+/// Handles one request, in a span of its own (and counted, for a webhook).
 pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
+    let span = optisync_lambda::telemetry::request_span("hook-brevo", &req);
+    let response = tracing::Instrument::instrument(respond(deps, req), span).await;
+    optisync_lambda::telemetry::count_webhook("brevo", response.status().as_u16());
+    response
+}
+
+async fn respond(deps: &Deps, req: Request) -> Response<Body> {
     if req.method() != "POST" {
         return json_response(405, json!({"error": {"problem": "use POST"}}));
     }

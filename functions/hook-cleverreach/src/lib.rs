@@ -162,8 +162,18 @@ fn refused(r: Refused) -> Response<Body> {
     error_response(r.status, RETRY_AFTER_SECS, json!({"problem": r.problem}))
 }
 
-/// Handles one request.
+/// Handles one request, in a span of its own (and counted, for a webhook).
 pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
+    let span = optisync_lambda::telemetry::request_span("hook-cleverreach", &req);
+    let post = req.method() == "POST";
+    let response = tracing::Instrument::instrument(respond(deps, req), span).await;
+    if post {
+        optisync_lambda::telemetry::count_webhook("cleverreach", response.status().as_u16());
+    }
+    response
+}
+
+async fn respond(deps: &Deps, req: Request) -> Response<Body> {
     let Some((tenant, account)) = route(&req) else {
         return json_response(404, json!({"error": {"problem": "expected /hooks/cleverreach/{tenant}/{account}"}}));
     };

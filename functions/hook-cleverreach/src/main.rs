@@ -1,17 +1,17 @@
 //! Lambda entry point: configuration and adapters once per process, then the handler per request.
 
 use hook_cleverreach::{Deps, handle};
-use lambda_http::{Error, run, service_fn};
+use lambda_http::Error;
 use optisync_dynamodb::DynamoStore;
 use optisync_eventbridge::EventBridgePublisher;
-use optisync_lambda::env;
+use optisync_lambda::{env, telemetry};
 use optisync_ports::SystemClock;
 use optisync_secrets::SecretsManagerStore;
 use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_http::tracing::init_default_subscriber();
+    let metrics = telemetry::init()?;
     let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let deps = Deps {
         secrets: Arc::new(SecretsManagerStore::new(
@@ -25,9 +25,9 @@ async fn main() -> Result<(), Error> {
         )),
         clock: Arc::new(SystemClock),
     };
-    run(service_fn(|req| {
+    telemetry::run_http(metrics, |req| {
         let deps = deps.clone();
         async move { Ok::<_, Error>(handle(&deps, req).await) }
-    }))
+    })
     .await
 }

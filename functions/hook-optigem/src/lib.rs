@@ -39,8 +39,15 @@ fn tenant_of(req: &Request) -> Option<TenantId> {
     }
 }
 
-/// Handles one request.
+/// Handles one request, in a span of its own (and counted, for a webhook).
 pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
+    let span = optisync_lambda::telemetry::request_span("hook-optigem", &req);
+    let response = tracing::Instrument::instrument(respond(deps, req), span).await;
+    optisync_lambda::telemetry::count_webhook("optigem", response.status().as_u16());
+    response
+}
+
+async fn respond(deps: &Deps, req: Request) -> Response<Body> {
     if req.method() != "POST" {
         return json_response(405, json!({"error": {"problem": "use POST"}}));
     }

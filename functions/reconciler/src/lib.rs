@@ -12,6 +12,7 @@ use optisync_eventbridge::Detail;
 use optisync_ports::{BusEvent, EventPublisher};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tracing::Instrument;
 
 /// How long before the Lambda's deadline a run stops starting pages.
 pub const DEADLINE_MARGIN: Duration = Duration::from_secs(60);
@@ -34,6 +35,8 @@ pub struct Report {
     pub outcome: &'static str,
     /// Pages read in the run so far.
     pub pages: u64,
+    /// The run finished with an error or with records it could not apply (`RunFailed`).
+    pub failed: bool,
 }
 
 /// The instant `margin` before a Lambda deadline given in epoch milliseconds (`None` if there is none).
@@ -51,23 +54,41 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<EventBridgeEvent<serde_json:
     let detail: Detail = serde_json::from_value(event.payload.detail).map_err(|e| format!("unexpected detail: {e}"))?;
     let Detail::ReconcileLink { tenant, link } = detail else {
         tracing::warn!(detail_type = %event.payload.detail_type, "not a reconcile event; ignored");
-        return Ok(Report { outcome: "ignored", pages: 0 });
+        return Ok(Report { outcome: "ignored", pages: 0, failed: false });
     };
-    let (tenant, link) = (TenantId::new(tenant), LinkId::new(link));
-    let budget =
-        Budget { deadline: budget_deadline(event.context.deadline, DEADLINE_MARGIN), max_pages: deps.max_pages };
+    let span = tracing::info_span!("event", function = "reconciler", tenant = %tenant, link = %link);
+    let started = Instant::now();
+    let result =
+        run_link(deps, TenantId::new(tenant), LinkId::new(link), event.context.deadline).instrument(span).await;
+    let outcome = match &result {
+        Err(_) => Some("failed"),
+        Ok(r) => match r.outcome {
+            "finished" if r.failed => Some("failed"),
+            "finished" => Some("completed"),
+            "held" => Some("held"),
+            _ => None,
+        },
+    };
+    optisync_ports::metrics::reconcile(outcome, started.elapsed().as_millis() as u64);
+    result
+}
+
+/// One invocation's share of a link's run.
+async fn run_link(deps: &Deps, tenant: TenantId, link: LinkId, deadline_ms: u64) -> Result<Report, Error> {
+    let budget = Budget { deadline: budget_deadline(deadline_ms, DEADLINE_MARGIN), max_pages: deps.max_pages };
     let outcome = deps.reconciler.run(&tenant, &link, budget).await.map_err(|e| {
         // A metric filter counts these (the run failed; its checkpoint stays for the retry).
         tracing::warn!(error = %e, metric = "RunFailed", "run failed; Lambda retries it");
         Error::from(e.to_string())
     })?;
-    let report = |outcome, pages| Ok(Report { outcome, pages });
+    let report = |outcome, pages| Ok(Report { outcome, pages, failed: false });
     match outcome {
         RunOutcome::Finished(f) => {
-            if f.error.is_some() || !f.failures.is_empty() {
+            let failed = f.error.is_some() || !f.failures.is_empty();
+            if failed {
                 tracing::warn!(metric = "RunFailed", failed = f.counts.failed, "run finished with failures");
             }
-            report("finished", f.counts.pages)
+            Ok(Report { outcome: "finished", pages: f.counts.pages, failed })
         }
         RunOutcome::Continue(progress) => {
             deps.publisher.publish(&[BusEvent::ReconcileLink { tenant, link }]).await.map_err(|e| {

@@ -1,11 +1,11 @@
 //! Lambda entry point: configuration and adapters once per process, then the handler per event.
 
-use lambda_runtime::{Error, run, service_fn};
+use lambda_runtime::Error;
 use optisync_app::reconcile::{Guard, Reconciler};
 use optisync_dynamodb::DynamoStore;
 use optisync_esp::{EspRouter, EspSettings};
 use optisync_eventbridge::EventBridgePublisher;
-use optisync_lambda::{env, env_or};
+use optisync_lambda::{env, env_or, telemetry};
 use optisync_ports::{SecretStore, SystemClock};
 use optisync_secrets::SecretsManagerStore;
 use reconciler::{Deps, handle};
@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    let metrics = telemetry::init()?;
     let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let store = Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), env("TABLE_NAME")?));
     let secrets: Arc<dyn SecretStore> =
@@ -28,9 +28,9 @@ async fn main() -> Result<(), Error> {
     let publisher =
         Arc::new(EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&config), env("EVENT_BUS_NAME")?));
     let deps = Deps { reconciler, publisher, max_pages: None };
-    run(service_fn(|event| {
+    telemetry::run(metrics, |event| {
         let deps = deps.clone();
         async move { handle(&deps, event).await }
-    }))
+    })
     .await
 }

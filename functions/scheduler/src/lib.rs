@@ -7,6 +7,7 @@ use lambda_runtime::{Error, LambdaEvent};
 use optisync_app::schedule::{Tick, tick};
 use optisync_ports::{Clock, EventPublisher, Inbox, StateStore};
 use std::sync::Arc;
+use tracing::Instrument;
 
 /// What the handler needs, built once per process.
 #[derive(Clone)]
@@ -28,17 +29,24 @@ pub struct Report {
     pub redriven: usize,
     /// Links announced for reconciliation.
     pub reconciles: usize,
+    /// Signups waiting in the approval queues of those links (metric `ApprovalsPending`).
+    pub approvals_pending: usize,
+    /// Seconds the oldest of them has waited (metric `ApprovalsOldestAge`).
+    pub oldest_approval_secs: u64,
 }
 
 /// Handles one scheduled event (its content does not matter: the time is the clock's).
 pub async fn handle(deps: &Deps, event: LambdaEvent<EventBridgeEvent<serde_json::Value>>) -> Result<Report, Error> {
     tracing::debug!(detail_type = %event.payload.detail_type, "tick");
-    let Tick { redriven, reconciles } =
-        tick(deps.store.as_ref(), deps.inbox.as_ref(), deps.publisher.as_ref(), deps.clock.now()).await.map_err(
-            |e| {
+    let span = tracing::info_span!("event", function = "scheduler");
+    let Tick { redriven, reconciles, approvals_pending, oldest_approval_secs } =
+        tick(deps.store.as_ref(), deps.inbox.as_ref(), deps.publisher.as_ref(), deps.clock.now())
+            .instrument(span.clone())
+            .await
+            .map_err(|e| {
+                let _entered = span.enter();
                 tracing::warn!(error = %e, "scheduled tick failed; Lambda retries it");
                 Error::from(e.to_string())
-            },
-        )?;
-    Ok(Report { redriven, reconciles })
+            })?;
+    Ok(Report { redriven, reconciles, approvals_pending, oldest_approval_secs })
 }

@@ -62,7 +62,7 @@ async fn a_tick_redrives_stale_pending_entries_and_announces_every_syncing_link(
 
     let report = handle(&deps, event()).await.unwrap();
 
-    assert_eq!(report, Report { redriven: 1, reconciles: 2 });
+    assert_eq!(report, Report { redriven: 1, reconciles: 2, approvals_pending: 0, oldest_approval_secs: 0 });
     assert_eq!(
         bus.drain(),
         vec![
@@ -71,4 +71,58 @@ async fn a_tick_redrives_stale_pending_entries_and_announces_every_syncing_link(
             BusEvent::ReconcileLink { tenant: TenantId::new("t2"), link: LinkId::new("L-b") },
         ]
     );
+}
+
+fn signup(link: &Link, mail: &str, days_ago: i64) -> ApprovalEntry {
+    let seen = now() - chrono::Duration::days(days_ago);
+    ApprovalEntry {
+        link: link.id.clone(),
+        email: Email::parse(mail).unwrap(),
+        signup: Signup::default(),
+        first_seen: seen,
+        last_seen: seen,
+        signups: 1,
+        status: ApprovalStatus::Pending,
+        match_command: CommandId::new(format!("match-{mail}")),
+        decision: None,
+    }
+}
+
+/// R-C3: a signup waits in the queue for a decision; the tick reports how many wait and since when the
+/// oldest waits (the `ApprovalsWaiting` alarm fires on it), over every syncing link, decided ones not
+/// counted, a stopped link's queue not either.
+#[tokio::test]
+async fn r_c3_a_tick_reports_the_waiting_signups_and_the_age_of_the_oldest() {
+    let store = Arc::new(MemoryStore::new());
+    let (a, b, off) = (
+        link("t1", "L-a", LinkStatus::Linked),
+        link("t2", "L-b", LinkStatus::Linked),
+        link("t1", "L-off", LinkStatus::NotLinked),
+    );
+    let mut entries = vec![
+        (a.tenant.clone(), signup(&a, "eins@example.org", 2)),
+        (a.tenant.clone(), signup(&a, "zwei@example.org", 9)),
+        (b.tenant.clone(), signup(&b, "drei@example.org", 4)),
+        (off.tenant.clone(), signup(&off, "vier@example.org", 30)),
+    ];
+    let mut decided = signup(&b, "fuenf@example.org", 20);
+    decided.status = ApprovalStatus::Rejected;
+    entries.push((b.tenant.clone(), decided));
+    for l in [&a, &b, &off] {
+        store.put_link(l).await.unwrap();
+    }
+    for (tenant, entry) in entries {
+        let commit = optisync_ports::Commit {
+            writes: vec![(StateWrite::Approval { entry }, None)],
+            commands: vec![],
+            audit: vec![],
+        };
+        store.commit(&tenant, commit).await.unwrap();
+    }
+    let bus = Arc::new(MemoryBus::default());
+    let deps = Deps { store: store.clone(), inbox: store, publisher: bus, clock: Arc::new(FixedClock::new(now())) };
+
+    let report = handle(&deps, event()).await.unwrap();
+
+    assert_eq!((report.approvals_pending, report.oldest_approval_secs), (3, 9 * 86_400));
 }

@@ -10,6 +10,7 @@ use optisync_domain::TenantId;
 use optisync_eventbridge::Detail;
 use optisync_ports::{EspReader, Inbox};
 use std::sync::Arc;
+use tracing::Instrument;
 
 /// What the handler needs, built once per process.
 #[derive(Clone)]
@@ -29,13 +30,17 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<EventBridgeEvent<serde_json:
         tracing::warn!(detail_type = %event.payload.detail_type, "not an inbox event; ignored");
         return Ok(0);
     };
+    let span = tracing::info_span!("event", function = "worker", tenant = %tenant, entry = %key);
     let tenant = TenantId::new(tenant);
     let applied = process_inbox_entry(&deps.engine, deps.inbox.as_ref(), deps.reader.as_ref(), &tenant, &key)
-        .await
-        .map_err(|e| {
-            tracing::warn!(error = %e, transient = e.is_transient(), "inbox entry not applied; it stays pending");
-            Error::from(e.to_string())
-        })?;
+        .instrument(span.clone())
+        .await;
+    let _entered = span.enter();
+    optisync_ports::metrics::event(applied.is_ok());
+    let applied = applied.map_err(|e| {
+        tracing::warn!(error = %e, transient = e.is_transient(), "inbox entry not applied; it stays pending");
+        Error::from(e.to_string())
+    })?;
     tracing::info!(applied, "inbox entry applied");
     Ok(applied)
 }

@@ -13,7 +13,9 @@ pub mod optigem;
 pub mod reconcile;
 pub mod schedule;
 
-use optisync_domain::{Email, EspEventKind, Input, Known, Link, LinkView, TenantId, audit_entries, plan, rules};
+use optisync_domain::{
+    Email, EspEventKind, Input, Known, Link, LinkView, OptigemCommand, TenantId, audit_entries, plan, rules,
+};
 use optisync_ports::{Clock, Commit, EspError, EspGateway, ItemKey, Slice, StateStore, StoreError};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -168,9 +170,13 @@ impl Engine {
                 let expected = versions.get(&ItemKey::of(&w)).copied();
                 (w, expected)
             });
+            let ends = plan.commands.iter().filter(|c| matches!(c, OptigemCommand::EndAssignment { .. })).count();
             let commit = Commit { writes: writes.collect(), commands: plan.commands, audit };
             match self.store.commit(tenant, commit).await {
                 Ok(()) => {
+                    if !reconcile::is_preview(tenant) {
+                        optisync_ports::metrics::assignments_ended(ends as u64);
+                    }
                     tracing::debug!(
                         attempt,
                         esp = outcome.esp_operations,

@@ -3,7 +3,7 @@
 
 use crate::inbox::redrive_pending;
 use chrono::{DateTime, Utc};
-use optisync_domain::LinkStatus;
+use optisync_domain::{Link, LinkStatus};
 use optisync_ports::{BusEvent, EventPublisher, Inbox, StateStore, StoreError};
 
 /// How old an unprocessed inbox entry must be before the tick re-drives it (the worker normally takes
@@ -20,7 +20,14 @@ pub struct Tick {
     pub redriven: usize,
     /// Links announced for reconciliation.
     pub reconciles: usize,
+    /// Signups waiting in the approval queues of those links.
+    pub approvals_pending: usize,
+    /// Seconds the oldest of them has waited (zero when none waits).
+    pub oldest_approval_secs: u64,
 }
+
+/// Most pending entries one tick counts per link (a longer queue shows as this many).
+pub const APPROVALS_COUNTED: usize = 10_000;
 
 /// Runs one tick at `now`: every inbox entry received before `now - REDRIVE_AFTER` and still pending is
 /// announced again, and every link that is linking or linked gets a `link.reconcile` event (a link that is
@@ -33,14 +40,42 @@ pub async fn tick(
     now: DateTime<Utc>,
 ) -> Result<Tick, StoreError> {
     let redriven = redrive_pending(inbox, publisher, now - REDRIVE_AFTER, REDRIVE_LIMIT).await?;
-    let events: Vec<BusEvent> = store
-        .all_links()
-        .await?
-        .into_iter()
-        .filter(|l| l.status != LinkStatus::NotLinked)
-        .map(|l| BusEvent::ReconcileLink { tenant: l.tenant, link: l.id })
-        .collect();
+    let links: Vec<Link> = store.all_links().await?.into_iter().filter(|l| l.status != LinkStatus::NotLinked).collect();
+    let events: Vec<BusEvent> =
+        links.iter().map(|l| BusEvent::ReconcileLink { tenant: l.tenant.clone(), link: l.id.clone() }).collect();
     publisher.publish(&events).await?;
-    tracing::info!(redriven, reconciles = events.len(), "scheduled tick");
-    Ok(Tick { redriven, reconciles: events.len() })
+    let (approvals_pending, oldest) = approval_backlog(store, &links).await?;
+    let oldest_approval_secs = oldest.map_or(0, |first_seen| (now - first_seen).num_seconds().max(0) as u64);
+    optisync_ports::metrics::approvals(approvals_pending as u64, oldest_approval_secs);
+    tracing::info!(redriven, reconciles = events.len(), approvals_pending, oldest_approval_secs, "scheduled tick");
+    Ok(Tick { redriven, reconciles: events.len(), approvals_pending, oldest_approval_secs })
+}
+
+/// How many signups wait in the links' approval queues (up to [`APPROVALS_COUNTED`] a link), and since
+/// when the oldest waits. The queue is in order of first signup, so each link's first entry is its oldest.
+pub async fn approval_backlog(
+    store: &dyn StateStore,
+    links: &[Link],
+) -> Result<(usize, Option<DateTime<Utc>>), StoreError> {
+    const PAGE: usize = 500;
+    let (mut pending, mut oldest) = (0, None::<DateTime<Utc>>);
+    for link in links {
+        let mut after: Option<String> = None;
+        let mut counted = 0;
+        while counted < APPROVALS_COUNTED {
+            let page = store.pending_approvals(&link.id, after.as_deref(), PAGE).await?;
+            if counted == 0
+                && let Some(first) = page.first()
+            {
+                oldest = Some(oldest.map_or(first.first_seen, |o| o.min(first.first_seen)));
+            }
+            counted += page.len();
+            match page.last() {
+                Some(last) if page.len() == PAGE => after = Some(last.queue_position()),
+                _ => break,
+            }
+        }
+        pending += counted.min(APPROVALS_COUNTED);
+    }
+    Ok((pending, oldest))
 }

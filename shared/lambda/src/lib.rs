@@ -1,5 +1,7 @@
 //! What every Lambda function shares, so each `main` stays a few lines of wiring.
 
+pub mod telemetry;
+
 use lambda_http::{Body, Request, RequestExt, Response};
 
 /// A required setting from the environment, with an error that names it.

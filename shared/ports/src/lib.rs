@@ -6,6 +6,7 @@
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod memory;
+pub mod metrics;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};

@@ -614,6 +614,7 @@ impl BrevoClient {
                 .map(Duration::from_secs_f64);
             let body = resp.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
             tracing::debug!(route = call.route, method = %call.method, status, attempt, "brevo: response");
+            optisync_ports::metrics::esp_call("brevo", status == 429);
             match status {
                 200..=299 => return Ok(Reply { status, body }),
                 429 => {

@@ -215,6 +215,7 @@ impl CleverReachClient {
         self.inner.limiter.acquire().await;
         let mut new = self.inner.oauth.refresh(&self.inner.http, &refresh).await.inspect_err(|e| {
             tracing::warn!(error = %e, "cleverreach token refresh failed");
+            optisync_ports::metrics::oauth_refresh_failed("cleverreach");
         })?;
         if new.refresh_token.is_none() {
             // No rotation: keep using the old refresh token.
@@ -319,6 +320,7 @@ impl CleverReachClient {
                 .await
                 .map_err(|e| Error::Transport { operation: op, message: e.without_url().to_string() })?;
             tracing::debug!(op, status = status.as_u16(), attempt, "cleverreach call");
+            optisync_ports::metrics::esp_call("cleverreach", status == StatusCode::TOO_MANY_REQUESTS);
             if status == StatusCode::UNAUTHORIZED {
                 if refreshed {
                     return Err(Error::Unauthorized { operation: op, status: status.as_u16() });

@@ -181,8 +181,28 @@ impl EspGateway for EspRouter {
             let esp = &actions[start].esp;
             let end = start + actions[start..].iter().take_while(|a| &a.esp == esp).count();
             self.gateway(esp).await?.apply(&actions[start..end]).await?;
+            count_recipients(esp.provider, &actions[start..end]);
             start = end;
         }
         Ok(())
     }
+}
+
+/// Counts the recipients a batch of applied actions activated and deactivated (metrics).
+fn count_recipients(provider: Provider, actions: &[EspAction]) {
+    use optisync_domain::EspOp;
+    let name = match provider {
+        Provider::Brevo => "brevo",
+        Provider::CleverReach => "cleverreach",
+    };
+    let (mut on, mut off) = (0, 0);
+    for action in actions {
+        match action.op {
+            EspOp::AddToList | EspOp::Activate => on += 1,
+            EspOp::RemoveFromList | EspOp::Deactivate => off += 1,
+            EspOp::Upsert { .. } | EspOp::UpdateFields { .. } => {}
+        }
+    }
+    optisync_ports::metrics::recipients(name, true, on);
+    optisync_ports::metrics::recipients(name, false, off);
 }
