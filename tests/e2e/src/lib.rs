@@ -5,6 +5,8 @@
 //! Tests drive it step by step: change something in OPTIGEM, [`Stack::sync`] (events → hook → inbox →
 //! worker → ESP; commands → connector → OPTIGEM and back), then look at the fakes and OPTIGEM.
 
+pub mod capture;
+
 use optisync_app::Engine;
 use optisync_app::optigem::signing_secrets_name;
 use optisync_brevo::fake::FakeBrevo;
@@ -84,6 +86,7 @@ impl Clock for ShiftedClock {
 impl Stack {
     /// Starts the fakes, the local API and the simulated OPTIGEM.
     pub async fn start() -> Stack {
+        capture::install();
         let tenant = TenantId::new(TENANT);
         let store = Arc::new(MemoryStore::new());
         let secrets = Arc::new(MemorySecrets::default());
@@ -311,4 +314,29 @@ impl Stack {
 /// An e-mail from a literal.
 pub fn email(text: &str) -> Email {
     Email::parse(text).expect("a valid address")
+}
+
+impl Stack {
+    /// Every personal value the stack's OPTIGEM and Brevo hold: names, salutations, e-mails and the
+    /// contacts' attribute texts.
+    pub fn personal_data(&self) -> Vec<String> {
+        let mut values = Vec::new();
+        for person in self.optigem.persons() {
+            for text in [&person.first_name, &person.last_name, &person.letter_salutation].into_iter().flatten() {
+                values.push(text.expose().to_owned());
+            }
+            values.extend(person.emails.iter().map(|e| e.email.key().to_owned()));
+        }
+        for contact in self.brevo.contacts() {
+            values.push(contact.email.clone());
+            values.extend(contact.attributes.values().filter_map(|v| v.as_str().map(str::to_owned)));
+        }
+        values
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        capture::finish(&self.personal_data());
+    }
 }
