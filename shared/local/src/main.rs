@@ -3,19 +3,10 @@
 //! in one file (the embedded store) that survives restarts. Unless real endpoints are configured, it also
 //! starts the fake Brevo and CleverReach and a simulated OPTIGEM whose connector syncs every few seconds.
 //!
-//! Configuration (environment):
-//!
-//! | variable | default | what |
-//! | --- | --- | --- |
-//! | `OPTISYNC_ADDR` | `127.0.0.1:8080` | where the API listens |
-//! | `OPTISYNC_DATA` | `target/optisync-local/state.redb` | the state file (state, inbox, secrets) |
-//! | `OPTISYNC_ADMIN_TOKEN` | `local-admin-token` | the admin API's bearer token |
-//! | `OPTISYNC_PUBLIC_URL` | `http://{OPTISYNC_ADDR}` | where the ESPs send their webhooks |
-//! | `OPTISYNC_TICK_SECS` | `60` | the scheduler's interval |
-//! | `OPTISYNC_TENANT` | `demo` | the simulated OPTIGEM's tenant |
-//! | `OPTIGEM_SIM_ADDR` | `127.0.0.1:8081` | the simulated OPTIGEM's API; `off`: no simulation |
-//! | `BREVO_BASE_URL` | a fake Brevo | a Brevo API (with `/v3`) |
-//! | `CLEVERREACH_BASE_URL`, `CLEVERREACH_CLIENT_ID` | a fake CleverReach | a CleverReach API and OAuth app (client secret in the secret `cleverreach/app/client-secret`) |
+//! Configuration comes from the environment; the README's "Configuration" section lists every variable
+//! (address, state file, admin token, tick, the simulated OPTIGEM, real or fake ESP endpoints, metrics).
+//! The fakes and the simulated OPTIGEM live in memory and start empty (but for the fake Brevo's list
+//! "Rundbrief") at every start, while optisync's own state stays in the state file.
 
 use optisync_app::Engine;
 use optisync_app::admin::{Admin, AdminConfig};
@@ -37,6 +28,12 @@ fn var(name: &str, default: &str) -> String {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     lambda_http::tracing::init_default_subscriber();
+    if let Ok(secs) = std::env::var("OPTISYNC_METRICS_SECS") {
+        let every = Duration::from_secs(secs.parse().map_err(|_| "OPTISYNC_METRICS_SECS: seconds")?);
+        let builder = metrics_cloudwatch_embedded::Builder::new().with_auto_flush_interval(every);
+        optisync_lambda::telemetry::collector(builder, optisync_lambda::telemetry::DEFAULT_NAMESPACE)
+            .map_err(|e| e.to_string())?;
+    }
     let addr = var("OPTISYNC_ADDR", "127.0.0.1:8080");
     let data = var("OPTISYNC_DATA", "target/optisync-local/state.redb");
     let token = var("OPTISYNC_ADMIN_TOKEN", "local-admin-token");
@@ -54,9 +51,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let bus = Arc::new(LocalBus::new());
 
     // The ESPs: the real ones when configured, else the fakes.
+    if let Ok(client_secret) = std::env::var("CLEVERREACH_CLIENT_SECRET") {
+        secrets.put("cleverreach/app/client-secret", &client_secret).await?;
+    }
     let mut settings = EspSettings::from_env(secrets.as_ref()).await?;
     let fake_brevo = if std::env::var("BREVO_BASE_URL").is_err() {
-        let fake = optisync_brevo::fake::FakeBrevo::start().await;
+        let port = var("OPTISYNC_FAKE_BREVO_PORT", "8082").parse().map_err(|_| "OPTISYNC_FAKE_BREVO_PORT: a port")?;
+        let fake = optisync_brevo::fake::FakeBrevo::start_on(port).await;
+        fake.add_list("Rundbrief");
         settings.brevo_base_url = fake.base_url().to_owned();
         Some(fake)
     } else {

@@ -415,8 +415,39 @@ impl FakeBrevo {
     /// marketing event to every marketing webhook subscribed to `unsubscribed`.
     /// Returns the HTTP status of each delivery (0 for a transport error).
     pub async fn emit_unsubscribe(&self, email: &str, campaign_id: i64) -> Vec<u16> {
-        self.blacklist(email);
-        let lists: Vec<i64> = self.contact(email).map(|c| c.list_ids.into_iter().collect()).unwrap_or_default();
+        self.shared.emit_unsubscribe(email, campaign_id).await
+    }
+
+    /// Adds the contact to the lists (creating it if needed) and posts a `list_addition` event.
+    pub async fn emit_list_addition(&self, email: &str, list_ids: &[i64]) -> Vec<u16> {
+        self.shared.emit_list_addition(email, list_ids).await
+    }
+
+    /// Deletes the contact (as a deletion in the UI would) and posts a `contact_deleted` event.
+    pub async fn emit_contact_deleted(&self, email: &str) -> Vec<u16> {
+        self.shared.emit_contact_deleted(email).await
+    }
+}
+
+/// What happens in Brevo without an API call (a subscriber clicks, a form is filled in), with the
+/// webhooks it sends.
+impl Shared {
+    /// Blacklists the contact (as a campaign unsubscribe link does) and posts an `unsubscribed`
+    /// marketing event to every marketing webhook subscribed to `unsubscribed`.
+    /// Returns the HTTP status of each delivery (0 for a transport error).
+    async fn emit_unsubscribe(&self, email: &str, campaign_id: i64) -> Vec<u16> {
+        let lists: Vec<i64> = {
+            let mut s = self.lock();
+            match s.find_by_email(email) {
+                Some(id) => {
+                    let c = s.contacts.get_mut(&id).expect("found id");
+                    c.email_blacklisted = true;
+                    c.modified_at = Utc::now();
+                    c.list_ids.iter().copied().collect()
+                }
+                None => vec![],
+            }
+        };
         let now = Utc::now();
         let ts = now.timestamp();
         let date = now.format("%Y-%m-%d %H:%M:%S").to_string();
@@ -431,9 +462,9 @@ impl FakeBrevo {
     }
 
     /// Adds the contact to the lists (creating it if needed) and posts a `list_addition` event.
-    pub async fn emit_list_addition(&self, email: &str, list_ids: &[i64]) -> Vec<u16> {
+    async fn emit_list_addition(&self, email: &str, list_ids: &[i64]) -> Vec<u16> {
         {
-            let mut s = self.shared.lock();
+            let mut s = self.lock();
             match s.find_by_email(email) {
                 Some(id) => {
                     let c = s.contacts.get_mut(&id).expect("found id");
@@ -456,9 +487,9 @@ impl FakeBrevo {
     }
 
     /// Deletes the contact (as a deletion in the UI would) and posts a `contact_deleted` event.
-    pub async fn emit_contact_deleted(&self, email: &str) -> Vec<u16> {
+    async fn emit_contact_deleted(&self, email: &str) -> Vec<u16> {
         let lists: Vec<i64> = {
-            let mut s = self.shared.lock();
+            let mut s = self.lock();
             match s.find_by_email(email) {
                 Some(id) => s.contacts.remove(&id).map(|c| c.list_ids.into_iter().collect()).unwrap_or_default(),
                 None => vec![],
@@ -476,7 +507,6 @@ impl FakeBrevo {
 
     async fn deliver(&self, subscription: &str, payload: impl Fn(i64) -> Value) -> Vec<u16> {
         let hooks: Vec<FakeWebhook> = self
-            .shared
             .lock()
             .webhooks
             .iter()
@@ -485,7 +515,7 @@ impl FakeBrevo {
             .collect();
         let mut statuses = Vec::with_capacity(hooks.len());
         for hook in hooks {
-            let mut req = self.shared.http.post(&hook.url).json(&payload(hook.id));
+            let mut req = self.http.post(&hook.url).json(&payload(hook.id));
             if let Some(token) = &hook.bearer_token {
                 req = req.bearer_auth(token);
             }
@@ -516,7 +546,64 @@ fn router(shared: AppState) -> Router {
         .route("/v3/webhooks/{webhook_id}", axum::routing::delete(delete_webhook))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "document_not_found", "Invalid route") })
         .layer(middleware::from_fn_with_state(shared.clone(), gate))
+        // Not Brevo's API: what a subscriber does in Brevo, for the local runner's walkthrough.
+        .route("/simulate/unsubscribe", post(simulate_unsubscribe))
+        .route("/simulate/signup", post(simulate_signup))
         .with_state(shared)
+}
+
+#[derive(Deserialize)]
+struct SimulatedUnsubscribe {
+    email: String,
+    #[serde(default)]
+    campaign_id: Option<i64>,
+}
+
+/// `POST /simulate/unsubscribe {"email"}`: the subscriber clicks a campaign's unsubscribe link (Brevo
+/// blacklists the address and sends `unsubscribed`).
+async fn simulate_unsubscribe(State(shared): State<AppState>, body: Bytes) -> Response {
+    let Ok(req) = serde_json::from_slice::<SimulatedUnsubscribe>(&body) else {
+        return error(StatusCode::BAD_REQUEST, "invalid_parameter", "expected {\"email\": ...}");
+    };
+    if shared.lock().find_by_email(&req.email).is_none() {
+        return error(StatusCode::NOT_FOUND, "document_not_found", "Contact does not exist");
+    }
+    let webhooks = shared.emit_unsubscribe(&req.email, req.campaign_id.unwrap_or(1)).await;
+    json_response(StatusCode::OK, json!({ "webhooks": webhooks }))
+}
+
+#[derive(Deserialize)]
+struct SimulatedSignup {
+    email: String,
+    list_id: i64,
+    #[serde(default)]
+    attributes: Map<String, Value>,
+}
+
+/// `POST /simulate/signup {"email", "list_id", "attributes"}`: someone fills in a subscription form
+/// (the contact is created or updated, added to the list, and `listAddition` sent).
+async fn simulate_signup(State(shared): State<AppState>, body: Bytes) -> Response {
+    let Ok(req) = serde_json::from_slice::<SimulatedSignup>(&body) else {
+        return error(StatusCode::BAD_REQUEST, "invalid_parameter", "expected {\"email\": ..., \"list_id\": ...}");
+    };
+    {
+        let mut s = shared.lock();
+        if !s.lists.contains_key(&req.list_id) {
+            return error(StatusCode::NOT_FOUND, "document_not_found", "List ID does not exist");
+        }
+        match s.find_by_email(&req.email) {
+            Some(id) => {
+                let contact = s.contacts.get_mut(&id).expect("found id");
+                contact.attributes.extend(req.attributes);
+                contact.modified_at = Utc::now();
+            }
+            None => {
+                s.insert_contact(&req.email, req.attributes, &[], false);
+            }
+        }
+    }
+    let webhooks = shared.emit_list_addition(&req.email, &[req.list_id]).await;
+    json_response(StatusCode::OK, json!({ "webhooks": webhooks }))
 }
 
 fn error(status: StatusCode, code: &str, message: &str) -> Response {
