@@ -11,7 +11,19 @@ project's own rules:
     dead-letter queue has an alarm;
   * every function has a log group with a retention;
   * the table keeps point-in-time recovery, encryption and the TTL attribute expires_at;
-  * every dashboard body is valid JSON once its ${...} placeholders are substituted.
+  * every dashboard body is valid JSON once its ${...} placeholders are substituted;
+  * metrics (against shared/ports/src/metrics.rs, the names the functions emit): every metric a dashboard
+    or an alarm names in the functions' namespace (Globals METRICS_NAMESPACE) is one of its constants,
+    with dimension names of its `dimension` module, the dimensions the code records that metric with,
+    and dimension values its doc comments list; every metric of that file, every function's Errors and
+    Invocations, every queue's depth and every alarm is on the dashboard;
+  * alarms: each goes to AlarmTopic with TreatMissingData notBreaching and a description, keeps within
+    CloudWatch's limits (Period x EvaluationPeriods <= 1 day, valid periods, metric math with at most 10
+    metrics and 10 expressions and one ReturnData), and the required ones exist: an error rate per
+    function, failed runs, approvals waiting longer than ApprovalMaxWaitDays, failed OAuth refreshes;
+  * Logs Insights: every infra/queries/NAME.logsinsights has one AWS::Logs::QueryDefinition named
+    optisync-${Stage}/NAME and vice versa, whose QueryString is the file without its comment lines and
+    whose LogGroupNames are the log groups of the file's "# Log groups:" line.
 
 Usage: python infra/template_checks.py TEMPLATE FUNCTIONS_DIR   (exit 1 and one line per problem)
 """
@@ -25,6 +37,15 @@ from samtranslator.yaml_helper import yaml_parse
 
 HTTP_METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY"}
 HTTP_API_TIMEOUT = 30
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+METRICS_RS = ROOT / "shared" / "ports" / "src" / "metrics.rs"
+QUERIES_DIR = ROOT / "infra" / "queries"
+ALARM_TOPIC = "AlarmTopic"
+ALARM_MAX_RANGE = 86400  # Period x EvaluationPeriods
+ALARM_MAX_METRICS = 10  # MetricStat entries of a metric-math alarm (hard limit)
+ALARM_MAX_EXPRESSIONS = 10
+APPROVAL_THRESHOLD_PARAMETER = "ApprovalMaxWaitDays"
 
 
 def crate_names(functions_dir):
@@ -46,7 +67,7 @@ def sub_text(value):
     return None
 
 
-def check(template, crates):
+def check(template, crates, code=None, queries=None):
     problems = []
     resources = template.get("Resources", {})
     glob = template.get("Globals", {}).get("Function", {})
@@ -145,12 +166,392 @@ def check(template, crates):
             json.loads(re.sub(r"\$\{[^}]+\}", "x", body))
         except json.JSONDecodeError as e:
             problems.append(f"{name}: DashboardBody is not valid JSON after substitution: {e}")
+
+    if code is not None:
+        problems += check_metrics(template, code)
+    problems += check_alarms(template)
+    if queries is not None:
+        problems += check_queries(template, queries)
+    return problems
+
+
+# ---------------------------------------------------------------------------------------------------
+# Metrics: the template against shared/ports/src/metrics.rs
+# ---------------------------------------------------------------------------------------------------
+
+
+class CodeMetrics:
+    """What shared/ports/src/metrics.rs declares: `names` (constant -> metric name), `dimensions`
+    (dimension name -> the values its doc comment lists in backticks, possibly none), `emitted` (metric
+    name -> the sets of dimension names it is recorded with) and the `problems` met reading it."""
+
+    def __init__(self, names, dimensions, emitted, problems):
+        self.names, self.dimensions, self.emitted, self.problems = names, dimensions, emitted, problems
+
+
+def _call_args(text, start):
+    """The text from `start` (just after a macro's opening parenthesis) to its closing parenthesis."""
+    depth = 0
+    for i in range(start, len(text)):
+        c = text[i]
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            if depth == 0:
+                return text[start:i]
+            depth -= 1
+    return text[start:]
+
+
+def _split_first_arg(args):
+    depth = 0
+    for i, c in enumerate(args):
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+        elif c == "," and depth == 0:
+            return args[:i], args[i + 1:]
+    return args, ""
+
+
+def parse_metrics_rs(text):
+    problems = []
+    dim_consts, dimensions = {}, {}
+    block = re.search(r"pub mod dimension \{(.*?)\n\}", text, re.S)
+    if block:
+        for m in re.finditer(r'((?:[ \t]*///[^\n]*\n)*)[ \t]*pub const (\w+): &str = "([^"]+)";', block.group(1)):
+            dim_consts[m.group(2)] = m.group(3)
+            dimensions[m.group(3)] = set(re.findall(r"`([^`]+)`", m.group(1)))
+        rest = text[:block.start()] + text[block.end():]
+    else:
+        problems.append("shared/ports/src/metrics.rs: no `pub mod dimension` block")
+        rest = text
+    names = dict(re.findall(r'^pub const (\w+): &str = "([^"]+)";', rest, re.M))
+    if not names:
+        problems.append("shared/ports/src/metrics.rs: no `pub const NAME: &str = \"Value\";` line")
+
+    code = re.sub(r"//[^\n]*", "", rest)
+    emitted = {name: set() for name in names.values()}
+    for m in re.finditer(r"(?<![\w])(?:counter|gauge|histogram)!\(", code):
+        first, tail = _split_first_arg(_call_args(code, m.end()))
+        consts = re.findall(r"\b[A-Z][A-Z0-9_]*\b", first)
+        variable = first.strip()
+        if not consts and re.fullmatch(r"[a-z_]\w*", variable):
+            lets = re.findall(rf"let {variable}\s*=\s*([^;]+);", code[:m.start()])
+            consts = re.findall(r"\b[A-Z][A-Z0-9_]*\b", lets[-1]) if lets else []
+        dims = set()
+        for d in re.findall(r"dimension::(\w+)\s*=>", tail):
+            if d in dim_consts:
+                dims.add(dim_consts[d])
+            else:
+                problems.append(f"shared/ports/src/metrics.rs: dimension::{d} is not a constant of `mod dimension`")
+        for const in consts:
+            if const in names:
+                emitted[names[const]].add(frozenset(dims))
+    for name, sets in sorted(emitted.items()):
+        if not sets:
+            problems.append(
+                f"shared/ports/src/metrics.rs: no counter!/gauge!/histogram! call records {name} "
+                "(the template checks read each metric's dimensions from those calls)"
+            )
+    return CodeMetrics(names, dimensions, emitted, problems)
+
+
+def ref_text(value):
+    """A dimension value as the dashboards write it: "x", "${Resource}" or "${Resource.Attribute}"."""
+    if isinstance(value, dict):
+        if "Ref" in value:
+            return f"${{{value['Ref']}}}"
+        if "Fn::GetAtt" in value:
+            att = value["Fn::GetAtt"]
+            return f"${{{att if isinstance(att, str) else '.'.join(att)}}}"
+        sub = sub_text(value)
+        if sub is not None:
+            return sub
+    return str(value)
+
+
+def dashboard_bodies(resources):
+    """(resource name, parsed body) of every dashboard whose body parses with its ${...} kept."""
+    for name, dash in resources.items():
+        if dash.get("Type") != "AWS::CloudWatch::Dashboard":
+            continue
+        body = sub_text(dash.get("Properties", {}).get("DashboardBody"))
+        try:
+            yield name, json.loads(body) if body is not None else {}
+        except json.JSONDecodeError:
+            continue  # reported by the JSON check
+
+
+def dashboard_metrics(name, body):
+    """(where, namespace, metric, {dimension: value}) of every metric row of a dashboard; "." repeats the
+    previous row's item at that position."""
+    uses = []
+    for index, widget in enumerate(body.get("widgets", []) if isinstance(body, dict) else []):
+        props = widget.get("properties") or {}
+        where = f"{name} widget {index} ({props.get('title', widget.get('type'))})"
+        previous = []
+        for row in props.get("metrics") or []:
+            if not isinstance(row, list) or not row or isinstance(row[0], dict):
+                continue  # a math expression
+            items = [x for x in row if not isinstance(x, dict)]
+            items = [previous[i] if x == "." and i < len(previous) else x for i, x in enumerate(items)]
+            previous = items
+            if len(items) < 2 or len(items) % 2:
+                uses.append((where, None, str(items), {}))
+                continue
+            uses.append((where, items[0], items[1], dict(zip(items[2::2], items[3::2]))))
+    return uses
+
+
+def alarm_metrics(name, alarm):
+    """(where, namespace, metric, {dimension: value}) of every metric an alarm reads."""
+    props = alarm.get("Properties") or {}
+    metrics = []
+    if "MetricName" in props:
+        metrics.append(props)
+    for query in props.get("Metrics") or []:
+        metric = (query.get("MetricStat") or {}).get("Metric")
+        if metric:
+            metrics.append(metric)
+    return [
+        (name, sub_text(m.get("Namespace")), m.get("MetricName"),
+         {d.get("Name"): ref_text(d.get("Value")) for d in m.get("Dimensions") or []})
+        for m in metrics
+    ]
+
+
+def check_metrics(template, code):
+    problems = list(code.problems)
+    resources = template.get("Resources", {})
+    variables = ((template.get("Globals", {}).get("Function", {}).get("Environment") or {}).get("Variables") or {})
+    namespace = sub_text(variables.get("METRICS_NAMESPACE"))
+    if namespace is None:
+        problems.append("Globals: Function.Environment.Variables.METRICS_NAMESPACE is not set (the functions' metric namespace)")
+    known = set(code.names.values())
+
+    dashboard_uses = []
+    for name, body in dashboard_bodies(resources):
+        dashboard_uses += dashboard_metrics(name, body)
+    alarm_uses = []
+    for name, alarm in resources.items():
+        if alarm.get("Type") == "AWS::CloudWatch::Alarm":
+            alarm_uses += alarm_metrics(name, alarm)
+
+    for where, ns, metric, dims in dashboard_uses + alarm_uses:
+        if ns is None:
+            problems.append(f"{where}: metric row {metric} is not [namespace, name, dimension, value, ...]")
+            continue
+        if ns.startswith("AWS/"):
+            continue
+        if ns != namespace:
+            problems.append(f"{where}: namespace {ns} is neither AWS/* nor METRICS_NAMESPACE ({namespace})")
+            continue
+        if metric not in known:
+            problems.append(f"{where}: {metric} is not a metric of shared/ports/src/metrics.rs ({', '.join(sorted(known))})")
+            continue
+        for dim, value in dims.items():
+            if dim not in code.dimensions:
+                problems.append(f"{where}: {metric} dimension {dim} is not one of {sorted(code.dimensions)}")
+            elif code.dimensions[dim] and value not in code.dimensions[dim]:
+                problems.append(f"{where}: {metric} {dim}={value} is not one of {sorted(code.dimensions[dim])}")
+        if code.emitted.get(metric) and frozenset(dims) not in code.emitted[metric]:
+            recorded = " or ".join(sorted("{" + ", ".join(sorted(s)) + "}" for s in code.emitted[metric]))
+            problems.append(f"{where}: {metric} is recorded with dimensions {recorded}, not {{{', '.join(sorted(dims))}}}")
+
+    dashboards = [n for n, r in resources.items() if r.get("Type") == "AWS::CloudWatch::Dashboard"]
+    if not dashboards:
+        problems.append("no AWS::CloudWatch::Dashboard")
+        return problems
+    if len(list(dashboard_bodies(resources))) < len(dashboards):
+        return problems  # a body that does not parse is reported once, by the JSON check
+    on_dashboard = {(ns, metric) for _, ns, metric, _ in dashboard_uses}
+    for metric in sorted(known):
+        if (namespace, metric) not in on_dashboard:
+            problems.append(f"{metric}: not on the dashboard")
+    lambda_rows = {(metric, dims.get("FunctionName")) for _, ns, metric, dims in dashboard_uses if ns == "AWS/Lambda"}
+    for fn, res in resources.items():
+        if res.get("Type") == "AWS::Serverless::Function":
+            for metric in ("Errors", "Invocations"):
+                if (metric, f"${{{fn}}}") not in lambda_rows:
+                    problems.append(f"{fn}: its AWS/Lambda {metric} are not on the dashboard")
+    queue_rows = {dims.get("QueueName") for _, ns, metric, dims in dashboard_uses
+                  if ns == "AWS/SQS" and metric == "ApproximateNumberOfMessagesVisible"}
+    for queue, res in resources.items():
+        if res.get("Type") == "AWS::SQS::Queue" and f"${{{queue}.QueueName}}" not in queue_rows:
+            problems.append(f"{queue}: its depth (ApproximateNumberOfMessagesVisible) is not on the dashboard")
+    bodies = " ".join(sub_text(resources[d].get("Properties", {}).get("DashboardBody")) or "" for d in dashboards)
+    for alarm, res in resources.items():
+        if res.get("Type") == "AWS::CloudWatch::Alarm" and f"${{{alarm}.Arn}}" not in bodies:
+            problems.append(f"{alarm}: not on the dashboard's alarm widget (${{{alarm}.Arn}})")
+    return problems
+
+
+# ---------------------------------------------------------------------------------------------------
+# Alarms
+# ---------------------------------------------------------------------------------------------------
+
+
+def _valid_period(period):
+    return isinstance(period, int) and (period in (10, 30) or (period >= 60 and period % 60 == 0))
+
+
+def check_alarm_limits(name, props):
+    problems = []
+    evaluations = props.get("EvaluationPeriods")
+    if not isinstance(evaluations, int) or evaluations < 1:
+        problems.append(f"{name}: EvaluationPeriods must be a positive number")
+        evaluations = 1
+    datapoints = props.get("DatapointsToAlarm", evaluations)
+    if isinstance(datapoints, int) and datapoints > evaluations:
+        problems.append(f"{name}: DatapointsToAlarm {datapoints} exceeds EvaluationPeriods {evaluations}")
+    periods = []
+    if "Metrics" in props:
+        single = [k for k in ("MetricName", "Namespace", "Dimensions", "Statistic", "ExtendedStatistic", "Period", "Unit") if k in props]
+        if single:
+            problems.append(f"{name}: Metrics cannot be combined with {', '.join(single)}")
+        queries = props.get("Metrics") or []
+        stats = [q for q in queries if "MetricStat" in q]
+        expressions = [q for q in queries if "Expression" in q]
+        if len(stats) > ALARM_MAX_METRICS:
+            problems.append(f"{name}: {len(stats)} metrics in a metric-math alarm (at most {ALARM_MAX_METRICS})")
+        if len(expressions) > ALARM_MAX_EXPRESSIONS:
+            problems.append(f"{name}: {len(expressions)} expressions in a metric-math alarm (at most {ALARM_MAX_EXPRESSIONS})")
+        for q in queries:
+            if ("MetricStat" in q) == ("Expression" in q):
+                problems.append(f"{name}: metric {q.get('Id')} needs exactly one of MetricStat and Expression")
+            if not re.fullmatch(r"[a-z][A-Za-z0-9_]*", str(q.get("Id", ""))):
+                problems.append(f"{name}: metric id {q.get('Id')!r} must start with a lower-case letter")
+        ids = [q.get("Id") for q in queries]
+        if len(ids) != len(set(ids)):
+            problems.append(f"{name}: metric ids repeat")
+        returned = [q.get("Id") for q in queries if q.get("ReturnData", True) is not False]
+        if len(returned) != 1:
+            problems.append(f"{name}: exactly one metric or expression must have ReturnData true (have {returned or 'none'})")
+        periods = [q["MetricStat"].get("Period") for q in stats] + [q["Period"] for q in expressions if "Period" in q]
+    else:
+        periods = [props.get("Period")]
+    for period in periods:
+        if not _valid_period(period):
+            problems.append(f"{name}: Period {period} must be 10, 30 or a multiple of 60")
+        elif period * evaluations > ALARM_MAX_RANGE:
+            problems.append(f"{name}: Period {period} x EvaluationPeriods {evaluations} exceeds one day")
+    return problems
+
+
+def check_alarms(template):
+    problems = []
+    resources = template.get("Resources", {})
+    alarms = {k: v for k, v in resources.items() if v.get("Type") == "AWS::CloudWatch::Alarm"}
+    for name, alarm in alarms.items():
+        props = alarm.get("Properties") or {}
+        if {"Ref": ALARM_TOPIC} not in (props.get("AlarmActions") or []):
+            problems.append(f"{name}: AlarmActions must include !Ref {ALARM_TOPIC}")
+        if props.get("TreatMissingData") != "notBreaching":
+            problems.append(f"{name}: TreatMissingData must be notBreaching")
+        if not props.get("AlarmDescription"):
+            problems.append(f"{name}: no AlarmDescription (say what to do when it fires)")
+        problems += check_alarm_limits(name, props)
+
+    def reads(alarm, metric, **dims):
+        return any(m == metric and all(d.get(k) == v for k, v in dims.items())
+                   for _, _, m, d in alarm_metrics("", alarm))
+
+    for fn, res in resources.items():
+        if res.get("Type") != "AWS::Serverless::Function":
+            continue
+        ref = f"${{{fn}}}"
+        if not any(reads(a, "Errors", FunctionName=ref) and reads(a, "Invocations", FunctionName=ref)
+                   and any("Expression" in q for q in (a.get("Properties") or {}).get("Metrics") or [])
+                   for a in alarms.values()):
+            problems.append(f"{fn}: no error-rate alarm (metric math over its AWS/Lambda Errors and Invocations)")
+    required = [
+        ("RunFailedAlarm", "ReconcileRuns", {"Outcome": "failed"}, None),
+        ("ApprovalsWaitingAlarm", "ApprovalsOldestAge", {}, {"Ref": APPROVAL_THRESHOLD_PARAMETER}),
+        ("OAuthRefreshFailedAlarm", "OAuthRefreshFailed", {"Provider": "cleverreach"}, None),
+    ]
+    for label, metric, dims, threshold in required:
+        matching = [a for a in alarms.values() if reads(a, metric, **dims)]
+        wanted = f"{metric}" + "".join(f" {k}={v}" for k, v in dims.items())
+        if not matching:
+            problems.append(f"no alarm on {wanted} ({label})")
+        elif threshold is not None and not any((a.get("Properties") or {}).get("Threshold") == threshold for a in matching):
+            problems.append(f"{label}: the alarm on {wanted} must have Threshold !Ref {threshold['Ref']}")
+    return problems
+
+
+# ---------------------------------------------------------------------------------------------------
+# Logs Insights queries: infra/queries/*.logsinsights against the AWS::Logs::QueryDefinition resources
+# ---------------------------------------------------------------------------------------------------
+
+
+def read_queries(directory):
+    """{file stem: (query text without comment lines, [log group resources of its "# Log groups:" line],
+    whether it starts with a comment)}."""
+    queries = {}
+    for path in sorted(pathlib.Path(directory).glob("*.logsinsights")):
+        lines = path.read_text().splitlines()
+        groups = [g.strip() for line in lines if line.startswith("# Log groups:")
+                  for g in line.split(":", 1)[1].split(",") if g.strip()]
+        query = "\n".join(line.rstrip() for line in lines if not line.lstrip().startswith("#")).strip("\n")
+        queries[path.stem] = (query, groups, bool(lines) and lines[0].startswith("#"))
+    return queries
+
+
+def check_queries(template, queries):
+    problems = []
+    resources = template.get("Resources", {})
+    defined = {}
+    for name, res in resources.items():
+        if res.get("Type") != "AWS::Logs::QueryDefinition":
+            continue
+        props = res.get("Properties") or {}
+        title = sub_text(props.get("Name")) or ""
+        stem = title.rsplit("/", 1)[-1]
+        if title != f"optisync-${{Stage}}/{stem}":
+            problems.append(f"{name}: Name must be !Sub optisync-${{Stage}}/NAME (NAME.logsinsights in infra/queries)")
+        if stem in defined:
+            problems.append(f"{name}: query {stem} is already defined by {defined[stem]}")
+        defined[stem] = name
+        if stem not in queries:
+            problems.append(f"{name}: no infra/queries/{stem}.logsinsights")
+            continue
+        query, groups, _ = queries[stem]
+        text = props.get("QueryString")
+        if not isinstance(text, str) or "\n".join(l.rstrip() for l in text.splitlines()).strip("\n") != query:
+            problems.append(f"{name}: QueryString differs from infra/queries/{stem}.logsinsights (without its comment lines)")
+        refs = []
+        for group in props.get("LogGroupNames") or []:
+            if isinstance(group, dict) and "Ref" in group:
+                refs.append(group["Ref"])
+            else:
+                problems.append(f"{name}: log group {group!r} must be a !Ref to a log group of the template")
+        for ref in refs:
+            if resources.get(ref, {}).get("Type") != "AWS::Logs::LogGroup":
+                problems.append(f"{name}: {ref} is not an AWS::Logs::LogGroup")
+        if sorted(refs) != sorted(groups):
+            problems.append(f"{name}: LogGroupNames {sorted(refs)} differ from the file's '# Log groups:' {sorted(groups)}")
+    for stem, (query, groups, header) in sorted(queries.items()):
+        if not header:
+            problems.append(f"infra/queries/{stem}.logsinsights: must start with a comment saying what it answers")
+        if not groups:
+            problems.append(f"infra/queries/{stem}.logsinsights: no '# Log groups:' line")
+        if not query:
+            problems.append(f"infra/queries/{stem}.logsinsights: no query")
+        if stem not in defined:
+            problems.append(f"infra/queries/{stem}.logsinsights: no AWS::Logs::QueryDefinition named optisync-${{Stage}}/{stem}")
     return problems
 
 
 def main(template_path, functions_dir):
     template = yaml_parse(pathlib.Path(template_path).read_text())
-    problems = check(template, crate_names(functions_dir))
+    if METRICS_RS.is_file():
+        code = parse_metrics_rs(METRICS_RS.read_text())
+    else:
+        code = CodeMetrics({}, {}, {}, [f"{METRICS_RS.relative_to(ROOT)} is missing (the metric names the template may use)"])
+    problems = check(template, crate_names(functions_dir), code, read_queries(QUERIES_DIR))
+    problems = list(dict.fromkeys(problems))  # one line per problem, not per metric row
     for p in problems:
         print(f"template check: {p}")
     if problems:
