@@ -2,7 +2,9 @@
 //! facade. In Lambda the functions emit them as CloudWatch Embedded Metric Format lines after each
 //! invocation (namespace from `METRICS_NAMESPACE`, see `optisync_lambda::telemetry`); the dashboard and
 //! the alarms in `template.yaml` refer to these names, and `infra/template_checks.py` checks that every
-//! metric they use is one of the constants below.
+//! metric they use is one of the constants below, with the dimensions and values the functions below
+//! record it with (it reads this file: keep one `metrics::counter!`/`gauge!`/`histogram!` call per
+//! recording and the allowed values in backticks in the dimension's doc comment).
 //!
 //! Dimensions carry only fixed words (a source, a provider, an outcome), never a tenant's data, an
 //! e-mail or a name (R-J5).
