@@ -169,12 +169,19 @@ pub enum Provider {
     CleverReach,
 }
 
-impl std::fmt::Display for Provider {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
+impl Provider {
+    /// Its name in routes, keys and metrics (as serialised): `brevo` or `cleverreach`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
             Self::Brevo => "brevo",
             Self::CleverReach => "cleverreach",
-        })
+        }
+    }
+}
+
+impl std::fmt::Display for Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

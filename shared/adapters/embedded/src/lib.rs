@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use optisync_domain::{
     AccountRecord, ApprovalEntry, AssignmentId, AuditEntry, CommandId, CommandResult, Email, EspAccount, Link, LinkId,
-    LinkView, MirrorEntry, OptigemCommand, Provider, RecipientState, StateWrite, TenantId, TenantSettings,
+    LinkView, MirrorEntry, OptigemCommand, RecipientState, StateWrite, TenantId, TenantSettings,
 };
 use optisync_ports::{
     Claim, Commit, IdempotencyStore, Inbox, InboxEntry, InboxPut, ItemKey, LoadedView, SecretStore, Slice, StateStore,
@@ -160,14 +160,6 @@ fn item_key(key: &ItemKey) -> (&str, u8, &str) {
     }
 }
 
-/// A provider as a key element.
-fn provider_key(provider: Provider) -> &'static str {
-    match provider {
-        Provider::Brevo => "brevo",
-        Provider::CleverReach => "cleverreach",
-    }
-}
-
 /// The smallest string after every string that equals `s` (for ranges over one tuple element).
 fn successor(s: &str) -> String {
     format!("{s}\0")
@@ -310,7 +302,7 @@ impl StateStore for EmbeddedStore {
         let esp = esp.clone();
         self.read(move |txn| {
             let table = txn.open_table(ACCOUNTS).map_err(db_err)?;
-            match table.get((provider_key(esp.provider), esp.account.as_str())).map_err(db_err)? {
+            match table.get((esp.provider.as_str(), esp.account.as_str())).map_err(db_err)? {
                 Some(bytes) => Ok(Some(decode("account", bytes.value())?)),
                 None => Ok(None),
             }
@@ -323,7 +315,7 @@ impl StateStore for EmbeddedStore {
         let record = record.clone();
         self.write(move |txn| {
             let mut table = txn.open_table(ACCOUNTS).map_err(db_err)?;
-            let key = (provider_key(record.esp.provider), record.esp.account.as_str());
+            let key = (record.esp.provider.as_str(), record.esp.account.as_str());
             let held: Option<AccountRecord> = match table.get(key).map_err(db_err)? {
                 Some(bytes) => Some(decode("account", bytes.value())?),
                 None => None,

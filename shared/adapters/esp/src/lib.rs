@@ -191,10 +191,7 @@ impl EspGateway for EspRouter {
 /// Counts the recipients a batch of applied actions activated and deactivated (metrics).
 fn count_recipients(provider: Provider, actions: &[EspAction]) {
     use optisync_domain::EspOp;
-    let name = match provider {
-        Provider::Brevo => "brevo",
-        Provider::CleverReach => "cleverreach",
-    };
+    let name = provider.as_str();
     let (mut on, mut off) = (0, 0);
     for action in actions {
         match action.op {
