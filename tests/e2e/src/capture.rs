@@ -58,8 +58,9 @@ pub fn install() {
     let _ = capture();
 }
 
-/// Flushes the metrics into the log and writes `pii`, the personal data a stack held, beside it.
-pub fn finish(pii: &[String]) {
+/// Flushes the metrics into the log and writes `pii`, the personal data a stack held, beside it (gathered
+/// only when capturing).
+pub fn finish(pii: impl FnOnce() -> Vec<String>) {
     let Some(c) = capture() else { return };
     {
         let mut log = c.log.lock().unwrap_or_else(|e| e.into_inner());
@@ -68,7 +69,7 @@ pub fn finish(pii: &[String]) {
     }
     let n = STACKS.fetch_add(1, Ordering::Relaxed);
     let path = c.dir.join(format!("{}-{n}.pii.json", std::process::id()));
-    std::fs::write(path, serde_json::to_vec(pii).expect("json")).expect("the personal data file");
+    std::fs::write(path, serde_json::to_vec(&pii()).expect("json")).expect("the personal data file");
 }
 
 /// The log file, shared by the subscriber and the metrics flush (a line is one write).

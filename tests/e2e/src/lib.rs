@@ -309,14 +309,7 @@ impl Stack {
     pub fn esp_mutations(&self) -> usize {
         self.brevo.mutating_calls() + self.cleverreach.mutating_calls()
     }
-}
 
-/// An e-mail from a literal.
-pub fn email(text: &str) -> Email {
-    Email::parse(text).expect("a valid address")
-}
-
-impl Stack {
     /// Every personal value the stack's OPTIGEM and Brevo hold: names, salutations, e-mails and the
     /// contacts' attribute texts.
     pub fn personal_data(&self) -> Vec<String> {
@@ -335,8 +328,13 @@ impl Stack {
     }
 }
 
+/// An e-mail from a literal.
+pub fn email(text: &str) -> Email {
+    Email::parse(text).expect("a valid address")
+}
+
 impl Drop for Stack {
     fn drop(&mut self) {
-        capture::finish(&self.personal_data());
+        capture::finish(|| self.personal_data());
     }
 }

@@ -180,6 +180,15 @@ impl State_ {
         self.contacts.values().find(|c| c.email.to_lowercase() == wanted).map(|c| c.id)
     }
 
+    /// Blacklists the contact; its lists, or `None` if unknown.
+    fn blacklist(&mut self, email: &str) -> Option<Vec<i64>> {
+        let id = self.find_by_email(email)?;
+        let c = self.contacts.get_mut(&id).expect("found id");
+        c.email_blacklisted = true;
+        c.modified_at = Utc::now();
+        Some(c.list_ids.iter().copied().collect())
+    }
+
     fn insert_contact(
         &mut self,
         email: &str,
@@ -318,12 +327,7 @@ impl FakeBrevo {
 
     /// Blacklists a contact as an unsubscribe link click would. Returns false if unknown.
     pub fn blacklist(&self, email: &str) -> bool {
-        let mut s = self.shared.lock();
-        let Some(id) = s.find_by_email(email) else { return false };
-        let c = s.contacts.get_mut(&id).expect("found id");
-        c.email_blacklisted = true;
-        c.modified_at = Utc::now();
-        true
+        self.shared.lock().blacklist(email).is_some()
     }
 
     /// Switches on the account feature "unsubscription per list" (Brevo enables it on request): contact
@@ -420,7 +424,7 @@ impl FakeBrevo {
 
     /// Adds the contact to the lists (creating it if needed) and posts a `list_addition` event.
     pub async fn emit_list_addition(&self, email: &str, list_ids: &[i64]) -> Vec<u16> {
-        self.shared.emit_list_addition(email, list_ids).await
+        self.shared.emit_list_addition(email, list_ids, Map::new()).await
     }
 
     /// Deletes the contact (as a deletion in the UI would) and posts a `contact_deleted` event.
@@ -436,18 +440,7 @@ impl Shared {
     /// marketing event to every marketing webhook subscribed to `unsubscribed`.
     /// Returns the HTTP status of each delivery (0 for a transport error).
     async fn emit_unsubscribe(&self, email: &str, campaign_id: i64) -> Vec<u16> {
-        let lists: Vec<i64> = {
-            let mut s = self.lock();
-            match s.find_by_email(email) {
-                Some(id) => {
-                    let c = s.contacts.get_mut(&id).expect("found id");
-                    c.email_blacklisted = true;
-                    c.modified_at = Utc::now();
-                    c.list_ids.iter().copied().collect()
-                }
-                None => vec![],
-            }
-        };
+        let lists = self.lock().blacklist(email).unwrap_or_default();
         let now = Utc::now();
         let ts = now.timestamp();
         let date = now.format("%Y-%m-%d %H:%M:%S").to_string();
@@ -461,18 +454,20 @@ impl Shared {
         self.deliver("unsubscribed", payload).await
     }
 
-    /// Adds the contact to the lists (creating it if needed) and posts a `list_addition` event.
-    async fn emit_list_addition(&self, email: &str, list_ids: &[i64]) -> Vec<u16> {
+    /// Adds the contact to the lists (creating it if needed, with `attributes` added to its own) and
+    /// posts a `list_addition` event.
+    async fn emit_list_addition(&self, email: &str, list_ids: &[i64], attributes: Map<String, Value>) -> Vec<u16> {
         {
             let mut s = self.lock();
             match s.find_by_email(email) {
                 Some(id) => {
                     let c = s.contacts.get_mut(&id).expect("found id");
                     c.list_ids.extend(list_ids.iter().copied());
+                    c.attributes.extend(attributes);
                     c.modified_at = Utc::now();
                 }
                 None => {
-                    s.insert_contact(email, Map::new(), list_ids, false);
+                    s.insert_contact(email, attributes, list_ids, false);
                 }
             }
         }
@@ -586,23 +581,10 @@ async fn simulate_signup(State(shared): State<AppState>, body: Bytes) -> Respons
     let Ok(req) = serde_json::from_slice::<SimulatedSignup>(&body) else {
         return error(StatusCode::BAD_REQUEST, "invalid_parameter", "expected {\"email\": ..., \"list_id\": ...}");
     };
-    {
-        let mut s = shared.lock();
-        if !s.lists.contains_key(&req.list_id) {
-            return error(StatusCode::NOT_FOUND, "document_not_found", "List ID does not exist");
-        }
-        match s.find_by_email(&req.email) {
-            Some(id) => {
-                let contact = s.contacts.get_mut(&id).expect("found id");
-                contact.attributes.extend(req.attributes);
-                contact.modified_at = Utc::now();
-            }
-            None => {
-                s.insert_contact(&req.email, req.attributes, &[], false);
-            }
-        }
+    if !shared.lock().lists.contains_key(&req.list_id) {
+        return error(StatusCode::NOT_FOUND, "document_not_found", "List ID does not exist");
     }
-    let webhooks = shared.emit_list_addition(&req.email, &[req.list_id]).await;
+    let webhooks = shared.emit_list_addition(&req.email, &[req.list_id], req.attributes).await;
     json_response(StatusCode::OK, json!({ "webhooks": webhooks }))
 }
 
