@@ -7,12 +7,12 @@ use admin_api::{Auth, Deps, handle};
 use lambda_http::{Body, Request};
 use optisync_app::admin::{Admin, AdminConfig};
 use optisync_app::reconcile::Reconciler;
-use optisync_brevo::fake::FakeBrevo;
-use optisync_cleverreach::fake::FakeCleverReach;
 use optisync_domain::*;
 use optisync_esp::{EspRouter, EspSettings};
-use optisync_ports::memory::{MemoryBus, MemorySecrets, MemoryStore};
+use optisync_fakes::brevo::FakeBrevo;
+use optisync_fakes::cleverreach::FakeCleverReach;
 use optisync_ports::{BusEvent, Commit, SecretStore, StateStore, SystemClock};
+use optisync_testkit::memory::{MemoryBus, MemorySecrets, MemoryStore};
 use serde_json::{Value, json};
 use std::sync::Arc;
 

@@ -4,8 +4,8 @@
 use chrono::{DateTime, TimeZone, Utc};
 use hook_brevo::{Deps, handle, key_name_secret, token_secret};
 use optisync_domain::*;
-use optisync_ports::memory::{FixedClock, MemoryBus, MemorySecrets, MemoryStore};
 use optisync_ports::{BusEvent, Inbox, InboxItem, SecretStore, StoreError};
+use optisync_testkit::memory::{FixedClock, MemoryBus, MemorySecrets, MemoryStore};
 use std::sync::Arc;
 
 const TOKEN: &str = "brevo-hook-token-7f3a";

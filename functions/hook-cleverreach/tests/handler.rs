@@ -4,8 +4,8 @@
 use chrono::{DateTime, TimeZone, Utc};
 use hook_cleverreach::{Deps, handle, webhook_secret};
 use optisync_domain::*;
-use optisync_ports::memory::{FixedClock, MemoryBus, MemorySecrets, MemoryStore};
 use optisync_ports::{Inbox, InboxItem, SecretStore, StoreError};
+use optisync_testkit::memory::{FixedClock, MemoryBus, MemorySecrets, MemoryStore};
 use std::sync::Arc;
 
 fn now() -> DateTime<Utc> {
@@ -181,7 +181,7 @@ async fn a_malformed_body_names_no_value_of_it() {
 #[tokio::test]
 async fn the_same_body_ten_minutes_later_is_a_new_reread() {
     let (mut deps, store, bus) = setup().await;
-    let clock = Arc::new(optisync_ports::memory::FixedClock::new(now()));
+    let clock = Arc::new(optisync_testkit::memory::FixedClock::new(now()));
     deps.clock = clock.clone();
     assert_eq!(handle(&deps, post(UNSUBSCRIBED, "call-456")).await.status(), 200);
     clock.set(now() + chrono::Duration::minutes(9));

@@ -6,8 +6,8 @@ use hook_optigem::{Deps, handle};
 use optisync_app::optigem::{OptigemIngest, signing_secrets_name};
 use optisync_connector::signature::{SigningSecret, sign};
 use optisync_domain::TenantId;
-use optisync_ports::memory::{FixedClock, MemoryBus, MemorySecrets, MemoryStore};
 use optisync_ports::{BusEvent, Inbox, SecretStore, StoreError};
+use optisync_testkit::memory::{FixedClock, MemoryBus, MemorySecrets, MemoryStore};
 use std::sync::Arc;
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";

@@ -4,8 +4,8 @@
 use chrono::{TimeZone, Utc};
 use optisync_app::reconcile::Reconciler;
 use optisync_domain::*;
-use optisync_ports::memory::{FixedClock, MemoryBus, MemoryEsp, MemoryStore};
 use optisync_ports::{BusEvent, StateStore};
+use optisync_testkit::memory::{FixedClock, MemoryBus, MemoryEsp, MemoryStore};
 use reconciler::{DEADLINE_MARGIN, Deps, budget_deadline, handle};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -8,7 +8,7 @@ use optisync_app::approvals::{ApprovalError, Approvals, Choice};
 use optisync_domain::suggest::Reason;
 use optisync_domain::*;
 use optisync_ports::StateStore;
-use optisync_ports::memory::{FixedClock, MemoryEsp, MemoryStore};
+use optisync_testkit::memory::{FixedClock, MemoryEsp, MemoryStore};
 use std::sync::Arc;
 
 fn at(d: u32, h: u32) -> DateTime<Utc> {

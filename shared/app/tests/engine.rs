@@ -4,8 +4,8 @@
 use chrono::{DateTime, TimeZone, Utc};
 use optisync_app::{Engine, ProcessError};
 use optisync_domain::*;
-use optisync_ports::memory::{FixedClock, MemoryEsp, MemoryStore};
 use optisync_ports::{EspError, StateStore};
+use optisync_testkit::memory::{FixedClock, MemoryEsp, MemoryStore};
 use std::sync::Arc;
 
 fn at(d: u32) -> DateTime<Utc> {

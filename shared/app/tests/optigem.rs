@@ -6,8 +6,8 @@ use optisync_app::inbox::{process_inbox_entry, redrive_pending};
 use optisync_app::optigem::{Accepted, IngestError, OptigemIngest, signing_secrets_name};
 use optisync_connector::signature::{SignedHeaders, SigningSecret, sign};
 use optisync_domain::*;
-use optisync_ports::memory::{FixedClock, MemoryEsp, MemoryReader, MemorySecrets, MemoryStore};
 use optisync_ports::{Inbox, SecretStore, StateStore, StoreError};
+use optisync_testkit::memory::{FixedClock, MemoryEsp, MemoryReader, MemorySecrets, MemoryStore};
 use std::sync::Arc;
 
 const OLD: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -148,7 +148,7 @@ async fn the_worker_applies_an_inbox_entry_once_and_marks_it_done() {
 #[tokio::test]
 async fn entries_left_unprocessed_are_redriven_until_the_worker_marks_them_done() {
     let (ingest, store) = setup().await;
-    let bus = optisync_ports::memory::MemoryBus::default();
+    let bus = optisync_testkit::memory::MemoryBus::default();
     let b = body(1, "max@example.com");
     ingest.accept(&tenant(), signed(OLD, "msg_1", now(), &b).headers(), b.as_bytes(), now()).await.unwrap();
     let later = now() + chrono::Duration::minutes(10);

@@ -1,11 +1,8 @@
-//! Ports: the small async traits the use cases talk through, and in-memory implementations good
-//! enough to run the whole engine in tests.
+//! Ports: the small async traits the use cases talk through.
 //!
-//! Adapters (DynamoDB, Brevo, CleverReach, EventBridge) implement the same traits.
+//! Adapters (DynamoDB, Brevo, CleverReach, EventBridge) implement them; the in-memory doubles and the
+//! conformance suite every store runs live in the dev-only `optisync-testkit` (`dev/testkit`).
 
-#[cfg(feature = "conformance")]
-pub mod conformance;
-pub mod memory;
 pub mod metrics;
 
 use async_trait::async_trait;

@@ -18,7 +18,7 @@ use std::sync::{Mutex, OnceLock};
 pub const DIR_VAR: &str = "OPTISYNC_CAPTURE_DIR";
 
 /// Targets that are test doubles, not the product: their logs are not the product's.
-const DOUBLES: [&str; 3] = ["optisync_brevo::fake", "optisync_cleverreach::fake", "optisync_optigem_sim"];
+const DOUBLES: [&str; 3] = ["optisync_fakes::brevo", "optisync_fakes::cleverreach", "optisync_optigem_sim"];
 
 struct Capture {
     dir: PathBuf,

@@ -9,15 +9,15 @@ pub mod capture;
 
 use optisync_app::Engine;
 use optisync_app::optigem::signing_secrets_name;
-use optisync_brevo::fake::FakeBrevo;
-use optisync_cleverreach::fake::FakeCleverReach;
 use optisync_connector::signature::SigningSecret;
 use optisync_domain::*;
 use optisync_esp::{EspRouter, EspSettings, brevo_key_name, cleverreach_tokens_name};
+use optisync_fakes::brevo::FakeBrevo;
+use optisync_fakes::cleverreach::FakeCleverReach;
 use optisync_local::{HttpFunctions, LocalBus, invoke_worker, router};
 use optisync_optigem_sim::{Connector, SimOptigem};
-use optisync_ports::memory::{MemorySecrets, MemoryStore};
 use optisync_ports::{BusEvent, Clock, SecretStore, StateStore, SystemClock};
+use optisync_testkit::memory::{MemorySecrets, MemoryStore};
 use std::sync::Arc;
 
 /// The tenant of the stack.

@@ -1,6 +1,7 @@
 //! Brevo (ex-Sendinblue) adapter of optisync.
 //!
-//! Standalone crate (no dependency on other workspace crates) with three parts:
+//! The production side of Brevo: what runs in Lambda (the stateful fake of the API lives in the dev-only
+//! `optisync-fakes`, `dev/fakes`).
 //!
 //! * [`client`] — [`BrevoClient`], the HTTP client for the contact, list, attribute and webhook
 //!   endpoints the newsletter sync needs. It paces requests below Brevo's limits with a limiter shared
@@ -10,14 +11,11 @@
 //!   send `emailBlacklisted`; only [`BrevoClient::set_blacklisted`] touches the blacklist.
 //! * [`webhook`] — tolerant parsing of Brevo marketing webhooks into [`webhook::WebhookEvent`], a
 //!   content-derived deduplication key without e-mail addresses, and constant-time bearer-token checks.
-//! * [`fake`] — [`fake::FakeBrevo`], a stateful in-process fake of the Brevo API (axum) for tests and the
-//!   local sandbox, with request recording, rate limiting, failure injection and webhook emission.
 //!
 //! Privacy: e-mail addresses and the API key never appear in log lines or in error `Display`;
 //! [`ApiKey`] and [`BrevoContact`] have redacting `Debug` implementations.
 
 pub mod client;
-pub mod fake;
 pub mod gateway;
 mod limiter;
 pub mod types;

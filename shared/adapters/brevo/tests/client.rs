@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use optisync_brevo::client::{ContactUpsert, MarketingEvent, UpsertOutcome};
-use optisync_brevo::fake::{FAKE_API_KEY, FakeAttribute, FakeBrevo, FakeRateLimit};
 use optisync_brevo::webhook::{self, WebhookEvent};
 use optisync_brevo::{ApiKey, AttributeCategory, BrevoClient, BrevoConfig, BrevoError};
+use optisync_fakes::brevo::{FAKE_API_KEY, FakeAttribute, FakeBrevo, FakeRateLimit};
 use serde_json::{Map, Value, json};
 
 fn config(fake: &FakeBrevo) -> BrevoConfig {

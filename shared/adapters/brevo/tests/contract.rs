@@ -3,8 +3,8 @@
 //! is answered 422 by the proxy, which fails the client call and so this test.
 
 use optisync_brevo::client::MarketingEvent;
-use optisync_brevo::fake::{FAKE_API_KEY, FakeBrevo, FakeRateLimit};
 use optisync_brevo::{ApiKey, BrevoClient, BrevoConfig};
+use optisync_fakes::brevo::{FAKE_API_KEY, FakeBrevo, FakeRateLimit};
 use serde_json::{Map, json};
 use std::time::Duration;
 

@@ -2,11 +2,11 @@
 
 use chrono::{TimeZone, Utc};
 use optisync_app::Engine;
-use optisync_brevo::fake::{FAKE_API_KEY, FakeBrevo};
 use optisync_brevo::{ApiKey, BrevoClient, BrevoConfig, BrevoGateway};
 use optisync_domain::*;
+use optisync_fakes::brevo::{FAKE_API_KEY, FakeBrevo};
 use optisync_ports::StateStore;
-use optisync_ports::memory::{FixedClock, MemoryStore};
+use optisync_testkit::memory::{FixedClock, MemoryStore};
 use std::sync::Arc;
 
 fn snapshot(id: &str, nl: &str, mail: &str, version: u64, first: &str, created_day: u32) -> Assignment {

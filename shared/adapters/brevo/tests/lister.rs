@@ -3,9 +3,9 @@
 //! deltas, and a cursor that survives a restart.
 
 use chrono::{DateTime, Utc};
-use optisync_brevo::fake::{FAKE_API_KEY, FakeBrevo};
 use optisync_brevo::{ApiKey, BrevoClient, BrevoConfig, BrevoGateway};
 use optisync_domain::*;
+use optisync_fakes::brevo::{FAKE_API_KEY, FakeBrevo};
 use optisync_ports::{EspError, EspLister, ListPage, ListedMember};
 use serde_json::{Map, Value, json};
 use std::time::Duration;

@@ -9,8 +9,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::sync::Mutex;
 
-/// `reqwest` and `axum` share the `bytes` crate's type.
-type Bytes = axum::body::Bytes;
+use bytes::Bytes;
 use tokio::time::Instant;
 
 use crate::error::{Error, Result};

@@ -6,7 +6,6 @@
 //!   attributes, filters, delete; a shared rate limit, `Retry-After`, full-jitter backoff for
 //!   idempotent calls.
 //! * [`webhook`] — verification handshake, `X-CR-Calltoken` check, tolerant event parsing.
-//! * [`fake`] — a stateful fake CleverReach HTTP server for tests and the local sandbox.
 //! * [`gateway`] — [`CleverReachGateway`]: the ESP port (`optisync_ports::EspGateway`) over the client.
 //!
 //! Privacy: e-mail addresses never appear in error messages or logs (see [`mask_email`]);
@@ -15,7 +14,6 @@
 
 pub mod client;
 pub mod error;
-pub mod fake;
 pub mod gateway;
 pub mod model;
 pub mod oauth;

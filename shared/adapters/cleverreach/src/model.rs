@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::secret::mask_email;
 
 /// Lenient parsers for CleverReach's loosely typed JSON.
-pub(crate) mod lenient {
+pub mod lenient {
     use super::*;
 
     pub fn value_to_i64(v: &Value) -> Option<i64> {

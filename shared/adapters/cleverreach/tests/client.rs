@@ -3,11 +3,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use optisync_cleverreach::fake::FakeCleverReach;
 use optisync_cleverreach::{
     CleverReachClient, ClientConfig, Error, FilterRule, MemoryTokenStore, ReceiverType, ReceiverUpsert, StateChange,
     TokenSet, UpsertOutcome,
 };
+use optisync_fakes::cleverreach::FakeCleverReach;
 
 struct Setup {
     fake: FakeCleverReach,
@@ -448,7 +448,7 @@ async fn r_e1_r_j4_deactivation_time_and_whether_the_recipient_unsubscribed_are_
 #[tokio::test]
 async fn r_h1_a_rotated_refresh_token_is_kept_in_the_secret_store_and_a_new_process_resumes_with_it() {
     use optisync_cleverreach::SecretTokenStore;
-    use optisync_ports::memory::MemorySecrets;
+    use optisync_testkit::memory::MemorySecrets;
     let fake = FakeCleverReach::start().await;
     let secrets: Arc<dyn optisync_ports::SecretStore> = Arc::new(MemorySecrets::default());
     let store = SecretTokenStore::new(secrets.clone(), "cleverreach/acc-1/tokens");

@@ -1,6 +1,6 @@
 //! The fake's CleverReach quirks, checked with raw HTTP (no client in between).
 
-use optisync_cleverreach::fake::{FAKE_CLIENT_ID, FAKE_CLIENT_SECRET, FakeCleverReach};
+use optisync_fakes::cleverreach::{FAKE_CLIENT_ID, FAKE_CLIENT_SECRET, FakeCleverReach};
 use serde_json::{Value, json};
 
 struct Raw {

@@ -2,11 +2,11 @@
 
 use chrono::{TimeZone, Utc};
 use optisync_app::Engine;
-use optisync_cleverreach::fake::FakeCleverReach;
 use optisync_cleverreach::{CleverReachClient, CleverReachGateway, MemoryTokenStore};
 use optisync_domain::*;
+use optisync_fakes::cleverreach::FakeCleverReach;
 use optisync_ports::StateStore;
-use optisync_ports::memory::{FixedClock, MemoryStore};
+use optisync_testkit::memory::{FixedClock, MemoryStore};
 use std::sync::Arc;
 
 fn snapshot(id: &str, mail: &str, version: u64, first: &str, end: Option<&str>) -> Assignment {

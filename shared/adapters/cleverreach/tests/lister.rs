@@ -3,10 +3,10 @@
 //! cursor that survives a restart.
 
 use chrono::{DateTime, Utc};
-use optisync_cleverreach::fake::FakeCleverReach;
 use optisync_cleverreach::webhook::observation;
 use optisync_cleverreach::{CleverReachClient, CleverReachGateway, FilterRule, MemoryTokenStore, ReceiverEventKind};
 use optisync_domain::*;
+use optisync_fakes::cleverreach::FakeCleverReach;
 use optisync_ports::{EspError, EspGateway, EspLister, ListPage, ListedMember};
 use std::sync::Arc;
 

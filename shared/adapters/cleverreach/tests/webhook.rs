@@ -5,12 +5,12 @@ use std::sync::{Arc, Mutex};
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::IntoResponse;
-use optisync_cleverreach::fake::FakeCleverReach;
 use optisync_cleverreach::webhook::{
     self, ReceiverChanged, ReceiverEventKind, WebhookError, WebhookEvent, authenticate, parse_event,
     verification_answer, verification_answer_for_query,
 };
 use optisync_cleverreach::{CleverReachClient, MemoryTokenStore, ReceiverUpsert, Secret};
+use optisync_fakes::cleverreach::FakeCleverReach;
 
 #[test]
 fn handshake_answer_is_verify_space_secret_byte_for_byte() {

@@ -79,7 +79,8 @@ impl DynamoStore {
         self
     }
 
-    /// Creates the table with its indexes and TTL, as `template.yaml` does (local runner and tests).
+    /// Creates the table with its indexes and TTL, as `template.yaml` does (tests and benchmarks).
+    #[cfg(feature = "test-util")]
     pub async fn create_table(&self) -> Result<(), StoreError> {
         let attr = |name: &str| {
             AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build()

@@ -38,14 +38,14 @@ async fn fresh_table() -> (DynamoStore, aws_sdk_dynamodb::Client, String) {
     (store, client, table)
 }
 
-optisync_ports::conformance_tests!(fresh);
-optisync_ports::idempotency_conformance_tests!(fresh_idempotency);
+optisync_testkit::conformance_tests!(fresh);
+optisync_testkit::idempotency_conformance_tests!(fresh_idempotency);
 
 async fn fresh_inbox() -> Arc<dyn optisync_ports::Inbox> {
     Arc::new(fresh_store().await)
 }
 
-optisync_ports::inbox_conformance_tests!(fresh_inbox);
+optisync_testkit::inbox_conformance_tests!(fresh_inbox);
 
 /// A decided approval entry carries the table's TTL attribute, a retention period after its decision; a
 /// pending one has none (it waits as long as it takes).

@@ -17,14 +17,14 @@ async fn fresh_idempotency() -> Arc<dyn IdempotencyStore> {
     Arc::new(fresh_store().await)
 }
 
-optisync_ports::conformance_tests!(fresh);
-optisync_ports::idempotency_conformance_tests!(fresh_idempotency);
+optisync_testkit::conformance_tests!(fresh);
+optisync_testkit::idempotency_conformance_tests!(fresh_idempotency);
 
 async fn fresh_inbox() -> Arc<dyn optisync_ports::Inbox> {
     Arc::new(fresh_store().await)
 }
 
-optisync_ports::inbox_conformance_tests!(fresh_inbox);
+optisync_testkit::inbox_conformance_tests!(fresh_inbox);
 
 #[tokio::test]
 async fn everything_survives_closing_and_reopening_the_file() {

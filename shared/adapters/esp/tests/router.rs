@@ -1,12 +1,12 @@
 //! The router sends each account's actions to its provider, with the account's credentials.
 
-use optisync_brevo::fake::{FAKE_API_KEY, FakeBrevo};
-use optisync_cleverreach::fake::FakeCleverReach;
 use optisync_domain::rules::FieldValues;
 use optisync_domain::*;
 use optisync_esp::{EspRouter, EspSettings, brevo_key_name, cleverreach_tokens_name};
-use optisync_ports::memory::MemorySecrets;
+use optisync_fakes::brevo::{FAKE_API_KEY, FakeBrevo};
+use optisync_fakes::cleverreach::FakeCleverReach;
 use optisync_ports::{EspError, EspGateway, EspLister, EspReader, ListPage, Reread, SecretStore};
+use optisync_testkit::memory::MemorySecrets;
 use serde_json::Map;
 use std::sync::Arc;
 

@@ -7,8 +7,8 @@ use chrono_tz::Europe::Berlin;
 use optisync_app::Engine;
 use optisync_app::reconcile::{Budget, Phase, Reconciler, RunOutcome};
 use optisync_domain::*;
-use optisync_ports::memory::{FixedClock, MemoryEsp, MemoryStore};
 use optisync_ports::{Clock, StateStore};
+use optisync_testkit::memory::{FixedClock, MemoryEsp, MemoryStore};
 use std::sync::Arc;
 
 pub fn berlin(y: i32, m: u32, d: u32, h: u32) -> DateTime<Utc> {

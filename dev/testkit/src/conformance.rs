@@ -4,10 +4,10 @@
 //! Use it from an adapter's tests with [`conformance_tests!`](crate::conformance_tests) and an
 //! `async fn() -> Arc<dyn StateStore>` that makes a fresh store.
 
-use crate::*;
 use chrono::TimeZone;
 use optisync_domain::rules::{InactiveReason, Verdict};
 use optisync_domain::*;
+use optisync_ports::*;
 use std::sync::Arc;
 
 fn tenant() -> TenantId {

@@ -7,7 +7,7 @@ use optisync_app::Engine;
 use optisync_domain::*;
 use optisync_dynamodb::DynamoStore;
 use optisync_ports::StateStore;
-use optisync_ports::memory::{FixedClock, MemoryEsp};
+use optisync_testkit::memory::{FixedClock, MemoryEsp};
 use std::sync::Arc;
 
 const ROUNDS: u32 = 20;

@@ -20,11 +20,11 @@ use rand::Rng as _;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use crate::client::ClientConfig;
-use crate::model::lenient::{value_to_i64, value_to_string};
-use crate::model::{FilterRule, Receiver};
-use crate::oauth::TokenSet;
-use crate::secret::Secret;
+use optisync_cleverreach::client::ClientConfig;
+use optisync_cleverreach::model::lenient::{value_to_i64, value_to_string};
+use optisync_cleverreach::model::{FilterRule, Receiver};
+use optisync_cleverreach::oauth::TokenSet;
+use optisync_cleverreach::secret::Secret;
 
 pub const FAKE_CLIENT_ID: &str = "fake-client-id";
 pub const FAKE_CLIENT_SECRET: &str = "fake-client-secret";

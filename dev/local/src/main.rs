@@ -57,7 +57,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut settings = EspSettings::from_env(secrets.as_ref()).await?;
     let fake_brevo = if std::env::var("BREVO_BASE_URL").is_err() {
         let port = var("OPTISYNC_FAKE_BREVO_PORT", "8082").parse().map_err(|_| "OPTISYNC_FAKE_BREVO_PORT: a port")?;
-        let fake = optisync_brevo::fake::FakeBrevo::start_on(port).await;
+        let fake = optisync_fakes::brevo::FakeBrevo::start_on(port).await;
         fake.add_list("Rundbrief");
         settings.brevo_base_url = fake.base_url().to_owned();
         Some(fake)
@@ -65,7 +65,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         None
     };
     let fake_cleverreach = if std::env::var("CLEVERREACH_BASE_URL").is_err() {
-        let fake = optisync_cleverreach::fake::FakeCleverReach::start().await;
+        let fake = optisync_fakes::cleverreach::FakeCleverReach::start().await;
         settings.cleverreach = fake.client_config();
         Some(fake)
     } else {

@@ -10,12 +10,12 @@
 use chrono::Utc;
 use optisync_app::Engine;
 use optisync_app::reconcile::{Budget, Reconciler, RunOutcome};
-use optisync_brevo::fake::{FakeBrevo, FakeRateLimit};
-use optisync_cleverreach::fake::FakeCleverReach;
 use optisync_domain::*;
 use optisync_esp::{EspRouter, EspSettings, brevo_key_name, cleverreach_tokens_name};
-use optisync_ports::memory::{FixedClock, MemoryEsp, MemorySecrets, MemoryStore};
+use optisync_fakes::brevo::{FakeBrevo, FakeRateLimit};
+use optisync_fakes::cleverreach::FakeCleverReach;
 use optisync_ports::{SecretStore, StateStore};
+use optisync_testkit::memory::{FixedClock, MemoryEsp, MemorySecrets, MemoryStore};
 use peak_alloc::PeakAlloc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,8 +1,14 @@
 //! In-memory implementations of the ports, for tests and for running the engine without AWS.
 
-use crate::*;
-use optisync_domain::{ApprovalEntry, EspOp, ListId, MirrorEntry, Provider, RecipientState};
-use std::collections::{BTreeSet, HashMap};
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use optisync_domain::{
+    AccountRecord, ApprovalEntry, AssignmentId, AuditEntry, CommandId, CommandResult, Email, EspAccount, EspAction,
+    EspEvent, EspOp, Link, LinkId, LinkView, ListId, MirrorEntry, OptigemCommand, Provider, RecipientState, StateWrite,
+    TenantId, TenantSettings,
+};
+use optisync_ports::*;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 
 #[derive(Debug, Clone)]
@@ -144,7 +150,7 @@ impl StateStore for MemoryStore {
             (ItemKey::Approval(l, _), Item::Approval(entry)) if l == link => Some(entry.clone()),
             _ => None,
         });
-        Ok(crate::queue_page(entries, after, limit))
+        Ok(optisync_ports::queue_page(entries, after, limit))
     }
 
     async fn put_link(&self, link: &Link) -> Result<(), StoreError> {
