@@ -1,6 +1,6 @@
 //! The planner against the rules of sections C, D, E, G and R-J3, with the documents' examples.
 
-mod common;
+use crate::common;
 use common::*;
 use optisync_domain::*;
 use pretty_assertions::assert_eq;

@@ -8,7 +8,7 @@ use optisync_domain::*;
 use optisync_ports::Clock;
 use proptest::prelude::*;
 
-mod common;
+use crate::common;
 use common::*;
 
 /// How OPTIGEM holds one person's assignment.

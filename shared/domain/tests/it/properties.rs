@@ -1,7 +1,7 @@
 //! Property tests of the planner: plans are idempotent, and state-carrying events converge whatever
 //! their order and duplication.
 
-mod common;
+use crate::common;
 use common::*;
 use optisync_domain::*;
 use proptest::prelude::*;

@@ -8,7 +8,7 @@ use optisync_ports::{Clock, EspError, StateStore};
 use optisync_testkit::memory::MemoryEsp;
 use std::sync::Arc;
 
-mod common;
+use crate::common;
 use common::*;
 
 #[tokio::test]

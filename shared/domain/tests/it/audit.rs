@@ -1,6 +1,6 @@
 //! The audit trail of a plan: one entry per link changed, recipients masked (R-J5), nothing for a no-op.
 
-mod common;
+use crate::common;
 use common::*;
 use optisync_domain::audit::audit_entries;
 use optisync_domain::*;

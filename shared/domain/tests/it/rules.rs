@@ -1,7 +1,7 @@
 //! Table-driven tests of the rules that are plain functions (R-A, R-B, R-D6, R-E1), with the source
 //! documents' examples.
 
-mod common;
+use crate::common;
 use common::*;
 use optisync_domain::rules::*;
 use optisync_domain::*;

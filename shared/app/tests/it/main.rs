@@ -1,0 +1,9 @@
+//! The integration tests of `optisync-app`, one module per file, linked as one test binary (one link on
+//! two cores instead of one per file).
+
+mod approvals;
+mod common;
+mod engine;
+mod optigem;
+mod reconcile;
+mod reconcile_properties;

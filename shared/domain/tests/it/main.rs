@@ -1,0 +1,9 @@
+//! The integration tests of `optisync-domain`, one module per file, linked as one test binary (one link on
+//! two cores instead of one per file).
+
+mod audit;
+mod common;
+mod planner;
+mod properties;
+mod rules;
+mod suggest;

@@ -1,0 +1,10 @@
+//! The integration tests of `optisync-e2e`, one module per file, linked as one test binary (one link on
+//! two cores instead of one per file).
+
+mod admin;
+mod delivery;
+mod esp_to_optigem;
+mod optigem_to_esp;
+mod privacy;
+mod scheduled_run;
+mod webhook_storm;
