@@ -15,6 +15,7 @@ use optisync_esp::{EspRouter, EspSettings, brevo_key_name, cleverreach_tokens_na
 use optisync_fakes::brevo::{FakeBrevo, FakeRateLimit};
 use optisync_fakes::cleverreach::FakeCleverReach;
 use optisync_ports::{SecretStore, StateStore};
+use optisync_testkit::build;
 use optisync_testkit::memory::{FixedClock, MemoryEsp, MemorySecrets, MemoryStore};
 use peak_alloc::PeakAlloc;
 use std::sync::Arc;
@@ -38,27 +39,7 @@ fn mail(i: usize) -> String {
 }
 
 fn assignment(i: usize, at: chrono::DateTime<Utc>) -> Assignment {
-    Assignment {
-        id: AssignmentId::new(format!("a{i:06}")),
-        newsletter: NewsletterId::new("NL-1"),
-        version: 1,
-        created_at: at,
-        changed_at: at,
-        email: None,
-        end: None,
-        count: 1,
-        unsubscription: None,
-        person: Person {
-            id: PersonId::new(format!("p{i:06}")),
-            first_name: None,
-            last_name: None,
-            letter_salutation: None,
-            emails: vec![RankedEmail { email: Email::parse(&mail(i)).expect("e-mail"), priority: 1 }],
-            deletion_marked: false,
-            privacy: Default::default(),
-            delivery_blocks: vec![],
-        },
-    }
+    build::assignment(&format!("a{i:06}"), "NL-1", &mail(i), at)
 }
 
 struct Figures {

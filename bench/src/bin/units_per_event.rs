@@ -7,6 +7,7 @@ use optisync_app::Engine;
 use optisync_domain::*;
 use optisync_dynamodb::DynamoStore;
 use optisync_ports::StateStore;
+use optisync_testkit::build;
 use optisync_testkit::memory::{FixedClock, MemoryEsp};
 use std::sync::Arc;
 
@@ -16,27 +17,14 @@ const ROUNDS: u32 = 20;
 type MakeInput = Box<dyn Fn(u32) -> Input>;
 
 fn snapshot(n: u32, version: u64, first: &str) -> Assignment {
-    Assignment {
-        id: AssignmentId::new(format!("a{n}")),
-        newsletter: NewsletterId::new("nl"),
-        version,
-        created_at: Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap(),
-        changed_at: Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap() + chrono::Duration::minutes(version as i64),
-        email: None,
-        end: Some("2030-12".parse().unwrap()),
-        count: 1,
-        unsubscription: None,
-        person: Person {
-            id: PersonId::new(format!("p{n}")),
-            first_name: Some(PersonalText::new(first)),
-            last_name: Some(PersonalText::new("Muster")),
-            letter_salutation: Some(PersonalText::new("Lieber Herr Muster")),
-            emails: vec![RankedEmail { email: Email::parse(&format!("user{n}@example.org")).unwrap(), priority: 1 }],
-            deletion_marked: false,
-            privacy: Default::default(),
-            delivery_blocks: vec![],
-        },
-    }
+    let created = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
+    let mut a =
+        build::at_version(build::assignment(&format!("a{n}"), "nl", &format!("user{n}@example.org"), created), version);
+    a.end = Some("2030-12".parse().unwrap());
+    a.person.first_name = Some(PersonalText::new(first));
+    a.person.last_name = Some(PersonalText::new("Muster"));
+    a.person.letter_salutation = Some(PersonalText::new("Lieber Herr Muster"));
+    a
 }
 
 #[tokio::main]

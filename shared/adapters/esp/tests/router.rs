@@ -6,6 +6,7 @@ use optisync_esp::{EspRouter, EspSettings, brevo_key_name, cleverreach_tokens_na
 use optisync_fakes::brevo::{FAKE_API_KEY, FakeBrevo};
 use optisync_fakes::cleverreach::FakeCleverReach;
 use optisync_ports::{EspError, EspGateway, EspLister, EspReader, ListPage, Reread, SecretStore};
+use optisync_testkit::build;
 use optisync_testkit::memory::MemorySecrets;
 use serde_json::Map;
 use std::sync::Arc;
@@ -63,16 +64,7 @@ async fn router(brevo: &FakeBrevo, cr: &FakeCleverReach) -> EspRouter {
 }
 
 fn link(provider: Provider, account: &str, list: &str) -> Link {
-    Link {
-        id: LinkId::new("l"),
-        tenant: TenantId::new("t"),
-        newsletter: NewsletterId::new("nl"),
-        esp: EspAccount { provider, account: AccountId::new(account) },
-        list: ListId::new(list),
-        segment: None,
-        settings: LinkSettings::default(),
-        status: LinkStatus::Linked,
-    }
+    build::link("l", "t", "nl", build::esp(provider, account), list)
 }
 
 /// Every member of the link as (address, receives mail), and the number of pages read.

@@ -5,6 +5,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use optisync_app::{Engine, ProcessError};
 use optisync_domain::*;
 use optisync_ports::{EspError, StateStore};
+use optisync_testkit::build;
 use optisync_testkit::memory::{FixedClock, MemoryEsp, MemoryStore};
 use std::sync::Arc;
 
@@ -18,42 +19,13 @@ fn tenant() -> TenantId {
 
 fn link(provider: Provider, nl: &str) -> Link {
     Link {
-        id: LinkId::new(format!("{provider}-{nl}")),
-        tenant: tenant(),
-        newsletter: NewsletterId::new(nl),
-        esp: EspAccount { provider, account: AccountId::new("acc") },
-        list: ListId::new(format!("list-{nl}")),
-        segment: None,
-        settings: LinkSettings {
-            mapping: FieldMapping { first_name: Some(AttributeName::new("FIRSTNAME")), ..Default::default() },
-            ..Default::default()
-        },
-        status: LinkStatus::Linked,
+        settings: LinkSettings { mapping: build::mapping("FIRSTNAME", None), ..Default::default() },
+        ..build::link(format!("{provider}-{nl}"), "t1", nl, build::esp(provider, "acc"), format!("list-{nl}"))
     }
 }
 
 fn snapshot(id: &str, nl: &str, mail: &str, version: u64, first: &str) -> Assignment {
-    Assignment {
-        id: AssignmentId::new(id),
-        newsletter: NewsletterId::new(nl),
-        version,
-        created_at: at(1),
-        changed_at: at(1) + chrono::Duration::minutes(version as i64),
-        email: None,
-        end: None,
-        count: 1,
-        unsubscription: None,
-        person: Person {
-            id: PersonId::new(format!("p-{id}")),
-            first_name: Some(PersonalText::new(first)),
-            last_name: None,
-            letter_salutation: None,
-            emails: vec![RankedEmail { email: Email::parse(mail).unwrap(), priority: 1 }],
-            deletion_marked: false,
-            privacy: Default::default(),
-            delivery_blocks: vec![],
-        },
-    }
+    build::first_named(build::at_version(build::assignment(id, nl, mail, at(1)), version), first)
 }
 
 struct Harness {

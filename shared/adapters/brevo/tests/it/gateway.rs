@@ -6,32 +6,13 @@ use optisync_brevo::{ApiKey, BrevoClient, BrevoConfig, BrevoGateway};
 use optisync_domain::*;
 use optisync_fakes::brevo::{FAKE_API_KEY, FakeBrevo};
 use optisync_ports::StateStore;
+use optisync_testkit::build;
 use optisync_testkit::memory::{FixedClock, MemoryStore};
 use std::sync::Arc;
 
 fn snapshot(id: &str, nl: &str, mail: &str, version: u64, first: &str, created_day: u32) -> Assignment {
     let created = Utc.with_ymd_and_hms(2024, 9, created_day, 10, 0, 0).unwrap();
-    Assignment {
-        id: AssignmentId::new(id),
-        newsletter: NewsletterId::new(nl),
-        version,
-        created_at: created,
-        changed_at: created + chrono::Duration::minutes(version as i64),
-        email: None,
-        end: None,
-        count: 1,
-        unsubscription: None,
-        person: Person {
-            id: PersonId::new(format!("p-{id}")),
-            first_name: Some(PersonalText::new(first)),
-            last_name: None,
-            letter_salutation: None,
-            emails: vec![RankedEmail { email: Email::parse(mail).unwrap(), priority: 1 }],
-            deletion_marked: false,
-            privacy: Default::default(),
-            delivery_blocks: vec![],
-        },
-    }
+    build::first_named(build::at_version(build::assignment(id, nl, mail, created), version), first)
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@ use optisync_brevo::{ApiKey, BrevoClient, BrevoConfig, BrevoGateway};
 use optisync_domain::*;
 use optisync_fakes::brevo::{FAKE_API_KEY, FakeBrevo};
 use optisync_ports::{EspError, EspLister, ListPage, ListedMember};
+use optisync_testkit::build;
 use serde_json::{Map, Value, json};
 use std::time::Duration;
 
@@ -20,21 +21,8 @@ fn gateway(fake: &FakeBrevo) -> BrevoGateway {
 
 fn link(list: i64) -> Link {
     Link {
-        id: LinkId::new("l1"),
-        tenant: TenantId::new("t1"),
-        newsletter: NewsletterId::new("nl"),
-        esp: EspAccount { provider: Provider::Brevo, account: AccountId::new("acc") },
-        list: ListId::new(list.to_string()),
-        segment: None,
-        settings: LinkSettings {
-            mapping: FieldMapping {
-                first_name: Some(AttributeName::new("FIRSTNAME")),
-                last_name: Some(AttributeName::new("NACHNAME")),
-                ..Default::default()
-            },
-            ..Default::default()
-        },
-        status: LinkStatus::Linked,
+        settings: LinkSettings { mapping: build::mapping("FIRSTNAME", Some("NACHNAME")), ..Default::default() },
+        ..build::link("l1", "t1", "nl", build::esp(Provider::Brevo, "acc"), list.to_string())
     }
 }
 

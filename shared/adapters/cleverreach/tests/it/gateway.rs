@@ -6,32 +6,14 @@ use optisync_cleverreach::{CleverReachClient, CleverReachGateway, MemoryTokenSto
 use optisync_domain::*;
 use optisync_fakes::cleverreach::FakeCleverReach;
 use optisync_ports::StateStore;
+use optisync_testkit::build;
 use optisync_testkit::memory::{FixedClock, MemoryStore};
 use std::sync::Arc;
 
 fn snapshot(id: &str, mail: &str, version: u64, first: &str, end: Option<&str>) -> Assignment {
     let at = Utc.with_ymd_and_hms(2024, 9, 1, 10, 0, 0).unwrap();
-    Assignment {
-        id: AssignmentId::new(id),
-        newsletter: NewsletterId::new("nl"),
-        version,
-        created_at: at,
-        changed_at: at + chrono::Duration::minutes(version as i64),
-        email: None,
-        end: end.map(|e| e.parse().unwrap()),
-        count: 1,
-        unsubscription: None,
-        person: Person {
-            id: PersonId::new(format!("p-{id}")),
-            first_name: Some(PersonalText::new(first)),
-            last_name: None,
-            letter_salutation: None,
-            emails: vec![RankedEmail { email: Email::parse(mail).unwrap(), priority: 1 }],
-            deletion_marked: false,
-            privacy: Default::default(),
-            delivery_blocks: vec![],
-        },
-    }
+    let a = build::first_named(build::at_version(build::assignment(id, "nl", mail, at), version), first);
+    Assignment { end: end.map(|e| e.parse().unwrap()), ..a }
 }
 
 #[tokio::test]

@@ -8,6 +8,7 @@ use optisync_cleverreach::{CleverReachClient, CleverReachGateway, FilterRule, Me
 use optisync_domain::*;
 use optisync_fakes::cleverreach::FakeCleverReach;
 use optisync_ports::{EspError, EspGateway, EspLister, ListPage, ListedMember};
+use optisync_testkit::build;
 use std::sync::Arc;
 
 /// A gateway with a fresh client (a new process, as far as the lister can tell) reading 3 receivers a page.
@@ -21,14 +22,8 @@ async fn gateway(fake: &FakeCleverReach) -> CleverReachGateway {
 
 fn link(group: &str, segment: Option<&str>) -> Link {
     Link {
-        id: LinkId::new("l1"),
-        tenant: TenantId::new("t1"),
-        newsletter: NewsletterId::new("nl"),
-        esp: EspAccount { provider: Provider::CleverReach, account: AccountId::new("acc") },
-        list: ListId::new(group),
         segment: segment.map(SegmentId::new),
-        settings: LinkSettings::default(),
-        status: LinkStatus::Linked,
+        ..build::link("l1", "t1", "nl", build::esp(Provider::CleverReach, "acc"), group)
     }
 }
 

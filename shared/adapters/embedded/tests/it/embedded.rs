@@ -6,6 +6,7 @@ use optisync_domain::rules::Verdict;
 use optisync_domain::*;
 use optisync_embedded::EmbeddedStore;
 use optisync_ports::{Commit, ItemKey, Slice, StateStore, StoreError};
+use optisync_testkit::build;
 use std::path::Path;
 
 fn at(day: u32) -> chrono::DateTime<chrono::Utc> {
@@ -13,16 +14,7 @@ fn at(day: u32) -> chrono::DateTime<chrono::Utc> {
 }
 
 fn link(id: &str, tenant: &str) -> Link {
-    Link {
-        id: LinkId::new(id),
-        tenant: TenantId::new(tenant),
-        newsletter: NewsletterId::new("nl"),
-        esp: EspAccount { provider: Provider::Brevo, account: AccountId::new("acc") },
-        list: ListId::new("list"),
-        segment: None,
-        settings: LinkSettings::default(),
-        status: LinkStatus::Linked,
-    }
+    build::link(id, tenant, "nl", build::esp(Provider::Brevo, "acc"), "list")
 }
 
 fn email(s: &str) -> Email {

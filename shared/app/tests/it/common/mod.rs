@@ -8,6 +8,7 @@ use optisync_app::Engine;
 use optisync_app::reconcile::{Budget, Phase, Reconciler, RunOutcome};
 use optisync_domain::*;
 use optisync_ports::{Clock, StateStore};
+use optisync_testkit::build;
 use optisync_testkit::memory::{FixedClock, MemoryEsp, MemoryStore};
 use std::sync::Arc;
 
@@ -20,40 +21,11 @@ pub fn tenant() -> TenantId {
 }
 
 pub fn link(provider: Provider) -> Link {
-    Link {
-        id: LinkId::new(format!("{provider}-nl")),
-        tenant: tenant(),
-        newsletter: NewsletterId::new("NL-1"),
-        esp: EspAccount { provider, account: AccountId::new("acc") },
-        list: ListId::new("list-1"),
-        segment: None,
-        settings: LinkSettings::default(),
-        status: LinkStatus::Linked,
-    }
+    build::link(format!("{provider}-nl"), "t1", "NL-1", build::esp(provider, "acc"), "list-1")
 }
 
 pub fn assignment(id: &str, mail: &str, end: Option<&str>, at: DateTime<Utc>) -> Assignment {
-    Assignment {
-        id: AssignmentId::new(id),
-        newsletter: NewsletterId::new("NL-1"),
-        version: 1,
-        created_at: at,
-        changed_at: at,
-        email: None,
-        end: end.map(|e| e.parse().unwrap()),
-        count: 1,
-        unsubscription: None,
-        person: Person {
-            id: PersonId::new(format!("p-{id}")),
-            first_name: None,
-            last_name: None,
-            letter_salutation: None,
-            emails: vec![RankedEmail { email: Email::parse(mail).unwrap(), priority: 1 }],
-            deletion_marked: false,
-            privacy: Default::default(),
-            delivery_blocks: vec![],
-        },
-    }
+    Assignment { end: end.map(|e| e.parse().unwrap()), ..build::assignment(id, "NL-1", mail, at) }
 }
 
 pub struct Harness {
