@@ -15,7 +15,7 @@ use optisync_esp::{EspRouter, EspSettings, brevo_key_name, cleverreach_tokens_na
 use optisync_fakes::brevo::FakeBrevo;
 use optisync_fakes::cleverreach::FakeCleverReach;
 use optisync_local::{HttpFunctions, LocalBus, invoke_worker, router};
-use optisync_optigem_sim::{Connector, SimOptigem};
+use optisync_optigem_sim::{AssignmentDraft, Connector, PersonDraft, SimOptigem};
 use optisync_ports::{BusEvent, Clock, SecretStore, StateStore, SystemClock};
 use optisync_testkit::memory::{MemorySecrets, MemoryStore};
 use std::sync::Arc;
@@ -331,6 +331,21 @@ impl Stack {
 /// An e-mail from a literal.
 pub fn email(text: &str) -> Email {
     Email::parse(text).expect("a valid address")
+}
+
+/// A person in the simulated OPTIGEM with a first name, an optional last name and one address.
+pub fn person(sim: &SimOptigem, first: &str, last: Option<&str>, mail: &str) -> PersonId {
+    sim.add_person(PersonDraft {
+        first_name: Some(first.into()),
+        last_name: last.map(Into::into),
+        emails: vec![(mail.into(), 1)],
+        ..Default::default()
+    })
+}
+
+/// A new assignment of a person to a newsletter in the simulated OPTIGEM, with no end.
+pub fn subscribe(sim: &SimOptigem, person: &PersonId, newsletter: &str) -> AssignmentId {
+    sim.add_assignment(person, &NewsletterId::new(newsletter), AssignmentDraft::default())
 }
 
 impl Drop for Stack {

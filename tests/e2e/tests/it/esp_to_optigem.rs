@@ -4,22 +4,8 @@
 
 use optisync_app::approvals::{Approvals, Choice};
 use optisync_domain::*;
-use optisync_e2e::{BREVO_ACCOUNT, CLEVERREACH_ACCOUNT, Stack, email};
-use optisync_optigem_sim::{AssignmentDraft, PersonDraft, SimOptigem};
+use optisync_e2e::{BREVO_ACCOUNT, CLEVERREACH_ACCOUNT, Stack, email, person, subscribe};
 use serde_json::json;
-
-fn person(sim: &SimOptigem, first: &str, last: &str, mail: &str) -> PersonId {
-    sim.add_person(PersonDraft {
-        first_name: Some(first.into()),
-        last_name: Some(last.into()),
-        emails: vec![(mail.into(), 1)],
-        ..Default::default()
-    })
-}
-
-fn subscribe(sim: &SimOptigem, person: &PersonId, newsletter: &str) -> AssignmentId {
-    sim.add_assignment(person, &NewsletterId::new(newsletter), AssignmentDraft::default())
-}
 
 fn mapped(attribute: &str) -> LinkSettings {
     LinkSettings {
@@ -51,7 +37,7 @@ fn source(provider: Provider, account: &str, cause: UnsubscribeCause) -> Unsubsc
 async fn r_e1_an_unsubscribe_on_2024_09_25_ends_the_assignment_with_august_2024_and_the_source() {
     let stack = Stack::start().await;
     let link = stack.link_brevo("NL-1", mapped("FIRSTNAME")).await;
-    let max = person(&stack.optigem, "Max", "Muster", "max.muster@example.com");
+    let max = person(&stack.optigem, "Max", Some("Muster"), "max.muster@example.com");
     let a = subscribe(&stack.optigem, &max, "NL-1");
     stack.sync().await;
     assert!(on_list(&stack, &link, "max.muster@example.com"));
@@ -75,7 +61,7 @@ async fn r_e2_a_brevo_blacklisting_ends_both_newsletters_and_leaves_both_lists()
     let l1 = stack.link_brevo("NL-1", mapped("FIRSTNAME")).await;
     let l2 = stack.link_brevo("NL-2", mapped("FIRSTNAME")).await;
     stack.register_hooks(None).await;
-    let max = person(&stack.optigem, "Max", "Muster", "max.muster@example.com");
+    let max = person(&stack.optigem, "Max", Some("Muster"), "max.muster@example.com");
     let a1 = subscribe(&stack.optigem, &max, "NL-1");
     let a2 = subscribe(&stack.optigem, &max, "NL-2");
     stack.sync().await;
@@ -100,9 +86,9 @@ async fn r_e1_deletion_and_hard_bounce_deactivation_end_the_assignment_and_field
     let stack = Stack::start().await;
     stack.link_brevo("NL-1", mapped("FIRSTNAME")).await;
     stack.register_hooks(None).await;
-    let max = person(&stack.optigem, "Max", "Muster", "max@example.com");
-    let erika = person(&stack.optigem, "Erika", "Muster", "erika@example.com");
-    let hans = person(&stack.optigem, "Hans", "Muster", "hans@example.com");
+    let max = person(&stack.optigem, "Max", Some("Muster"), "max@example.com");
+    let erika = person(&stack.optigem, "Erika", Some("Muster"), "erika@example.com");
+    let hans = person(&stack.optigem, "Hans", Some("Muster"), "hans@example.com");
     let (a_max, a_erika, a_hans) = (
         subscribe(&stack.optigem, &max, "NL-1"),
         subscribe(&stack.optigem, &erika, "NL-1"),
@@ -138,8 +124,8 @@ async fn r_e1_cleverreach_unsubscribe_and_manual_deactivation_are_reread_and_end
     let stack = Stack::start().await;
     let link = stack.link_cleverreach("NL-1", mapped("firstname")).await;
     stack.register_hooks(Some(link.list.as_str())).await;
-    let max = person(&stack.optigem, "Max", "Muster", "max@example.com");
-    let erika = person(&stack.optigem, "Erika", "Muster", "erika@example.com");
+    let max = person(&stack.optigem, "Max", Some("Muster"), "max@example.com");
+    let erika = person(&stack.optigem, "Erika", Some("Muster"), "erika@example.com");
     let (a_max, a_erika) = (subscribe(&stack.optigem, &max, "NL-1"), subscribe(&stack.optigem, &erika, "NL-1"));
     stack.sync().await;
     stack.cleverreach.settle_webhooks().await;
@@ -171,7 +157,7 @@ async fn r_e1_cleverreach_unsubscribe_and_manual_deactivation_are_reread_and_end
 async fn r_j3_a_stale_change_does_not_resubscribe_but_a_new_assignment_after_the_unsubscribe_does() {
     let stack = Stack::start().await;
     let link = stack.link_brevo("NL-1", mapped("FIRSTNAME")).await;
-    let max = person(&stack.optigem, "Max", "Muster", "max.muster@example.com");
+    let max = person(&stack.optigem, "Max", Some("Muster"), "max.muster@example.com");
     stack.optigem.set_now("2024-09-01T10:00:00Z".parse().unwrap());
     let a = subscribe(&stack.optigem, &max, "NL-1");
     stack.sync().await;
@@ -204,7 +190,7 @@ async fn r_e3_r_c2_r_c3_r_c5_r_j1_a_signup_waits_once_and_approval_creates_exact
     let stack = Stack::start().await;
     let link = stack.link_brevo("NL-1", mapped("FIRSTNAME")).await;
     stack.register_hooks(None).await;
-    let existing = person(&stack.optigem, "Erika", "Muster", "erika.alt@example.com");
+    let existing = person(&stack.optigem, "Erika", Some("Muster"), "erika.alt@example.com");
     // Someone signs up through a Brevo form, with a name of their own.
     let list: i64 = link.list.as_str().parse().unwrap();
     stack.brevo.add_contact("erika@example.com", serde_json::from_value(json!({"FIRSTNAME": "Eri"})).unwrap(), &[]);

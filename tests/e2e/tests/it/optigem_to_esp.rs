@@ -3,8 +3,8 @@
 //! real Brevo and CleverReach clients bring the fake ESPs in step.
 
 use optisync_domain::*;
-use optisync_e2e::{Stack, email};
-use optisync_optigem_sim::{AssignmentDraft, PersonDraft, SimOptigem};
+use optisync_e2e::{Stack, email, person, subscribe};
+use optisync_optigem_sim::PersonDraft;
 
 fn mapped() -> LinkSettings {
     LinkSettings {
@@ -28,19 +28,6 @@ fn cr_mapped() -> LinkSettings {
     }
 }
 
-fn person(sim: &SimOptigem, first: &str, last: &str, mail: &str) -> PersonId {
-    sim.add_person(PersonDraft {
-        first_name: Some(first.into()),
-        last_name: Some(last.into()),
-        emails: vec![(mail.into(), 1)],
-        ..Default::default()
-    })
-}
-
-fn subscribe(sim: &SimOptigem, person: &PersonId, newsletter: &str) -> AssignmentId {
-    sim.add_assignment(person, &NewsletterId::new(newsletter), AssignmentDraft::default())
-}
-
 fn on_brevo_list(stack: &Stack, link: &Link, mail: &str) -> bool {
     let list: i64 = link.list.as_str().parse().unwrap();
     stack.brevo.contact(mail).is_some_and(|c| c.list_ids.contains(&list) && !c.email_blacklisted)
@@ -55,7 +42,7 @@ async fn r_d1_a_new_assignment_creates_and_lists_the_recipient_in_both_esps() {
     let stack = Stack::start().await;
     let brevo = stack.link_brevo("NL-1", mapped()).await;
     let cr = stack.link_cleverreach("NL-2", cr_mapped()).await;
-    let max = person(&stack.optigem, "Max", "Muster", "max.muster@example.com");
+    let max = person(&stack.optigem, "Max", Some("Muster"), "max.muster@example.com");
     subscribe(&stack.optigem, &max, "NL-1");
     subscribe(&stack.optigem, &max, "NL-2");
     stack.sync().await;
@@ -163,7 +150,7 @@ async fn r_d3_a_mapped_name_change_updates_the_recipient_and_an_unmapped_one_doe
             },
         )
         .await;
-    let max = person(&stack.optigem, "Max", "Muster", "max.muster@example.com");
+    let max = person(&stack.optigem, "Max", Some("Muster"), "max.muster@example.com");
     subscribe(&stack.optigem, &max, "NL-1");
     subscribe(&stack.optigem, &max, "NL-2");
     stack.sync().await;
@@ -189,9 +176,9 @@ async fn r_d4_r_d5_an_email_change_moves_the_recipient_unless_a_duplicate_still_
     let stack = Stack::start().await;
     let brevo = stack.link_brevo("NL-1", mapped()).await;
     let cr = stack.link_cleverreach("NL-2", cr_mapped()).await;
-    let max = person(&stack.optigem, "Max", "Muster", "max@example.com");
-    let erika = person(&stack.optigem, "Erika", "Muster", "familie.muster@example.com");
-    let hans = person(&stack.optigem, "Hans", "Muster", "familie.muster@example.com");
+    let max = person(&stack.optigem, "Max", Some("Muster"), "max@example.com");
+    let erika = person(&stack.optigem, "Erika", Some("Muster"), "familie.muster@example.com");
+    let hans = person(&stack.optigem, "Hans", Some("Muster"), "familie.muster@example.com");
     for p in [&max, &erika, &hans] {
         subscribe(&stack.optigem, p, "NL-1");
         subscribe(&stack.optigem, p, "NL-2");
@@ -224,8 +211,8 @@ async fn r_c4_duplicates_share_one_recipient() {
     let stack = Stack::start().await;
     let brevo = stack.link_brevo("NL-1", mapped()).await;
     let cr = stack.link_cleverreach("NL-2", cr_mapped()).await;
-    let max = person(&stack.optigem, "Max", "Muster", "familie.muster@example.com");
-    let erika = person(&stack.optigem, "Erika", "Muster", "familie.muster@example.com");
+    let max = person(&stack.optigem, "Max", Some("Muster"), "familie.muster@example.com");
+    let erika = person(&stack.optigem, "Erika", Some("Muster"), "familie.muster@example.com");
     for p in [&max, &erika] {
         subscribe(&stack.optigem, p, "NL-1");
         subscribe(&stack.optigem, p, "NL-2");

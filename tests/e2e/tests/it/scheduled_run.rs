@@ -7,16 +7,8 @@
 
 use optisync_app::reconcile::RunOutcome;
 use optisync_domain::*;
-use optisync_e2e::{BREVO_ACCOUNT, Stack};
-use optisync_optigem_sim::{AssignmentDraft, PersonDraft, SimOptigem};
-
-fn person(sim: &SimOptigem, first: &str, mail: &str) -> PersonId {
-    sim.add_person(PersonDraft { first_name: Some(first.into()), emails: vec![(mail.into(), 1)], ..Default::default() })
-}
-
-fn subscribe(sim: &SimOptigem, person: &PersonId, newsletter: &str) -> AssignmentId {
-    sim.add_assignment(person, &NewsletterId::new(newsletter), AssignmentDraft::default())
-}
+use optisync_e2e::{BREVO_ACCOUNT, Stack, person, subscribe};
+use optisync_optigem_sim::AssignmentDraft;
 
 fn mapped() -> LinkSettings {
     LinkSettings {
@@ -45,7 +37,7 @@ fn today() -> chrono::NaiveDate {
 async fn r_e7_a_brevo_unsubscribe_whose_webhook_never_came_is_caught_by_the_next_run() {
     let stack = Stack::start().await;
     let link = stack.link_brevo("NL-1", mapped()).await;
-    let max = person(&stack.optigem, "Max", "max.muster@example.com");
+    let max = person(&stack.optigem, "Max", None, "max.muster@example.com");
     let a = subscribe(&stack.optigem, &max, "NL-1");
     stack.sync().await;
     assert!(on_list(&stack, &link, "max.muster@example.com"));
@@ -71,7 +63,7 @@ async fn r_e7_a_brevo_unsubscribe_whose_webhook_never_came_is_caught_by_the_next
 async fn r_e4_an_address_changed_in_brevo_ends_the_old_assignment_and_queues_the_new_address() {
     let stack = Stack::start().await;
     let link = stack.link_brevo("NL-1", mapped()).await;
-    let max = person(&stack.optigem, "Max", "max@example.com");
+    let max = person(&stack.optigem, "Max", None, "max@example.com");
     let a = subscribe(&stack.optigem, &max, "NL-1");
     stack.sync().await;
     assert!(on_list(&stack, &link, "max@example.com"));
@@ -107,8 +99,8 @@ async fn r_f1_to_r_f5_the_first_sync_of_a_cleverreach_link_goes_through_the_conn
     // In the group before linking: Lena (unknown to OPTIGEM) and Erika (deactivated).
     stack.cleverreach.add_receiver(link.list.as_str(), "lena@example.com", t, 0, &[("firstname", "Lena")]);
     stack.cleverreach.add_receiver(link.list.as_str(), "erika@example.com", t, t + 60, &[]);
-    let anna = person(&stack.optigem, "Anna", "anna@example.com");
-    let erika = person(&stack.optigem, "Erika", "erika@example.com");
+    let anna = person(&stack.optigem, "Anna", None, "anna@example.com");
+    let erika = person(&stack.optigem, "Erika", None, "erika@example.com");
     subscribe(&stack.optigem, &anna, "NL-1");
     let a_erika = subscribe(&stack.optigem, &erika, "NL-1");
 
@@ -141,8 +133,8 @@ async fn r_a9_an_assignment_ending_april_2024_leaves_the_list_on_the_run_of_2024
     stack.clock.travel_to(berlin(2024, 4, 10, 12));
     stack.optigem.set_now(berlin(2024, 4, 10, 12));
     let link = stack.link_brevo("NL-1", mapped()).await;
-    let max = person(&stack.optigem, "Max", "max@example.com");
-    let erika = person(&stack.optigem, "Erika", "erika@example.com");
+    let max = person(&stack.optigem, "Max", None, "max@example.com");
+    let erika = person(&stack.optigem, "Erika", None, "erika@example.com");
     let april = AssignmentDraft { end: Some("2024-04".parse().unwrap()), ..Default::default() };
     let a_max = stack.optigem.add_assignment(&max, &NewsletterId::new("NL-1"), april);
     subscribe(&stack.optigem, &erika, "NL-1");
@@ -175,10 +167,10 @@ async fn r_a9_an_assignment_ending_april_2024_leaves_the_list_on_the_run_of_2024
 async fn r_d1_r_e7_an_assignment_whose_change_event_was_lost_is_added_by_the_runs_export() {
     let stack = Stack::start().await;
     let link = stack.link_brevo("NL-1", mapped()).await;
-    let max = person(&stack.optigem, "Max", "max@example.com");
+    let max = person(&stack.optigem, "Max", None, "max@example.com");
     subscribe(&stack.optigem, &max, "NL-1");
     stack.sync().await;
-    let erika = person(&stack.optigem, "Erika", "erika@example.com");
+    let erika = person(&stack.optigem, "Erika", None, "erika@example.com");
     subscribe(&stack.optigem, &erika, "NL-1");
     assert_eq!(stack.optigem.take_events().len(), 1, "the change event is lost");
     stack.sync().await;
@@ -211,7 +203,7 @@ async fn r_g1_to_r_g5_a_cleverreach_segment_is_imported_and_members_leaving_it_e
     // Max and Erika are assigned in OPTIGEM; Paul is assigned by hand, though not in the segment.
     let mut assignments = std::collections::BTreeMap::new();
     for name in ["max", "erika", "paul"] {
-        let p = person(&stack.optigem, name, &format!("{name}@example.com"));
+        let p = person(&stack.optigem, name, None, &format!("{name}@example.com"));
         assignments.insert(name, subscribe(&stack.optigem, &p, "NL-1"));
     }
     stack.cleverreach.clear_log();
@@ -268,7 +260,7 @@ async fn r_f2_to_r_f6_the_first_sync_of_a_brevo_link_over_a_mixed_data_set() {
     // In OPTIGEM: Anna (only here), Max, Erika.
     let mut assignments = std::collections::BTreeMap::new();
     for (first, mail) in [("Anna", "anna@example.com"), ("Max", "max@example.com"), ("Erika", "erika@example.com")] {
-        let p = person(&stack.optigem, first, mail);
+        let p = person(&stack.optigem, first, None, mail);
         assignments.insert(first, subscribe(&stack.optigem, &p, "NL-1"));
     }
     stack.optigem.take_events(); // the newsletter existed before the link: its events went nowhere
