@@ -1,6 +1,6 @@
 //! The worker's use case: applies one inbox entry, whatever hook accepted it.
 
-use crate::{Engine, ProcessError};
+use crate::engine::{Engine, ProcessError};
 use optisync_domain::{Input, TenantId};
 use optisync_ports::{EspReader, Inbox, InboxItem};
 

@@ -31,7 +31,7 @@
 //! 6. *Guard* and *Apply*: the ends found in 4 and 5 are applied last, unless they would end more than
 //!    the guard's share of the list: then the run is held until an admin confirms it (R-F8).
 
-use crate::{Engine, ProcessError};
+use crate::engine::{Engine, ProcessError};
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use optisync_domain::{
@@ -93,13 +93,13 @@ pub struct RunCounts {
 
 impl RunCounts {
     /// One input fed to the engine, and what it did.
-    fn add(&mut self, outcome: &crate::Outcome) {
+    fn add(&mut self, outcome: &crate::engine::Outcome) {
         self.inputs += 1;
         self.absorb(outcome);
     }
 
     /// What the engine did (for the due phase's "today", which is no difference the run found).
-    fn absorb(&mut self, outcome: &crate::Outcome) {
+    fn absorb(&mut self, outcome: &crate::engine::Outcome) {
         self.esp_operations += outcome.esp_operations as u64;
         self.commands += outcome.commands as u64;
         self.created += outcome.created as u64;
