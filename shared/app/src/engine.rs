@@ -167,7 +167,7 @@ impl Engine {
             let commit = Commit { writes: writes.collect(), commands: plan.commands, audit };
             match self.store.commit(tenant, commit).await {
                 Ok(()) => {
-                    if !crate::reconcile::is_preview(tenant) {
+                    if !tenant.is_preview() {
                         optisync_ports::metrics::assignments_ended(ends as u64);
                     }
                     tracing::debug!(

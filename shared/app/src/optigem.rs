@@ -221,7 +221,7 @@ pub async fn runs_waiting_for(
         return Ok(Vec::new());
     };
     let mut waiting = Vec::new();
-    for t in [tenant.clone(), crate::reconcile::preview_tenant(tenant)] {
+    for t in [tenant.clone(), tenant.preview()] {
         for link in store.links_for_newsletter(&t, &newsletter).await? {
             if link.status == optisync_domain::LinkStatus::Linking
                 || crate::reconcile::waits_for(store, &link.id, command).await?

@@ -36,7 +36,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use optisync_domain::{
     CommandId, CommandResult, Email, EspAction, EspEvent, EspEventKind, Input, Link, LinkId, LinkStatus,
-    OptigemCommand, Provider, TenantId, berlin_date, command_id, rules,
+    OptigemCommand, PREVIEW_SUFFIX, Provider, TenantId, berlin_date, command_id, rules,
 };
 use optisync_ports::{EspError, EspGateway, EspLister, Inbox, InboxItem, ListedMember, Slice, StateStore, StoreError};
 use serde::{Deserialize, Serialize};
@@ -309,23 +309,6 @@ pub enum RunError {
     State(String),
 }
 
-/// The tenant under which a link's dry run keeps its own state: nothing there reaches the ESP or
-/// OPTIGEM, and no connector reads its feed.
-pub fn preview_tenant(tenant: &TenantId) -> TenantId {
-    TenantId::new(format!("{tenant}{PREVIEW_SUFFIX}"))
-}
-
-/// Whether a tenant is a dry run's.
-pub fn is_preview(tenant: &TenantId) -> bool {
-    tenant.as_str().ends_with(PREVIEW_SUFFIX)
-}
-
-const PREVIEW_SUFFIX: &str = "~preview";
-
-fn real_tenant(tenant: &TenantId) -> TenantId {
-    TenantId::new(tenant.as_str().strip_suffix(PREVIEW_SUFFIX).unwrap_or(tenant.as_str()))
-}
-
 /// The run-state key under which a link's latest dry run is named.
 fn preview_pointer(link: &LinkId) -> LinkId {
     LinkId::new(format!("{link}{PREVIEW_SUFFIX}"))
@@ -447,7 +430,7 @@ impl Reconciler {
     /// (publish `link.reconcile` for them, or call [`Reconciler::run`]).
     pub async fn start_preview(&self, link: &Link) -> Result<(TenantId, LinkId), RunError> {
         let now = self.clock.now();
-        let tenant = preview_tenant(&link.tenant);
+        let tenant = link.tenant.preview();
         let shadow = Link {
             id: LinkId::new(format!("{}{PREVIEW_SUFFIX}~{}", link.id, now.timestamp_millis())),
             tenant: tenant.clone(),
@@ -480,7 +463,7 @@ impl Reconciler {
             }
         }
         let mut seq = 0;
-        let shadow_tenant = preview_tenant(tenant);
+        let shadow_tenant = tenant.preview();
         while lines.len() < limit {
             let page = self.store.commands(&shadow_tenant, seq, 500).await?;
             let Some((last, _)) = page.last() else { break };
@@ -516,7 +499,7 @@ impl Reconciler {
         if !self.store.try_lease(&lease, &owner, now, now + RUN_LEASE).await? {
             return Ok(RunOutcome::Busy);
         }
-        let engine = if is_preview(tenant) {
+        let engine = if tenant.is_preview() {
             let recording = RecordingEsp { store: self.store.clone(), clock: self.clock.clone() };
             Engine::new(self.store.clone(), Arc::new(recording), self.clock.clone())
         } else {
@@ -693,7 +676,7 @@ impl Run<'_> {
                 let command =
                     OptigemCommand::ExportNewsletter { id: id.clone(), newsletter: self.link.newsletter.clone() };
                 let commit = optisync_ports::Commit { writes: vec![], commands: vec![command], audit: vec![] };
-                self.r.store.commit(&real_tenant(&self.tenant), commit).await?;
+                self.r.store.commit(&self.tenant.real(), commit).await?;
                 p.export = Some(id);
                 p.export_at = Some(self.r.clock.now());
                 p.phase = Phase::AwaitExport;
@@ -701,7 +684,7 @@ impl Run<'_> {
             }
             Phase::AwaitExport => {
                 let id = p.export.clone().ok_or_else(|| RunError::State("no export named".into()))?;
-                let problem = match self.r.store.command_result(&real_tenant(&self.tenant), &id).await? {
+                let problem = match self.r.store.command_result(&self.tenant.real(), &id).await? {
                     None if self.first_sync()
                         || p.export_at.is_none_or(|at| self.r.clock.now() - at <= EXPORT_WAIT) =>
                     {
@@ -747,7 +730,7 @@ impl Run<'_> {
         let export = p.export.clone().ok_or_else(|| RunError::State("no export named".into()))?;
         let n: u64 = p.cursor.as_deref().and_then(|c| c.parse().ok()).unwrap_or(1);
         let key = crate::optigem::snapshot_page_key(&export, n);
-        let Some(entry) = self.r.inbox.get(&real_tenant(&self.tenant), &key).await? else {
+        let Some(entry) = self.r.inbox.get(&self.tenant.real(), &key).await? else {
             p.phase = Phase::Due;
             p.cursor = None;
             return Ok(Step::Next);
@@ -769,7 +752,7 @@ impl Run<'_> {
         };
         if self.first_sync() && self.link.segment.is_some() && !p.warnings.iter().any(|w| w == SEGMENT_OVER_ASSIGNMENTS)
         {
-            let tenant = self.r.store.tenant_settings(&real_tenant(&self.tenant)).await?;
+            let tenant = self.r.store.tenant_settings(&self.tenant.real()).await?;
             let today = berlin_date(self.r.clock.now());
             if assignments().any(|a| rules::verdict(a, &self.link.settings, &tenant, today).is_active()) {
                 // R-G6: discouraged, not refused; the dry run shows it before the link is saved.
@@ -816,7 +799,7 @@ impl Run<'_> {
         if p.cursor.is_none() {
             // A dry run's own state is as fresh as the run: nothing in it can have left the list, and what it
             // would create never reached the ESP to be listed.
-            let sweep = p.since.is_none() && !is_preview(&self.tenant);
+            let sweep = p.since.is_none() && !self.tenant.is_preview();
             p.phase = if sweep { Phase::Sweep } else { self.after_listing(p) };
         }
         Ok(Step::Next)
@@ -897,7 +880,7 @@ impl Run<'_> {
     /// After the listing (and the sweep): the guard, then the deferred ends.
     fn after_listing(&self, p: &mut Progress) -> Phase {
         p.cursor = None;
-        let dry = is_preview(&self.tenant);
+        let dry = self.tenant.is_preview();
         if !dry && !p.confirmed && self.r.guard.holds(p.counts.deferred, p.counts.members) {
             tracing::warn!(
                 ends = p.counts.deferred,
@@ -1052,7 +1035,7 @@ impl Run<'_> {
         if error.is_none() && self.link.status == LinkStatus::Linking {
             // R-F1: linked once the first sync has finished in both directions; a dry run's own link
             // goes back to rest, so that no schedule runs it again.
-            let status = if is_preview(&self.tenant) { LinkStatus::NotLinked } else { LinkStatus::Linked };
+            let status = if self.tenant.is_preview() { LinkStatus::NotLinked } else { LinkStatus::Linked };
             self.r.store.put_link(&Link { status, ..self.link.clone() }).await?;
         }
         match &error {
