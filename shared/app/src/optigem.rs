@@ -1,6 +1,7 @@
 //! OPTIGEM → optisync: accepting signed change events into the inbox (hook-optigem), and applying an
 //! inbox entry through the engine (the worker).
 
+use crate::inbox::snapshot_page_key;
 use chrono::{DateTime, Utc};
 use optisync_connector::signature::{SignedHeaders, SigningSecret, VerifyError, verify};
 use optisync_connector::wire::{ChangeEvent, WireError, parse_batch, parse_result, parse_snapshot_page};
@@ -152,11 +153,6 @@ pub async fn accept_result(
     }
     store.record_result(tenant, command, &result).await?;
     Ok(())
-}
-
-/// The inbox key of snapshot page `page` (counting from 1) of the export `snapshot`.
-pub fn snapshot_page_key(snapshot: &CommandId, page: u64) -> String {
-    format!("snapshot:{snapshot}:{page}")
 }
 
 /// Accepts one snapshot page answering an `export_newsletter` command (`PUT …/snapshots/{id}/pages/{n}`)

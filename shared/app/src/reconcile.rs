@@ -32,6 +32,7 @@
 //!    the guard's share of the list: then the run is held until an admin confirms it (R-F8).
 
 use crate::engine::{Engine, ProcessError};
+use crate::inbox::snapshot_page_key;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use optisync_domain::{
@@ -729,7 +730,7 @@ impl Run<'_> {
     async fn import_page(&mut self, p: &mut Progress) -> Result<Step, RunError> {
         let export = p.export.clone().ok_or_else(|| RunError::State("no export named".into()))?;
         let n: u64 = p.cursor.as_deref().and_then(|c| c.parse().ok()).unwrap_or(1);
-        let key = crate::optigem::snapshot_page_key(&export, n);
+        let key = snapshot_page_key(&export, n);
         let Some(entry) = self.r.inbox.get(&self.tenant.real(), &key).await? else {
             p.phase = Phase::Due;
             p.cursor = None;
