@@ -2,6 +2,8 @@
 //! inbox entry through the engine (the worker).
 
 use crate::inbox::snapshot_page_key;
+/// The scheduled runs an export's result wakes; they live with the runs.
+pub use crate::reconcile::runs_waiting_for;
 use chrono::{DateTime, Utc};
 use optisync_connector::signature::{SignedHeaders, SigningSecret, VerifyError, verify};
 use optisync_connector::wire::{ChangeEvent, WireError, parse_batch, parse_result, parse_snapshot_page};
@@ -203,28 +205,4 @@ pub async fn accept_snapshot_page(
         InboxPut::Duplicate => Ok(Accepted::Duplicate),
         InboxPut::Mismatch => Err(IngestError::Reused),
     }
-}
-
-/// The scheduled runs waiting for an export, to wake when the connector reports the export's result:
-/// the first syncs (and dry runs) of the newsletter's links and the reconciliations whose checkpoint
-/// names the export.
-pub async fn runs_waiting_for(
-    store: &dyn StateStore,
-    tenant: &TenantId,
-    command: &CommandId,
-) -> Result<Vec<(TenantId, optisync_domain::LinkId)>, StoreError> {
-    let Some((_, OptigemCommand::ExportNewsletter { newsletter, .. })) = store.command(tenant, command).await? else {
-        return Ok(Vec::new());
-    };
-    let mut waiting = Vec::new();
-    for t in [tenant.clone(), tenant.preview()] {
-        for link in store.links_for_newsletter(&t, &newsletter).await? {
-            if link.status == optisync_domain::LinkStatus::Linking
-                || crate::reconcile::waits_for(store, &link.id, command).await?
-            {
-                waiting.push((t.clone(), link.id));
-            }
-        }
-    }
-    Ok(waiting)
 }
