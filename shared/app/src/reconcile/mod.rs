@@ -30,6 +30,9 @@
 //!    plus a signup of the new address, R-E4); on a segment link they left the segment (R-G4).
 //! 6. *Guard* and *Apply*: the ends found in 4 and 5 are applied last, unless they would end more than
 //!    the guard's share of the list: then the run is held until an admin confirms it (R-F8).
+//!
+//! What the listing, the sweep and the guard decide (4–6) is the domain's, in `optisync_domain::drift`; the
+//! run pages, keeps the checkpoints and applies.
 
 mod preview;
 mod run;

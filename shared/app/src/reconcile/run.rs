@@ -8,9 +8,10 @@ use super::state::{
 };
 use crate::engine::{Engine, ProcessError};
 use crate::inbox::snapshot_page_key;
+use optisync_domain::drift::{self, Differences};
 use optisync_domain::{
-    CommandResult, Email, EspEvent, EspEventKind, Input, Link, LinkId, LinkStatus, OptigemCommand, Provider, TenantId,
-    berlin_date, command_id, rules,
+    CommandResult, Email, EspEvent, Input, Link, LinkId, LinkStatus, OptigemCommand, Provider, TenantId, berlin_date,
+    command_id, rules,
 };
 use optisync_ports::{Clock, EspError, EspLister, Inbox, InboxItem, ListedMember, Slice, StateStore};
 use std::collections::HashSet;
@@ -277,7 +278,7 @@ impl<'a> Run<'a> {
             self.r.store.put_run_chunk(self.id(), &format!("{}/seen", p.id), p.seen_chunks, &seen, expires).await?;
             p.seen_chunks += 1;
         }
-        let (now_inputs, ends) = self.differences(p, &page.members).await?;
+        let Differences { now: now_inputs, ends } = self.differences(p, &page.members).await?;
         for event in now_inputs {
             self.apply(p, &Input::Esp(event)).await?;
         }
@@ -294,63 +295,12 @@ impl<'a> Run<'a> {
         Ok(Step::Next)
     }
 
-    /// The differences between a page and the known state: what to apply now, and the ends to defer.
-    async fn differences(
-        &self,
-        p: &Progress,
-        members: &[ListedMember],
-    ) -> Result<(Vec<EspEvent>, Vec<EspEvent>), RunError> {
+    /// The differences between a page and the known state: what to apply now, and the ends to defer
+    /// (decided by [`drift::differences`]: R-E1, R-E2, R-E3, R-F4, R-F5, R-G3, R-G4).
+    async fn differences(&self, p: &Progress, members: &[ListedMember]) -> Result<Differences, RunError> {
         let slice = Slice { assignments: Vec::new(), emails: members.iter().map(|m| m.email.clone()).collect() };
         let known = self.r.store.load(self.link, &slice).await?.view;
-        let (mut now, mut ends) = (Vec::new(), Vec::new());
-        let segment = self.link.segment.clone();
-        for member in members {
-            let state = known.recipients.get(&member.email);
-            let at = member.changed_at.unwrap_or(p.started_at);
-            let event = |what| EspEvent {
-                esp: self.link.esp.clone(),
-                list: Some(self.link.list.clone()),
-                email: member.email.clone(),
-                at,
-                what,
-            };
-            if let Some(segment) = &segment {
-                // R-G3, R-G4: a segment member without an active assignment.
-                let active =
-                    known.mirror.values().any(|e| e.email.as_ref() == Some(&member.email) && e.effectively_active());
-                if member.active
-                    && !(active && state.is_some_and(|s| s.listed && s.active && s.pending_create.is_none()))
-                {
-                    let pending = state.is_some_and(|s| s.pending_create.is_some() && s.listed);
-                    let queued = known
-                        .approvals
-                        .get(&member.email)
-                        .is_some_and(|a| a.status == optisync_domain::ApprovalStatus::Pending);
-                    if !pending && !queued {
-                        now.push(event(EspEventKind::SegmentMembership { segment: segment.clone(), member: true }));
-                    }
-                }
-                continue;
-            }
-            let receiving = state.is_some_and(|r| r.listed && r.active);
-            if member.active && !state.is_some_and(|s| s.listed) {
-                // R-E3, R-F4: receives mail, unknown to the link (or back on the list by the ESP's doing).
-                now.push(event(EspEventKind::Signup { signup: member.signup.clone() }));
-            } else if !member.active && receiving {
-                // R-E1, R-E2, R-F5: the ESP wins on active status.
-                let what = if member.blacklisted && self.link.esp.provider == Provider::Brevo {
-                    EspEventKind::Blacklisted
-                } else {
-                    EspEventKind::Deactivated
-                };
-                let mut e = event(what);
-                if e.what == EspEventKind::Blacklisted {
-                    e.list = None; // account-wide (R-E2)
-                }
-                ends.push(e);
-            }
-        }
-        Ok((now, ends))
+        Ok(drift::differences(self.link, &known, members, p.started_at))
     }
 
     /// Keeps ends for the guard and the apply phase.
@@ -370,6 +320,7 @@ impl<'a> Run<'a> {
     fn after_listing(&self, p: &mut Progress) -> Phase {
         p.cursor = None;
         let dry = self.tenant.is_preview();
+        // R-F8: the threshold is the domain's (`drift::Guard::holds`); a dry run and a confirmed run go on.
         if !dry && !p.confirmed && self.r.guard.holds(p.counts.deferred, p.counts.members) {
             tracing::warn!(
                 ends = p.counts.deferred,
@@ -392,30 +343,15 @@ impl<'a> Run<'a> {
         let page = self.r.store.recipients(self.id(), p.cursor.as_deref(), SWEEP_PAGE).await?;
         let now = self.r.clock.now();
         let mut ends = Vec::new();
-        for (email, state) in &page {
-            // A segment is listed by its active receivers: one deactivated in the group is not missing.
-            let expected = state.listed && (self.link.segment.is_none() || state.active);
-            if !expected || seen.contains(&key_hash(email.key())) {
-                continue;
-            }
-            // Offset and page cursors can miss a member when the list changes between two pages: one
-            // lookup confirms the member is really gone before anything is ended. (A segment's membership
-            // cannot be looked up per receiver; a segment link trusts its listing.)
-            if self.link.segment.is_none() && self.r.lister.is_listed(self.link, email).await? {
+        // Which recipients the listing should have shown, whether one is looked up first, and what one
+        // gone becomes are the domain's (`drift`); the lookups are I/O.
+        for email in drift::sweep_candidates(self.link, &page, |e| seen.contains(&key_hash(e.key()))) {
+            // One lookup confirms the member is really gone before anything is ended.
+            if drift::lookup_before_ending(self.link) && self.r.lister.is_listed(self.link, email).await? {
                 tracing::info!("a member the listing missed is still on the list; kept");
                 continue;
             }
-            let what = match &self.link.segment {
-                Some(segment) => EspEventKind::SegmentMembership { segment: segment.clone(), member: false },
-                None => EspEventKind::Deleted,
-            };
-            ends.push(EspEvent {
-                esp: self.link.esp.clone(),
-                list: Some(self.link.list.clone()),
-                email: email.clone(),
-                at: now,
-                what,
-            });
+            ends.push(drift::gone_from_list(self.link, email, now));
         }
         self.defer(p, ends).await?;
         p.cursor = page.last().map(|(e, _)| e.key().to_owned());

@@ -216,28 +216,8 @@ pub struct Budget {
     pub max_pages: Option<u64>,
 }
 
-/// The mass-deactivation guard (R-F8): a run that would end more than `share` of the list's members, and
-/// at least `min` of them, waits for an admin's confirmation.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Guard {
-    /// The share of the list (0.0–1.0).
-    pub share: f64,
-    /// Fewer ends than this never hold a run.
-    pub min: u64,
-}
-
-impl Default for Guard {
-    fn default() -> Self {
-        Self { share: 0.1, min: 10 }
-    }
-}
-
-impl Guard {
-    /// Whether `ends` ends among `members` list members hold a run.
-    pub fn holds(&self, ends: u64, members: u64) -> bool {
-        ends >= self.min && ends as f64 > self.share * members.max(1) as f64
-    }
-}
+/// The mass-deactivation guard (R-F8); its threshold is a domain rule.
+pub use optisync_domain::drift::Guard;
 
 /// How an invocation ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
