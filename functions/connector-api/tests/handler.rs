@@ -217,7 +217,7 @@ async fn snapshot_pages_are_kept_once_for_the_run_and_the_exports_result_wakes_i
         status,
     };
     let t1 = TenantId::new("t1");
-    let preview = optisync_app::reconcile::preview_tenant(&t1);
+    let preview = t1.preview();
     f.store.put_link(&link("first", t1.clone(), "NL-7", LinkStatus::Linking)).await.unwrap();
     f.store.put_link(&link("linked", t1.clone(), "NL-7", LinkStatus::Linked)).await.unwrap();
     f.store.put_link(&link("other", t1.clone(), "NL-8", LinkStatus::Linking)).await.unwrap();

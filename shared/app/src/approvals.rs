@@ -107,7 +107,7 @@ impl Approvals {
         choice: Choice,
         now: DateTime<Utc>,
     ) -> Result<ApprovalEntry, ApprovalError> {
-        for _ in 0..crate::MAX_ATTEMPTS {
+        for _ in 0..crate::engine::MAX_ATTEMPTS {
             let (found, mut entry, version) = self.entry(tenant, link, email).await?;
             if let Some(decision) = &entry.decision {
                 return if same_choice(decision, &choice) {

@@ -1,8 +1,14 @@
-//! The worker's use case: applies one inbox entry, whatever hook accepted it.
+//! The inbox: the keys its entries are named by, and the worker's use case, which applies one entry
+//! whatever hook accepted it.
 
-use crate::{Engine, ProcessError};
-use optisync_domain::{Input, TenantId};
+use crate::engine::{Engine, ProcessError};
+use optisync_domain::{CommandId, Input, TenantId};
 use optisync_ports::{EspReader, Inbox, InboxItem};
+
+/// The inbox key of snapshot page `page` (counting from 1) of the export `snapshot`.
+pub fn snapshot_page_key(snapshot: &CommandId, page: u64) -> String {
+    format!("snapshot:{snapshot}:{page}")
+}
 
 /// Applies an inbox entry's items in order through the engine, then marks it done. A CleverReach
 /// receiver event is re-read from the API first and its observations applied. Run again after a failure,

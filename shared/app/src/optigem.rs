@@ -1,6 +1,9 @@
 //! OPTIGEM → optisync: accepting signed change events into the inbox (hook-optigem), and applying an
 //! inbox entry through the engine (the worker).
 
+use crate::inbox::snapshot_page_key;
+/// The scheduled runs an export's result wakes; they live with the runs.
+pub use crate::reconcile::runs_waiting_for;
 use chrono::{DateTime, Utc};
 use optisync_connector::signature::{SignedHeaders, SigningSecret, VerifyError, verify};
 use optisync_connector::wire::{ChangeEvent, WireError, parse_batch, parse_result, parse_snapshot_page};
@@ -154,11 +157,6 @@ pub async fn accept_result(
     Ok(())
 }
 
-/// The inbox key of snapshot page `page` (counting from 1) of the export `snapshot`.
-pub fn snapshot_page_key(snapshot: &CommandId, page: u64) -> String {
-    format!("snapshot:{snapshot}:{page}")
-}
-
 /// Accepts one snapshot page answering an `export_newsletter` command (`PUT …/snapshots/{id}/pages/{n}`)
 /// into the inbox, as one `assignment.changed` per assignment: snapshots carry versions, so a page that
 /// arrives after newer change events changes nothing (R-F2…F6). A page sent twice is stored once.
@@ -207,28 +205,4 @@ pub async fn accept_snapshot_page(
         InboxPut::Duplicate => Ok(Accepted::Duplicate),
         InboxPut::Mismatch => Err(IngestError::Reused),
     }
-}
-
-/// The scheduled runs waiting for an export, to wake when the connector reports the export's result:
-/// the first syncs (and dry runs) of the newsletter's links and the reconciliations whose checkpoint
-/// names the export.
-pub async fn runs_waiting_for(
-    store: &dyn StateStore,
-    tenant: &TenantId,
-    command: &CommandId,
-) -> Result<Vec<(TenantId, optisync_domain::LinkId)>, StoreError> {
-    let Some((_, OptigemCommand::ExportNewsletter { newsletter, .. })) = store.command(tenant, command).await? else {
-        return Ok(Vec::new());
-    };
-    let mut waiting = Vec::new();
-    for t in [tenant.clone(), crate::reconcile::preview_tenant(tenant)] {
-        for link in store.links_for_newsletter(&t, &newsletter).await? {
-            if link.status == optisync_domain::LinkStatus::Linking
-                || crate::reconcile::waits_for(store, &link.id, command).await?
-            {
-                waiting.push((t.clone(), link.id));
-            }
-        }
-    }
-    Ok(waiting)
 }

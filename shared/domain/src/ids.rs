@@ -67,3 +67,25 @@ id_type!(
     /// A stable id of an OPTIGEM command, so the connector can execute it twice without harm.
     CommandId,
 );
+
+/// What marks a dry run's tenant, and the names of a dry run's links and its pointer.
+pub const PREVIEW_SUFFIX: &str = "~preview";
+
+impl TenantId {
+    /// The tenant under which a link's dry run keeps its own state (R-F8): nothing there reaches the ESP or
+    /// OPTIGEM, and no connector reads its feed.
+    pub fn preview(&self) -> TenantId {
+        TenantId::new(format!("{self}{PREVIEW_SUFFIX}"))
+    }
+
+    /// Whether this is a dry run's tenant.
+    pub fn is_preview(&self) -> bool {
+        self.0.ends_with(PREVIEW_SUFFIX)
+    }
+
+    /// The tenant a dry run's tenant stands for (itself for a real one): its connector is asked for the
+    /// snapshot, and its settings and inbox are read.
+    pub fn real(&self) -> TenantId {
+        TenantId::new(self.0.strip_suffix(PREVIEW_SUFFIX).unwrap_or(&self.0))
+    }
+}

@@ -4,12 +4,15 @@
 //! * [`rules`] — the rules of `RULES.md` as pure functions (R-A1…A9, R-B1/B2, R-C4, R-D6, R-E1).
 //! * [`plan`] — the effects the planner can ask for and the state it keeps.
 //! * [`planner`] — one function from (known state, input) to a [`Plan`]; every entry point uses it.
+//! * [`drift`] — the scheduled run's decisions: which differences between a link and its ESP list become
+//!   inputs, and the mass-deactivation guard (R-E1…E4, R-F4, R-F5, R-F8, R-G3, R-G4).
 //! * [`suggest`] — ranking OPTIGEM's candidate persons for a signup (R-C3).
 //! * [`audit`] — the audit trail entries of a plan, without personal data.
 //! * [`privacy`] — masking and keyed hashing so personal data never reaches logs (R-J5).
 
 pub mod audit;
 pub mod calendar;
+pub mod drift;
 pub mod email;
 pub mod ids;
 pub mod model;
@@ -21,6 +24,7 @@ pub mod suggest;
 
 pub use audit::{AuditEntry, audit_entries};
 pub use calendar::{YearMonth, berlin_date};
+pub use drift::ListedMember;
 pub use email::{Email, EmailError};
 pub use ids::*;
 pub use model::*;

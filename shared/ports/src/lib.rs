@@ -378,20 +378,7 @@ pub trait EspReader: Send + Sync {
     async fn reread(&self, reread: &Reread) -> Result<Vec<EspEvent>, EspError>;
 }
 
-/// One member of a list as the ESP shows it now (the reconciliation's view of the ESP side).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListedMember {
-    /// The address.
-    pub email: Email,
-    /// Receives mail from this list: Brevo: on the list and not blacklisted; CleverReach: active in the group.
-    pub active: bool,
-    /// Brevo: on the account-wide blacklist (R-E2).
-    pub blacklisted: bool,
-    /// When the ESP last changed the member's state (activation, deactivation, blacklist), if it says.
-    pub changed_at: Option<DateTime<Utc>>,
-    /// What the ESP knows of the member (names, consent evidence), for the approval queue.
-    pub signup: optisync_domain::Signup,
-}
+pub use optisync_domain::ListedMember;
 
 /// One page of a list, and where the next one starts.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -292,7 +292,7 @@ async fn r_f8_a_dry_run_of_the_first_sync_shows_what_would_be_created_queued_and
         .iter()
         .map(|l| {
             let who = l.email.as_ref().map(|e| e.key().to_owned());
-            (l.action.clone(), who.or(l.assignment.as_ref().map(|a| a.to_string())).unwrap())
+            (l.action.to_string(), who.or(l.assignment.as_ref().map(|a| a.to_string())).unwrap())
         })
         .collect();
     lines.sort();
@@ -558,5 +558,25 @@ async fn r_g6_linking_a_segment_to_a_newsletter_with_assignments_warns_in_the_dr
         assert_eq!(first.warnings == [SEGMENT_OVER_ASSIGNMENTS.to_owned()], warned);
         let links = h.store.links(&tenant()).await.unwrap();
         assert_eq!(links[0].status, LinkStatus::Linked);
+    }
+}
+
+#[test]
+fn a_dry_runs_lines_keep_their_wire_names() {
+    use optisync_app::reconcile::{PreviewAction, PreviewLine};
+    let names = [
+        (PreviewAction::Create, "create"),
+        (PreviewAction::Update, "update"),
+        (PreviewAction::Deactivate, "deactivate"),
+        (PreviewAction::Reactivate, "reactivate"),
+        (PreviewAction::Queue, "queue"),
+        (PreviewAction::End, "end"),
+    ];
+    for (action, name) in names {
+        let line = PreviewLine { action, email: None, assignment: Some(AssignmentId::new("a-1")) };
+        let json = serde_json::to_string(&line).unwrap();
+        assert_eq!(json, format!(r#"{{"action":"{name}","assignment":"a-1"}}"#));
+        assert_eq!(serde_json::from_str::<PreviewLine>(&json).unwrap(), line);
+        assert_eq!(action.to_string(), name);
     }
 }

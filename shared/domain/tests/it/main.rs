@@ -3,6 +3,8 @@
 
 mod audit;
 mod common;
+mod drift;
+mod ids;
 mod planner;
 mod properties;
 mod rules;

@@ -1,0 +1,163 @@
+//! ESP accounts (R-H1): Brevo by API key, CleverReach by OAuth with a signed state, and what an account
+//! offers a link.
+
+use super::{Admin, AdminError, OAUTH_STATE_KEY, OAUTH_STATE_MINUTES, valid_id};
+use base64::Engine as _;
+use chrono::Duration;
+use hmac::{Hmac, Mac};
+use optisync_domain::{AccountId, AccountRecord, AccountStatus, EspAccount, Provider, TenantId};
+use optisync_ports::{EspCatalog, EspError, StoreError};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+#[derive(Serialize, Deserialize)]
+struct OAuthState {
+    t: String,
+    a: String,
+    e: i64,
+}
+
+impl Admin {
+    /// The tenant's ESP accounts.
+    pub async fn accounts(&self, tenant: &TenantId) -> Result<Vec<AccountRecord>, AdminError> {
+        Ok(self.store.accounts(tenant).await?)
+    }
+
+    /// The account if it is the tenant's; [`AdminError::NotFound`] otherwise.
+    async fn own_account(&self, tenant: &TenantId, esp: &EspAccount) -> Result<AccountRecord, AdminError> {
+        match self.store.account(esp).await? {
+            Some(record) if &record.tenant == tenant => Ok(record),
+            _ => Err(AdminError::NotFound("account")),
+        }
+    }
+
+    /// Refuses an account id another tenant holds (its secrets are named by it).
+    async fn claimable(&self, tenant: &TenantId, esp: &EspAccount) -> Result<Option<AccountRecord>, AdminError> {
+        match self.store.account(esp).await? {
+            Some(record) if &record.tenant != tenant => {
+                Err(AdminError::Conflict("this account id is taken: choose another".into()))
+            }
+            found => Ok(found),
+        }
+    }
+
+    /// Connects a Brevo account by API key, after Brevo accepted the key (R-H1).
+    pub async fn connect_brevo(
+        &self,
+        tenant: &TenantId,
+        account: &str,
+        api_key: &str,
+    ) -> Result<AccountRecord, AdminError> {
+        if !valid_id(account) {
+            return Err(AdminError::NotFound("account"));
+        }
+        if api_key.trim().is_empty() || api_key.len() > 512 {
+            return Err(AdminError::invalid("api_key", "required: the account's API key"));
+        }
+        let esp = EspAccount { provider: Provider::Brevo, account: AccountId::new(account) };
+        self.claimable(tenant, &esp).await?;
+        match self.directory.connect_brevo(&esp.account, api_key.trim()).await {
+            Ok(()) => {}
+            Err(EspError::Unauthorized) => return Err(AdminError::invalid("api_key", "Brevo refused this key")),
+            Err(e) => return Err(AdminError::esp(e)),
+        }
+        self.save_account(tenant, esp, AccountStatus::Connected).await
+    }
+
+    /// Starts a CleverReach authorisation (R-H1): the URL to send the admin to. The account is listed as
+    /// awaiting authorisation until the callback comes (a connected one stays connected meanwhile).
+    pub async fn start_cleverreach(&self, tenant: &TenantId, account: &str) -> Result<String, AdminError> {
+        if !valid_id(account) {
+            return Err(AdminError::NotFound("account"));
+        }
+        let esp = EspAccount { provider: Provider::CleverReach, account: AccountId::new(account) };
+        let existing = self.claimable(tenant, &esp).await?;
+        let state = self.sign_state(tenant, &esp.account).await?;
+        let url = self.directory.cleverreach_authorize_url(&state).map_err(AdminError::esp)?;
+        if existing.is_none() {
+            self.save_account(tenant, esp, AccountStatus::AwaitingAuthorisation).await?;
+        }
+        Ok(url)
+    }
+
+    /// The OAuth callback: checks the state, exchanges the code, keeps the tokens (R-H1).
+    pub async fn finish_cleverreach(&self, code: &str, state: &str) -> Result<AccountRecord, AdminError> {
+        let (tenant, account) = self.open_state(state).await?;
+        if code.is_empty() {
+            return Err(AdminError::invalid("code", "required: the authorisation code"));
+        }
+        let esp = EspAccount { provider: Provider::CleverReach, account };
+        self.claimable(&tenant, &esp).await?;
+        match self.directory.connect_cleverreach(&esp.account, code).await {
+            Ok(()) => {}
+            Err(EspError::Unauthorized | EspError::Rejected(_)) => {
+                return Err(AdminError::invalid("code", "CleverReach refused the authorisation code"));
+            }
+            Err(e) => return Err(AdminError::esp(e)),
+        }
+        self.save_account(&tenant, esp, AccountStatus::Connected).await
+    }
+
+    /// Saves the tenant's account record with this status, changed now.
+    async fn save_account(
+        &self,
+        tenant: &TenantId,
+        esp: EspAccount,
+        status: AccountStatus,
+    ) -> Result<AccountRecord, AdminError> {
+        let record = AccountRecord { tenant: tenant.clone(), esp, status, changed_at: self.clock.now() };
+        self.store.put_account(&record).await?;
+        Ok(record)
+    }
+
+    async fn state_key(&self) -> Result<Vec<u8>, AdminError> {
+        if let Some(key) = self.secrets.get(OAUTH_STATE_KEY).await? {
+            return Ok(key.into_bytes());
+        }
+        let key = hex::encode(rand::random::<[u8; 32]>());
+        self.secrets.put(OAUTH_STATE_KEY, &key).await?;
+        Ok(key.into_bytes())
+    }
+
+    async fn sign_state(&self, tenant: &TenantId, account: &AccountId) -> Result<String, AdminError> {
+        let expires = (self.clock.now() + Duration::minutes(OAUTH_STATE_MINUTES)).timestamp();
+        let body = serde_json::to_vec(&OAuthState { t: tenant.to_string(), a: account.to_string(), e: expires })
+            .map_err(|e| StoreError::Permanent(e.to_string()))?;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let mac = self.keyed_mac(&body).await?.finalize().into_bytes();
+        Ok(format!("{}.{}", b64.encode(&body), b64.encode(mac)))
+    }
+
+    /// The HMAC of a state body under the state key, to finish or to verify.
+    async fn keyed_mac(&self, body: &[u8]) -> Result<Hmac<Sha256>, AdminError> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.state_key().await?).expect("HMAC takes any key length");
+        mac.update(body);
+        Ok(mac)
+    }
+
+    async fn open_state(&self, state: &str) -> Result<(TenantId, AccountId), AdminError> {
+        let bad = || AdminError::invalid("state", "not a state this service issued, or expired: start again");
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let (body, mac) = state.split_once('.').ok_or_else(bad)?;
+        let body = b64.decode(body).map_err(|_| bad())?;
+        let mac = b64.decode(mac).map_err(|_| bad())?;
+        self.keyed_mac(&body).await?.verify_slice(&mac).map_err(|_| bad())?;
+        let state: OAuthState = serde_json::from_slice(&body).map_err(|_| bad())?;
+        if state.e < self.clock.now().timestamp() {
+            return Err(bad());
+        }
+        Ok((TenantId::new(state.t), AccountId::new(state.a)))
+    }
+
+    /// What an account offers a link: lists (with segments) and attributes (R-D6, R-H2).
+    pub async fn catalog(&self, tenant: &TenantId, esp: &EspAccount) -> Result<EspCatalog, AdminError> {
+        if !valid_id(esp.account.as_str()) {
+            return Err(AdminError::NotFound("account"));
+        }
+        let record = self.own_account(tenant, esp).await?;
+        if record.status != AccountStatus::Connected {
+            return Err(AdminError::Conflict("the account's authorisation has not finished".into()));
+        }
+        self.directory.catalog(esp).await.map_err(AdminError::esp)
+    }
+}

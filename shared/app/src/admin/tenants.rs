@@ -1,0 +1,88 @@
+//! Tenant settings and the connector signing secrets (several valid during a rotation).
+
+use super::{Admin, AdminError, MAX_SIGNING_SECRETS, signing_secret_id};
+use crate::optigem::signing_secrets_name;
+use base64::Engine as _;
+use optisync_domain::{TenantId, TenantSettings};
+use optisync_ports::StoreError;
+use serde::Serialize;
+
+/// A tenant as the admin sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TenantView {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// Its settings (R-A6, R-B3).
+    pub settings: TenantSettings,
+    /// The ids of the connector signing secrets valid now, oldest first (never the secrets).
+    pub signing_secrets: Vec<String>,
+}
+
+/// A new connector signing secret: shown once, to be configured in the connector.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NewSigningSecret {
+    /// Its id.
+    pub id: String,
+    /// The secret (`whsec_…`).
+    pub secret: String,
+    /// The ids valid now, oldest first.
+    pub valid: Vec<String>,
+}
+
+impl Admin {
+    async fn signing_secrets(&self, tenant: &TenantId) -> Result<Vec<String>, AdminError> {
+        match self.secrets.get(&signing_secrets_name(tenant)).await? {
+            None => Ok(Vec::new()),
+            Some(raw) => serde_json::from_str(&raw)
+                .map_err(|_| StoreError::Permanent("signing secrets are not a JSON list".into()).into()),
+        }
+    }
+
+    /// A tenant's settings and signing-secret ids.
+    pub async fn tenant(&self, tenant: &TenantId) -> Result<TenantView, AdminError> {
+        let settings = self.store.tenant_settings(tenant).await?;
+        let signing_secrets = self.signing_secrets(tenant).await?.iter().map(|s| signing_secret_id(s)).collect();
+        Ok(TenantView { tenant: tenant.clone(), settings, signing_secrets })
+    }
+
+    /// Saves a tenant's settings (R-A6, R-B3).
+    pub async fn put_settings(&self, tenant: &TenantId, settings: &TenantSettings) -> Result<TenantView, AdminError> {
+        self.store.put_tenant_settings(tenant, settings).await?;
+        self.tenant(tenant).await
+    }
+
+    /// Adds a new connector signing secret; the old ones stay valid until retired, so the connector can
+    /// switch without a gap.
+    pub async fn rotate_signing_secret(&self, tenant: &TenantId) -> Result<NewSigningSecret, AdminError> {
+        let mut secrets = self.signing_secrets(tenant).await?;
+        if secrets.len() >= MAX_SIGNING_SECRETS {
+            return Err(AdminError::Conflict(format!(
+                "{MAX_SIGNING_SECRETS} signing secrets are valid already: retire an old one first"
+            )));
+        }
+        let secret = format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>()));
+        secrets.push(secret.clone());
+        self.save_signing_secrets(tenant, &secrets).await?;
+        let valid = secrets.iter().map(|s| signing_secret_id(s)).collect();
+        Ok(NewSigningSecret { id: signing_secret_id(&secret), secret, valid })
+    }
+
+    /// Retires a signing secret; the last one cannot be retired (the connector would be locked out).
+    pub async fn retire_signing_secret(&self, tenant: &TenantId, id: &str) -> Result<TenantView, AdminError> {
+        let mut secrets = self.signing_secrets(tenant).await?;
+        let Some(at) = secrets.iter().position(|s| signing_secret_id(s) == id) else {
+            return Err(AdminError::NotFound("signing secret"));
+        };
+        if secrets.len() == 1 {
+            return Err(AdminError::Conflict("the last signing secret cannot be retired: rotate first".into()));
+        }
+        secrets.remove(at);
+        self.save_signing_secrets(tenant, &secrets).await?;
+        self.tenant(tenant).await
+    }
+
+    async fn save_signing_secrets(&self, tenant: &TenantId, secrets: &[String]) -> Result<(), AdminError> {
+        let raw = serde_json::to_string(secrets).map_err(|e| StoreError::Permanent(e.to_string()))?;
+        Ok(self.secrets.put(&signing_secrets_name(tenant), &raw).await?)
+    }
+}

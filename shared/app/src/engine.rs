@@ -1,0 +1,268 @@
+//! The sync engine. [`Engine::process`] is the one path every input takes: OPTIGEM change events, ESP
+//! observations and the scheduled run's "today is D".
+//!
+//! Effects happen exactly once under at-least-once delivery: the planner plans target states, the ESP
+//! operations are applied first (each safe to repeat), then the state and the OPTIGEM commands are
+//! committed atomically, conditional on the versions read. A lost race reloads and plans again; an
+//! error leaves nothing committed, so a retry of the same input does the work once more.
+
+use optisync_domain::{
+    Email, EspEventKind, Input, Known, Link, LinkView, OptigemCommand, TenantId, audit_entries, plan, rules,
+};
+use optisync_ports::{Clock, Commit, EspError, EspGateway, ItemKey, Slice, StateStore, StoreError};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often a commit that lost a race is planned again before giving up (the input stays retryable).
+pub const MAX_ATTEMPTS: u32 = 12;
+
+/// How long a recipient lease holds if its holder dies (longer than any one input takes).
+pub const LEASE_TTL: chrono::Duration = chrono::Duration::seconds(60);
+
+/// What processing one input did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// ESP operations applied.
+    pub esp_operations: usize,
+    /// OPTIGEM commands planned (the feed keeps each id once).
+    pub commands: usize,
+    /// State items written.
+    pub writes: usize,
+    /// Attempts needed (more than one when a concurrent writer won a race).
+    pub attempts: u32,
+    /// Recipients created in the ESP or put on the list (R-D1, R-F2, R-F3).
+    pub created: usize,
+    /// Recipients whose mapped fields were written (R-D3, R-F2).
+    pub updated: usize,
+    /// Recipients deactivated in the list or taken off it (R-D2, R-E2, R-G5).
+    pub deactivated: usize,
+    /// Signups sent to the approval queue (a `match_persons` request each, R-C2, R-C3).
+    pub queued: usize,
+    /// Assignments OPTIGEM is asked to end (R-E1).
+    pub ended: usize,
+}
+
+impl Outcome {
+    /// The counts of a plan.
+    fn of(plan: &optisync_domain::Plan, attempts: u32) -> Self {
+        use optisync_domain::{EspOp, OptigemCommand};
+        let ops = |f: fn(&EspOp) -> bool| plan.esp.iter().filter(|a| f(&a.op)).count();
+        let commands = |f: fn(&OptigemCommand) -> bool| plan.commands.iter().filter(|c| f(c)).count();
+        Self {
+            esp_operations: plan.esp.len(),
+            commands: plan.commands.len(),
+            writes: plan.writes.len(),
+            attempts,
+            created: ops(|op| matches!(op, EspOp::AddToList)),
+            updated: ops(|op| matches!(op, EspOp::UpdateFields { .. })),
+            deactivated: ops(|op| matches!(op, EspOp::Deactivate | EspOp::RemoveFromList)),
+            queued: commands(|c| matches!(c, OptigemCommand::MatchPersons { .. })),
+            ended: commands(|c| matches!(c, OptigemCommand::EndAssignment { .. })),
+        }
+    }
+}
+
+/// Why an input could not be processed now. Every variant leaves the input retryable.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    /// The store failed.
+    #[error("state store: {0}")]
+    Store(#[from] StoreError),
+    /// The ESP failed.
+    #[error("ESP: {0}")]
+    Esp(#[from] EspError),
+    /// Concurrent writers kept winning.
+    #[error("gave up after {0} attempts lost to concurrent writers")]
+    Contention(u32),
+}
+
+impl ProcessError {
+    /// Whether trying again later may succeed (HTTP 429 rather than a dead letter).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Store(StoreError::Permanent(_)) | Self::Esp(EspError::Rejected(_) | EspError::Unauthorized) => false,
+            Self::Store(_) | Self::Esp(EspError::Transient { .. }) | Self::Contention(_) => true,
+        }
+    }
+}
+
+/// The sync engine over the ports.
+#[derive(Clone)]
+pub struct Engine {
+    store: Arc<dyn StateStore>,
+    esp: Arc<dyn EspGateway>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Engine {
+    /// An engine over a store, an ESP gateway and a clock.
+    pub fn new(store: Arc<dyn StateStore>, esp: Arc<dyn EspGateway>, clock: Arc<dyn Clock>) -> Self {
+        Self { store, esp, clock }
+    }
+
+    /// Processes one input with exactly-once effects.
+    ///
+    /// The recipients the input touches are leased first: ESP operations happen before the commit, so
+    /// two writers on one recipient must not interleave, or an older value could reach the ESP last.
+    pub async fn process(&self, tenant: &TenantId, input: &Input) -> Result<Outcome, ProcessError> {
+        let (known, _) = self.load(tenant, input).await?;
+        let mut leases: Vec<String> = known
+            .links
+            .iter()
+            .flat_map(|v| v.mirror.values().filter_map(|e| e.email.clone()).chain(v.recipients.keys().cloned()))
+            .chain(input_emails(input))
+            .map(|e| format!("recipient#{tenant}#{}", e.key()))
+            .collect();
+        leases.sort();
+        leases.dedup();
+        let owner = format!("{:032x}", rand::random::<u128>());
+        self.acquire(&leases, &owner).await?;
+        let result = self.process_leased(tenant, input).await;
+        for lease in &leases {
+            if let Err(e) = self.store.release_lease(lease, &owner).await {
+                tracing::warn!(error = %e, "could not release a lease; it expires by itself");
+            }
+        }
+        result
+    }
+
+    /// Takes every lease (in sorted order, so two processors cannot deadlock), waiting with jitter.
+    async fn acquire(&self, leases: &[String], owner: &str) -> Result<(), ProcessError> {
+        for lease in leases {
+            let mut attempt = 0;
+            loop {
+                let now = self.clock.now();
+                if self.store.try_lease(lease, owner, now, now + LEASE_TTL).await? {
+                    break;
+                }
+                attempt += 1;
+                if attempt >= MAX_ATTEMPTS * 4 {
+                    for taken in leases.iter().take_while(|l| *l != lease) {
+                        let _ = self.store.release_lease(taken, owner).await;
+                    }
+                    return Err(ProcessError::Contention(attempt));
+                }
+                backoff(attempt).await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn process_leased(&self, tenant: &TenantId, input: &Input) -> Result<Outcome, ProcessError> {
+        for attempt in 1..=MAX_ATTEMPTS {
+            let now = self.clock.now();
+            let (known, versions) = self.load(tenant, input).await?;
+            let plan = plan(&known, input, now);
+            if !plan.esp.is_empty() {
+                self.esp.apply(&plan.esp).await?;
+            }
+            let outcome = Outcome::of(&plan, attempt);
+            let audit = audit_entries(&known, input, &plan, now);
+            let writes = plan.writes.into_iter().map(|w| {
+                let expected = versions.get(&ItemKey::of(&w)).copied();
+                (w, expected)
+            });
+            let ends = plan.commands.iter().filter(|c| matches!(c, OptigemCommand::EndAssignment { .. })).count();
+            let commit = Commit { writes: writes.collect(), commands: plan.commands, audit };
+            match self.store.commit(tenant, commit).await {
+                Ok(()) => {
+                    if !tenant.is_preview() {
+                        optisync_ports::metrics::assignments_ended(ends as u64);
+                    }
+                    tracing::debug!(
+                        attempt,
+                        esp = outcome.esp_operations,
+                        commands = outcome.commands,
+                        "input processed"
+                    );
+                    return Ok(outcome);
+                }
+                Err(StoreError::Conflict) => {
+                    // Only a writer without the lease (an expired one) gets here: plan again.
+                    tracing::debug!(attempt, "lost a race to a concurrent writer; planning again");
+                    backoff(attempt).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ProcessError::Contention(MAX_ATTEMPTS))
+    }
+
+    /// Loads the links an input may touch and, of each, the slice the planner needs.
+    async fn load(&self, tenant: &TenantId, input: &Input) -> Result<(Known, BTreeMap<ItemKey, u64>), StoreError> {
+        let settings = self.store.tenant_settings(tenant).await?;
+        let links = match input {
+            Input::AssignmentChanged { assignment } => {
+                self.store.links_for_newsletter(tenant, &assignment.newsletter).await?
+            }
+            Input::AssignmentDeleted { newsletter, .. } => self.store.links_for_newsletter(tenant, newsletter).await?,
+            Input::Esp(event) => self.store.links_for_account(tenant, &event.esp).await?,
+            Input::Today { .. } => self.store.links(tenant).await?,
+        };
+        // A link not (or no longer) linked takes no part: unlinking stops its sync (R-F1).
+        let links = links.into_iter().filter(|l| l.status != optisync_domain::LinkStatus::NotLinked);
+        let mut known = Known { tenant: settings, links: Vec::new() };
+        let mut versions = BTreeMap::new();
+        for link in links {
+            let view = self.load_link(&link, input).await?;
+            versions.extend(view.versions);
+            known.links.push(view.view);
+        }
+        Ok((known, versions))
+    }
+
+    async fn load_link(&self, link: &Link, input: &Input) -> Result<optisync_ports::LoadedView, StoreError> {
+        let mut slice = Slice::default();
+        match input {
+            Input::AssignmentChanged { assignment } => {
+                slice.assignments.push(assignment.id.clone());
+                slice.emails.extend(rules::email_used(assignment).cloned());
+            }
+            Input::AssignmentDeleted { id, .. } => slice.assignments.push(id.clone()),
+            Input::Esp(event) => {
+                slice.emails.push(event.email.clone());
+                if let EspEventKind::EmailChanged { new_email, .. } = &event.what {
+                    slice.emails.push(new_email.clone());
+                }
+            }
+            Input::Today { date } => {
+                slice.assignments = self.store.due(link, *date, usize::MAX).await?;
+            }
+        }
+        // The e-mails the loaded entries use (an old address, the members of a due entry's group) are
+        // needed too: load again with them.
+        let first = self.store.load(link, &slice).await?;
+        let more: Vec<Email> = emails_of(&first.view).into_iter().filter(|e| !slice.emails.contains(e)).collect();
+        if more.is_empty() {
+            return Ok(first);
+        }
+        slice.emails.extend(more);
+        self.store.load(link, &slice).await
+    }
+}
+
+/// Full-jitter backoff, so that writers who collided do not collide again in step.
+async fn backoff(attempt: u32) {
+    let ceiling = 2u64.pow(attempt.min(7)) * 5;
+    tokio::time::sleep(Duration::from_millis(rand::random_range(0..ceiling))).await;
+}
+
+/// The e-mails an input names itself.
+fn input_emails(input: &Input) -> Vec<Email> {
+    match input {
+        Input::AssignmentChanged { assignment } => rules::email_used(assignment).cloned().into_iter().collect(),
+        Input::Esp(event) => {
+            let mut emails = vec![event.email.clone()];
+            if let EspEventKind::EmailChanged { new_email, .. } = &event.what {
+                emails.push(new_email.clone());
+            }
+            emails
+        }
+        Input::AssignmentDeleted { .. } | Input::Today { .. } => Vec::new(),
+    }
+}
+
+fn emails_of(view: &LinkView) -> Vec<Email> {
+    view.mirror.values().filter_map(|e| e.email.clone()).collect()
+}

@@ -1,0 +1,167 @@
+//! The scheduled run of one link: the first sync of a new link (R-F1…F6), the reconciliation every six
+//! hours (R-E7, R-A9), and the dry run an admin looks at before saving a link (R-F8).
+//!
+//! A run holds the link's run lease, so two runs never overlap; it saves a checkpoint after every page,
+//! stops between pages when its budget is spent and continues from the checkpoint in the next
+//! invocation. Memory stays bounded by one page (and eight bytes per list member for the sweep) whatever
+//! the list size. Every input goes through the same engine as the webhooks and is exactly-once by
+//! itself, so a run killed in the middle of a page repeats that page without a duplicate effect.
+//!
+//! Phases, in order:
+//! 1. *Export* and *Await export*: `export_newsletter` asks the connector for the newsletter's
+//!    snapshot; the run waits (no invocation is held) until the connector reports the export done,
+//!    which wakes it again. A first sync fails when the export fails; a reconciliation whose export
+//!    fails, or stays unanswered for [`EXPORT_WAIT`], goes on with the ESP side and reports the problem.
+//! 2. *Import*: the snapshot pages, page by page: every active assignment is imported (R-F2: created in
+//!    the ESP if unknown there, OPTIGEM's field values written; R-F3: on the list; the ESP gateways never
+//!    re-activate on an upsert, so deactivated and blacklisted recipients stay so). At a reconciliation
+//!    this is the OPTIGEM side of the drift: an assignment whose change event never arrived reaches the
+//!    list (R-D1). One the link holds at that version changes nothing and costs no write. The listing
+//!    that follows sees what the ESP holds against the imported recipients (R-F5).
+//! 3. *Due*: what time alone changed (R-A9), from the index of next transition dates.
+//! 4. *List*: the ESP's list page by page, each difference to the known state fed through the engine.
+//!    A receiving member the link does not know → a signup for the approval queue (R-E3, R-F4); on a
+//!    segment link, a segment member without an active assignment → segment membership (R-G3, R-G4).
+//!    A member known as receiving that the ESP no longer lets receive → its assignments are to be ended
+//!    (R-E1, R-E2, R-F5): deferred, see 6. Brevo is listed with `modifiedSince` (since the last run,
+//!    minus an overlap) except once a day and on a first sync; CleverReach has no delta.
+//! 5. *Sweep* (after a complete listing): recipients the link knows on the list that the listing did
+//!    not show were deleted in the ESP (R-E1; an e-mail changed inside the ESP shows as this deletion
+//!    plus a signup of the new address, R-E4); on a segment link they left the segment (R-G4).
+//! 6. *Guard* and *Apply*: the ends found in 4 and 5 are applied last, unless they would end more than
+//!    the guard's share of the list: then the run is held until an admin confirms it (R-F8).
+//!
+//! What the listing, the sweep and the guard decide (4–6) is the domain's, in `optisync_domain::drift`; the
+//! run pages, keeps the checkpoints and applies.
+
+mod preview;
+mod run;
+mod state;
+
+pub use preview::{Preview, PreviewAction, PreviewLine};
+pub use state::{
+    Budget, CHUNK_RETENTION, DELTA_OVERLAP, EXPORT_WAIT, FULL_LISTING_EVERY, Failure, Finished, Guard, MAX_FAILURES,
+    Phase, Progress, RUN_LEASE, RunCounts, RunError, RunOutcome, RunState, SEGMENT_OVER_ASSIGNMENTS, SWEEP_PAGE,
+    runs_waiting_for, waits_for,
+};
+
+use crate::engine::Engine;
+use optisync_domain::{Link, LinkId, LinkStatus, TenantId};
+use optisync_ports::{Clock, EspGateway, EspLister, Inbox, StateStore};
+use preview::RecordingEsp;
+use run::{Ports, Run};
+use state::{read_state, save_state};
+use std::sync::Arc;
+
+/// Runs reconciliations.
+#[derive(Clone)]
+pub struct Reconciler {
+    store: Arc<dyn StateStore>,
+    esp: Arc<dyn EspGateway>,
+    lister: Arc<dyn EspLister>,
+    inbox: Arc<dyn Inbox>,
+    clock: Arc<dyn Clock>,
+    guard: Guard,
+}
+
+impl Reconciler {
+    /// A reconciler over the ports: the state, the ESP to apply to and to list, the inbox holding
+    /// snapshot pages, and the clock.
+    pub fn new(
+        store: Arc<dyn StateStore>,
+        esp: Arc<dyn EspGateway>,
+        lister: Arc<dyn EspLister>,
+        inbox: Arc<dyn Inbox>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self { store, esp, lister, inbox, clock, guard: Guard::default() }
+    }
+
+    /// With another mass-deactivation guard.
+    pub fn with_guard(mut self, guard: Guard) -> Self {
+        self.guard = guard;
+        self
+    }
+
+    /// The link's run state (checkpoint, last finished run).
+    pub async fn state(&self, link: &LinkId) -> Result<RunState, RunError> {
+        Ok(self.load(link).await?.0)
+    }
+
+    /// Confirms a run the guard holds: its ends are applied in the next invocation (publish
+    /// `link.reconcile`). False when no run of the link is held.
+    pub async fn confirm(&self, link: &LinkId) -> Result<bool, RunError> {
+        let (mut state, version) = self.load(link).await?;
+        let Some(mut progress) = state.current.take().filter(|p| p.phase == Phase::Held) else { return Ok(false) };
+        progress.confirmed = true;
+        progress.phase = Phase::Apply;
+        progress.cursor = None;
+        Ok(self.save(link, &state, Some(&progress), version).await?.is_some())
+    }
+
+    /// Starts a dry run of the first sync of `link` as it would be saved (R-F8): nothing reaches the ESP
+    /// or OPTIGEM except the request for the newsletter's snapshot. Returns the (tenant, link) to run
+    /// (publish `link.reconcile` for them, or call [`Reconciler::run`]).
+    pub async fn start_preview(&self, link: &Link) -> Result<(TenantId, LinkId), RunError> {
+        preview::start_preview(self.store.as_ref(), self.clock.as_ref(), link).await
+    }
+
+    /// The latest dry run of a link: where it stands and what it would do (up to `limit` lines).
+    pub async fn preview(&self, tenant: &TenantId, link: &LinkId, limit: usize) -> Result<Option<Preview>, RunError> {
+        preview::preview(self.store.as_ref(), tenant, link, limit).await
+    }
+
+    /// One invocation of the link's run: starts a run or continues the checkpointed one, until it
+    /// finishes, waits, is held, or the budget is spent.
+    pub async fn run(&self, tenant: &TenantId, link: &LinkId, budget: Budget) -> Result<RunOutcome, RunError> {
+        let Some(link) = self.store.link(tenant, link).await? else {
+            return Ok(RunOutcome::Skipped);
+        };
+        if link.status == LinkStatus::NotLinked {
+            return Ok(RunOutcome::Skipped);
+        }
+        let lease = format!("run#{}", link.id);
+        let owner = format!("{:032x}", rand::random::<u128>());
+        let now = self.clock.now();
+        if !self.store.try_lease(&lease, &owner, now, now + RUN_LEASE).await? {
+            return Ok(RunOutcome::Busy);
+        }
+        let engine = if tenant.is_preview() {
+            let recording = RecordingEsp::new(self.store.clone(), self.clock.clone());
+            Engine::new(self.store.clone(), Arc::new(recording), self.clock.clone())
+        } else {
+            Engine::new(self.store.clone(), self.esp.clone(), self.clock.clone())
+        };
+        let run = Run::new(self.ports(), engine, tenant.clone(), &link, budget);
+        let result = run.go().await;
+        if let Err(e) = self.store.release_lease(&lease, &owner).await {
+            tracing::warn!(error = %e, "could not release the run lease; it expires by itself");
+        }
+        result
+    }
+
+    /// What a run works with.
+    fn ports(&self) -> Ports<'_> {
+        Ports {
+            store: self.store.as_ref(),
+            lister: self.lister.as_ref(),
+            inbox: self.inbox.as_ref(),
+            clock: self.clock.as_ref(),
+            guard: self.guard,
+        }
+    }
+
+    async fn load(&self, link: &LinkId) -> Result<(RunState, Option<u64>), RunError> {
+        read_state(self.store.as_ref(), link).await
+    }
+
+    async fn save(
+        &self,
+        link: &LinkId,
+        state: &RunState,
+        current: Option<&Progress>,
+        version: Option<u64>,
+    ) -> Result<Option<u64>, RunError> {
+        save_state(self.store.as_ref(), self.clock.as_ref(), link, state, current, version).await
+    }
+}

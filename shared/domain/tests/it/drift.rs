@@ -1,0 +1,224 @@
+//! The scheduled run's drift decisions, one rule at a time, with the examples of the run's own tests:
+//! Max blacklisted in Brevo without a webhook, Lena joining the list in the ESP, Erika deleted there, the
+//! segment S1, and the guard's 30 of 40 deactivated receivers.
+
+use crate::common;
+
+use common::*;
+use optisync_domain::drift::{self, Differences, Guard, ListedMember};
+use optisync_domain::*;
+
+/// A member as the ESP lists it.
+fn member(mail: &str, active: bool, blacklisted: bool) -> ListedMember {
+    ListedMember { email: email(mail), active, blacklisted, changed_at: None, signup: Signup::default() }
+}
+
+/// What a link knows of a recipient: on the list, and active there or not.
+fn recipient(listed: bool, active: bool) -> RecipientState {
+    RecipientState { listed, active, linked: true, ..Default::default() }
+}
+
+/// A link's known view with these recipients.
+fn known_with(link: &Link, recipients: &[(&str, RecipientState)]) -> LinkView {
+    let mut view = LinkView::new(link.clone());
+    for (mail, state) in recipients {
+        view.recipients.insert(email(mail), state.clone());
+    }
+    view
+}
+
+/// An active assignment of the link's newsletter in the mirror, using `mail`.
+fn mirrored(view: &mut LinkView, id: &str, mail: &str) {
+    let a = assignment(id, view.link.newsletter.as_str(), mail);
+    let entry = MirrorEntry {
+        id: a.id.clone(),
+        version: a.version,
+        email: Some(email(mail)),
+        snapshot: Some(a),
+        verdict: rules::Verdict { reasons: vec![] },
+        next_transition: None,
+        subscribed_at: None,
+        end_requested: None,
+    };
+    view.mirror.insert(entry.id.clone(), entry);
+}
+
+fn segment_link() -> Link {
+    Link { segment: Some(SegmentId::new("S1")), ..cleverreach("nl") }
+}
+
+fn kinds(events: &[EspEvent]) -> Vec<(String, Option<ListId>, EspEventKind)> {
+    events.iter().map(|e| (e.email.key().to_owned(), e.list.clone(), e.what.clone())).collect()
+}
+
+#[test]
+fn r_e3_r_f4_a_receiving_member_unknown_to_the_link_is_a_signup() {
+    for link in [brevo("nl"), cleverreach("nl")] {
+        let known = known_with(&link, &[("max@example.com", recipient(true, true))]);
+        let started = noon("2024-09-25");
+        let found = drift::differences(&link, &known, &[member("lena@example.com", true, false)], started);
+        assert_eq!(
+            kinds(&found.now),
+            [(
+                "lena@example.com".to_owned(),
+                Some(link.list.clone()),
+                EspEventKind::Signup { signup: Signup::default() }
+            )],
+            "{}",
+            link.esp.provider
+        );
+        assert!(found.ends.is_empty());
+        assert_eq!(found.now[0].at, started, "a member without a time of its own changed at the run's start");
+    }
+}
+
+#[test]
+fn r_e3_a_member_back_on_the_list_by_the_esps_doing_is_a_signup_again() {
+    let link = brevo("nl");
+    let known = known_with(&link, &[("erika@example.com", recipient(false, true))]);
+    let found = drift::differences(&link, &known, &[member("erika@example.com", true, false)], noon("2024-09-25"));
+    assert_eq!(found.now.len(), 1);
+    assert!(matches!(found.now[0].what, EspEventKind::Signup { .. }));
+}
+
+#[test]
+fn r_e1_r_f5_a_receiving_recipient_the_esp_deactivated_is_an_end_at_the_esps_time() {
+    let link = cleverreach("nl");
+    let known = known_with(&link, &[("erika@example.com", recipient(true, true))]);
+    let when = noon("2024-09-20");
+    let listed = ListedMember { changed_at: Some(when), ..member("erika@example.com", false, false) };
+    let found = drift::differences(&link, &known, &[listed], noon("2024-09-25"));
+    assert!(found.now.is_empty());
+    assert_eq!(
+        kinds(&found.ends),
+        [("erika@example.com".to_owned(), Some(link.list.clone()), EspEventKind::Deactivated)]
+    );
+    assert_eq!(found.ends[0].at, when, "the ESP wins, at its own time");
+}
+
+#[test]
+fn r_e2_a_brevo_blacklist_is_an_account_wide_end() {
+    let link = brevo("nl");
+    let known = known_with(&link, &[("max@example.com", recipient(true, true))]);
+    let found = drift::differences(&link, &known, &[member("max@example.com", false, true)], noon("2024-09-25"));
+    assert_eq!(kinds(&found.ends), [("max@example.com".to_owned(), None, EspEventKind::Blacklisted)]);
+
+    // CleverReach has no account-wide blacklist: a blacklisted flag there is a deactivation in the group.
+    let link = cleverreach("nl");
+    let known = known_with(&link, &[("max@example.com", recipient(true, true))]);
+    let found = drift::differences(&link, &known, &[member("max@example.com", false, true)], noon("2024-09-25"));
+    assert_eq!(
+        kinds(&found.ends),
+        [("max@example.com".to_owned(), Some(link.list.clone()), EspEventKind::Deactivated)]
+    );
+}
+
+#[test]
+fn a_member_as_the_link_knows_it_is_no_difference() {
+    let link = brevo("nl");
+    let known =
+        known_with(&link, &[("max@example.com", recipient(true, true)), ("erika@example.com", recipient(true, false))]);
+    let members = [member("max@example.com", true, false), member("erika@example.com", false, true)];
+    let found = drift::differences(&link, &known, &members, noon("2024-09-25"));
+    assert_eq!(found, Differences::default(), "receiving and known; not receiving and known as such");
+    // Neither is a member unknown to the link that does not receive mail.
+    let found = drift::differences(&link, &known, &[member("paul@example.com", false, false)], noon("2024-09-25"));
+    assert_eq!(found, Differences::default());
+}
+
+#[test]
+fn r_g3_r_g4_a_segment_member_without_an_active_assignment_becomes_segment_membership() {
+    let link = segment_link();
+    let mut known = known_with(
+        &link,
+        &[
+            ("max@example.com", recipient(true, true)),
+            (
+                "paul@example.com",
+                RecipientState { pending_create: Some(CommandId::new("c-1")), ..recipient(true, true) },
+            ),
+        ],
+    );
+    mirrored(&mut known, "a-max", "max@example.com");
+    let lena = email("lena@example.com");
+    known.approvals.insert(
+        lena.clone(),
+        ApprovalEntry {
+            link: link.id.clone(),
+            email: lena,
+            signup: Signup::default(),
+            first_seen: noon("2024-09-01"),
+            last_seen: noon("2024-09-01"),
+            signups: 1,
+            status: ApprovalStatus::Pending,
+            match_command: CommandId::new("m-1"),
+            decision: None,
+        },
+    );
+    let members = [
+        member("max@example.com", true, false),    // active assignment, receiving: nothing
+        member("paul@example.com", true, false),   // an assignment already asked for: nothing
+        member("lena@example.com", true, false),   // waits for approval: nothing
+        member("anna@example.com", true, false),   // unknown: segment membership
+        member("erika@example.com", false, false), // not receiving: nothing
+    ];
+    let found = drift::differences(&link, &known, &members, noon("2024-09-02"));
+    let joined = EspEventKind::SegmentMembership { segment: SegmentId::new("S1"), member: true };
+    assert_eq!(kinds(&found.now), [("anna@example.com".to_owned(), Some(link.list.clone()), joined.clone())]);
+    assert!(found.ends.is_empty(), "a segment link ends only through the sweep");
+
+    // R-G4: a known member in the segment whose assignment ended by hand gets a new one.
+    known.mirror.clear();
+    let found = drift::differences(&link, &known, &[member("max@example.com", true, false)], noon("2024-09-04"));
+    assert_eq!(kinds(&found.now), [("max@example.com".to_owned(), Some(link.list.clone()), joined)]);
+}
+
+#[test]
+fn r_e1_r_e4_a_recipient_on_the_list_the_complete_listing_did_not_show_is_deleted() {
+    let link = brevo("nl");
+    let page = [
+        (email("erika@example.com"), recipient(true, true)), // deleted in the ESP
+        (email("max@example.com"), recipient(true, true)),   // listed
+        (email("paul@example.com"), recipient(false, true)), // not on the list: not expected
+        (email("lena@example.com"), recipient(true, false)), // blacklisted but on the list: expected
+    ];
+    let seen = |e: &Email| e.key() == "max@example.com";
+    let candidates: Vec<&str> = drift::sweep_candidates(&link, &page, seen).iter().map(|e| e.key()).collect();
+    assert_eq!(candidates, ["erika@example.com", "lena@example.com"]);
+    assert!(drift::lookup_before_ending(&link), "paging may have missed a member: looked up first");
+    let now = noon("2024-09-25");
+    let gone = drift::gone_from_list(&link, &email("erika@example.com"), now);
+    assert_eq!(
+        kinds(std::slice::from_ref(&gone)),
+        [("erika@example.com".to_owned(), Some(link.list.clone()), EspEventKind::Deleted)]
+    );
+    assert_eq!((gone.at, gone.esp), (now, link.esp.clone()));
+}
+
+#[test]
+fn r_g4_a_segment_recipient_missing_from_the_listing_left_the_segment() {
+    let link = segment_link();
+    let page = [
+        (email("max@example.com"), recipient(true, true)), // left the segment
+        (email("erika@example.com"), recipient(true, false)), // inactive in the group: not listed by a segment
+        (email("lena@example.com"), recipient(true, true)), // in the segment
+    ];
+    let seen = |e: &Email| e.key() == "lena@example.com";
+    let candidates: Vec<&str> = drift::sweep_candidates(&link, &page, seen).iter().map(|e| e.key()).collect();
+    assert_eq!(candidates, ["max@example.com"]);
+    assert!(!drift::lookup_before_ending(&link), "a segment's membership cannot be looked up: the listing is trusted");
+    let gone = drift::gone_from_list(&link, &email("max@example.com"), noon("2024-09-03"));
+    let left = EspEventKind::SegmentMembership { segment: SegmentId::new("S1"), member: false };
+    assert_eq!(kinds(&[gone]), [("max@example.com".to_owned(), Some(link.list.clone()), left)]);
+}
+
+#[test]
+fn r_f8_the_guard_holds_above_its_share_and_from_its_minimum() {
+    let g = Guard::default();
+    assert_eq!((g.share, g.min), (0.1, 10));
+    assert!(g.holds(30, 40), "30 of 40 receivers deactivated: 75 %, over the default 10 %");
+    assert!(!g.holds(4, 40) && !g.holds(9, 10) && g.holds(10, 40) && !g.holds(10, 100));
+    let strict = Guard { share: 0.5, min: 1 };
+    assert!(strict.holds(1, 0), "an empty listing counts as one member");
+    assert!(!strict.holds(2, 4) && strict.holds(3, 4));
+}
