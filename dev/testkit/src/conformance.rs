@@ -556,50 +556,6 @@ pub async fn queries_page_through_many_items(store: Arc<dyn StateStore>) {
     assert_eq!(store.due(&l, "2024-05-01".parse().unwrap(), 50).await.unwrap().len(), 50);
 }
 
-/// 50 callers race for one idempotency key: exactly one acquires it; the others are told it is in
-/// progress, or (once it completed) given the stored result.
-pub async fn idempotency_fifty_way_race_has_one_winner(store: Arc<dyn IdempotencyStore>) {
-    let now = at(1);
-    let mut tasks = Vec::new();
-    for caller in 0..50 {
-        let store = store.clone();
-        tasks.push(tokio::spawn(async move {
-            let claim = store.claim("event-1", "fp-a", now, now + chrono::Duration::minutes(5)).await.unwrap();
-            if claim == Claim::Acquired {
-                tokio::task::yield_now().await;
-                store
-                    .complete("event-1", "fp-a", &format!("done by {caller}"), now + chrono::Duration::days(1))
-                    .await
-                    .unwrap();
-            }
-            claim
-        }));
-    }
-    let mut claims = Vec::new();
-    for t in tasks {
-        claims.push(t.await.unwrap());
-    }
-    assert_eq!(claims.iter().filter(|c| **c == Claim::Acquired).count(), 1, "{claims:?}");
-    assert!(claims.iter().all(|c| matches!(c, Claim::Acquired | Claim::InProgress | Claim::Completed(_))));
-    let after = store.claim("event-1", "fp-a", now, now + chrono::Duration::minutes(5)).await.unwrap();
-    assert!(matches!(after, Claim::Completed(ref r) if r.starts_with("done by")), "{after:?}");
-}
-
-/// A stale INPROGRESS record (its holder died) expires; a completed one is kept until its retention ends;
-/// a reused key with another payload is rejected; an abandoned key can be claimed again.
-pub async fn idempotency_records_expire_reject_mismatches_and_can_be_abandoned(store: Arc<dyn IdempotencyStore>) {
-    let (t1, t2, t3, t9) = (at(1), at(2), at(3), at(9));
-    assert_eq!(store.claim("k", "fp", t1, t2).await.unwrap(), Claim::Acquired);
-    assert_eq!(store.claim("k", "fp", t1, t2).await.unwrap(), Claim::InProgress);
-    assert_eq!(store.claim("k", "other", t1, t2).await.unwrap(), Claim::Mismatch);
-    assert_eq!(store.claim("k", "fp", t3, at(4)).await.unwrap(), Claim::Acquired, "stale INPROGRESS expired");
-    store.complete("k", "fp", "202", at(8)).await.unwrap();
-    assert_eq!(store.claim("k", "fp", at(5), at(6)).await.unwrap(), Claim::Completed("202".into()));
-    assert_eq!(store.claim("k", "fp", t9, at(10)).await.unwrap(), Claim::Acquired, "retention over");
-    store.abandon("k").await.unwrap();
-    assert_eq!(store.claim("k", "fp", t9, at(10)).await.unwrap(), Claim::Acquired, "abandoned: a retry can run");
-}
-
 fn inbox_entry(tenant: &str, key: &str, fingerprint: &str, minute: u32) -> InboxEntry {
     InboxEntry {
         tenant: TenantId::new(tenant),
@@ -662,21 +618,6 @@ macro_rules! inbox_conformance_tests {
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn inbox_stores_once_and_lists_what_waits() {
             $crate::conformance::inbox_stores_once_and_lists_what_waits($make().await).await;
-        }
-    };
-}
-
-/// Generates the idempotency conformance tests for a factory `async fn() -> Arc<dyn IdempotencyStore>`.
-#[macro_export]
-macro_rules! idempotency_conformance_tests {
-    ($make:path) => {
-        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-        async fn idempotency_fifty_way_race_has_one_winner() {
-            $crate::conformance::idempotency_fifty_way_race_has_one_winner($make().await).await;
-        }
-        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-        async fn idempotency_records_expire_reject_mismatches_and_can_be_abandoned() {
-            $crate::conformance::idempotency_records_expire_reject_mismatches_and_can_be_abandoned($make().await).await;
         }
     };
 }

@@ -30,7 +30,6 @@ struct StoreInner {
     command_ids: BTreeSet<(TenantId, String)>,
     results: HashMap<(TenantId, String), CommandResult>,
     leases: HashMap<String, (String, DateTime<Utc>)>,
-    idempotency: HashMap<String, IdempotencyRecord>,
     inbox: BTreeMap<(TenantId, String), (InboxEntry, bool)>,
     audit: BTreeMap<LinkId, Vec<AuditEntry>>,
     runs: HashMap<LinkId, (String, u64)>,
@@ -57,16 +56,6 @@ impl StoreInner {
         self.writes.requests += 1;
         self.writes.items += items;
     }
-}
-
-/// One idempotency record as kept in memory.
-#[derive(Debug, Clone)]
-struct IdempotencyRecord {
-    fingerprint: String,
-    /// `None` while in progress.
-    result: Option<String>,
-    /// In progress: until then; completed: kept until then.
-    until: DateTime<Utc>,
 }
 
 /// The state store in memory; conditional writes behave as in DynamoDB.
@@ -413,51 +402,6 @@ impl StateStore for MemoryStore {
             .take(limit)
             .map(|((_, _, i), v)| (*i, v.clone()))
             .collect())
-    }
-}
-
-#[async_trait]
-impl IdempotencyStore for MemoryStore {
-    async fn claim(
-        &self,
-        key: &str,
-        fingerprint: &str,
-        now: DateTime<Utc>,
-        in_progress_until: DateTime<Utc>,
-    ) -> Result<Claim, StoreError> {
-        let mut inner = self.lock();
-        if let Some(record) = inner.idempotency.get(key).filter(|r| r.until > now) {
-            return Ok(Claim::of_existing(&record.fingerprint, record.result.clone(), fingerprint));
-        }
-        let record = IdempotencyRecord { fingerprint: fingerprint.to_owned(), result: None, until: in_progress_until };
-        inner.wrote(1);
-        inner.idempotency.insert(key.to_owned(), record);
-        Ok(Claim::Acquired)
-    }
-
-    async fn complete(
-        &self,
-        key: &str,
-        fingerprint: &str,
-        result: &str,
-        keep_until: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let record = IdempotencyRecord {
-            fingerprint: fingerprint.to_owned(),
-            result: Some(result.to_owned()),
-            until: keep_until,
-        };
-        let mut inner = self.lock();
-        inner.wrote(1);
-        inner.idempotency.insert(key.to_owned(), record);
-        Ok(())
-    }
-
-    async fn abandon(&self, key: &str) -> Result<(), StoreError> {
-        let mut inner = self.lock();
-        inner.wrote(1);
-        inner.idempotency.remove(key);
-        Ok(())
     }
 }
 

@@ -213,57 +213,6 @@ pub fn queue_page(
     pending.into_iter().take(limit).map(|(_, e)| e).collect()
 }
 
-/// What claiming an idempotency key found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Claim {
-    /// The caller holds the key now (INPROGRESS until the given expiry) and must complete or abandon it.
-    Acquired,
-    /// Another caller is working on it and its INPROGRESS record has not expired.
-    InProgress,
-    /// Done before; here is the stored result.
-    Completed(String),
-    /// The key was used before for a different payload: the request is rejected.
-    Mismatch,
-}
-
-impl Claim {
-    /// The answer for a live record that holds the key: another payload is a mismatch, a stored result
-    /// means completed, anything else is still in progress. Every store decides through this.
-    pub fn of_existing(stored_fingerprint: &str, result: Option<String>, fingerprint: &str) -> Self {
-        match result {
-            _ if stored_fingerprint != fingerprint => Self::Mismatch,
-            Some(result) => Self::Completed(result),
-            None => Self::InProgress,
-        }
-    }
-}
-
-/// Idempotency records in the style of Lambda Powertools: one record per event key, INPROGRESS with its
-/// own expiry (taken from the Lambda deadline) → COMPLETED with the stored result, a payload fingerprint
-/// so a reused key with a different body is rejected, and removal when processing fails so a retry can
-/// run. Expiry is enforced here, not left to a TTL sweep.
-#[async_trait]
-pub trait IdempotencyStore: Send + Sync {
-    /// Claims `key` for a payload with `fingerprint`, INPROGRESS until `in_progress_until`.
-    async fn claim(
-        &self,
-        key: &str,
-        fingerprint: &str,
-        now: DateTime<Utc>,
-        in_progress_until: DateTime<Utc>,
-    ) -> Result<Claim, StoreError>;
-    /// Marks the key COMPLETED with a result kept until `keep_until`.
-    async fn complete(
-        &self,
-        key: &str,
-        fingerprint: &str,
-        result: &str,
-        keep_until: DateTime<Utc>,
-    ) -> Result<(), StoreError>;
-    /// Removes the record after a failure, so that a retry can run.
-    async fn abandon(&self, key: &str) -> Result<(), StoreError>;
-}
-
 /// A CleverReach receiver event to be re-read from the API before it is applied: the payload carries ids
 /// only, and re-reading gives the receiver's current state, so a late or repeated delivery is harmless.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -20,7 +20,7 @@ use optisync_domain::{
     TenantSettings,
 };
 use optisync_ports::{
-    Claim, Commit, IdempotencyStore, Inbox, InboxEntry, InboxPut, ItemKey, LoadedView, Slice, StateStore, StoreError,
+    Commit, Inbox, InboxEntry, InboxPut, ItemKey, LoadedView, Slice, StateStore, StoreError,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -979,89 +979,8 @@ const ALL_LINKS: &str = "LINKS";
 /// The sort key prefix of a link's audit entries (`AUDIT#{committed ms}#{hash}`).
 const AUDIT_PREFIX: &str = "AUDIT#";
 
-fn idempotency_pk(key: &str) -> String {
-    format!("IDEMPOTENCY#{key}")
-}
-
 fn millis(at: DateTime<Utc>) -> AttributeValue {
     n(at.timestamp_millis().max(0) as u64)
-}
-
-#[async_trait]
-impl IdempotencyStore for DynamoStore {
-    async fn claim(
-        &self,
-        key: &str,
-        fingerprint: &str,
-        now: DateTime<Utc>,
-        in_progress_until: DateTime<Utc>,
-    ) -> Result<Claim, StoreError> {
-        let item = HashMap::from([
-            ("pk".to_owned(), s(&idempotency_pk(key))),
-            ("sk".to_owned(), s("IDEMPOTENCY")),
-            ("fp".to_owned(), s(fingerprint)),
-            ("status".to_owned(), s("INPROGRESS")),
-            ("until".to_owned(), millis(in_progress_until)),
-            ("expires_at".to_owned(), n((in_progress_until.timestamp() + 86_400).max(0) as u64)),
-        ]);
-        // Expiry is checked here: TTL deletes late or never.
-        self.meter(0.0, write_units(item_size(&item)));
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk) OR #until < :now")
-            .expression_attribute_names("#until", "until")
-            .expression_attribute_values(":now", millis(now))
-            .send()
-            .await;
-        match result.map_err(classify) {
-            Ok(_) => return Ok(Claim::Acquired),
-            Err(StoreError::Conflict) => {}
-            Err(e) => return Err(e),
-        }
-        let Some(existing) = self.get_item(&idempotency_pk(key), "IDEMPOTENCY").await? else {
-            return Ok(Claim::InProgress); // abandoned a moment ago: the caller tries again later
-        };
-        let completed = get_s(&existing, "status") == Some("COMPLETED");
-        let result = completed.then(|| get_s(&existing, "result").unwrap_or_default().to_owned());
-        Ok(Claim::of_existing(get_s(&existing, "fp").unwrap_or_default(), result, fingerprint))
-    }
-
-    async fn complete(
-        &self,
-        key: &str,
-        fingerprint: &str,
-        result: &str,
-        keep_until: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let item = HashMap::from([
-            ("pk".to_owned(), s(&idempotency_pk(key))),
-            ("sk".to_owned(), s("IDEMPOTENCY")),
-            ("fp".to_owned(), s(fingerprint)),
-            ("status".to_owned(), s("COMPLETED")),
-            ("result".to_owned(), s(result)),
-            ("until".to_owned(), millis(keep_until)),
-            ("expires_at".to_owned(), n(keep_until.timestamp().max(0) as u64)),
-        ]);
-        self.meter(0.0, write_units(item_size(&item)));
-        self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(classify)?;
-        Ok(())
-    }
-
-    async fn abandon(&self, key: &str) -> Result<(), StoreError> {
-        self.meter(0.0, 1.0);
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .key("pk", s(&idempotency_pk(key)))
-            .key("sk", s("IDEMPOTENCY"))
-            .send()
-            .await
-            .map_err(classify)?;
-        Ok(())
-    }
 }
 
 fn inbox_pk(tenant: &TenantId, key: &str) -> String {

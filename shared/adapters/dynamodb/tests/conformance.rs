@@ -13,10 +13,6 @@ async fn fresh() -> Arc<dyn StateStore> {
     Arc::new(fresh_store().await)
 }
 
-async fn fresh_idempotency() -> Arc<dyn optisync_ports::IdempotencyStore> {
-    Arc::new(fresh_store().await)
-}
-
 async fn fresh_store() -> DynamoStore {
     fresh_table().await.0
 }
@@ -39,7 +35,6 @@ async fn fresh_table() -> (DynamoStore, aws_sdk_dynamodb::Client, String) {
 }
 
 optisync_testkit::conformance_tests!(fresh);
-optisync_testkit::idempotency_conformance_tests!(fresh_idempotency);
 
 async fn fresh_inbox() -> Arc<dyn optisync_ports::Inbox> {
     Arc::new(fresh_store().await)

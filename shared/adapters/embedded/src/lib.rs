@@ -16,7 +16,7 @@ use optisync_domain::{
     LinkView, MirrorEntry, OptigemCommand, RecipientState, StateWrite, TenantId, TenantSettings,
 };
 use optisync_ports::{
-    Claim, Commit, IdempotencyStore, Inbox, InboxEntry, InboxPut, ItemKey, LoadedView, SecretStore, Slice, StateStore,
+    Commit, Inbox, InboxEntry, InboxPut, ItemKey, LoadedView, SecretStore, Slice, StateStore,
     StoreError,
 };
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -52,8 +52,6 @@ const RUNS: TableDefinition<&str, (u64, &str)> = TableDefinition::new("runs");
 /// (link, run, index) → (expires at in epoch seconds, chunk): a run's working data.
 const CHUNKS: TableDefinition<(&str, &str, u64), (i64, &str)> = TableDefinition::new("run_chunks");
 const LEASES: TableDefinition<&str, &[u8]> = TableDefinition::new("leases");
-/// Idempotency records: key → JSON.
-const IDEMPOTENCY: TableDefinition<&str, &[u8]> = TableDefinition::new("idempotency");
 /// Local secrets: name → value.
 const SECRETS: TableDefinition<&str, &str> = TableDefinition::new("secrets");
 /// The inbox: (tenant, key) → JSON (the entry and whether it was processed).
@@ -63,7 +61,7 @@ const MIRROR: u8 = 0;
 const RECIPIENT: u8 = 1;
 const APPROVAL: u8 = 2;
 
-/// The embedded store: state, leases, the command feed, idempotency records and local secrets in one
+/// The embedded store: state, leases, the command feed, the inbox and local secrets in one
 /// redb file, so the local runner keeps its state across restarts without AWS.
 #[derive(Clone)]
 pub struct EmbeddedStore {
@@ -144,13 +142,6 @@ struct Lease {
     until: DateTime<Utc>,
 }
 
-#[derive(Serialize, Deserialize)]
-struct Record {
-    fingerprint: String,
-    result: Option<String>,
-    until: DateTime<Utc>,
-}
-
 /// The table key of an item key.
 fn item_key(key: &ItemKey) -> (&str, u8, &str) {
     match key {
@@ -189,7 +180,6 @@ impl EmbeddedStore {
         txn.open_table(COMMAND_IDS).map_err(db_err)?;
         txn.open_table(RESULTS).map_err(db_err)?;
         txn.open_table(LEASES).map_err(db_err)?;
-        txn.open_table(IDEMPOTENCY).map_err(db_err)?;
         txn.open_table(SECRETS).map_err(db_err)?;
         txn.open_table(INBOX).map_err(db_err)?;
         txn.open_table(AUDIT).map_err(db_err)?;
@@ -764,55 +754,6 @@ impl StateStore for EmbeddedStore {
 /// Milliseconds since the epoch (0 before it), the order of the audit trail.
 fn epoch_ms(at: DateTime<Utc>) -> u64 {
     u64::try_from(at.timestamp_millis()).unwrap_or(0)
-}
-
-#[async_trait]
-impl IdempotencyStore for EmbeddedStore {
-    async fn claim(
-        &self,
-        key: &str,
-        fingerprint: &str,
-        now: DateTime<Utc>,
-        in_progress_until: DateTime<Utc>,
-    ) -> Result<Claim, StoreError> {
-        let (key, fingerprint) = (key.to_owned(), fingerprint.to_owned());
-        self.write(move |txn| {
-            let mut records = txn.open_table(IDEMPOTENCY).map_err(db_err)?;
-            if let Some(record) = get_json::<Record>(&records, &key, "idempotency record")?.filter(|r| r.until > now) {
-                return Ok(Claim::of_existing(&record.fingerprint, record.result, &fingerprint));
-            }
-            let record = Record { fingerprint, result: None, until: in_progress_until };
-            records.insert(key.as_str(), encode("idempotency record", &record)?.as_slice()).map_err(db_err)?;
-            Ok(Claim::Acquired)
-        })
-        .await
-    }
-
-    async fn complete(
-        &self,
-        key: &str,
-        fingerprint: &str,
-        result: &str,
-        keep_until: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let record = Record { fingerprint: fingerprint.to_owned(), result: Some(result.to_owned()), until: keep_until };
-        let bytes = encode("idempotency record", &record)?;
-        let key = key.to_owned();
-        self.write(move |txn| {
-            txn.open_table(IDEMPOTENCY).map_err(db_err)?.insert(key.as_str(), bytes.as_slice()).map_err(db_err)?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn abandon(&self, key: &str) -> Result<(), StoreError> {
-        let key = key.to_owned();
-        self.write(move |txn| {
-            txn.open_table(IDEMPOTENCY).map_err(db_err)?.remove(key.as_str()).map_err(db_err)?;
-            Ok(())
-        })
-        .await
-    }
 }
 
 /// Locally, secrets (OAuth tokens, API keys) live in the same file; in AWS they go to Secrets Manager.
