@@ -97,7 +97,7 @@ impl MemoryStore {
 }
 
 #[async_trait]
-impl StateStore for MemoryStore {
+impl Tenants for MemoryStore {
     async fn tenant_settings(&self, tenant: &TenantId) -> Result<TenantSettings, StoreError> {
         Ok(self.lock().tenants.get(tenant).copied().unwrap_or_default())
     }
@@ -127,21 +127,10 @@ impl StateStore for MemoryStore {
         inner.accounts.insert(key, record.clone());
         Ok(())
     }
+}
 
-    async fn pending_approvals(
-        &self,
-        link: &LinkId,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<ApprovalEntry>, StoreError> {
-        let inner = self.lock();
-        let entries = inner.items.iter().filter_map(|(key, (_, item))| match (key, item) {
-            (ItemKey::Approval(l, _), Item::Approval(entry)) if l == link => Some(entry.clone()),
-            _ => None,
-        });
-        Ok(optisync_ports::queue_page(entries, after, limit))
-    }
-
+#[async_trait]
+impl Links for MemoryStore {
     async fn put_link(&self, link: &Link) -> Result<(), StoreError> {
         let mut inner = self.lock();
         inner.wrote(1);
@@ -149,16 +138,19 @@ impl StateStore for MemoryStore {
         Ok(())
     }
 
+    async fn links(&self, tenant: &TenantId) -> Result<Vec<Link>, StoreError> {
+        Ok(self.lock().links.values().filter(|l| &l.tenant == tenant).cloned().collect())
+    }
+
     async fn all_links(&self) -> Result<Vec<Link>, StoreError> {
         let mut links: Vec<Link> = self.lock().links.values().cloned().collect();
         links.sort_by(|a, b| (&a.tenant, &a.id).cmp(&(&b.tenant, &b.id)));
         Ok(links)
     }
+}
 
-    async fn links(&self, tenant: &TenantId) -> Result<Vec<Link>, StoreError> {
-        Ok(self.lock().links.values().filter(|l| &l.tenant == tenant).cloned().collect())
-    }
-
+#[async_trait]
+impl SyncState for MemoryStore {
     async fn load(&self, link: &Link, slice: &Slice) -> Result<LoadedView, StoreError> {
         let inner = self.lock();
         let mut loaded = LoadedView { view: LinkView::new(link.clone()), versions: BTreeMap::new() };
@@ -268,6 +260,31 @@ impl StateStore for MemoryStore {
         Ok(())
     }
 
+    async fn recipients(
+        &self,
+        link: &LinkId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(Email, RecipientState)>, StoreError> {
+        let inner = self.lock();
+        let from = ItemKey::Recipient(link.clone(), after.unwrap_or("").to_owned());
+        Ok(inner
+            .items
+            .range(from..)
+            .take_while(|(key, _)| matches!(key, ItemKey::Recipient(l, _) if l == link))
+            .filter_map(|(key, (_, item))| match (key, item) {
+                (ItemKey::Recipient(_, k), Item::Recipient(email, state)) if after.is_none_or(|a| k.as_str() > a) => {
+                    Some((email.clone(), state.clone()))
+                }
+                _ => None,
+            })
+            .take(limit)
+            .collect())
+    }
+}
+
+#[async_trait]
+impl Leases for MemoryStore {
     async fn try_lease(
         &self,
         name: &str,
@@ -294,7 +311,10 @@ impl StateStore for MemoryStore {
         }
         Ok(())
     }
+}
 
+#[async_trait]
+impl CommandFeed for MemoryStore {
     async fn commands(
         &self,
         tenant: &TenantId,
@@ -328,7 +348,10 @@ impl StateStore for MemoryStore {
     async fn command_result(&self, tenant: &TenantId, id: &CommandId) -> Result<Option<CommandResult>, StoreError> {
         Ok(self.lock().results.get(&(tenant.clone(), id.to_string())).cloned())
     }
+}
 
+#[async_trait]
+impl RunStore for MemoryStore {
     async fn run_state(&self, link: &LinkId) -> Result<Option<(String, u64)>, StoreError> {
         Ok(self.lock().runs.get(link).cloned())
     }
@@ -341,33 +364,6 @@ impl StateStore for MemoryStore {
         inner.wrote(1);
         inner.runs.insert(link.clone(), (value.to_owned(), expected.unwrap_or(0) + 1));
         Ok(())
-    }
-
-    async fn audit(&self, link: &LinkId, now: DateTime<Utc>, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
-        let inner = self.lock();
-        let entries = inner.audit.get(link).map(Vec::as_slice).unwrap_or_default();
-        Ok(entries.iter().rev().filter(|e| e.expires_at() > now).take(limit).cloned().collect())
-    }
-    async fn recipients(
-        &self,
-        link: &LinkId,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<(Email, RecipientState)>, StoreError> {
-        let inner = self.lock();
-        let from = ItemKey::Recipient(link.clone(), after.unwrap_or("").to_owned());
-        Ok(inner
-            .items
-            .range(from..)
-            .take_while(|(key, _)| matches!(key, ItemKey::Recipient(l, _) if l == link))
-            .filter_map(|(key, (_, item))| match (key, item) {
-                (ItemKey::Recipient(_, k), Item::Recipient(email, state)) if after.is_none_or(|a| k.as_str() > a) => {
-                    Some((email.clone(), state.clone()))
-                }
-                _ => None,
-            })
-            .take(limit)
-            .collect())
     }
 
     async fn put_run_chunk(
@@ -402,6 +398,32 @@ impl StateStore for MemoryStore {
             .take(limit)
             .map(|((_, _, i), v)| (*i, v.clone()))
             .collect())
+    }
+}
+
+#[async_trait]
+impl AuditLog for MemoryStore {
+    async fn audit(&self, link: &LinkId, now: DateTime<Utc>, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        let inner = self.lock();
+        let entries = inner.audit.get(link).map(Vec::as_slice).unwrap_or_default();
+        Ok(entries.iter().rev().filter(|e| e.expires_at() > now).take(limit).cloned().collect())
+    }
+}
+
+#[async_trait]
+impl ApprovalQueue for MemoryStore {
+    async fn pending_approvals(
+        &self,
+        link: &LinkId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ApprovalEntry>, StoreError> {
+        let inner = self.lock();
+        let entries = inner.items.iter().filter_map(|(key, (_, item))| match (key, item) {
+            (ItemKey::Approval(l, _), Item::Approval(entry)) if l == link => Some(entry.clone()),
+            _ => None,
+        });
+        Ok(optisync_ports::queue_page(entries, after, limit))
     }
 }
 

@@ -20,7 +20,8 @@ use optisync_domain::{
     TenantSettings,
 };
 use optisync_ports::{
-    Commit, Inbox, InboxEntry, InboxPut, ItemKey, LoadedView, Slice, StateStore, StoreError,
+    ApprovalQueue, AuditLog, CommandFeed, Commit, Inbox, InboxEntry, InboxPut, ItemKey, Leases, Links, LoadedView,
+    RunStore, Slice, StoreError, SyncState, Tenants,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -444,7 +445,7 @@ async fn tokio_sleep_ms(ms: u64) {
 // ------------------------------------------------------------------------------------------------
 
 #[async_trait]
-impl StateStore for DynamoStore {
+impl Tenants for DynamoStore {
     async fn tenant_settings(&self, tenant: &TenantId) -> Result<TenantSettings, StoreError> {
         match self.get_item(&tenant_pk(tenant), "SETTINGS").await? {
             Some(item) => from_item(&item),
@@ -506,41 +507,10 @@ impl StateStore for DynamoStore {
             .map_err(classify)?;
         Ok(())
     }
+}
 
-    async fn pending_approvals(
-        &self,
-        link: &LinkId,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<ApprovalEntry>, StoreError> {
-        let mut position = after.map(str::to_owned);
-        let mut out = Vec::new();
-        while out.len() < limit {
-            let (condition, mut values) = (
-                if position.is_some() { "gsi1pk = :p AND gsi1sk > :after" } else { "gsi1pk = :p" },
-                vec![(":p", s(&format!("LINK#{link}#PENDING")))],
-            );
-            if let Some(p) = &position {
-                values.push((":after", s(p)));
-            }
-            let want = limit - out.len();
-            let named = self.query_all(Some("gsi1"), condition, &values, &[], Some(want)).await?;
-            let Some(last) = named.last() else { break };
-            position = get_s(last, "gsi1sk").map(str::to_owned);
-            let keys: Vec<(String, String)> =
-                named.iter().filter_map(|k| Some((get_s(k, "pk")?.to_owned(), get_s(k, "sk")?.to_owned()))).collect();
-            let entries: Vec<ApprovalEntry> =
-                self.batch_get(keys).await?.iter().map(from_item).collect::<Result<_, _>>()?;
-            // The index lags behind: an entry decided a moment ago may still be named in it.
-            out.extend(optisync_ports::queue_page(entries, None, want));
-            if named.len() < want || position.is_none() {
-                break;
-            }
-        }
-        out.truncate(limit);
-        Ok(out)
-    }
-
+#[async_trait]
+impl Links for DynamoStore {
     async fn put_link(&self, link: &Link) -> Result<(), StoreError> {
         let item = HashMap::from([
             ("pk".to_owned(), s(&tenant_pk(&link.tenant))),
@@ -553,15 +523,6 @@ impl StateStore for DynamoStore {
         self.meter(0.0, write_units(item_size(&item)));
         self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(classify)?;
         Ok(())
-    }
-
-    async fn all_links(&self) -> Result<Vec<Link>, StoreError> {
-        let keys = self.query_all(Some("gsi2"), "gsi2pk = :pk", &[(":pk", s(ALL_LINKS))], &[], None).await?;
-        let keys: Vec<(String, String)> =
-            keys.iter().filter_map(|k| Some((get_s(k, "pk")?.to_owned(), get_s(k, "sk")?.to_owned()))).collect();
-        let mut links: Vec<Link> = self.batch_get(keys).await?.iter().map(from_item).collect::<Result<_, _>>()?;
-        links.sort_by(|a, b| (&a.tenant, &a.id).cmp(&(&b.tenant, &b.id)));
-        Ok(links)
     }
 
     async fn links(&self, tenant: &TenantId) -> Result<Vec<Link>, StoreError> {
@@ -577,6 +538,18 @@ impl StateStore for DynamoStore {
         items.iter().map(from_item).collect()
     }
 
+    async fn all_links(&self) -> Result<Vec<Link>, StoreError> {
+        let keys = self.query_all(Some("gsi2"), "gsi2pk = :pk", &[(":pk", s(ALL_LINKS))], &[], None).await?;
+        let keys: Vec<(String, String)> =
+            keys.iter().filter_map(|k| Some((get_s(k, "pk")?.to_owned(), get_s(k, "sk")?.to_owned()))).collect();
+        let mut links: Vec<Link> = self.batch_get(keys).await?.iter().map(from_item).collect::<Result<_, _>>()?;
+        links.sort_by(|a, b| (&a.tenant, &a.id).cmp(&(&b.tenant, &b.id)));
+        Ok(links)
+    }
+}
+
+#[async_trait]
+impl SyncState for DynamoStore {
     async fn load(&self, link: &Link, slice: &Slice) -> Result<LoadedView, StoreError> {
         let pk = link_pk(&link.id);
         let mut keys: Vec<(String, String)> = slice.assignments.iter().map(|id| (pk.clone(), mirror_sk(id))).collect();
@@ -714,6 +687,36 @@ impl StateStore for DynamoStore {
         Ok(())
     }
 
+    async fn recipients(
+        &self,
+        link: &LinkId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(Email, RecipientState)>, StoreError> {
+        let mut out = Vec::new();
+        if limit == 0 {
+            return Ok(out);
+        }
+        // BETWEEN is inclusive: a NUL after the last key read starts just past it.
+        let from = after.map_or_else(|| recipient_sk(""), |a| recipient_sk(&format!("{a}\u{0}")));
+        let condition = "pk = :pk AND sk BETWEEN :from AND :to";
+        let values = [(":pk", s(&link_pk(link))), (":from", s(&from)), (":to", s(&recipient_sk("\u{10ffff}")))];
+        self.query_pages(None, condition, &values, &[], true, |page| {
+            for item in &page {
+                out.push(from_item::<(Email, RecipientState)>(item)?);
+                if out.len() >= limit {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        })
+        .await?;
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl Leases for DynamoStore {
     async fn try_lease(
         &self,
         name: &str,
@@ -767,7 +770,10 @@ impl StateStore for DynamoStore {
             Err(e) => Err(e),
         }
     }
+}
 
+#[async_trait]
+impl CommandFeed for DynamoStore {
     async fn commands(
         &self,
         tenant: &TenantId,
@@ -791,6 +797,7 @@ impl StateStore for DynamoStore {
             })
             .collect()
     }
+
     async fn command(&self, tenant: &TenantId, id: &CommandId) -> Result<Option<(u64, OptigemCommand)>, StoreError> {
         let Some(marker) = self.get_item(&command_marker_pk(tenant, id.as_str()), "COMMAND").await? else {
             return Ok(None);
@@ -839,7 +846,10 @@ impl StateStore for DynamoStore {
             None => Ok(None),
         }
     }
+}
 
+#[async_trait]
+impl RunStore for DynamoStore {
     async fn run_state(&self, link: &LinkId) -> Result<Option<(String, u64)>, StoreError> {
         let item = self.get_item(&link_pk(link), RUN_SK).await?;
         Ok(item.map(|i| (get_s(&i, "v").unwrap_or_default().to_owned(), version_of(&i))))
@@ -860,53 +870,6 @@ impl StateStore for DynamoStore {
         };
         request.send().await.map_err(classify)?;
         Ok(())
-    }
-
-    async fn audit(&self, link: &LinkId, now: DateTime<Utc>, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
-        let mut entries = Vec::new();
-        let condition = "pk = :pk AND begins_with(sk, :prefix)";
-        let values = [(":pk", s(&link_pk(link))), (":prefix", s(AUDIT_PREFIX))];
-        // Newest first; expired entries (TTL deletes late) are skipped and do not count.
-        self.query_pages(None, condition, &values, &[], false, |page| {
-            for item in &page {
-                let entry: AuditEntry = from_item(item)?;
-                if entry.expires_at() > now {
-                    entries.push(entry);
-                    if entries.len() >= limit {
-                        return Ok(false);
-                    }
-                }
-            }
-            Ok(true)
-        })
-        .await?;
-        Ok(entries)
-    }
-    async fn recipients(
-        &self,
-        link: &LinkId,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<(Email, RecipientState)>, StoreError> {
-        let mut out = Vec::new();
-        if limit == 0 {
-            return Ok(out);
-        }
-        // BETWEEN is inclusive: a NUL after the last key read starts just past it.
-        let from = after.map_or_else(|| recipient_sk(""), |a| recipient_sk(&format!("{a}\u{0}")));
-        let condition = "pk = :pk AND sk BETWEEN :from AND :to";
-        let values = [(":pk", s(&link_pk(link))), (":from", s(&from)), (":to", s(&recipient_sk("\u{10ffff}")))];
-        self.query_pages(None, condition, &values, &[], true, |page| {
-            for item in &page {
-                out.push(from_item::<(Email, RecipientState)>(item)?);
-                if out.len() >= limit {
-                    return Ok(false);
-                }
-            }
-            Ok(true)
-        })
-        .await?;
-        Ok(out)
     }
 
     async fn put_run_chunk(
@@ -958,6 +921,67 @@ impl StateStore for DynamoStore {
             Ok(true)
         })
         .await?;
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl AuditLog for DynamoStore {
+    async fn audit(&self, link: &LinkId, now: DateTime<Utc>, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        let mut entries = Vec::new();
+        let condition = "pk = :pk AND begins_with(sk, :prefix)";
+        let values = [(":pk", s(&link_pk(link))), (":prefix", s(AUDIT_PREFIX))];
+        // Newest first; expired entries (TTL deletes late) are skipped and do not count.
+        self.query_pages(None, condition, &values, &[], false, |page| {
+            for item in &page {
+                let entry: AuditEntry = from_item(item)?;
+                if entry.expires_at() > now {
+                    entries.push(entry);
+                    if entries.len() >= limit {
+                        return Ok(false);
+                    }
+                }
+            }
+            Ok(true)
+        })
+        .await?;
+        Ok(entries)
+    }
+}
+
+#[async_trait]
+impl ApprovalQueue for DynamoStore {
+    async fn pending_approvals(
+        &self,
+        link: &LinkId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ApprovalEntry>, StoreError> {
+        let mut position = after.map(str::to_owned);
+        let mut out = Vec::new();
+        while out.len() < limit {
+            let (condition, mut values) = (
+                if position.is_some() { "gsi1pk = :p AND gsi1sk > :after" } else { "gsi1pk = :p" },
+                vec![(":p", s(&format!("LINK#{link}#PENDING")))],
+            );
+            if let Some(p) = &position {
+                values.push((":after", s(p)));
+            }
+            let want = limit - out.len();
+            let named = self.query_all(Some("gsi1"), condition, &values, &[], Some(want)).await?;
+            let Some(last) = named.last() else { break };
+            position = get_s(last, "gsi1sk").map(str::to_owned);
+            let keys: Vec<(String, String)> =
+                named.iter().filter_map(|k| Some((get_s(k, "pk")?.to_owned(), get_s(k, "sk")?.to_owned()))).collect();
+            let entries: Vec<ApprovalEntry> =
+                self.batch_get(keys).await?.iter().map(from_item).collect::<Result<_, _>>()?;
+            // The index lags behind: an entry decided a moment ago may still be named in it.
+            out.extend(optisync_ports::queue_page(entries, None, want));
+            if named.len() < want || position.is_none() {
+                break;
+            }
+        }
+        out.truncate(limit);
         Ok(out)
     }
 }

@@ -3,7 +3,7 @@
 
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use optisync_dynamodb::DynamoStore;
-use optisync_ports::StateStore;
+use optisync_ports::prelude::*;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 

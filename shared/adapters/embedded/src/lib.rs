@@ -16,8 +16,8 @@ use optisync_domain::{
     LinkView, MirrorEntry, OptigemCommand, RecipientState, StateWrite, TenantId, TenantSettings,
 };
 use optisync_ports::{
-    Commit, Inbox, InboxEntry, InboxPut, ItemKey, LoadedView, SecretStore, Slice, StateStore,
-    StoreError,
+    ApprovalQueue, AuditLog, CommandFeed, Commit, Inbox, InboxEntry, InboxPut, ItemKey, Leases, Links, LoadedView,
+    RunStore, SecretStore, Slice, StoreError, SyncState, Tenants,
 };
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::de::DeserializeOwned;
@@ -251,7 +251,7 @@ fn get_json<T: DeserializeOwned>(
 }
 
 #[async_trait]
-impl StateStore for EmbeddedStore {
+impl Tenants for EmbeddedStore {
     async fn tenant_settings(&self, tenant: &TenantId) -> Result<TenantSettings, StoreError> {
         let tenant = tenant.to_string();
         self.read(move |txn| {
@@ -318,28 +318,10 @@ impl StateStore for EmbeddedStore {
         })
         .await
     }
+}
 
-    async fn pending_approvals(
-        &self,
-        link: &LinkId,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<ApprovalEntry>, StoreError> {
-        let (link, after) = (link.to_string(), after.map(str::to_owned));
-        self.read(move |txn| {
-            let items = txn.open_table(ITEMS).map_err(db_err)?;
-            let l = link.as_str();
-            let mut entries = Vec::new();
-            for row in items.range((l, APPROVAL, "")..(l, APPROVAL + 1, "")).map_err(db_err)? {
-                let (_, value) = row.map_err(db_err)?;
-                let got: GotItem<ApprovalEntry> = decode("approval entry", value.value())?;
-                entries.push(got.value);
-            }
-            Ok(optisync_ports::queue_page(entries, after.as_deref(), limit))
-        })
-        .await
-    }
-
+#[async_trait]
+impl Links for EmbeddedStore {
     async fn put_link(&self, link: &Link) -> Result<(), StoreError> {
         let bytes = encode("link", link)?;
         let (tenant, id) = (link.tenant.to_string(), link.id.to_string());
@@ -352,19 +334,6 @@ impl StateStore for EmbeddedStore {
             }
             links.insert((tenant.as_str(), id.as_str()), bytes.as_slice()).map_err(db_err)?;
             Ok(())
-        })
-        .await
-    }
-
-    async fn all_links(&self) -> Result<Vec<Link>, StoreError> {
-        self.read(move |txn| {
-            let table = txn.open_table(LINKS).map_err(db_err)?;
-            let mut links = Vec::new();
-            for entry in table.iter().map_err(db_err)? {
-                let (_, bytes) = entry.map_err(db_err)?;
-                links.push(decode("link", bytes.value())?);
-            }
-            Ok(links)
         })
         .await
     }
@@ -384,6 +353,22 @@ impl StateStore for EmbeddedStore {
         .await
     }
 
+    async fn all_links(&self) -> Result<Vec<Link>, StoreError> {
+        self.read(move |txn| {
+            let table = txn.open_table(LINKS).map_err(db_err)?;
+            let mut links = Vec::new();
+            for entry in table.iter().map_err(db_err)? {
+                let (_, bytes) = entry.map_err(db_err)?;
+                links.push(decode("link", bytes.value())?);
+            }
+            Ok(links)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl SyncState for EmbeddedStore {
     async fn load(&self, link: &Link, slice: &Slice) -> Result<LoadedView, StoreError> {
         let (link, slice) = (link.clone(), slice.clone());
         self.read(move |txn| {
@@ -528,6 +513,37 @@ impl StateStore for EmbeddedStore {
         .await
     }
 
+    async fn recipients(
+        &self,
+        link: &LinkId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(Email, RecipientState)>, StoreError> {
+        let (link, after) = (link.to_string(), after.map(str::to_owned));
+        self.read(move |txn| {
+            let items = txn.open_table(ITEMS).map_err(db_err)?;
+            let l = link.as_str();
+            let from = after.as_deref().unwrap_or("");
+            let mut out = Vec::new();
+            for row in items.range((l, RECIPIENT, from)..(l, RECIPIENT + 1, "")).map_err(db_err)? {
+                if out.len() >= limit {
+                    break;
+                }
+                let (key, value) = row.map_err(db_err)?;
+                if after.as_deref().is_some_and(|a| key.value().2 <= a) {
+                    continue;
+                }
+                let got: GotItem<(Email, RecipientState)> = decode("recipient state", value.value())?;
+                out.push(got.value);
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl Leases for EmbeddedStore {
     async fn try_lease(
         &self,
         name: &str,
@@ -561,7 +577,10 @@ impl StateStore for EmbeddedStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl CommandFeed for EmbeddedStore {
     async fn commands(
         &self,
         tenant: &TenantId,
@@ -633,7 +652,10 @@ impl StateStore for EmbeddedStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl RunStore for EmbeddedStore {
     async fn run_state(&self, link: &LinkId) -> Result<Option<(String, u64)>, StoreError> {
         let link = link.to_string();
         self.read(move |txn| {
@@ -656,52 +678,6 @@ impl StateStore for EmbeddedStore {
             }
             runs.insert(link.as_str(), (expected.unwrap_or(0) + 1, value.as_str())).map_err(db_err)?;
             Ok(())
-        })
-        .await
-    }
-
-    async fn audit(&self, link: &LinkId, now: DateTime<Utc>, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
-        let link = link.to_string();
-        self.read(move |txn| {
-            let trail = txn.open_table(AUDIT).map_err(db_err)?;
-            let mut out = Vec::new();
-            for row in trail.range((link.as_str(), 0, 0)..=(link.as_str(), u64::MAX, u64::MAX)).map_err(db_err)?.rev() {
-                if out.len() >= limit {
-                    break;
-                }
-                let entry: AuditEntry = decode("audit entry", row.map_err(db_err)?.1.value())?;
-                if entry.expires_at() > now {
-                    out.push(entry);
-                }
-            }
-            Ok(out)
-        })
-        .await
-    }
-    async fn recipients(
-        &self,
-        link: &LinkId,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<(Email, RecipientState)>, StoreError> {
-        let (link, after) = (link.to_string(), after.map(str::to_owned));
-        self.read(move |txn| {
-            let items = txn.open_table(ITEMS).map_err(db_err)?;
-            let l = link.as_str();
-            let from = after.as_deref().unwrap_or("");
-            let mut out = Vec::new();
-            for row in items.range((l, RECIPIENT, from)..(l, RECIPIENT + 1, "")).map_err(db_err)? {
-                if out.len() >= limit {
-                    break;
-                }
-                let (key, value) = row.map_err(db_err)?;
-                if after.as_deref().is_some_and(|a| key.value().2 <= a) {
-                    continue;
-                }
-                let got: GotItem<(Email, RecipientState)> = decode("recipient state", value.value())?;
-                out.push(got.value);
-            }
-            Ok(out)
         })
         .await
     }
@@ -746,6 +722,52 @@ impl StateStore for EmbeddedStore {
                 out.push((key.value().2, value.value().1.to_owned()));
             }
             Ok(out)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl AuditLog for EmbeddedStore {
+    async fn audit(&self, link: &LinkId, now: DateTime<Utc>, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        let link = link.to_string();
+        self.read(move |txn| {
+            let trail = txn.open_table(AUDIT).map_err(db_err)?;
+            let mut out = Vec::new();
+            for row in trail.range((link.as_str(), 0, 0)..=(link.as_str(), u64::MAX, u64::MAX)).map_err(db_err)?.rev() {
+                if out.len() >= limit {
+                    break;
+                }
+                let entry: AuditEntry = decode("audit entry", row.map_err(db_err)?.1.value())?;
+                if entry.expires_at() > now {
+                    out.push(entry);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl ApprovalQueue for EmbeddedStore {
+    async fn pending_approvals(
+        &self,
+        link: &LinkId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ApprovalEntry>, StoreError> {
+        let (link, after) = (link.to_string(), after.map(str::to_owned));
+        self.read(move |txn| {
+            let items = txn.open_table(ITEMS).map_err(db_err)?;
+            let l = link.as_str();
+            let mut entries = Vec::new();
+            for row in items.range((l, APPROVAL, "")..(l, APPROVAL + 1, "")).map_err(db_err)? {
+                let (_, value) = row.map_err(db_err)?;
+                let got: GotItem<ApprovalEntry> = decode("approval entry", value.value())?;
+                entries.push(got.value);
+            }
+            Ok(optisync_ports::queue_page(entries, after.as_deref(), limit))
         })
         .await
     }

@@ -1,7 +1,8 @@
 //! The embedded store passes the conformance suite (a fresh file per test) and survives a restart.
 
 use optisync_embedded::EmbeddedStore;
-use optisync_ports::{Commit, SecretStore, Slice, StateStore};
+use optisync_ports::prelude::*;
+use optisync_ports::{Commit, SecretStore, Slice};
 use std::sync::Arc;
 
 async fn fresh_store() -> EmbeddedStore {

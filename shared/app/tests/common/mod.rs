@@ -7,7 +7,8 @@ use chrono_tz::Europe::Berlin;
 use optisync_app::Engine;
 use optisync_app::reconcile::{Budget, Phase, Reconciler, RunOutcome};
 use optisync_domain::*;
-use optisync_ports::{Clock, StateStore};
+use optisync_ports::Clock;
+use optisync_ports::prelude::*;
 use optisync_testkit::memory::{FixedClock, MemoryEsp, MemoryStore};
 use std::sync::Arc;
 
