@@ -6,7 +6,7 @@ use chrono::{TimeZone, Utc};
 use optisync_app::Engine;
 use optisync_domain::*;
 use optisync_dynamodb::DynamoStore;
-use optisync_ports::StateStore;
+use optisync_ports::prelude::*;
 use optisync_testkit::build;
 use optisync_testkit::memory::{FixedClock, MemoryEsp};
 use std::sync::Arc;

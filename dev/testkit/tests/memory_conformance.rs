@@ -10,12 +10,6 @@ async fn fresh() -> Arc<dyn StateStore> {
 
 optisync_testkit::conformance_tests!(fresh);
 
-async fn fresh_idempotency() -> Arc<dyn optisync_ports::IdempotencyStore> {
-    Arc::new(MemoryStore::new())
-}
-
-optisync_testkit::idempotency_conformance_tests!(fresh_idempotency);
-
 async fn fresh_inbox() -> Arc<dyn optisync_ports::Inbox> {
     Arc::new(MemoryStore::new())
 }

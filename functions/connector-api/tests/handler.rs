@@ -6,7 +6,8 @@ use lambda_http::{Body, Request};
 use optisync_app::optigem::signing_secrets_name;
 use optisync_connector::signature::{SigningSecret, sign};
 use optisync_domain::*;
-use optisync_ports::{BusEvent, Commit, Inbox, InboxItem, SecretStore, StateStore};
+use optisync_ports::prelude::*;
+use optisync_ports::{BusEvent, Commit, Inbox, InboxItem, SecretStore};
 use optisync_testkit::memory::{FixedClock, MemoryBus, MemorySecrets, MemoryStore};
 use std::sync::Arc;
 

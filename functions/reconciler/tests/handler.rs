@@ -4,7 +4,8 @@
 use chrono::{TimeZone, Utc};
 use optisync_app::reconcile::Reconciler;
 use optisync_domain::*;
-use optisync_ports::{BusEvent, StateStore};
+use optisync_ports::BusEvent;
+use optisync_ports::prelude::*;
 use optisync_testkit::memory::{FixedClock, MemoryBus, MemoryEsp, MemoryStore};
 use reconciler::{DEADLINE_MARGIN, Deps, budget_deadline, handle};
 use std::sync::Arc;

@@ -4,7 +4,8 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use optisync_domain::*;
-use optisync_ports::{BusEvent, Inbox, InboxEntry, StateStore};
+use optisync_ports::prelude::*;
+use optisync_ports::{BusEvent, Inbox, InboxEntry};
 use optisync_testkit::memory::{FixedClock, MemoryBus, MemoryStore};
 use scheduler::{Deps, Report, handle};
 use std::sync::Arc;

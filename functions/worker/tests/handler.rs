@@ -4,7 +4,8 @@
 use chrono::{TimeZone, Utc};
 use optisync_app::Engine;
 use optisync_domain::*;
-use optisync_ports::{EspError, Inbox, InboxEntry, StateStore};
+use optisync_ports::prelude::*;
+use optisync_ports::{EspError, Inbox, InboxEntry};
 use optisync_testkit::memory::{FixedClock, MemoryEsp, MemoryReader, MemoryStore};
 use std::sync::Arc;
 use worker::{Deps, handle};

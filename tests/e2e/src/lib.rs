@@ -16,7 +16,8 @@ use optisync_fakes::brevo::FakeBrevo;
 use optisync_fakes::cleverreach::FakeCleverReach;
 use optisync_local::{HttpFunctions, LocalBus, invoke_worker, router};
 use optisync_optigem_sim::{AssignmentDraft, Connector, PersonDraft, SimOptigem};
-use optisync_ports::{BusEvent, Clock, SecretStore, StateStore, SystemClock};
+use optisync_ports::prelude::*;
+use optisync_ports::{BusEvent, Clock, SecretStore, SystemClock};
 use optisync_testkit::memory::{MemorySecrets, MemoryStore};
 use std::sync::Arc;
 

@@ -3,17 +3,13 @@
 
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use optisync_dynamodb::DynamoStore;
-use optisync_ports::StateStore;
+use optisync_ports::prelude::*;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 static TABLES: AtomicU32 = AtomicU32::new(0);
 
 async fn fresh() -> Arc<dyn StateStore> {
-    Arc::new(fresh_store().await)
-}
-
-async fn fresh_idempotency() -> Arc<dyn optisync_ports::IdempotencyStore> {
     Arc::new(fresh_store().await)
 }
 
@@ -39,7 +35,6 @@ async fn fresh_table() -> (DynamoStore, aws_sdk_dynamodb::Client, String) {
 }
 
 optisync_testkit::conformance_tests!(fresh);
-optisync_testkit::idempotency_conformance_tests!(fresh_idempotency);
 
 async fn fresh_inbox() -> Arc<dyn optisync_ports::Inbox> {
     Arc::new(fresh_store().await)

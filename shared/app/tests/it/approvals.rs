@@ -7,7 +7,7 @@ use optisync_app::Engine;
 use optisync_app::approvals::{ApprovalError, Approvals, Choice};
 use optisync_domain::suggest::Reason;
 use optisync_domain::*;
-use optisync_ports::StateStore;
+use optisync_ports::prelude::*;
 use optisync_testkit::memory::{FixedClock, MemoryEsp, MemoryStore};
 use std::sync::Arc;
 

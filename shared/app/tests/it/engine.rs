@@ -4,7 +4,8 @@
 use chrono::{DateTime, TimeZone, Utc};
 use optisync_app::{Engine, ProcessError};
 use optisync_domain::*;
-use optisync_ports::{EspError, StateStore};
+use optisync_ports::EspError;
+use optisync_ports::prelude::*;
 use optisync_testkit::build;
 use optisync_testkit::memory::{FixedClock, MemoryEsp, MemoryStore};
 use std::sync::Arc;

@@ -6,7 +6,8 @@ use optisync_app::inbox::{process_inbox_entry, redrive_pending};
 use optisync_app::optigem::{Accepted, IngestError, OptigemIngest, signing_secrets_name};
 use optisync_connector::signature::{SignedHeaders, SigningSecret, sign};
 use optisync_domain::*;
-use optisync_ports::{Inbox, SecretStore, StateStore, StoreError};
+use optisync_ports::prelude::*;
+use optisync_ports::{Inbox, SecretStore, StoreError};
 use optisync_testkit::memory::{FixedClock, MemoryEsp, MemoryReader, MemorySecrets, MemoryStore};
 use std::sync::Arc;
 

@@ -4,7 +4,8 @@
 use chrono::{DateTime, Utc};
 use optisync_app::reconcile::{Budget, Guard, Phase, Reconciler, RunOutcome};
 use optisync_domain::*;
-use optisync_ports::{Clock, EspError, StateStore};
+use optisync_ports::prelude::*;
+use optisync_ports::{Clock, EspError};
 use optisync_testkit::memory::MemoryEsp;
 use std::sync::Arc;
 

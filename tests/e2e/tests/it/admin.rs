@@ -8,7 +8,8 @@ use optisync_app::reconcile::RunOutcome;
 use optisync_domain::*;
 use optisync_e2e::{ADMIN_TOKEN, Stack};
 use optisync_optigem_sim::{AssignmentDraft, PersonDraft};
-use optisync_ports::{BusEvent, StateStore};
+use optisync_ports::BusEvent;
+use optisync_ports::prelude::*;
 use serde_json::{Value, json};
 
 async fn call(stack: &Stack, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {

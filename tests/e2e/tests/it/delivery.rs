@@ -5,7 +5,8 @@
 use optisync_domain::*;
 use optisync_e2e::Stack;
 use optisync_optigem_sim::{AssignmentDraft, PersonDraft};
-use optisync_ports::{BusEvent, StateStore};
+use optisync_ports::BusEvent;
+use optisync_ports::prelude::*;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use serde_json::Value;

@@ -104,7 +104,7 @@ async fn r_f1_to_r_f5_the_first_sync_of_a_cleverreach_link_goes_through_the_conn
     subscribe(&stack.optigem, &anna, "NL-1");
     let a_erika = subscribe(&stack.optigem, &erika, "NL-1");
 
-    use optisync_ports::StateStore;
+    use optisync_ports::prelude::*;
     let RunOutcome::Waiting(_) = stack.reconcile(&link).await else { panic!("the run waits for the export") };
     stack.sync().await; // the connector exports the newsletter and reports it
     finished(stack.reconcile_to_end(&link).await);
@@ -186,7 +186,7 @@ async fn r_d1_r_e7_an_assignment_whose_change_event_was_lost_is_added_by_the_run
 #[tokio::test]
 async fn r_g1_to_r_g5_a_cleverreach_segment_is_imported_and_members_leaving_it_end_their_assignment() {
     use optisync_cleverreach::model::FilterRule;
-    use optisync_ports::StateStore;
+    use optisync_ports::prelude::*;
     let stack = Stack::start().await;
     let mut link = stack.link_cleverreach("NL-1", LinkSettings::default()).await;
     let group = link.list.as_str().to_owned();
@@ -241,7 +241,7 @@ async fn r_g1_to_r_g5_a_cleverreach_segment_is_imported_and_members_leaving_it_e
 
 #[tokio::test]
 async fn r_f2_to_r_f6_the_first_sync_of_a_brevo_link_over_a_mixed_data_set() {
-    use optisync_ports::StateStore;
+    use optisync_ports::prelude::*;
     let stack = Stack::start().await;
     let mut link = stack.link_brevo("NL-1", mapped()).await;
     link.status = LinkStatus::Linking;

@@ -5,7 +5,7 @@ use optisync_app::Engine;
 use optisync_brevo::{ApiKey, BrevoClient, BrevoConfig, BrevoGateway};
 use optisync_domain::*;
 use optisync_fakes::brevo::{FAKE_API_KEY, FakeBrevo};
-use optisync_ports::StateStore;
+use optisync_ports::prelude::*;
 use optisync_testkit::build;
 use optisync_testkit::memory::{FixedClock, MemoryStore};
 use std::sync::Arc;

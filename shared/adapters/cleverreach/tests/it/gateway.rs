@@ -5,7 +5,7 @@ use optisync_app::Engine;
 use optisync_cleverreach::{CleverReachClient, CleverReachGateway, MemoryTokenStore};
 use optisync_domain::*;
 use optisync_fakes::cleverreach::FakeCleverReach;
-use optisync_ports::StateStore;
+use optisync_ports::prelude::*;
 use optisync_testkit::build;
 use optisync_testkit::memory::{FixedClock, MemoryStore};
 use std::sync::Arc;

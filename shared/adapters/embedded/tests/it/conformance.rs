@@ -1,7 +1,8 @@
 //! The embedded store passes the conformance suite (a fresh file per test) and survives a restart.
 
 use optisync_embedded::EmbeddedStore;
-use optisync_ports::{Commit, IdempotencyStore, SecretStore, Slice, StateStore};
+use optisync_ports::prelude::*;
+use optisync_ports::{Commit, SecretStore, Slice};
 use std::sync::Arc;
 
 async fn fresh_store() -> EmbeddedStore {
@@ -13,12 +14,7 @@ async fn fresh() -> Arc<dyn StateStore> {
     Arc::new(fresh_store().await)
 }
 
-async fn fresh_idempotency() -> Arc<dyn IdempotencyStore> {
-    Arc::new(fresh_store().await)
-}
-
 optisync_testkit::conformance_tests!(fresh);
-optisync_testkit::idempotency_conformance_tests!(fresh_idempotency);
 
 async fn fresh_inbox() -> Arc<dyn optisync_ports::Inbox> {
     Arc::new(fresh_store().await)

@@ -5,7 +5,8 @@ use chrono::TimeZone;
 use optisync_domain::rules::Verdict;
 use optisync_domain::*;
 use optisync_embedded::EmbeddedStore;
-use optisync_ports::{Commit, ItemKey, Slice, StateStore, StoreError};
+use optisync_ports::prelude::*;
+use optisync_ports::{Commit, ItemKey, Slice, StoreError};
 use optisync_testkit::build;
 use std::path::Path;
 

@@ -1,0 +1,158 @@
+//! Conformance cases: a link's versioned state (round trips, conflicts, the due index, concurrent
+//! writers, paging).
+
+use super::*;
+
+/// Every item kind comes back as written, with version 1, by id and by e-mail.
+pub async fn every_item_kind_round_trips_with_its_version(store: Arc<dyn StateStore>) {
+    let l = link(0);
+    store.put_link(&l).await.unwrap();
+    let recipient = RecipientState { listed: true, linked: true, ..Default::default() };
+    let commit = Commit {
+        writes: vec![
+            put_mirror(&l, mirror("a1", Some(email(1)), Some("2024-07-01"), "x"), None),
+            put_mirror(&l, mirror("a2", Some(email(2)), None, ""), None),
+            (StateWrite::Recipient { link: l.id.clone(), email: email(1), state: recipient.clone() }, None),
+            (StateWrite::Approval { entry: approval(&l, email(1)) }, None),
+        ],
+        commands: vec![],
+        audit: vec![],
+    };
+    store.commit(&tenant(), commit).await.unwrap();
+    let by_email = store.load(&l, &Slice { assignments: vec![], emails: vec![email(1)] }).await.unwrap();
+    assert_eq!(by_email.view.mirror.keys().map(|k| k.as_str()).collect::<Vec<_>>(), vec!["a1"]);
+    assert_eq!(by_email.view.mirror[&AssignmentId::new("a1")], mirror("a1", Some(email(1)), Some("2024-07-01"), "x"));
+    assert_eq!(by_email.view.recipients[&email(1)], recipient);
+    assert_eq!(by_email.view.approvals[&email(1)], approval(&l, email(1)));
+    assert_eq!(by_email.versions.get(&ItemKey::Mirror(l.id.clone(), AssignmentId::new("a1"))), Some(&1));
+    assert_eq!(by_email.versions.get(&ItemKey::Recipient(l.id.clone(), email(1).key().to_owned())), Some(&1));
+    let by_id = store.load(&l, &Slice { assignments: vec![AssignmentId::new("a2")], emails: vec![] }).await.unwrap();
+    assert_eq!(by_id.view.mirror.len(), 1);
+    assert!(by_id.view.recipients.is_empty());
+    let slice = Slice { assignments: vec![AssignmentId::new("a1")], emails: vec![email(1)] };
+    let other = store.load(&link(1), &slice).await.unwrap();
+    assert!(other.view.mirror.is_empty(), "items belong to their link");
+}
+
+/// A write at a stale version, or one that expects no item where there is one, conflicts and the
+/// whole commit writes nothing.
+pub async fn stale_versions_conflict_and_the_commit_writes_nothing(store: Arc<dyn StateStore>) {
+    let l = link(0);
+    let first = Commit {
+        writes: vec![put_mirror(&l, mirror("a1", Some(email(1)), None, "v1"), None)],
+        commands: vec![],
+        audit: vec![],
+    };
+    store.commit(&tenant(), first).await.unwrap();
+    let second = Commit {
+        writes: vec![put_mirror(&l, mirror("a1", Some(email(1)), None, "v2"), Some(1))],
+        commands: vec![],
+        audit: vec![],
+    };
+    store.commit(&tenant(), second).await.unwrap();
+    for expected in [None, Some(1), Some(3)] {
+        let bad = Commit {
+            writes: vec![
+                put_mirror(&l, mirror("a9", Some(email(9)), None, "new"), None),
+                put_mirror(&l, mirror("a1", Some(email(1)), None, "stale"), expected),
+            ],
+            commands: vec![end_command(1)],
+            audit: vec![],
+        };
+        assert_eq!(store.commit(&tenant(), bad).await, Err(StoreError::Conflict), "{expected:?}");
+    }
+    let slice = Slice { assignments: vec![AssignmentId::new("a1"), AssignmentId::new("a9")], emails: vec![] };
+    let loaded = store.load(&l, &slice).await.unwrap();
+    assert_eq!(marks(&loaded.view.mirror[&AssignmentId::new("a1")]), vec!["v2"]);
+    assert!(!loaded.view.mirror.contains_key(&AssignmentId::new("a9")), "nothing of a failed commit is written");
+    assert_eq!(loaded.versions[&ItemKey::Mirror(l.id.clone(), AssignmentId::new("a1"))], 2);
+    assert!(store.commands(&tenant(), 0, 10).await.unwrap().is_empty());
+}
+
+/// `due` finds a link's entries whose next transition is on or before the date.
+pub async fn due_finds_entries_whose_transition_has_come(store: Arc<dyn StateStore>) {
+    let (l, other) = (link(0), link(1));
+    let writes = vec![
+        put_mirror(&l, mirror("a1", Some(email(1)), Some("2024-05-01"), ""), None),
+        put_mirror(&l, mirror("a2", Some(email(2)), Some("2024-06-01"), ""), None),
+        put_mirror(&l, mirror("a3", Some(email(3)), None, ""), None),
+        put_mirror(&other, mirror("b1", Some(email(1)), Some("2024-01-01"), ""), None),
+    ];
+    store.commit(&tenant(), Commit { writes, commands: vec![], audit: vec![] }).await.unwrap();
+    let mut due = store.due(&l, "2024-05-31".parse().unwrap(), 100).await.unwrap();
+    due.sort();
+    assert_eq!(due, vec![AssignmentId::new("a1")]);
+    let mut due = store.due(&l, "2024-06-01".parse().unwrap(), 100).await.unwrap();
+    due.sort();
+    assert_eq!(due, vec![AssignmentId::new("a1"), AssignmentId::new("a2")]);
+    // Moving the date on removes an entry from the index.
+    let moved = put_mirror(&l, mirror("a1", Some(email(1)), None, ""), Some(1));
+    store.commit(&tenant(), Commit { writes: vec![moved], commands: vec![], audit: vec![] }).await.unwrap();
+    assert_eq!(store.due(&l, "2024-06-01".parse().unwrap(), 100).await.unwrap(), vec![AssignmentId::new("a2")]);
+}
+
+/// 50 concurrent read-modify-write loops on one item: exactly one writer wins each version and no
+/// update is lost.
+pub async fn concurrent_writers_on_one_item_lose_no_update(store: Arc<dyn StateStore>) {
+    let l = link(0);
+    let base = Commit {
+        writes: vec![put_mirror(&l, mirror("a1", Some(email(1)), None, ""), None)],
+        commands: vec![],
+        audit: vec![],
+    };
+    store.commit(&tenant(), base).await.unwrap();
+    let mut tasks = Vec::new();
+    for writer in 0..50 {
+        let (store, l) = (store.clone(), l.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut won = Vec::new();
+            loop {
+                let slice = Slice { assignments: vec![AssignmentId::new("a1")], emails: vec![] };
+                let loaded = store.load(&l, &slice).await.unwrap();
+                let version = loaded.versions[&ItemKey::Mirror(l.id.clone(), AssignmentId::new("a1"))];
+                let mut entry = loaded.view.mirror[&AssignmentId::new("a1")].clone();
+                let mut m = marks(&entry);
+                m.push(format!("w{writer}"));
+                entry = entry.with_mark(&m.join(","));
+                let commit =
+                    Commit { writes: vec![put_mirror(&l, entry, Some(version))], commands: vec![], audit: vec![] };
+                match store.commit(&tenant(), commit).await {
+                    Ok(()) => {
+                        won.push(version + 1);
+                        return won;
+                    }
+                    Err(StoreError::Conflict) => tokio::task::yield_now().await,
+                    Err(e) => panic!("unexpected store error: {e}"),
+                }
+            }
+        }));
+    }
+    let mut versions = Vec::new();
+    for t in tasks {
+        versions.extend(t.await.unwrap());
+    }
+    versions.sort();
+    assert_eq!(versions, (2..=51).collect::<Vec<u64>>(), "exactly one winner per version");
+    let loaded = store.load(&l, &Slice { assignments: vec![AssignmentId::new("a1")], emails: vec![] }).await.unwrap();
+    let mut all = marks(&loaded.view.mirror[&AssignmentId::new("a1")]);
+    all.sort();
+    let mut expected: Vec<String> = (0..50).map(|w| format!("w{w}")).collect();
+    expected.sort();
+    assert_eq!(all, expected, "no lost update");
+}
+
+/// Loading by e-mail and `due` page through more items than one page of the store holds.
+pub async fn queries_page_through_many_items(store: Arc<dyn StateStore>) {
+    let l = link(0);
+    for chunk in (0..120u32).collect::<Vec<_>>().chunks(20) {
+        let writes = chunk
+            .iter()
+            .map(|n| put_mirror(&l, mirror(&format!("a{n:03}"), Some(email(7)), Some("2024-05-01"), ""), None))
+            .collect();
+        store.commit(&tenant(), Commit { writes, commands: vec![], audit: vec![] }).await.unwrap();
+    }
+    let loaded = store.load(&l, &Slice { assignments: vec![], emails: vec![email(7)] }).await.unwrap();
+    assert_eq!(loaded.view.mirror.len(), 120);
+    assert_eq!(store.due(&l, "2024-05-01".parse().unwrap(), 1000).await.unwrap().len(), 120);
+    assert_eq!(store.due(&l, "2024-05-01".parse().unwrap(), 50).await.unwrap().len(), 50);
+}

@@ -1,0 +1,16 @@
+//! The audit trail in memory.
+
+use super::MemoryStore;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use optisync_domain::{AuditEntry, LinkId};
+use optisync_ports::*;
+
+#[async_trait]
+impl AuditLog for MemoryStore {
+    async fn audit(&self, link: &LinkId, now: DateTime<Utc>, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        let inner = self.lock();
+        let entries = inner.audit.get(link).map(Vec::as_slice).unwrap_or_default();
+        Ok(entries.iter().rev().filter(|e| e.expires_at() > now).take(limit).cloned().collect())
+    }
+}

@@ -1,0 +1,142 @@
+//! A link's versioned state in memory; the commit checks every version first, as a transaction does.
+
+use super::{Item, MemoryStore};
+use async_trait::async_trait;
+use chrono::NaiveDate;
+use optisync_domain::{AssignmentId, Email, Link, LinkId, LinkView, RecipientState, StateWrite, TenantId};
+use optisync_ports::*;
+use std::collections::{BTreeMap, BTreeSet};
+
+#[async_trait]
+impl SyncState for MemoryStore {
+    async fn load(&self, link: &Link, slice: &Slice) -> Result<LoadedView, StoreError> {
+        let inner = self.lock();
+        let mut loaded = LoadedView { view: LinkView::new(link.clone()), versions: BTreeMap::new() };
+        let keys: BTreeSet<&str> = slice.emails.iter().map(Email::key).collect();
+        let mut ids: BTreeSet<&AssignmentId> = slice.assignments.iter().collect();
+        for k in &keys {
+            if let Some(found) = inner.by_email.get(&(link.id.clone(), (*k).to_owned())) {
+                ids.extend(found);
+            }
+        }
+        let mut wanted: Vec<ItemKey> = ids.into_iter().map(|id| ItemKey::Mirror(link.id.clone(), id.clone())).collect();
+        for k in &keys {
+            wanted.push(ItemKey::Recipient(link.id.clone(), (*k).to_owned()));
+            wanted.push(ItemKey::Approval(link.id.clone(), (*k).to_owned()));
+        }
+        for key in wanted {
+            let Some((version, item)) = inner.items.get(&key) else { continue };
+            loaded.versions.insert(key, *version);
+            match item {
+                Item::Mirror(e) => {
+                    loaded.view.mirror.insert(e.id.clone(), (**e).clone());
+                }
+                Item::Recipient(email, r) => {
+                    loaded.view.recipients.insert(email.clone(), r.clone());
+                }
+                Item::Approval(a) => {
+                    loaded.view.approvals.insert(a.email.clone(), a.clone());
+                }
+            }
+        }
+        Ok(loaded)
+    }
+
+    async fn due(&self, link: &Link, date: NaiveDate, limit: usize) -> Result<Vec<AssignmentId>, StoreError> {
+        Ok(self
+            .lock()
+            .items
+            .iter()
+            .filter_map(|(key, (_, item))| match (key, item) {
+                (ItemKey::Mirror(l, _), Item::Mirror(e))
+                    if l == &link.id && e.next_transition.is_some_and(|d| d <= date) =>
+                {
+                    Some(e.id.clone())
+                }
+                _ => None,
+            })
+            .take(limit)
+            .collect())
+    }
+
+    async fn commit(&self, tenant: &TenantId, commit: Commit) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        match inner.commits_before_failure {
+            Some(0) => {
+                inner.commits_before_failure = None;
+                return Err(StoreError::Transient("the connection was lost".into()));
+            }
+            Some(n) => inner.commits_before_failure = Some(n - 1),
+            None => {}
+        }
+        let mut items = commit.writes.len() as u64 + commit.audit.len() as u64;
+        for (write, expected) in &commit.writes {
+            let current = inner.items.get(&ItemKey::of(write)).map(|(v, _)| *v);
+            if current != *expected {
+                return Err(StoreError::Conflict);
+            }
+        }
+        for (write, expected) in commit.writes {
+            if let StateWrite::Mirror { link, entry } = &write {
+                let old = match inner.items.get(&ItemKey::of(&write)) {
+                    Some((_, Item::Mirror(old))) => old.email.as_ref().map(|e| e.key().to_owned()),
+                    _ => None,
+                };
+                if let Some(old) = old
+                    && let Some(ids) = inner.by_email.get_mut(&(link.clone(), old))
+                {
+                    ids.remove(&entry.id);
+                }
+                if let Some(email) = &entry.email {
+                    inner.by_email.entry((link.clone(), email.key().to_owned())).or_default().insert(entry.id.clone());
+                }
+            }
+            let item = match &write {
+                StateWrite::Mirror { entry, .. } => Item::Mirror(entry.clone()),
+                StateWrite::Recipient { email, state, .. } => Item::Recipient(email.clone(), state.clone()),
+                StateWrite::Approval { entry } => Item::Approval(entry.clone()),
+            };
+            inner.items.insert(ItemKey::of(&write), (expected.unwrap_or(0) + 1, item));
+        }
+        for entry in commit.audit {
+            inner.audit.entry(entry.link.clone()).or_default().push(entry);
+        }
+        let mut new_commands = 0;
+        for command in commit.commands {
+            if inner.command_ids.insert((tenant.clone(), command.id().to_string())) {
+                new_commands += 1;
+                let feed = inner.commands.entry(tenant.clone()).or_default();
+                let seq = feed.last().map_or(1, |(s, _)| s + 1);
+                feed.push((seq, command));
+            }
+        }
+        // As the DynamoDB table counts them: a marker and a feed entry per new command, and the counter.
+        items += 2 * new_commands + u64::from(new_commands > 0);
+        if items > 0 {
+            inner.wrote(items);
+        }
+        Ok(())
+    }
+
+    async fn recipients(
+        &self,
+        link: &LinkId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(Email, RecipientState)>, StoreError> {
+        let inner = self.lock();
+        let from = ItemKey::Recipient(link.clone(), after.unwrap_or("").to_owned());
+        Ok(inner
+            .items
+            .range(from..)
+            .take_while(|(key, _)| matches!(key, ItemKey::Recipient(l, _) if l == link))
+            .filter_map(|(key, (_, item))| match (key, item) {
+                (ItemKey::Recipient(_, k), Item::Recipient(email, state)) if after.is_none_or(|a| k.as_str() > a) => {
+                    Some((email.clone(), state.clone()))
+                }
+                _ => None,
+            })
+            .take(limit)
+            .collect())
+    }
+}

@@ -1,0 +1,133 @@
+//! The key schema of the table (`docs/state.md` is the contract): partition and sort keys of every
+//! item kind, and the index partitions that name them.
+
+use chrono::NaiveDate;
+use optisync_domain::{AssignmentId, EspAccount, LinkId, TenantId};
+use optisync_ports::ItemKey;
+
+pub(crate) fn tenant_pk(t: &TenantId) -> String {
+    format!("TENANT#{t}")
+}
+pub(crate) fn account_pk(esp: &EspAccount) -> String {
+    format!("ACCOUNT#{}#{}", esp.provider, esp.account)
+}
+pub(crate) fn link_pk(l: &LinkId) -> String {
+    format!("LINK#{l}")
+}
+pub(crate) fn mirror_sk(id: &AssignmentId) -> String {
+    format!("MIRROR#{id}")
+}
+pub(crate) fn recipient_sk(key: &str) -> String {
+    format!("RECIPIENT#{key}")
+}
+pub(crate) fn approval_sk(key: &str) -> String {
+    format!("APPROVAL#{key}")
+}
+pub(crate) fn by_email(l: &LinkId, key: &str) -> String {
+    format!("LINK#{l}#EMAIL#{key}")
+}
+pub(crate) fn due_pk(l: &LinkId) -> String {
+    format!("DUE#{l}")
+}
+pub(crate) fn feed_pk(t: &TenantId) -> String {
+    format!("TENANT#{t}#FEED")
+}
+pub(crate) fn command_marker_pk(t: &TenantId, id: &str) -> String {
+    format!("TENANT#{t}#COMMAND#{id}")
+}
+pub(crate) const SEQ_SK: &str = "COMMAND-SEQUENCE";
+
+pub(crate) fn item_keys(key: &ItemKey) -> (String, String) {
+    match key {
+        ItemKey::Mirror(l, id) => (link_pk(l), mirror_sk(id)),
+        ItemKey::Recipient(l, k) => (link_pk(l), recipient_sk(k)),
+        ItemKey::Approval(l, k) => (link_pk(l), approval_sk(k)),
+    }
+}
+
+/// The highest chunk index (the sort key keeps 12 digits, so chunks sort by index).
+pub(crate) const CHUNK_INDEX_MAX: u64 = 999_999_999_999;
+
+/// The sort key of chunk `index` of a run's working data.
+pub(crate) fn chunk_sk(run: &str, index: u64) -> String {
+    format!("CHUNK#{run}#{:012}", index.min(CHUNK_INDEX_MAX))
+}
+
+/// The sort key of a link's run state (checkpoint and last result of the scheduled run).
+pub(crate) const RUN_SK: &str = "RUN";
+
+/// The index partition (gsi2) naming every link.
+pub(crate) const ALL_LINKS: &str = "LINKS";
+
+/// The sort key prefix of a link's audit entries (`AUDIT#{committed ms}#{hash}`).
+pub(crate) const AUDIT_PREFIX: &str = "AUDIT#";
+
+pub(crate) fn inbox_pk(tenant: &TenantId, key: &str) -> String {
+    format!("INBOX#{tenant}#{key}")
+}
+
+/// The sort key of a tenant's settings (under [`tenant_pk`]).
+pub(crate) const SETTINGS_SK: &str = "SETTINGS";
+
+/// The sort key of an ESP account record (under [`account_pk`]).
+pub(crate) const ACCOUNT_SK: &str = "ACCOUNT";
+
+/// The index partition (gsi2) naming a tenant's ESP accounts.
+pub(crate) fn accounts_pk(t: &TenantId) -> String {
+    format!("ACCOUNTS#{t}")
+}
+
+/// An account's index sort key in [`accounts_pk`].
+pub(crate) fn accounts_sk(esp: &EspAccount) -> String {
+    format!("{}#{}", esp.provider, esp.account)
+}
+
+/// The sort-key prefix of a tenant's links (under [`tenant_pk`]).
+pub(crate) const LINK_PREFIX: &str = "LINK#";
+
+/// The sort key of a link under its tenant.
+pub(crate) fn link_sk(l: &LinkId) -> String {
+    format!("{LINK_PREFIX}{l}")
+}
+
+/// A link's index sort key in [`ALL_LINKS`].
+pub(crate) fn all_links_sk(t: &TenantId, l: &LinkId) -> String {
+    format!("{t}#{l}")
+}
+
+/// The index partition (gsi1) of a link's pending approval entries.
+pub(crate) fn pending_pk(l: &LinkId) -> String {
+    format!("LINK#{l}#PENDING")
+}
+
+/// A mirror entry's index sort key in [`due_pk`]: its next transition date, then its id.
+pub(crate) fn due_sk(date: NaiveDate, id: &AssignmentId) -> String {
+    format!("{date}#{id}")
+}
+
+/// The partition of a lease.
+pub(crate) fn lease_pk(name: &str) -> String {
+    format!("LEASE#{name}")
+}
+
+/// The sort key of a lease.
+pub(crate) const LEASE_SK: &str = "LEASE";
+
+/// The sort key of a command id marker (under [`command_marker_pk`]).
+pub(crate) const COMMAND_SK: &str = "COMMAND";
+
+/// The sort key of a feed entry (under [`feed_pk`]): the sequence number, 20 digits.
+pub(crate) fn feed_sk(seq: u64) -> String {
+    format!("{seq:020}")
+}
+
+/// The sort key of an inbox entry (under [`inbox_pk`]).
+pub(crate) const INBOX_SK: &str = "INBOX";
+
+/// The index partition (gsi2) of the inbox entries not processed yet.
+pub(crate) const INBOX_PENDING: &str = "INBOX-PENDING";
+
+/// An inbox entry's index sort key in [`INBOX_PENDING`]: received at (epoch ms, 20 digits), then its pk.
+pub(crate) fn inbox_pending_sk(received_ms: i64, pk: &str) -> String {
+    format!("{received_ms:020}#{pk}")
+}

@@ -1,0 +1,175 @@
+//! A link's versioned state: consistent loads through the keys-only indexes, the due index, and the
+//! commit as one `TransactWriteItems` (state items, audit entries, command markers, feed and counter).
+
+use crate::DynamoStore;
+use crate::codec::{from_item, get_s, key_pairs, n, s, to_json, version_of, write_item};
+use crate::error::classify_transaction;
+use crate::keys::{
+    AUDIT_PREFIX, COMMAND_SK, SEQ_SK, approval_sk, by_email, command_marker_pk, due_pk, feed_pk, feed_sk, link_pk,
+    mirror_sk, recipient_sk, tenant_pk,
+};
+use crate::{MAX_TRANSACTION_ITEMS, item_size, write_units};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::NaiveDate;
+use optisync_domain::{
+    ApprovalEntry, AssignmentId, Email, Link, LinkId, LinkView, MirrorEntry, OptigemCommand, RecipientState, TenantId,
+};
+use optisync_ports::{Commit, ItemKey, LoadedView, Slice, StoreError, SyncState};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+#[async_trait]
+impl SyncState for DynamoStore {
+    async fn load(&self, link: &Link, slice: &Slice) -> Result<LoadedView, StoreError> {
+        let pk = link_pk(&link.id);
+        let mut keys: Vec<(String, String)> = slice.assignments.iter().map(|id| (pk.clone(), mirror_sk(id))).collect();
+        for email in &slice.emails {
+            keys.push((pk.clone(), recipient_sk(email.key())));
+            keys.push((pk.clone(), approval_sk(email.key())));
+            // The index is eventually consistent and keys-only: it names the entries, the consistent
+            // batch read below fetches them with their versions.
+            let named = self
+                .query_all(Some("gsi1"), "gsi1pk = :e", &[(":e", s(&by_email(&link.id, email.key())))], None)
+                .await?;
+            keys.extend(key_pairs(&named));
+        }
+        let mut loaded = LoadedView { view: LinkView::new(link.clone()), versions: BTreeMap::new() };
+        for item in self.batch_get(keys).await? {
+            let sk = get_s(&item, "sk").unwrap_or_default();
+            let version = version_of(&item);
+            if sk.starts_with("MIRROR#") {
+                let entry: MirrorEntry = from_item(&item)?;
+                loaded.versions.insert(ItemKey::Mirror(link.id.clone(), entry.id.clone()), version);
+                loaded.view.mirror.insert(entry.id.clone(), entry);
+            } else if sk.starts_with("RECIPIENT#") {
+                let (email, state): (Email, RecipientState) = from_item(&item)?;
+                loaded.versions.insert(ItemKey::Recipient(link.id.clone(), email.key().to_owned()), version);
+                loaded.view.recipients.insert(email, state);
+            } else if sk.starts_with("APPROVAL#") {
+                let entry: ApprovalEntry = from_item(&item)?;
+                loaded.versions.insert(ItemKey::Approval(link.id.clone(), entry.email.key().to_owned()), version);
+                loaded.view.approvals.insert(entry.email.clone(), entry);
+            }
+        }
+        Ok(loaded)
+    }
+
+    async fn due(&self, link: &Link, date: NaiveDate, limit: usize) -> Result<Vec<AssignmentId>, StoreError> {
+        let items = self
+            .query_all(
+                Some("gsi2"),
+                "gsi2pk = :d AND gsi2sk <= :until",
+                &[(":d", s(&due_pk(&link.id))), (":until", s(&format!("{date}#\u{10ffff}")))],
+                Some(limit),
+            )
+            .await?;
+        Ok(items.iter().filter_map(|i| get_s(i, "sk")?.strip_prefix("MIRROR#").map(AssignmentId::new)).collect())
+    }
+
+    async fn commit(&self, tenant: &TenantId, commit: Commit) -> Result<(), StoreError> {
+        let mut actions = Vec::new();
+        for (write, expected) in &commit.writes {
+            let item = write_item(write, expected.unwrap_or(0) + 1)?;
+            let condition = match expected {
+                None => ("attribute_not_exists(pk)", vec![]),
+                Some(v) => ("ver = :expected", vec![(":expected", n(*v))]),
+            };
+            actions.push(self.put(item, Some(condition))?);
+        }
+        // Audit entries: one item each, forgotten by TTL (and filtered on read, as TTL deletes late).
+        for entry in &commit.audit {
+            let value = serde_json::to_string(entry).map_err(|e| StoreError::Permanent(format!("encode: {e}")))?;
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            std::hash::Hash::hash(&value, &mut hasher);
+            let sk = format!(
+                "{AUDIT_PREFIX}{:013}#{:016x}",
+                entry.at.timestamp_millis().max(0),
+                std::hash::Hasher::finish(&hasher)
+            );
+            let item = HashMap::from([
+                ("pk".to_owned(), s(&link_pk(&entry.link))),
+                ("sk".to_owned(), s(&sk)),
+                ("v".to_owned(), AttributeValue::S(value)),
+                ("expires_at".to_owned(), n(entry.expires_at().timestamp().max(0) as u64)),
+            ]);
+            actions.push(self.put(item, None)?);
+        }
+        // Commands: each id once (markers), numbered by a per-tenant counter guarded by its value.
+        let mut ids = BTreeSet::new();
+        let fresh: Vec<&OptigemCommand> = commit.commands.iter().filter(|c| ids.insert(c.id().to_string())).collect();
+        let known = self
+            .batch_get(
+                fresh.iter().map(|c| (command_marker_pk(tenant, c.id().as_str()), COMMAND_SK.to_owned())).collect(),
+            )
+            .await?;
+        let known: BTreeSet<String> = known.iter().filter_map(|i| get_s(i, "pk").map(str::to_owned)).collect();
+        let fresh: Vec<&OptigemCommand> =
+            fresh.into_iter().filter(|c| !known.contains(&command_marker_pk(tenant, c.id().as_str()))).collect();
+        if !fresh.is_empty() {
+            let seq_item = self.get_item(&tenant_pk(tenant), SEQ_SK).await?;
+            let current = seq_item.as_ref().map(version_of).unwrap_or(0);
+            for (offset, command) in fresh.iter().enumerate() {
+                let seq = current + offset as u64 + 1;
+                let marker = HashMap::from([
+                    ("pk".to_owned(), s(&command_marker_pk(tenant, command.id().as_str()))),
+                    ("sk".to_owned(), s(COMMAND_SK)),
+                    ("seq".to_owned(), n(seq)),
+                ]);
+                actions.push(self.put(marker, Some(("attribute_not_exists(pk)", vec![])))?);
+                let entry = HashMap::from([
+                    ("pk".to_owned(), s(&feed_pk(tenant))),
+                    ("sk".to_owned(), s(&feed_sk(seq))),
+                    ("v".to_owned(), to_json(command)?),
+                ]);
+                actions.push(self.put(entry, None)?);
+            }
+            let counter = HashMap::from([
+                ("pk".to_owned(), s(&tenant_pk(tenant))),
+                ("sk".to_owned(), s(SEQ_SK)),
+                ("ver".to_owned(), n(current + fresh.len() as u64)),
+            ]);
+            let condition = if seq_item.is_some() {
+                ("ver = :expected", vec![(":expected", n(current))])
+            } else {
+                ("attribute_not_exists(pk)", vec![])
+            };
+            actions.push(self.put(counter, Some(condition))?);
+        }
+        if actions.is_empty() {
+            return Ok(());
+        }
+        if actions.len() > MAX_TRANSACTION_ITEMS {
+            return Err(StoreError::Permanent(format!(
+                "a commit of {} items exceeds one transaction ({MAX_TRANSACTION_ITEMS}); plan in smaller pages",
+                actions.len()
+            )));
+        }
+        let units: f64 =
+            actions.iter().filter_map(|a| a.put.as_ref()).map(|p| 2.0 * write_units(item_size(&p.item))).sum();
+        self.meter(0.0, units);
+        self.client
+            .transact_write_items()
+            .set_transact_items(Some(actions))
+            .send()
+            .await
+            .map_err(classify_transaction)?;
+        Ok(())
+    }
+
+    async fn recipients(
+        &self,
+        link: &LinkId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(Email, RecipientState)>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        // BETWEEN is inclusive: a NUL after the last key read starts just past it.
+        let from = after.map_or_else(|| recipient_sk(""), |a| recipient_sk(&format!("{a}\u{0}")));
+        let condition = "pk = :pk AND sk BETWEEN :from AND :to";
+        let values = [(":pk", s(&link_pk(link))), (":from", s(&from)), (":to", s(&recipient_sk("\u{10ffff}")))];
+        self.query_until(condition, &values, true, limit, |item| from_item::<(Email, RecipientState)>(item).map(Some))
+            .await
+    }
+}

@@ -1,0 +1,201 @@
+//! A link's versioned state and the commit: every expected version checked and everything written in
+//! one write transaction.
+
+use crate::EmbeddedStore;
+use crate::codec::{GotItem, ItemHeader, PutItem, decode, encode, epoch_ms, get_item, json_err};
+use crate::error::db_err;
+use crate::tables::{
+    APPROVAL, AUDIT, COMMAND_IDS, FEED, ITEMS, MIRROR, MIRROR_BY_EMAIL, RECIPIENT, item_key, successor,
+};
+use async_trait::async_trait;
+use chrono::NaiveDate;
+use optisync_domain::{
+    ApprovalEntry, AssignmentId, Email, Link, LinkId, LinkView, MirrorEntry, RecipientState, StateWrite, TenantId,
+};
+use optisync_ports::{Commit, ItemKey, LoadedView, Slice, StoreError, SyncState};
+use redb::ReadableTable;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// One state write, encoded outside the transaction.
+struct EncodedWrite {
+    key: ItemKey,
+    expected: Option<u64>,
+    /// For mirror entries: the e-mail key it uses (the index entry).
+    email: Option<String>,
+    value: serde_json::Value,
+}
+
+#[async_trait]
+impl SyncState for EmbeddedStore {
+    async fn load(&self, link: &Link, slice: &Slice) -> Result<LoadedView, StoreError> {
+        let (link, slice) = (link.clone(), slice.clone());
+        self.read(move |txn| {
+            let items = txn.open_table(ITEMS).map_err(db_err)?;
+            let by_email = txn.open_table(MIRROR_BY_EMAIL).map_err(db_err)?;
+            let l = link.id.as_str();
+            let mut ids: BTreeSet<String> = slice.assignments.iter().map(|a| a.as_str().to_owned()).collect();
+            let keys: BTreeSet<&str> = slice.emails.iter().map(Email::key).collect();
+            for key in &keys {
+                let upper = successor(key);
+                for entry in by_email.range((l, *key, "")..(l, upper.as_str(), "")).map_err(db_err)? {
+                    let (k, _) = entry.map_err(db_err)?;
+                    ids.insert(k.value().2.to_owned());
+                }
+            }
+            let mut loaded = LoadedView { view: LinkView::new(link.clone()), versions: BTreeMap::new() };
+            for id in &ids {
+                if let Some(got) = get_item::<MirrorEntry>(&items, (l, MIRROR, id), "mirror entry")? {
+                    loaded.versions.insert(ItemKey::Mirror(link.id.clone(), got.value.id.clone()), got.version);
+                    loaded.view.mirror.insert(got.value.id.clone(), got.value);
+                }
+            }
+            for key in &keys {
+                let recipient = get_item::<(Email, RecipientState)>(&items, (l, RECIPIENT, key), "recipient state")?;
+                if let Some(GotItem { version, value: (email, state) }) = recipient {
+                    loaded.versions.insert(ItemKey::Recipient(link.id.clone(), (*key).to_owned()), version);
+                    loaded.view.recipients.insert(email, state);
+                }
+                if let Some(got) = get_item::<ApprovalEntry>(&items, (l, APPROVAL, key), "approval entry")? {
+                    loaded.versions.insert(ItemKey::Approval(link.id.clone(), (*key).to_owned()), got.version);
+                    loaded.view.approvals.insert(got.value.email.clone(), got.value);
+                }
+            }
+            Ok(loaded)
+        })
+        .await
+    }
+
+    async fn due(&self, link: &Link, date: NaiveDate, limit: usize) -> Result<Vec<AssignmentId>, StoreError> {
+        let link = link.id.to_string();
+        self.read(move |txn| {
+            let items = txn.open_table(ITEMS).map_err(db_err)?;
+            let mut due = Vec::new();
+            let range = (link.as_str(), MIRROR, "")..(link.as_str(), MIRROR + 1, "");
+            for entry in items.range(range).map_err(db_err)? {
+                if due.len() >= limit {
+                    break;
+                }
+                let (_, bytes) = entry.map_err(db_err)?;
+                let got: GotItem<MirrorEntry> = decode("mirror entry", bytes.value())?;
+                if got.value.next_transition.is_some_and(|d| d <= date) {
+                    due.push(got.value.id);
+                }
+            }
+            Ok(due)
+        })
+        .await
+    }
+
+    async fn commit(&self, tenant: &TenantId, commit: Commit) -> Result<(), StoreError> {
+        let mut writes = Vec::with_capacity(commit.writes.len());
+        for (write, expected) in &commit.writes {
+            let (email, value) = match write {
+                StateWrite::Mirror { entry, .. } => {
+                    (entry.email.as_ref().map(|e| e.key().to_owned()), serde_json::to_value(entry))
+                }
+                StateWrite::Recipient { email, state, .. } => (None, serde_json::to_value((email, state))),
+                StateWrite::Approval { entry } => (None, serde_json::to_value(entry)),
+            };
+            let value = value.map_err(|e| json_err("state item", &e))?;
+            writes.push(EncodedWrite { key: ItemKey::of(write), expected: *expected, email, value });
+        }
+        let commands = commit
+            .commands
+            .iter()
+            .map(|c| Ok((c.id().to_string(), encode("command", c)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let audit = commit
+            .audit
+            .iter()
+            .map(|e| Ok((e.link.to_string(), epoch_ms(e.at), encode("audit entry", e)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let tenant = tenant.to_string();
+        self.write(move |txn| {
+            let mut trail = txn.open_table(AUDIT).map_err(db_err)?;
+            for (link, at, bytes) in &audit {
+                let last = match trail
+                    .range((link.as_str(), *at, 0)..=(link.as_str(), *at, u64::MAX))
+                    .map_err(db_err)?
+                    .next_back()
+                {
+                    Some(last) => Some(last.map_err(db_err)?.0.value().2),
+                    None => None,
+                };
+                let seq = last.map_or(0, |s| s + 1);
+                trail.insert((link.as_str(), *at, seq), bytes.as_slice()).map_err(db_err)?;
+            }
+            let mut items = txn.open_table(ITEMS).map_err(db_err)?;
+            let mut by_email = txn.open_table(MIRROR_BY_EMAIL).map_err(db_err)?;
+            // Every expected version is checked against the state before the commit, then all is written.
+            let mut previous = Vec::with_capacity(writes.len());
+            for w in &writes {
+                let header: Option<ItemHeader> = match items.get(item_key(&w.key)).map_err(db_err)? {
+                    Some(bytes) => Some(decode("state item", bytes.value())?),
+                    None => None,
+                };
+                if header.as_ref().map(|h| h.version) != w.expected {
+                    return Err(StoreError::Conflict);
+                }
+                previous.push(header.and_then(|h| h.email));
+            }
+            for (w, old_email) in writes.iter().zip(previous) {
+                let key = item_key(&w.key);
+                let item = PutItem { version: w.expected.unwrap_or(0) + 1, email: w.email.as_deref(), value: &w.value };
+                items.insert(key, encode("state item", &item)?.as_slice()).map_err(db_err)?;
+                if let ItemKey::Mirror(link, id) = &w.key {
+                    if let Some(old) = old_email {
+                        by_email.remove((link.as_str(), old.as_str(), id.as_str())).map_err(db_err)?;
+                    }
+                    if let Some(new) = &w.email {
+                        by_email.insert((link.as_str(), new.as_str(), id.as_str()), ()).map_err(db_err)?;
+                    }
+                }
+            }
+            let mut feed = txn.open_table(FEED).map_err(db_err)?;
+            let mut ids = txn.open_table(COMMAND_IDS).map_err(db_err)?;
+            let mut seq =
+                match feed.range((tenant.as_str(), 0)..=(tenant.as_str(), u64::MAX)).map_err(db_err)?.next_back() {
+                    Some(last) => last.map_err(db_err)?.0.value().1,
+                    None => 0,
+                };
+            for (id, bytes) in &commands {
+                if ids.get((tenant.as_str(), id.as_str())).map_err(db_err)?.is_some() {
+                    continue;
+                }
+                seq += 1;
+                ids.insert((tenant.as_str(), id.as_str()), seq).map_err(db_err)?;
+                feed.insert((tenant.as_str(), seq), bytes.as_slice()).map_err(db_err)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn recipients(
+        &self,
+        link: &LinkId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(Email, RecipientState)>, StoreError> {
+        let (link, after) = (link.to_string(), after.map(str::to_owned));
+        self.read(move |txn| {
+            let items = txn.open_table(ITEMS).map_err(db_err)?;
+            let l = link.as_str();
+            let from = after.as_deref().unwrap_or("");
+            let mut out = Vec::new();
+            for row in items.range((l, RECIPIENT, from)..(l, RECIPIENT + 1, "")).map_err(db_err)? {
+                if out.len() >= limit {
+                    break;
+                }
+                let (key, value) = row.map_err(db_err)?;
+                if after.as_deref().is_some_and(|a| key.value().2 <= a) {
+                    continue;
+                }
+                let got: GotItem<(Email, RecipientState)> = decode("recipient state", value.value())?;
+                out.push(got.value);
+            }
+            Ok(out)
+        })
+        .await
+    }
+}

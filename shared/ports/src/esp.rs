@@ -1,0 +1,122 @@
+//! The ESP side: applying operations, re-reading one recipient, listing a list, and the administrative
+//! directory of accounts, lists and webhooks.
+
+use crate::Reread;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use optisync_domain::{Email, EspAccount, EspAction, EspEvent, Link, ListId};
+
+/// Why an ESP call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EspError {
+    /// Rate limited or temporarily unavailable: retry later.
+    #[error("the ESP is rate limiting or unavailable; retry after {retry_after_secs:?} s")]
+    Transient {
+        /// When to try again, if the ESP said.
+        retry_after_secs: Option<u64>,
+    },
+    /// The ESP refused the request: retrying the same will not help.
+    #[error("the ESP refused the request: {0}")]
+    Rejected(String),
+    /// The credentials were refused (CleverReach: re-authorisation needed).
+    #[error("the ESP refused the credentials")]
+    Unauthorized,
+}
+
+/// Reads an ESP's current view of one recipient, for events whose payload carries ids only.
+#[async_trait]
+pub trait EspReader: Send + Sync {
+    /// The observations a re-read yields: none when there is nothing to apply (a receiver gone without a
+    /// known address is left to the reconciliation).
+    async fn reread(&self, reread: &Reread) -> Result<Vec<EspEvent>, EspError>;
+}
+
+pub use optisync_domain::ListedMember;
+
+/// One page of a list, and where the next one starts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListPage {
+    /// The members on this page.
+    pub members: Vec<ListedMember>,
+    /// The cursor of the next page; `None` after the last.
+    pub next: Option<String>,
+}
+
+/// Reads a link's list page by page (reconciliation, first sync).
+///
+/// A link restricted to a CleverReach segment (R-G1) lists the segment's members: the receivers of the
+/// filter, active in the group.
+#[async_trait]
+pub trait EspLister: Send + Sync {
+    /// The page of the link's list that starts at `cursor` (`None`: the first page). Cursors are opaque
+    /// and survive a restart, so a run can continue from a checkpoint. With `since`, the lister may leave
+    /// out members the ESP has not changed since then (Brevo's `modifiedSince`); a lister without such a
+    /// delta lists everyone, and the caller treats a listing with `since` as incomplete either way.
+    async fn list_page(
+        &self,
+        link: &Link,
+        since: Option<DateTime<Utc>>,
+        cursor: Option<&str>,
+    ) -> Result<ListPage, EspError>;
+
+    /// Whether the address is on the link's list (a segment link: in the group and active) right now, by
+    /// a lookup of that one member. Paged listings can miss a member when the list changes between two
+    /// pages, so nothing is taken as gone from the list before this confirms it.
+    async fn is_listed(&self, link: &Link, email: &Email) -> Result<bool, EspError>;
+}
+
+/// The ESP side: applies planned operations, each a target state and so safe to repeat.
+#[async_trait]
+pub trait EspGateway: Send + Sync {
+    /// Applies the actions in order.
+    async fn apply(&self, actions: &[EspAction]) -> Result<(), EspError>;
+}
+
+/// A segment of a list (a CleverReach filter, R-G1).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct EspSegment {
+    /// Its id.
+    pub id: optisync_domain::SegmentId,
+    /// Its name in the ESP.
+    pub name: String,
+}
+
+/// A list of an ESP account (Brevo list, CleverReach group) with its segments.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct EspList {
+    /// Its id.
+    pub id: ListId,
+    /// Its name in the ESP.
+    pub name: String,
+    /// Its segments (CleverReach filters; none at Brevo).
+    pub segments: Vec<EspSegment>,
+}
+
+/// What an account offers a link: its lists and the attributes a field mapping may target (R-D6, R-H2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EspCatalog {
+    /// The lists.
+    pub lists: Vec<EspList>,
+    /// The attributes, with their scope.
+    pub attributes: Vec<optisync_domain::rules::AttributeInfo>,
+}
+
+/// The administrative side of the ESPs: connecting accounts (R-H1), what an account offers, and the
+/// webhooks a syncing link needs. Credentials go to the secret store and never come back out.
+#[async_trait]
+pub trait EspDirectory: Send + Sync {
+    /// Checks a Brevo API key with a call to Brevo and, if Brevo accepts it, keeps it as the account's.
+    /// [`EspError::Unauthorized`] when Brevo refuses it (nothing is kept then).
+    async fn connect_brevo(&self, account: &optisync_domain::AccountId, api_key: &str) -> Result<(), EspError>;
+    /// Where to send the admin to authorise CleverReach access; `state` comes back with the callback.
+    fn cleverreach_authorize_url(&self, state: &str) -> Result<String, EspError>;
+    /// Exchanges the callback's code for tokens and keeps them as the account's.
+    async fn connect_cleverreach(&self, account: &optisync_domain::AccountId, code: &str) -> Result<(), EspError>;
+    /// The account's lists (with segments) and attributes.
+    async fn catalog(&self, esp: &EspAccount) -> Result<EspCatalog, EspError>;
+    /// Registers the webhooks the link needs at `hook_url` (safe to repeat).
+    async fn register_hooks(&self, link: &Link, hook_url: &str) -> Result<(), EspError>;
+    /// Removes the link's webhooks at `hook_url` unless one of `still_syncing` (the account's other
+    /// syncing links) needs them.
+    async fn unregister_hooks(&self, link: &Link, hook_url: &str, still_syncing: &[Link]) -> Result<(), EspError>;
+}

@@ -1,0 +1,90 @@
+//! The state store's vocabulary: item keys and versions, what to load, what one commit writes, and why a
+//! store call fails.
+
+use optisync_domain::{ApprovalEntry, AssignmentId, AuditEntry, Email, LinkId, LinkView, OptigemCommand, StateWrite};
+use std::collections::BTreeMap;
+
+/// The key of one versioned state item, for conditional writes.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ItemKey {
+    /// A mirror entry.
+    Mirror(LinkId, AssignmentId),
+    /// A recipient state (by the R-B2 key of the e-mail).
+    Recipient(LinkId, String),
+    /// An approval entry (by the R-B2 key of the e-mail).
+    Approval(LinkId, String),
+}
+
+impl ItemKey {
+    /// The key a state write goes to.
+    pub fn of(write: &StateWrite) -> Self {
+        match write {
+            StateWrite::Mirror { link, entry } => Self::Mirror(link.clone(), entry.id.clone()),
+            StateWrite::Recipient { link, email, .. } => Self::Recipient(link.clone(), email.key().to_owned()),
+            StateWrite::Approval { entry } => Self::Approval(entry.link.clone(), entry.email.key().to_owned()),
+        }
+    }
+}
+
+/// A slice of a link's state with the version of every item in it (absent items have no version).
+#[derive(Debug, Clone)]
+pub struct LoadedView {
+    /// The items.
+    pub view: LinkView,
+    /// Their versions, for the conditional writes of the commit.
+    pub versions: BTreeMap<ItemKey, u64>,
+}
+
+/// What to load of a link: the assignments named, and everything about the e-mails named (mirror
+/// entries using them, recipient states, approvals).
+#[derive(Debug, Clone, Default)]
+pub struct Slice {
+    /// Mirror entries by id.
+    pub assignments: Vec<AssignmentId>,
+    /// E-mails whose mirror entries, recipient and approval are needed.
+    pub emails: Vec<Email>,
+}
+
+/// The effects of one planned input, written atomically: either all items and commands or none.
+#[derive(Debug, Clone, Default)]
+pub struct Commit {
+    /// State writes, each conditional on the version it was read at (`None`: must not exist yet).
+    pub writes: Vec<(StateWrite, Option<u64>)>,
+    /// OPTIGEM commands to append to the tenant's feed; an id already there is not appended again.
+    pub commands: Vec<OptigemCommand>,
+    /// Audit trail entries, written with the rest (one item each; the store forgets them after
+    /// [`AuditEntry::expires_at`]).
+    pub audit: Vec<AuditEntry>,
+}
+
+/// Why a store call failed. Conflicts and throttling are expected under concurrency and retried.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// A conditional write lost against a concurrent writer: reload and plan again.
+    #[error("a concurrent writer changed an item first")]
+    Conflict,
+    /// The store is throttling or unreachable for now: retry later (HTTP 429 at the edge).
+    #[error("the store is busy or unreachable: {0}")]
+    Transient(String),
+    /// Anything else: a bug or misconfiguration.
+    #[error("store failure: {0}")]
+    Permanent(String),
+}
+
+/// One page of an approval queue from a link's entries in any order: the pending ones after the queue
+/// position `after`, oldest first ([`ApprovalEntry::queue_position`]), up to `limit`. Every store's
+/// [`ApprovalQueue::pending_approvals`](crate::ApprovalQueue::pending_approvals) pages through this.
+pub fn queue_page(
+    entries: impl IntoIterator<Item = ApprovalEntry>,
+    after: Option<&str>,
+    limit: usize,
+) -> Vec<ApprovalEntry> {
+    let mut pending: Vec<(String, ApprovalEntry)> = entries
+        .into_iter()
+        .filter(|e| e.status == optisync_domain::ApprovalStatus::Pending)
+        .map(|e| (e.queue_position(), e))
+        .filter(|(position, _)| after.is_none_or(|a| position.as_str() > a))
+        .collect();
+    pending.sort_by(|a, b| a.0.cmp(&b.0));
+    pending.into_iter().take(limit).map(|(_, e)| e).collect()
+}
