@@ -10,13 +10,13 @@
 
 use optisync_app::Engine;
 use optisync_app::admin::{Admin, AdminConfig};
-use optisync_app::optigem::signing_secrets_name;
 use optisync_app::reconcile::Reconciler;
 use optisync_connector::signature::SigningSecret;
 use optisync_domain::TenantId;
 use optisync_embedded::EmbeddedStore;
 use optisync_esp::{EspRouter, EspSettings};
 use optisync_local::{HttpFunctions, LocalBus, lambda_event, router};
+use optisync_ports::names::secret;
 use optisync_ports::{BusEvent, Clock, SecretStore, SystemClock};
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,7 +52,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // The ESPs: the real ones when configured, else the fakes.
     if let Ok(client_secret) = std::env::var("CLEVERREACH_CLIENT_SECRET") {
-        secrets.put("cleverreach/app/client-secret", &client_secret).await?;
+        secrets.put(secret::CLEVERREACH_CLIENT_SECRET, &client_secret).await?;
     }
     let mut settings = EspSettings::from_env(secrets.as_ref()).await?;
     let fake_brevo = if std::env::var("BREVO_BASE_URL").is_err() {
@@ -140,7 +140,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let tenant = TenantId::new(var("OPTISYNC_TENANT", "demo"));
     let mut sim_url = None;
     if sim_addr != "off" {
-        let name = signing_secrets_name(&tenant);
+        let name = secret::signing_secrets(&tenant);
         let secret = match secrets.get(&name).await? {
             Some(raw) => serde_json::from_str::<Vec<String>>(&raw)?.into_iter().next().unwrap_or_default(),
             None => {

@@ -13,18 +13,12 @@ use std::sync::Arc;
 async fn main() -> Result<(), Error> {
     let metrics = telemetry::init()?;
     let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let deps = Deps {
-        secrets: Arc::new(SecretsManagerStore::new(
-            aws_sdk_secretsmanager::Client::new(&config),
-            env("SECRETS_PREFIX")?,
-        )),
-        inbox: Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), env("TABLE_NAME")?)),
-        publisher: Arc::new(EventBridgePublisher::new(
-            aws_sdk_eventbridge::Client::new(&config),
-            env("EVENT_BUS_NAME")?,
-        )),
-        clock: Arc::new(SystemClock),
-    };
+    let secrets =
+        Arc::new(SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(&config), env("SECRETS_PREFIX")?));
+    let inbox = Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), env("TABLE_NAME")?));
+    let publisher =
+        Arc::new(EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&config), env("EVENT_BUS_NAME")?));
+    let deps = Deps::new(secrets, inbox, publisher, Arc::new(SystemClock));
     telemetry::run_http(metrics, |req| {
         let deps = deps.clone();
         async move { Ok::<_, Error>(handle(&deps, req).await) }

@@ -2,7 +2,6 @@
 
 use hook_optigem::{Deps, handle};
 use lambda_http::Error;
-use optisync_app::optigem::OptigemIngest;
 use optisync_dynamodb::DynamoStore;
 use optisync_eventbridge::EventBridgePublisher;
 use optisync_lambda::{env, telemetry};
@@ -19,7 +18,7 @@ async fn main() -> Result<(), Error> {
         Arc::new(SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(&config), env("SECRETS_PREFIX")?));
     let publisher =
         Arc::new(EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&config), env("EVENT_BUS_NAME")?));
-    let deps = Deps { ingest: OptigemIngest::new(secrets, store), publisher, clock: Arc::new(SystemClock) };
+    let deps = Deps::new(secrets, store, publisher, Arc::new(SystemClock));
     telemetry::run_http(metrics, |req| {
         let deps = deps.clone();
         async move { Ok::<_, Error>(handle(&deps, req).await) }

@@ -5,7 +5,6 @@
 //! Every use case checks everything before it writes, so a refused request changes nothing.
 
 use crate::approvals::{ApprovalError, ApprovalView, Approvals, Choice};
-use crate::optigem::signing_secrets_name;
 use crate::reconcile::{Preview, Reconciler, RunError, RunState};
 use base64::Engine as _;
 use chrono::Duration;
@@ -15,6 +14,7 @@ use optisync_domain::{
     AccountId, AccountRecord, AccountStatus, ApprovalEntry, Email, EspAccount, Link, LinkId, LinkSettings, LinkStatus,
     ListId, NewsletterId, PersonId, Provider, SegmentId, TenantId, TenantSettings,
 };
+use optisync_ports::names::secret::signing_secrets as signing_secrets_name;
 use optisync_ports::{
     BusEvent, Clock, EspCatalog, EspDirectory, EspError, EventPublisher, SecretStore, StateStore, StoreError,
 };
@@ -27,7 +27,7 @@ pub const MAX_SIGNING_SECRETS: usize = 3;
 /// How long a CleverReach authorisation may take between start and callback.
 pub const OAUTH_STATE_MINUTES: i64 = 30;
 /// The secret with the key that signs OAuth states (made on first use).
-pub const OAUTH_STATE_KEY: &str = "admin/oauth-state-key";
+pub use optisync_ports::names::secret::OAUTH_STATE_KEY;
 /// Most approval entries one page returns.
 pub const MAX_APPROVAL_PAGE: usize = 100;
 /// Most dry-run lines one report returns.

@@ -1,5 +1,6 @@
 //! What every Lambda function shares, so each `main` stays a few lines of wiring.
 
+pub mod intake;
 pub mod telemetry;
 
 use lambda_http::{Body, Request, RequestExt, Response};

@@ -3,7 +3,9 @@
 //! Adapters (DynamoDB, Brevo, CleverReach, EventBridge) implement them; the in-memory doubles and the
 //! conformance suite every store runs live in the dev-only `optisync-testkit` (`dev/testkit`).
 
+pub mod intake;
 pub mod metrics;
+pub mod names;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};

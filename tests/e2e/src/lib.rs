@@ -8,14 +8,14 @@
 pub mod capture;
 
 use optisync_app::Engine;
-use optisync_app::optigem::signing_secrets_name;
 use optisync_connector::signature::SigningSecret;
 use optisync_domain::*;
-use optisync_esp::{EspRouter, EspSettings, brevo_key_name, cleverreach_tokens_name};
+use optisync_esp::{EspRouter, EspSettings};
 use optisync_fakes::brevo::FakeBrevo;
 use optisync_fakes::cleverreach::FakeCleverReach;
 use optisync_local::{HttpFunctions, LocalBus, invoke_worker, router};
 use optisync_optigem_sim::{Connector, SimOptigem};
+use optisync_ports::names::secret;
 use optisync_ports::{BusEvent, Clock, SecretStore, StateStore, SystemClock};
 use optisync_testkit::memory::{MemorySecrets, MemoryStore};
 use std::sync::Arc;
@@ -94,22 +94,22 @@ impl Stack {
         let business = Arc::new(ShiftedClock::default());
         let bus = Arc::new(LocalBus::new());
         secrets
-            .put(&signing_secrets_name(&tenant), &serde_json::to_string(&[SIGNING_SECRET]).expect("json"))
+            .put(&secret::signing_secrets(&tenant), &serde_json::to_string(&[SIGNING_SECRET]).expect("json"))
             .await
             .expect("secret");
 
         let brevo = FakeBrevo::start().await;
         let brevo_account = AccountId::new(BREVO_ACCOUNT);
-        secrets.put(&brevo_key_name(&brevo_account), &brevo.api_key()).await.expect("secret");
-        secrets.put(&hook_brevo::token_secret(&brevo_account), BREVO_HOOK_TOKEN).await.expect("secret");
+        secrets.put(&secret::brevo_api_key(&brevo_account), &brevo.api_key()).await.expect("secret");
+        secrets.put(&secret::brevo_webhook_token(&brevo_account), BREVO_HOOK_TOKEN).await.expect("secret");
         let cr_tokens = format!(r#"{{"verify_token":"verify-e2e","call_token":"{CLEVERREACH_CALL_TOKEN}"}}"#);
         secrets
-            .put(&hook_cleverreach::webhook_secret(&AccountId::new(CLEVERREACH_ACCOUNT)), &cr_tokens)
+            .put(&secret::cleverreach_webhook(&AccountId::new(CLEVERREACH_ACCOUNT)), &cr_tokens)
             .await
             .expect("secret");
         let cleverreach = FakeCleverReach::start().await;
         let tokens = serde_json::to_string(&cleverreach.issue_tokens()).expect("json");
-        secrets.put(&cleverreach_tokens_name(&AccountId::new(CLEVERREACH_ACCOUNT)), &tokens).await.expect("secret");
+        secrets.put(&secret::cleverreach_tokens(&AccountId::new(CLEVERREACH_ACCOUNT)), &tokens).await.expect("secret");
         let settings =
             EspSettings { brevo_base_url: brevo.base_url().to_owned(), cleverreach: cleverreach.client_config() };
         let esp = Arc::new(EspRouter::new(secrets.clone(), settings));
@@ -280,7 +280,7 @@ impl Stack {
             }
             let tokens = serde_json::json!({"verify_token": "verify-e2e", "call_tokens": call_tokens}).to_string();
             self.secrets
-                .put(&hook_cleverreach::webhook_secret(&AccountId::new(CLEVERREACH_ACCOUNT)), &tokens)
+                .put(&secret::cleverreach_webhook(&AccountId::new(CLEVERREACH_ACCOUNT)), &tokens)
                 .await
                 .expect("secret");
         }

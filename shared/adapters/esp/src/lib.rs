@@ -11,20 +11,11 @@ use async_trait::async_trait;
 use optisync_brevo::{ApiKey, BrevoClient, BrevoConfig, BrevoGateway};
 use optisync_cleverreach::{CleverReachClient, CleverReachGateway, ClientConfig, SecretTokenStore};
 use optisync_domain::{EspAccount, EspAction, Provider};
+use optisync_ports::names::secret;
 use optisync_ports::{EspError, EspGateway, EspLister, EspReader, ListPage, Reread, SecretStore};
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::Mutex;
-
-/// The secret holding a Brevo account's API key.
-pub fn brevo_key_name(account: &optisync_domain::AccountId) -> String {
-    format!("brevo/{account}/api-key")
-}
-
-/// The secret holding a CleverReach account's OAuth tokens.
-pub fn cleverreach_tokens_name(account: &optisync_domain::AccountId) -> String {
-    format!("cleverreach/{account}/tokens")
-}
 
 /// The secret store could not be read: retry later.
 fn unavailable(_: optisync_ports::StoreError) -> EspError {
@@ -47,7 +38,7 @@ impl EspSettings {
     /// default), the OAuth app's client secret from the secret store (`cleverreach/app/client-secret`).
     pub async fn from_env(secrets: &dyn SecretStore) -> Result<Self, optisync_ports::StoreError> {
         let var = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
-        let client_secret = secrets.get("cleverreach/app/client-secret").await?.unwrap_or_default();
+        let client_secret = secrets.get(secret::CLEVERREACH_CLIENT_SECRET).await?.unwrap_or_default();
         let cleverreach = ClientConfig::new(
             var("CLEVERREACH_CLIENT_ID", ""),
             optisync_cleverreach::Secret::new(client_secret),
@@ -102,13 +93,13 @@ impl EspRouter {
 
     /// A Brevo client with the account's API key from the secret store.
     async fn brevo_client(&self, account: &optisync_domain::AccountId) -> Result<BrevoClient, EspError> {
-        let key = self.secrets.get(&brevo_key_name(account)).await.map_err(unavailable)?;
+        let key = self.secrets.get(&secret::brevo_api_key(account)).await.map_err(unavailable)?;
         self.brevo_client_with(&key.ok_or(EspError::Unauthorized)?)
     }
 
     /// A CleverReach client with the account's tokens from the secret store (kept there on refresh).
     async fn cleverreach_client(&self, account: &optisync_domain::AccountId) -> Result<CleverReachClient, EspError> {
-        let store = SecretTokenStore::new(self.secrets.clone(), cleverreach_tokens_name(account));
+        let store = SecretTokenStore::new(self.secrets.clone(), secret::cleverreach_tokens(account));
         let tokens = store.load().await.map_err(|_| EspError::Transient { retry_after_secs: None })?;
         let tokens = tokens.ok_or(EspError::Unauthorized)?;
         let client = CleverReachClient::new(self.settings.cleverreach.clone(), Arc::new(store));
