@@ -40,6 +40,19 @@ pub struct Deps {
     pub clock: Arc<dyn Clock>,
 }
 
+impl Deps {
+    /// The handler over its ports: signing secrets, the command feed, the inbox, the bus and the clock.
+    pub fn new(
+        secrets: Arc<dyn SecretStore>,
+        store: Arc<dyn StateStore>,
+        inbox: Arc<dyn Inbox>,
+        publisher: Arc<dyn EventPublisher>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self { secrets, store, inbox, publisher, clock }
+    }
+}
+
 fn refused(e: &IntakeError) -> Response<Body> {
     refusal(e, Sender::Connector, RETRY_AFTER_SECS)
 }

@@ -79,13 +79,7 @@ async fn fixture() -> Fixture {
     });
     store.commit(&TenantId::new("t1"), Commit { writes: vec![], commands, audit: vec![] }).await.unwrap();
     let bus = Arc::new(MemoryBus::default());
-    let deps = Deps {
-        secrets,
-        store: store.clone(),
-        inbox: store.clone(),
-        publisher: bus.clone(),
-        clock: Arc::new(FixedClock::new(now())),
-    };
+    let deps = Deps::new(secrets, store.clone(), store.clone(), bus.clone(), Arc::new(FixedClock::new(now())));
     Fixture { deps, store, bus }
 }
 

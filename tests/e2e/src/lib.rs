@@ -7,7 +7,6 @@
 
 pub mod capture;
 
-use optisync_app::Engine;
 use optisync_connector::signature::SigningSecret;
 use optisync_domain::*;
 use optisync_esp::{EspRouter, EspSettings};
@@ -114,7 +113,6 @@ impl Stack {
             EspSettings { brevo_base_url: brevo.base_url().to_owned(), cleverreach: cleverreach.client_config() };
         let esp = Arc::new(EspRouter::new(secrets.clone(), settings));
 
-        let engine = Engine::new(store.clone(), esp.clone(), business.clone());
         let reconciler = optisync_app::reconcile::Reconciler::new(
             store.clone(),
             esp.clone(),
@@ -124,23 +122,18 @@ impl Stack {
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a local port");
         let api = format!("http://{}", listener.local_addr().expect("address"));
-        let admin = optisync_app::admin::Admin::new(
+        let admin = admin_api::Deps::new(
+            store.clone(),
             store.clone(),
             secrets.clone(),
             esp.clone(),
             bus.clone(),
-            reconciler.clone(),
             business.clone(),
             optisync_app::admin::AdminConfig { public_base_url: api.clone() },
+            admin_api::Auth::Token(ADMIN_TOKEN.into()),
         );
-        let worker = worker::Deps { engine, inbox: store.clone(), reader: esp };
-        let functions = HttpFunctions::over(
-            store.clone(),
-            secrets.clone(),
-            bus.clone(),
-            clock.clone(),
-            admin_api::Deps { admin, auth: admin_api::Auth::Token(ADMIN_TOKEN.into()) },
-        );
+        let worker = worker::Deps::new(store.clone(), store.clone(), esp.clone(), esp, business.clone());
+        let functions = HttpFunctions::over(store.clone(), secrets.clone(), bus.clone(), clock.clone(), admin);
         let app = router(functions);
         tokio::spawn(async move { axum::serve(listener, app).await });
 
