@@ -11,10 +11,11 @@ use chrono::Utc;
 use optisync_app::Engine;
 use optisync_app::reconcile::{Budget, Reconciler, RunOutcome};
 use optisync_domain::*;
-use optisync_esp::{EspRouter, EspSettings, brevo_key_name, cleverreach_tokens_name};
+use optisync_esp::{EspRouter, EspSettings};
 use optisync_fakes::brevo::{FakeBrevo, FakeRateLimit};
 use optisync_fakes::cleverreach::FakeCleverReach;
 use optisync_ports::SecretStore;
+use optisync_ports::names::secret;
 use optisync_ports::prelude::*;
 use optisync_testkit::build;
 use optisync_testkit::memory::{FixedClock, MemoryEsp, MemorySecrets, MemoryStore};
@@ -68,9 +69,9 @@ async fn scenario(provider: Provider, n: usize, changed: bool) -> Figures {
     let brevo = FakeBrevo::start().await;
     brevo.set_rate_limit(FakeRateLimit { contacts_per_second: Some(10), others_per_hour: None });
     let cr = FakeCleverReach::start().await;
-    secrets.put(&brevo_key_name(&AccountId::new("acc")), &brevo.api_key()).await.expect("secret");
+    secrets.put(&secret::brevo_api_key(&AccountId::new("acc")), &brevo.api_key()).await.expect("secret");
     let tokens = serde_json::to_string(&cr.issue_tokens()).expect("tokens");
-    secrets.put(&cleverreach_tokens_name(&AccountId::new("acc")), &tokens).await.expect("secret");
+    secrets.put(&secret::cleverreach_tokens(&AccountId::new("acc")), &tokens).await.expect("secret");
     let mut cleverreach = cr.client_config();
     cleverreach.requests_per_second = CLEVERREACH_RPS;
     let router =

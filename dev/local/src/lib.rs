@@ -42,25 +42,16 @@ impl HttpFunctions {
         admin_api: admin_api::Deps,
     ) -> Self {
         Self {
-            hook_optigem: hook_optigem::Deps {
-                ingest: optisync_app::optigem::OptigemIngest::new(secrets.clone(), store.clone()),
-                publisher: publisher.clone(),
-                clock: clock.clone(),
-            },
-            connector_api: connector_api::Deps {
-                secrets: secrets.clone(),
-                store: store.clone(),
-                inbox: store.clone(),
-                publisher: publisher.clone(),
-                clock: clock.clone(),
-            },
-            hook_brevo: hook_brevo::Deps {
-                secrets: secrets.clone(),
-                inbox: store.clone(),
-                publisher: publisher.clone(),
-                clock: clock.clone(),
-            },
-            hook_cleverreach: hook_cleverreach::Deps { secrets, inbox: store, publisher, clock },
+            hook_optigem: hook_optigem::Deps::new(secrets.clone(), store.clone(), publisher.clone(), clock.clone()),
+            connector_api: connector_api::Deps::new(
+                secrets.clone(),
+                store.clone(),
+                store.clone(),
+                publisher.clone(),
+                clock.clone(),
+            ),
+            hook_brevo: hook_brevo::Deps::new(secrets.clone(), store.clone(), publisher.clone(), clock.clone()),
+            hook_cleverreach: hook_cleverreach::Deps::new(secrets, store, publisher, clock),
             admin_api,
         }
     }

@@ -8,15 +8,14 @@
 //! The fakes and the simulated OPTIGEM live in memory and start empty (but for the fake Brevo's list
 //! "Rundbrief") at every start, while optisync's own state stays in the state file.
 
-use optisync_app::Engine;
-use optisync_app::admin::{Admin, AdminConfig};
-use optisync_app::optigem::signing_secrets_name;
-use optisync_app::reconcile::Reconciler;
+use optisync_app::admin::AdminConfig;
+use optisync_app::reconcile::Guard;
 use optisync_connector::signature::SigningSecret;
 use optisync_domain::TenantId;
 use optisync_embedded::EmbeddedStore;
 use optisync_esp::{EspRouter, EspSettings};
 use optisync_local::{HttpFunctions, LocalBus, lambda_event, router};
+use optisync_ports::names::secret;
 use optisync_ports::{BusEvent, Clock, SecretStore, SystemClock};
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,7 +51,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // The ESPs: the real ones when configured, else the fakes.
     if let Ok(client_secret) = std::env::var("CLEVERREACH_CLIENT_SECRET") {
-        secrets.put("cleverreach/app/client-secret", &client_secret).await?;
+        secrets.put(secret::CLEVERREACH_CLIENT_SECRET, &client_secret).await?;
     }
     let mut settings = EspSettings::from_env(secrets.as_ref()).await?;
     let fake_brevo = if std::env::var("BREVO_BASE_URL").is_err() {
@@ -75,28 +74,28 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     settings.cleverreach.redirect_uri = format!("{public}/oauth/cleverreach/callback");
     let esp = Arc::new(EspRouter::new(secrets.clone(), settings));
 
-    let engine = Engine::new(store.clone(), esp.clone(), clock.clone());
-    let reconciler = Reconciler::new(store.clone(), esp.clone(), esp.clone(), store.clone(), clock.clone());
-    let admin = Admin::new(
+    let admin = admin_api::Deps::new(
+        store.clone(),
         store.clone(),
         secrets.clone(),
         esp.clone(),
         bus.clone(),
-        reconciler.clone(),
         clock.clone(),
         AdminConfig { public_base_url: public.clone() },
+        admin_api::Auth::Token(token.clone()),
     );
-    let functions = HttpFunctions::over(
+    let functions = HttpFunctions::over(store.clone(), secrets.clone(), bus.clone(), clock.clone(), admin);
+    let worker = worker::Deps::new(store.clone(), store.clone(), esp.clone(), esp.clone(), clock.clone());
+    let reconciler = reconciler::Deps::new(
         store.clone(),
-        secrets.clone(),
+        store.clone(),
+        esp.clone(),
+        esp.clone(),
         bus.clone(),
         clock.clone(),
-        admin_api::Deps { admin, auth: admin_api::Auth::Token(token.clone()) },
+        Guard::default(),
     );
-    let worker = worker::Deps { engine, inbox: store.clone(), reader: esp.clone() };
-    let reconciler = reconciler::Deps { reconciler, publisher: bus.clone(), max_pages: None };
-    let scheduler =
-        scheduler::Deps { store: store.clone(), inbox: store.clone(), publisher: bus.clone(), clock: clock.clone() };
+    let scheduler = scheduler::Deps::new(store.clone(), store.clone(), bus.clone(), clock.clone());
 
     // The bus: inbox.ready to the worker, link.reconcile to the reconciler, as EventBridge would.
     let deliver = bus.clone();
@@ -140,7 +139,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let tenant = TenantId::new(var("OPTISYNC_TENANT", "demo"));
     let mut sim_url = None;
     if sim_addr != "off" {
-        let name = signing_secrets_name(&tenant);
+        let name = secret::signing_secrets(&tenant);
         let secret = match secrets.get(&name).await? {
             Some(raw) => serde_json::from_str::<Vec<String>>(&raw)?.into_iter().next().unwrap_or_default(),
             None => {

@@ -14,14 +14,19 @@
 
 use lambda_http::{Body, Request, RequestExt, Response};
 use optisync_app::admin::{
-    Admin, AdminError, ApprovalPage, DecisionRequest, FieldProblem, LinkRequest, MAX_APPROVAL_PAGE, valid_id,
+    Admin, AdminConfig, AdminError, ApprovalPage, DecisionRequest, FieldProblem, LinkRequest, MAX_APPROVAL_PAGE,
+    valid_id,
 };
 use optisync_app::approvals::ApprovalView;
+use optisync_app::reconcile::Reconciler;
 use optisync_domain::{AccountId, EspAccount, LinkId, Provider, TenantId, TenantSettings};
 use optisync_lambda::{error_response, json_response, query};
-use optisync_ports::StoreError;
+use optisync_ports::{
+    Clock, EspDirectory, EspGateway, EspLister, EventPublisher, Inbox, SecretStore, StateStore, StoreError,
+};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
+use std::sync::Arc;
 
 /// Seconds a client waits after a 429.
 pub const RETRY_AFTER_SECS: u64 = 5;
@@ -48,6 +53,25 @@ pub struct Deps {
     pub admin: Admin,
     /// How requests are authorised.
     pub auth: Auth,
+}
+
+impl Deps {
+    /// The handler over its ports: state (also the scheduled runs' inbox), secrets, the ESPs, the bus and
+    /// the clock, with the admin's settings and how requests are authenticated.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new<E: EspDirectory + EspGateway + EspLister + 'static>(
+        store: Arc<dyn StateStore>,
+        inbox: Arc<dyn Inbox>,
+        secrets: Arc<dyn SecretStore>,
+        esp: Arc<E>,
+        publisher: Arc<dyn EventPublisher>,
+        clock: Arc<dyn Clock>,
+        config: AdminConfig,
+        auth: Auth,
+    ) -> Self {
+        let reconciler = Reconciler::new(store.clone(), esp.clone(), esp.clone(), inbox, clock.clone());
+        Self { admin: Admin::new(store, secrets, esp, publisher, reconciler, clock, config), auth }
+    }
 }
 
 fn refusal(status: u16, problem: &str, fields: &[FieldProblem]) -> Response<Body> {

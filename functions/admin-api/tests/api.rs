@@ -5,8 +5,7 @@
 
 use admin_api::{Auth, Deps, handle};
 use lambda_http::{Body, Request};
-use optisync_app::admin::{Admin, AdminConfig};
-use optisync_app::reconcile::Reconciler;
+use optisync_app::admin::AdminConfig;
 use optisync_domain::*;
 use optisync_esp::{EspRouter, EspSettings};
 use optisync_fakes::brevo::FakeBrevo;
@@ -40,17 +39,17 @@ impl Api {
             EspSettings { brevo_base_url: brevo.base_url().to_owned(), cleverreach: cleverreach.client_config() };
         let esp = Arc::new(EspRouter::new(secrets.clone(), settings));
         let clock = Arc::new(SystemClock);
-        let reconciler = Reconciler::new(store.clone(), esp.clone(), esp.clone(), store.clone(), clock.clone());
-        let admin = Admin::new(
+        let deps = Deps::new(
+            store.clone(),
             store.clone(),
             secrets.clone(),
             esp,
             bus.clone(),
-            reconciler,
             clock,
             AdminConfig { public_base_url: "https://sync.example.org/".into() },
+            Auth::Token(TOKEN.into()),
         );
-        Api { deps: Deps { admin, auth: Auth::Token(TOKEN.into()) }, store, secrets, bus, brevo, cleverreach }
+        Api { deps, store, secrets, bus, brevo, cleverreach }
     }
 
     async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {

@@ -8,12 +8,12 @@
 //! Every request is signed (Standard Webhooks; the body of a GET is empty).
 
 use lambda_http::{Body, Request, Response};
-use optisync_app::optigem::{
-    Accepted, IngestError, accept_result, accept_snapshot_page, authenticate, runs_waiting_for,
-};
+use optisync_app::intake::{Accepted, IntakeError};
+use optisync_app::optigem::{accept_result, accept_snapshot_page, authenticate, runs_waiting_for};
 use optisync_connector::signature::SignedHeaders;
 use optisync_domain::{CommandId, TenantId};
-use optisync_lambda::{error_response, json_response, query, retry_later};
+use optisync_lambda::intake::{Sender, refusal};
+use optisync_lambda::{json_response, query, retry_later};
 use optisync_ports::{BusEvent, Clock, EventPublisher, Inbox, SecretStore, StateStore, StoreError};
 use serde_json::json;
 use std::sync::Arc;
@@ -40,8 +40,21 @@ pub struct Deps {
     pub clock: Arc<dyn Clock>,
 }
 
-fn refused(e: &IngestError) -> Response<Body> {
-    error_response(e.status(), RETRY_AFTER_SECS, e.detail())
+impl Deps {
+    /// The handler over its ports: signing secrets, the command feed, the inbox, the bus and the clock.
+    pub fn new(
+        secrets: Arc<dyn SecretStore>,
+        store: Arc<dyn StateStore>,
+        inbox: Arc<dyn Inbox>,
+        publisher: Arc<dyn EventPublisher>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self { secrets, store, inbox, publisher, clock }
+    }
+}
+
+fn refused(e: &IntakeError) -> Response<Body> {
+    refusal(e, Sender::Connector, RETRY_AFTER_SECS)
 }
 
 fn bad(path: &str, problem: &str) -> Response<Body> {
@@ -136,6 +149,7 @@ async fn respond(deps: &Deps, req: Request) -> Response<Body> {
                     json_response(202, json!({"accepted": events}))
                 }
                 Ok(Accepted::Duplicate) => json_response(202, json!({"accepted": 0, "duplicate": true})),
+                Ok(Accepted::Ignored) => json_response(202, json!({"accepted": 0, "ignored": true})),
                 Err(e) => refused(&e),
             }
         }

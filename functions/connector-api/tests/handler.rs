@@ -3,9 +3,9 @@
 use chrono::{DateTime, TimeZone, Utc};
 use connector_api::{Deps, handle};
 use lambda_http::{Body, Request};
-use optisync_app::optigem::signing_secrets_name;
 use optisync_connector::signature::{SigningSecret, sign};
 use optisync_domain::*;
+use optisync_ports::names::secret;
 use optisync_ports::prelude::*;
 use optisync_ports::{BusEvent, Commit, Inbox, InboxItem, SecretStore};
 use optisync_testkit::memory::{FixedClock, MemoryBus, MemorySecrets, MemoryStore};
@@ -68,7 +68,10 @@ struct Fixture {
 
 async fn fixture() -> Fixture {
     let secrets = Arc::new(MemorySecrets::default());
-    secrets.put(&signing_secrets_name(&TenantId::new("t1")), &serde_json::to_string(&[SECRET]).unwrap()).await.unwrap();
+    secrets
+        .put(&secret::signing_secrets(&TenantId::new("t1")), &serde_json::to_string(&[SECRET]).unwrap())
+        .await
+        .unwrap();
     let store = Arc::new(MemoryStore::new());
     let mut commands: Vec<OptigemCommand> = (1..=5).map(end_command).collect();
     commands.push(OptigemCommand::ExportNewsletter {
@@ -77,13 +80,7 @@ async fn fixture() -> Fixture {
     });
     store.commit(&TenantId::new("t1"), Commit { writes: vec![], commands, audit: vec![] }).await.unwrap();
     let bus = Arc::new(MemoryBus::default());
-    let deps = Deps {
-        secrets,
-        store: store.clone(),
-        inbox: store.clone(),
-        publisher: bus.clone(),
-        clock: Arc::new(FixedClock::new(now())),
-    };
+    let deps = Deps::new(secrets, store.clone(), store.clone(), bus.clone(), Arc::new(FixedClock::new(now())));
     Fixture { deps, store, bus }
 }
 

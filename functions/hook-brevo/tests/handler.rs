@@ -2,8 +2,9 @@
 //! however often it comes; refusals store nothing; a store fault is a 429, never a 5xx.
 
 use chrono::{DateTime, TimeZone, Utc};
-use hook_brevo::{Deps, handle, key_name_secret, token_secret};
+use hook_brevo::{Deps, handle};
 use optisync_domain::*;
+use optisync_ports::names::secret;
 use optisync_ports::{BusEvent, Inbox, InboxItem, SecretStore, StoreError};
 use optisync_testkit::memory::{FixedClock, MemoryBus, MemorySecrets, MemoryStore};
 use std::sync::Arc;
@@ -35,11 +36,11 @@ fn request(body: &str, auth: &str) -> lambda_http::Request {
 async fn setup() -> (Deps, Arc<MemoryStore>, Arc<MemoryBus>) {
     let secrets = Arc::new(MemorySecrets::default());
     let account = AccountId::new("brevo-main");
-    secrets.put(&token_secret(&account), TOKEN).await.unwrap();
-    secrets.put(&key_name_secret(&account), "optisync").await.unwrap();
+    secrets.put(&secret::brevo_webhook_token(&account), TOKEN).await.unwrap();
+    secrets.put(&secret::brevo_api_key_name(&account), "optisync").await.unwrap();
     let store = Arc::new(MemoryStore::new());
     let bus = Arc::new(MemoryBus::default());
-    let deps = Deps { secrets, inbox: store.clone(), publisher: bus.clone(), clock: Arc::new(FixedClock::new(now())) };
+    let deps = Deps::new(secrets, store.clone(), bus.clone(), Arc::new(FixedClock::new(now())));
     (deps, store, bus)
 }
 

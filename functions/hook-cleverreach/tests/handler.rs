@@ -2,8 +2,9 @@
 //! as re-reads once however often they come, refusals that store nothing, 429 (never 5xx) on a fault.
 
 use chrono::{DateTime, TimeZone, Utc};
-use hook_cleverreach::{Deps, handle, webhook_secret};
+use hook_cleverreach::{Deps, handle};
 use optisync_domain::*;
+use optisync_ports::names::secret;
 use optisync_ports::{Inbox, InboxItem, SecretStore, StoreError};
 use optisync_testkit::memory::{FixedClock, MemoryBus, MemorySecrets, MemoryStore};
 use std::sync::Arc;
@@ -22,10 +23,10 @@ fn post(body: &str, token: &str) -> lambda_http::Request {
 async fn setup() -> (Deps, Arc<MemoryStore>, Arc<MemoryBus>) {
     let secrets = Arc::new(MemorySecrets::default());
     let tokens = r#"{"verify_token":"verify-123","call_token":"call-456"}"#;
-    secrets.put(&webhook_secret(&AccountId::new("cr-main")), tokens).await.unwrap();
+    secrets.put(&secret::cleverreach_webhook(&AccountId::new("cr-main")), tokens).await.unwrap();
     let store = Arc::new(MemoryStore::new());
     let bus = Arc::new(MemoryBus::default());
-    let deps = Deps { secrets, inbox: store.clone(), publisher: bus.clone(), clock: Arc::new(FixedClock::new(now())) };
+    let deps = Deps::new(secrets, store.clone(), bus.clone(), Arc::new(FixedClock::new(now())));
     (deps, store, bus)
 }
 

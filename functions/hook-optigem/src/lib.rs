@@ -3,11 +3,12 @@
 //! changes nothing; a transient fault gets 429 with `Retry-After`, so the connector retries.
 
 use lambda_http::{Body, Request, RequestExt, Response};
-use optisync_app::optigem::{Accepted, OptigemIngest};
-use optisync_connector::signature::SignedHeaders;
+use optisync_app::intake::{Accepted, Hook, Intake, announce};
+use optisync_app::optigem::OptigemIngest;
 use optisync_domain::TenantId;
-use optisync_lambda::{error_response, json_response};
-use optisync_ports::{BusEvent, Clock, EventPublisher};
+use optisync_lambda::intake::{Sender, answer};
+use optisync_lambda::json_response;
+use optisync_ports::{Clock, EventPublisher, Inbox, SecretStore};
 use serde_json::json;
 use std::sync::Arc;
 
@@ -25,6 +26,18 @@ pub struct Deps {
     pub publisher: Arc<dyn EventPublisher>,
     /// The clock.
     pub clock: Arc<dyn Clock>,
+}
+
+impl Deps {
+    /// The handler over its ports: signing secrets, the inbox, the bus and the clock.
+    pub fn new(
+        secrets: Arc<dyn SecretStore>,
+        inbox: Arc<dyn Inbox>,
+        publisher: Arc<dyn EventPublisher>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self { ingest: Intake::optigem(secrets, inbox), publisher, clock }
+    }
 }
 
 /// The tenant from the route's path parameter, or from the path `/connector/{tenant}/events`.
@@ -62,25 +75,10 @@ async fn respond(deps: &Deps, req: Request) -> Response<Body> {
         );
     }
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-    let headers = SignedHeaders {
-        id: header("webhook-id"),
-        timestamp: header("webhook-timestamp"),
-        signature: header("webhook-signature"),
-    };
-    match deps.ingest.accept(&tenant, headers, body, deps.clock.now()).await {
-        Ok(Accepted::Stored { events, key }) => {
-            // The entry is durable; if the nudge fails, the scheduler's sweep re-drives it.
-            if let Err(e) = deps.publisher.publish(&[BusEvent::InboxReady { tenant: tenant.clone(), key }]).await {
-                tracing::warn!(error = %e, "inbox entry stored, but the worker was not notified; the sweep will re-drive it");
-            }
-            tracing::info!(events, "change events accepted");
-            json_response(202, json!({"accepted": events}))
-        }
-        Ok(Accepted::Duplicate) => json_response(202, json!({"accepted": 0, "duplicate": true})),
-        Err(e) => {
-            let status = e.status();
-            tracing::info!(status, reason = %e, "change events refused");
-            error_response(status, RETRY_AFTER_SECS, e.detail())
-        }
+    let hook = Hook { tenant: &tenant, account: None, header: &header, body, now: deps.clock.now() };
+    let result = deps.ingest.accept(&hook).await;
+    if let Ok(Accepted::Stored { key, .. }) = &result {
+        announce(deps.publisher.as_ref(), &tenant, key).await;
     }
+    answer(&result, 202, Sender::Connector, RETRY_AFTER_SECS)
 }

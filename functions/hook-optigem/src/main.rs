@@ -1,25 +1,17 @@
-//! Lambda entry point: configuration and adapters once per process, then the handler per request.
+//! Lambda entry point: configuration and adapters once per process (`Config`, `Aws`, `Deps::new`),
+//! then the handler per request.
 
 use hook_optigem::{Deps, handle};
 use lambda_http::Error;
-use optisync_app::optigem::OptigemIngest;
-use optisync_dynamodb::DynamoStore;
-use optisync_eventbridge::EventBridgePublisher;
-use optisync_lambda::{env, telemetry};
+use optisync_lambda::{Aws, Config, telemetry};
 use optisync_ports::SystemClock;
-use optisync_secrets::SecretsManagerStore;
 use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let metrics = telemetry::init()?;
-    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let store = Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), env("TABLE_NAME")?));
-    let secrets =
-        Arc::new(SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(&config), env("SECRETS_PREFIX")?));
-    let publisher =
-        Arc::new(EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&config), env("EVENT_BUS_NAME")?));
-    let deps = Deps { ingest: OptigemIngest::new(secrets, store), publisher, clock: Arc::new(SystemClock) };
+    let aws = Aws::load(Config::from_env()?).await;
+    let deps = Deps::new(aws.secrets(), aws.store(), aws.publisher(), Arc::new(SystemClock));
     telemetry::run_http(metrics, |req| {
         let deps = deps.clone();
         async move { Ok::<_, Error>(handle(&deps, req).await) }

@@ -3,9 +3,9 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use hook_optigem::{Deps, handle};
-use optisync_app::optigem::{OptigemIngest, signing_secrets_name};
 use optisync_connector::signature::{SigningSecret, sign};
 use optisync_domain::TenantId;
+use optisync_ports::names::secret;
 use optisync_ports::{BusEvent, Inbox, SecretStore, StoreError};
 use optisync_testkit::memory::{FixedClock, MemoryBus, MemorySecrets, MemoryStore};
 use std::sync::Arc;
@@ -30,13 +30,12 @@ fn request(id: &str, body: &str, secret: &str, at: DateTime<Utc>) -> lambda_http
 
 async fn deps(inbox: Arc<dyn Inbox>) -> (Deps, Arc<MemoryBus>) {
     let secrets = Arc::new(MemorySecrets::default());
-    secrets.put(&signing_secrets_name(&TenantId::new("t1")), &serde_json::to_string(&[SECRET]).unwrap()).await.unwrap();
+    secrets
+        .put(&secret::signing_secrets(&TenantId::new("t1")), &serde_json::to_string(&[SECRET]).unwrap())
+        .await
+        .unwrap();
     let bus = Arc::new(MemoryBus::default());
-    let deps = Deps {
-        ingest: OptigemIngest::new(secrets, inbox),
-        publisher: bus.clone(),
-        clock: Arc::new(FixedClock::new(now())),
-    };
+    let deps = Deps::new(secrets, inbox, bus.clone(), Arc::new(FixedClock::new(now())));
     (deps, bus)
 }
 

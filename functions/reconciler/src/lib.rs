@@ -6,10 +6,10 @@
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use lambda_runtime::{Error, LambdaEvent};
-use optisync_app::reconcile::{Budget, Reconciler, RunOutcome};
+use optisync_app::reconcile::{Budget, Guard, Reconciler, RunOutcome};
 use optisync_domain::{LinkId, TenantId};
 use optisync_eventbridge::Detail;
-use optisync_ports::{BusEvent, EventPublisher};
+use optisync_ports::{BusEvent, Clock, EspGateway, EspLister, EventPublisher, Inbox, StateStore};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tracing::Instrument;
@@ -26,6 +26,23 @@ pub struct Deps {
     pub publisher: Arc<dyn EventPublisher>,
     /// Stop after this many pages per invocation (tests; `None` in production).
     pub max_pages: Option<u64>,
+}
+
+impl Deps {
+    /// The handler over its ports: state, the inbox (snapshot pages), the ESP gateway and lister, the
+    /// bus, the clock, and the mass-deactivation guard; no page limit.
+    pub fn new(
+        store: Arc<dyn StateStore>,
+        inbox: Arc<dyn Inbox>,
+        esp: Arc<dyn EspGateway>,
+        lister: Arc<dyn EspLister>,
+        publisher: Arc<dyn EventPublisher>,
+        clock: Arc<dyn Clock>,
+        guard: Guard,
+    ) -> Self {
+        let reconciler = Reconciler::new(store, esp, lister, inbox, clock).with_guard(guard);
+        Self { reconciler, publisher, max_pages: None }
+    }
 }
 
 /// What one invocation reports (also the function's result, visible in the console).

@@ -2,7 +2,7 @@
 //! each announcing the next, until the run finishes; other events are ignored.
 
 use chrono::{TimeZone, Utc};
-use optisync_app::reconcile::Reconciler;
+use optisync_app::reconcile::Guard;
 use optisync_domain::*;
 use optisync_ports::BusEvent;
 use optisync_ports::prelude::*;
@@ -44,8 +44,9 @@ async fn a_long_list_is_read_across_invocations_that_announce_each_other() {
         esp.set_member(&link.esp, &link.list, &format!("m{i:02}@example.com"), true);
     }
     esp.set_page_size(10);
-    let reconciler = Reconciler::new(store.clone(), esp.clone(), esp.clone(), store.clone(), clock);
-    let deps = Deps { reconciler, publisher: bus.clone(), max_pages: Some(1) };
+    let mut deps =
+        Deps::new(store.clone(), store.clone(), esp.clone(), esp.clone(), bus.clone(), clock, Guard::default());
+    deps.max_pages = Some(1);
 
     // The run first asks OPTIGEM for its snapshot and waits, announcing nothing: the connector's answer
     // wakes it. Here the connector answers with an empty newsletter.

@@ -22,6 +22,18 @@ pub struct Deps {
     pub clock: Arc<dyn Clock>,
 }
 
+impl Deps {
+    /// The handler over its ports: links, the inbox, the bus and the clock.
+    pub fn new(
+        store: Arc<dyn StateStore>,
+        inbox: Arc<dyn Inbox>,
+        publisher: Arc<dyn EventPublisher>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self { store, inbox, publisher, clock }
+    }
+}
+
 /// What one invocation reports (also the function's result, visible in the console).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Report {

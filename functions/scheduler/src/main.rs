@@ -1,9 +1,8 @@
-//! Lambda entry point: configuration and adapters once per process, then the handler per event.
+//! Lambda entry point: configuration and adapters once per process (`Config`, `Aws`, `Deps::new`),
+//! then the handler per event.
 
 use lambda_runtime::Error;
-use optisync_dynamodb::DynamoStore;
-use optisync_eventbridge::EventBridgePublisher;
-use optisync_lambda::{env, telemetry};
+use optisync_lambda::{Aws, Config, telemetry};
 use optisync_ports::SystemClock;
 use scheduler::{Deps, handle};
 use std::sync::Arc;
@@ -11,11 +10,9 @@ use std::sync::Arc;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let metrics = telemetry::init()?;
-    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let store = Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), env("TABLE_NAME")?));
-    let publisher =
-        Arc::new(EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&config), env("EVENT_BUS_NAME")?));
-    let deps = Deps { store: store.clone(), inbox: store, publisher, clock: Arc::new(SystemClock) };
+    let aws = Aws::load(Config::from_env()?).await;
+    let store = aws.store();
+    let deps = Deps::new(store.clone(), store, aws.publisher(), Arc::new(SystemClock));
     telemetry::run(metrics, |event| {
         let deps = deps.clone();
         async move { handle(&deps, event).await }

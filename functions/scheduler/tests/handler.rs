@@ -58,8 +58,7 @@ async fn a_tick_redrives_stale_pending_entries_and_announces_every_syncing_link(
     store.mark_done(&TenantId::new("t1"), "done").await.unwrap();
     entry(&store, "young", 1).await; // may still be in flight
     let bus = Arc::new(MemoryBus::default());
-    let deps =
-        Deps { store: store.clone(), inbox: store, publisher: bus.clone(), clock: Arc::new(FixedClock::new(now())) };
+    let deps = Deps::new(store.clone(), store, bus.clone(), Arc::new(FixedClock::new(now())));
 
     let report = handle(&deps, event()).await.unwrap();
 
@@ -121,7 +120,7 @@ async fn r_c3_a_tick_reports_the_waiting_signups_and_the_age_of_the_oldest() {
         store.commit(&tenant, commit).await.unwrap();
     }
     let bus = Arc::new(MemoryBus::default());
-    let deps = Deps { store: store.clone(), inbox: store, publisher: bus, clock: Arc::new(FixedClock::new(now())) };
+    let deps = Deps::new(store.clone(), store, bus, Arc::new(FixedClock::new(now())));
 
     let report = handle(&deps, event()).await.unwrap();
 

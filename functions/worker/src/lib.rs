@@ -8,7 +8,7 @@ use optisync_app::Engine;
 use optisync_app::inbox::process_inbox_entry;
 use optisync_domain::TenantId;
 use optisync_eventbridge::Detail;
-use optisync_ports::{EspReader, Inbox};
+use optisync_ports::{Clock, EspGateway, EspReader, Inbox, StateStore};
 use std::sync::Arc;
 use tracing::Instrument;
 
@@ -21,6 +21,19 @@ pub struct Deps {
     pub inbox: Arc<dyn Inbox>,
     /// Re-reads CleverReach receivers before their events are applied.
     pub reader: Arc<dyn EspReader>,
+}
+
+impl Deps {
+    /// The handler over its ports: state, the inbox, the ESP gateway and reader, and the clock.
+    pub fn new(
+        store: Arc<dyn StateStore>,
+        inbox: Arc<dyn Inbox>,
+        esp: Arc<dyn EspGateway>,
+        reader: Arc<dyn EspReader>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self { engine: Engine::new(store, esp, clock), inbox, reader }
+    }
 }
 
 /// Handles one EventBridge event; returns how many inputs were applied.

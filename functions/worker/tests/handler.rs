@@ -2,7 +2,6 @@
 //! entry pending and is returned so Lambda retries and finally dead-letters it.
 
 use chrono::{TimeZone, Utc};
-use optisync_app::Engine;
 use optisync_domain::*;
 use optisync_ports::prelude::*;
 use optisync_ports::{EspError, Inbox, InboxEntry};
@@ -62,8 +61,9 @@ async fn setup() -> (Deps, Arc<MemoryStore>, Arc<MemoryEsp>, Link) {
         .await
         .unwrap();
     let esp = Arc::new(MemoryEsp::new());
-    let engine = Engine::new(store.clone(), esp.clone(), Arc::new(FixedClock::new(at)));
-    (Deps { engine, inbox: store.clone(), reader: Arc::new(MemoryReader::new()) }, store, esp, link)
+    let clock = Arc::new(FixedClock::new(at));
+    let deps = Deps::new(store.clone(), store.clone(), esp.clone(), Arc::new(MemoryReader::new()), clock);
+    (deps, store, esp, link)
 }
 
 #[tokio::test]

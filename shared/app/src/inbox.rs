@@ -7,7 +7,7 @@ use optisync_ports::{EspReader, Inbox, InboxItem};
 
 /// The inbox key of snapshot page `page` (counting from 1) of the export `snapshot`.
 pub fn snapshot_page_key(snapshot: &CommandId, page: u64) -> String {
-    format!("snapshot:{snapshot}:{page}")
+    optisync_ports::names::InboxKey::snapshot(snapshot, page).into()
 }
 
 /// Applies an inbox entry's items in order through the engine, then marks it done. A CleverReach

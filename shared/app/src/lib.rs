@@ -13,7 +13,8 @@ pub mod admin;
 pub mod approvals;
 pub mod engine;
 pub mod inbox;
-pub mod optigem;
+pub mod intake;
+pub use intake::optigem;
 pub mod reconcile;
 pub mod schedule;
 

@@ -1,7 +1,10 @@
 //! What every Lambda function shares, so each `main` stays a few lines of wiring.
 
+pub mod config;
+pub mod intake;
 pub mod telemetry;
 
+pub use config::{Aws, Config, ConfigError};
 use lambda_http::{Body, Request, RequestExt, Response};
 
 /// A required setting from the environment, with an error that names it.

@@ -12,7 +12,9 @@ mod capabilities;
 mod clock;
 mod esp;
 mod inbox;
+pub mod intake;
 pub mod metrics;
+pub mod names;
 mod secrets;
 mod state;
 

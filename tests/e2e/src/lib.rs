@@ -7,15 +7,14 @@
 
 pub mod capture;
 
-use optisync_app::Engine;
-use optisync_app::optigem::signing_secrets_name;
 use optisync_connector::signature::SigningSecret;
 use optisync_domain::*;
-use optisync_esp::{EspRouter, EspSettings, brevo_key_name, cleverreach_tokens_name};
+use optisync_esp::{EspRouter, EspSettings};
 use optisync_fakes::brevo::FakeBrevo;
 use optisync_fakes::cleverreach::FakeCleverReach;
 use optisync_local::{HttpFunctions, LocalBus, invoke_worker, router};
 use optisync_optigem_sim::{AssignmentDraft, Connector, PersonDraft, SimOptigem};
+use optisync_ports::names::secret;
 use optisync_ports::prelude::*;
 use optisync_ports::{BusEvent, Clock, SecretStore, SystemClock};
 use optisync_testkit::memory::{MemorySecrets, MemoryStore};
@@ -95,27 +94,26 @@ impl Stack {
         let business = Arc::new(ShiftedClock::default());
         let bus = Arc::new(LocalBus::new());
         secrets
-            .put(&signing_secrets_name(&tenant), &serde_json::to_string(&[SIGNING_SECRET]).expect("json"))
+            .put(&secret::signing_secrets(&tenant), &serde_json::to_string(&[SIGNING_SECRET]).expect("json"))
             .await
             .expect("secret");
 
         let brevo = FakeBrevo::start().await;
         let brevo_account = AccountId::new(BREVO_ACCOUNT);
-        secrets.put(&brevo_key_name(&brevo_account), &brevo.api_key()).await.expect("secret");
-        secrets.put(&hook_brevo::token_secret(&brevo_account), BREVO_HOOK_TOKEN).await.expect("secret");
+        secrets.put(&secret::brevo_api_key(&brevo_account), &brevo.api_key()).await.expect("secret");
+        secrets.put(&secret::brevo_webhook_token(&brevo_account), BREVO_HOOK_TOKEN).await.expect("secret");
         let cr_tokens = format!(r#"{{"verify_token":"verify-e2e","call_token":"{CLEVERREACH_CALL_TOKEN}"}}"#);
         secrets
-            .put(&hook_cleverreach::webhook_secret(&AccountId::new(CLEVERREACH_ACCOUNT)), &cr_tokens)
+            .put(&secret::cleverreach_webhook(&AccountId::new(CLEVERREACH_ACCOUNT)), &cr_tokens)
             .await
             .expect("secret");
         let cleverreach = FakeCleverReach::start().await;
         let tokens = serde_json::to_string(&cleverreach.issue_tokens()).expect("json");
-        secrets.put(&cleverreach_tokens_name(&AccountId::new(CLEVERREACH_ACCOUNT)), &tokens).await.expect("secret");
+        secrets.put(&secret::cleverreach_tokens(&AccountId::new(CLEVERREACH_ACCOUNT)), &tokens).await.expect("secret");
         let settings =
             EspSettings { brevo_base_url: brevo.base_url().to_owned(), cleverreach: cleverreach.client_config() };
         let esp = Arc::new(EspRouter::new(secrets.clone(), settings));
 
-        let engine = Engine::new(store.clone(), esp.clone(), business.clone());
         let reconciler = optisync_app::reconcile::Reconciler::new(
             store.clone(),
             esp.clone(),
@@ -125,23 +123,18 @@ impl Stack {
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a local port");
         let api = format!("http://{}", listener.local_addr().expect("address"));
-        let admin = optisync_app::admin::Admin::new(
+        let admin = admin_api::Deps::new(
+            store.clone(),
             store.clone(),
             secrets.clone(),
             esp.clone(),
             bus.clone(),
-            reconciler.clone(),
             business.clone(),
             optisync_app::admin::AdminConfig { public_base_url: api.clone() },
+            admin_api::Auth::Token(ADMIN_TOKEN.into()),
         );
-        let worker = worker::Deps { engine, inbox: store.clone(), reader: esp };
-        let functions = HttpFunctions::over(
-            store.clone(),
-            secrets.clone(),
-            bus.clone(),
-            clock.clone(),
-            admin_api::Deps { admin, auth: admin_api::Auth::Token(ADMIN_TOKEN.into()) },
-        );
+        let worker = worker::Deps::new(store.clone(), store.clone(), esp.clone(), esp, business.clone());
+        let functions = HttpFunctions::over(store.clone(), secrets.clone(), bus.clone(), clock.clone(), admin);
         let app = router(functions);
         tokio::spawn(async move { axum::serve(listener, app).await });
 
@@ -281,7 +274,7 @@ impl Stack {
             }
             let tokens = serde_json::json!({"verify_token": "verify-e2e", "call_tokens": call_tokens}).to_string();
             self.secrets
-                .put(&hook_cleverreach::webhook_secret(&AccountId::new(CLEVERREACH_ACCOUNT)), &tokens)
+                .put(&secret::cleverreach_webhook(&AccountId::new(CLEVERREACH_ACCOUNT)), &tokens)
                 .await
                 .expect("secret");
         }

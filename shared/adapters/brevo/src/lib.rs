@@ -11,21 +11,19 @@
 //!   send `emailBlacklisted`; only [`BrevoClient::set_blacklisted`] touches the blacklist.
 //! * [`webhook`] — tolerant parsing of Brevo marketing webhooks into [`webhook::WebhookEvent`], a
 //!   content-derived deduplication key without e-mail addresses, and constant-time bearer-token checks.
+//! * [`intake`] — [`BrevoSource`], Brevo's specifics for the one intake use case (hook-brevo).
 //!
 //! Privacy: e-mail addresses and the API key never appear in log lines or in error `Display`;
 //! [`ApiKey`] and [`BrevoContact`] have redacting `Debug` implementations.
 
 pub mod client;
 pub mod gateway;
+pub mod intake;
 mod limiter;
 pub mod types;
 pub mod webhook;
 
 pub use client::{BrevoClient, BrevoConfig, BrevoError};
 pub use gateway::BrevoGateway;
-
-/// The secret with the bearer token Brevo's webhooks to an account carry.
-pub fn webhook_token_secret(account: &optisync_domain::AccountId) -> String {
-    format!("brevo/{account}/webhook-token")
-}
+pub use intake::BrevoSource;
 pub use types::{ApiKey, AttributeCategory, BrevoAttribute, BrevoContact, BrevoList, mask_email};

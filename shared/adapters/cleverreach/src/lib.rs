@@ -6,6 +6,8 @@
 //!   attributes, filters, delete; a shared rate limit, `Retry-After`, full-jitter backoff for
 //!   idempotent calls.
 //! * [`webhook`] — verification handshake, `X-CR-Calltoken` check, tolerant event parsing.
+//! * [`intake`] — [`CleverReachSource`], CleverReach's specifics for the one intake use case
+//!   (hook-cleverreach): tokens from the secret store, call token, re-read, key; the handshake.
 //! * [`gateway`] — [`CleverReachGateway`]: the ESP port (`optisync_ports::EspGateway`) over the client.
 //!
 //! Privacy: e-mail addresses never appear in error messages or logs (see [`mask_email`]);
@@ -15,6 +17,7 @@
 pub mod client;
 pub mod error;
 pub mod gateway;
+pub mod intake;
 pub mod model;
 pub mod oauth;
 pub mod secret;
@@ -23,12 +26,7 @@ pub mod webhook;
 pub use client::{CleverReachClient, ClientConfig, MAX_PAGE_SIZE, WebhookRegistration, shared_http_client};
 pub use error::{Error, Result};
 pub use gateway::CleverReachGateway;
-
-/// The secret with an account's webhook tokens: `{"verify_token": "…", "call_tokens": ["…"]}` (one
-/// call token per registration).
-pub fn webhook_secret(account: &optisync_domain::AccountId) -> String {
-    format!("cleverreach/{account}/webhook")
-}
+pub use intake::CleverReachSource;
 pub use model::{
     Attribute, Deactivation, Filter, FilterRule, Group, Receiver, ReceiverEvent, ReceiverType, ReceiverUpsert,
     StateChange, UpsertOutcome,

@@ -5,13 +5,14 @@
 //! `brevo/{account}/webhook-token`); CleverReach registers one hook per event and group, verified against
 //! hook-cleverreach during the registration call, its tokens in `cleverreach/{account}/webhook`.
 
-use crate::{EspRouter, brevo_key_name, cleverreach_tokens_name, unavailable};
+use crate::{EspRouter, unavailable};
 use async_trait::async_trait;
 use optisync_brevo::AttributeCategory;
 use optisync_brevo::client::MarketingEvent;
 use optisync_cleverreach::{CleverReachClient, Secret, SecretTokenStore};
 use optisync_domain::rules::{AttributeInfo, AttributeScope};
 use optisync_domain::{AccountId, AttributeName, EspAccount, Link, ListId, Provider, SegmentId};
+use optisync_ports::names::secret;
 use optisync_ports::{EspCatalog, EspDirectory, EspError, EspList, EspSegment};
 use std::sync::Arc;
 
@@ -46,7 +47,7 @@ struct HookTokens {
 impl EspRouter {
     /// The Brevo webhook token of an account, made on first use.
     async fn brevo_hook_token(&self, account: &AccountId) -> Result<String, EspError> {
-        let name = optisync_brevo::webhook_token_secret(account);
+        let name = secret::brevo_webhook_token(account);
         if let Some(token) = self.secrets.get(&name).await.map_err(unavailable)? {
             return Ok(token);
         }
@@ -56,13 +57,13 @@ impl EspRouter {
     }
 
     async fn cleverreach_hook_tokens(&self, account: &AccountId) -> Result<HookTokens, EspError> {
-        let raw = self.secrets.get(&optisync_cleverreach::webhook_secret(account)).await.map_err(unavailable)?;
+        let raw = self.secrets.get(&secret::cleverreach_webhook(account)).await.map_err(unavailable)?;
         Ok(raw.and_then(|raw| serde_json::from_str(&raw).ok()).unwrap_or_default())
     }
 
     async fn save_cleverreach_hook_tokens(&self, account: &AccountId, tokens: &HookTokens) -> Result<(), EspError> {
         let raw = serde_json::to_string(tokens).map_err(|e| EspError::Rejected(e.to_string()))?;
-        self.secrets.put(&optisync_cleverreach::webhook_secret(account), &raw).await.map_err(unavailable)
+        self.secrets.put(&secret::cleverreach_webhook(account), &raw).await.map_err(unavailable)
     }
 }
 
@@ -72,7 +73,7 @@ impl EspDirectory for EspRouter {
         let client = self.brevo_client_with(api_key)?;
         // A read every key may make: Brevo answers 401 to a key it does not know (R-H1).
         client.lists().await.map_err(optisync_brevo::gateway::to_port)?;
-        self.secrets.put(&brevo_key_name(account), api_key).await.map_err(unavailable)?;
+        self.secrets.put(&secret::brevo_api_key(account), api_key).await.map_err(unavailable)?;
         self.forget(&EspAccount { provider: Provider::Brevo, account: account.clone() }).await;
         Ok(())
     }
@@ -82,7 +83,7 @@ impl EspDirectory for EspRouter {
     }
 
     async fn connect_cleverreach(&self, account: &AccountId, code: &str) -> Result<(), EspError> {
-        let store = SecretTokenStore::new(self.secrets.clone(), cleverreach_tokens_name(account));
+        let store = SecretTokenStore::new(self.secrets.clone(), secret::cleverreach_tokens(account));
         let client = CleverReachClient::new(self.settings.cleverreach.clone(), Arc::new(store));
         // The exchange keeps the tokens in the secret store (R-H1: no password is ever seen).
         client.exchange_code(code).await.map_err(optisync_cleverreach::gateway::to_port)?;

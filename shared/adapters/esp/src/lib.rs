@@ -11,20 +11,11 @@ use async_trait::async_trait;
 use optisync_brevo::{ApiKey, BrevoClient, BrevoConfig, BrevoGateway};
 use optisync_cleverreach::{CleverReachClient, CleverReachGateway, ClientConfig, SecretTokenStore};
 use optisync_domain::{EspAccount, EspAction, Provider};
+use optisync_ports::names::secret;
 use optisync_ports::{EspError, EspGateway, EspLister, EspReader, ListPage, Reread, SecretStore};
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::Mutex;
-
-/// The secret holding a Brevo account's API key.
-pub fn brevo_key_name(account: &optisync_domain::AccountId) -> String {
-    format!("brevo/{account}/api-key")
-}
-
-/// The secret holding a CleverReach account's OAuth tokens.
-pub fn cleverreach_tokens_name(account: &optisync_domain::AccountId) -> String {
-    format!("cleverreach/{account}/tokens")
-}
 
 /// The secret store could not be read: retry later.
 fn unavailable(_: optisync_ports::StoreError) -> EspError {
@@ -41,20 +32,67 @@ pub struct EspSettings {
     pub cleverreach: ClientConfig,
 }
 
-impl EspSettings {
-    /// The settings a Lambda runs with: `BREVO_BASE_URL`, `CLEVERREACH_BASE_URL`,
-    /// `CLEVERREACH_CLIENT_ID` and `CLEVERREACH_REDIRECT_URI` from the environment (the public APIs by
-    /// default), the OAuth app's client secret from the secret store (`cleverreach/app/client-secret`).
-    pub async fn from_env(secrets: &dyn SecretStore) -> Result<Self, optisync_ports::StoreError> {
+/// Where the providers' APIs are and which OAuth app we are: the settings read from the environment, with
+/// the public APIs as defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EspEndpoints {
+    /// `BREVO_BASE_URL`: Brevo's API base, including `/v3`.
+    pub brevo_base_url: String,
+    /// `CLEVERREACH_BASE_URL`: CleverReach's REST API.
+    pub cleverreach_base_url: String,
+    /// `CLEVERREACH_CLIENT_ID`: our CleverReach OAuth app (empty until one is configured).
+    pub cleverreach_client_id: String,
+    /// `CLEVERREACH_REDIRECT_URI`: where CleverReach sends the admin back (empty until configured).
+    pub cleverreach_redirect_uri: String,
+}
+
+impl EspEndpoints {
+    /// Brevo's public API.
+    pub const DEFAULT_BREVO_BASE_URL: &str = "https://api.brevo.com/v3";
+    /// CleverReach's public API.
+    pub const DEFAULT_CLEVERREACH_BASE_URL: &str = "https://rest.cleverreach.com";
+
+    /// From the environment; an unset variable takes its default.
+    pub fn from_env() -> Self {
         let var = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
-        let client_secret = secrets.get("cleverreach/app/client-secret").await?.unwrap_or_default();
+        Self {
+            brevo_base_url: var("BREVO_BASE_URL", Self::DEFAULT_BREVO_BASE_URL),
+            cleverreach_base_url: var("CLEVERREACH_BASE_URL", Self::DEFAULT_CLEVERREACH_BASE_URL),
+            cleverreach_client_id: var("CLEVERREACH_CLIENT_ID", ""),
+            cleverreach_redirect_uri: var("CLEVERREACH_REDIRECT_URI", ""),
+        }
+    }
+}
+
+impl Default for EspEndpoints {
+    /// The public APIs, no OAuth app.
+    fn default() -> Self {
+        Self {
+            brevo_base_url: Self::DEFAULT_BREVO_BASE_URL.to_owned(),
+            cleverreach_base_url: Self::DEFAULT_CLEVERREACH_BASE_URL.to_owned(),
+            cleverreach_client_id: String::new(),
+            cleverreach_redirect_uri: String::new(),
+        }
+    }
+}
+
+impl EspSettings {
+    /// The settings over these endpoints, with the OAuth app's client secret from the secret store
+    /// (`cleverreach/app/client-secret`).
+    pub async fn load(endpoints: &EspEndpoints, secrets: &dyn SecretStore) -> Result<Self, optisync_ports::StoreError> {
+        let client_secret = secrets.get(secret::CLEVERREACH_CLIENT_SECRET).await?.unwrap_or_default();
         let cleverreach = ClientConfig::new(
-            var("CLEVERREACH_CLIENT_ID", ""),
+            endpoints.cleverreach_client_id.clone(),
             optisync_cleverreach::Secret::new(client_secret),
-            var("CLEVERREACH_REDIRECT_URI", ""),
+            endpoints.cleverreach_redirect_uri.clone(),
         )
-        .with_base_url(&var("CLEVERREACH_BASE_URL", "https://rest.cleverreach.com"));
-        Ok(Self { brevo_base_url: var("BREVO_BASE_URL", "https://api.brevo.com/v3"), cleverreach })
+        .with_base_url(&endpoints.cleverreach_base_url);
+        Ok(Self { brevo_base_url: endpoints.brevo_base_url.clone(), cleverreach })
+    }
+
+    /// The settings a process runs with: [`EspEndpoints::from_env`], then [`EspSettings::load`].
+    pub async fn from_env(secrets: &dyn SecretStore) -> Result<Self, optisync_ports::StoreError> {
+        Self::load(&EspEndpoints::from_env(), secrets).await
     }
 }
 
@@ -102,13 +140,13 @@ impl EspRouter {
 
     /// A Brevo client with the account's API key from the secret store.
     async fn brevo_client(&self, account: &optisync_domain::AccountId) -> Result<BrevoClient, EspError> {
-        let key = self.secrets.get(&brevo_key_name(account)).await.map_err(unavailable)?;
+        let key = self.secrets.get(&secret::brevo_api_key(account)).await.map_err(unavailable)?;
         self.brevo_client_with(&key.ok_or(EspError::Unauthorized)?)
     }
 
     /// A CleverReach client with the account's tokens from the secret store (kept there on refresh).
     async fn cleverreach_client(&self, account: &optisync_domain::AccountId) -> Result<CleverReachClient, EspError> {
-        let store = SecretTokenStore::new(self.secrets.clone(), cleverreach_tokens_name(account));
+        let store = SecretTokenStore::new(self.secrets.clone(), secret::cleverreach_tokens(account));
         let tokens = store.load().await.map_err(|_| EspError::Transient { retry_after_secs: None })?;
         let tokens = tokens.ok_or(EspError::Unauthorized)?;
         let client = CleverReachClient::new(self.settings.cleverreach.clone(), Arc::new(store));

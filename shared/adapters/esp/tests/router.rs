@@ -2,9 +2,10 @@
 
 use optisync_domain::rules::FieldValues;
 use optisync_domain::*;
-use optisync_esp::{EspRouter, EspSettings, brevo_key_name, cleverreach_tokens_name};
+use optisync_esp::{EspRouter, EspSettings};
 use optisync_fakes::brevo::{FAKE_API_KEY, FakeBrevo};
 use optisync_fakes::cleverreach::FakeCleverReach;
+use optisync_ports::names::secret;
 use optisync_ports::{EspError, EspGateway, EspLister, EspReader, ListPage, Reread, SecretStore};
 use optisync_testkit::build;
 use optisync_testkit::memory::MemorySecrets;
@@ -28,9 +29,9 @@ async fn actions_reach_the_provider_of_their_account_and_an_unknown_account_is_u
     let cr = FakeCleverReach::start().await;
     let group = cr.add_group("Newsletter");
     let secrets = Arc::new(MemorySecrets::default());
-    secrets.put(&brevo_key_name(&AccountId::new("b1")), FAKE_API_KEY).await.unwrap();
+    secrets.put(&secret::brevo_api_key(&AccountId::new("b1")), FAKE_API_KEY).await.unwrap();
     let tokens = serde_json::to_string(&cr.issue_tokens()).unwrap();
-    secrets.put(&cleverreach_tokens_name(&AccountId::new("c1")), &tokens).await.unwrap();
+    secrets.put(&secret::cleverreach_tokens(&AccountId::new("c1")), &tokens).await.unwrap();
     let router = EspRouter::new(
         secrets,
         EspSettings { brevo_base_url: brevo.base_url().to_owned(), cleverreach: cr.client_config() },
@@ -55,9 +56,9 @@ async fn actions_reach_the_provider_of_their_account_and_an_unknown_account_is_u
 /// groups 2 receivers a page.
 async fn router(brevo: &FakeBrevo, cr: &FakeCleverReach) -> EspRouter {
     let secrets = Arc::new(MemorySecrets::default());
-    secrets.put(&brevo_key_name(&AccountId::new("b1")), FAKE_API_KEY).await.unwrap();
+    secrets.put(&secret::brevo_api_key(&AccountId::new("b1")), FAKE_API_KEY).await.unwrap();
     let tokens = serde_json::to_string(&cr.issue_tokens()).unwrap();
-    secrets.put(&cleverreach_tokens_name(&AccountId::new("c1")), &tokens).await.unwrap();
+    secrets.put(&secret::cleverreach_tokens(&AccountId::new("c1")), &tokens).await.unwrap();
     let mut cleverreach = cr.client_config();
     cleverreach.page_size = 2;
     EspRouter::new(secrets, EspSettings { brevo_base_url: brevo.base_url().to_owned(), cleverreach })

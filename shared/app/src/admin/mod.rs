@@ -25,7 +25,7 @@ pub const MAX_SIGNING_SECRETS: usize = 3;
 /// How long a CleverReach authorisation may take between start and callback.
 pub const OAUTH_STATE_MINUTES: i64 = 30;
 /// The secret with the key that signs OAuth states (made on first use).
-pub const OAUTH_STATE_KEY: &str = "admin/oauth-state-key";
+pub use optisync_ports::names::secret::OAUTH_STATE_KEY;
 /// Most approval entries one page returns.
 pub const MAX_APPROVAL_PAGE: usize = 100;
 /// Most dry-run lines one report returns.

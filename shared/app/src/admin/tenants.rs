@@ -1,10 +1,10 @@
 //! Tenant settings and the connector signing secrets (several valid during a rotation).
 
 use super::{Admin, AdminError, MAX_SIGNING_SECRETS, signing_secret_id};
-use crate::optigem::signing_secrets_name;
 use base64::Engine as _;
 use optisync_domain::{TenantId, TenantSettings};
 use optisync_ports::StoreError;
+use optisync_ports::names::secret::signing_secrets as signing_secrets_name;
 use serde::Serialize;
 
 /// A tenant as the admin sees it.
