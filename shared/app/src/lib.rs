@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod approvals;
+pub mod connector_requests;
 pub mod inbox;
 pub mod optigem;
 pub mod reconcile;

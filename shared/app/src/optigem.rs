@@ -75,8 +75,9 @@ impl IngestError {
     }
 }
 
-/// Checks a connector request's signature against the tenant's active signing secrets (several during a
-/// rotation) and the 5-minute window; returns the message id. Every connector endpoint uses it.
+/// Checks a change-event request's plain Standard Webhooks signature against the tenant's active signing
+/// secrets (several during a rotation) and the 5-minute window; returns the message id. connector-api's
+/// requests sign their method, path and query too ([`crate::connector_requests::authenticate_request`], M1).
 pub async fn authenticate<'a>(
     secrets: &dyn SecretStore,
     tenant: &TenantId,
@@ -84,6 +85,16 @@ pub async fn authenticate<'a>(
     body: &[u8],
     now: DateTime<Utc>,
 ) -> Result<&'a str, IngestError> {
+    let active = active_signing_secrets(secrets, tenant).await?;
+    Ok(verify(&active, headers, body, now.timestamp())?)
+}
+
+/// The tenant's active signing secrets, at least one: the events route and connector-api's request
+/// signatures (M1) check against the same ones.
+pub async fn active_signing_secrets(
+    secrets: &dyn SecretStore,
+    tenant: &TenantId,
+) -> Result<Vec<SigningSecret>, IngestError> {
     let stored = secrets.get(&signing_secrets_name(tenant)).await?.ok_or(IngestError::UnknownTenant)?;
     let active: Vec<SigningSecret> = serde_json::from_str::<Vec<String>>(&stored)
         .map_err(|_| StoreError::Permanent("signing secrets are not a JSON list".into()))?
@@ -93,7 +104,7 @@ pub async fn authenticate<'a>(
     if active.is_empty() {
         return Err(IngestError::UnknownTenant);
     }
-    Ok(verify(&active, headers, body, now.timestamp())?)
+    Ok(active)
 }
 
 /// Accepts signed change-event batches from a tenant's connector into the inbox.
