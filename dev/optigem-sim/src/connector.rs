@@ -1,7 +1,8 @@
-//! The connector: everything OPTIGEM's side sends to optisync, signed per Standard Webhooks.
+//! The connector: everything OPTIGEM's side sends to optisync, signed per Standard Webhooks; requests to
+//! connector-api with the optisync extension that signs the method, path and query too (M1).
 
 use crate::SimOptigem;
-use optisync_connector::signature::{SigningSecret, sign};
+use optisync_connector::signature::{SignedRequest, SigningSecret, sign, sign_request};
 use optisync_connector::wire::{ChangeEvent, EventBatch, MAX_ASSIGNMENTS_PER_PAGE, MAX_EVENTS_PER_BATCH};
 use optisync_domain::{OptigemCommand, TenantId};
 use reqwest::{Method, StatusCode};
@@ -136,6 +137,10 @@ impl Connector {
         id: &str,
     ) -> Result<(StatusCode, Vec<u8>), ConnectorError> {
         let url = format!("{}/connector/{}{path}", self.base, self.tenant);
+        // The change events are plain Standard Webhooks; every other request signs what it does (M1).
+        let target = format!("/connector/{}{path}", self.tenant);
+        let (signed_path, query) = target.split_once('?').map_or((target.as_str(), None), |(p, q)| (p, Some(q)));
+        let signed = (path != "/events").then_some(SignedRequest { method: method.as_str(), path: signed_path, query });
         let attempts = self.attempts.max(1);
         let mut last = String::new();
         for attempt in 1..=attempts {
@@ -145,7 +150,13 @@ impl Connector {
                 .request(method.clone(), &url)
                 .header("webhook-id", id)
                 .header("webhook-timestamp", timestamp.to_string())
-                .header("webhook-signature", sign(&self.secret, id, timestamp, &body));
+                .header(
+                    "webhook-signature",
+                    match &signed {
+                        Some(request) => sign_request(&self.secret, id, timestamp, request, &body),
+                        None => sign(&self.secret, id, timestamp, &body),
+                    },
+                );
             if !body.is_empty() {
                 request = request.header("content-type", "application/json");
             }

@@ -5,12 +5,15 @@
 //! * `PUT /connector/{tenant}/snapshots/{id}/pages/{n}` — a snapshot page answering `export_newsletter`,
 //!   stored in the inbox for the scheduled run that asked for it (202); the export's result wakes that run.
 //!
-//! Every request is signed (Standard Webhooks; the body of a GET is empty).
+//! Every request is signed over its method, path and query as well as its body (the optisync extension of
+//! Standard Webhooks, M1; the body of a GET is empty). A result or a page sent again under its
+//! `webhook-id` executes nothing; another request under a used id is 409.
 
 use lambda_http::{Body, Request, Response};
+use optisync_app::connector_requests::{FirstUse, Use, authenticate_request, first_use};
 use optisync_app::intake::{Accepted, IntakeError};
-use optisync_app::optigem::{accept_result, accept_snapshot_page, authenticate, runs_waiting_for};
-use optisync_connector::signature::SignedHeaders;
+use optisync_app::optigem::{accept_result, accept_snapshot_page, runs_waiting_for};
+use optisync_connector::signature::{SignedHeaders, SignedRequest};
 use optisync_domain::{CommandId, TenantId};
 use optisync_lambda::intake::{Sender, refusal};
 use optisync_lambda::{json_response, query, retry_later};
@@ -72,6 +75,22 @@ async fn wake_waiting_runs(deps: &Deps, tenant: &TenantId, command: &CommandId) 
     deps.publisher.publish(&events).await
 }
 
+fn no_content() -> Response<Body> {
+    Response::builder().status(204).body(Body::Empty).expect("static response")
+}
+
+fn duplicate_page() -> Response<Body> {
+    json_response(202, json!({"accepted": 0, "duplicate": true}))
+}
+
+/// Remembers an executed result's or page's `webhook-id` (M1); should that fail, a repeat executes again,
+/// which results and pages allow.
+async fn remember(deps: &Deps, first: FirstUse) {
+    if let Err(e) = first.remember(deps.inbox.as_ref(), deps.clock.now()).await {
+        tracing::warn!(error = %e, "request executed; its webhook-id is not remembered");
+    }
+}
+
 /// Handles one request, in a span of its own.
 pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
     let span = optisync_lambda::telemetry::request_span("connector-api", &req);
@@ -93,9 +112,12 @@ async fn respond(deps: &Deps, req: Request) -> Response<Body> {
         signature: header("webhook-signature"),
     };
     let body: &[u8] = req.body().as_ref();
-    if let Err(e) = authenticate(deps.secrets.as_ref(), &tenant, headers, body, deps.clock.now()).await {
-        return refused(&e);
-    }
+    let signed = SignedRequest { method: req.method().as_str(), path: req.uri().path(), query: req.uri().query() };
+    let webhook_id =
+        match authenticate_request(deps.secrets.as_ref(), &tenant, headers, &signed, body, deps.clock.now()).await {
+            Ok(id) => id,
+            Err(e) => return refused(&e),
+        };
     match (req.method().as_str(), route.iter().map(String::as_str).collect::<Vec<_>>().as_slice()) {
         ("GET", ["commands"]) => {
             let Some(after) = query(&req, "after") else {
@@ -121,14 +143,20 @@ async fn respond(deps: &Deps, req: Request) -> Response<Body> {
         }
         ("POST", ["commands", id, "result"]) => {
             let command = CommandId::new(*id);
+            let first = match first_use(deps.inbox.as_ref(), &tenant, webhook_id, &signed, body).await {
+                Ok(Use::First(first)) => first,
+                Ok(Use::Repeat) => return no_content(),
+                Err(e) => return refused(&e),
+            };
             match accept_result(deps.store.as_ref(), &tenant, &command, body).await {
                 Ok(()) => {
+                    remember(deps, first).await;
                     // An export's result wakes the first syncs waiting for it (R-F1); the scheduler's tick
                     // wakes them too, should this fail.
                     if let Err(e) = wake_waiting_runs(deps, &tenant, &command).await {
                         tracing::warn!(error = %e, "result stored; a waiting run wakes on the next tick");
                     }
-                    Response::builder().status(204).body(Body::Empty).expect("static response")
+                    no_content()
                 }
                 Err(e) => refused(&e),
             }
@@ -139,17 +167,29 @@ async fn respond(deps: &Deps, req: Request) -> Response<Body> {
                 return bad("page", "must be a whole number from 1");
             }
             let snapshot = CommandId::new(*id);
+            let first = match first_use(deps.inbox.as_ref(), &tenant, webhook_id, &signed, body).await {
+                Ok(Use::First(first)) => first,
+                Ok(Use::Repeat) => return duplicate_page(),
+                Err(e) => return refused(&e),
+            };
             let now = deps.clock.now();
             match accept_snapshot_page(deps.store.as_ref(), deps.inbox.as_ref(), &tenant, &snapshot, page, body, now)
                 .await
             {
                 Ok(Accepted::Stored { events, .. }) => {
+                    remember(deps, first).await;
                     // The scheduled run that asked for the export applies the pages once it is reported done.
                     tracing::info!(events, page, "snapshot page accepted");
                     json_response(202, json!({"accepted": events}))
                 }
-                Ok(Accepted::Duplicate) => json_response(202, json!({"accepted": 0, "duplicate": true})),
-                Ok(Accepted::Ignored) => json_response(202, json!({"accepted": 0, "ignored": true})),
+                Ok(Accepted::Duplicate) => {
+                    remember(deps, first).await;
+                    duplicate_page()
+                }
+                Ok(Accepted::Ignored) => {
+                    remember(deps, first).await;
+                    json_response(202, json!({"accepted": 0, "ignored": true}))
+                }
                 Err(e) => refused(&e),
             }
         }

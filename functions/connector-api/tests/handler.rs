@@ -3,7 +3,7 @@
 use chrono::{DateTime, TimeZone, Utc};
 use connector_api::{Deps, handle};
 use lambda_http::{Body, Request};
-use optisync_connector::signature::{SigningSecret, sign};
+use optisync_connector::signature::{SignedRequest, SigningSecret, sign_request};
 use optisync_domain::*;
 use optisync_ports::names::secret;
 use optisync_ports::prelude::*;
@@ -17,9 +17,16 @@ fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2024, 9, 26, 10, 0, 0).unwrap()
 }
 
+/// The signature the connector sends for a request to `target` (path and query), M1.
+fn signature(secret: &str, id: &str, method: &str, target: &str, body: &[u8]) -> String {
+    let (path, query) = target.split_once('?').map_or((target, None), |(p, q)| (p, Some(q)));
+    let request = SignedRequest { method, path, query };
+    sign_request(&SigningSecret::parse(secret).unwrap(), id, now().timestamp(), &request, body)
+}
+
 fn get(path: &str, secret: &str, id: &str) -> Request {
     let ts = now().timestamp();
-    let signature = sign(&SigningSecret::parse(secret).unwrap(), id, ts, b"");
+    let signature = signature(secret, id, "GET", path, b"");
     lambda_http::http::Request::builder()
         .method("GET")
         .uri(path)
@@ -32,7 +39,7 @@ fn get(path: &str, secret: &str, id: &str) -> Request {
 
 fn signed(method: &str, path: &str, body: &[u8], id: &str) -> Request {
     let ts = now().timestamp();
-    let signature = sign(&SigningSecret::parse(SECRET).unwrap(), id, ts, body);
+    let signature = signature(SECRET, id, method, path, body);
     lambda_http::http::Request::builder()
         .method(method)
         .uri(path)
@@ -288,4 +295,101 @@ async fn snapshot_pages_for_unknown_exports_or_other_newsletters_are_refused() {
     assert_eq!(json(&response)["error"]["path"], "assignments[1].newsletter");
     assert!(f.store.pending(now() + chrono::Duration::days(1), 10).await.unwrap().is_empty(), "nothing stored");
     assert!(f.bus.drain().is_empty());
+}
+
+// M1 (R-K1, R-K2): a signed request is bound to what it does, and a webhook-id is used once per tenant.
+
+/// A captured request sent again with another method or path and query, headers and body unchanged.
+fn replayed(captured: &Request, method: &str, path: &str) -> Request {
+    let mut builder = lambda_http::http::Request::builder().method(method).uri(path);
+    for name in ["webhook-id", "webhook-timestamp", "webhook-signature"] {
+        builder = builder.header(name, captured.headers()[name].clone());
+    }
+    builder.body(Body::from(captured.body().as_ref().to_vec())).unwrap()
+}
+
+#[tokio::test]
+async fn m1_a_result_signed_for_one_command_is_refused_for_another_and_that_command_stays_pending() {
+    let f = fixture().await;
+    let t1 = TenantId::new("t1");
+    let done = br#"{"status":"done"}"#;
+    let captured = signed("POST", "/connector/t1/commands/end-1/result", done, "cap-1");
+    let replay = handle(&f.deps, replayed(&captured, "POST", "/connector/t1/commands/end-2/result")).await;
+    assert_eq!(replay.status(), 401);
+    assert_eq!(json(&replay)["error"]["problem"], "no valid signature");
+    assert_eq!(f.store.command_result(&t1, &CommandId::new("end-2")).await.unwrap(), None, "end-2 stays pending");
+    assert_eq!(handle(&f.deps, captured).await.status(), 204, "the request as signed still passes");
+    assert_eq!(f.store.command_result(&t1, &CommandId::new("end-1")).await.unwrap(), Some(CommandResult::done()));
+}
+
+#[tokio::test]
+async fn m1_a_snapshot_page_replayed_as_another_page_or_another_export_is_refused_and_nothing_is_stored() {
+    let f = fixture().await;
+    let t1 = TenantId::new("t1");
+    let export =
+        OptigemCommand::ExportNewsletter { id: CommandId::new("export-2"), newsletter: NewsletterId::new("NL-7") };
+    f.store.commit(&t1, Commit { writes: vec![], commands: vec![export], audit: vec![] }).await.unwrap();
+    let body = page_body("NL-7", &["A-1"], false);
+    let captured = signed("PUT", "/connector/t1/snapshots/export-1/pages/1", &body, "cap-2");
+    for path in ["/connector/t1/snapshots/export-1/pages/2", "/connector/t1/snapshots/export-2/pages/1"] {
+        let replay = handle(&f.deps, replayed(&captured, "PUT", path)).await;
+        assert_eq!(replay.status(), 401, "{path}");
+        assert_eq!(json(&replay)["error"]["problem"], "no valid signature");
+    }
+    for key in ["snapshot:export-1:2", "snapshot:export-2:1", "snapshot:export-1:1"] {
+        assert_eq!(f.store.get(&t1, key).await.unwrap(), None, "{key}: nothing stored");
+    }
+}
+
+#[tokio::test]
+async fn m1_a_feed_read_signed_with_limit_10_is_refused_with_limit_500_or_another_cursor() {
+    let deps = deps().await;
+    let captured = get("/connector/t1/commands?after=3&limit=10", SECRET, "cap-3");
+    for path in [
+        "/connector/t1/commands?after=3&limit=500",
+        "/connector/t1/commands?after=0&limit=10",
+        "/connector/t1/commands",
+    ] {
+        let replay = handle(&deps, replayed(&captured, "GET", path)).await;
+        assert_eq!(replay.status(), 401, "{path}");
+        assert_eq!(json(&replay)["error"]["problem"], "no valid signature");
+    }
+    assert_eq!(handle(&deps, captured).await.status(), 200, "the read as signed still passes");
+}
+
+#[tokio::test]
+async fn m1_a_replayed_webhook_id_is_not_executed_again_and_another_request_under_it_is_409() {
+    let f = fixture().await;
+    let t1 = TenantId::new("t1");
+    let locked = br#"{"status":"failed","reason":"assignment is locked"}"#;
+    let captured = signed("POST", "/connector/t1/commands/end-3/result", locked, "cap-5");
+    assert_eq!(handle(&f.deps, replayed(&captured, "POST", "/connector/t1/commands/end-3/result")).await.status(), 204);
+    let offline = br#"{"status":"failed","reason":"database offline"}"#;
+    let later = handle(&f.deps, signed("POST", "/connector/t1/commands/end-3/result", offline, "cap-6")).await;
+    assert_eq!(later.status(), 204);
+
+    // The same message again (a retry, or a replay inside the tolerance) is answered as before and
+    // executes nothing: the later result stands.
+    let again = handle(&f.deps, captured).await;
+    assert_eq!(again.status(), 204);
+    let reason = |r: Option<CommandResult>| match r {
+        Some(CommandResult::Failed { reason }) => reason,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(reason(f.store.command_result(&t1, &CommandId::new("end-3")).await.unwrap()), "database offline");
+
+    // The same webhook-id for another request, even one signed by the connector itself, is refused.
+    let reused = handle(&f.deps, signed("POST", "/connector/t1/commands/end-4/result", locked, "cap-5")).await;
+    assert_eq!(reused.status(), 409);
+    assert_eq!(json(&reused)["error"]["problem"], "this webhook-id was used before for a different body");
+    assert_eq!(f.store.command_result(&t1, &CommandId::new("end-4")).await.unwrap(), None, "nothing recorded");
+
+    // A page sent again under its webhook-id is a duplicate and stored once; webhook-ids are per tenant.
+    let body = page_body("NL-7", &["A-1"], true);
+    let page = || signed("PUT", "/connector/t1/snapshots/export-1/pages/1", &body, "cap-7");
+    assert_eq!(json(&handle(&f.deps, page()).await)["accepted"], 1);
+    let writes = f.store.writes();
+    let again = handle(&f.deps, page()).await;
+    assert_eq!((again.status().as_u16(), json(&again)["duplicate"].clone()), (202, serde_json::json!(true)));
+    assert_eq!(f.store.writes(), writes, "nothing stored twice");
 }

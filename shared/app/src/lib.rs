@@ -3,7 +3,9 @@
 //! * [`engine`] — [`Engine::process`], the one path every input takes: OPTIGEM change events, ESP
 //!   observations and the scheduled run's "today is D", with exactly-once effects.
 //! * [`inbox`] — the worker's use case: applying an inbox entry, whatever hook accepted it.
-//! * [`optigem`] — accepting the connector's signed change events, results and snapshot pages.
+//! * [`intake`] — one intake for the three hooks (verify → parse → observe → inbox), and
+//!   [`optigem`]: the connector's signed change events, results and snapshot pages.
+//! * [`connector_requests`] — connector-api's requests signed over what they do, executed once (M1).
 //! * [`reconcile`] — the scheduled run of one link: first sync, reconciliation, dry run.
 //! * [`approvals`] — the approval queue of signups (R-C3).
 //! * [`admin`] — the admin's use cases: tenants, accounts, links, approvals.
@@ -11,6 +13,7 @@
 
 pub mod admin;
 pub mod approvals;
+pub mod connector_requests;
 pub mod engine;
 pub mod inbox;
 pub mod intake;

@@ -2,6 +2,14 @@
 //! with the base64-decoded secret (an optional `whsec_` prefix is ignored), sent base64-encoded as
 //! `v1,<signature>` entries in a space-separated `webhook-signature` header, with a 5-minute tolerance on
 //! the timestamp in both directions.
+//!
+//! Requests to connector-api use an optisync extension (M1, R-K1): the signed content also names what the
+//! request does, `{webhook-id}.{webhook-timestamp}.{METHOD} {path}[?{query}]\n{body}` ([`sign_request`],
+//! [`verify_request`]), so a captured result, page or feed read cannot be sent to another command, page,
+//! snapshot, cursor or limit. The change events to `/connector/{tenant}/events` stay plain Standard
+//! Webhooks ([`sign`], [`verify`]): one route whose body names everything it changes. A signature of one
+//! form never passes as the other for a JSON body: after the timestamp the extended content goes on with a
+//! method, a JSON body with `{` or `[`.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -36,12 +44,17 @@ impl SigningSecret {
         Ok(Self { key })
     }
 
-    fn mac(&self, id: &str, timestamp: &str, body: &[u8]) -> [u8; 32] {
+    /// The HMAC of `{id}.{timestamp}.` + `{request line}\n` (extension only) + body.
+    fn mac(&self, id: &str, timestamp: &str, request: Option<&SignedRequest<'_>>, body: &[u8]) -> [u8; 32] {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes keys of any length");
         mac.update(id.as_bytes());
         mac.update(b".");
         mac.update(timestamp.as_bytes());
         mac.update(b".");
+        if let Some(request) = request {
+            mac.update(request.line().as_bytes());
+            mac.update(b"\n");
+        }
         mac.update(body);
         mac.finalize().into_bytes().into()
     }
@@ -85,9 +98,44 @@ pub enum VerifyError {
     InvalidSignature,
 }
 
+/// What a connector-api request does, signed with its body (M1): the method and the request target
+/// exactly as sent, the path from `/connector/` on and the query byte for byte (not decoded, not sorted:
+/// the service reads the first value of a repeated parameter, so a reordering must not keep a signature).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignedRequest<'a> {
+    /// The HTTP method as sent, e.g. `GET`.
+    pub method: &'a str,
+    /// The path, e.g. `/connector/t1/commands/C1/result`.
+    pub path: &'a str,
+    /// The query without `?`, if any; an empty query counts as none.
+    pub query: Option<&'a str>,
+}
+
+impl SignedRequest<'_> {
+    /// The request line inside the signed content: `{METHOD} {path}`, then `?{query}` when there is one.
+    pub fn line(&self) -> String {
+        match self.query.filter(|q| !q.is_empty()) {
+            Some(query) => format!("{} {}?{query}", self.method, self.path),
+            None => format!("{} {}", self.method, self.path),
+        }
+    }
+}
+
 /// Signs a message: the value of the `webhook-signature` header for one secret.
 pub fn sign(secret: &SigningSecret, id: &str, timestamp: i64, body: &[u8]) -> String {
-    format!("v1,{}", STANDARD.encode(secret.mac(id, &timestamp.to_string(), body)))
+    format!("v1,{}", STANDARD.encode(secret.mac(id, &timestamp.to_string(), None, body)))
+}
+
+/// Signs a connector-api request (the optisync extension, M1): the value of the `webhook-signature`
+/// header for one secret, over the request line as well as the body.
+pub fn sign_request(
+    secret: &SigningSecret,
+    id: &str,
+    timestamp: i64,
+    request: &SignedRequest<'_>,
+    body: &[u8],
+) -> String {
+    format!("v1,{}", STANDARD.encode(secret.mac(id, &timestamp.to_string(), Some(request), body)))
 }
 
 /// Verifies a request against every active secret (rotation: old and new valid together), at `now`
@@ -95,6 +143,28 @@ pub fn sign(secret: &SigningSecret, id: &str, timestamp: i64, body: &[u8]) -> St
 pub fn verify<'a>(
     secrets: &[SigningSecret],
     headers: SignedHeaders<'a>,
+    body: &[u8],
+    now: i64,
+) -> Result<&'a str, VerifyError> {
+    check(secrets, headers, None, body, now)
+}
+
+/// Verifies a connector-api request signed with [`sign_request`] (M1): as [`verify`], with the method,
+/// path and query the service received inside the signed content.
+pub fn verify_request<'a>(
+    secrets: &[SigningSecret],
+    headers: SignedHeaders<'a>,
+    request: &SignedRequest<'_>,
+    body: &[u8],
+    now: i64,
+) -> Result<&'a str, VerifyError> {
+    check(secrets, headers, Some(request), body, now)
+}
+
+fn check<'a>(
+    secrets: &[SigningSecret],
+    headers: SignedHeaders<'a>,
+    request: Option<&SignedRequest<'_>>,
     body: &[u8],
     now: i64,
 ) -> Result<&'a str, VerifyError> {
@@ -109,7 +179,7 @@ pub fn verify<'a>(
     if sent.saturating_sub(now) > TOLERANCE_SECS {
         return Err(VerifyError::TimestampTooNew);
     }
-    let expected: Vec<[u8; 32]> = secrets.iter().map(|s| s.mac(id, timestamp, body)).collect();
+    let expected: Vec<[u8; 32]> = secrets.iter().map(|s| s.mac(id, timestamp, request, body)).collect();
     let valid = signatures
         .split(' ')
         .filter_map(|entry| entry.split_once(','))

@@ -61,6 +61,11 @@ impl InboxKey {
         Self { key: format!("optigem:{message_id}"), from_content: false }
     }
 
+    /// A connector-api result or snapshot page, by its `webhook-id`, remembered once executed (M1).
+    pub fn connector(message_id: &str) -> Self {
+        Self { key: format!("connector:{message_id}"), from_content: false }
+    }
+
     /// Page `page` (counting from 1) of the snapshot answering the export `snapshot`.
     pub fn snapshot(snapshot: &CommandId, page: u64) -> Self {
         Self { key: format!("snapshot:{snapshot}:{page}"), from_content: false }
@@ -115,6 +120,7 @@ mod tests {
         assert_eq!(secret::cleverreach_tokens(&a), "cleverreach/acc/tokens");
         assert_eq!(secret::cleverreach_webhook(&a), "cleverreach/acc/webhook");
         assert_eq!(InboxKey::optigem("msg_1").as_str(), "optigem:msg_1");
+        assert_eq!(InboxKey::connector("msg_1").as_str(), "connector:msg_1");
         assert_eq!(InboxKey::snapshot(&CommandId::new("c1"), 2).as_str(), "snapshot:c1:2");
         assert_eq!(InboxKey::brevo(&a, "ab").as_str(), "brevo:acc:ab");
         assert_eq!(InboxKey::cleverreach(&a, "ab", 7).to_string(), "cleverreach:acc:ab:7");

@@ -7,7 +7,7 @@ use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use optisync_connector::signature::{SignedHeaders, SigningSecret, verify};
+use optisync_connector::signature::{SignedHeaders, SignedRequest, SigningSecret, verify, verify_request};
 use optisync_connector::wire::{ChangeEvent, SnapshotPage, parse_batch, parse_result, parse_snapshot_page};
 use optisync_domain::*;
 use optisync_optigem_sim::{AssignmentDraft, Connector, ConnectorError, PersonDraft, SimOptigem};
@@ -61,7 +61,15 @@ async fn optisync(State(fake): State<Shared>, req: Request) -> Response {
         SignedHeaders { id: h("webhook-id"), timestamp: h("webhook-timestamp"), signature: h("webhook-signature") };
     let mut fake = fake.lock().unwrap();
     let secrets = [SigningSecret::parse(SECRET).unwrap()];
-    if verify(&secrets, signed, &body, chrono::Utc::now().timestamp()).is_err() {
+    let now = chrono::Utc::now().timestamp();
+    // Change events are plain Standard Webhooks; connector-api requests sign the method, path and query (M1).
+    let verified = if parts.uri.path().ends_with("/events") {
+        verify(&secrets, signed, &body, now)
+    } else {
+        let request = SignedRequest { method: parts.method.as_str(), path: parts.uri.path(), query: parts.uri.query() };
+        verify_request(&secrets, signed, &request, &body, now)
+    };
+    if verified.is_err() {
         fake.rejected += 1;
         return StatusCode::UNAUTHORIZED.into_response();
     }

@@ -200,22 +200,77 @@ impl CleverReachClient {
         Ok(tokens)
     }
 
-    /// Refreshes now (e.g. from a scheduled job).
+    /// Refreshes now (e.g. from a scheduled job), with the newest refresh token kept (M5).
     pub async fn refresh_now(&self) -> Result<TokenSet> {
         let mut guard = self.inner.tokens.lock().await;
-        self.refresh_locked(&mut guard).await
+        self.refresh_locked(&mut guard, true).await
     }
 
-    async fn refresh_locked(&self, guard: &mut Option<TokenSet>) -> Result<TokenSet> {
+    /// Whether a token set is due for a refresh now.
+    fn is_due(&self, tokens: &TokenSet) -> bool {
+        let due = tokens.refresh_due_at(
+            self.inner.cfg.max_token_age.as_secs() as i64,
+            self.inner.cfg.refresh_skew.as_secs() as i64,
+        );
+        chrono::Utc::now().timestamp() >= due
+    }
+
+    /// The token set kept in the store if it should replace `current` (M5): before a refresh when it
+    /// differs and is not older (another process refreshed since this one loaded), after a refused refresh
+    /// whenever it differs (the refresh token held here is void).
+    async fn kept_tokens(&self, current: Option<&TokenSet>, refused: bool) -> Option<TokenSet> {
+        let kept = match self.inner.store.load().await {
+            Ok(kept) => kept?,
+            Err(e) => {
+                tracing::warn!(error = %e, "cleverreach token store not readable; using the tokens held");
+                return None;
+            }
+        };
+        let changed = current != Some(&kept);
+        let newer = current.is_none_or(|c| kept.obtained_at >= c.obtained_at);
+        (changed && (refused || newer)).then_some(kept)
+    }
+
+    /// Refreshes the tokens in `guard`. Several processes (Lambda containers) hold one account's tokens
+    /// and CleverReach rotates the refresh token on every refresh, so the first to refresh voids the
+    /// others' refresh token (M5). Hence the kept set is read first, and taken when newer (used as it is
+    /// unless due or `force`); and after a refused refresh it is read again and, if it changed, taken and
+    /// refreshed with once more when due. Only then is a refusal final (re-authorisation needed).
+    async fn refresh_locked(&self, guard: &mut Option<TokenSet>, force: bool) -> Result<TokenSet> {
+        if let Some(kept) = self.kept_tokens(guard.as_ref(), false).await {
+            tracing::info!("cleverreach tokens were refreshed by another process; using the kept set");
+            *guard = Some(kept.clone());
+            if !force && !self.is_due(&kept) {
+                return Ok(kept);
+            }
+        }
+        let result = match self.refresh_with(guard).await {
+            Err(refused @ Error::ReauthorizationRequired { .. }) => {
+                match self.kept_tokens(guard.as_ref(), true).await {
+                    Some(kept) => {
+                        tracing::info!("cleverreach refresh refused; another process refreshed first, using its set");
+                        *guard = Some(kept.clone());
+                        if force || self.is_due(&kept) { self.refresh_with(guard).await } else { Ok(kept) }
+                    }
+                    None => Err(refused),
+                }
+            }
+            other => other,
+        };
+        result.inspect_err(|e| {
+            tracing::warn!(error = %e, "cleverreach token refresh failed");
+            optisync_ports::metrics::oauth_refresh_failed("cleverreach");
+        })
+    }
+
+    /// One refresh with the refresh token in `guard`; the new set is kept before it is used.
+    async fn refresh_with(&self, guard: &mut Option<TokenSet>) -> Result<TokenSet> {
         let refresh = guard
             .as_ref()
             .and_then(|t| t.refresh_token.clone())
             .ok_or_else(|| Error::ReauthorizationRequired { reason: "no refresh token".into() })?;
         self.inner.limiter.acquire().await;
-        let mut new = self.inner.oauth.refresh(&self.inner.http, &refresh).await.inspect_err(|e| {
-            tracing::warn!(error = %e, "cleverreach token refresh failed");
-            optisync_ports::metrics::oauth_refresh_failed("cleverreach");
-        })?;
+        let mut new = self.inner.oauth.refresh(&self.inner.http, &refresh).await?;
         if new.refresh_token.is_none() {
             // No rotation: keep using the old refresh token.
             new.refresh_token = Some(refresh);
@@ -233,12 +288,8 @@ impl CleverReachClient {
         let Some(tokens) = guard.as_ref() else {
             return Err(Error::ReauthorizationRequired { reason: "no tokens configured".into() });
         };
-        let due = tokens.refresh_due_at(
-            self.inner.cfg.max_token_age.as_secs() as i64,
-            self.inner.cfg.refresh_skew.as_secs() as i64,
-        );
-        if chrono::Utc::now().timestamp() >= due && tokens.refresh_token.is_some() {
-            return Ok(self.refresh_locked(&mut guard).await?.access_token);
+        if self.is_due(tokens) && tokens.refresh_token.is_some() {
+            return Ok(self.refresh_locked(&mut guard, false).await?.access_token);
         }
         Ok(tokens.access_token.clone())
     }
@@ -248,7 +299,7 @@ impl CleverReachClient {
         if guard.as_ref().is_some_and(|t| &t.access_token != used) {
             return Ok(()); // another task refreshed already
         }
-        self.refresh_locked(&mut guard).await.map(|_| ())
+        self.refresh_locked(&mut guard, false).await.map(|_| ())
     }
 
     fn backoff(&self, attempt: u32) -> Duration {

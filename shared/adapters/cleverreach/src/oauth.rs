@@ -37,6 +37,13 @@ impl TokenSet {
 #[async_trait]
 pub trait TokenStore: Send + Sync {
     async fn save(&self, tokens: &TokenSet) -> std::result::Result<(), String>;
+
+    /// The token set kept now, read again (M5): several processes share one account's tokens, and the
+    /// one that refreshed first kept the rotated set here. `None` when the store keeps none or cannot
+    /// read back; the client then refreshes with what it holds.
+    async fn load(&self) -> std::result::Result<Option<TokenSet>, String> {
+        Ok(None)
+    }
 }
 
 /// In-memory [`TokenStore`] that keeps every saved set (tests, sandbox).
@@ -65,6 +72,10 @@ impl TokenStore for MemoryTokenStore {
     async fn save(&self, tokens: &TokenSet) -> std::result::Result<(), String> {
         self.saved.lock().map_err(|_| "token store poisoned".to_owned())?.push(tokens.clone());
         Ok(())
+    }
+
+    async fn load(&self) -> std::result::Result<Option<TokenSet>, String> {
+        Ok(self.latest())
     }
 }
 
@@ -99,6 +110,10 @@ impl TokenStore for SecretTokenStore {
     async fn save(&self, tokens: &TokenSet) -> std::result::Result<(), String> {
         let json = serde_json::to_string(tokens).map_err(|_| "token set could not be encoded".to_owned())?;
         self.secrets.put(&self.name, &json).await.map_err(|e| e.to_string())
+    }
+
+    async fn load(&self) -> std::result::Result<Option<TokenSet>, String> {
+        SecretTokenStore::load(self).await
     }
 }
 

@@ -3,7 +3,9 @@
 //! with the account's credentials from the secret store: a Brevo API key at `brevo/{account}/api-key`,
 //! CleverReach OAuth tokens at `cleverreach/{account}/tokens` (kept there again on every refresh, R-H1).
 //! One client per account serves all three, so a CleverReach refresh token rotated by one is the one the
-//! others use.
+//! others use. Other processes share the credentials through the secret store (M5): the CleverReach client
+//! reads the kept tokens again around a refresh, and a Brevo key refused here is read again once, in case
+//! another process (the admin API connecting the account anew) replaced it.
 
 pub mod directory;
 
@@ -103,24 +105,25 @@ pub struct EspRouter {
     accounts: Mutex<HashMap<EspAccount, Account>>,
 }
 
-/// One account's gateway over its one client: as a gateway, a reader and a lister.
+/// One account's gateway over its one client: as a gateway, a reader and a lister. A Brevo gateway keeps
+/// the key it was built with, to tell whether the key kept in the secret store is another (M5).
 #[derive(Clone)]
 enum Account {
-    Brevo(Arc<BrevoGateway>),
+    Brevo(Arc<BrevoGateway>, Arc<str>),
     CleverReach(Arc<CleverReachGateway>),
 }
 
 impl Account {
     fn gateway(&self) -> Arc<dyn EspGateway> {
         match self {
-            Self::Brevo(g) => g.clone(),
+            Self::Brevo(g, _) => g.clone(),
             Self::CleverReach(g) => g.clone(),
         }
     }
 
     fn lister(&self) -> Arc<dyn EspLister> {
         match self {
-            Self::Brevo(g) => g.clone(),
+            Self::Brevo(g, _) => g.clone(),
             Self::CleverReach(g) => g.clone(),
         }
     }
@@ -138,10 +141,19 @@ impl EspRouter {
             .map_err(|e| EspError::Rejected(e.to_string()))
     }
 
+    /// The account's Brevo API key from the secret store.
+    async fn brevo_key(&self, account: &optisync_domain::AccountId) -> Result<String, EspError> {
+        self.secrets.get(&secret::brevo_api_key(account)).await.map_err(unavailable)?.ok_or(EspError::Unauthorized)
+    }
+
     /// A Brevo client with the account's API key from the secret store.
     async fn brevo_client(&self, account: &optisync_domain::AccountId) -> Result<BrevoClient, EspError> {
-        let key = self.secrets.get(&secret::brevo_api_key(account)).await.map_err(unavailable)?;
-        self.brevo_client_with(&key.ok_or(EspError::Unauthorized)?)
+        self.brevo_client_with(&self.brevo_key(account).await?)
+    }
+
+    /// A Brevo account's gateway with this key.
+    fn brevo_account(&self, key: &str) -> Result<Account, EspError> {
+        Ok(Account::Brevo(Arc::new(BrevoGateway::new(self.brevo_client_with(key)?)), Arc::from(key)))
     }
 
     /// A CleverReach client with the account's tokens from the secret store (kept there on refresh).
@@ -160,7 +172,7 @@ impl EspRouter {
             return Ok(a.clone());
         }
         let account = match esp.provider {
-            Provider::Brevo => Account::Brevo(Arc::new(BrevoGateway::new(self.brevo_client(&esp.account).await?))),
+            Provider::Brevo => self.brevo_account(&self.brevo_key(&esp.account).await?)?,
             Provider::CleverReach => {
                 Account::CleverReach(Arc::new(CleverReachGateway::new(self.cleverreach_client(&esp.account).await?)))
             }
@@ -174,8 +186,36 @@ impl EspRouter {
         self.accounts.lock().await.remove(esp);
     }
 
-    async fn gateway(&self, esp: &EspAccount) -> Result<Arc<dyn EspGateway>, EspError> {
-        Ok(self.account(esp).await?.gateway())
+    /// The account's gateway built anew when its Brevo key was refused but the secret store holds another
+    /// (M5: another process connected the account with a new key); `None` when there is nothing newer.
+    async fn renewed(&self, esp: &EspAccount, held: &Account) -> Result<Option<Account>, EspError> {
+        let Account::Brevo(_, used) = held else { return Ok(None) };
+        let Some(key) = self.secrets.get(&secret::brevo_api_key(&esp.account)).await.map_err(unavailable)? else {
+            return Ok(None);
+        };
+        if *key == **used {
+            return Ok(None);
+        }
+        let account = self.brevo_account(&key)?;
+        self.accounts.lock().await.insert(esp.clone(), account.clone());
+        Ok(Some(account))
+    }
+
+    /// Runs `call` with the account's gateway, and once more with a renewed one after a refused Brevo key
+    /// (M5). Every call it runs sets target states, so running one again does no harm.
+    async fn with_account<T, F, Fut>(&self, esp: &EspAccount, call: F) -> Result<T, EspError>
+    where
+        F: Fn(Account) -> Fut,
+        Fut: std::future::Future<Output = Result<T, EspError>>,
+    {
+        let account = self.account(esp).await?;
+        match call(account.clone()).await {
+            Err(EspError::Unauthorized) => match self.renewed(esp, &account).await? {
+                Some(renewed) => call(renewed).await,
+                None => Err(EspError::Unauthorized),
+            },
+            other => other,
+        }
     }
 }
 
@@ -188,11 +228,11 @@ impl EspLister for EspRouter {
         since: Option<chrono::DateTime<chrono::Utc>>,
         cursor: Option<&str>,
     ) -> Result<ListPage, EspError> {
-        self.account(&link.esp).await?.lister().list_page(link, since, cursor).await
+        self.with_account(&link.esp, |a| async move { a.lister().list_page(link, since, cursor).await }).await
     }
 
     async fn is_listed(&self, link: &optisync_domain::Link, email: &optisync_domain::Email) -> Result<bool, EspError> {
-        self.account(&link.esp).await?.lister().is_listed(link, email).await
+        self.with_account(&link.esp, |a| async move { a.lister().is_listed(link, email).await }).await
     }
 }
 
@@ -205,7 +245,7 @@ impl EspReader for EspRouter {
         }
         match self.account(&reread.esp).await? {
             Account::CleverReach(gateway) => gateway.reread(reread).await,
-            Account::Brevo(_) => Ok(Vec::new()),
+            Account::Brevo(..) => Ok(Vec::new()),
         }
     }
 }
@@ -218,7 +258,8 @@ impl EspGateway for EspRouter {
         while start < actions.len() {
             let esp = &actions[start].esp;
             let end = start + actions[start..].iter().take_while(|a| &a.esp == esp).count();
-            self.gateway(esp).await?.apply(&actions[start..end]).await?;
+            let batch = &actions[start..end];
+            self.with_account(esp, |a| async move { a.gateway().apply(batch).await }).await?;
             count_recipients(esp.provider, &actions[start..end]);
             start = end;
         }

@@ -144,3 +144,32 @@ async fn r_h1_one_client_per_account_serves_apply_reread_and_list_so_a_rotated_r
     assert_eq!(receiver.global_attributes.get("firstname").map(String::as_str), Some("Erika"));
     assert!(brevo.request_log().is_empty(), "nothing went to Brevo");
 }
+
+#[tokio::test]
+async fn m5_a_brevo_key_replaced_by_another_process_is_read_again_after_a_401() {
+    let brevo = FakeBrevo::start().await;
+    let list = brevo.add_list("Rundbrief").to_string();
+    let cr = FakeCleverReach::start().await;
+    let secrets = Arc::new(MemorySecrets::default());
+    let name = secret::brevo_api_key(&AccountId::new("b1"));
+    secrets.put(&name, FAKE_API_KEY).await.unwrap();
+    let router = EspRouter::new(
+        secrets.clone(),
+        EspSettings { brevo_base_url: brevo.base_url().to_owned(), cleverreach: cr.client_config() },
+    );
+    let add = |mail: &str| action(Provider::Brevo, "b1", &list, mail, EspOp::Upsert { fields: FieldValues::default() });
+    router.apply(&[add("max@example.com")]).await.unwrap();
+
+    // The admin API (another process) connects the account with a new key; the old one is revoked.
+    brevo.set_api_key("xkeysib-rotated-1111111111111111");
+    secrets.put(&name, "xkeysib-rotated-1111111111111111").await.unwrap();
+    router.apply(&[add("erika@example.com")]).await.unwrap();
+    assert!(brevo.contact("erika@example.com").is_some(), "sent with the key read again");
+    let link = link(Provider::Brevo, "b1", &list);
+    assert!(router.is_listed(&link, &Email::parse("erika@example.com").unwrap()).await.is_ok());
+
+    // A key refused while the secret still holds it stays refused: no loop, the account must be re-linked.
+    brevo.set_api_key("xkeysib-elsewhere-2222222222222222");
+    let refused = router.apply(&[add("lena@example.com")]).await;
+    assert_eq!(refused, Err(EspError::Unauthorized));
+}

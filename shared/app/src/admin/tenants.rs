@@ -4,7 +4,7 @@ use super::{Admin, AdminError, MAX_SIGNING_SECRETS, signing_secret_id};
 use base64::Engine as _;
 use optisync_domain::{TenantId, TenantSettings};
 use optisync_ports::StoreError;
-use optisync_ports::names::secret::signing_secrets as signing_secrets_name;
+use optisync_ports::names::secret;
 use serde::Serialize;
 
 /// A tenant as the admin sees it.
@@ -31,7 +31,7 @@ pub struct NewSigningSecret {
 
 impl Admin {
     async fn signing_secrets(&self, tenant: &TenantId) -> Result<Vec<String>, AdminError> {
-        match self.secrets.get(&signing_secrets_name(tenant)).await? {
+        match self.secrets.get(&secret::signing_secrets(tenant)).await? {
             None => Ok(Vec::new()),
             Some(raw) => serde_json::from_str(&raw)
                 .map_err(|_| StoreError::Permanent("signing secrets are not a JSON list".into()).into()),
@@ -83,6 +83,6 @@ impl Admin {
 
     async fn save_signing_secrets(&self, tenant: &TenantId, secrets: &[String]) -> Result<(), AdminError> {
         let raw = serde_json::to_string(secrets).map_err(|e| StoreError::Permanent(e.to_string()))?;
-        Ok(self.secrets.put(&signing_secrets_name(tenant), &raw).await?)
+        Ok(self.secrets.put(&secret::signing_secrets(tenant), &raw).await?)
     }
 }

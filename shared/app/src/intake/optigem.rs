@@ -36,8 +36,9 @@ pub fn signed_headers<'a>(hook: &Hook<'a>) -> SignedHeaders<'a> {
     }
 }
 
-/// Checks a connector request's signature against the tenant's active signing secrets (several during a
-/// rotation) and the 5-minute window; returns the message id. Every connector endpoint uses it.
+/// Checks a change-event request's plain Standard Webhooks signature against the tenant's active signing
+/// secrets (several during a rotation) and the 5-minute window; returns the message id. connector-api's
+/// requests sign their method, path and query too ([`crate::connector_requests::authenticate_request`], M1).
 pub async fn authenticate<'a>(
     secrets: &dyn SecretStore,
     tenant: &TenantId,
@@ -45,6 +46,16 @@ pub async fn authenticate<'a>(
     body: &[u8],
     now: DateTime<Utc>,
 ) -> Result<&'a str, IntakeError> {
+    let active = active_signing_secrets(secrets, tenant).await?;
+    verify(&active, headers, body, now.timestamp()).map_err(unauthorized)
+}
+
+/// The tenant's active signing secrets, at least one: the events route and connector-api's request
+/// signatures (M1) check against the same ones.
+pub async fn active_signing_secrets(
+    secrets: &dyn SecretStore,
+    tenant: &TenantId,
+) -> Result<Vec<SigningSecret>, IntakeError> {
     let stored = secrets.get(&secret::signing_secrets(tenant)).await?.ok_or(IntakeError::UnknownTenant)?;
     let active: Vec<SigningSecret> = serde_json::from_str::<Vec<String>>(&stored)
         .map_err(|_| StoreError::Permanent("signing secrets are not a JSON list".into()))?
@@ -54,7 +65,7 @@ pub async fn authenticate<'a>(
     if active.is_empty() {
         return Err(IntakeError::UnknownTenant);
     }
-    verify(&active, headers, body, now.timestamp()).map_err(unauthorized)
+    Ok(active)
 }
 
 /// Signed change-event batches: signature check (5-minute window) → parse → one inbox entry keyed by the

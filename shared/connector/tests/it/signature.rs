@@ -109,3 +109,74 @@ fn timestamps_at_the_ends_of_the_range_are_rejected_without_overflow() {
         assert_eq!(verify(std::slice::from_ref(&secret), headers, b"{}", 1_700_000_000), Err(expected));
     }
 }
+
+// The optisync extension for connector-api requests (M1): the method, path and query are signed too.
+// Expected signatures computed independently (HMAC-SHA256 over the documented content, base64).
+
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const ID: &str = "msg_p5jXN8AQM9LWM0D4loKWxJek";
+const TS: i64 = 1_614_265_330;
+
+fn request<'a>(method: &'a str, path: &'a str, query: Option<&'a str>) -> SignedRequest<'a> {
+    SignedRequest { method, path, query }
+}
+
+#[test]
+fn m1_request_signatures_match_the_documented_content_byte_for_byte() {
+    let secret = SigningSecret::parse(SECRET).unwrap();
+    let result = request("POST", "/connector/t1/commands/C1/result", None);
+    assert_eq!(result.line(), "POST /connector/t1/commands/C1/result");
+    assert_eq!(
+        sign_request(&secret, ID, TS, &result, br#"{"status":"done"}"#),
+        "v1,wBEGTAuJsSEC2wMviZED06+BT9ftM3nOr1n4zI1fQ4s="
+    );
+    let feed = request("GET", "/connector/t1/commands", Some("after=0&limit=100"));
+    assert_eq!(feed.line(), "GET /connector/t1/commands?after=0&limit=100");
+    assert_eq!(sign_request(&secret, ID, TS, &feed, b""), "v1,T0s+Uk6FmSvHkgZs4FfB1Qgrq/5OkVUrjrzaCB5+Ggo=");
+    assert_eq!(request("GET", "/p", Some("")).line(), "GET /p", "an empty query is no query");
+}
+
+#[test]
+fn m1_a_request_signature_holds_only_for_the_method_path_query_and_body_signed() {
+    let secret = SigningSecret::parse(SECRET).unwrap();
+    let signed = request("GET", "/connector/t1/commands", Some("after=0&limit=10"));
+    let signature = sign_request(&secret, ID, TS, &signed, b"");
+    let ts = TS.to_string();
+    let headers = SignedHeaders { id: Some(ID), timestamp: Some(&ts), signature: Some(&signature) };
+    let secrets = std::slice::from_ref(&secret);
+    assert_eq!(verify_request(secrets, headers, &signed, b"", TS), Ok(ID));
+    for other in [
+        request("GET", "/connector/t1/commands", Some("after=0&limit=500")),
+        request("GET", "/connector/t1/commands", Some("limit=10&after=0")),
+        request("GET", "/connector/t1/commands", None),
+        request("POST", "/connector/t1/commands", Some("after=0&limit=10")),
+        request("GET", "/connector/t2/commands", Some("after=0&limit=10")),
+    ] {
+        assert_eq!(verify_request(secrets, headers, &other, b"", TS), Err(VerifyError::InvalidSignature), "{other:?}");
+    }
+    assert_eq!(verify_request(secrets, headers, &signed, b"{}", TS), Err(VerifyError::InvalidSignature));
+    assert_eq!(verify(secrets, headers, b"", TS), Err(VerifyError::InvalidSignature), "not a plain signature");
+}
+
+#[test]
+fn m1_a_plain_standard_webhooks_signature_is_not_a_request_signature() {
+    let secret = SigningSecret::parse(SECRET).unwrap();
+    let body = br#"{"status":"done"}"#;
+    let plain = sign(&secret, ID, TS, body);
+    let ts = TS.to_string();
+    let headers = SignedHeaders { id: Some(ID), timestamp: Some(&ts), signature: Some(&plain) };
+    let result = request("POST", "/connector/t1/commands/C1/result", None);
+    assert_eq!(verify_request(&[secret], headers, &result, body, TS), Err(VerifyError::InvalidSignature));
+}
+
+#[test]
+fn m1_request_signatures_rotate_and_keep_the_tolerance_like_plain_ones() {
+    let old = SigningSecret::parse(SECRET).unwrap();
+    let new = SigningSecret::parse("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD").unwrap();
+    let page = request("PUT", "/connector/t1/snapshots/S1/pages/2", None);
+    let both = format!("{} {}", sign_request(&old, ID, TS, &page, b"{}"), sign_request(&new, ID, TS, &page, b"{}"));
+    let ts = TS.to_string();
+    let headers = SignedHeaders { id: Some(ID), timestamp: Some(&ts), signature: Some(&both) };
+    assert_eq!(verify_request(std::slice::from_ref(&new), headers, &page, b"{}", TS + 300), Ok(ID));
+    assert_eq!(verify_request(&[new], headers, &page, b"{}", TS + 301), Err(VerifyError::TimestampTooOld));
+}

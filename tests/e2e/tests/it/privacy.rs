@@ -5,7 +5,7 @@
 //! of the whole exchange (at `debug`, JSON as in Lambda) holds the address or the name.
 //! (`tests/run` also scans every log line and metric of the whole end-to-end suite: `pii-scan`.)
 
-use optisync_connector::signature::{SigningSecret, sign};
+use optisync_connector::signature::{SignedRequest, SigningSecret, sign, sign_request};
 use optisync_e2e::{ADMIN_TOKEN, BREVO_HOOK_TOKEN, CLEVERREACH_ACCOUNT, CLEVERREACH_CALL_TOKEN, SIGNING_SECRET, Stack};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -73,21 +73,28 @@ async fn r_j5_requests_with_personal_data_in_the_wrong_places_are_refused_and_lo
 
     // hook-optigem and connector-api: unsigned, then signed but with values of the wrong type.
     let secret = SigningSecret::parse(SIGNING_SECRET).expect("secret");
-    let signed = |id: &str, body: &str| {
+    // Change events are plain Standard Webhooks; connector-api signs the method and path too (M1).
+    let signed = |id: &str, method: &str, path: &str, body: &str| {
         let ts = chrono::Utc::now().timestamp();
-        (id.to_owned(), ts.to_string(), sign(&secret, id, ts, body.as_bytes()))
+        let signature = if path.ends_with("/events") {
+            sign(&secret, id, ts, body.as_bytes())
+        } else {
+            sign_request(&secret, id, ts, &SignedRequest { method, path, query: None }, body.as_bytes())
+        };
+        (id.to_owned(), ts.to_string(), signature)
     };
     let events = format!(
         r#"{{"events":[{{"type":"assignment.changed","assignment":{{"id":7,"person":{{"first_name":"Lena","last_name":"{NAME}","emails":[{{"email":"{EMAIL}","priority":"{NAME}"}}]}}}}}}]}}"#
     );
     let snapshot = format!(r#"{{"assignments":[{{"person":{{"emails":"{EMAIL}","last_name":["{NAME}"]}}}}]}}"#);
-    for (url, method, body, what) in [
-        (format!("{api}/connector/{tenant}/events"), "POST", events.clone(), "hook-optigem"),
-        (format!("{api}/connector/{tenant}/snapshots/s-1/pages/1"), "PUT", snapshot.clone(), "connector-api"),
+    for (path, method, body, what) in [
+        (format!("/connector/{tenant}/events"), "POST", events.clone(), "hook-optigem"),
+        (format!("/connector/{tenant}/snapshots/s-1/pages/1"), "PUT", snapshot.clone(), "connector-api"),
     ] {
+        let url = format!("{api}{path}");
         let unsigned = http.request(method.parse().expect("method"), &url).body(body.clone()).send().await;
         send(unsigned.expect("reachable").status().as_u16(), what);
-        let (id, ts, signature) = signed(&format!("msg-{what}"), &body);
+        let (id, ts, signature) = signed(&format!("msg-{what}"), method, &path, &body);
         let r = http
             .request(method.parse().expect("method"), &url)
             .header("webhook-id", id)

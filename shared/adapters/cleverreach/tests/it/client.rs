@@ -510,3 +510,95 @@ async fn r_e1_r_e3_r_j1_a_re_read_receiver_becomes_the_right_observation() {
     );
     assert_eq!(observation(ReceiverEventKind::Deleted, None, &admin, &group, &acc, now).what, EspEventKind::Deleted);
 }
+
+// M5: containers share one token set through the secret store. CleverReach rotates the refresh token on
+// every refresh, so a container whose refresh token another container used up takes the set that
+// container kept instead of failing.
+
+/// Two clients (two Lambda containers) that loaded the same token set from one secret.
+async fn two_containers()
+-> (FakeCleverReach, optisync_cleverreach::SecretTokenStore, CleverReachClient, CleverReachClient) {
+    use optisync_cleverreach::{SecretTokenStore, TokenStore};
+    use optisync_testkit::memory::MemorySecrets;
+    let fake = FakeCleverReach::start().await;
+    fake.add_group("Newsletter");
+    let secrets: Arc<dyn optisync_ports::SecretStore> = Arc::new(MemorySecrets::default());
+    let store = SecretTokenStore::new(secrets, "cleverreach/acc-1/tokens");
+    store.save(&fake.issue_tokens()).await.unwrap();
+    let (first, second) = (container(&fake, &store).await, container(&fake, &store).await);
+    (fake, store, first, second)
+}
+
+/// A client started from the kept token set, as a container starts.
+async fn container(fake: &FakeCleverReach, store: &optisync_cleverreach::SecretTokenStore) -> CleverReachClient {
+    let client = CleverReachClient::new(fake.client_config(), Arc::new(store.clone()));
+    client.set_tokens(store.load().await.unwrap().unwrap()).await;
+    client
+}
+
+#[tokio::test]
+async fn m5_after_another_container_refreshed_a_401_takes_the_kept_tokens_instead_of_failing() {
+    let (fake, store, first, second) = two_containers().await;
+    fake.expire_access_tokens();
+    first.list_groups().await.unwrap();
+    assert_eq!(fake.refresh_count(), 1, "the first container refreshed and rotated the refresh token");
+    assert_eq!(second.list_groups().await.unwrap().len(), 1, "the second re-reads instead of failing");
+    assert_eq!(fake.refresh_count(), 1, "with the tokens the first kept, no second refresh");
+    assert_eq!(second.tokens().await, store.load().await.unwrap());
+}
+
+#[tokio::test]
+async fn m5_a_due_refresh_takes_newer_kept_tokens_first() {
+    let (fake, store, first, second) = two_containers().await;
+    first.refresh_now().await.unwrap();
+    let mut due = second.tokens().await.unwrap();
+    due.obtained_at = now() - 3590; // lifetime 3600, skew 300: due
+    second.set_tokens(due).await;
+    assert_eq!(second.list_groups().await.unwrap().len(), 1);
+    assert_eq!(fake.refresh_count(), 1, "the newer kept set is not due: no refresh");
+    assert_eq!(second.tokens().await, store.load().await.unwrap());
+}
+
+/// A token store whose first read still sees the set from before another container's refresh (that
+/// container kept its new set a moment after this one looked).
+struct LateStore {
+    inner: optisync_cleverreach::SecretTokenStore,
+    stale: std::sync::Mutex<Option<TokenSet>>,
+}
+
+#[async_trait::async_trait]
+impl optisync_cleverreach::TokenStore for LateStore {
+    async fn save(&self, tokens: &TokenSet) -> Result<(), String> {
+        self.inner.save(tokens).await
+    }
+
+    async fn load(&self) -> Result<Option<TokenSet>, String> {
+        let stale = self.stale.lock().unwrap().take();
+        match stale {
+            Some(stale) => Ok(Some(stale)),
+            None => self.inner.load().await,
+        }
+    }
+}
+
+#[tokio::test]
+async fn m5_a_refused_refresh_re_reads_the_kept_tokens_and_retries_once_before_failing() {
+    let (fake, store, first, _) = two_containers().await;
+    let loaded = store.load().await.unwrap().unwrap();
+    let late = Arc::new(LateStore { inner: store.clone(), stale: std::sync::Mutex::new(Some(loaded.clone())) });
+    let second = CleverReachClient::new(fake.client_config(), late);
+    second.set_tokens(loaded).await;
+    fake.expire_access_tokens();
+    first.list_groups().await.unwrap();
+    assert_eq!(second.list_groups().await.unwrap().len(), 1, "refused refresh, re-read, retried with the kept set");
+    assert_eq!(fake.refresh_count(), 1);
+
+    // Refused with nothing newer kept: the account needs re-authorisation, after one refresh attempt.
+    fake.expire_access_tokens();
+    fake.revoke_refresh_token();
+    let err = second.list_groups().await.unwrap_err();
+    assert!(err.needs_reauthorization(), "{err:?}");
+    let refreshes: Vec<u16> =
+        fake.requests().iter().filter(|r| r.path.starts_with("/oauth/token")).map(|r| r.status).collect();
+    assert_eq!(refreshes, vec![200, 400, 400], "the first container's, the used-up one, the revoked one");
+}
