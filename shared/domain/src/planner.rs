@@ -25,7 +25,7 @@ pub fn plan(known: &Known, input: &Input, now: DateTime<Utc>) -> Plan {
         if !work.in_scope(index, input) {
             continue;
         }
-        let mut cx = LinkCx { view: &mut work.views[index], tenant: work.tenant, today, out: &mut work.out };
+        let mut cx = LinkCx { view: &mut work.views[index], tenant: work.tenant, today, now, out: &mut work.out };
         let due = cx.refresh_due();
         let mut touched = match input {
             Input::AssignmentChanged { assignment } => cx.assignment_changed(assignment),
@@ -116,12 +116,23 @@ struct LinkCx<'a> {
     view: &'a mut LinkView,
     tenant: TenantSettings,
     today: NaiveDate,
+    now: DateTime<Utc>,
     out: &'a mut Plan,
 }
 
 impl LinkCx<'_> {
     fn is_segment(&self) -> bool {
         self.view.link.segment.is_some()
+    }
+
+    /// The first sync: the ESP wins on active status (R-F3, R-F5).
+    fn is_first_sync(&self) -> bool {
+        self.view.link.status == crate::LinkStatus::Linking
+    }
+
+    /// Records a write of membership or active status (R-C6); `at` never earlier than what it answers.
+    fn wrote(&self, state: &mut RecipientState, op: WrittenOp, answers: Option<DateTime<Utc>>) {
+        state.written = Some(Written { op, at: answers.map_or(self.now, |a| a.max(self.now)) });
     }
 
     fn source(&self, cause: UnsubscribeCause) -> UnsubscribeSource {
@@ -362,23 +373,40 @@ impl LinkCx<'_> {
                 .expect("active members have snapshots");
             let fields = rules::mapped_fields(source, &self.view.link.settings.mapping);
             state.linked = true;
-            if !state.listed {
+            let listing = !state.listed;
+            if listing {
                 // R-D1: create if missing, put on the list.
                 self.esp(email, EspOp::Upsert { fields: fields.clone() });
                 self.esp(email, EspOp::AddToList);
                 state.listed = true;
                 state.synced_fields = Some(fields);
                 state.adopt_fields = false;
+                self.wrote(&mut state, WrittenOp::Listed, None);
                 if provider == Provider::CleverReach {
                     state.active = true; // a receiver put into a group is active there
+                }
+                // R-D1: a recipient deactivated in the ESP that optisync never saw is activated too; not at
+                // the first sync, where it stays inactive and its assignment is ended (R-F3, R-F5).
+                if !self.is_first_sync()
+                    && let Some(observed) = self.view.observed.get(email)
+                {
+                    state.active = observed.active;
                 }
             } else {
                 self.update_fields(email, &mut state, fields);
             }
-            if !state.active {
+            let activating = !state.active;
+            if activating {
                 // R-D1: CleverReach `setactive` in the group; Brevo: off the account-wide blacklist.
                 self.esp(email, EspOp::Activate);
                 state.active = true;
+                self.wrote(&mut state, WrittenOp::Activated, None);
+            }
+            if (listing || activating) && !self.is_first_sync() {
+                // R-D1, R-J3: the deliberate subscription acted on; a deactivation the ESP reports from
+                // before it ends nothing.
+                let latest = active.iter().filter_map(|id| self.view.mirror[id].subscribed_at).max();
+                state.subscribed_at = state.subscribed_at.max(latest);
             }
         } else if state.linked && state.listed {
             // R-D2: deactivate in this list only.
@@ -386,10 +414,12 @@ impl LinkCx<'_> {
                 Provider::Brevo => {
                     self.esp(email, EspOp::RemoveFromList);
                     state.listed = false;
+                    self.wrote(&mut state, WrittenOp::Removed, None);
                 }
                 Provider::CleverReach if state.active => {
                     self.esp(email, EspOp::Deactivate);
                     state.active = false;
+                    self.wrote(&mut state, WrittenOp::Deactivated, None);
                 }
                 Provider::CleverReach => {}
             }
@@ -450,7 +480,16 @@ impl LinkCx<'_> {
         let provider = self.view.link.esp.provider;
         let mut state = self.view.recipients.get(email).cloned().unwrap_or_default();
         if state.subscribed_at.is_some_and(|s| s > at) {
-            return Vec::new(); // older than a deliberate re-subscription: stale (R-J3)
+            // Older than a deliberate (re-)subscription the link acted on: it ends nothing (R-J3). R-D1:
+            // unless optisync activated the recipient since, the ESP still shows it deactivated from before
+            // the subscription, so it is activated.
+            let activated_since = state.written.is_some_and(|w| w.op == WrittenOp::Activated && w.at >= at);
+            if cause == UnsubscribeCause::Deleted || activated_since || !state.listed {
+                return Vec::new();
+            }
+            state.active = false;
+            self.put_recipient(email, state);
+            return vec![email.clone()];
         }
         match cause {
             UnsubscribeCause::Deleted => {

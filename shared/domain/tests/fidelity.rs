@@ -1,0 +1,73 @@
+//! The planner against the rule-fidelity findings: what the source documents say where the first
+//! release did otherwise (R-C5, R-C6, R-D1, R-E1, R-E8, R-G5), with the documents' examples.
+
+mod common;
+use common::*;
+use optisync_domain::*;
+use pretty_assertions::assert_eq;
+
+fn names(plan: &Plan) -> Vec<String> {
+    plan.esp.iter().map(|a| a.op.name().to_owned()).collect()
+}
+
+/// 000 "Neue Empfänger": "Sollte der Empfänger deaktiviert sein, erfolgt zudem eine Aktivierung."
+/// A CleverReach receiver deactivated in 2023, before OPTIGEM had any assignment for it: the new
+/// assignment of 2024-10 activates it, and the ESP's report of the old deactivation ends nothing.
+#[test]
+fn r_d1_a_receiver_deactivated_before_the_assignment_existed_is_activated_not_ended() {
+    let l = cleverreach("nl");
+    let mut k = known(vec![l.clone()]);
+    let mut a = assignment("a1", "nl", "old@example.com");
+    a.created_at = noon("2024-10-05");
+    a.changed_at = noon("2024-10-05");
+    let p = step(&mut k, changed(&a), "2024-10-05");
+    assert_eq!(names(&p), ["upsert", "add_to_list"]);
+    // The re-read of the upsert (or the next listing) shows the receiver inactive since 2023-02-10.
+    let p = step(&mut k, esp_event(&l, true, "old@example.com", "2023-02-10", EspEventKind::Deactivated), "2024-10-05");
+    assert!(p.commands.is_empty(), "the new assignment is not ended: {p:?}");
+    assert_eq!(names(&p), ["activate"]);
+    let r = recipient(&k, &l, "old@example.com");
+    assert!(r.active && r.tombstone.is_none());
+    // The same report again changes nothing: the activation came after it.
+    let again = esp_event(&l, true, "old@example.com", "2023-02-10", EspEventKind::Deactivated);
+    assert!(step(&mut k, again, "2024-10-06").is_empty());
+}
+
+/// The Brevo variant: a contact blacklisted from a list that is not linked. The engine passes what the
+/// ESP shows of a recipient the link holds no state of; the new assignment takes it off the blacklist.
+#[test]
+fn r_d1_a_brevo_contact_blacklisted_elsewhere_is_taken_off_the_blacklist_for_a_new_assignment() {
+    let l = brevo("nl");
+    let mut k = known(vec![l.clone()]);
+    k.links[0].observed.insert(email("old@example.com"), Observed { active: false });
+    let mut a = assignment("a1", "nl", "old@example.com");
+    a.created_at = noon("2024-10-05");
+    let p = step(&mut k, changed(&a), "2024-10-05");
+    assert_eq!(names(&p), ["upsert", "add_to_list", "activate"]);
+    assert!(recipient(&k, &l, "old@example.com").active);
+}
+
+/// R-F3/F5: the first sync is the exception: a recipient deactivated in the ESP stays inactive and its
+/// assignment is ended ("beim Aktiv-Status hat das E-Mail-Marketing-Tool Vorrang").
+#[test]
+fn r_d1_does_not_apply_to_the_first_sync_where_the_esp_wins() {
+    for l in [cleverreach("nl"), brevo("nl")] {
+        let mut l = l;
+        l.status = LinkStatus::Linking;
+        let mut k = known(vec![l.clone()]);
+        k.links[0].observed.insert(email("old@example.com"), Observed { active: false });
+        let mut a = assignment("a1", "nl", "old@example.com");
+        a.created_at = noon("2024-10-05");
+        let p = step(&mut k, changed(&a), "2024-10-06");
+        assert_eq!(names(&p), ["upsert", "add_to_list"], "{l:?}");
+        let what =
+            if l.esp.provider == Provider::Brevo { EspEventKind::Blacklisted } else { EspEventKind::Deactivated };
+        let p = step(
+            &mut k,
+            esp_event(&l, l.esp.provider == Provider::CleverReach, "old@example.com", "2023-02-10", what),
+            "2024-10-06",
+        );
+        assert_eq!(ends(&p).len(), 1, "{p:?}");
+        assert!(!p.esp.iter().any(|x| x.op == EspOp::Activate));
+    }
+}
