@@ -427,15 +427,27 @@ impl LinkCx<'_> {
         self.put_recipient(email, state);
     }
 
-    /// R-D3 / R-C5: write mapped fields only when OPTIGEM's values changed; a signup's names are adopted
-    /// as they are until then.
+    /// R-D3 / R-C5: write the mapped fields whose OPTIGEM value changed, and only those; a signup's names
+    /// are adopted as they are until then, so a changed salutation does not overwrite a first name kept
+    /// different at approval.
     fn update_fields(&mut self, email: &Email, state: &mut RecipientState, fields: FieldValues) {
         if state.adopt_fields {
             state.adopt_fields = false;
             state.synced_fields = Some(fields);
         } else if state.synced_fields.as_ref() != Some(&fields) {
-            if !fields.is_empty() {
-                self.esp(email, EspOp::UpdateFields { fields: fields.clone() });
+            let changed = match &state.synced_fields {
+                Some(before) => FieldValues(
+                    fields
+                        .0
+                        .iter()
+                        .filter(|(k, v)| before.0.get(*k) != Some(*v))
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                ),
+                None => fields.clone(),
+            };
+            if !changed.is_empty() {
+                self.esp(email, EspOp::UpdateFields { fields: changed });
             }
             state.synced_fields = Some(fields);
         }

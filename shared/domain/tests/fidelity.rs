@@ -71,3 +71,36 @@ fn r_d1_does_not_apply_to_the_first_sync_where_the_esp_wins() {
         assert!(!p.esp.iter().any(|x| x.op == EspOp::Activate));
     }
 }
+
+/// 000 FAQ: "Max" signs up, the approver links him to "Max und Erika Muster" and leaves the name. The
+/// names stay different until the name is changed in OPTIGEM; a change of the letter salutation alone
+/// sends the salutation, not the first name kept different at approval.
+#[test]
+fn r_c5_a_changed_salutation_does_not_overwrite_a_first_name_kept_different_at_approval() {
+    let mut l = cleverreach("nl");
+    l.settings.mapping.letter_salutation = Some(AttributeName::new("SALUTATION"));
+    let mut k = known(vec![l.clone()]);
+    let signup = Signup {
+        first_name: Some(PersonalText::new("Max")),
+        last_name: Some(PersonalText::new("Muster")),
+        ..Default::default()
+    };
+    let at = "2024-06-01";
+    step(&mut k, esp_event(&l, true, "max.muster@example.com", at, EspEventKind::Signup { signup }), at);
+    let mut a = assignment("a1", "nl", "max.muster@example.com");
+    a.created_at = noon("2024-06-03");
+    a.person.first_name = Some(PersonalText::new("Max und Erika"));
+    assert!(step(&mut k, changed(&a), "2024-06-03").esp.is_empty());
+    let salutation =
+        next(&a, "2024-06-04", |b| b.person.letter_salutation = Some(PersonalText::new("Liebe Familie Muster")));
+    let p = step(&mut k, changed(&salutation), "2024-06-04");
+    let [EspAction { op: EspOp::UpdateFields { fields }, .. }] = p.esp.as_slice() else { panic!("{p:?}") };
+    let sent: Vec<(&str, &str)> = fields.0.iter().map(|(k, v)| (k.as_str(), v.expose())).collect();
+    assert_eq!(sent, [("SALUTATION", "Liebe Familie Muster")]);
+    // Then the name itself changes in OPTIGEM ("Max u. Erika"): now it propagates, alone.
+    let renamed = next(&salutation, "2024-06-05", |b| b.person.first_name = Some(PersonalText::new("Max u. Erika")));
+    let p = step(&mut k, changed(&renamed), "2024-06-05");
+    let [EspAction { op: EspOp::UpdateFields { fields }, .. }] = p.esp.as_slice() else { panic!("{p:?}") };
+    let sent: Vec<(&str, &str)> = fields.0.iter().map(|(k, v)| (k.as_str(), v.expose())).collect();
+    assert_eq!(sent, [("FIRSTNAME", "Max u. Erika")]);
+}
