@@ -310,7 +310,10 @@ impl LinkCx<'_> {
         let entry = self.view.mirror.get_mut(id).expect("member of the mirror");
         let Some(snapshot) = &entry.snapshot else { return };
         let end = rules::unsubscribe_end(snapshot.end, date);
-        let command = command_id("end", &[id.as_str(), &date.to_string(), &format!("{:?}", source.cause)]);
+        // R-E1: the snapshot's version tells the episodes apart (an end, a re-activation in OPTIGEM, an end
+        // again on one day are two commands), and keeps the id of a redelivered input the same.
+        let version = entry.version.to_string();
+        let command = command_id("end", &[id.as_str(), &version, &date.to_string(), &format!("{:?}", source.cause)]);
         let unsubscription = Unsubscription { date, source };
         entry.end_requested =
             Some(EndRequest { command: command.clone(), end, unsubscription: unsubscription.clone() });

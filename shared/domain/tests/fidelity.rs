@@ -104,3 +104,70 @@ fn r_c5_a_changed_salutation_does_not_overwrite_a_first_name_kept_different_at_a
     let sent: Vec<(&str, &str)> = fields.0.iter().map(|(k, v)| (k.as_str(), v.expose())).collect();
     assert_eq!(sent, [("FIRSTNAME", "Max u. Erika")]);
 }
+
+/// An instant on a Berlin day, e.g. `at("2024-09-25", 9)` for 09:00.
+fn at(date: &str, hour: i64) -> chrono::DateTime<chrono::Utc> {
+    noon(date) + chrono::Duration::hours(hour - 12)
+}
+
+fn end_ids(plan: &Plan) -> Vec<CommandId> {
+    plan.commands.iter().filter(|c| matches!(c, OptigemCommand::EndAssignment { .. })).map(|c| c.id().clone()).collect()
+}
+
+/// R-E1: unsubscribe at 09:00, a deliberate re-activation in OPTIGEM at 12:00, unsubscribe again at
+/// 16:00, all on one day: the second end is a command of its own (the feed keeps each id once), while a
+/// redelivery of the same unsubscribe still plans the same command.
+#[test]
+fn r_e1_a_second_end_of_the_same_assignment_on_the_same_day_is_a_command_of_its_own() {
+    let l = cleverreach("nl");
+    let unsubscribed = |hour| {
+        Input::Esp(EspEvent {
+            esp: l.esp.clone(),
+            list: Some(l.list.clone()),
+            email: email("max@example.com"),
+            at: at("2024-09-25", hour),
+            what: EspEventKind::Unsubscribed,
+        })
+    };
+    let mut k = known(vec![l.clone()]);
+    let a = assignment("a1", "nl", "max@example.com");
+    step(&mut k, changed(&a), "2024-09-01");
+    let before = k.clone();
+    let first = end_ids(&step(&mut k, unsubscribed(9), "2024-09-25"));
+    assert_eq!(first, end_ids(&plan(&before, &unsubscribed(9), at("2024-09-25", 10))), "deterministic");
+    let ended = next(&a, "2024-09-25", |b| b.end = Some(ym("2024-08")));
+    let mut ended = ended;
+    ended.changed_at = at("2024-09-25", 10);
+    step(&mut k, changed(&ended), "2024-09-25");
+    let mut revived = next(&ended, "2024-09-25", |b| b.end = None);
+    revived.changed_at = at("2024-09-25", 12);
+    let p = step(&mut k, changed(&revived), "2024-09-25");
+    assert_eq!(ops(&p), vec![op("cr-nl", "max@example.com", "activate")]);
+    let second = end_ids(&step(&mut k, unsubscribed(16), "2024-09-25"));
+    assert_eq!((first.len(), second.len()), (1, 1));
+    assert_ne!(first, second, "the second episode must not be dropped as a duplicate of the first");
+}
+
+/// R-C4: the same for an end that ending a duplicate causes (`duplicate_ended`).
+#[test]
+fn r_c4_a_second_duplicate_end_on_the_same_day_is_a_command_of_its_own() {
+    let l = cleverreach("nl");
+    let mut k = known(vec![l.clone()]);
+    let a = assignment("a1", "nl", "shared@example.com");
+    let b = assignment("a2", "nl", "shared@example.com");
+    step(&mut k, changed(&a), TODAY);
+    step(&mut k, changed(&b), TODAY);
+    let a_ended = next(&a, TODAY, |x| x.end = Some(ym("2024-05")));
+    let first = end_ids(&step(&mut k, changed(&a_ended), TODAY));
+    // OPTIGEM runs the end of a2; then both are deliberately re-activated and a1 is ended again.
+    let b_ended = next(&b, TODAY, |x| x.end = Some(ym("2024-05")));
+    step(&mut k, changed(&b_ended), TODAY);
+    step(&mut k, changed(&next(&a_ended, TODAY, |x| x.end = None)), TODAY);
+    step(&mut k, changed(&next(&b_ended, TODAY, |x| x.end = None)), TODAY);
+    let a_again = next(&next(&a_ended, TODAY, |x| x.end = None), TODAY, |x| x.end = Some(ym("2024-05")));
+    let second = end_ids(&step(&mut k, changed(&a_again), TODAY));
+    assert_eq!((first.len(), second.len()), (1, 1));
+    assert_ne!(first, second);
+}
+
+const TODAY: &str = "2024-06-03";
