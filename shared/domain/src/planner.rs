@@ -526,7 +526,8 @@ impl LinkCx<'_> {
         if state.tombstone.as_ref().is_none_or(|t| t.at < at) {
             state.tombstone = Some(Tombstone { at, source: source.clone() });
         }
-        // R-E1 (R-C4): every assignment of the newsletter with this e-mail is ended.
+        // R-E1 (R-C4): every assignment of the newsletter with this e-mail is ended; one ended earlier keeps
+        // its end and gets the unsubscription record, unless it holds this unsubscribe or a later one.
         let date = berlin_date(at);
         let computed = crate::YearMonth::of(date).prev();
         let to_end: Vec<AssignmentId> = self
@@ -534,7 +535,11 @@ impl LinkCx<'_> {
             .into_iter()
             .filter(|id| {
                 let e = &self.view.mirror[id];
-                e.end_requested.is_none() && e.snapshot.as_ref().is_some_and(|s| s.end.is_none_or(|end| end > computed))
+                e.end_requested.is_none()
+                    && e.snapshot.as_ref().is_some_and(|s| {
+                        s.end.is_none_or(|end| end > computed)
+                            || s.unsubscription.as_ref().is_none_or(|u| u.date < date)
+                    })
             })
             .collect();
         for id in to_end {

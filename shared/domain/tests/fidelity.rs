@@ -171,3 +171,25 @@ fn r_c4_a_second_duplicate_end_on_the_same_day_is_a_command_of_its_own() {
 }
 
 const TODAY: &str = "2024-06-03";
+
+/// R-E1: "an earlier existing end is kept, and the exact unsubscribe date and its source are written":
+/// an assignment ended "März 2024" keeps its end on an unsubscribe of 2024-09-25, and gets the record.
+#[test]
+fn r_e1_an_already_ended_assignment_keeps_its_end_and_gets_the_unsubscription_record() {
+    let l = cleverreach("nl");
+    let mut k = known(vec![l.clone()]);
+    let mut a = assignment("a1", "nl", "max@example.com");
+    a.end = Some(ym("2024-03"));
+    step(&mut k, changed(&a), "2024-09-01");
+    let p =
+        step(&mut k, esp_event(&l, true, "max@example.com", "2024-09-25", EspEventKind::Unsubscribed), "2024-09-25");
+    assert_eq!(ends(&p), vec![("a1".into(), "2024-03".into(), "2024-09-25".into())]);
+    let [OptigemCommand::EndAssignment { unsubscription, .. }] = p.commands.as_slice() else { panic!("{p:?}") };
+    assert_eq!(unsubscription.source.cause, UnsubscribeCause::Unsubscribed);
+    // Once OPTIGEM shows the record, the same unsubscribe reported again writes nothing.
+    let recorded = next(&a, "2024-09-26", |b| b.unsubscription = Some(unsubscription.clone()));
+    step(&mut k, changed(&recorded), "2024-09-26");
+    let p =
+        step(&mut k, esp_event(&l, true, "max@example.com", "2024-09-25", EspEventKind::Unsubscribed), "2024-09-27");
+    assert!(p.commands.is_empty(), "{p:?}");
+}
