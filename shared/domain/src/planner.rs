@@ -234,10 +234,12 @@ impl LinkCx<'_> {
                 self.ended_in_optigem(&a.id, e);
             }
         } else if was_active
-            && old_email != email
+            && !now_active
             && self.is_segment()
             && let Some(old) = &old_email
         {
+            // R-G5: ended with a new address. A new address alone changes nothing in the group: the
+            // segment's state overwrites it at the next sync (R-G4).
             self.deactivate_segment_recipient(old);
         }
         if now_active && let Some(e) = &email {

@@ -193,3 +193,36 @@ fn r_e1_an_already_ended_assignment_keeps_its_end_and_gets_the_unsubscription_re
         step(&mut k, esp_event(&l, true, "max@example.com", "2024-09-25", EspEventKind::Unsubscribed), "2024-09-27");
     assert!(p.commands.is_empty(), "{p:?}");
 }
+
+fn segment_link() -> Link {
+    let mut l = cleverreach("seg");
+    l.segment = Some(SegmentId::new("filter-7"));
+    l
+}
+
+fn membership(l: &Link, mail: &str, when: &str, member: bool) -> Input {
+    esp_event(l, true, mail, when, EspEventKind::SegmentMembership { segment: SegmentId::new("filter-7"), member })
+}
+
+/// 000 §4: only deleting or ending a segment assignment deactivates the receiver in the whole group
+/// (R-G5); any other manual change, such as a new e-mail, is simply overwritten by the segment's state at
+/// the next sync (R-G4), and nothing is pushed to CleverReach (R-G2).
+#[test]
+fn r_g5_an_email_change_on_a_segment_assignment_deactivates_nothing_in_the_group() {
+    let l = segment_link();
+    let mut k = known(vec![l.clone()]);
+    let a = assignment("a1", "seg", "old@example.com");
+    step(&mut k, membership(&l, "old@example.com", "2024-06-01", true), "2024-06-01");
+    step(&mut k, changed(&a), TODAY);
+    let moved = next(&a, TODAY, |b| b.email = Some(email("new@example.com")));
+    let p = step(&mut k, changed(&moved), TODAY);
+    assert!(p.esp.is_empty(), "{p:?}");
+    assert!(recipient(&k, &l, "old@example.com").active);
+    // Ending it (with or without a new address) is the exception: deactivated in the whole group.
+    let mut k = known(vec![l.clone()]);
+    step(&mut k, membership(&l, "old@example.com", "2024-06-01", true), "2024-06-01");
+    step(&mut k, changed(&a), TODAY);
+    let moved_and_ended = next(&moved, TODAY, |b| b.end = Some(ym("2024-05")));
+    let p = step(&mut k, changed(&moved_and_ended), TODAY);
+    assert_eq!(ops(&p), vec![op("cr-seg", "old@example.com", "deactivate")]);
+}
