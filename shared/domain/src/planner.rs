@@ -25,7 +25,12 @@ pub fn plan(known: &Known, input: &Input, now: DateTime<Utc>) -> Plan {
         if !work.in_scope(index, input) {
             continue;
         }
-        let mut cx = LinkCx { view: &mut work.views[index], tenant: work.tenant, today, now, out: &mut work.out };
+        let event_at = match input {
+            Input::Esp(event) => Some(event.at),
+            _ => None,
+        };
+        let mut cx =
+            LinkCx { view: &mut work.views[index], tenant: work.tenant, today, now, event_at, out: &mut work.out };
         let due = cx.refresh_due();
         let mut touched = match input {
             Input::AssignmentChanged { assignment } => cx.assignment_changed(assignment),
@@ -117,6 +122,8 @@ struct LinkCx<'a> {
     tenant: TenantSettings,
     today: NaiveDate,
     now: DateTime<Utc>,
+    /// When the ESP event being planned happened, if the input is one.
+    event_at: Option<DateTime<Utc>>,
     out: &'a mut Plan,
 }
 
@@ -130,9 +137,14 @@ impl LinkCx<'_> {
         self.view.link.status == crate::LinkStatus::Linking
     }
 
-    /// Records a write of membership or active status (R-C6); `at` never earlier than what it answers.
-    fn wrote(&self, state: &mut RecipientState, op: WrittenOp, answers: Option<DateTime<Utc>>) {
-        state.written = Some(Written { op, at: answers.map_or(self.now, |a| a.max(self.now)) });
+    /// Records a write of membership or active status (R-C6), dated no earlier than the ESP report it
+    /// answers, so that report is recognised as superseded when it comes again.
+    fn wrote(&self, state: &mut RecipientState, op: WrittenOp) {
+        state.written = Some(Written { op, at: self.write_time() });
+    }
+
+    fn write_time(&self) -> DateTime<Utc> {
+        self.event_at.map_or(self.now, |a| a.max(self.now))
     }
 
     fn source(&self, cause: UnsubscribeCause) -> UnsubscribeSource {
@@ -294,6 +306,7 @@ impl LinkCx<'_> {
 
     /// R-G5: deactivation within a segment is impossible, so the receiver is deactivated in the group.
     fn deactivate_segment_recipient(&mut self, email: &Email) {
+        let at = self.write_time();
         let state = self
             .view
             .recipients
@@ -302,6 +315,7 @@ impl LinkCx<'_> {
         if state.active {
             state.active = false;
             state.listed = true;
+            state.written = Some(Written { op: WrittenOp::Deactivated, at });
             self.esp(email, EspOp::Deactivate);
         }
     }
@@ -386,7 +400,7 @@ impl LinkCx<'_> {
                 state.listed = true;
                 state.synced_fields = Some(fields);
                 state.adopt_fields = false;
-                self.wrote(&mut state, WrittenOp::Listed, None);
+                self.wrote(&mut state, WrittenOp::Listed);
                 if provider == Provider::CleverReach {
                     state.active = true; // a receiver put into a group is active there
                 }
@@ -405,7 +419,7 @@ impl LinkCx<'_> {
                 // R-D1: CleverReach `setactive` in the group; Brevo: off the account-wide blacklist.
                 self.esp(email, EspOp::Activate);
                 state.active = true;
-                self.wrote(&mut state, WrittenOp::Activated, None);
+                self.wrote(&mut state, WrittenOp::Activated);
             }
             if (listing || activating) && !self.is_first_sync() {
                 // R-D1, R-J3: the deliberate subscription acted on; a deactivation the ESP reports from
@@ -419,12 +433,12 @@ impl LinkCx<'_> {
                 Provider::Brevo => {
                     self.esp(email, EspOp::RemoveFromList);
                     state.listed = false;
-                    self.wrote(&mut state, WrittenOp::Removed, None);
+                    self.wrote(&mut state, WrittenOp::Removed);
                 }
                 Provider::CleverReach if state.active => {
                     self.esp(email, EspOp::Deactivate);
                     state.active = false;
-                    self.wrote(&mut state, WrittenOp::Deactivated, None);
+                    self.wrote(&mut state, WrittenOp::Deactivated);
                 }
                 Provider::CleverReach => {}
             }
@@ -496,12 +510,13 @@ impl LinkCx<'_> {
     fn left(&mut self, email: &Email, at: DateTime<Utc>, cause: UnsubscribeCause) -> Vec<Email> {
         let provider = self.view.link.esp.provider;
         let mut state = self.view.recipients.get(email).cloned().unwrap_or_default();
+        if cause != UnsubscribeCause::Deleted && echoes_own_write(&state, cause, at) {
+            return Vec::new(); // R-C6: only what optisync wrote itself, or a state it has written over since
+        }
         if state.subscribed_at.is_some_and(|s| s > at) {
-            // Older than a deliberate (re-)subscription the link acted on: it ends nothing (R-J3). R-D1:
-            // unless optisync activated the recipient since, the ESP still shows it deactivated from before
-            // the subscription, so it is activated.
-            let activated_since = state.written.is_some_and(|w| w.op == WrittenOp::Activated && w.at >= at);
-            if cause == UnsubscribeCause::Deleted || activated_since || !state.listed {
+            // Older than a deliberate (re-)subscription the link acted on: it ends nothing (R-J3). R-D1: the
+            // ESP still shows the recipient deactivated from before the subscription, so it is activated.
+            if cause == UnsubscribeCause::Deleted || !state.listed {
                 return Vec::new();
             }
             state.active = false;
@@ -562,6 +577,14 @@ impl LinkCx<'_> {
         let mut state = self.view.recipients.get(email).cloned().unwrap_or_default();
         if state.tombstone.as_ref().is_some_and(|t| t.at >= at) {
             return Vec::new(); // older than the unsubscribe: stale
+        }
+        // R-C6: Brevo dates a list addition when it happened, so one from before optisync took the contact
+        // off the list is the echo of optisync's own earlier addition. (CleverReach's reports are re-read,
+        // so they show the receiver as it is now: active there now is news, R-E8.)
+        if self.view.link.esp.provider == Provider::Brevo
+            && state.written.is_some_and(|w| w.op == WrittenOp::Removed && w.at >= at)
+        {
+            return Vec::new();
         }
         let linked_active = !self.active_members(email).is_empty();
         state.listed = true;
@@ -657,6 +680,19 @@ impl LinkCx<'_> {
         }
         self.put_recipient(email, state);
     }
+}
+
+/// R-C6: whether an ESP report that the recipient left (deactivated, unsubscribed, blacklisted) only
+/// echoes optisync's own write: a deactivation optisync made and still holds (a state written before
+/// `written` existed counts when it shows the recipient inactive without a tombstone), or any report dated
+/// before optisync's own later activation.
+fn echoes_own_write(state: &RecipientState, cause: UnsubscribeCause, at: DateTime<Utc>) -> bool {
+    let own_deactivation = cause == UnsubscribeCause::Deactivated
+        && state.listed
+        && !state.active
+        && state.written.map_or(state.tombstone.is_none(), |w| w.op == WrittenOp::Deactivated);
+    let activated_since = state.written.is_some_and(|w| w.op == WrittenOp::Activated && w.at >= at);
+    own_deactivation || activated_since
 }
 
 fn merge_signup(into: &mut Signup, newer: &Signup) {

@@ -226,3 +226,81 @@ fn r_g5_an_email_change_on_a_segment_assignment_deactivates_nothing_in_the_group
     let p = step(&mut k, changed(&moved_and_ended), TODAY);
     assert_eq!(ops(&p), vec![op("cr-seg", "old@example.com", "deactivate")]);
 }
+
+/// R-C6, R-A7: a delivery block "Urlaub" from 2024-06-10 to 2024-06-20. optisync deactivates the
+/// receiver on the 10th; CleverReach reports that deactivation back (a receiver webhook, re-read). The
+/// report is optisync's own write: no end, no tombstone, and on the 21st the receiver is active again.
+/// The same for the other reasons of inactivity (count 0, a privacy block).
+#[test]
+fn r_c6_optisyncs_own_cleverreach_deactivation_reported_back_ends_nothing() {
+    let mut l = cleverreach("nl");
+    l.settings.relevant_blocks.insert(DeliveryBlockType::new("urlaub"));
+    l.settings.relevant_privacy.insert(PrivacyCategory::new("email"));
+    let base = assignment("a1", "nl", "max@example.com");
+    let mut blocked = next(&base, "2024-06-01", |b| {
+        b.person.delivery_blocks.push(DeliveryBlock {
+            kind: DeliveryBlockType::new("urlaub"),
+            valid_from: Some(day("2024-06-10")),
+            valid_until: Some(day("2024-06-20")),
+        })
+    });
+    blocked.person.privacy.insert(PrivacyCategory::new("email"), PrivacyStatus::Allowed);
+    let mut k = known(vec![l.clone()]);
+    step(&mut k, changed(&blocked), "2024-06-01");
+    let p = step(&mut k, Input::Today { date: day("2024-06-10") }, "2024-06-10");
+    assert_eq!(ops(&p), vec![op("cr-nl", "max@example.com", "deactivate")]);
+    let echo = esp_event(&l, true, "max@example.com", "2024-06-10", EspEventKind::Deactivated);
+    let p = step(&mut k, echo, "2024-06-10");
+    assert!(p.is_empty(), "the echo of optisync's own deactivation: {p:?}");
+    assert!(recipient(&k, &l, "max@example.com").tombstone.is_none());
+    let p = step(&mut k, Input::Today { date: day("2024-06-21") }, "2024-06-21");
+    assert_eq!(ops(&p), vec![op("cr-nl", "max@example.com", "activate")], "the block ended");
+    assert!(p.commands.is_empty());
+
+    let changes: Vec<(&str, Box<dyn Fn(&mut Assignment)>)> = vec![
+        ("count 0", Box::new(|b| b.count = 0)),
+        (
+            "privacy block",
+            Box::new(|b| drop(b.person.privacy.insert(PrivacyCategory::new("email"), PrivacyStatus::Blocked))),
+        ),
+    ];
+    for (what, change) in changes {
+        let mut k = known(vec![l.clone()]);
+        let mut a = base.clone();
+        a.person.privacy.insert(PrivacyCategory::new("email"), PrivacyStatus::Allowed);
+        step(&mut k, changed(&a), "2024-06-01");
+        let off = next(&a, "2024-06-05", |b| change(b));
+        assert_eq!(ops(&step(&mut k, changed(&off), "2024-06-05")), vec![op("cr-nl", "max@example.com", "deactivate")]);
+        let echo = esp_event(&l, true, "max@example.com", "2024-06-05", EspEventKind::Deactivated);
+        assert!(step(&mut k, echo, "2024-06-05").is_empty(), "{what}");
+        let on =
+            next(&off, "2024-06-07", |b| *b = Assignment { version: b.version, changed_at: b.changed_at, ..a.clone() });
+        let p = step(&mut k, changed(&on), "2024-06-07");
+        assert_eq!(ops(&p), vec![op("cr-nl", "max@example.com", "activate")], "{what}");
+        assert!(p.commands.is_empty(), "{what}");
+    }
+}
+
+/// R-C6 for Brevo: the list-addition webhook of optisync's own `add_to_list` arrives after optisync took
+/// the contact off the list again (count 0): it is no signup for the approval queue.
+#[test]
+fn r_c6_a_late_echo_of_optisyncs_own_brevo_list_addition_is_no_signup() {
+    let l = brevo("nl");
+    let mut k = known(vec![l.clone()]);
+    let a = assignment("a1", "nl", "max@example.com");
+    step(&mut k, changed(&a), "2024-06-03");
+    let off = next(&a, "2024-06-04", |b| b.count = 0);
+    assert_eq!(
+        ops(&step(&mut k, changed(&off), "2024-06-04")),
+        vec![op("br-nl", "max@example.com", "remove_from_list")]
+    );
+    let addition = Input::Esp(EspEvent {
+        esp: l.esp.clone(),
+        list: Some(l.list.clone()),
+        email: email("max@example.com"),
+        at: noon("2024-06-03") + chrono::Duration::seconds(2),
+        what: EspEventKind::Signup { signup: Signup::default() },
+    });
+    let p = step(&mut k, addition, "2024-06-04");
+    assert!(p.is_empty(), "{p:?}");
+}
