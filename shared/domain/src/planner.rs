@@ -573,9 +573,13 @@ impl LinkCx<'_> {
 
     /// R-E3 / R-C2: a new recipient or signup; unless an active assignment already uses the e-mail, it
     /// waits in the approval queue with its consent evidence (R-J1), and OPTIGEM is asked for suggestions.
+    /// R-E8: so does a recipient re-activated in the ESP while its assignment is ended.
     fn signup(&mut self, email: &Email, signup: &Signup, at: DateTime<Utc>) -> Vec<Email> {
         let mut state = self.view.recipients.get(email).cloned().unwrap_or_default();
-        if state.tombstone.as_ref().is_some_and(|t| t.at >= at) {
+        // R-E8: CleverReach's reports are re-read, so a receiver active now in a group where the link holds
+        // it inactive was re-activated there, whatever date its first activation carries.
+        let reactivated = self.view.link.esp.provider == Provider::CleverReach && state.listed && !state.active;
+        if !reactivated && state.tombstone.as_ref().is_some_and(|t| t.at >= at) {
             return Vec::new(); // older than the unsubscribe: stale
         }
         // R-C6: Brevo dates a list addition when it happened, so one from before optisync took the contact

@@ -304,3 +304,39 @@ fn r_c6_a_late_echo_of_optisyncs_own_brevo_list_addition_is_no_signup() {
     let p = step(&mut k, addition, "2024-06-04");
     assert!(p.is_empty(), "{p:?}");
 }
+
+/// R-E8: a recipient re-activated inside the ESP while its assignment is ended goes to the approval
+/// queue like a signup; it is neither ignored nor turned into an active assignment. CleverReach: ended in
+/// OPTIGEM, deactivated by optisync, re-activated by an admin (the re-read shows it active, dated by its
+/// first activation, which CleverReach keeps). Brevo: taken off the list, added again by an admin.
+#[test]
+fn r_e8_a_recipient_reactivated_in_the_esp_while_its_assignment_is_ended_waits_for_approval() {
+    for l in [cleverreach("nl"), brevo("nl")] {
+        let mut k = known(vec![l.clone()]);
+        let a = assignment("a1", "nl", "max@example.com");
+        step(&mut k, changed(&a), "2024-06-03");
+        let ended = next(&a, "2024-06-10", |b| b.end = Some(ym("2024-05")));
+        assert_eq!(step(&mut k, changed(&ended), "2024-06-10").esp.len(), 1);
+        let dated = if l.esp.provider == Provider::CleverReach { "2024-06-03" } else { "2024-06-20" };
+        let back = esp_event(&l, true, "max@example.com", dated, EspEventKind::Signup { signup: Signup::default() });
+        let p = step(&mut k, back, "2024-06-20");
+        assert!(p.esp.is_empty(), "{l:?}: {p:?}");
+        assert!(matches!(&p.commands[..], [OptigemCommand::MatchPersons { .. }]), "{l:?}: {p:?}");
+        assert_eq!(view(&k, &l).approvals[&email("max@example.com")].status, ApprovalStatus::Pending);
+    }
+}
+
+/// R-E8 after the recipient's own unsubscribe: CleverReach re-reads show the receiver as it is now, dated
+/// by its first activation, which is older than the unsubscribe; active now is a re-activation.
+#[test]
+fn r_e8_a_cleverreach_receiver_reactivated_after_its_unsubscribe_waits_for_approval() {
+    let l = cleverreach("nl");
+    let mut k = known(vec![l.clone()]);
+    step(&mut k, changed(&assignment("a1", "nl", "max@example.com")), "2024-06-03");
+    step(&mut k, esp_event(&l, true, "max@example.com", "2024-06-10", EspEventKind::Unsubscribed), "2024-06-10");
+    let back = esp_event(&l, true, "max@example.com", "2024-06-03", EspEventKind::Signup { signup: Signup::default() });
+    let p = step(&mut k, back, "2024-06-20");
+    assert!(p.esp.is_empty(), "not turned into an active assignment: {p:?}");
+    assert!(matches!(&p.commands[..], [OptigemCommand::MatchPersons { .. }]), "{p:?}");
+    assert!(recipient(&k, &l, "max@example.com").tombstone.is_some(), "the unsubscribe stays on record (R-J3)");
+}
