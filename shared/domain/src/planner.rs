@@ -545,21 +545,23 @@ impl LinkCx<'_> {
         }
         // R-E1 (R-C4): every assignment of the newsletter with this e-mail is ended; one ended earlier keeps
         // its end and gets the unsubscription record, unless it holds this unsubscribe or a later one.
-        let date = berlin_date(at);
-        let computed = crate::YearMonth::of(date).prev();
-        let to_end: Vec<AssignmentId> = self
+        // The date is never before the assignment's start (its last deliberate subscription): a
+        // deactivation the ESP dates years before the assignment existed ends it as of its start.
+        let to_end: Vec<(AssignmentId, NaiveDate)> = self
             .members(email)
             .into_iter()
-            .filter(|id| {
-                let e = &self.view.mirror[id];
-                e.end_requested.is_none()
-                    && e.snapshot.as_ref().is_some_and(|s| {
-                        s.end.is_none_or(|end| end > computed)
-                            || s.unsubscription.as_ref().is_none_or(|u| u.date < date)
-                    })
+            .filter_map(|id| {
+                let e = &self.view.mirror[&id];
+                let s = e.snapshot.as_ref()?;
+                let start = berlin_date(e.subscribed_at.unwrap_or(s.created_at));
+                let date = berlin_date(at).max(start);
+                let computed = crate::YearMonth::of(date).prev();
+                let changes =
+                    s.end.is_none_or(|end| end > computed) || s.unsubscription.as_ref().is_none_or(|u| u.date < date);
+                (e.end_requested.is_none() && changes).then_some((id, date))
             })
             .collect();
-        for id in to_end {
+        for (id, date) in to_end {
             self.request_end(&id, source.clone(), date);
         }
         if let Some(entry) = self.view.approvals.get_mut(email)

@@ -261,7 +261,9 @@ fn r_c6_optisyncs_own_cleverreach_deactivation_reported_back_ends_nothing() {
         ("count 0", Box::new(|b| b.count = 0)),
         (
             "privacy block",
-            Box::new(|b| drop(b.person.privacy.insert(PrivacyCategory::new("email"), PrivacyStatus::Blocked))),
+            Box::new(|b| {
+                b.person.privacy.insert(PrivacyCategory::new("email"), PrivacyStatus::Blocked);
+            }),
         ),
     ];
     for (what, change) in changes {
@@ -339,4 +341,19 @@ fn r_e8_a_cleverreach_receiver_reactivated_after_its_unsubscribe_waits_for_appro
     assert!(p.esp.is_empty(), "not turned into an active assignment: {p:?}");
     assert!(matches!(&p.commands[..], [OptigemCommand::MatchPersons { .. }]), "{p:?}");
     assert!(recipient(&k, &l, "max@example.com").tombstone.is_some(), "the unsubscribe stays on record (R-J3)");
+}
+
+/// R-E1 at the first sync (R-F5): a CleverReach receiver deactivated on 2023-02-10 ends an assignment
+/// created on 2024-10-05, but the unsubscription is never dated before the assignment existed.
+#[test]
+fn r_e1_an_end_is_never_dated_before_the_assignment_started() {
+    let mut l = cleverreach("nl");
+    l.status = LinkStatus::Linking;
+    let mut k = known(vec![l.clone()]);
+    let mut a = assignment("a1", "nl", "old@example.com");
+    a.created_at = noon("2024-10-05");
+    a.changed_at = noon("2024-10-05");
+    step(&mut k, changed(&a), "2024-10-06");
+    let p = step(&mut k, esp_event(&l, true, "old@example.com", "2023-02-10", EspEventKind::Deactivated), "2024-10-06");
+    assert_eq!(ends(&p), vec![("a1".into(), "2024-09".into(), "2024-10-05".into())]);
 }
