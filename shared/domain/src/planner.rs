@@ -13,6 +13,11 @@ use crate::{
 use chrono::{DateTime, NaiveDate, Utc};
 use std::collections::BTreeSet;
 
+/// How much earlier than a deliberate subscription an ESP report must be dated to count as older than it
+/// (R-J3, R-D1). ESPs date to the second and their clocks are not OPTIGEM's: a report dated just before the
+/// subscription may have happened after it, and an unsubscribe must never be lost to that (R-J3).
+pub const CLOCK_MARGIN: chrono::Duration = chrono::Duration::minutes(5);
+
 /// Plans the effects of one input. Pure: the same arguments always give the same plan, and applying the
 /// plan then planning the same input again gives an empty plan.
 pub fn plan(known: &Known, input: &Input, now: DateTime<Utc>) -> Plan {
@@ -513,7 +518,7 @@ impl LinkCx<'_> {
         if cause != UnsubscribeCause::Deleted && echoes_own_write(&state, cause, at) {
             return Vec::new(); // R-C6: only what optisync wrote itself, or a state it has written over since
         }
-        if state.subscribed_at.is_some_and(|s| s > at) {
+        if state.subscribed_at.is_some_and(|s| s >= at + CLOCK_MARGIN) {
             // Older than a deliberate (re-)subscription the link acted on: it ends nothing (R-J3). R-D1: the
             // ESP still shows the recipient deactivated from before the subscription, so it is activated.
             if cause == UnsubscribeCause::Deleted || !state.listed {
