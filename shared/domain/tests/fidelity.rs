@@ -6,6 +6,9 @@ use common::*;
 use optisync_domain::*;
 use pretty_assertions::assert_eq;
 
+/// A change made to a snapshot in OPTIGEM.
+type Change = Box<dyn Fn(&mut Assignment)>;
+
 fn names(plan: &Plan) -> Vec<String> {
     plan.esp.iter().map(|a| a.op.name().to_owned()).collect()
 }
@@ -257,7 +260,7 @@ fn r_c6_optisyncs_own_cleverreach_deactivation_reported_back_ends_nothing() {
     assert_eq!(ops(&p), vec![op("cr-nl", "max@example.com", "activate")], "the block ended");
     assert!(p.commands.is_empty());
 
-    let changes: Vec<(&str, Box<dyn Fn(&mut Assignment)>)> = vec![
+    let changes: Vec<(&str, Change)> = vec![
         ("count 0", Box::new(|b| b.count = 0)),
         (
             "privacy block",
