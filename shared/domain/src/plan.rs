@@ -98,6 +98,32 @@ pub struct RecipientState {
     /// A `create_assignment` already asked for this recipient (R-G4), so it is not asked twice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_create: Option<CommandId>,
+    /// The last change of list membership or active status optisync wrote, and when (R-C6, R-D1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub written: Option<Written>,
+}
+
+/// A change of list membership or active status optisync wrote to a recipient in one list (R-C6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Written {
+    /// What was written.
+    pub op: WrittenOp,
+    /// When it was planned; an ESP report dated before it describes the recipient before the write.
+    pub at: DateTime<Utc>,
+}
+
+/// The kinds of [`Written`] changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WrittenOp {
+    /// Created if missing and put on the list (the active status kept as the ESP had it).
+    Listed,
+    /// Activated: CleverReach `setactive` in the group; Brevo: off the blacklist.
+    Activated,
+    /// Deactivated in the group (CleverReach).
+    Deactivated,
+    /// Taken off the list (Brevo).
+    Removed,
 }
 
 impl Default for RecipientState {
@@ -112,6 +138,7 @@ impl Default for RecipientState {
             tombstone: None,
             subscribed_at: None,
             pending_create: None,
+            written: None,
         }
     }
 }
@@ -207,13 +234,30 @@ pub struct LinkView {
     pub recipients: BTreeMap<Email, RecipientState>,
     /// Approval entries by e-mail.
     pub approvals: BTreeMap<Email, ApprovalEntry>,
+    /// What the ESP showed, read just before planning, of recipients the link holds no state of (R-D1).
+    /// Not stored: the engine reads it for the input at hand; empty when nothing was read.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub observed: BTreeMap<Email, Observed>,
 }
 
 impl LinkView {
     /// A link with nothing known yet.
     pub fn new(link: Link) -> Self {
-        Self { link, mirror: BTreeMap::new(), recipients: BTreeMap::new(), approvals: BTreeMap::new() }
+        Self {
+            link,
+            mirror: BTreeMap::new(),
+            recipients: BTreeMap::new(),
+            approvals: BTreeMap::new(),
+            observed: BTreeMap::new(),
+        }
     }
+}
+
+/// One recipient as the ESP shows it now, for a recipient optisync has never seen (R-D1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Observed {
+    /// Whether the ESP lets it receive: CleverReach: active in the group; Brevo: not on the blacklist.
+    pub active: bool,
 }
 
 /// Everything the planner may consult for one input.

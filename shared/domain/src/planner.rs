@@ -13,6 +13,11 @@ use crate::{
 use chrono::{DateTime, NaiveDate, Utc};
 use std::collections::BTreeSet;
 
+/// How much earlier than a deliberate subscription an ESP report must be dated to count as older than it
+/// (R-J3, R-D1). ESPs date to the second and their clocks are not OPTIGEM's: a report dated just before the
+/// subscription may have happened after it, and an unsubscribe must never be lost to that (R-J3).
+pub const CLOCK_MARGIN: chrono::Duration = chrono::Duration::minutes(5);
+
 /// Plans the effects of one input. Pure: the same arguments always give the same plan, and applying the
 /// plan then planning the same input again gives an empty plan.
 pub fn plan(known: &Known, input: &Input, now: DateTime<Utc>) -> Plan {
@@ -25,7 +30,12 @@ pub fn plan(known: &Known, input: &Input, now: DateTime<Utc>) -> Plan {
         if !work.in_scope(index, input) {
             continue;
         }
-        let mut cx = LinkCx { view: &mut work.views[index], tenant: work.tenant, today, out: &mut work.out };
+        let event_at = match input {
+            Input::Esp(event) => Some(event.at),
+            _ => None,
+        };
+        let mut cx =
+            LinkCx { view: &mut work.views[index], tenant: work.tenant, today, now, event_at, out: &mut work.out };
         let due = cx.refresh_due();
         let mut touched = match input {
             Input::AssignmentChanged { assignment } => cx.assignment_changed(assignment),
@@ -116,12 +126,30 @@ struct LinkCx<'a> {
     view: &'a mut LinkView,
     tenant: TenantSettings,
     today: NaiveDate,
+    now: DateTime<Utc>,
+    /// When the ESP event being planned happened, if the input is one.
+    event_at: Option<DateTime<Utc>>,
     out: &'a mut Plan,
 }
 
 impl LinkCx<'_> {
     fn is_segment(&self) -> bool {
         self.view.link.segment.is_some()
+    }
+
+    /// The first sync: the ESP wins on active status (R-F3, R-F5).
+    fn is_first_sync(&self) -> bool {
+        self.view.link.status == crate::LinkStatus::Linking
+    }
+
+    /// Records a write of membership or active status (R-C6), dated no earlier than the ESP report it
+    /// answers, so that report is recognised as superseded when it comes again.
+    fn wrote(&self, state: &mut RecipientState, op: WrittenOp) {
+        state.written = Some(Written { op, at: self.write_time() });
+    }
+
+    fn write_time(&self) -> DateTime<Utc> {
+        self.event_at.map_or(self.now, |a| a.max(self.now))
     }
 
     fn source(&self, cause: UnsubscribeCause) -> UnsubscribeSource {
@@ -223,10 +251,12 @@ impl LinkCx<'_> {
                 self.ended_in_optigem(&a.id, e);
             }
         } else if was_active
-            && old_email != email
+            && !now_active
             && self.is_segment()
             && let Some(old) = &old_email
         {
+            // R-G5: ended with a new address. A new address alone changes nothing in the group: the
+            // segment's state overwrites it at the next sync (R-G4).
             self.deactivate_segment_recipient(old);
         }
         if now_active && let Some(e) = &email {
@@ -281,6 +311,7 @@ impl LinkCx<'_> {
 
     /// R-G5: deactivation within a segment is impossible, so the receiver is deactivated in the group.
     fn deactivate_segment_recipient(&mut self, email: &Email) {
+        let at = self.write_time();
         let state = self
             .view
             .recipients
@@ -289,6 +320,7 @@ impl LinkCx<'_> {
         if state.active {
             state.active = false;
             state.listed = true;
+            state.written = Some(Written { op: WrittenOp::Deactivated, at });
             self.esp(email, EspOp::Deactivate);
         }
     }
@@ -299,7 +331,10 @@ impl LinkCx<'_> {
         let entry = self.view.mirror.get_mut(id).expect("member of the mirror");
         let Some(snapshot) = &entry.snapshot else { return };
         let end = rules::unsubscribe_end(snapshot.end, date);
-        let command = command_id("end", &[id.as_str(), &date.to_string(), &format!("{:?}", source.cause)]);
+        // R-E1: the snapshot's version tells the episodes apart (an end, a re-activation in OPTIGEM, an end
+        // again on one day are two commands), and keeps the id of a redelivered input the same.
+        let version = entry.version.to_string();
+        let command = command_id("end", &[id.as_str(), &version, &date.to_string(), &format!("{:?}", source.cause)]);
         let unsubscription = Unsubscription { date, source };
         entry.end_requested =
             Some(EndRequest { command: command.clone(), end, unsubscription: unsubscription.clone() });
@@ -362,23 +397,40 @@ impl LinkCx<'_> {
                 .expect("active members have snapshots");
             let fields = rules::mapped_fields(source, &self.view.link.settings.mapping);
             state.linked = true;
-            if !state.listed {
+            let listing = !state.listed;
+            if listing {
                 // R-D1: create if missing, put on the list.
                 self.esp(email, EspOp::Upsert { fields: fields.clone() });
                 self.esp(email, EspOp::AddToList);
                 state.listed = true;
                 state.synced_fields = Some(fields);
                 state.adopt_fields = false;
+                self.wrote(&mut state, WrittenOp::Listed);
                 if provider == Provider::CleverReach {
                     state.active = true; // a receiver put into a group is active there
+                }
+                // R-D1: a recipient deactivated in the ESP that optisync never saw is activated too; not at
+                // the first sync, where it stays inactive and its assignment is ended (R-F3, R-F5).
+                if !self.is_first_sync()
+                    && let Some(observed) = self.view.observed.get(email)
+                {
+                    state.active = observed.active;
                 }
             } else {
                 self.update_fields(email, &mut state, fields);
             }
-            if !state.active {
+            let activating = !state.active;
+            if activating {
                 // R-D1: CleverReach `setactive` in the group; Brevo: off the account-wide blacklist.
                 self.esp(email, EspOp::Activate);
                 state.active = true;
+                self.wrote(&mut state, WrittenOp::Activated);
+            }
+            if (listing || activating) && !self.is_first_sync() {
+                // R-D1, R-J3: the deliberate subscription acted on; a deactivation the ESP reports from
+                // before it ends nothing.
+                let latest = active.iter().filter_map(|id| self.view.mirror[id].subscribed_at).max();
+                state.subscribed_at = state.subscribed_at.max(latest);
             }
         } else if state.linked && state.listed {
             // R-D2: deactivate in this list only.
@@ -386,10 +438,12 @@ impl LinkCx<'_> {
                 Provider::Brevo => {
                     self.esp(email, EspOp::RemoveFromList);
                     state.listed = false;
+                    self.wrote(&mut state, WrittenOp::Removed);
                 }
                 Provider::CleverReach if state.active => {
                     self.esp(email, EspOp::Deactivate);
                     state.active = false;
+                    self.wrote(&mut state, WrittenOp::Deactivated);
                 }
                 Provider::CleverReach => {}
             }
@@ -397,15 +451,27 @@ impl LinkCx<'_> {
         self.put_recipient(email, state);
     }
 
-    /// R-D3 / R-C5: write mapped fields only when OPTIGEM's values changed; a signup's names are adopted
-    /// as they are until then.
+    /// R-D3 / R-C5: write the mapped fields whose OPTIGEM value changed, and only those; a signup's names
+    /// are adopted as they are until then, so a changed salutation does not overwrite a first name kept
+    /// different at approval.
     fn update_fields(&mut self, email: &Email, state: &mut RecipientState, fields: FieldValues) {
         if state.adopt_fields {
             state.adopt_fields = false;
             state.synced_fields = Some(fields);
         } else if state.synced_fields.as_ref() != Some(&fields) {
-            if !fields.is_empty() {
-                self.esp(email, EspOp::UpdateFields { fields: fields.clone() });
+            let changed = match &state.synced_fields {
+                Some(before) => FieldValues(
+                    fields
+                        .0
+                        .iter()
+                        .filter(|(k, v)| before.0.get(*k) != Some(*v))
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                ),
+                None => fields.clone(),
+            };
+            if !changed.is_empty() {
+                self.esp(email, EspOp::UpdateFields { fields: changed });
             }
             state.synced_fields = Some(fields);
         }
@@ -449,8 +515,18 @@ impl LinkCx<'_> {
     fn left(&mut self, email: &Email, at: DateTime<Utc>, cause: UnsubscribeCause) -> Vec<Email> {
         let provider = self.view.link.esp.provider;
         let mut state = self.view.recipients.get(email).cloned().unwrap_or_default();
-        if state.subscribed_at.is_some_and(|s| s > at) {
-            return Vec::new(); // older than a deliberate re-subscription: stale (R-J3)
+        if cause != UnsubscribeCause::Deleted && echoes_own_write(&state, cause, at) {
+            return Vec::new(); // R-C6: only what optisync wrote itself, or a state it has written over since
+        }
+        if state.subscribed_at.is_some_and(|s| s >= at + CLOCK_MARGIN) {
+            // Older than a deliberate (re-)subscription the link acted on: it ends nothing (R-J3). R-D1: the
+            // ESP still shows the recipient deactivated from before the subscription, so it is activated.
+            if cause == UnsubscribeCause::Deleted || !state.listed {
+                return Vec::new();
+            }
+            state.active = false;
+            self.put_recipient(email, state);
+            return vec![email.clone()];
         }
         match cause {
             UnsubscribeCause::Deleted => {
@@ -472,18 +548,25 @@ impl LinkCx<'_> {
         if state.tombstone.as_ref().is_none_or(|t| t.at < at) {
             state.tombstone = Some(Tombstone { at, source: source.clone() });
         }
-        // R-E1 (R-C4): every assignment of the newsletter with this e-mail is ended.
-        let date = berlin_date(at);
-        let computed = crate::YearMonth::of(date).prev();
-        let to_end: Vec<AssignmentId> = self
+        // R-E1 (R-C4): every assignment of the newsletter with this e-mail is ended; one ended earlier keeps
+        // its end and gets the unsubscription record, unless it holds this unsubscribe or a later one.
+        // The date is never before the assignment's start (its last deliberate subscription): a
+        // deactivation the ESP dates years before the assignment existed ends it as of its start.
+        let to_end: Vec<(AssignmentId, NaiveDate)> = self
             .members(email)
             .into_iter()
-            .filter(|id| {
-                let e = &self.view.mirror[id];
-                e.end_requested.is_none() && e.snapshot.as_ref().is_some_and(|s| s.end.is_none_or(|end| end > computed))
+            .filter_map(|id| {
+                let e = &self.view.mirror[&id];
+                let s = e.snapshot.as_ref()?;
+                let start = berlin_date(e.subscribed_at.unwrap_or(s.created_at));
+                let date = berlin_date(at).max(start);
+                let computed = crate::YearMonth::of(date).prev();
+                let changes =
+                    s.end.is_none_or(|end| end > computed) || s.unsubscription.as_ref().is_none_or(|u| u.date < date);
+                (e.end_requested.is_none() && changes).then_some((id, date))
             })
             .collect();
-        for id in to_end {
+        for (id, date) in to_end {
             self.request_end(&id, source.clone(), date);
         }
         if let Some(entry) = self.view.approvals.get_mut(email)
@@ -497,10 +580,22 @@ impl LinkCx<'_> {
 
     /// R-E3 / R-C2: a new recipient or signup; unless an active assignment already uses the e-mail, it
     /// waits in the approval queue with its consent evidence (R-J1), and OPTIGEM is asked for suggestions.
+    /// R-E8: so does a recipient re-activated in the ESP while its assignment is ended.
     fn signup(&mut self, email: &Email, signup: &Signup, at: DateTime<Utc>) -> Vec<Email> {
         let mut state = self.view.recipients.get(email).cloned().unwrap_or_default();
-        if state.tombstone.as_ref().is_some_and(|t| t.at >= at) {
+        // R-E8: CleverReach's reports are re-read, so a receiver active now in a group where the link holds
+        // it inactive was re-activated there, whatever date its first activation carries.
+        let reactivated = self.view.link.esp.provider == Provider::CleverReach && state.listed && !state.active;
+        if !reactivated && state.tombstone.as_ref().is_some_and(|t| t.at >= at) {
             return Vec::new(); // older than the unsubscribe: stale
+        }
+        // R-C6: Brevo dates a list addition when it happened, so one from before optisync took the contact
+        // off the list is the echo of optisync's own earlier addition. (CleverReach's reports are re-read,
+        // so they show the receiver as it is now: active there now is news, R-E8.)
+        if self.view.link.esp.provider == Provider::Brevo
+            && state.written.is_some_and(|w| w.op == WrittenOp::Removed && w.at >= at)
+        {
+            return Vec::new();
         }
         let linked_active = !self.active_members(email).is_empty();
         state.listed = true;
@@ -596,6 +691,19 @@ impl LinkCx<'_> {
         }
         self.put_recipient(email, state);
     }
+}
+
+/// R-C6: whether an ESP report that the recipient left (deactivated, unsubscribed, blacklisted) only
+/// echoes optisync's own write: a deactivation optisync made and still holds (a state written before
+/// `written` existed counts when it shows the recipient inactive without a tombstone), or any report dated
+/// before optisync's own later activation.
+fn echoes_own_write(state: &RecipientState, cause: UnsubscribeCause, at: DateTime<Utc>) -> bool {
+    let own_deactivation = cause == UnsubscribeCause::Deactivated
+        && state.listed
+        && !state.active
+        && state.written.map_or(state.tombstone.is_none(), |w| w.op == WrittenOp::Deactivated);
+    let activated_since = state.written.is_some_and(|w| w.op == WrittenOp::Activated && w.at >= at);
+    own_deactivation || activated_since
 }
 
 fn merge_signup(into: &mut Signup, newer: &Signup) {

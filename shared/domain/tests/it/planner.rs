@@ -259,11 +259,18 @@ fn r_e1_an_earlier_end_is_kept_and_manual_deactivation_and_deletion_end_too() {
     let mut a = assignment("a1", "nl", "max@example.com");
     a.count = 0; // inactive, no end yet: gets one
     let mut earlier = assignment("a2", "nl", "max@example.com");
-    earlier.end = Some(ym("2024-03")); // already ended earlier: kept, no command
+    earlier.end = Some(ym("2024-03")); // already ended earlier: the end is kept
     step(&mut k, changed(&a), "2024-09-01");
     step(&mut k, changed(&earlier), "2024-09-01");
     let p = step(&mut k, esp_event(&l, true, "max@example.com", "2024-09-25", EspEventKind::Deactivated), "2024-09-25");
-    assert_eq!(ends(&p), vec![("a1".into(), "2024-08".into(), "2024-09-25".into())]);
+    // R-E1 (finding B14): the already-ended one keeps "2024-03" but gets the unsubscription record too.
+    assert_eq!(
+        ends(&p),
+        vec![
+            ("a1".into(), "2024-08".into(), "2024-09-25".into()),
+            ("a2".into(), "2024-03".into(), "2024-09-25".into())
+        ]
+    );
 }
 
 #[test]

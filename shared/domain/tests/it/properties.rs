@@ -53,7 +53,8 @@ fn any_input() -> impl Strategy<Value = Input> {
         newsletter: NewsletterId::new("nl"),
         version,
     });
-    let esp = (0..3usize, 0..3usize, 0..6usize, 1..28u32).prop_map(|(link, mail, what, dayno)| {
+    // Some reports are dated before any assignment existed (a receiver deactivated long ago, R-D1).
+    let esp = (0..3usize, 0..3usize, 0..6usize, 0..28u32).prop_map(|(link, mail, what, dayno)| {
         let l = &links()[link];
         let what = match what {
             0 => EspEventKind::Unsubscribed,
@@ -65,28 +66,96 @@ fn any_input() -> impl Strategy<Value = Input> {
         };
         let account_wide =
             l.esp.provider == Provider::Brevo && matches!(what, EspEventKind::Blacklisted | EspEventKind::Deleted);
-        esp_event(l, !account_wide, POOL[mail], &format!("2024-06-{dayno:02}"), what)
+        let when = if dayno == 0 { "2023-02-10".to_owned() } else { format!("2024-06-{dayno:02}") };
+        esp_event(l, !account_wide, POOL[mail], &when, what)
     });
     let today = (1..28u32).prop_map(|d| Input::Today { date: day(&format!("2024-06-{d:02}")) });
     prop_oneof![4 => change, 1 => deletion, 2 => esp, 1 => today]
 }
 
+/// Recipients the ESP holds deactivated (CleverReach) or blacklisted (Brevo) that optisync never saw
+/// (R-D1): per link, which e-mails of the pool.
+fn pre_existing() -> impl Strategy<Value = Vec<Vec<bool>>> {
+    prop::collection::vec(prop::collection::vec(any::<bool>(), POOL.len()), 3)
+}
+
+fn known_with(deactivated: &[Vec<bool>]) -> Known {
+    let mut k = known(links());
+    for (view, emails) in k.links.iter_mut().zip(deactivated) {
+        for (mail, off) in POOL.iter().zip(emails) {
+            if *off {
+                view.observed.insert(email(mail), optisync_domain::Observed { active: false });
+            }
+        }
+    }
+    k
+}
+
+/// What the ESP reports back of a plan's own writes a moment after they were applied (R-C6): a
+/// CleverReach deactivation as a deactivation of the receiver, a list addition or activation as a
+/// signup (Brevo's list-addition webhook, CleverReach's re-read of an active receiver).
+fn echoes(plan: &Plan) -> Vec<Input> {
+    plan.esp
+        .iter()
+        .filter_map(|a| {
+            let what = match a.op {
+                EspOp::Deactivate => EspEventKind::Deactivated,
+                EspOp::AddToList | EspOp::Activate => EspEventKind::Signup { signup: Signup::default() },
+                _ => return None,
+            };
+            Some(Input::Esp(EspEvent {
+                esp: a.esp.clone(),
+                list: Some(a.list.clone()),
+                email: a.email.clone(),
+                at: noon(NOW) + chrono::Duration::seconds(1),
+                what,
+            }))
+        })
+        .collect()
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
 
-    /// Applying a plan and planning the same input again yields an empty plan, from any reachable state.
+    /// Applying a plan and planning the same input again yields an empty plan, from any reachable state,
+    /// with recipients the ESP held deactivated before optisync saw them and with the ESP's echoes of
+    /// optisync's own writes in the history.
     #[test]
     fn applying_a_plan_then_planning_the_same_input_again_plans_nothing(
-        history in prop::collection::vec(any_input(), 0..25),
+        deactivated in pre_existing(),
+        history in prop::collection::vec((any_input(), any::<bool>()), 0..25),
         last in any_input(),
     ) {
-        let mut k = known(links());
-        for input in history {
-            step(&mut k, input, NOW);
+        let mut k = known_with(&deactivated);
+        for (input, echoed) in history {
+            let p = step(&mut k, input, NOW);
+            if echoed {
+                for echo in echoes(&p) {
+                    step(&mut k, echo, NOW);
+                }
+            }
         }
         let first = step(&mut k, last.clone(), NOW);
         let again = plan(&k, &last, noon(NOW));
         prop_assert!(again.is_empty(), "first: {first:?}\nagain: {again:?}");
+    }
+
+    /// R-C6: the ESP reporting back what a plan wrote changes nothing, from any reachable state.
+    #[test]
+    fn the_esp_reporting_back_a_plans_own_writes_plans_nothing(
+        deactivated in pre_existing(),
+        history in prop::collection::vec(any_input(), 0..25),
+        last in any_input(),
+    ) {
+        let mut k = known_with(&deactivated);
+        for input in history {
+            step(&mut k, input, NOW);
+        }
+        let first = step(&mut k, last, NOW);
+        for echo in echoes(&first) {
+            let p = step(&mut k, echo.clone(), NOW);
+            prop_assert!(p.is_empty(), "first: {first:?}\necho: {echo:?}\nplanned: {p:?}");
+        }
     }
 
     /// Any order and any duplication of the same set of assignment snapshots reaches the same final state:

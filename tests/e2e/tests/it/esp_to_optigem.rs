@@ -36,6 +36,9 @@ fn source(provider: Provider, account: &str, cause: UnsubscribeCause) -> Unsubsc
 #[tokio::test]
 async fn r_e1_an_unsubscribe_on_2024_09_25_ends_the_assignment_with_august_2024_and_the_source() {
     let stack = Stack::start().await;
+    // The assignment exists before the unsubscribe it is ended by: an unsubscribe dated before the
+    // assignment's start ends nothing (R-D1, R-J3; the rule-fidelity findings B2 and B16).
+    stack.optigem.set_now("2024-09-01T10:00:00Z".parse().unwrap());
     let link = stack.link_brevo("NL-1", mapped("FIRSTNAME")).await;
     let max = person(&stack.optigem, "Max", Some("Muster"), "max.muster@example.com");
     let a = subscribe(&stack.optigem, &max, "NL-1");
@@ -84,6 +87,9 @@ async fn r_e2_a_brevo_blacklisting_ends_both_newsletters_and_leaves_both_lists()
 #[tokio::test]
 async fn r_e1_deletion_and_hard_bounce_deactivation_end_the_assignment_and_field_changes_do_nothing() {
     let stack = Stack::start().await;
+    // The assignments exist before the bounce of 2024-09-25 that ends one: a deactivation dated before the
+    // assignment's start ends nothing (R-D1, R-J3; the rule-fidelity findings B2 and B16).
+    stack.optigem.set_now("2024-09-01T10:00:00Z".parse().unwrap());
     stack.link_brevo("NL-1", mapped("FIRSTNAME")).await;
     stack.register_hooks(None).await;
     let max = person(&stack.optigem, "Max", Some("Muster"), "max@example.com");

@@ -22,6 +22,9 @@ async fn a_thousand_webhooks_delivered_one_to_five_times_shuffled_have_a_thousan
         )
         .await;
     let list: i64 = link.list.as_str().parse().unwrap();
+    // The subscribers' assignments exist before their unsubscribes of 2024-09-25: an unsubscribe dated
+    // before the assignment's start ends nothing (R-D1, R-J3; the rule-fidelity findings B2 and B16).
+    stack.optigem.set_now("2024-09-01T10:00:00Z".parse().unwrap());
     for n in 0..400 {
         let p = stack.optigem.add_person(PersonDraft {
             first_name: Some(format!("Vorname{n}")),
