@@ -29,7 +29,8 @@ project's own rules:
     the actions its code makes (PutSecretValue/CreateSecret only in the writers), and those names are the
     ones the shipped code forms; its DynamoDB actions are the ones its code uses, on the table under
     ForAllValues:StringLike dynamodb:LeadingKeys with exactly the key prefixes it uses (required for a
-    function serving only unauthenticated routes); no SAM policy template but EventBridgePutEventsPolicy.
+    function serving only unauthenticated routes); no SAM policy template but EventBridgePutEventsPolicy;
+  * every dead-letter queue lets EventBridge in only for the rules that dead-letter there (aws:SourceArn).
 
 Usage: python infra/template_checks.py TEMPLATE FUNCTIONS_DIR   (exit 1 and one line per problem)
 """
@@ -179,6 +180,7 @@ def check(template, crates, code=None, queries=None):
     if queries is not None:
         problems += check_queries(template, queries)
     problems += check_function_permissions(template, ROOT)
+    problems += check_dead_letter_policies(template)
     return problems
 
 
@@ -813,6 +815,68 @@ def _check_table(name, props, statements):
                 problems.append(f"{name}: its code uses dynamodb:{op} on keys {missing}; the policy does not grant them")
     for op in sorted(index_spec - index):
         problems.append(f"{name}: its code uses dynamodb:{op} on the indexes; the policy does not grant it")
+    return problems
+
+
+# ---------------------------------------------------------------------------------------------------
+# Dead-letter queue policies
+# ---------------------------------------------------------------------------------------------------
+
+
+def _getatt(value):
+    """"Resource.Attribute" of a Fn::GetAtt, else None."""
+    if isinstance(value, dict) and "Fn::GetAtt" in value:
+        att = value["Fn::GetAtt"]
+        return att if isinstance(att, str) else ".".join(att)
+    return None
+
+
+def check_dead_letter_policies(template):
+    """Every rule that dead-letters to a queue is let in by a queue policy naming that rule
+    (aws:SourceArn), and no queue policy lets a service in without aws:SourceArn."""
+    problems = []
+    resources = template.get("Resources", {})
+    senders = {}  # queue -> SAM rule logical ids that dead-letter to it
+    for fn, res in resources.items():
+        if res.get("Type") != "AWS::Serverless::Function":
+            continue
+        for event_name, event in ((res.get("Properties") or {}).get("Events") or {}).items():
+            if event.get("Type") in ("EventBridgeRule", "Schedule"):
+                arn = ((event.get("Properties") or {}).get("DeadLetterConfig") or {}).get("Arn")
+                queue = (_getatt(arn) or "").removesuffix(".Arn")
+                if queue:
+                    senders.setdefault(queue, set()).add(f"{fn}{event_name}")  # SAM's name for the rule
+    allowed = {}  # queue -> rule ids a statement lets in
+    for name, res in resources.items():
+        if res.get("Type") != "AWS::SQS::QueuePolicy":
+            continue
+        for st in _list(((res.get("Properties") or {}).get("PolicyDocument") or {}).get("Statement") or []):
+            principal = st.get("Principal") or {}
+            if st.get("Effect") != "Allow" or not isinstance(principal, dict) or "Service" not in principal:
+                if st.get("Effect") == "Allow" and principal in ("*", {"AWS": "*"}):
+                    problems.append(f"{name}: statement {st.get('Sid')} lets anyone in")
+                continue
+            condition = st.get("Condition") or {}
+            arns = [v for op in ("ArnEquals", "ArnLike") for v in _list((condition.get(op) or {}).get("aws:SourceArn", []))]
+            if not arns:
+                problems.append(
+                    f"{name}: statement {st.get('Sid')} lets {principal['Service']} send without an aws:SourceArn "
+                    "condition (ArnEquals on the rules' ARNs): any account's rule could use the queue"
+                )
+                continue
+            rules = {(_getatt(a) or "").removesuffix(".Arn") for a in arns}
+            for resource in _list(st.get("Resource", [])):
+                queue = (_getatt(resource) or "").removesuffix(".Arn")
+                allowed.setdefault(queue, set()).update(rules)
+    for queue, rules in sorted(senders.items()):
+        for rule in sorted(rules - allowed.get(queue, set())):
+            problems.append(
+                f"{queue}: rule {rule} dead-letters here, but no queue policy lets events.amazonaws.com send "
+                f"with aws:SourceArn !GetAtt {rule}.Arn"
+            )
+    for queue, rules in sorted(allowed.items()):
+        for rule in sorted(rules - senders.get(queue, set())):
+            problems.append(f"{queue}: its queue policy lets {rule} send, which is no rule dead-lettering to it")
     return problems
 
 
