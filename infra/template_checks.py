@@ -30,7 +30,9 @@ project's own rules:
     ones the shipped code forms; its DynamoDB actions are the ones its code uses, on the table under
     ForAllValues:StringLike dynamodb:LeadingKeys with exactly the key prefixes it uses (required for a
     function serving only unauthenticated routes); no SAM policy template but EventBridgePutEventsPolicy;
-  * every dead-letter queue lets EventBridge in only for the rules that dead-letter there (aws:SourceArn).
+  * every dead-letter queue lets EventBridge in only for the rules that dead-letter there (aws:SourceArn);
+  * the HTTP API throttles every route (DefaultRouteSettings) and each /hooks/ route on its own
+    (RouteSettings), from Number parameters with safe defaults; route settings name existing routes.
 
 Usage: python infra/template_checks.py TEMPLATE FUNCTIONS_DIR   (exit 1 and one line per problem)
 """
@@ -181,6 +183,7 @@ def check(template, crates, code=None, queries=None):
         problems += check_queries(template, queries)
     problems += check_function_permissions(template, ROOT)
     problems += check_dead_letter_policies(template)
+    problems += check_throttling(template)
     return problems
 
 
@@ -819,7 +822,7 @@ def _check_table(name, props, statements):
 
 
 # ---------------------------------------------------------------------------------------------------
-# Dead-letter queue policies
+# Dead-letter queue policies and API throttling
 # ---------------------------------------------------------------------------------------------------
 
 
@@ -878,6 +881,54 @@ def check_dead_letter_policies(template):
         for rule in sorted(rules - senders.get(queue, set())):
             problems.append(f"{queue}: its queue policy lets {rule} send, which is no rule dead-lettering to it")
     return problems
+
+
+def check_throttling(template):
+    """Every HTTP API throttles its routes by default, with limits that are parameters with safe
+    defaults; the ESP hooks (unauthenticated, internet-facing) have their own, route by route; route
+    settings name routes that exist."""
+    problems = []
+    resources, parameters = template.get("Resources", {}), template.get("Parameters", {})
+
+    def limits(where, settings):
+        for key, most in (("ThrottlingBurstLimit", API_MAX_BURST), ("ThrottlingRateLimit", API_MAX_RATE)):
+            value = (settings or {}).get(key)
+            ref = value.get("Ref") if isinstance(value, dict) else None
+            param = parameters.get(ref) if ref else None
+            if param is None:
+                problems.append(f"{where}: {key} must be !Ref to a parameter (have {value!r})")
+                continue
+            default = param.get("Default")
+            if param.get("Type") != "Number" or not isinstance(default, (int, float)) or not 1 <= default <= most:
+                problems.append(f"{where}: parameter {ref} must be a Number with a Default from 1 to {most}")
+            if not isinstance(param.get("MinValue"), (int, float)) or param["MinValue"] < 1:
+                problems.append(f"{where}: parameter {ref} needs MinValue 1 or more (0 refuses every request)")
+
+    for api, res in resources.items():
+        if res.get("Type") != "AWS::Serverless::HttpApi":
+            continue
+        props = res.get("Properties") or {}
+        limits(f"{api}.DefaultRouteSettings", props.get("DefaultRouteSettings"))
+        routes = set()
+        for fn in resources.values():
+            for event in ((fn.get("Properties") or {}).get("Events") or {}).values():
+                eprops = event.get("Properties") or {}
+                if event.get("Type") == "HttpApi" and eprops.get("ApiId") == {"Ref": api}:
+                    routes.add(f"{str(eprops.get('Method', '')).upper()} {eprops.get('Path')}")
+        route_settings = props.get("RouteSettings") or {}
+        for key, settings in route_settings.items():
+            if key not in routes:
+                problems.append(f"{api}.RouteSettings: {key!r} is not a route of the API (the stage would not deploy)")
+            limits(f"{api}.RouteSettings[{key}]", settings)
+        for route in sorted(r for r in routes if r.split(" ", 1)[1].startswith(HOOK_ROUTES)):
+            if route not in route_settings:
+                problems.append(f"{api}: the webhook route {route} has no RouteSettings with its own throttling")
+    return problems
+
+
+API_MAX_BURST = 5000  # the account's default burst for all HTTP APIs of a region
+API_MAX_RATE = 10000  # and its default steady rate (requests per second)
+HOOK_ROUTES = "/hooks/"
 
 
 def main(template_path, functions_dir):
