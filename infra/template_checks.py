@@ -23,7 +23,16 @@ project's own rules:
     function, failed runs, approvals waiting longer than ApprovalMaxWaitDays, failed OAuth refreshes;
   * Logs Insights: every infra/queries/NAME.logsinsights has one AWS::Logs::QueryDefinition named
     optisync-${Stage}/NAME and vice versa, whose QueryString is the file without its comment lines and
-    whose LogGroupNames are the log groups of the file's "# Log groups:" line.
+    whose LogGroupNames are the log groups of the file's "# Log groups:" line;
+  * least privilege (SECRETS, TABLE_ACCESS, INDEX_ACCESS below; infra/README.md "Permissions"): each
+    function's secrets are the names its code uses, with and without the ARN's random suffix, with only
+    the actions its code makes (PutSecretValue/CreateSecret only in the writers), and those names are the
+    ones the shipped code forms; its DynamoDB actions are the ones its code uses, on the table under
+    ForAllValues:StringLike dynamodb:LeadingKeys with exactly the key prefixes it uses (required for a
+    function serving only unauthenticated routes); no SAM policy template but EventBridgePutEventsPolicy;
+  * every dead-letter queue lets EventBridge in only for the rules that dead-letter there (aws:SourceArn);
+  * the HTTP API throttles every route (DefaultRouteSettings) and each /hooks/ route on its own
+    (RouteSettings), from Number parameters with safe defaults; route settings name existing routes.
 
 Usage: python infra/template_checks.py TEMPLATE FUNCTIONS_DIR   (exit 1 and one line per problem)
 """
@@ -172,6 +181,9 @@ def check(template, crates, code=None, queries=None):
     problems += check_alarms(template)
     if queries is not None:
         problems += check_queries(template, queries)
+    problems += check_function_permissions(template, ROOT)
+    problems += check_dead_letter_policies(template)
+    problems += check_throttling(template)
     return problems
 
 
@@ -542,6 +554,381 @@ def check_queries(template, queries):
         if stem not in defined:
             problems.append(f"infra/queries/{stem}.logsinsights: no AWS::Logs::QueryDefinition named optisync-${{Stage}}/{stem}")
     return problems
+
+
+# ---------------------------------------------------------------------------------------------------
+# Least privilege: each function's secrets and table keys against what its code reads and writes
+# (infra/README.md, "Permissions", has the same tables for people)
+# ---------------------------------------------------------------------------------------------------
+
+SECRET_ARN = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${SecretsPrefix}"
+# Secrets Manager appends "-" and six random characters to a secret's ARN. A request for a secret that
+# does not exist is authorised against the name alone, so each name is granted twice: with the suffix
+# (the secret) and without (the code then sees ResourceNotFound and treats the secret as absent, where
+# an AccessDenied would be an error).
+SECRET_SUFFIX = "-??????"
+READ = "secretsmanager:GetSecretValue"
+WRITE = "secretsmanager:PutSecretValue"
+CREATE = "secretsmanager:CreateSecret"  # SecretsManagerStore::put creates a secret PutSecretValue did not find
+# Where the shipped code forms secret names (string literals, "{x}" placeholders read as "*").
+SECRET_NAME_SOURCES = ("shared", "functions")
+SECRET_NAME = re.compile(r"(connector|brevo|cleverreach|admin)/[A-Za-z0-9{}_.-]+(/[A-Za-z0-9{}_.-]+)*")
+
+# The secrets each function's code touches (below SecretsPrefix) and how.
+SECRETS = {
+    "HookOptigemFunction": {"connector/*/signing-secrets": {READ}},
+    "ConnectorApiFunction": {"connector/*/signing-secrets": {READ}},
+    "HookBrevoFunction": {"brevo/*/webhook-token": {READ}, "brevo/*/api-key-name": {READ}},
+    "HookCleverReachFunction": {"cleverreach/*/webhook": {READ}},
+    "WorkerFunction": {
+        "brevo/*/api-key": {READ},
+        "cleverreach/*/tokens": {READ, WRITE},  # a refresh keeps the new tokens
+        "cleverreach/app/client-secret": {READ},
+    },
+    "ReconcilerFunction": {
+        "brevo/*/api-key": {READ},
+        "cleverreach/*/tokens": {READ, WRITE},
+        "cleverreach/app/client-secret": {READ},
+    },
+    "AdminApiFunction": {
+        "connector/*/signing-secrets": {READ, WRITE, CREATE},
+        "admin/oauth-state-key": {READ, WRITE, CREATE},
+        "brevo/*/api-key": {READ, WRITE, CREATE},
+        "brevo/*/webhook-token": {READ, WRITE, CREATE},
+        "cleverreach/*/tokens": {READ, WRITE, CREATE},
+        "cleverreach/*/webhook": {READ, WRITE, CREATE},
+        "cleverreach/app/client-secret": {READ},
+    },
+    "SchedulerFunction": {},
+}
+
+# The table operations each function's code makes: action -> the key prefixes its calls use
+# (dynamodb:LeadingKeys, ForAllValues:StringLike), or None for the whole table (then the check only holds
+# the actions; a function serving unauthenticated routes must have prefixes).
+# Prefixes are written so that they stay right when every key gains the tenant (INBOX#{tenant}#… already
+# does). Index operations (KEYS_ONLY GSIs) carry no key condition.
+TABLE_ACCESS = {
+    "HookOptigemFunction": {"PutItem": ["INBOX#*"], "GetItem": ["INBOX#*"]},
+    "HookBrevoFunction": {"PutItem": ["INBOX#*"], "GetItem": ["INBOX#*"]},
+    "HookCleverReachFunction": {"PutItem": ["INBOX#*"], "GetItem": ["INBOX#*"]},
+    "ConnectorApiFunction": {
+        "GetItem": ["INBOX#*", "LINK#*", "TENANT#*"],
+        "Query": ["TENANT#*"],
+        "PutItem": ["INBOX#*"],
+        "UpdateItem": ["INBOX#*", "TENANT#*#COMMAND#*"],
+    },
+    "SchedulerFunction": {"GetItem": ["INBOX#*"], "BatchGetItem": ["LINK#*", "TENANT#*"]},
+    # The engine (leases, state, commits with their commands) and the inbox; only admin-api writes accounts.
+    "WorkerFunction": dict.fromkeys(
+        ["GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "BatchGetItem"], ["INBOX#*", "LEASE#*", "LINK#*", "TENANT#*"]
+    ),
+    "ReconcilerFunction": dict.fromkeys(
+        ["GetItem", "PutItem", "DeleteItem", "Query", "BatchGetItem"], ["INBOX#*", "LEASE#*", "LINK#*", "TENANT#*"]
+    ),
+    "AdminApiFunction": dict.fromkeys(["GetItem", "PutItem", "Query", "BatchGetItem"], ["ACCOUNT#*", "LINK#*", "TENANT#*"]),
+}
+INDEX_ACCESS = {
+    "SchedulerFunction": {"Query"},
+    "WorkerFunction": {"Query"},
+    "ReconcilerFunction": {"Query"},
+    "AdminApiFunction": {"Query"},
+}
+TABLE = "StateTable"
+LEADING_KEYS = "dynamodb:LeadingKeys"
+LEADING_KEYS_OPERATOR = "ForAllValues:StringLike"
+# SAM policy templates a function may use besides its inline statements (the others grant whole tables
+# or every secret).
+POLICY_TEMPLATES = {"EventBridgePutEventsPolicy"}
+INLINE_SERVICES = {"dynamodb", "secretsmanager"}
+
+
+def _list(value):
+    return value if isinstance(value, list) else [value]
+
+
+def code_secret_names(root):
+    """{name pattern: [files]} of every secret name the shipped code forms (outside tests)."""
+    names = {}
+    for top in SECRET_NAME_SOURCES:
+        for path in sorted((root / top).glob("**/src/**/*.rs")):
+            text = path.read_text().split("#[cfg(test)]")[0]
+            text = "\n".join(l for l in text.splitlines() if not l.lstrip().startswith("//"))
+            for literal in re.findall(r'"((?:[^"\\\n]|\\.)*)"', text):
+                if SECRET_NAME.fullmatch(literal):
+                    pattern = re.sub(r"\{[^}]*\}", "*", literal)
+                    names.setdefault(pattern, []).append(str(path.relative_to(root)))
+    return names
+
+
+def _statements(name, props, problems):
+    """The Allow statements of a function's Policies; anything else than inline statements and the
+    allowed policy templates is a problem."""
+    if "Role" in props:
+        problems.append(f"{name}: Role replaces the function's own policies; keep Policies (checked here)")
+    statements = []
+    for policy in _list(props.get("Policies") or []):
+        if isinstance(policy, dict) and "Statement" in policy:
+            for st in _list(policy["Statement"]):
+                if st.get("Effect") != "Allow":
+                    continue
+                if "NotAction" in st or "NotResource" in st:
+                    problems.append(f"{name}: statement {st.get('Sid')} allows with NotAction/NotResource (everything else)")
+                for action in _list(st.get("Action", [])):
+                    service = str(action).split(":", 1)[0].lower()
+                    if "*" in str(action):
+                        problems.append(f"{name}: action {action} (name each action)")
+                    elif service not in INLINE_SERVICES:
+                        problems.append(f"{name}: inline action {action}; inline statements are for {', '.join(sorted(INLINE_SERVICES))}")
+                statements.append(st)
+        elif isinstance(policy, dict) and len(policy) == 1 and next(iter(policy)) in POLICY_TEMPLATES:
+            continue
+        else:
+            label = next(iter(policy)) if isinstance(policy, dict) and policy else policy
+            problems.append(
+                f"{name}: policy {label!r} is neither an inline statement nor one of {sorted(POLICY_TEMPLATES)} "
+                "(least privilege is checked on inline statements)"
+            )
+    return statements
+
+
+def _table_resource(resource):
+    """"table", "index" or None for a statement resource."""
+    if resource in ({"Fn::GetAtt": [TABLE, "Arn"]}, {"Fn::GetAtt": f"{TABLE}.Arn"}):
+        return "table"
+    if sub_text(resource) == f"${{{TABLE}.Arn}}/index/*":
+        return "index"
+    return None
+
+
+def check_function_permissions(template, root):
+    problems = []
+    resources = template.get("Resources", {})
+    functions = {k: v for k, v in resources.items() if v.get("Type") == "AWS::Serverless::Function"}
+    code_names = code_secret_names(root)
+    granted_names = {n for spec in SECRETS.values() for n in spec}
+    for pattern, files in sorted(code_names.items()):
+        if pattern not in granted_names:
+            problems.append(
+                f"secret {pattern} ({', '.join(sorted(set(files)))}): no function is granted it; add it to "
+                "SECRETS in infra/template_checks.py and to the policies of the functions that use it"
+            )
+    for pattern in sorted(granted_names - set(code_names)):
+        problems.append(f"secret {pattern}: the code forms no such name (renamed?); SECRETS must follow the code")
+
+    for name, fn in functions.items():
+        props = fn.get("Properties") or {}
+        if name not in SECRETS or name not in TABLE_ACCESS and name not in INDEX_ACCESS:
+            problems.append(f"{name}: no entry in SECRETS / TABLE_ACCESS of infra/template_checks.py (what its code may touch)")
+            continue
+        statements = _statements(name, props, problems)
+        problems += _check_secrets(name, statements)
+        problems += _check_table(name, props, statements)
+    return problems
+
+
+def _check_secrets(name, statements):
+    problems = []
+    needed = SECRETS[name]
+    granted = set()
+    for st in statements:
+        actions = [a for a in _list(st.get("Action", [])) if str(a).lower().startswith("secretsmanager:")]
+        if not actions:
+            continue
+        for resource in _list(st.get("Resource", [])):
+            text = sub_text(resource)
+            if text is None or not text.startswith(SECRET_ARN):
+                problems.append(f"{name}: secret resource {text or resource!r} is not {SECRET_ARN}NAME")
+                continue
+            secret = text[len(SECRET_ARN):]
+            base = secret[: -len(SECRET_SUFFIX)] if secret.endswith(SECRET_SUFFIX) else secret
+            if base not in needed:
+                problems.append(
+                    f"{name}: secret {secret} is wider than or not one of what its code uses "
+                    f"({', '.join(sorted(needed)) or 'no secret'})"
+                )
+                continue
+            for action in actions:
+                if action not in needed[base]:
+                    what = "reads" if action == READ else "writes" if action in (WRITE, CREATE) else "does"
+                    problems.append(f"{name}: {action} on {secret}, which its code never {what} that way")
+                granted.add((secret, action))
+    for base, actions in sorted(needed.items()):
+        for action in sorted(actions):
+            for secret in (base, base + SECRET_SUFFIX):
+                if (secret, action) not in granted:
+                    problems.append(
+                        f"{name}: its code needs {action} on {secret} (grant the name with and without "
+                        f"{SECRET_SUFFIX}: a missing secret is authorised by its name alone)"
+                    )
+    return problems
+
+
+def _check_table(name, props, statements):
+    problems = []
+    spec, index_spec = TABLE_ACCESS.get(name, {}), INDEX_ACCESS.get(name, set())
+    public_routes = [e for e in (props.get("Events") or {}).values() if e.get("Type") == "HttpApi"]
+    internet_facing = public_routes and all(
+        ((e.get("Properties") or {}).get("Auth") or {}).get("Authorizer") != "AWS_IAM" for e in public_routes
+    )
+    if internet_facing and any(prefixes is None for prefixes in spec.values()):
+        problems.append(f"{name}: serves unauthenticated routes, so TABLE_ACCESS must name key prefixes for every action")
+    table, index = {}, set()
+    for st in statements:
+        actions = [a for a in _list(st.get("Action", [])) if str(a).lower().startswith("dynamodb:")]
+        if not actions:
+            continue
+        condition = st.get("Condition") or {}
+        keys = None
+        for operator, tests in condition.items():
+            if LEADING_KEYS in (tests or {}):
+                if operator != LEADING_KEYS_OPERATOR:
+                    problems.append(f"{name}: {LEADING_KEYS} under {operator}; only {LEADING_KEYS_OPERATOR} holds every key to the list")
+                else:
+                    keys = set(_list(tests[LEADING_KEYS]))
+        for resource in _list(st.get("Resource", [])):
+            kind = _table_resource(resource)
+            if kind is None:
+                problems.append(f"{name}: DynamoDB access to {ref_text(resource)}; only {TABLE} and its indexes")
+                continue
+            for action in actions:
+                op = action.split(":", 1)[1]
+                if "*" in op:
+                    continue  # reported with the statement
+                elif kind == "index":
+                    if op not in index_spec:
+                        problems.append(f"{name}: {action} on the indexes, which its code does not use")
+                    index.add(op)
+                elif op not in spec:
+                    problems.append(f"{name}: {action} on the table, which its code does not use")
+                elif keys is None:
+                    table[op] = None
+                elif table.get(op, set()) is not None:
+                    table[op] = table.get(op, set()) | keys
+    for op, prefixes in sorted(spec.items()):
+        if op not in table:
+            problems.append(f"{name}: its code uses dynamodb:{op} on the table; the policy does not grant it")
+        elif prefixes is None:
+            continue
+        elif table[op] is None:
+            problems.append(f"{name}: dynamodb:{op} on the whole table; its code uses only keys {', '.join(prefixes)} ({LEADING_KEYS_OPERATOR} {LEADING_KEYS})")
+        else:
+            for extra in sorted(table[op] - set(prefixes)):
+                problems.append(f"{name}: dynamodb:{op} on keys {extra}, which its code does not use ({', '.join(prefixes)})")
+            for missing in sorted(set(prefixes) - table[op]):
+                problems.append(f"{name}: its code uses dynamodb:{op} on keys {missing}; the policy does not grant them")
+    for op in sorted(index_spec - index):
+        problems.append(f"{name}: its code uses dynamodb:{op} on the indexes; the policy does not grant it")
+    return problems
+
+
+# ---------------------------------------------------------------------------------------------------
+# Dead-letter queue policies and API throttling
+# ---------------------------------------------------------------------------------------------------
+
+
+def _getatt(value):
+    """"Resource.Attribute" of a Fn::GetAtt, else None."""
+    if isinstance(value, dict) and "Fn::GetAtt" in value:
+        att = value["Fn::GetAtt"]
+        return att if isinstance(att, str) else ".".join(att)
+    return None
+
+
+def check_dead_letter_policies(template):
+    """Every rule that dead-letters to a queue is let in by a queue policy naming that rule
+    (aws:SourceArn), and no queue policy lets a service in without aws:SourceArn."""
+    problems = []
+    resources = template.get("Resources", {})
+    senders = {}  # queue -> SAM rule logical ids that dead-letter to it
+    for fn, res in resources.items():
+        if res.get("Type") != "AWS::Serverless::Function":
+            continue
+        for event_name, event in ((res.get("Properties") or {}).get("Events") or {}).items():
+            if event.get("Type") in ("EventBridgeRule", "Schedule"):
+                arn = ((event.get("Properties") or {}).get("DeadLetterConfig") or {}).get("Arn")
+                queue = (_getatt(arn) or "").removesuffix(".Arn")
+                if queue:
+                    senders.setdefault(queue, set()).add(f"{fn}{event_name}")  # SAM's name for the rule
+    allowed = {}  # queue -> rule ids a statement lets in
+    for name, res in resources.items():
+        if res.get("Type") != "AWS::SQS::QueuePolicy":
+            continue
+        for st in _list(((res.get("Properties") or {}).get("PolicyDocument") or {}).get("Statement") or []):
+            principal = st.get("Principal") or {}
+            if st.get("Effect") != "Allow" or not isinstance(principal, dict) or "Service" not in principal:
+                if st.get("Effect") == "Allow" and principal in ("*", {"AWS": "*"}):
+                    problems.append(f"{name}: statement {st.get('Sid')} lets anyone in")
+                continue
+            condition = st.get("Condition") or {}
+            arns = [v for op in ("ArnEquals", "ArnLike") for v in _list((condition.get(op) or {}).get("aws:SourceArn", []))]
+            if not arns:
+                problems.append(
+                    f"{name}: statement {st.get('Sid')} lets {principal['Service']} send without an aws:SourceArn "
+                    "condition (ArnEquals on the rules' ARNs): any account's rule could use the queue"
+                )
+                continue
+            rules = {(_getatt(a) or "").removesuffix(".Arn") for a in arns}
+            for resource in _list(st.get("Resource", [])):
+                queue = (_getatt(resource) or "").removesuffix(".Arn")
+                allowed.setdefault(queue, set()).update(rules)
+    for queue, rules in sorted(senders.items()):
+        for rule in sorted(rules - allowed.get(queue, set())):
+            problems.append(
+                f"{queue}: rule {rule} dead-letters here, but no queue policy lets events.amazonaws.com send "
+                f"with aws:SourceArn !GetAtt {rule}.Arn"
+            )
+    for queue, rules in sorted(allowed.items()):
+        for rule in sorted(rules - senders.get(queue, set())):
+            problems.append(f"{queue}: its queue policy lets {rule} send, which is no rule dead-lettering to it")
+    return problems
+
+
+def check_throttling(template):
+    """Every HTTP API throttles its routes by default, with limits that are parameters with safe
+    defaults; the ESP hooks (unauthenticated, internet-facing) have their own, route by route; route
+    settings name routes that exist."""
+    problems = []
+    resources, parameters = template.get("Resources", {}), template.get("Parameters", {})
+
+    def limits(where, settings):
+        for key, most in (("ThrottlingBurstLimit", API_MAX_BURST), ("ThrottlingRateLimit", API_MAX_RATE)):
+            value = (settings or {}).get(key)
+            ref = value.get("Ref") if isinstance(value, dict) else None
+            param = parameters.get(ref) if ref else None
+            if param is None:
+                problems.append(f"{where}: {key} must be !Ref to a parameter (have {value!r})")
+                continue
+            default = param.get("Default")
+            if param.get("Type") != "Number" or not isinstance(default, (int, float)) or not 1 <= default <= most:
+                problems.append(f"{where}: parameter {ref} must be a Number with a Default from 1 to {most}")
+            if not isinstance(param.get("MinValue"), (int, float)) or param["MinValue"] < 1:
+                problems.append(f"{where}: parameter {ref} needs MinValue 1 or more (0 refuses every request)")
+
+    for api, res in resources.items():
+        if res.get("Type") != "AWS::Serverless::HttpApi":
+            continue
+        props = res.get("Properties") or {}
+        limits(f"{api}.DefaultRouteSettings", props.get("DefaultRouteSettings"))
+        routes = set()
+        for fn in resources.values():
+            for event in ((fn.get("Properties") or {}).get("Events") or {}).values():
+                eprops = event.get("Properties") or {}
+                if event.get("Type") == "HttpApi" and eprops.get("ApiId") == {"Ref": api}:
+                    routes.add(f"{str(eprops.get('Method', '')).upper()} {eprops.get('Path')}")
+        route_settings = props.get("RouteSettings") or {}
+        for key, settings in route_settings.items():
+            if key not in routes:
+                problems.append(f"{api}.RouteSettings: {key!r} is not a route of the API (the stage would not deploy)")
+            limits(f"{api}.RouteSettings[{key}]", settings)
+        for route in sorted(r for r in routes if r.split(" ", 1)[1].startswith(HOOK_ROUTES)):
+            if route not in route_settings:
+                problems.append(f"{api}: the webhook route {route} has no RouteSettings with its own throttling")
+    return problems
+
+
+API_MAX_BURST = 5000  # the account's default burst for all HTTP APIs of a region
+API_MAX_RATE = 10000  # and its default steady rate (requests per second)
+HOOK_ROUTES = "/hooks/"
 
 
 def main(template_path, functions_dir):
