@@ -8,9 +8,10 @@ use optisync_app::intake::{Accepted, Hook, IntakeError};
 use optisync_app::optigem::OptigemIngest;
 use optisync_connector::signature::{SignedHeaders, SigningSecret, sign};
 use optisync_domain::*;
+use optisync_lambda::intake::{Sender, status as http_status};
 use optisync_ports::names::secret;
 use optisync_ports::prelude::*;
-use optisync_ports::{Inbox, SecretStore};
+use optisync_ports::{Inbox, SecretStore, StoreError};
 use optisync_testkit::memory::{FixedClock, MemoryEsp, MemoryReader, MemorySecrets, MemoryStore};
 use std::sync::Arc;
 
@@ -192,4 +193,49 @@ async fn a_reread_item_applies_what_the_esp_shows_now() {
     let loaded =
         store.load(&link, &optisync_ports::Slice { assignments: vec![], emails: vec![erika.clone()] }).await.unwrap();
     assert_eq!(loaded.view.approvals[&erika].status, ApprovalStatus::Pending, "the signup waits for approval");
+}
+
+// The refusals as the hooks answer them (the status mapping lives at the edge, `optisync_lambda::intake`).
+
+#[tokio::test]
+async fn bad_input_is_refused_with_its_status_and_stores_nothing() {
+    let (ingest, store) = setup().await;
+    let b = body(1, "max@example.com");
+    let other = "whsec_dGhpcyBpcyBhbm90aGVyIGtleSEhIQ==";
+    let cases: Vec<(Signed, String, DateTime<Utc>, u16)> = vec![
+        (signed(other, "m1", now(), &b), b.clone(), now(), 401),
+        (signed(OLD, "m2", now() - chrono::Duration::minutes(6), &b), b.clone(), now(), 401),
+        (signed(OLD, "m3", now(), &b), b.replace("Max", "Moritz"), now(), 401),
+        (signed(OLD, "m4", now(), "{\"events\":[]}"), "{\"events\":[]}".into(), now(), 400),
+        (signed(OLD, "m5", now(), &body(1, "max.muster at example")), body(1, "max.muster at example"), now(), 400),
+    ];
+    for (s, payload, at, status) in cases {
+        let err = accept(&ingest, &tenant(), s.headers(), payload.as_bytes(), at).await.unwrap_err();
+        assert_eq!(http_status(&err, Sender::Connector), status, "{err}");
+        assert!(!err.to_string().contains("muster"), "values are not echoed: {err}");
+    }
+    let (nobody, s6) = (TenantId::new("nobody"), signed(OLD, "m6", now(), &b));
+    let unknown = accept(&ingest, &nobody, s6.headers(), b.as_bytes(), now()).await;
+    assert!(matches!(unknown, Err(IntakeError::UnknownTenant)));
+    assert_eq!(pending(&store).await, 0, "nothing stored");
+    // The same message id with another body is refused.
+    let s = signed(OLD, "m7", now(), &b);
+    accept(&ingest, &tenant(), s.headers(), b.as_bytes(), now()).await.unwrap();
+    let b2 = body(2, "max@example.com");
+    let s2 = signed(OLD, "m7", now(), &b2);
+    let reused = accept(&ingest, &tenant(), s2.headers(), b2.as_bytes(), now()).await.unwrap_err();
+    assert_eq!(http_status(&reused, Sender::Connector), 409);
+}
+
+#[tokio::test]
+async fn a_transient_store_fault_answers_429_so_the_sender_retries() {
+    let secrets = Arc::new(MemorySecrets::default());
+    secrets.put(&secret::signing_secrets(&tenant()), &serde_json::to_string(&[OLD]).unwrap()).await.unwrap();
+    let store = Arc::new(MemoryStore::new());
+    store.fail_next_inbox_put(StoreError::Transient("throttled".into()));
+    let ingest = OptigemIngest::optigem(secrets, store);
+    let b = body(1, "max@example.com");
+    let err =
+        accept(&ingest, &tenant(), signed(OLD, "m1", now(), &b).headers(), b.as_bytes(), now()).await.unwrap_err();
+    assert_eq!(http_status(&err, Sender::Connector), 429);
 }
