@@ -252,7 +252,7 @@ async fn snapshot_pages_are_kept_once_for_the_run_and_the_exports_result_wakes_i
         ..Default::default()
     };
     let waiting = serde_json::to_string(&waiting).unwrap();
-    f.store.save_run_state(&LinkId::new("reconciling"), &waiting, None).await.unwrap();
+    f.store.save_run_state(&TenantId::new("t1"), &LinkId::new("reconciling"), &waiting, None).await.unwrap();
     let done =
         handle(&f.deps, signed("POST", "/connector/t1/commands/export-1/result", br#"{"status":"done"}"#, "r1")).await;
     assert_eq!(done.status(), 204);

@@ -9,6 +9,7 @@
 use optisync_domain::{
     Email, EspEventKind, Input, Known, Link, LinkView, OptigemCommand, TenantId, audit_entries, plan, rules,
 };
+use optisync_ports::names::lease;
 use optisync_ports::{Clock, Commit, EspError, EspGateway, ItemKey, Slice, StateStore, StoreError};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -112,7 +113,7 @@ impl Engine {
             .iter()
             .flat_map(|v| v.mirror.values().filter_map(|e| e.email.clone()).chain(v.recipients.keys().cloned()))
             .chain(input_emails(input))
-            .map(|e| format!("recipient#{tenant}#{}", e.key()))
+            .map(|e| lease::recipient(tenant, e.key()))
             .collect();
         leases.sort();
         leases.dedup();

@@ -63,7 +63,7 @@ pub async fn approval_backlog(
         let mut after: Option<String> = None;
         let mut counted = 0;
         while counted < APPROVALS_COUNTED {
-            let page = store.pending_approvals(&link.id, after.as_deref(), PAGE).await?;
+            let page = store.pending_approvals(&link.tenant, &link.id, after.as_deref(), PAGE).await?;
             if counted == 0
                 && let Some(first) = page.first()
             {

@@ -1,5 +1,11 @@
 //! The state store sized to its users: one trait per capability, and [`StateStore`], every capability at
 //! once, for the wiring.
+//!
+//! Link ids, newsletter ids and list ids are unique only within a tenant (R-K1): every per-link call
+//! names the tenant too, and every store keys what it keeps by tenant and link, so two tenants with the
+//! same ids never see, change, lease or expire each other's items. ESP account ids are the exception:
+//! they name the account's secrets and webhook registrations, so one tenant holds an account id in the
+//! whole deployment ([`Tenants::put_account`] refuses another tenant's).
 
 use crate::{Commit, LoadedView, Slice, StoreError};
 use async_trait::async_trait;
@@ -68,6 +74,7 @@ pub trait SyncState: Send + Sync {
     /// from the first), up to `limit` (the scheduled run's sweep for members gone from the list).
     async fn recipients(
         &self,
+        tenant: &TenantId,
         link: &LinkId,
         after: Option<&str>,
         limit: usize,
@@ -119,15 +126,22 @@ pub trait CommandFeed: Send + Sync {
 pub trait RunStore: Send + Sync {
     /// The run state of a link (the scheduled run's checkpoint and last result, as the reconciler encodes
     /// it) with its version.
-    async fn run_state(&self, link: &LinkId) -> Result<Option<(String, u64)>, StoreError>;
+    async fn run_state(&self, tenant: &TenantId, link: &LinkId) -> Result<Option<(String, u64)>, StoreError>;
     /// Saves a link's run state if its version is still `expected` (`None`: there is none yet), else
     /// [`StoreError::Conflict`] and nothing is written.
-    async fn save_run_state(&self, link: &LinkId, value: &str, expected: Option<u64>) -> Result<(), StoreError>;
+    async fn save_run_state(
+        &self,
+        tenant: &TenantId,
+        link: &LinkId,
+        value: &str,
+        expected: Option<u64>,
+    ) -> Result<(), StoreError>;
     /// Stores chunk `index` of a run's working data under `run` (the e-mails a listing saw, deferred ends,
     /// a dry run's report), replacing a chunk written before at that index; the store forgets it after
     /// `expires_at`.
     async fn put_run_chunk(
         &self,
+        tenant: &TenantId,
         link: &LinkId,
         run: &str,
         index: u64,
@@ -137,6 +151,7 @@ pub trait RunStore: Send + Sync {
     /// A run's chunks with an index above `after` (`None`: from the first), in index order, up to `limit`.
     async fn run_chunks(
         &self,
+        tenant: &TenantId,
         link: &LinkId,
         run: &str,
         after: Option<u64>,
@@ -148,7 +163,13 @@ pub trait RunStore: Send + Sync {
 #[async_trait]
 pub trait AuditLog: Send + Sync {
     /// A link's audit trail, newest first, up to `limit` entries, without those expired at `now`.
-    async fn audit(&self, link: &LinkId, now: DateTime<Utc>, limit: usize) -> Result<Vec<AuditEntry>, StoreError>;
+    async fn audit(
+        &self,
+        tenant: &TenantId,
+        link: &LinkId,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError>;
 }
 
 /// The approval queue of a link (signups waiting for a decision), paged by the admin API and watched by
@@ -159,6 +180,7 @@ pub trait ApprovalQueue: Send + Sync {
     /// after the position `after` (`None`: from the first), up to `limit`.
     async fn pending_approvals(
         &self,
+        tenant: &TenantId,
         link: &LinkId,
         after: Option<&str>,
         limit: usize,

@@ -47,6 +47,21 @@ pub mod secret {
     pub const OAUTH_STATE_KEY: &str = "admin/oauth-state-key";
 }
 
+/// The names of leases, scoped by tenant (R-K1): ids are unique only within a tenant.
+pub mod lease {
+    use optisync_domain::{LinkId, TenantId};
+
+    /// The lease that keeps two scheduled runs of one link from overlapping.
+    pub fn run(tenant: &TenantId, link: &LinkId) -> String {
+        format!("run#{tenant}#{link}")
+    }
+
+    /// The lease that serialises work on one recipient of a tenant (by its R-B2 key).
+    pub fn recipient(tenant: &TenantId, email_key: &str) -> String {
+        format!("recipient#{tenant}#{email_key}")
+    }
+}
+
 /// The key of an inbox entry, scoped by tenant: the sender's message id where it has one, else derived
 /// from the content. The one type that forms them, so every hook keys its entries the same way.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -125,5 +140,7 @@ mod tests {
         assert_eq!(InboxKey::brevo(&a, "ab").as_str(), "brevo:acc:ab");
         assert_eq!(InboxKey::cleverreach(&a, "ab", 7).to_string(), "cleverreach:acc:ab:7");
         assert!(InboxKey::brevo(&a, "ab").from_content() && !InboxKey::optigem("m").from_content());
+        assert_eq!(lease::run(&t, &optisync_domain::LinkId::new("l1")), "run#t1#l1");
+        assert_eq!(lease::recipient(&t, "a@b.de"), "recipient#t1#a@b.de");
     }
 }

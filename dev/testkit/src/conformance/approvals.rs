@@ -22,11 +22,11 @@ pub async fn pending_approvals_page_oldest_first(store: Arc<dyn StateStore>) {
     store.commit(&tenant(), Commit { writes, ..Commit::default() }).await.unwrap();
 
     let keys = |entries: &[ApprovalEntry]| entries.iter().map(|e| e.email.key().to_owned()).collect::<Vec<_>>();
-    let first = store.pending_approvals(&l.id, None, 2).await.unwrap();
+    let first = store.pending_approvals(&l.tenant, &l.id, None, 2).await.unwrap();
     assert_eq!(keys(&first), vec!["user4@example.com", "user3@example.com"]);
-    let rest = store.pending_approvals(&l.id, Some(&first[1].queue_position()), 10).await.unwrap();
+    let rest = store.pending_approvals(&l.tenant, &l.id, Some(&first[1].queue_position()), 10).await.unwrap();
     assert_eq!(keys(&rest), vec!["user1@example.com", "user0@example.com"], "the rejected one is not listed");
-    assert!(store.pending_approvals(&l.id, Some(&rest[1].queue_position()), 10).await.unwrap().is_empty());
+    assert!(store.pending_approvals(&l.tenant, &l.id, Some(&rest[1].queue_position()), 10).await.unwrap().is_empty());
 
     // Deciding takes an entry out of the queue.
     let loaded = store.load(&l, &Slice { emails: vec![email(4)], ..Slice::default() }).await.unwrap();
@@ -36,6 +36,6 @@ pub async fn pending_approvals_page_oldest_first(store: Arc<dyn StateStore>) {
     decided.decision = Some(Decision::Reject { at: at(11) });
     let commit = Commit { writes: vec![(StateWrite::Approval { entry: decided }, Some(version))], ..Commit::default() };
     store.commit(&tenant(), commit).await.unwrap();
-    let now_first = store.pending_approvals(&l.id, None, 1).await.unwrap();
+    let now_first = store.pending_approvals(&l.tenant, &l.id, None, 1).await.unwrap();
     assert_eq!(keys(&now_first), vec!["user3@example.com"]);
 }

@@ -32,7 +32,7 @@ pub async fn audit_entries_are_kept_with_their_commit_newest_first(store: Arc<dy
     };
     assert_eq!(store.commit(&tenant(), lost).await, Err(StoreError::Conflict));
 
-    let trail = store.audit(&l.id, at(7), 100).await.unwrap();
+    let trail = store.audit(&l.tenant, &l.id, at(7), 100).await.unwrap();
     let order: Vec<usize> = trail.iter().map(|e| e.writes).collect();
     assert_eq!(order.len(), 11, "{order:?}");
     assert_eq!(order[0], 10, "newest first: {order:?}");
@@ -41,12 +41,12 @@ pub async fn audit_entries_are_kept_with_their_commit_newest_first(store: Arc<dy
     sorted.sort_unstable();
     assert_eq!(sorted, (0..=10).collect::<Vec<_>>(), "each entry once");
     assert_eq!(trail[0], entry(&l, 5, 10), "round trip");
-    assert_eq!(store.audit(&l.id, at(7), 4).await.unwrap().len(), 4, "limit");
-    assert_eq!(store.audit(&other.id, at(7), 100).await.unwrap(), vec![entry(&other, 5, 11)]);
+    assert_eq!(store.audit(&l.tenant, &l.id, at(7), 4).await.unwrap().len(), 4, "limit");
+    assert_eq!(store.audit(&other.tenant, &other.id, at(7), 100).await.unwrap(), vec![entry(&other, 5, 11)]);
     // Expired: only what is younger than the retention is returned.
     let later =
         at(1) + chrono::Duration::days(optisync_domain::audit::AUDIT_RETENTION_DAYS) + chrono::Duration::hours(1);
-    let left = store.audit(&l.id, later, 100).await.unwrap();
+    let left = store.audit(&l.tenant, &l.id, later, 100).await.unwrap();
     assert!(
         left.iter().all(|e| e.at > at(1)) && left.len() == 8,
         "{:?}",

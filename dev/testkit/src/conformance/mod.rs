@@ -14,6 +14,7 @@ mod approvals;
 mod audit;
 mod commands;
 mod inbox;
+mod isolation;
 mod leases;
 mod links;
 mod runs;
@@ -24,6 +25,7 @@ pub use approvals::*;
 pub use audit::*;
 pub use commands::*;
 pub use inbox::*;
+pub use isolation::*;
 pub use leases::*;
 pub use links::*;
 pub use runs::*;
@@ -159,7 +161,8 @@ macro_rules! conformance_tests {
             due_finds_entries_whose_transition_has_come,
             leases_are_exclusive_until_they_expire,
             concurrent_writers_on_one_item_lose_no_update,
-            queries_page_through_many_items);
+            queries_page_through_many_items,
+            two_tenants_with_the_same_ids_share_nothing);
     };
     (@cases $make:path; $($case:ident),*) => {
         $(

@@ -10,7 +10,7 @@ impl Links for MemoryStore {
     async fn put_link(&self, link: &Link) -> Result<(), StoreError> {
         let mut inner = self.lock();
         inner.wrote(1);
-        inner.links.insert(link.id.clone(), link.clone());
+        inner.links.insert((link.tenant.clone(), link.id.clone()), link.clone());
         Ok(())
     }
 

@@ -42,18 +42,19 @@ enum Item {
 struct StoreInner {
     tenants: HashMap<TenantId, TenantSettings>,
     accounts: BTreeMap<(Provider, String), AccountRecord>,
-    links: BTreeMap<LinkId, Link>,
-    items: BTreeMap<ItemKey, (u64, Item)>,
+    /// Everything of a link is keyed by tenant and link (R-K1).
+    links: BTreeMap<(TenantId, LinkId), Link>,
+    items: BTreeMap<(TenantId, ItemKey), (u64, Item)>,
     /// Mirror entries by link and e-mail key (as the table's index serves them).
-    by_email: BTreeMap<(LinkId, String), BTreeSet<AssignmentId>>,
+    by_email: BTreeMap<(TenantId, LinkId, String), BTreeSet<AssignmentId>>,
     commands: HashMap<TenantId, Vec<(u64, OptigemCommand)>>,
     command_ids: BTreeSet<(TenantId, String)>,
     results: HashMap<(TenantId, String), CommandResult>,
     leases: HashMap<String, (String, DateTime<Utc>)>,
     inbox: BTreeMap<(TenantId, String), (InboxEntry, bool)>,
-    audit: BTreeMap<LinkId, Vec<AuditEntry>>,
-    runs: HashMap<LinkId, (String, u64)>,
-    chunks: BTreeMap<(LinkId, String, u64), String>,
+    audit: BTreeMap<(TenantId, LinkId), Vec<AuditEntry>>,
+    runs: HashMap<(TenantId, LinkId), (String, u64)>,
+    chunks: BTreeMap<(TenantId, LinkId, String, u64), String>,
     fail_next_put: Option<StoreError>,
     /// Commits left before one fails (fault injection).
     commits_before_failure: Option<u64>,

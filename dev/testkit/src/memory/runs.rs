@@ -3,27 +3,35 @@
 use super::MemoryStore;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use optisync_domain::LinkId;
+use optisync_domain::{LinkId, TenantId};
 use optisync_ports::*;
 
 #[async_trait]
 impl RunStore for MemoryStore {
-    async fn run_state(&self, link: &LinkId) -> Result<Option<(String, u64)>, StoreError> {
-        Ok(self.lock().runs.get(link).cloned())
+    async fn run_state(&self, tenant: &TenantId, link: &LinkId) -> Result<Option<(String, u64)>, StoreError> {
+        Ok(self.lock().runs.get(&(tenant.clone(), link.clone())).cloned())
     }
 
-    async fn save_run_state(&self, link: &LinkId, value: &str, expected: Option<u64>) -> Result<(), StoreError> {
+    async fn save_run_state(
+        &self,
+        tenant: &TenantId,
+        link: &LinkId,
+        value: &str,
+        expected: Option<u64>,
+    ) -> Result<(), StoreError> {
         let mut inner = self.lock();
-        if inner.runs.get(link).map(|(_, v)| *v) != expected {
+        let key = (tenant.clone(), link.clone());
+        if inner.runs.get(&key).map(|(_, v)| *v) != expected {
             return Err(StoreError::Conflict);
         }
         inner.wrote(1);
-        inner.runs.insert(link.clone(), (value.to_owned(), expected.unwrap_or(0) + 1));
+        inner.runs.insert(key, (value.to_owned(), expected.unwrap_or(0) + 1));
         Ok(())
     }
 
     async fn put_run_chunk(
         &self,
+        tenant: &TenantId,
         link: &LinkId,
         run: &str,
         index: u64,
@@ -32,12 +40,13 @@ impl RunStore for MemoryStore {
     ) -> Result<(), StoreError> {
         let mut inner = self.lock();
         inner.wrote(1);
-        inner.chunks.insert((link.clone(), run.to_owned(), index), value.to_owned());
+        inner.chunks.insert((tenant.clone(), link.clone(), run.to_owned(), index), value.to_owned());
         Ok(())
     }
 
     async fn run_chunks(
         &self,
+        tenant: &TenantId,
         link: &LinkId,
         run: &str,
         after: Option<u64>,
@@ -50,9 +59,12 @@ impl RunStore for MemoryStore {
         let inner = self.lock();
         Ok(inner
             .chunks
-            .range((link.clone(), run.to_owned(), from)..=(link.clone(), run.to_owned(), u64::MAX))
+            .range(
+                (tenant.clone(), link.clone(), run.to_owned(), from)
+                    ..=(tenant.clone(), link.clone(), run.to_owned(), u64::MAX),
+            )
             .take(limit)
-            .map(|((_, _, i), v)| (*i, v.clone()))
+            .map(|((_, _, _, i), v)| (*i, v.clone()))
             .collect())
     }
 }

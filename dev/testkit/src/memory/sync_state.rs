@@ -15,7 +15,7 @@ impl SyncState for MemoryStore {
         let keys: BTreeSet<&str> = slice.emails.iter().map(Email::key).collect();
         let mut ids: BTreeSet<&AssignmentId> = slice.assignments.iter().collect();
         for k in &keys {
-            if let Some(found) = inner.by_email.get(&(link.id.clone(), (*k).to_owned())) {
+            if let Some(found) = inner.by_email.get(&(link.tenant.clone(), link.id.clone(), (*k).to_owned())) {
                 ids.extend(found);
             }
         }
@@ -25,7 +25,7 @@ impl SyncState for MemoryStore {
             wanted.push(ItemKey::Approval(link.id.clone(), (*k).to_owned()));
         }
         for key in wanted {
-            let Some((version, item)) = inner.items.get(&key) else { continue };
+            let Some((version, item)) = inner.items.get(&(link.tenant.clone(), key.clone())) else { continue };
             loaded.versions.insert(key, *version);
             match item {
                 Item::Mirror(e) => {
@@ -47,9 +47,9 @@ impl SyncState for MemoryStore {
             .lock()
             .items
             .iter()
-            .filter_map(|(key, (_, item))| match (key, item) {
+            .filter_map(|((t, key), (_, item))| match (key, item) {
                 (ItemKey::Mirror(l, _), Item::Mirror(e))
-                    if l == &link.id && e.next_transition.is_some_and(|d| d <= date) =>
+                    if t == &link.tenant && l == &link.id && e.next_transition.is_some_and(|d| d <= date) =>
                 {
                     Some(e.id.clone())
                 }
@@ -71,24 +71,28 @@ impl SyncState for MemoryStore {
         }
         let mut items = commit.writes.len() as u64 + commit.audit.len() as u64;
         for (write, expected) in &commit.writes {
-            let current = inner.items.get(&ItemKey::of(write)).map(|(v, _)| *v);
+            let current = inner.items.get(&(tenant.clone(), ItemKey::of(write))).map(|(v, _)| *v);
             if current != *expected {
                 return Err(StoreError::Conflict);
             }
         }
         for (write, expected) in commit.writes {
             if let StateWrite::Mirror { link, entry } = &write {
-                let old = match inner.items.get(&ItemKey::of(&write)) {
+                let old = match inner.items.get(&(tenant.clone(), ItemKey::of(&write))) {
                     Some((_, Item::Mirror(old))) => old.email.as_ref().map(|e| e.key().to_owned()),
                     _ => None,
                 };
                 if let Some(old) = old
-                    && let Some(ids) = inner.by_email.get_mut(&(link.clone(), old))
+                    && let Some(ids) = inner.by_email.get_mut(&(tenant.clone(), link.clone(), old))
                 {
                     ids.remove(&entry.id);
                 }
                 if let Some(email) = &entry.email {
-                    inner.by_email.entry((link.clone(), email.key().to_owned())).or_default().insert(entry.id.clone());
+                    inner
+                        .by_email
+                        .entry((tenant.clone(), link.clone(), email.key().to_owned()))
+                        .or_default()
+                        .insert(entry.id.clone());
                 }
             }
             let item = match &write {
@@ -96,10 +100,10 @@ impl SyncState for MemoryStore {
                 StateWrite::Recipient { email, state, .. } => Item::Recipient(email.clone(), state.clone()),
                 StateWrite::Approval { entry } => Item::Approval(entry.clone()),
             };
-            inner.items.insert(ItemKey::of(&write), (expected.unwrap_or(0) + 1, item));
+            inner.items.insert((tenant.clone(), ItemKey::of(&write)), (expected.unwrap_or(0) + 1, item));
         }
         for entry in commit.audit {
-            inner.audit.entry(entry.link.clone()).or_default().push(entry);
+            inner.audit.entry((tenant.clone(), entry.link.clone())).or_default().push(entry);
         }
         let mut new_commands = 0;
         for command in commit.commands {
@@ -120,17 +124,18 @@ impl SyncState for MemoryStore {
 
     async fn recipients(
         &self,
+        tenant: &TenantId,
         link: &LinkId,
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(Email, RecipientState)>, StoreError> {
         let inner = self.lock();
-        let from = ItemKey::Recipient(link.clone(), after.unwrap_or("").to_owned());
+        let from = (tenant.clone(), ItemKey::Recipient(link.clone(), after.unwrap_or("").to_owned()));
         Ok(inner
             .items
             .range(from..)
-            .take_while(|(key, _)| matches!(key, ItemKey::Recipient(l, _) if l == link))
-            .filter_map(|(key, (_, item))| match (key, item) {
+            .take_while(|((t, key), _)| t == tenant && matches!(key, ItemKey::Recipient(l, _) if l == link))
+            .filter_map(|((_, key), (_, item))| match (key, item) {
                 (ItemKey::Recipient(_, k), Item::Recipient(email, state)) if after.is_none_or(|a| k.as_str() > a) => {
                     Some((email.clone(), state.clone()))
                 }

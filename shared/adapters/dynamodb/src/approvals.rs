@@ -4,13 +4,14 @@ use crate::DynamoStore;
 use crate::codec::{from_item, get_s, key_pairs, s};
 use crate::keys::pending_pk;
 use async_trait::async_trait;
-use optisync_domain::{ApprovalEntry, LinkId};
+use optisync_domain::{ApprovalEntry, LinkId, TenantId};
 use optisync_ports::{ApprovalQueue, StoreError};
 
 #[async_trait]
 impl ApprovalQueue for DynamoStore {
     async fn pending_approvals(
         &self,
+        tenant: &TenantId,
         link: &LinkId,
         after: Option<&str>,
         limit: usize,
@@ -20,7 +21,7 @@ impl ApprovalQueue for DynamoStore {
         while out.len() < limit {
             let (condition, mut values) = (
                 if position.is_some() { "gsi1pk = :p AND gsi1sk > :after" } else { "gsi1pk = :p" },
-                vec![(":p", s(&pending_pk(link)))],
+                vec![(":p", s(&pending_pk(tenant, link)))],
             );
             if let Some(p) = &position {
                 values.push((":after", s(p)));

@@ -4,7 +4,7 @@
 use crate::keys::{by_email, due_pk, due_sk, item_keys, pending_pk};
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
-use optisync_domain::{ApprovalStatus, StateWrite};
+use optisync_domain::{ApprovalStatus, StateWrite, TenantId};
 use optisync_ports::{ItemKey, StoreError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -43,19 +43,19 @@ pub(crate) fn version_of(item: &Item) -> u64 {
 }
 
 /// The table item of a state write at a version, with its index attributes.
-pub(crate) fn write_item(write: &StateWrite, version: u64) -> Result<Item, StoreError> {
-    let (pk, sk) = item_keys(&ItemKey::of(write));
+pub(crate) fn write_item(tenant: &TenantId, write: &StateWrite, version: u64) -> Result<Item, StoreError> {
+    let (pk, sk) = item_keys(tenant, &ItemKey::of(write));
     let mut item =
         HashMap::from([("pk".to_owned(), s(&pk)), ("sk".to_owned(), s(&sk)), ("ver".to_owned(), n(version))]);
     match write {
         StateWrite::Mirror { link, entry } => {
             item.insert("v".into(), to_json(entry)?);
             if let Some(email) = &entry.email {
-                item.insert("gsi1pk".into(), s(&by_email(link, email.key())));
+                item.insert("gsi1pk".into(), s(&by_email(tenant, link, email.key())));
                 item.insert("gsi1sk".into(), s(&sk));
             }
             if let Some(date) = entry.next_transition {
-                item.insert("gsi2pk".into(), s(&due_pk(link)));
+                item.insert("gsi2pk".into(), s(&due_pk(tenant, link)));
                 item.insert("gsi2sk".into(), s(&due_sk(date, &entry.id)));
             }
         }
@@ -65,7 +65,7 @@ pub(crate) fn write_item(write: &StateWrite, version: u64) -> Result<Item, Store
         StateWrite::Approval { entry } => {
             item.insert("v".into(), to_json(entry)?);
             if entry.status == ApprovalStatus::Pending {
-                item.insert("gsi1pk".into(), s(&pending_pk(&entry.link)));
+                item.insert("gsi1pk".into(), s(&pending_pk(tenant, &entry.link)));
                 item.insert("gsi1sk".into(), s(&entry.queue_position()));
             }
             // A decided entry is kept for the retention period, then the table's TTL removes it.

@@ -11,8 +11,10 @@ pub(crate) fn tenant_pk(t: &TenantId) -> String {
 pub(crate) fn account_pk(esp: &EspAccount) -> String {
     format!("ACCOUNT#{}#{}", esp.provider, esp.account)
 }
-pub(crate) fn link_pk(l: &LinkId) -> String {
-    format!("LINK#{l}")
+/// The partition of a link's state (R-K1: ids are unique only within a tenant, so the tenant is part of
+/// every link-scoped key; neither id holds a `#`, R-K2).
+pub(crate) fn link_pk(t: &TenantId, l: &LinkId) -> String {
+    format!("LINK#{t}#{l}")
 }
 pub(crate) fn mirror_sk(id: &AssignmentId) -> String {
     format!("MIRROR#{id}")
@@ -23,11 +25,11 @@ pub(crate) fn recipient_sk(key: &str) -> String {
 pub(crate) fn approval_sk(key: &str) -> String {
     format!("APPROVAL#{key}")
 }
-pub(crate) fn by_email(l: &LinkId, key: &str) -> String {
-    format!("LINK#{l}#EMAIL#{key}")
+pub(crate) fn by_email(t: &TenantId, l: &LinkId, key: &str) -> String {
+    format!("{}#EMAIL#{key}", link_pk(t, l))
 }
-pub(crate) fn due_pk(l: &LinkId) -> String {
-    format!("DUE#{l}")
+pub(crate) fn due_pk(t: &TenantId, l: &LinkId) -> String {
+    format!("DUE#{t}#{l}")
 }
 pub(crate) fn feed_pk(t: &TenantId) -> String {
     format!("TENANT#{t}#FEED")
@@ -37,11 +39,12 @@ pub(crate) fn command_marker_pk(t: &TenantId, id: &str) -> String {
 }
 pub(crate) const SEQ_SK: &str = "COMMAND-SEQUENCE";
 
-pub(crate) fn item_keys(key: &ItemKey) -> (String, String) {
+/// The table keys of a state item of a tenant's link.
+pub(crate) fn item_keys(t: &TenantId, key: &ItemKey) -> (String, String) {
     match key {
-        ItemKey::Mirror(l, id) => (link_pk(l), mirror_sk(id)),
-        ItemKey::Recipient(l, k) => (link_pk(l), recipient_sk(k)),
-        ItemKey::Approval(l, k) => (link_pk(l), approval_sk(k)),
+        ItemKey::Mirror(l, id) => (link_pk(t, l), mirror_sk(id)),
+        ItemKey::Recipient(l, k) => (link_pk(t, l), recipient_sk(k)),
+        ItemKey::Approval(l, k) => (link_pk(t, l), approval_sk(k)),
     }
 }
 
@@ -96,8 +99,8 @@ pub(crate) fn all_links_sk(t: &TenantId, l: &LinkId) -> String {
 }
 
 /// The index partition (gsi1) of a link's pending approval entries.
-pub(crate) fn pending_pk(l: &LinkId) -> String {
-    format!("LINK#{l}#PENDING")
+pub(crate) fn pending_pk(t: &TenantId, l: &LinkId) -> String {
+    format!("{}#PENDING", link_pk(t, l))
 }
 
 /// A mirror entry's index sort key in [`due_pk`]: its next transition date, then its id.

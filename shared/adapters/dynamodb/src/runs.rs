@@ -7,20 +7,26 @@ use crate::keys::{CHUNK_INDEX_MAX, RUN_SK, chunk_sk, link_pk};
 use crate::{item_size, write_units};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use optisync_domain::LinkId;
+use optisync_domain::{LinkId, TenantId};
 use optisync_ports::{RunStore, StoreError};
 use std::collections::HashMap;
 
 #[async_trait]
 impl RunStore for DynamoStore {
-    async fn run_state(&self, link: &LinkId) -> Result<Option<(String, u64)>, StoreError> {
-        let item = self.get_item(&link_pk(link), RUN_SK).await?;
+    async fn run_state(&self, tenant: &TenantId, link: &LinkId) -> Result<Option<(String, u64)>, StoreError> {
+        let item = self.get_item(&link_pk(tenant, link), RUN_SK).await?;
         Ok(item.map(|i| (get_s(&i, "v").unwrap_or_default().to_owned(), version_of(&i))))
     }
 
-    async fn save_run_state(&self, link: &LinkId, value: &str, expected: Option<u64>) -> Result<(), StoreError> {
+    async fn save_run_state(
+        &self,
+        tenant: &TenantId,
+        link: &LinkId,
+        value: &str,
+        expected: Option<u64>,
+    ) -> Result<(), StoreError> {
         let item = HashMap::from([
-            ("pk".to_owned(), s(&link_pk(link))),
+            ("pk".to_owned(), s(&link_pk(tenant, link))),
             ("sk".to_owned(), s(RUN_SK)),
             ("ver".to_owned(), n(expected.unwrap_or(0) + 1)),
             ("v".to_owned(), s(value)),
@@ -37,6 +43,7 @@ impl RunStore for DynamoStore {
 
     async fn put_run_chunk(
         &self,
+        tenant: &TenantId,
         link: &LinkId,
         run: &str,
         index: u64,
@@ -44,7 +51,7 @@ impl RunStore for DynamoStore {
         expires_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let item = HashMap::from([
-            ("pk".to_owned(), s(&link_pk(link))),
+            ("pk".to_owned(), s(&link_pk(tenant, link))),
             ("sk".to_owned(), s(&chunk_sk(run, index))),
             ("v".to_owned(), s(value)),
             ("expires_at".to_owned(), n(expires_at.timestamp().max(0) as u64)),
@@ -56,6 +63,7 @@ impl RunStore for DynamoStore {
 
     async fn run_chunks(
         &self,
+        tenant: &TenantId,
         link: &LinkId,
         run: &str,
         after: Option<u64>,
@@ -67,7 +75,7 @@ impl RunStore for DynamoStore {
         }
         let condition = "pk = :pk AND sk BETWEEN :from AND :to";
         let values = [
-            (":pk", s(&link_pk(link))),
+            (":pk", s(&link_pk(tenant, link))),
             (":from", s(&chunk_sk(run, from))),
             (":to", s(&chunk_sk(run, CHUNK_INDEX_MAX))),
         ];

@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 #[async_trait]
 impl SyncState for DynamoStore {
     async fn load(&self, link: &Link, slice: &Slice) -> Result<LoadedView, StoreError> {
-        let pk = link_pk(&link.id);
+        let pk = link_pk(&link.tenant, &link.id);
         let mut keys: Vec<(String, String)> = slice.assignments.iter().map(|id| (pk.clone(), mirror_sk(id))).collect();
         for email in &slice.emails {
             keys.push((pk.clone(), recipient_sk(email.key())));
@@ -29,7 +29,12 @@ impl SyncState for DynamoStore {
             // The index is eventually consistent and keys-only: it names the entries, the consistent
             // batch read below fetches them with their versions.
             let named = self
-                .query_all(Some("gsi1"), "gsi1pk = :e", &[(":e", s(&by_email(&link.id, email.key())))], None)
+                .query_all(
+                    Some("gsi1"),
+                    "gsi1pk = :e",
+                    &[(":e", s(&by_email(&link.tenant, &link.id, email.key())))],
+                    None,
+                )
                 .await?;
             keys.extend(key_pairs(&named));
         }
@@ -59,7 +64,7 @@ impl SyncState for DynamoStore {
             .query_all(
                 Some("gsi2"),
                 "gsi2pk = :d AND gsi2sk <= :until",
-                &[(":d", s(&due_pk(&link.id))), (":until", s(&format!("{date}#\u{10ffff}")))],
+                &[(":d", s(&due_pk(&link.tenant, &link.id))), (":until", s(&format!("{date}#\u{10ffff}")))],
                 Some(limit),
             )
             .await?;
@@ -69,7 +74,7 @@ impl SyncState for DynamoStore {
     async fn commit(&self, tenant: &TenantId, commit: Commit) -> Result<(), StoreError> {
         let mut actions = Vec::new();
         for (write, expected) in &commit.writes {
-            let item = write_item(write, expected.unwrap_or(0) + 1)?;
+            let item = write_item(tenant, write, expected.unwrap_or(0) + 1)?;
             let condition = match expected {
                 None => ("attribute_not_exists(pk)", vec![]),
                 Some(v) => ("ver = :expected", vec![(":expected", n(*v))]),
@@ -87,7 +92,7 @@ impl SyncState for DynamoStore {
                 std::hash::Hasher::finish(&hasher)
             );
             let item = HashMap::from([
-                ("pk".to_owned(), s(&link_pk(&entry.link))),
+                ("pk".to_owned(), s(&link_pk(tenant, &entry.link))),
                 ("sk".to_owned(), s(&sk)),
                 ("v".to_owned(), AttributeValue::S(value)),
                 ("expires_at".to_owned(), n(entry.expires_at().timestamp().max(0) as u64)),
@@ -158,6 +163,7 @@ impl SyncState for DynamoStore {
 
     async fn recipients(
         &self,
+        tenant: &TenantId,
         link: &LinkId,
         after: Option<&str>,
         limit: usize,
@@ -168,7 +174,7 @@ impl SyncState for DynamoStore {
         // BETWEEN is inclusive: a NUL after the last key read starts just past it.
         let from = after.map_or_else(|| recipient_sk(""), |a| recipient_sk(&format!("{a}\u{0}")));
         let condition = "pk = :pk AND sk BETWEEN :from AND :to";
-        let values = [(":pk", s(&link_pk(link))), (":from", s(&from)), (":to", s(&recipient_sk("\u{10ffff}")))];
+        let values = [(":pk", s(&link_pk(tenant, link))), (":from", s(&from)), (":to", s(&recipient_sk("\u{10ffff}")))];
         self.query_until(condition, &values, true, limit, |item| from_item::<(Email, RecipientState)>(item).map(Some))
             .await
     }

@@ -71,7 +71,7 @@ async fn decided_approval_entries_expire_after_the_retention_period() {
         let (client, table) = (client.clone(), table.clone());
         let sk = format!("APPROVAL#{key}");
         async move {
-            let item = client.get_item().table_name(table).key("pk", s("LINK#l1")).key("sk", s(&sk)).send().await;
+            let item = client.get_item().table_name(table).key("pk", s("LINK#t#l1")).key("sk", s(&sk)).send().await;
             item.unwrap().item.unwrap().get("expires_at").map(|v| v.as_n().unwrap().parse::<i64>().unwrap())
         }
     };

@@ -6,13 +6,19 @@ use crate::error::db_err;
 use crate::tables::AUDIT;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use optisync_domain::{AuditEntry, LinkId};
+use optisync_domain::{AuditEntry, LinkId, TenantId};
 use optisync_ports::{AuditLog, StoreError};
 
 #[async_trait]
 impl AuditLog for EmbeddedStore {
-    async fn audit(&self, link: &LinkId, now: DateTime<Utc>, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
-        let link = link.to_string();
+    async fn audit(
+        &self,
+        tenant: &TenantId,
+        link: &LinkId,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let link = crate::tables::scope(tenant, link);
         self.read(move |txn| {
             let trail = txn.open_table(AUDIT).map_err(db_err)?;
             let mut out = Vec::new();

@@ -26,8 +26,8 @@ mod tenants;
 
 use crate::error::db_err;
 use crate::tables::{
-    ACCOUNTS, AUDIT, CHUNKS, COMMAND_IDS, FEED, INBOX, ITEMS, LEASES, LINK_TENANT, LINKS, MIRROR_BY_EMAIL, RESULTS,
-    RUNS, SECRETS, TENANTS,
+    ACCOUNTS, AUDIT, CHUNKS, COMMAND_IDS, FEED, INBOX, ITEMS, LEASES, LINKS, MIRROR_BY_EMAIL, RESULTS, RUNS, SECRETS,
+    TENANTS,
 };
 use optisync_ports::StoreError;
 use redb::{Database, ReadableDatabase};
@@ -55,7 +55,6 @@ impl EmbeddedStore {
         txn.open_table(ITEMS).map_err(db_err)?;
         txn.open_table(MIRROR_BY_EMAIL).map_err(db_err)?;
         txn.open_table(LINKS).map_err(db_err)?;
-        txn.open_table(LINK_TENANT).map_err(db_err)?;
         txn.open_table(TENANTS).map_err(db_err)?;
         txn.open_table(ACCOUNTS).map_err(db_err)?;
         txn.open_table(FEED).map_err(db_err)?;

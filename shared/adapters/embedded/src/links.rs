@@ -1,9 +1,9 @@
-//! Links, by tenant, with the tenant each link id is stored under.
+//! Links, by tenant: a link id is unique within its tenant only (R-K1).
 
 use crate::EmbeddedStore;
 use crate::codec::{decode, encode};
 use crate::error::db_err;
-use crate::tables::{LINK_TENANT, LINKS, successor};
+use crate::tables::{LINKS, successor};
 use async_trait::async_trait;
 use optisync_domain::{Link, TenantId};
 use optisync_ports::{Links, StoreError};
@@ -15,12 +15,7 @@ impl Links for EmbeddedStore {
         let bytes = encode("link", link)?;
         let (tenant, id) = (link.tenant.to_string(), link.id.to_string());
         self.write(move |txn| {
-            let mut owners = txn.open_table(LINK_TENANT).map_err(db_err)?;
             let mut links = txn.open_table(LINKS).map_err(db_err)?;
-            let previous = owners.insert(id.as_str(), tenant.as_str()).map_err(db_err)?.map(|t| t.value().to_owned());
-            if let Some(previous) = previous.filter(|p| p != &tenant) {
-                links.remove((previous.as_str(), id.as_str())).map_err(db_err)?;
-            }
             links.insert((tenant.as_str(), id.as_str()), bytes.as_slice()).map_err(db_err)?;
             Ok(())
         })

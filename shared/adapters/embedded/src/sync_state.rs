@@ -5,7 +5,8 @@ use crate::EmbeddedStore;
 use crate::codec::{GotItem, ItemHeader, PutItem, decode, encode, epoch_ms, get_item, json_err};
 use crate::error::db_err;
 use crate::tables::{
-    APPROVAL, AUDIT, COMMAND_IDS, FEED, ITEMS, MIRROR, MIRROR_BY_EMAIL, RECIPIENT, item_key, successor,
+    APPROVAL, AUDIT, COMMAND_IDS, FEED, ITEMS, MIRROR, MIRROR_BY_EMAIL, RECIPIENT, item_key, item_link, scope,
+    successor,
 };
 use async_trait::async_trait;
 use chrono::NaiveDate;
@@ -19,6 +20,8 @@ use std::collections::{BTreeMap, BTreeSet};
 /// One state write, encoded outside the transaction.
 struct EncodedWrite {
     key: ItemKey,
+    /// The [`scope`] of the item's link.
+    scope: String,
     expected: Option<u64>,
     /// For mirror entries: the e-mail key it uses (the index entry).
     email: Option<String>,
@@ -32,7 +35,8 @@ impl SyncState for EmbeddedStore {
         self.read(move |txn| {
             let items = txn.open_table(ITEMS).map_err(db_err)?;
             let by_email = txn.open_table(MIRROR_BY_EMAIL).map_err(db_err)?;
-            let l = link.id.as_str();
+            let scoped = scope(&link.tenant, &link.id);
+            let l = scoped.as_str();
             let mut ids: BTreeSet<String> = slice.assignments.iter().map(|a| a.as_str().to_owned()).collect();
             let keys: BTreeSet<&str> = slice.emails.iter().map(Email::key).collect();
             for key in &keys {
@@ -66,7 +70,7 @@ impl SyncState for EmbeddedStore {
     }
 
     async fn due(&self, link: &Link, date: NaiveDate, limit: usize) -> Result<Vec<AssignmentId>, StoreError> {
-        let link = link.id.to_string();
+        let link = scope(&link.tenant, &link.id);
         self.read(move |txn| {
             let items = txn.open_table(ITEMS).map_err(db_err)?;
             let mut due = Vec::new();
@@ -97,7 +101,8 @@ impl SyncState for EmbeddedStore {
                 StateWrite::Approval { entry } => (None, serde_json::to_value(entry)),
             };
             let value = value.map_err(|e| json_err("state item", &e))?;
-            writes.push(EncodedWrite { key: ItemKey::of(write), expected: *expected, email, value });
+            let key = ItemKey::of(write);
+            writes.push(EncodedWrite { scope: scope(tenant, item_link(&key)), key, expected: *expected, email, value });
         }
         let commands = commit
             .commands
@@ -107,7 +112,7 @@ impl SyncState for EmbeddedStore {
         let audit = commit
             .audit
             .iter()
-            .map(|e| Ok((e.link.to_string(), epoch_ms(e.at), encode("audit entry", e)?)))
+            .map(|e| Ok((scope(tenant, &e.link), epoch_ms(e.at), encode("audit entry", e)?)))
             .collect::<Result<Vec<_>, StoreError>>()?;
         let tenant = tenant.to_string();
         self.write(move |txn| {
@@ -129,7 +134,7 @@ impl SyncState for EmbeddedStore {
             // Every expected version is checked against the state before the commit, then all is written.
             let mut previous = Vec::with_capacity(writes.len());
             for w in &writes {
-                let header: Option<ItemHeader> = match items.get(item_key(&w.key)).map_err(db_err)? {
+                let header: Option<ItemHeader> = match items.get(item_key(&w.scope, &w.key)).map_err(db_err)? {
                     Some(bytes) => Some(decode("state item", bytes.value())?),
                     None => None,
                 };
@@ -139,15 +144,15 @@ impl SyncState for EmbeddedStore {
                 previous.push(header.and_then(|h| h.email));
             }
             for (w, old_email) in writes.iter().zip(previous) {
-                let key = item_key(&w.key);
+                let key = item_key(&w.scope, &w.key);
                 let item = PutItem { version: w.expected.unwrap_or(0) + 1, email: w.email.as_deref(), value: &w.value };
                 items.insert(key, encode("state item", &item)?.as_slice()).map_err(db_err)?;
-                if let ItemKey::Mirror(link, id) = &w.key {
+                if let ItemKey::Mirror(_, id) = &w.key {
                     if let Some(old) = old_email {
-                        by_email.remove((link.as_str(), old.as_str(), id.as_str())).map_err(db_err)?;
+                        by_email.remove((w.scope.as_str(), old.as_str(), id.as_str())).map_err(db_err)?;
                     }
                     if let Some(new) = &w.email {
-                        by_email.insert((link.as_str(), new.as_str(), id.as_str()), ()).map_err(db_err)?;
+                        by_email.insert((w.scope.as_str(), new.as_str(), id.as_str()), ()).map_err(db_err)?;
                     }
                 }
             }
@@ -173,11 +178,12 @@ impl SyncState for EmbeddedStore {
 
     async fn recipients(
         &self,
+        tenant: &TenantId,
         link: &LinkId,
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(Email, RecipientState)>, StoreError> {
-        let (link, after) = (link.to_string(), after.map(str::to_owned));
+        let (link, after) = (scope(tenant, link), after.map(str::to_owned));
         self.read(move |txn| {
             let items = txn.open_table(ITEMS).map_err(db_err)?;
             let l = link.as_str();

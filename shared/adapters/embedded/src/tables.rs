@@ -1,17 +1,17 @@
 //! The file's layout: one redb table per kind of record, with tuple keys so that one link's items (or
-//! one tenant's links and feed) are a contiguous range whatever characters the ids contain.
+//! one tenant's links and feed) are a contiguous range whatever characters the ids contain. A link's
+//! records are keyed by its [`scope`], tenant and link together (R-K1).
 
+use optisync_domain::{LinkId, TenantId};
 use optisync_ports::ItemKey;
 use redb::TableDefinition;
 
-/// State items: (link, kind, assignment id or R-B2 e-mail key) → versioned JSON.
+/// State items: (link scope, kind, assignment id or R-B2 e-mail key) → versioned JSON.
 pub(crate) const ITEMS: TableDefinition<(&str, u8, &str), &[u8]> = TableDefinition::new("items");
-/// Index of mirror entries by the e-mail they use: (link, e-mail key, assignment id) → ().
+/// Index of mirror entries by the e-mail they use: (link scope, e-mail key, assignment id) → ().
 pub(crate) const MIRROR_BY_EMAIL: TableDefinition<(&str, &str, &str), ()> = TableDefinition::new("mirror_by_email");
 /// Links: (tenant, link id) → JSON.
 pub(crate) const LINKS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("links");
-/// The tenant a link id is stored under, so a link that changes tenant is not listed twice.
-pub(crate) const LINK_TENANT: TableDefinition<&str, &str> = TableDefinition::new("link_tenant");
 /// Tenant settings: tenant → JSON.
 pub(crate) const TENANTS: TableDefinition<&str, &[u8]> = TableDefinition::new("tenants");
 /// ESP accounts: (provider, account id) → JSON (the record names its tenant).
@@ -22,11 +22,11 @@ pub(crate) const FEED: TableDefinition<(&str, u64), &[u8]> = TableDefinition::ne
 pub(crate) const COMMAND_IDS: TableDefinition<(&str, &str), u64> = TableDefinition::new("command_ids");
 /// (tenant, command id) → the connector's result, JSON.
 pub(crate) const RESULTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("results");
-/// (link, committed at in epoch ms, sequence within that millisecond) → audit entry (JSON).
+/// (link scope, committed at in epoch ms, sequence within that millisecond) → audit entry (JSON).
 pub(crate) const AUDIT: TableDefinition<(&str, u64, u64), &[u8]> = TableDefinition::new("audit");
-/// link → (version, run state).
+/// link scope → (version, run state).
 pub(crate) const RUNS: TableDefinition<&str, (u64, &str)> = TableDefinition::new("runs");
-/// (link, run, index) → (expires at in epoch seconds, chunk): a run's working data.
+/// (link scope, run, index) → (expires at in epoch seconds, chunk): a run's working data.
 pub(crate) const CHUNKS: TableDefinition<(&str, &str, u64), (i64, &str)> = TableDefinition::new("run_chunks");
 /// Leases: name → JSON (owner, expiry).
 pub(crate) const LEASES: TableDefinition<&str, &[u8]> = TableDefinition::new("leases");
@@ -42,12 +42,25 @@ pub(crate) const RECIPIENT: u8 = 1;
 /// An approval entry.
 pub(crate) const APPROVAL: u8 = 2;
 
-/// The table key of an item key.
-pub(crate) fn item_key(key: &ItemKey) -> (&str, u8, &str) {
+/// The key component naming one tenant's link (R-K1): the tenant's length, the tenant, then the link, so
+/// no two (tenant, link) pairs share a scope whatever characters the ids contain.
+pub(crate) fn scope(tenant: &TenantId, link: &LinkId) -> String {
+    format!("{}:{tenant}:{link}", tenant.as_str().len())
+}
+
+/// The link an item key belongs to.
+pub(crate) fn item_link(key: &ItemKey) -> &LinkId {
     match key {
-        ItemKey::Mirror(l, id) => (l.as_str(), MIRROR, id.as_str()),
-        ItemKey::Recipient(l, e) => (l.as_str(), RECIPIENT, e.as_str()),
-        ItemKey::Approval(l, e) => (l.as_str(), APPROVAL, e.as_str()),
+        ItemKey::Mirror(l, _) | ItemKey::Recipient(l, _) | ItemKey::Approval(l, _) => l,
+    }
+}
+
+/// The table key of an item key under its link's [`scope`].
+pub(crate) fn item_key<'a>(scope: &'a str, key: &'a ItemKey) -> (&'a str, u8, &'a str) {
+    match key {
+        ItemKey::Mirror(_, id) => (scope, MIRROR, id.as_str()),
+        ItemKey::Recipient(_, e) => (scope, RECIPIENT, e.as_str()),
+        ItemKey::Approval(_, e) => (scope, APPROVAL, e.as_str()),
     }
 }
 

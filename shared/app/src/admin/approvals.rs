@@ -48,7 +48,7 @@ impl Admin {
     ) -> Result<ApprovalPage, AdminError> {
         let link = self.link(tenant, link).await?;
         let limit = limit.clamp(1, MAX_APPROVAL_PAGE);
-        let entries: Vec<ApprovalEntry> = self.store.pending_approvals(&link.id, after, limit).await?;
+        let entries: Vec<ApprovalEntry> = self.store.pending_approvals(&link.tenant, &link.id, after, limit).await?;
         let next = if entries.len() == limit { entries.last().map(ApprovalEntry::queue_position) } else { None };
         let mut views = Vec::with_capacity(entries.len());
         for entry in entries {

@@ -130,7 +130,7 @@ impl Admin {
     /// A link's status with its runs (R-F1).
     pub async fn status(&self, tenant: &TenantId, link: &LinkId) -> Result<LinkStatusView, AdminError> {
         let link = self.link(tenant, link).await?;
-        let run = self.reconciler.state(&link.id).await?;
+        let run = self.reconciler.state(&link.tenant, &link.id).await?;
         Ok(LinkStatusView { link, run })
     }
 
@@ -173,7 +173,7 @@ impl Admin {
     /// Confirms a run the mass-deactivation guard holds. False when none is held.
     pub async fn confirm(&self, tenant: &TenantId, link: &LinkId) -> Result<bool, AdminError> {
         let link = self.link(tenant, link).await?;
-        if !self.reconciler.confirm(&link.id).await? {
+        if !self.reconciler.confirm(&link.tenant, &link.id).await? {
             return Ok(false);
         }
         self.publisher.publish(&[BusEvent::ReconcileLink { tenant: tenant.clone(), link: link.id }]).await?;

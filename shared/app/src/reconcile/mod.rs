@@ -47,6 +47,7 @@ pub use state::{
 
 use crate::engine::Engine;
 use optisync_domain::{Link, LinkId, LinkStatus, TenantId};
+use optisync_ports::names::lease;
 use optisync_ports::{Clock, EspGateway, EspLister, Inbox, StateStore};
 use preview::RecordingEsp;
 use run::{Ports, Run};
@@ -84,19 +85,19 @@ impl Reconciler {
     }
 
     /// The link's run state (checkpoint, last finished run).
-    pub async fn state(&self, link: &LinkId) -> Result<RunState, RunError> {
-        Ok(self.load(link).await?.0)
+    pub async fn state(&self, tenant: &TenantId, link: &LinkId) -> Result<RunState, RunError> {
+        Ok(self.load(tenant, link).await?.0)
     }
 
     /// Confirms a run the guard holds: its ends are applied in the next invocation (publish
     /// `link.reconcile`). False when no run of the link is held.
-    pub async fn confirm(&self, link: &LinkId) -> Result<bool, RunError> {
-        let (mut state, version) = self.load(link).await?;
+    pub async fn confirm(&self, tenant: &TenantId, link: &LinkId) -> Result<bool, RunError> {
+        let (mut state, version) = self.load(tenant, link).await?;
         let Some(mut progress) = state.current.take().filter(|p| p.phase == Phase::Held) else { return Ok(false) };
         progress.confirmed = true;
         progress.phase = Phase::Apply;
         progress.cursor = None;
-        Ok(self.save(link, &state, Some(&progress), version).await?.is_some())
+        Ok(self.save(tenant, link, &state, Some(&progress), version).await?.is_some())
     }
 
     /// Starts a dry run of the first sync of `link` as it would be saved (R-F8): nothing reaches the ESP
@@ -120,14 +121,14 @@ impl Reconciler {
         if link.status == LinkStatus::NotLinked {
             return Ok(RunOutcome::Skipped);
         }
-        let lease = format!("run#{}", link.id);
+        let lease = lease::run(tenant, &link.id);
         let owner = format!("{:032x}", rand::random::<u128>());
         let now = self.clock.now();
         if !self.store.try_lease(&lease, &owner, now, now + RUN_LEASE).await? {
             return Ok(RunOutcome::Busy);
         }
         let engine = if tenant.is_preview() {
-            let recording = RecordingEsp::new(self.store.clone(), self.clock.clone());
+            let recording = RecordingEsp::new(self.store.clone(), self.clock.clone(), tenant.clone());
             Engine::new(self.store.clone(), Arc::new(recording), self.clock.clone())
         } else {
             Engine::new(self.store.clone(), self.esp.clone(), self.clock.clone())
@@ -151,17 +152,18 @@ impl Reconciler {
         }
     }
 
-    async fn load(&self, link: &LinkId) -> Result<(RunState, Option<u64>), RunError> {
-        read_state(self.store.as_ref(), link).await
+    async fn load(&self, tenant: &TenantId, link: &LinkId) -> Result<(RunState, Option<u64>), RunError> {
+        read_state(self.store.as_ref(), tenant, link).await
     }
 
     async fn save(
         &self,
+        tenant: &TenantId,
         link: &LinkId,
         state: &RunState,
         current: Option<&Progress>,
         version: Option<u64>,
     ) -> Result<Option<u64>, RunError> {
-        save_state(self.store.as_ref(), self.clock.as_ref(), link, state, current, version).await
+        save_state(self.store.as_ref(), self.clock.as_ref(), tenant, link, state, current, version).await
     }
 }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::sync::Arc;
 
-/// The run-state key under which a link's latest dry run is named.
+/// The run-state key (under the preview tenant) naming a link's latest dry run.
 fn preview_pointer(link: &LinkId) -> LinkId {
     LinkId::new(format!("{link}{PREVIEW_SUFFIX}"))
 }
@@ -83,12 +83,14 @@ pub struct Preview {
 pub(super) struct RecordingEsp {
     store: Arc<dyn StateStore>,
     clock: Arc<dyn Clock>,
+    /// The dry run's tenant, whose link records what the run would do.
+    tenant: TenantId,
 }
 
 impl RecordingEsp {
     /// Records into the dry run's own run chunks.
-    pub(super) fn new(store: Arc<dyn StateStore>, clock: Arc<dyn Clock>) -> Self {
-        Self { store, clock }
+    pub(super) fn new(store: Arc<dyn StateStore>, clock: Arc<dyn Clock>, tenant: TenantId) -> Self {
+        Self { store, clock, tenant }
     }
 }
 
@@ -112,7 +114,10 @@ impl EspGateway for RecordingEsp {
             // One line per recipient and action, whatever the retries: the index is their hash.
             let index = key_hash(&format!("{}#{what}", action.email.key())) % 1_000_000_000_000;
             let expires = self.clock.now() + CHUNK_RETENTION;
-            self.store.put_run_chunk(&action.link, "ops", index, &value, expires).await.map_err(unavailable)?;
+            self.store
+                .put_run_chunk(&self.tenant, &action.link, "ops", index, &value, expires)
+                .await
+                .map_err(unavailable)?;
         }
         Ok(())
     }
@@ -134,8 +139,8 @@ pub(super) async fn start_preview(
     };
     store.put_link(&shadow).await?;
     let pointer = preview_pointer(&link.id);
-    let version = store.run_state(&pointer).await?.map(|(_, v)| v);
-    match store.save_run_state(&pointer, shadow.id.as_str(), version).await {
+    let version = store.run_state(&tenant, &pointer).await?.map(|(_, v)| v);
+    match store.save_run_state(&tenant, &pointer, shadow.id.as_str(), version).await {
         Ok(()) | Err(StoreError::Conflict) => {}
         Err(e) => return Err(e.into()),
     }
@@ -150,13 +155,14 @@ pub(super) async fn preview(
     link: &LinkId,
     limit: usize,
 ) -> Result<Option<Preview>, RunError> {
-    let Some((shadow, _)) = store.run_state(&preview_pointer(link)).await? else { return Ok(None) };
+    let shadow_tenant = tenant.preview();
+    let Some((shadow, _)) = store.run_state(&shadow_tenant, &preview_pointer(link)).await? else { return Ok(None) };
     let shadow = LinkId::new(shadow);
-    let (state, _) = read_state(store, &shadow).await?;
+    let (state, _) = read_state(store, &shadow_tenant, &shadow).await?;
     let mut lines = Vec::new();
     let mut after = None;
     while lines.len() < limit {
-        let chunks = store.run_chunks(&shadow, "ops", after, 500).await?;
+        let chunks = store.run_chunks(&shadow_tenant, &shadow, "ops", after, 500).await?;
         let Some((last, _)) = chunks.last() else { break };
         after = Some(*last);
         for (_, raw) in chunks {
@@ -164,7 +170,6 @@ pub(super) async fn preview(
         }
     }
     let mut seq = 0;
-    let shadow_tenant = tenant.preview();
     while lines.len() < limit {
         let page = store.commands(&shadow_tenant, seq, 500).await?;
         let Some((last, _)) = page.last() else { break };

@@ -38,18 +38,19 @@ pub(super) struct Ports<'a> {
 }
 
 impl Ports<'_> {
-    async fn load(&self, link: &LinkId) -> Result<(RunState, Option<u64>), RunError> {
-        read_state(self.store, link).await
+    async fn load(&self, tenant: &TenantId, link: &LinkId) -> Result<(RunState, Option<u64>), RunError> {
+        read_state(self.store, tenant, link).await
     }
 
     async fn save(
         &self,
+        tenant: &TenantId,
         link: &LinkId,
         state: &RunState,
         current: Option<&Progress>,
         version: Option<u64>,
     ) -> Result<Option<u64>, RunError> {
-        save_state(self.store, self.clock, link, state, current, version).await
+        save_state(self.store, self.clock, tenant, link, state, current, version).await
     }
 }
 
@@ -78,7 +79,7 @@ impl<'a> Run<'a> {
     /// Starts the run or continues its checkpoint, phase by phase, saving the checkpoint after every
     /// step, until it finishes, waits, is held or the budget is spent.
     pub(super) async fn go(mut self) -> Result<RunOutcome, RunError> {
-        let (mut state, mut version) = self.r.load(self.id()).await?;
+        let (mut state, mut version) = self.r.load(&self.tenant, self.id()).await?;
         let mut progress = match state.current.take() {
             Some(p) => p,
             None => self.start(&state),
@@ -102,14 +103,14 @@ impl<'a> Run<'a> {
             match step {
                 Step::Next => {}
                 Step::Stop(outcome) => {
-                    if self.r.save(self.id(), &state, Some(&progress), version).await?.is_none() {
+                    if self.r.save(&self.tenant, self.id(), &state, Some(&progress), version).await?.is_none() {
                         return Ok(RunOutcome::Busy);
                     }
                     return Ok(outcome(progress));
                 }
                 Step::Done { error } => return self.finish(state, progress, version, error).await,
             }
-            let Some(saved) = self.r.save(self.id(), &state, Some(&progress), version).await? else {
+            let Some(saved) = self.r.save(&self.tenant, self.id(), &state, Some(&progress), version).await? else {
                 return Ok(RunOutcome::Busy);
             };
             version = Some(saved);
@@ -275,7 +276,10 @@ impl<'a> Run<'a> {
         let expires = self.r.clock.now() + CHUNK_RETENTION;
         if p.since.is_none() && !page.members.is_empty() {
             let seen: String = page.members.iter().map(|m| format!("{:016x}", key_hash(m.email.key()))).collect();
-            self.r.store.put_run_chunk(self.id(), &format!("{}/seen", p.id), p.seen_chunks, &seen, expires).await?;
+            self.r
+                .store
+                .put_run_chunk(&self.tenant, self.id(), &format!("{}/seen", p.id), p.seen_chunks, &seen, expires)
+                .await?;
             p.seen_chunks += 1;
         }
         let Differences { now: now_inputs, ends } = self.differences(p, &page.members).await?;
@@ -311,7 +315,10 @@ impl<'a> Run<'a> {
         p.counts.deferred += ends.len() as u64;
         let raw = serde_json::to_string(&ends).map_err(|e| RunError::State(e.to_string()))?;
         let expires = self.r.clock.now() + CHUNK_RETENTION;
-        self.r.store.put_run_chunk(self.id(), &format!("{}/ends", p.id), p.end_chunks, &raw, expires).await?;
+        self.r
+            .store
+            .put_run_chunk(&self.tenant, self.id(), &format!("{}/ends", p.id), p.end_chunks, &raw, expires)
+            .await?;
         p.end_chunks += 1;
         Ok(())
     }
@@ -340,7 +347,7 @@ impl<'a> Run<'a> {
             self.seen = Some(self.seen(p).await?);
         }
         let seen = self.seen.as_ref().expect("read above");
-        let page = self.r.store.recipients(self.id(), p.cursor.as_deref(), SWEEP_PAGE).await?;
+        let page = self.r.store.recipients(&self.tenant, self.id(), p.cursor.as_deref(), SWEEP_PAGE).await?;
         let now = self.r.clock.now();
         let mut ends = Vec::new();
         // Which recipients the listing should have shown, whether one is looked up first, and what one
@@ -367,7 +374,7 @@ impl<'a> Run<'a> {
         let mut seen = HashSet::new();
         let mut after = None;
         loop {
-            let chunks = self.r.store.run_chunks(self.id(), &run, after, 100).await?;
+            let chunks = self.r.store.run_chunks(&self.tenant, self.id(), &run, after, 100).await?;
             let Some((last, _)) = chunks.last() else { break };
             after = Some(*last);
             for (_, raw) in &chunks {
@@ -385,7 +392,7 @@ impl<'a> Run<'a> {
     async fn apply_chunk(&mut self, p: &mut Progress) -> Result<Step, RunError> {
         let after = p.cursor.as_deref().and_then(|c| c.parse().ok());
         let run = format!("{}/ends", p.id);
-        let Some((index, raw)) = self.r.store.run_chunks(self.id(), &run, after, 1).await?.pop() else {
+        let Some((index, raw)) = self.r.store.run_chunks(&self.tenant, self.id(), &run, after, 1).await?.pop() else {
             return Ok(Step::Done { error: None });
         };
         let events: Vec<EspEvent> = serde_json::from_str(&raw).map_err(|e| RunError::State(e.to_string()))?;
@@ -454,7 +461,7 @@ impl<'a> Run<'a> {
             // The ESP side was listed completely (even if OPTIGEM's snapshot was missing).
             state.last_complete = Some(progress.started_at);
         }
-        if self.r.save(self.id(), &state, None, version).await?.is_none() {
+        if self.r.save(&self.tenant, self.id(), &state, None, version).await?.is_none() {
             return Ok(RunOutcome::Busy);
         }
         if error.is_none() && self.link.status == LinkStatus::Linking {

@@ -254,8 +254,12 @@ pub enum RunError {
 }
 
 /// A link's run state as stored, with its version (`None`: never saved).
-pub(super) async fn read_state(store: &dyn StateStore, link: &LinkId) -> Result<(RunState, Option<u64>), RunError> {
-    match store.run_state(link).await? {
+pub(super) async fn read_state(
+    store: &dyn StateStore,
+    tenant: &TenantId,
+    link: &LinkId,
+) -> Result<(RunState, Option<u64>), RunError> {
+    match store.run_state(tenant, link).await? {
         Some((raw, version)) => {
             let state = serde_json::from_str(&raw).map_err(|e| RunError::State(e.to_string()))?;
             Ok((state, Some(version)))
@@ -265,8 +269,13 @@ pub(super) async fn read_state(store: &dyn StateStore, link: &LinkId) -> Result<
 }
 
 /// Whether the link's run in progress waits for this export.
-pub async fn waits_for(store: &dyn StateStore, link: &LinkId, export: &CommandId) -> Result<bool, StoreError> {
-    let (state, _) = read_state(store, link).await.map_err(|e| match e {
+pub async fn waits_for(
+    store: &dyn StateStore,
+    tenant: &TenantId,
+    link: &LinkId,
+    export: &CommandId,
+) -> Result<bool, StoreError> {
+    let (state, _) = read_state(store, tenant, link).await.map_err(|e| match e {
         RunError::Store(e) => e,
         other => StoreError::Permanent(other.to_string()),
     })?;
@@ -278,6 +287,7 @@ pub async fn waits_for(store: &dyn StateStore, link: &LinkId, export: &CommandId
 pub(super) async fn save_state(
     store: &dyn StateStore,
     clock: &dyn Clock,
+    tenant: &TenantId,
     link: &LinkId,
     state: &RunState,
     current: Option<&Progress>,
@@ -289,7 +299,7 @@ pub(super) async fn save_state(
     }
     let stored = RunState { current, ..state.clone() };
     let raw = serde_json::to_string(&stored).map_err(|e| RunError::State(e.to_string()))?;
-    match store.save_run_state(link, &raw, version).await {
+    match store.save_run_state(tenant, link, &raw, version).await {
         Ok(()) => Ok(Some(version.unwrap_or(0) + 1)),
         Err(StoreError::Conflict) => Ok(None),
         Err(e) => Err(e.into()),
@@ -310,7 +320,7 @@ pub async fn runs_waiting_for(
     let mut waiting = Vec::new();
     for t in [tenant.clone(), tenant.preview()] {
         for link in store.links_for_newsletter(&t, &newsletter).await? {
-            if link.status == LinkStatus::Linking || waits_for(store, &link.id, command).await? {
+            if link.status == LinkStatus::Linking || waits_for(store, &link.tenant, &link.id, command).await? {
                 waiting.push((t.clone(), link.id));
             }
         }

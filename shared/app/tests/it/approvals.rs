@@ -126,7 +126,7 @@ async fn r_c3_r_b3_r_j1_approving_an_existing_person_asks_once_for_one_assignmen
     assert_eq!(consent.source.as_deref(), Some("form:website"));
     assert_eq!(consent.confirmed_at, Some(at(20, 10) + chrono::Duration::minutes(5)));
     assert_eq!(consent.ip.as_ref().map(PersonalText::expose), Some("203.0.113.7"));
-    let trail = store.audit(&link().id, at(22, 9), 10).await.unwrap();
+    let trail = store.audit(&link().tenant, &link().id, at(22, 9), 10).await.unwrap();
     let decisions: Vec<_> = trail.iter().filter(|e| e.input == "approval.approved").collect();
     assert_eq!(decisions.len(), 1, "one audit entry for three identical decisions: {trail:?}");
     assert_eq!(decisions[0].commands[0].id, *commands.last().unwrap().id());

@@ -111,7 +111,7 @@ async fn a_run_continues_from_its_checkpoint_and_a_crash_mid_page_repeats_no_eff
     h.esp.fail_at(before + 60, EspError::Transient { retry_after_secs: None });
     let failed = h.reconciler.run(&tenant(), &h.link.id, Budget::default()).await;
     assert!(failed.is_err());
-    let state = h.reconciler.state(&h.link.id).await.unwrap();
+    let state = h.reconciler.state(&h.link.tenant, &h.link.id).await.unwrap();
     assert_eq!(state.current.as_ref().map(|p| p.counts.ended), Some(50), "the checkpoint after the second chunk");
     // Invocations 5…: chunk by chunk to the end.
     let mut invocations = 0;
@@ -135,7 +135,7 @@ async fn a_run_continues_from_its_checkpoint_and_a_crash_mid_page_repeats_no_eff
     let ends = h.feed().await.iter().filter(|c| matches!(c, OptigemCommand::EndAssignment { .. })).count();
     assert_eq!(ends, n);
     assert!(h.receiving().is_empty());
-    assert!(h.reconciler.state(&h.link.id).await.unwrap().current.is_none());
+    assert!(h.reconciler.state(&h.link.tenant, &h.link.id).await.unwrap().current.is_none());
     assert_eq!(h.esp.list_reads(), 5, "every list page read once");
 }
 
@@ -158,12 +158,12 @@ async fn r_f8_the_guard_holds_a_run_that_would_end_most_of_the_list_until_an_adm
     let RunOutcome::Held(again) = h.run(Budget::default()).await else { panic!("held until confirmed") };
     assert_eq!((again.counts, again.invocations), (progress.counts, 3), "the export's wait, the hold, again");
 
-    assert!(h.reconciler.confirm(&h.link.id).await.unwrap());
+    assert!(h.reconciler.confirm(&h.link.tenant, &h.link.id).await.unwrap());
     let finished = h.run_to_end().await;
     assert_eq!(finished.counts.ended, 30);
     let ends = h.feed().await.iter().filter(|c| matches!(c, OptigemCommand::EndAssignment { .. })).count();
     assert_eq!(ends, 30);
-    assert!(!h.reconciler.confirm(&h.link.id).await.unwrap(), "nothing held any more");
+    assert!(!h.reconciler.confirm(&h.link.tenant, &h.link.id).await.unwrap(), "nothing held any more");
 
     // Below the share, or below the minimum count, a run goes through without asking.
     let g = Guard::default();
@@ -176,7 +176,12 @@ async fn a_second_run_waits_while_one_holds_the_lease_and_unlinked_links_are_ski
     let now = h.clock.now();
     assert!(
         h.store
-            .try_lease(&format!("run#{}", h.link.id), "other-run", now, now + chrono::Duration::minutes(5))
+            .try_lease(
+                &optisync_ports::names::lease::run(&h.link.tenant, &h.link.id),
+                "other-run",
+                now,
+                now + chrono::Duration::minutes(5)
+            )
             .await
             .unwrap()
     );
@@ -484,7 +489,7 @@ async fn a_reconciliation_whose_export_stays_unanswered_does_the_esp_side_after_
     assert_eq!(run.error.as_deref(), Some("the connector did not answer the export in time"));
     assert_eq!((run.counts.ended, run.counts.imported), (1, 0), "the lost unsubscribe is caught all the same");
     assert!(run.complete);
-    let state = h.reconciler.state(&h.link.id).await.unwrap();
+    let state = h.reconciler.state(&h.link.tenant, &h.link.id).await.unwrap();
     assert!(state.last_success.is_none() && state.last_complete.is_some() && state.current.is_none());
 
     // The next run asks again (a new export command) and succeeds once it is answered.
@@ -519,7 +524,7 @@ async fn a_run_whose_invocation_died_is_taken_over_and_counted_as_stale() {
     h.clock.set(berlin(2024, 9, 1, 18) + chrono::Duration::minutes(1));
     let finished = h.run_to_end().await;
     assert_eq!(finished.counts.pages, 3, "three list pages (OPTIGEM has no assignment: no snapshot page)");
-    let state = h.reconciler.state(&h.link.id).await.unwrap();
+    let state = h.reconciler.state(&h.link.tenant, &h.link.id).await.unwrap();
     assert!(state.current.is_none());
 }
 

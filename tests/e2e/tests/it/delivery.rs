@@ -105,7 +105,7 @@ async fn one_event_delivered_five_times_has_the_effects_of_one_delivery() {
     // One audit entry per link, as after one delivery: the redeliveries changed nothing and left no trace.
     for stack in [&once, &five] {
         for link in stack.store.links(&stack.tenant).await.unwrap() {
-            let trail = stack.store.audit(&link.id, chrono::Utc::now(), 10).await.unwrap();
+            let trail = stack.store.audit(&link.tenant, &link.id, chrono::Utc::now(), 10).await.unwrap();
             assert_eq!(trail.len(), 1, "{trail:?}");
             assert_eq!(trail[0].input, "assignment.changed");
             let ops: Vec<&str> = trail[0].esp.iter().map(|o| o.op.as_str()).collect();

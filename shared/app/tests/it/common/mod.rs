@@ -116,7 +116,7 @@ impl Harness {
     }
 
     pub async fn audit_len(&self) -> usize {
-        self.store.audit(&self.link.id, self.clock.now(), 100_000).await.unwrap().len()
+        self.store.audit(&self.link.tenant, &self.link.id, self.clock.now(), 100_000).await.unwrap().len()
     }
 
     pub fn receiving(&self) -> Vec<String> {
