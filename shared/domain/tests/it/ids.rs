@@ -70,3 +70,21 @@ proptest! {
         prop_assert!(parse_id("LinkId", &b).is_ok());
     }
 }
+
+#[test]
+fn r_j5_decoder_messages_lose_every_quoted_value() {
+    use optisync_domain::{decode_path, decode_problem};
+    let cases = [
+        (r#"invalid type: string "lena@example.org", expected a boolean at line 1 column 9"#, "invalid type: string, expected a boolean"),
+        ("unknown field `lena@example.org`, expected one of `a`, `b`", "unknown field, expected one of `a`, `b`"),
+        ("unknown variant `lena@example.org`, expected `assignment`", "unknown variant, expected `assignment`"),
+        (r#"invalid value: string "lena@example.org""#, "invalid value: string"),
+        ("missing field `email`", "missing field `email`"),
+        ("trailing characters at line 1 column 3", "trailing characters"),
+    ];
+    for (raw, want) in cases {
+        assert_eq!(decode_problem(raw), want, "{raw}");
+    }
+    assert_eq!(decode_path("events[0].person.privacy.lena@example.org"), "events[0].person.privacy.?");
+    assert_eq!(decode_path("events[0].assignment.email"), "events[0].assignment.email");
+}
