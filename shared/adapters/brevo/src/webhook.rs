@@ -195,9 +195,26 @@ fn event_from_value(v: &Value) -> Result<WebhookEvent, WebhookError> {
 /// case, without `_` and `-`); any other name is logged as `unknown` (R-J5, M10).
 fn known_event_name(normalised: &str) -> &'static str {
     const KNOWN: &[&str] = &[
-        "sent", "request", "delivered", "opened", "uniqueopened", "proxyopen", "uniqueproxyopen", "click",
-        "softbounce", "softbounced", "deferred", "invalidemail", "blocked", "error", "hardbounce", "spam",
-        "unsubscribed", "listaddition", "contactupdated", "contactdeleted",
+        "sent",
+        "request",
+        "delivered",
+        "opened",
+        "uniqueopened",
+        "proxyopen",
+        "uniqueproxyopen",
+        "click",
+        "softbounce",
+        "softbounced",
+        "deferred",
+        "invalidemail",
+        "blocked",
+        "error",
+        "hardbounce",
+        "spam",
+        "unsubscribed",
+        "listaddition",
+        "contactupdated",
+        "contactdeleted",
     ];
     KNOWN.iter().find(|k| **k == normalised).copied().unwrap_or("unknown")
 }

@@ -75,7 +75,10 @@ proptest! {
 fn r_j5_decoder_messages_lose_every_quoted_value() {
     use optisync_domain::{decode_path, decode_problem};
     let cases = [
-        (r#"invalid type: string "lena@example.org", expected a boolean at line 1 column 9"#, "invalid type: string, expected a boolean"),
+        (
+            r#"invalid type: string "lena@example.org", expected a boolean at line 1 column 9"#,
+            "invalid type: string, expected a boolean",
+        ),
         ("unknown field `lena@example.org`, expected one of `a`, `b`", "unknown field, expected one of `a`, `b`"),
         ("unknown variant `lena@example.org`, expected `assignment`", "unknown variant, expected `assignment`"),
         (r#"invalid value: string "lena@example.org""#, "invalid value: string"),
