@@ -15,7 +15,6 @@
 use lambda_http::{Body, Request, RequestExt, Response};
 use optisync_app::admin::{
     Admin, AdminConfig, AdminError, ApprovalPage, DecisionRequest, FieldProblem, LinkRequest, MAX_APPROVAL_PAGE,
-    valid_id,
 };
 use optisync_app::approvals::ApprovalView;
 use optisync_app::reconcile::Reconciler;
@@ -124,12 +123,11 @@ fn parse<T: DeserializeOwned>(req: &Request) -> Result<T, Response<Body>> {
         return Err(refusal(415, "send the body as application/json", &[]));
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
-        let path = if path == "." { String::new() } else { path };
-        // serde's message names the expected type or field, never the value sent.
-        let problem = e.inner().to_string();
-        let problem = problem.split(" at line ").next().unwrap_or("invalid").to_owned();
+        let path = if path == "." { String::new() } else { optisync_domain::decode_path(&path) };
+        // serde's message quotes the value sent: only its kind is told (R-J5, M10).
+        let problem = optisync_domain::decode_problem(&e.inner().to_string());
         // A missing field is reported at its parent: name the field itself.
         let missing = problem.strip_prefix("missing field `").and_then(|rest| rest.split('`').next());
         let field = match missing {
@@ -138,7 +136,10 @@ fn parse<T: DeserializeOwned>(req: &Request) -> Result<T, Response<Body>> {
             None => path,
         };
         refusal(400, "the body is not what this route takes", &[FieldProblem::new(field, problem)])
-    })
+    })?;
+    // Nothing may follow the JSON value (L8).
+    de.end().map_err(|_| refusal(400, "the body is not what this route takes", &[]))?;
+    Ok(value)
 }
 
 /// A page size from the query: absent → `default`; else a whole number from 1 to `max`.
@@ -247,10 +248,9 @@ async fn respond(deps: &Deps, req: Request) -> Response<Body> {
     if let Err(response) = authorised(deps, &req) {
         return response;
     }
-    if !valid_id(tenant) {
+    let Ok(tenant) = TenantId::parse(tenant) else {
         return not_found("tenant");
-    }
-    let tenant = TenantId::new(*tenant);
+    };
     let called_at;
     let admin = if deps.admin.public_base_url().is_empty() {
         // No configured URL: the webhooks point at the host the API is called at (API Gateway's).

@@ -486,3 +486,48 @@ async fn unknown_routes_and_ids_are_404() {
     }
     assert_eq!(api.call("DELETE", &format!("/admin/tenants/{TENANT}/links"), None).await.0, 404);
 }
+
+#[tokio::test]
+async fn r_k2_dot_and_overlong_ids_in_admin_paths_are_404_and_store_nothing() {
+    let api = Api::start().await;
+    let good = json!({"no_statement_blocks": true, "approved_email_target": "standard_communication"});
+    for tenant in ["..", ".", ".hidden", "a~preview"] {
+        let (status, _) = api.call("PUT", &format!("/admin/tenants/{tenant}/settings"), Some(good.clone())).await;
+        assert_eq!(status, 404, "{tenant}");
+        let saved = api.store.tenant_settings(&TenantId::new(tenant)).await.unwrap();
+        assert_eq!(saved, TenantSettings::default(), "{tenant}");
+    }
+    api.connect_brevo().await;
+    let list = api.brevo.add_list("Rundbrief");
+    for link in ["..", &"a".repeat(65)] {
+        let path = format!("/admin/tenants/{TENANT}/links/{link}");
+        assert_eq!(api.call("PUT", &path, Some(link_body(list, json!({})))).await.0, 404, "{link}");
+    }
+    assert!(api.store.links(&TenantId::new(TENANT)).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn r_j5_admin_refusals_never_echo_a_submitted_value() {
+    let api = Api::start().await;
+    let path = format!("/admin/tenants/{TENANT}/settings");
+    let bodies = [
+        json!({"no_statement_blocks": "lena@example.org", "approved_email_target": "assignment"}),
+        json!({"no_statement_blocks": true, "approved_email_target": "lena@example.org"}),
+        json!({"no_statement_blocks": true, "approved_email_target": "assignment", "lena@example.org": 1}),
+    ];
+    for body in bodies {
+        let (status, answer) = api.call("PUT", &path, Some(body.clone())).await;
+        assert_eq!(status, 400, "{body}");
+        assert!(!answer.to_string().contains('@'), "{answer}");
+    }
+    api.brevo_link("rundbrief").await;
+    let decision = json!({"decision": "lena@example.org", "email": "x@y.de"});
+    let (status, answer) =
+        api.call("POST", &format!("/admin/tenants/{TENANT}/links/rundbrief/approvals/decisions"), Some(decision)).await;
+    assert!(status == 400 || status == 404, "{status} {answer}");
+    assert!(!answer.to_string().contains('@'), "{answer}");
+    let link_body = json!({"newsletter": "lena@example.org", "account": "brevo-main", "list": "1"});
+    let (status, answer) = api.call("PUT", &format!("/admin/tenants/{TENANT}/links/other"), Some(link_body)).await;
+    assert!(status == 400 || status == 422, "{status} {answer}");
+    assert!(!answer.to_string().contains('@'), "{answer}");
+}

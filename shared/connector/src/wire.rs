@@ -180,28 +180,14 @@ fn path_error(prefix: &str, e: serde_path_to_error::Error<serde_json::Error>) ->
         (pre, ".") => pre.to_owned(),
         (pre, p) => format!("{pre}.{p}"),
     };
-    WireError { path, problem: without_values(&e.inner().to_string()) }
+    WireError { path: optisync_domain::decode_path(&path), problem: without_values(&e.inner().to_string()) }
 }
 
-/// Removes quoted values from a parser message, so no e-mail or name from the body reaches a response
-/// or a log: `invalid type: string "max@…", expected u64` → `invalid type: string, expected u64`.
+/// Removes quoted values (`"…"` and `` `…` ``, M10) from a parser message, so no e-mail or name from the
+/// body reaches a response or a log: `invalid type: string "max@…", expected u64` → `invalid type: string,
+/// expected u64`.
 fn without_values(message: &str) -> String {
-    let mut out = String::with_capacity(message.len());
-    let mut quoted = false;
-    let mut chars = message.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' => {
-                quoted = !quoted;
-                if !quoted && out.ends_with(' ') && chars.peek() == Some(&',') {
-                    out.pop();
-                }
-            }
-            _ if quoted => {}
-            _ => out.push(c),
-        }
-    }
-    out.replace("  ", " ")
+    optisync_domain::decode_problem(message)
 }
 
 #[cfg(test)]
@@ -214,5 +200,6 @@ mod tests {
             without_values(r#"invalid type: string "max@example.com", expected u64"#),
             "invalid type: string, expected u64"
         );
+        assert_eq!(without_values("unknown field `lena@example.org`, expected `a`"), "unknown field, expected `a`");
     }
 }

@@ -33,6 +33,14 @@ macro_rules! id_type {
             }
         }
 
+        impl $name {
+            /// Parses an identifier from an edge (URL path, request body, webhook payload) by the
+            /// common id grammar (R-K2, [`parse_id`]); the error names the kind, never the value.
+            pub fn parse(value: &str) -> Result<Self, IdError> {
+                parse_id(stringify!($name), value).map(|v| Self(v.to_owned()))
+            }
+        }
+
         impl From<&str> for $name {
             fn from(value: &str) -> Self {
                 Self(value.to_owned())
@@ -67,6 +75,72 @@ id_type!(
     /// A stable id of an OPTIGEM command, so the connector can execute it twice without harm.
     CommandId,
 );
+
+/// The longest id any edge accepts (R-K2).
+pub const MAX_ID_LEN: usize = 64;
+
+/// Why an id from an edge was refused (R-K2). It names the kind and the fault, never the value (R-J5).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{kind}: {problem}")]
+pub struct IdError {
+    /// The id kind, e.g. `TenantId`.
+    pub kind: &'static str,
+    /// What is wrong with it.
+    pub problem: IdProblem,
+}
+
+/// What is wrong with a refused id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum IdProblem {
+    /// The id is empty.
+    #[error("empty")]
+    Empty,
+    /// The id is longer than [`MAX_ID_LEN`] bytes.
+    #[error("longer than 64 characters")]
+    TooLong,
+    /// The first character is not an ASCII letter or digit (this refuses `.` and `..`, L2).
+    #[error("must start with a letter or digit")]
+    BadStart,
+    /// A character outside `A-Z a-z 0-9 . _ -` (this refuses every store key separator `# / | ~ :`,
+    /// spaces, percent-decoded bytes and non-ASCII).
+    #[error("only letters, digits, '.', '_' and '-' are allowed")]
+    BadCharacter,
+}
+
+/// The id grammar at every edge (R-K2): 1 to 64 characters of `A-Z a-z 0-9 . _ -`, starting with a letter
+/// or digit. None of the store key separators (`#`, `/`, `|`, `~`, `:`) can occur, so no id can reach a
+/// reserved scope such as a dry run's `…~preview` ([`PREVIEW_SUFFIX`]). Numeric ESP ids (Brevo list
+/// ids, CleverReach group and filter ids) are a subset.
+pub fn parse_id<'a>(kind: &'static str, value: &'a str) -> Result<&'a str, IdError> {
+    if value.len() > MAX_ID_LEN {
+        return Err(IdError { kind, problem: IdProblem::TooLong });
+    }
+    check_chars(kind, value)
+}
+
+/// The longest `webhook-id` (Standard Webhooks message id) the intake accepts (R-K2, T28).
+pub const MAX_MESSAGE_ID_LEN: usize = 128;
+
+/// Parses a `webhook-id` header: the id grammar of [`parse_id`] with up to [`MAX_MESSAGE_ID_LEN`]
+/// characters (`msg_` and 32 hex digits fit), since the inbox keeps it in a key (`optigem:{id}`).
+pub fn parse_message_id(value: &str) -> Result<&str, IdError> {
+    const KIND: &str = "webhook-id";
+    if value.len() > MAX_MESSAGE_ID_LEN {
+        return Err(IdError { kind: KIND, problem: IdProblem::TooLong });
+    }
+    check_chars(KIND, value)
+}
+
+fn check_chars<'a>(kind: &'static str, value: &'a str) -> Result<&'a str, IdError> {
+    let first = value.chars().next().ok_or(IdError { kind, problem: IdProblem::Empty })?;
+    if !first.is_ascii_alphanumeric() {
+        return Err(IdError { kind, problem: IdProblem::BadStart });
+    }
+    if !value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')) {
+        return Err(IdError { kind, problem: IdProblem::BadCharacter });
+    }
+    Ok(value)
+}
 
 /// What marks a dry run's tenant, and the names of a dry run's links and its pointer.
 pub const PREVIEW_SUFFIX: &str = "~preview";

@@ -30,4 +30,4 @@ pub use ids::*;
 pub use model::*;
 pub use plan::*;
 pub use planner::plan;
-pub use privacy::{EmailHasher, PersonalText};
+pub use privacy::{EmailHasher, PersonalText, decode_path, decode_problem};

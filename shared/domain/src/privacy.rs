@@ -100,6 +100,66 @@ impl fmt::Debug for EmailHasher {
     }
 }
 
+/// Reduces a decoder message (serde, serde_json) to its kind, so no submitted value reaches a response
+/// or a log (R-J5, M10): every `"…"`- and `` `…` ``-quoted text before `expected` is dropped
+/// (`invalid type: string "lena@…", expected a boolean` → `invalid type: string, expected a boolean`,
+/// ``unknown field `lena@…`, expected one of `a` `` → `unknown field, expected one of `a``); what follows
+/// `expected` comes from our own schema. `missing field` and `duplicate field` name our own fields and
+/// stay. serde_json's ` at line … column …` is cut.
+pub fn decode_problem(message: &str) -> String {
+    let message = message.split(" at line ").next().unwrap_or(message);
+    if message.starts_with("missing field `") || message.starts_with("duplicate field `") {
+        return message.to_owned();
+    }
+    let (head, tail) = match message.find("expected") {
+        Some(at) => message.split_at(at),
+        None => (message, ""),
+    };
+    let mut out = String::with_capacity(message.len());
+    let mut quote: Option<char> = None;
+    for c in head.chars() {
+        match (quote, c) {
+            (None, '"' | '`') => quote = Some(c),
+            (Some(q), _) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, _) => out.push(c),
+        }
+    }
+    if quote.is_some() {
+        // An unterminated quote: nothing after it is ours.
+        out.push('…');
+    }
+    let mut out = out.split_whitespace().collect::<Vec<_>>().join(" ").replace(" ,", ",");
+    if !tail.is_empty() {
+        if !out.ends_with(' ') && !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(tail);
+    }
+    out
+}
+
+/// A decoder's field path up to the first segment that is not one of our field names or an index, which
+/// becomes `?`: map keys (e.g. a person's `privacy` categories) are submitted text (R-J5, M10), and may
+/// themselves contain dots.
+pub fn decode_path(path: &str) -> String {
+    let ours = |segment: &str| {
+        let name = segment.split('[').next().unwrap_or("");
+        let indices = &segment[name.len()..];
+        name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && indices.chars().all(|c| c.is_ascii_digit() || matches!(c, '[' | ']'))
+    };
+    let mut out: Vec<&str> = Vec::new();
+    for segment in path.split('.') {
+        if !ours(segment) {
+            out.push("?");
+            break;
+        }
+        out.push(segment);
+    }
+    out.join(".")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -50,20 +50,22 @@ pub fn error_response(status: u16, retry_after_secs: u64, error: serde_json::Val
 }
 
 /// Tenant and account of an ESP hook: from the route's path parameters, or from the path
-/// `/hooks/{provider}/{tenant}/{account}` (the local server passes none).
+/// `/hooks/{provider}/{tenant}/{account}` (the local server passes none). Both must be ids by the domain's
+/// grammar (R-K2), else there is no route (404 before any secret lookup or store access, T27).
 pub fn hook_route(req: &Request, provider: &str) -> Option<(String, String)> {
     let params = req.path_parameters();
-    if let (Some(t), Some(a)) = (params.first("tenant"), params.first("account")) {
-        return Some((t.to_owned(), a.to_owned()));
-    }
-    let path = req.uri().path();
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    match segments.as_slice() {
-        ["hooks", p, tenant, account] if *p == provider && !tenant.is_empty() && !account.is_empty() => {
-            Some(((*tenant).to_owned(), (*account).to_owned()))
+    let (tenant, account) = if let (Some(t), Some(a)) = (params.first("tenant"), params.first("account")) {
+        (t.to_owned(), a.to_owned())
+    } else {
+        let path = req.uri().path();
+        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        match segments.as_slice() {
+            ["hooks", p, tenant, account] if *p == provider => ((*tenant).to_owned(), (*account).to_owned()),
+            _ => return None,
         }
-        _ => None,
-    }
+    };
+    let ok = optisync_domain::TenantId::parse(&tenant).is_ok() && optisync_domain::AccountId::parse(&account).is_ok();
+    ok.then_some((tenant, account))
 }
 
 /// A name taken from a request (an event type) as it may appear in a log: only when it looks like a name
@@ -79,6 +81,28 @@ pub fn loggable_name(name: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn get(path: &str) -> Request {
+        lambda_http::http::Request::builder().uri(path).body(Body::Empty).unwrap()
+    }
+
+    #[test]
+    fn r_k2_hook_paths_with_bad_ids_have_no_route() {
+        assert_eq!(
+            hook_route(&get("/hooks/brevo/demo/brevo-main"), "brevo"),
+            Some(("demo".into(), "brevo-main".into()))
+        );
+        let long = "a".repeat(300);
+        for path in [
+            "/hooks/brevo/a%23b/acct",
+            "/hooks/brevo/../acct",
+            "/hooks/brevo/demo/a~preview",
+            &format!("/hooks/brevo/{long}/x"),
+        ] {
+            assert_eq!(hook_route(&get(path), "brevo"), None, "{path}");
+        }
+        assert_eq!(hook_route(&get("/hooks/cleverreach/demo/cr-main"), "brevo"), None);
+    }
 
     #[test]
     fn responses_carry_json_and_retry_after() {

@@ -184,10 +184,39 @@ fn event_from_value(v: &Value) -> Result<WebhookEvent, WebhookError> {
         "contactupdated" => WebhookEvent::ContactUpdated(contact(email()?)),
         "contactdeleted" => WebhookEvent::ContactDeleted(contact(email()?)),
         _ => {
-            tracing::info!(event = %raw_event, "brevo webhook: unhandled event name");
+            // Never the name as received: a crafted one could be an address (R-J5, M10).
+            tracing::info!(event = known_event_name(&normalised), "brevo webhook: unhandled event name");
             WebhookEvent::Other { event: raw_event, ts: obj.get("ts_event").and_then(int).or(ts) }
         }
     })
+}
+
+/// The names Brevo documents for its transactional, marketing and contact webhooks (normalised: lower
+/// case, without `_` and `-`); any other name is logged as `unknown` (R-J5, M10).
+fn known_event_name(normalised: &str) -> &'static str {
+    const KNOWN: &[&str] = &[
+        "sent",
+        "request",
+        "delivered",
+        "opened",
+        "uniqueopened",
+        "proxyopen",
+        "uniqueproxyopen",
+        "click",
+        "softbounce",
+        "softbounced",
+        "deferred",
+        "invalidemail",
+        "blocked",
+        "error",
+        "hardbounce",
+        "spam",
+        "unsubscribed",
+        "listaddition",
+        "contactupdated",
+        "contactdeleted",
+    ];
+    KNOWN.iter().find(|k| **k == normalised).copied().unwrap_or("unknown")
 }
 
 /// A number, a numeric string, or a float (truncated).

@@ -133,14 +133,18 @@ pub struct Admin {
     config: AdminConfig,
 }
 
-/// Ids in paths and bodies: letters, digits, `.`, `_`, `-`; 1 to 64 characters.
+/// Ids in paths and bodies follow the one id grammar of the domain (R-K2, [`optisync_domain::parse_id`]):
+/// 1 to 64 letters, digits, `.`, `_`, `-`, starting with a letter or digit (so never `.` or `..`, L2).
 pub fn valid_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    optisync_domain::parse_id("id", id).is_ok()
 }
+
+/// What a refused id in a body is told (never the value, R-J5).
+pub const ID_GRAMMAR: &str = "1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit";
 
 fn check_id(problems: &mut Vec<FieldProblem>, field: &str, value: &str) {
     if !valid_id(value) {
-        problems.push(FieldProblem::new(field, "1 to 64 letters, digits, '.', '_' or '-'"));
+        problems.push(FieldProblem::new(field, ID_GRAMMAR));
     }
 }
 

@@ -201,3 +201,36 @@ mod observations {
         assert!(observe(r#"{"event":"contact_deleted","email":"not-an-address","ts":1}"#, None).is_empty());
     }
 }
+
+/// A log sink for one test: what the adapter writes while the closure runs.
+fn captured_logs(run: impl FnOnce()) -> String {
+    use std::sync::{Arc, Mutex};
+    #[derive(Clone, Default)]
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let sink = Sink::default();
+    let writer = sink.clone();
+    let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
+    tracing::subscriber::with_default(subscriber, run);
+    let bytes = sink.0.lock().unwrap().clone();
+    String::from_utf8(bytes).unwrap()
+}
+
+#[test]
+fn r_j5_an_unknown_event_name_is_never_logged_as_received() {
+    let logs = captured_logs(|| {
+        let event = parse_event(br#"{"event":"lena.schmidt@example.org","email":"x@y.de"}"#).unwrap();
+        assert!(matches!(event, WebhookEvent::Other { .. }));
+        parse_event(br#"{"event":"opened","email":"x@y.de"}"#).unwrap();
+    });
+    assert!(logs.contains("event=\"unknown\"") && logs.contains("event=\"opened\""), "{logs}");
+    assert!(!logs.contains('@') && !logs.contains("lena"), "{logs}");
+}
