@@ -609,8 +609,9 @@ SECRETS = {
 # does). Index operations (KEYS_ONLY GSIs) carry no key condition.
 TABLE_ACCESS = {
     "HookOptigemFunction": {"PutItem": ["INBOX#*"], "GetItem": ["INBOX#*"]},
-    "HookBrevoFunction": {"PutItem": ["INBOX#*"], "GetItem": ["INBOX#*"]},
-    "HookCleverReachFunction": {"PutItem": ["INBOX#*"], "GetItem": ["INBOX#*"]},
+    # The hooks read the account record of their own provider (M2: the URL's tenant owns the account).
+    "HookBrevoFunction": {"PutItem": ["INBOX#*"], "GetItem": ["INBOX#*", "ACCOUNT#brevo#*"]},
+    "HookCleverReachFunction": {"PutItem": ["INBOX#*"], "GetItem": ["INBOX#*", "ACCOUNT#cleverreach#*"]},
     "ConnectorApiFunction": {
         "GetItem": ["INBOX#*", "LINK#*", "TENANT#*"],
         "Query": ["TENANT#*"],

@@ -5,7 +5,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use hook_brevo::{Deps, handle};
 use optisync_domain::*;
 use optisync_ports::names::secret;
-use optisync_ports::{BusEvent, Inbox, InboxItem, SecretStore, StoreError};
+use optisync_ports::{BusEvent, Inbox, InboxItem, SecretStore, StoreError, Tenants};
 use optisync_testkit::memory::{FixedClock, MemoryBus, MemorySecrets, MemoryStore};
 use std::sync::Arc;
 
@@ -27,7 +27,15 @@ fn unsubscribed(ts: i64) -> String {
 }
 
 fn request(body: &str, auth: &str) -> lambda_http::Request {
+    request_to("t1", "brevo-main", body, auth)
+}
+
+/// The request to `/hooks/brevo/{tenant}/{account}`.
+fn request_to(tenant: &str, account: &str, body: &str, auth: &str) -> lambda_http::Request {
     let fixture = include_str!("fixtures/apigw-v2-post-webhook.json")
+        .replace("/hooks/brevo/t1/brevo-main", &format!("/hooks/brevo/{tenant}/{account}"))
+        .replace("\"tenant\": \"t1\"", &format!("\"tenant\": \"{tenant}\""))
+        .replace("\"account\": \"brevo-main\"", &format!("\"account\": \"{account}\""))
         .replace("__AUTH__", auth)
         .replace("\"__BODY__\"", &serde_json::to_string(body).unwrap());
     lambda_http::request::from_str(&fixture).expect("an API Gateway v2 event")
@@ -39,8 +47,15 @@ async fn setup() -> (Deps, Arc<MemoryStore>, Arc<MemoryBus>) {
     secrets.put(&secret::brevo_webhook_token(&account), TOKEN).await.unwrap();
     secrets.put(&secret::brevo_api_key_name(&account), "optisync").await.unwrap();
     let store = Arc::new(MemoryStore::new());
+    let record = AccountRecord {
+        tenant: TenantId::new("t1"),
+        esp: EspAccount { provider: Provider::Brevo, account: account.clone() },
+        status: AccountStatus::Connected,
+        changed_at: now(),
+    };
+    store.put_account(&record).await.unwrap();
     let bus = Arc::new(MemoryBus::default());
-    let deps = Deps::new(secrets, store.clone(), bus.clone(), Arc::new(FixedClock::new(now())));
+    let deps = Deps::new(secrets, store.clone(), store.clone(), bus.clone(), Arc::new(FixedClock::new(now())));
     (deps, store, bus)
 }
 
@@ -162,6 +177,10 @@ async fn without_path_parameters_tenant_and_account_come_from_the_path() {
 #[tokio::test]
 async fn an_account_without_a_webhook_token_is_refused_like_a_wrong_token() {
     let (deps, store, _) = setup().await;
+    let esp = EspAccount { provider: Provider::Brevo, account: AccountId::new("brevo-other") };
+    let record =
+        AccountRecord { tenant: TenantId::new("t1"), esp, status: AccountStatus::Connected, changed_at: now() };
+    store.put_account(&record).await.unwrap();
     let other = edited(&unsubscribed(1), |e| e["pathParameters"]["account"] = "brevo-other".into());
     assert_eq!(handle(&deps, other).await.status(), 401);
     assert_eq!(stored(&store).await, 0);
@@ -220,4 +239,20 @@ async fn a_failed_nudge_still_answers_200_and_the_entry_waits_for_the_sweep() {
     let response = handle(&deps, request(&unsubscribed(1), &format!("Bearer {TOKEN}"))).await;
     assert_eq!(response.status(), 200);
     assert_eq!(stored(&store).await, 1, "pending, so the inbox sweep re-drives it");
+}
+
+#[tokio::test]
+async fn m2_a_webhook_is_accepted_only_under_the_tenant_that_owns_the_account() {
+    let (deps, store, bus) = setup().await;
+    let auth = format!("Bearer {TOKEN}");
+    // Another tenant's URL with t1's account and token, a dry run's tenant (T06, T07), an account no
+    // tenant holds: the same 404, so the answer tells nobody which accounts exist (L3).
+    for (tenant, account) in [("t2", "brevo-main"), ("t1~preview", "brevo-main"), ("t1", "brevo-other")] {
+        let response = handle(&deps, request_to(tenant, account, &unsubscribed(1), &auth)).await;
+        assert_eq!(response.status(), 404, "{tenant}/{account}");
+    }
+    assert_eq!(stored(&store).await, 0, "nothing stored");
+    assert!(bus.drain().is_empty(), "nothing announced");
+    // The owner's URL still works.
+    assert_eq!(handle(&deps, request(&unsubscribed(1), &auth)).await.status(), 200);
 }

@@ -9,12 +9,12 @@
 //! documented; a 5xx could lose the event).
 
 use lambda_http::{Body, Request, Response};
-use optisync_app::intake::{Accepted, Hook, Intake, announce};
+use optisync_app::intake::{Accepted, Hook, Intake, announce, owned_by};
 use optisync_cleverreach::CleverReachSource;
-use optisync_domain::{AccountId, TenantId};
+use optisync_domain::{AccountId, EspAccount, Provider, TenantId};
 use optisync_lambda::intake::{Sender, answer, refusal};
 use optisync_lambda::json_response;
-use optisync_ports::{Clock, EventPublisher, Inbox, SecretStore};
+use optisync_ports::{Clock, EventPublisher, Inbox, SecretStore, Tenants};
 use serde_json::json;
 use std::sync::Arc;
 
@@ -28,6 +28,8 @@ pub const RETRY_AFTER_SECS: u64 = 10;
 pub struct Deps {
     /// The intake of CleverReach webhooks (and the handshake).
     pub intake: Intake<CleverReachSource>,
+    /// Who owns which account: the URL's tenant must (M2).
+    pub tenants: Arc<dyn Tenants>,
     /// Tells the worker.
     pub publisher: Arc<dyn EventPublisher>,
     /// The clock.
@@ -35,14 +37,15 @@ pub struct Deps {
 }
 
 impl Deps {
-    /// The handler over its ports: webhook tokens, the inbox, the bus and the clock.
+    /// The handler over its ports: webhook tokens, the account records, the inbox, the bus and the clock.
     pub fn new(
         secrets: Arc<dyn SecretStore>,
+        tenants: Arc<dyn Tenants>,
         inbox: Arc<dyn Inbox>,
         publisher: Arc<dyn EventPublisher>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { intake: Intake::new(CleverReachSource::new(secrets), inbox), publisher, clock }
+        Self { intake: Intake::new(CleverReachSource::new(secrets), inbox), tenants, publisher, clock }
     }
 }
 
@@ -66,6 +69,10 @@ async fn respond(deps: &Deps, req: Request) -> Response<Body> {
     let Some((tenant, account)) = route(&req) else {
         return json_response(404, json!({"error": {"problem": "expected /hooks/cleverreach/{tenant}/{account}"}}));
     };
+    let esp = EspAccount { provider: Provider::CleverReach, account: account.clone() };
+    if let Err(e) = owned_by(deps.tenants.as_ref(), &tenant, &esp).await {
+        return refusal(&e, Sender::Esp, RETRY_AFTER_SECS);
+    }
     match req.method().as_str() {
         "GET" => match deps.intake.source().handshake(&account, req.uri().query()).await {
             Ok(answer) => Response::builder()

@@ -11,7 +11,8 @@ use std::sync::Arc;
 async fn main() -> Result<(), Error> {
     let metrics = telemetry::init()?;
     let aws = Aws::load(Config::from_env()?).await;
-    let deps = Deps::new(aws.secrets(), aws.store(), aws.publisher(), Arc::new(SystemClock));
+    let store = aws.store();
+    let deps = Deps::new(aws.secrets(), store.clone(), store, aws.publisher(), Arc::new(SystemClock));
     telemetry::run_http(metrics, |req| {
         let deps = deps.clone();
         async move { Ok::<_, Error>(handle(&deps, req).await) }

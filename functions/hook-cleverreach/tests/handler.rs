@@ -5,7 +5,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use hook_cleverreach::{Deps, handle};
 use optisync_domain::*;
 use optisync_ports::names::secret;
-use optisync_ports::{Inbox, InboxItem, SecretStore, StoreError};
+use optisync_ports::{Inbox, InboxItem, SecretStore, StoreError, Tenants};
 use optisync_testkit::memory::{FixedClock, MemoryBus, MemorySecrets, MemoryStore};
 use std::sync::Arc;
 
@@ -25,8 +25,15 @@ async fn setup() -> (Deps, Arc<MemoryStore>, Arc<MemoryBus>) {
     let tokens = r#"{"verify_token":"verify-123","call_token":"call-456"}"#;
     secrets.put(&secret::cleverreach_webhook(&AccountId::new("cr-main")), tokens).await.unwrap();
     let store = Arc::new(MemoryStore::new());
+    let record = AccountRecord {
+        tenant: TenantId::new("t1"),
+        esp: EspAccount { provider: Provider::CleverReach, account: AccountId::new("cr-main") },
+        status: AccountStatus::Connected,
+        changed_at: now(),
+    };
+    store.put_account(&record).await.unwrap();
     let bus = Arc::new(MemoryBus::default());
-    let deps = Deps::new(secrets, store.clone(), bus.clone(), Arc::new(FixedClock::new(now())));
+    let deps = Deps::new(secrets, store.clone(), store.clone(), bus.clone(), Arc::new(FixedClock::new(now())));
     (deps, store, bus)
 }
 
@@ -116,11 +123,11 @@ fn url_pairs(query: &str) -> Vec<(String, String)> {
 }
 
 #[tokio::test]
-async fn a_handshake_without_secret_is_400_and_for_an_unknown_account_401() {
+async fn a_handshake_without_secret_is_400_and_for_an_unknown_account_404() {
     let (deps, _, _) = setup().await;
     assert_eq!(handle(&deps, handshake("", "cr-main")).await.status(), 400);
     assert_eq!(handle(&deps, handshake("other=1", "cr-main")).await.status(), 400);
-    assert_eq!(handle(&deps, handshake("secret=abc987", "cr-other")).await.status(), 401);
+    assert_eq!(handle(&deps, handshake("secret=abc987", "cr-other")).await.status(), 404, "L3, T18");
     let answer = handle(&deps, handshake("secret=1029384756&x=y", "cr-main")).await;
     assert_eq!(answer.body().as_ref(), b"verify-123 1029384756");
 }
@@ -129,7 +136,7 @@ async fn a_handshake_without_secret_is_400_and_for_an_unknown_account_401() {
 async fn unknown_accounts_methods_paths_and_oversized_bodies_store_nothing() {
     let (deps, store, bus) = setup().await;
     let unknown = edited(UNSUBSCRIBED, |e| e["pathParameters"]["account"] = "cr-other".into());
-    assert_eq!(handle(&deps, unknown).await.status(), 401);
+    assert_eq!(handle(&deps, unknown).await.status(), 404, "L3");
     let put = edited(UNSUBSCRIBED, |e| e["requestContext"]["http"]["method"] = "PUT".into());
     assert_eq!(handle(&deps, put).await.status(), 405);
     let elsewhere = edited(UNSUBSCRIBED, |e| {
@@ -192,4 +199,24 @@ async fn the_same_body_ten_minutes_later_is_a_new_reread() {
     assert_eq!(handle(&deps, post(UNSUBSCRIBED, "call-456")).await.status(), 200);
     assert_eq!(stored(&store).await.len(), 2, "a later change of the same receiver is read again");
     assert_eq!(bus.drain().len(), 2);
+}
+
+#[tokio::test]
+async fn m2_events_and_the_handshake_answer_only_under_the_tenant_that_owns_the_account() {
+    let (deps, store, bus) = setup().await;
+    for tenant in ["t2", "t1~preview"] {
+        let to = |fixture: &str| fixture.replace("/hooks/cleverreach/t1/", &format!("/hooks/cleverreach/{tenant}/"));
+        let fixture = to(include_str!("fixtures/apigw-v2-post-event.json"))
+            .replace("\"tenant\": \"t1\"", &format!("\"tenant\": \"{tenant}\""))
+            .replace("__TOKEN__", "call-456")
+            .replace("\"__BODY__\"", &serde_json::to_string(UNSUBSCRIBED).unwrap());
+        let response = handle(&deps, lambda_http::request::from_str(&fixture).unwrap()).await;
+        assert_eq!(response.status(), 404, "POST under {tenant}");
+        let fixture = to(include_str!("fixtures/apigw-v2-get-handshake.json"))
+            .replace("\"tenant\": \"t1\"", &format!("\"tenant\": \"{tenant}\""));
+        let response = handle(&deps, lambda_http::request::from_str(&fixture).unwrap()).await;
+        assert_eq!(response.status(), 404, "GET under {tenant}");
+    }
+    assert!(stored(&store).await.is_empty(), "nothing stored");
+    assert!(bus.drain().is_empty(), "nothing announced");
 }

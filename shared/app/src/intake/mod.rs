@@ -5,10 +5,10 @@
 
 pub mod optigem;
 
-use optisync_domain::TenantId;
+use optisync_domain::{EspAccount, TenantId};
 pub use optisync_ports::intake::{Accepted, Hook, IntakeError, Observed, WebhookSource};
 use optisync_ports::names::InboxKey;
-use optisync_ports::{BusEvent, EventPublisher, Inbox, InboxEntry, InboxPut};
+use optisync_ports::{BusEvent, EventPublisher, Inbox, InboxEntry, InboxPut, Tenants};
 use std::sync::Arc;
 
 /// Accepts one sender's webhooks into the inbox.
@@ -70,5 +70,19 @@ pub async fn announce(publisher: &dyn EventPublisher, tenant: &TenantId, key: &s
     let ready = BusEvent::InboxReady { tenant: tenant.clone(), key: key.to_owned() };
     if let Err(e) = publisher.publish(&[ready]).await {
         tracing::warn!(error = %e, "inbox entry stored, but the worker was not notified; the sweep will re-drive it");
+    }
+}
+
+/// An ESP hook's URL names a tenant and an account; the events are accepted only when that tenant owns the
+/// account and is a real tenant, never a dry run's (M2). An unknown account, another tenant's account and
+/// a dry run's tenant are the same [`IntakeError::NotFound`], so the answer tells nobody which accounts
+/// exist (L3).
+pub async fn owned_by(tenants: &dyn Tenants, tenant: &TenantId, esp: &EspAccount) -> Result<(), IntakeError> {
+    if tenant.is_preview() {
+        return Err(IntakeError::NotFound("account"));
+    }
+    match tenants.account(esp).await? {
+        Some(record) if &record.tenant == tenant => Ok(()),
+        _ => Err(IntakeError::NotFound("account")),
     }
 }
