@@ -1,10 +1,14 @@
 //! The scheduled tick (every 6 hours in AWS, a timer in the local runner): re-drive what the worker never
-//! finished, and announce one reconciliation per link that syncs.
+//! finished, and announce one reconciliation per link that syncs; and the daily due tick just after
+//! midnight Europe/Berlin ([`apply_due`], R-A11).
 
+use crate::engine::{Engine, ProcessError};
 use crate::inbox::redrive_pending;
 use chrono::{DateTime, Utc};
-use optisync_domain::{Link, LinkStatus};
+use optisync_domain::calendar::berlin_date;
+use optisync_domain::{Input, Link, LinkStatus, TenantId};
 use optisync_ports::{BusEvent, EventPublisher, Inbox, StateStore, StoreError};
+use std::collections::BTreeSet;
 
 /// How old an unprocessed inbox entry must be before the tick re-drives it (the worker normally takes
 /// seconds; younger entries may still be in flight).
@@ -78,4 +82,31 @@ pub async fn approval_backlog(
         pending += counted.min(APPROVALS_COUNTED);
     }
     Ok((pending, oldest))
+}
+
+/// What one daily due tick did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DueTick {
+    /// Tenants whose due transitions were applied.
+    pub tenants: usize,
+    /// ESP operations those transitions took.
+    pub esp_operations: usize,
+}
+
+/// R-A11: the daily tick just after midnight Europe/Berlin applies the transitions time alone makes due
+/// on the Berlin date of `now` (month-end expiries, delivery blocks starting or ending: A9), for every
+/// tenant with a syncing link. It goes through the engine directly, so neither the 6-hourly run's export
+/// wait nor a run the guard holds (R-F8) delays it. Repeating it on the same day changes nothing.
+pub async fn apply_due(store: &dyn StateStore, engine: &Engine, now: DateTime<Utc>) -> Result<DueTick, ProcessError> {
+    let date = berlin_date(now);
+    let tenants: BTreeSet<TenantId> =
+        store.all_links().await?.into_iter().filter(|l| l.status != LinkStatus::NotLinked).map(|l| l.tenant).collect();
+    let mut done = DueTick::default();
+    for tenant in &tenants {
+        let outcome = engine.process(tenant, &Input::Today { date }).await?;
+        done.tenants += 1;
+        done.esp_operations += outcome.esp_operations;
+    }
+    tracing::info!(tenants = done.tenants, esp_operations = done.esp_operations, %date, "due tick");
+    Ok(done)
 }

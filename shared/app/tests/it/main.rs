@@ -3,6 +3,7 @@
 
 mod approvals;
 mod common;
+mod due;
 mod engine;
 mod optigem;
 mod reconcile;
