@@ -50,8 +50,14 @@ impl HttpFunctions {
                 publisher.clone(),
                 clock.clone(),
             ),
-            hook_brevo: hook_brevo::Deps::new(secrets.clone(), store.clone(), publisher.clone(), clock.clone()),
-            hook_cleverreach: hook_cleverreach::Deps::new(secrets, store, publisher, clock),
+            hook_brevo: hook_brevo::Deps::new(
+                secrets.clone(),
+                store.clone(),
+                store.clone(),
+                publisher.clone(),
+                clock.clone(),
+            ),
+            hook_cleverreach: hook_cleverreach::Deps::new(secrets, store.clone(), store, publisher, clock),
             admin_api,
         }
     }

@@ -76,8 +76,9 @@ pub enum Accepted {
 /// Why a request was not accepted; nothing was stored in any case. The text names no value of the body.
 #[derive(Debug, thiserror::Error)]
 pub enum IntakeError {
-    /// The tenant has no signing secret: unknown tenant or not set up.
-    #[error("unknown tenant or no signing secret")]
+    /// The tenant has no signing secret: unknown tenant or not set up. Answered exactly like a wrong
+    /// signature, so nobody can tell which tenants exist (L3, T14).
+    #[error("no valid signature")]
     UnknownTenant,
     /// The ESP account has no webhook tokens.
     #[error("unknown account")]

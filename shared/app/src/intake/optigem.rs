@@ -23,8 +23,12 @@ fn malformed(e: WireError) -> IntakeError {
     IntakeError::Malformed { path: Some(e.path), problem: e.problem }
 }
 
+/// A missing header is a malformed request (400, T08); every other failure is a 401.
 fn unauthorized(e: VerifyError) -> IntakeError {
-    IntakeError::Unauthorized(e.to_string())
+    match e {
+        VerifyError::MissingHeader => IntakeError::Malformed { path: None, problem: e.to_string() },
+        _ => IntakeError::Unauthorized(e.to_string()),
+    }
 }
 
 /// The three Standard Webhooks headers of a request.

@@ -241,13 +241,15 @@ async fn edge_cases_of_due_and_the_feed() {
 }
 
 #[tokio::test]
-async fn a_link_that_moves_to_another_tenant_is_listed_once() {
+async fn r_k1_the_same_link_id_under_two_tenants_is_two_links() {
+    // T01: a second tenant saving a link with the first tenant's id no longer takes it over (H1).
     let dir = tempfile::tempdir().unwrap();
     let store = store_in(dir.path());
     store.put_link(&link("l1", "t1")).await.unwrap();
     store.put_link(&link("l1", "t2")).await.unwrap();
-    assert!(store.links(&TenantId::new("t1")).await.unwrap().is_empty());
+    assert_eq!(store.links(&TenantId::new("t1")).await.unwrap(), vec![link("l1", "t1")]);
     assert_eq!(store.links(&TenantId::new("t2")).await.unwrap(), vec![link("l1", "t2")]);
+    assert_eq!(store.all_links().await.unwrap().len(), 2);
 }
 
 #[tokio::test]
@@ -274,7 +276,7 @@ async fn a_damaged_item_is_a_permanent_error_that_names_no_personal_data() {
             let table: redb::TableDefinition<(&str, u8, &str), &[u8]> = redb::TableDefinition::new("items");
             let mut items = txn.open_table(table).unwrap();
             let value = br#"{"version":"erika.mustermann@example.com","value":["Erika Mustermann"]}"#;
-            items.insert(("l1", 1, "erika.mustermann@example.com"), value.as_slice()).unwrap();
+            items.insert(("2:t1:l1", 1, "erika.mustermann@example.com"), value.as_slice()).unwrap();
         }
         txn.commit().unwrap();
     }
