@@ -107,6 +107,16 @@ impl Stack {
             .put(&secret::cleverreach_webhook(&AccountId::new(CLEVERREACH_ACCOUNT)), &cr_tokens)
             .await
             .expect("secret");
+        // The hooks accept an account only under the tenant that owns it (M2), as the admin API records it.
+        for (provider, account) in [(Provider::Brevo, BREVO_ACCOUNT), (Provider::CleverReach, CLEVERREACH_ACCOUNT)] {
+            let record = AccountRecord {
+                tenant: tenant.clone(),
+                esp: EspAccount { provider, account: AccountId::new(account) },
+                status: AccountStatus::Connected,
+                changed_at: chrono::Utc::now(),
+            };
+            store.put_account(&record).await.expect("account");
+        }
         let cleverreach = FakeCleverReach::start().await;
         let tokens = serde_json::to_string(&cleverreach.issue_tokens()).expect("json");
         secrets.put(&secret::cleverreach_tokens(&AccountId::new(CLEVERREACH_ACCOUNT)), &tokens).await.expect("secret");
