@@ -66,13 +66,14 @@ async fn respond(deps: &Deps, req: Request) -> Response<Body> {
     let Some((tenant, account)) = route(&req) else {
         return json_response(404, json!({"error": {"problem": "expected /hooks/brevo/{tenant}/{account}"}}));
     };
-    let esp = EspAccount { provider: Provider::Brevo, account: account.clone() };
-    if let Err(e) = owned_by(deps.tenants.as_ref(), &tenant, &esp).await {
-        return refusal(&e, Sender::Esp, RETRY_AFTER_SECS);
-    }
+    // The size before the owner: an oversized body costs no store read (T20).
     let body: &[u8] = req.body().as_ref();
     if body.len() > MAX_BODY_BYTES {
         return json_response(413, json!({"error": {"problem": format!("larger than {MAX_BODY_BYTES} bytes")}}));
+    }
+    let esp = EspAccount { provider: Provider::Brevo, account: account.clone() };
+    if let Err(e) = owned_by(deps.tenants.as_ref(), &tenant, &esp).await {
+        return refusal(&e, Sender::Esp, RETRY_AFTER_SECS);
     }
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
     let hook = Hook { tenant: &tenant, account: Some(&account), header: &header, body, now: deps.clock.now() };

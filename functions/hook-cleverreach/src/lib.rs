@@ -66,35 +66,37 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
 }
 
 async fn respond(deps: &Deps, req: Request) -> Response<Body> {
+    // The cheap refusals first (method, route, size): they need no store read (T20, T33).
+    let method = req.method().as_str().to_owned();
+    if method != "GET" && method != "POST" {
+        return json_response(405, json!({"error": {"problem": "use GET (handshake) or POST"}}));
+    }
     let Some((tenant, account)) = route(&req) else {
         return json_response(404, json!({"error": {"problem": "expected /hooks/cleverreach/{tenant}/{account}"}}));
     };
+    let body: &[u8] = req.body().as_ref();
+    if body.len() > MAX_BODY_BYTES {
+        return json_response(413, json!({"error": {"problem": format!("larger than {MAX_BODY_BYTES} bytes")}}));
+    }
     let esp = EspAccount { provider: Provider::CleverReach, account: account.clone() };
     if let Err(e) = owned_by(deps.tenants.as_ref(), &tenant, &esp).await {
         return refusal(&e, Sender::Esp, RETRY_AFTER_SECS);
     }
-    match req.method().as_str() {
-        "GET" => match deps.intake.source().handshake(&account, req.uri().query()).await {
+    if method == "GET" {
+        return match deps.intake.source().handshake(&account, req.uri().query()).await {
             Ok(answer) => Response::builder()
                 .status(200)
                 .header("content-type", "text/plain")
                 .body(Body::Text(answer))
                 .expect("static response"),
             Err(e) => refusal(&e, Sender::Esp, RETRY_AFTER_SECS),
-        },
-        "POST" => {
-            let body: &[u8] = req.body().as_ref();
-            if body.len() > MAX_BODY_BYTES {
-                return json_response(413, json!({"error": {"problem": "body too large"}}));
-            }
-            let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-            let hook = Hook { tenant: &tenant, account: Some(&account), header: &header, body, now: deps.clock.now() };
-            let result = deps.intake.accept(&hook).await;
-            if let Ok(Accepted::Stored { key, .. }) = &result {
-                announce(deps.publisher.as_ref(), &tenant, key).await;
-            }
-            answer(&result, 200, Sender::Esp, RETRY_AFTER_SECS)
-        }
-        _ => json_response(405, json!({"error": {"problem": "use GET (handshake) or POST"}})),
+        };
     }
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let hook = Hook { tenant: &tenant, account: Some(&account), header: &header, body, now: deps.clock.now() };
+    let result = deps.intake.accept(&hook).await;
+    if let Ok(Accepted::Stored { key, .. }) = &result {
+        announce(deps.publisher.as_ref(), &tenant, key).await;
+    }
+    answer(&result, 200, Sender::Esp, RETRY_AFTER_SECS)
 }
