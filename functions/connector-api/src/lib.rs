@@ -27,6 +27,9 @@ pub const MAX_PAGE: usize = 500;
 pub const RETRY_AFTER_SECS: u64 = 5;
 /// Commands per page when the connector does not say.
 pub const DEFAULT_PAGE: usize = 100;
+/// The largest body accepted (T21): a snapshot page of 500 assignments fits, as a batch of events does at
+/// hook-optigem; anything larger is 413 before the signature is checked.
+pub const MAX_BODY_BYTES: usize = 512 * 1024;
 
 /// What the handler needs, built once per process.
 #[derive(Clone)]
@@ -58,6 +61,11 @@ impl Deps {
 
 fn refused(e: &IntakeError) -> Response<Body> {
     refusal(e, Sender::Connector, RETRY_AFTER_SECS)
+}
+
+/// A command or snapshot id no command can have (R-K2): not found, as an unknown one is.
+fn unknown(what: &str) -> Response<Body> {
+    json_response(404, json!({"error": {"problem": format!("no such {what}")}}))
 }
 
 fn bad(path: &str, problem: &str) -> Response<Body> {
@@ -99,19 +107,27 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
 
 async fn respond(deps: &Deps, req: Request) -> Response<Body> {
     let segments: Vec<String> = req.uri().path().trim_matches('/').split('/').map(str::to_owned).collect();
+    // The tenant by the id grammar (R-K2): one no key can hold is not found, before any secret lookup.
     let (tenant, route) = match segments.as_slice() {
-        [c, tenant, rest @ ..] if c == "connector" && !tenant.is_empty() => {
-            (TenantId::new(tenant.as_str()), rest.to_vec())
-        }
+        [c, tenant, rest @ ..] if c == "connector" => match TenantId::parse(tenant) {
+            Ok(tenant) => (tenant, rest.to_vec()),
+            Err(_) => return json_response(404, json!({"error": {"problem": "no such tenant"}})),
+        },
         _ => return json_response(404, json!({"error": {"problem": "expected /connector/{tenant}/…"}})),
     };
+    let body: &[u8] = req.body().as_ref();
+    if body.len() > MAX_BODY_BYTES {
+        return json_response(
+            413,
+            json!({"error": {"path": "body", "problem": format!("larger than {MAX_BODY_BYTES} bytes")}}),
+        );
+    }
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
     let headers = SignedHeaders {
         id: header("webhook-id"),
         timestamp: header("webhook-timestamp"),
         signature: header("webhook-signature"),
     };
-    let body: &[u8] = req.body().as_ref();
     let signed = SignedRequest { method: req.method().as_str(), path: req.uri().path(), query: req.uri().query() };
     let webhook_id =
         match authenticate_request(deps.secrets.as_ref(), &tenant, headers, &signed, body, deps.clock.now()).await {
@@ -142,7 +158,7 @@ async fn respond(deps: &Deps, req: Request) -> Response<Body> {
             }
         }
         ("POST", ["commands", id, "result"]) => {
-            let command = CommandId::new(*id);
+            let Ok(command) = CommandId::parse(id) else { return unknown("command") };
             let first = match first_use(deps.inbox.as_ref(), &tenant, webhook_id, &signed, body).await {
                 Ok(Use::First(first)) => first,
                 Ok(Use::Repeat) => return no_content(),
@@ -166,7 +182,7 @@ async fn respond(deps: &Deps, req: Request) -> Response<Body> {
             if page == 0 {
                 return bad("page", "must be a whole number from 1");
             }
-            let snapshot = CommandId::new(*id);
+            let Ok(snapshot) = CommandId::parse(id) else { return unknown("snapshot") };
             let first = match first_use(deps.inbox.as_ref(), &tenant, webhook_id, &signed, body).await {
                 Ok(Use::First(first)) => first,
                 Ok(Use::Repeat) => return duplicate_page(),

@@ -1,7 +1,7 @@
 //! The command feed as the connector pulls it: signed, by cursor, paged.
 
 use chrono::{DateTime, TimeZone, Utc};
-use connector_api::{Deps, handle};
+use connector_api::{Deps, MAX_BODY_BYTES, handle};
 use lambda_http::{Body, Request};
 use optisync_connector::signature::{SignedRequest, SigningSecret, sign_request};
 use optisync_domain::*;
@@ -131,6 +131,40 @@ async fn unsigned_or_malformed_requests_are_refused() {
     assert_eq!(json(&missing)["error"]["path"], "after");
     assert_eq!(handle(&deps, get("/connector/t1/commands?after=0&limit=501", SECRET, "m1")).await.status(), 400);
     assert_eq!(handle(&deps, get("/connector/t1/unknown", SECRET, "m1")).await.status(), 404);
+}
+
+#[tokio::test]
+async fn r_k2_tenants_and_command_ids_no_key_can_hold_are_not_found_and_change_nothing() {
+    let f = fixture().await;
+    let long = "a".repeat(65);
+    for tenant in ["a%23b", "a%2Fb", "t1~preview", "..", long.as_str()] {
+        let path = format!("/connector/{tenant}/commands?after=0");
+        assert_eq!(handle(&f.deps, get(&path, SECRET, "m1")).await.status(), 404, "tenant {tenant}");
+    }
+    let done = br#"{"status":"done"}"#;
+    for id in ["C%231", "C~preview", long.as_str()] {
+        let path = format!("/connector/t1/commands/{id}/result");
+        assert_eq!(handle(&f.deps, signed("POST", &path, done, "r1")).await.status(), 404, "command {id}");
+        let page = format!("/connector/t1/snapshots/{id}/pages/1");
+        assert_eq!(handle(&f.deps, signed("PUT", &page, b"{}", "p1")).await.status(), 404, "snapshot {id}");
+    }
+    let long_id = "r".repeat(129);
+    let response = handle(&f.deps, signed("POST", "/connector/t1/commands/end-1/result", done, &long_id)).await;
+    assert_eq!(response.status(), 400, "a webhook-id longer than 128 characters");
+    assert!(f.bus.drain().is_empty());
+    let longest = "r".repeat(128);
+    let response = handle(&f.deps, signed("POST", "/connector/t1/commands/end-1/result", done, &longest)).await;
+    assert_eq!(response.status(), 204, "the same result under a webhook-id of 128 characters");
+}
+
+#[tokio::test]
+async fn t21_a_body_larger_than_512_kib_is_413_before_anything_is_read() {
+    let f = fixture().await;
+    let big = vec![b' '; MAX_BODY_BYTES + 1];
+    let page = handle(&f.deps, signed("PUT", "/connector/t1/snapshots/X1/pages/1", &big, "p1")).await;
+    assert_eq!(page.status(), 413);
+    let result = handle(&f.deps, signed("POST", "/connector/t1/commands/C1/result", &big, "r1")).await;
+    assert_eq!(result.status(), 413);
 }
 
 #[tokio::test]

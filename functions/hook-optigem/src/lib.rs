@@ -40,14 +40,16 @@ impl Deps {
     }
 }
 
-/// The tenant from the route's path parameter, or from the path `/connector/{tenant}/events`.
+/// The tenant from the route's path parameter, or from the path `/connector/{tenant}/events`, by the id
+/// grammar (R-K2): a tenant no key can hold (`a#b`, `a/b`, 300 characters, a dry run's `…~preview`) is
+/// not found, before any secret is looked up (T27).
 fn tenant_of(req: &Request) -> Option<TenantId> {
     if let Some(t) = req.path_parameters().first("tenant") {
-        return Some(TenantId::new(t));
+        return TenantId::parse(t).ok();
     }
     let segments: Vec<&str> = req.uri().path().trim_matches('/').split('/').collect();
     match segments.as_slice() {
-        ["connector", tenant, "events"] if !tenant.is_empty() => Some(TenantId::new(*tenant)),
+        ["connector", tenant, "events"] => TenantId::parse(tenant).ok(),
         _ => None,
     }
 }

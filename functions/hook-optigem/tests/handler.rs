@@ -88,3 +88,48 @@ async fn a_transient_fault_answers_429_with_retry_after() {
     assert_eq!(response.headers()["retry-after"], "5");
     assert!(bus.drain().is_empty());
 }
+
+/// The fixture's request with another tenant in its path and path parameter.
+fn for_tenant(tenant: &str, id: &str) -> lambda_http::Request {
+    let signature = sign(&SigningSecret::parse(SECRET).unwrap(), id, now().timestamp(), BODY.as_bytes());
+    let fixture = include_str!("fixtures/apigw-v2-post-events.json")
+        .replace("t1", tenant)
+        .replace("__ID__", id)
+        .replace("__TS__", &now().timestamp().to_string())
+        .replace("__SIG__", &signature)
+        .replace("\"__BODY__\"", &serde_json::to_string(BODY).unwrap());
+    lambda_http::request::from_str(&fixture).expect("an API Gateway v2 event")
+}
+
+#[tokio::test]
+async fn r_k2_a_tenant_no_key_can_hold_is_not_found_before_any_secret_is_read() {
+    let store = Arc::new(MemoryStore::new());
+    let (deps, bus) = deps(store.clone()).await;
+    let long = "a".repeat(300);
+    // `a#b` and `a/b` as API Gateway passes them on (decoded), a 300-character tenant, a dry run's scope.
+    for tenant in ["a#b", "a%2Fb", long.as_str(), "t1~preview", ".."] {
+        let response = handle(&deps, for_tenant(tenant, "msg_9")).await;
+        assert_eq!(response.status(), 404, "tenant of {} characters", tenant.len());
+    }
+    assert_eq!(handle(&deps, for_tenant("t1", "msg_9")).await.status(), 202, "the same request for t1 passes");
+    assert_eq!(waiting(&store).await, 1);
+    assert_eq!(bus.drain().len(), 1);
+}
+
+#[tokio::test]
+async fn r_k2_a_webhook_id_no_key_can_hold_is_400_and_stores_nothing() {
+    let store = Arc::new(MemoryStore::new());
+    let (deps, bus) = deps(store.clone()).await;
+    let long = "m".repeat(3000);
+    for id in [long.as_str(), "msg#1", "msg 1", "-msg"] {
+        let response = handle(&deps, request(id, BODY, SECRET, now())).await;
+        assert_eq!(response.status(), 400, "webhook-id of {} characters", id.len());
+        let body = String::from_utf8_lossy(response.body().as_ref()).into_owned();
+        assert!(body.contains("webhook-id"), "{body}");
+        assert!(!body.contains("mmmm"), "the id is not echoed: {body}");
+    }
+    let longest = "m".repeat(128);
+    assert_eq!(handle(&deps, request(&longest, BODY, SECRET, now())).await.status(), 202);
+    assert_eq!(waiting(&store).await, 1);
+    assert_eq!(bus.drain().len(), 1);
+}

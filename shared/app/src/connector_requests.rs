@@ -9,7 +9,7 @@
 //! remembered: they change nothing, and a poll every few seconds would leave an entry each.
 
 use crate::intake::IntakeError;
-use crate::intake::optigem::active_signing_secrets;
+use crate::intake::optigem::{active_signing_secrets, unauthorized};
 use chrono::{DateTime, Utc};
 use optisync_connector::signature::{SignedHeaders, SignedRequest, verify_request};
 use optisync_domain::TenantId;
@@ -28,8 +28,7 @@ pub async fn authenticate_request<'a>(
     now: DateTime<Utc>,
 ) -> Result<&'a str, IntakeError> {
     let active = active_signing_secrets(secrets, tenant).await?;
-    verify_request(&active, headers, request, body, now.timestamp())
-        .map_err(|e| IntakeError::Unauthorized(e.to_string()))
+    verify_request(&active, headers, request, body, now.timestamp()).map_err(unauthorized)
 }
 
 /// The inbox key under which a connector-api `webhook-id` is remembered, apart from the events'

@@ -84,6 +84,10 @@ pub enum VerifyError {
     /// A required header is missing (400: the request is malformed).
     #[error("missing webhook-id, webhook-timestamp or webhook-signature header")]
     MissingHeader,
+    /// The `webhook-id` is longer than 128 characters or holds a character outside `A-Z a-z 0-9 . _ -`
+    /// (400: the inbox keeps it in a key, R-K2).
+    #[error("webhook-id: {0}")]
+    InvalidMessageId(optisync_domain::IdProblem),
     /// The timestamp is not an integer.
     #[error("webhook-timestamp is not a number of seconds")]
     InvalidTimestamp,
@@ -171,6 +175,7 @@ fn check<'a>(
     let (Some(id), Some(timestamp), Some(signatures)) = (headers.id, headers.timestamp, headers.signature) else {
         return Err(VerifyError::MissingHeader);
     };
+    optisync_domain::parse_message_id(id).map_err(|e| VerifyError::InvalidMessageId(e.problem))?;
     let sent: i64 = timestamp.trim().parse().map_err(|_| VerifyError::InvalidTimestamp)?;
     // Saturating: a timestamp near the ends of i64 must be rejected, not overflow.
     if now.saturating_sub(sent) > TOLERANCE_SECS {

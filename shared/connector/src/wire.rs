@@ -3,7 +3,7 @@
 //! `assignment.deleted` — id, newsletter, version), command results and snapshot pages. The JSON shapes are the domain's serde forms;
 //! `docs/connector-openapi.yaml` describes them.
 
-use optisync_domain::{Assignment, AssignmentId, CommandResult, Input, NewsletterId};
+use optisync_domain::{Assignment, AssignmentId, CommandResult, IdError, Input, NewsletterId, PersonId};
 use serde::{Deserialize, Serialize};
 
 /// Most assignments one snapshot page may carry (`PUT /connector/{tenant}/snapshots/{id}/pages/{n}`).
@@ -88,10 +88,13 @@ pub fn parse_batch(body: &[u8]) -> Result<EventBatch, WireError> {
         let event = match kind.as_ref().and_then(|k| k.as_str()) {
             Some("assignment.changed") => {
                 let c: Changed = parse_value(&at, value)?;
+                check_assignment_ids(&format!("{at}.assignment"), &c.assignment)?;
                 ChangeEvent::AssignmentChanged { assignment: Box::new(c.assignment) }
             }
             Some("assignment.deleted") => {
                 let d: Deleted = parse_value(&at, value)?;
+                id_at(&format!("{at}.id"), AssignmentId::parse(d.id.as_str()))?;
+                id_at(&format!("{at}.newsletter"), NewsletterId::parse(d.newsletter.as_str()))?;
                 ChangeEvent::AssignmentDeleted { id: d.id, newsletter: d.newsletter, version: d.version }
             }
             _ => {
@@ -121,6 +124,7 @@ pub struct SnapshotPage {
 /// Parses a snapshot page; every assignment must belong to the page's newsletter.
 pub fn parse_snapshot_page(body: &[u8]) -> Result<SnapshotPage, WireError> {
     let page: SnapshotPage = parse_at("", body)?;
+    id_at("newsletter", NewsletterId::parse(page.newsletter.as_str()))?;
     if page.assignments.len() > MAX_ASSIGNMENTS_PER_PAGE {
         return Err(WireError {
             path: "assignments".into(),
@@ -133,7 +137,24 @@ pub fn parse_snapshot_page(body: &[u8]) -> Result<SnapshotPage, WireError> {
             problem: "differs from the page's newsletter".into(),
         });
     }
+    for (index, assignment) in page.assignments.iter().enumerate() {
+        check_assignment_ids(&format!("assignments[{index}]"), assignment)?;
+    }
     Ok(page)
+}
+
+/// The ids of an assignment and its person by the id grammar of every edge (R-K2): they become parts of
+/// store keys and command ids.
+fn check_assignment_ids(at: &str, assignment: &Assignment) -> Result<(), WireError> {
+    id_at(&format!("{at}.id"), AssignmentId::parse(assignment.id.as_str()))?;
+    id_at(&format!("{at}.newsletter"), NewsletterId::parse(assignment.newsletter.as_str()))?;
+    id_at(&format!("{at}.person.id"), PersonId::parse(assignment.person.id.as_str()))?;
+    Ok(())
+}
+
+/// An id refused at `path`, named by its fault and never by its value (R-J5).
+fn id_at<T>(path: &str, parsed: Result<T, IdError>) -> Result<(), WireError> {
+    parsed.map(drop).map_err(|e| WireError { path: path.to_owned(), problem: e.problem.to_string() })
 }
 
 /// Parses the result the connector reports for a command (`POST …/commands/{id}/result`).

@@ -24,9 +24,13 @@ fn malformed(e: WireError) -> IntakeError {
 }
 
 /// A missing header is a malformed request (400, T08); every other failure is a 401.
-fn unauthorized(e: VerifyError) -> IntakeError {
+pub(crate) fn unauthorized(e: VerifyError) -> IntakeError {
     match e {
-        VerifyError::MissingHeader => IntakeError::Malformed { path: None, problem: e.to_string() },
+        // A request without the headers, or with a `webhook-id` no key can hold, is malformed (400, T08,
+        // T28); every other fault is a refusal that says no more than "no valid signature" (L3).
+        VerifyError::MissingHeader | VerifyError::InvalidMessageId(_) => {
+            IntakeError::Malformed { path: None, problem: e.to_string() }
+        }
         _ => IntakeError::Unauthorized(e.to_string()),
     }
 }

@@ -19,6 +19,7 @@ fn verdict(result: Result<&str, VerifyError>) -> &'static str {
         Err(VerifyError::TimestampTooOld) => "timestamp_too_old",
         Err(VerifyError::TimestampTooNew) => "timestamp_too_new",
         Err(VerifyError::InvalidSignature) => "invalid_signature",
+        Err(VerifyError::InvalidMessageId(_)) => "invalid_message_id",
     }
 }
 
@@ -179,4 +180,19 @@ fn m1_request_signatures_rotate_and_keep_the_tolerance_like_plain_ones() {
     let headers = SignedHeaders { id: Some(ID), timestamp: Some(&ts), signature: Some(&both) };
     assert_eq!(verify_request(std::slice::from_ref(&new), headers, &page, b"{}", TS + 300), Ok(ID));
     assert_eq!(verify_request(&[new], headers, &page, b"{}", TS + 301), Err(VerifyError::TimestampTooOld));
+}
+
+#[test]
+fn r_k2_a_webhook_id_longer_than_128_characters_or_with_a_separator_is_refused_before_the_signature() {
+    let secret = SigningSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+    let now = 1_700_000_000;
+    for (id, ok) in [("m".repeat(128), true), ("m".repeat(129), false), ("msg#1".into(), false)] {
+        let signature = sign(&secret, &id, now, b"{}");
+        let headers = SignedHeaders { id: Some(&id), timestamp: Some("1700000000"), signature: Some(&signature) };
+        let result = verify(std::slice::from_ref(&secret), headers, b"{}", now);
+        assert_eq!(result.is_ok(), ok, "id of {} characters", id.len());
+        if !ok {
+            assert!(matches!(result, Err(VerifyError::InvalidMessageId(_))), "{result:?}");
+        }
+    }
 }

@@ -75,3 +75,29 @@ fn the_contract_documents_examples_are_what_the_code_reads_and_writes() {
         assert_eq!(serde_json::to_value(&command).unwrap(), example, "round trip of {}", example["type"]);
     }
 }
+
+#[test]
+fn r_k2_ids_in_events_and_pages_follow_the_id_grammar_and_the_error_names_the_field_not_the_value() {
+    let deleted = |id: &str, newsletter: &str| {
+        format!(r#"{{"events":[{{"type":"assignment.deleted","id":"{id}","newsletter":"{newsletter}","version":3}}]}}"#)
+    };
+    assert!(parse_batch(deleted("A-1", "NL-7").as_bytes()).is_ok());
+    let long = "x".repeat(65);
+    for (id, newsletter, path) in [
+        ("A#1", "NL-7", "events[0].id"),
+        (long.as_str(), "NL-7", "events[0].id"),
+        ("A-1", "NL~preview", "events[0].newsletter"),
+        ("A-1", "secret@example.org", "events[0].newsletter"),
+    ] {
+        let e = parse_batch(deleted(id, newsletter).as_bytes()).unwrap_err();
+        assert_eq!(e.path, path);
+        assert!(!e.to_string().contains("example") && !e.to_string().contains("xxx"), "{e}");
+    }
+}
+
+#[test]
+fn r_k2_a_person_id_with_a_key_separator_is_refused_at_its_path() {
+    let bad = CHANGED.replace(r#""id":"P-9""#, r#""id":"P|9""#);
+    let e = parse_batch(bad.as_bytes()).unwrap_err();
+    assert_eq!(e.path, "events[0].assignment.person.id");
+}
