@@ -23,6 +23,7 @@ pub enum PrivacyStatus {
 /// A delivery block (Liefersperre) of a type, in force from `valid_from` to `valid_until`, both
 /// inclusive; an open side means "always" on that side (R-A7).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DeliveryBlock {
     /// The block's type; only types the link marks relevant count.
     #[serde(rename = "type")]
@@ -44,6 +45,7 @@ impl DeliveryBlock {
 
 /// One e-mail of a person's standard communication with its priority; 1 is the highest (R-B1).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RankedEmail {
     /// The address.
     pub email: Email,
@@ -53,6 +55,7 @@ pub struct RankedEmail {
 
 /// An OPTIGEM person as embedded in an assignment snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Person {
     /// The person's id.
     pub id: PersonId,
@@ -81,6 +84,7 @@ pub struct Person {
 
 /// The unsubscription record (Abbestellung) on an assignment (R-E1).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Unsubscription {
     /// The exact unsubscribe date (Berlin calendar).
     pub date: NaiveDate,
@@ -90,6 +94,7 @@ pub struct Unsubscription {
 
 /// Where an unsubscribe came from, as written into OPTIGEM's unsubscription record (R-E1).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct UnsubscribeSource {
     /// The ESP.
     pub provider: Provider,
@@ -127,6 +132,7 @@ impl UnsubscribeCause {
 /// sends with every change. `version` grows with every change, so an older snapshot never overwrites a
 /// newer one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Assignment {
     /// The assignment's id.
     pub id: AssignmentId,

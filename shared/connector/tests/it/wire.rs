@@ -101,3 +101,14 @@ fn r_k2_a_person_id_with_a_key_separator_is_refused_at_its_path() {
     let e = parse_batch(bad.as_bytes()).unwrap_err();
     assert_eq!(e.path, "events[0].assignment.person.id");
 }
+
+#[test]
+fn m10_an_unknown_key_is_refused_and_neither_it_nor_a_bad_category_value_is_echoed() {
+    let extra = CHANGED.replace(r#""id":"P-9","#, r#""id":"P-9","lena@example.org":1,"#);
+    let e = parse_batch(extra.as_bytes()).unwrap_err();
+    assert!(e.path.starts_with("events[0].assignment.person"), "{e}");
+    assert!(!e.to_string().contains('@'), "{e}");
+    let category = CHANGED.replace(r#""privacy":{"email":"allowed"}"#, r#""privacy":{"lena@example.org":"nope"}"#);
+    let e = parse_batch(category.as_bytes()).unwrap_err();
+    assert!(!e.to_string().contains('@') && !e.to_string().contains("nope"), "{e}");
+}
