@@ -1,6 +1,7 @@
 //! hook-cleverreach: `/hooks/cleverreach/{tenant}/{account}` — CleverReach webhooks (R-E1…E5).
 //!
-//! * `GET ?secret=…` — the verification handshake: answered `"{verify_token} {secret}"` as plain text.
+//! * `GET ?secret=…` — the verification handshake: answered `"{verify_token} {secret}"` as plain text, only
+//!   while optisync registers the account's hooks (404 otherwise, L4).
 //! * `POST` with `X-CR-Calltoken` — a receiver event. Payloads carry ids only, so the event is stored as a
 //!   re-read for the worker, which reads the receiver and applies what it shows then.
 //!
@@ -83,7 +84,7 @@ async fn respond(deps: &Deps, req: Request) -> Response<Body> {
         return refusal(&e, Sender::Esp, RETRY_AFTER_SECS);
     }
     if method == "GET" {
-        return match deps.intake.source().handshake(&account, req.uri().query()).await {
+        return match deps.intake.source().handshake(&account, req.uri().query(), deps.clock.now()).await {
             Ok(answer) => Response::builder()
                 .status(200)
                 .header("content-type", "text/plain")

@@ -20,9 +20,21 @@ fn post(body: &str, token: &str) -> lambda_http::Request {
     lambda_http::request::from_str(&fixture).expect("an API Gateway v2 event")
 }
 
+/// The account's webhook tokens, with the handshake open until `registering_until` (L4).
+fn tokens(registering_until: Option<DateTime<Utc>>) -> String {
+    let mut tokens = serde_json::json!({"verify_token": "verify-123", "call_token": "call-456"});
+    if let Some(until) = registering_until {
+        tokens["registering_until"] = until.timestamp().into();
+    }
+    tokens.to_string()
+}
+
 async fn setup() -> (Deps, Arc<MemoryStore>, Arc<MemoryBus>) {
+    setup_with(&tokens(Some(now() + chrono::Duration::minutes(5)))).await
+}
+
+async fn setup_with(tokens: &str) -> (Deps, Arc<MemoryStore>, Arc<MemoryBus>) {
     let secrets = Arc::new(MemorySecrets::default());
-    let tokens = r#"{"verify_token":"verify-123","call_token":"call-456"}"#;
     secrets.put(&secret::cleverreach_webhook(&AccountId::new("cr-main")), tokens).await.unwrap();
     let store = Arc::new(MemoryStore::new());
     let record = AccountRecord {
@@ -51,6 +63,21 @@ async fn the_handshake_answers_verify_token_and_secret_as_plain_text() {
     assert_eq!(response.status(), 200);
     assert_eq!(response.body().as_ref(), b"verify-123 abc987");
     assert_eq!(response.headers()["content-type"], "text/plain");
+}
+
+#[tokio::test]
+async fn l4_the_handshake_is_answered_only_while_a_registration_is_under_way() {
+    let fixture = include_str!("fixtures/apigw-v2-get-handshake.json").replace("__SECRET__", "abc987");
+    for (what, until) in
+        [("no registration", None), ("a registration that ended", Some(now() - chrono::Duration::seconds(1)))]
+    {
+        let (deps, _, _) = setup_with(&tokens(until)).await;
+        let response = handle(&deps, lambda_http::request::from_str(&fixture).unwrap()).await;
+        assert_eq!(response.status(), 404, "{what}");
+        assert!(!String::from_utf8_lossy(response.body().as_ref()).contains("verify-123"), "{what}");
+        // The events keep coming in meanwhile: the call token does not depend on the window.
+        assert_eq!(handle(&deps, post(UNSUBSCRIBED, "call-456")).await.status(), 200, "{what}");
+    }
 }
 
 #[tokio::test]

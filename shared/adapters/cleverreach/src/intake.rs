@@ -32,6 +32,9 @@ struct Tokens {
     /// Every registration (one per event) gets a call token of its own.
     #[serde(default)]
     call_tokens: Vec<String>,
+    /// Until when the handshake is answered: only while optisync registers hooks (L4).
+    #[serde(default)]
+    registering_until: Option<i64>,
 }
 
 /// CleverReach webhooks to one of the tenant's accounts.
@@ -57,8 +60,18 @@ impl CleverReachSource {
     }
 
     /// The answer to the verification GET: `"{verify_token} {secret}"`, `secret` from the query.
-    pub async fn handshake(&self, account: &AccountId, query: Option<&str>) -> Result<String, IntakeError> {
+    /// It is answered only while optisync registers the account's hooks (L4): at any other time the
+    /// verify token is nobody's business, and the answer is 404.
+    pub async fn handshake(
+        &self,
+        account: &AccountId,
+        query: Option<&str>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<String, IntakeError> {
         let tokens = self.tokens(Some(account)).await?;
+        if tokens.registering_until.is_none_or(|until| until < now.timestamp()) {
+            return Err(IntakeError::NotFound("registration"));
+        }
         verification_answer_for_query(&Secret::new(tokens.verify_token), query)
             .map_err(|e| IntakeError::Malformed { path: None, problem: e.to_string() })
     }

@@ -42,7 +42,14 @@ struct HookTokens {
     verify_token: String,
     #[serde(default)]
     call_tokens: Vec<String>,
+    /// Until when (seconds since the epoch) hook-cleverreach answers the verification handshake: set for
+    /// the registration calls, cleared after them (L4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    registering_until: Option<i64>,
 }
+
+/// How long the handshake stays open for one link's registrations (CleverReach verifies during the call).
+const REGISTRATION_WINDOW_SECS: i64 = 300;
 
 impl EspRouter {
     /// The Brevo webhook token of an account, made on first use.
@@ -156,24 +163,32 @@ impl EspDirectory for EspRouter {
                 let client = self.cleverreach_client(&link.esp.account).await?;
                 let mut tokens = self.cleverreach_hook_tokens(&link.esp.account).await?;
                 if tokens.verify_token.is_empty() {
-                    // CleverReach checks the hook with this token during the registration call, so
-                    // hook-cleverreach must find it first.
                     tokens.verify_token = random_token();
-                    self.save_cleverreach_hook_tokens(&link.esp.account, &tokens).await?;
                 }
+                // CleverReach checks the hook with this token during the registration call, so
+                // hook-cleverreach must find it first, and answers it only while we register (L4).
+                tokens.registering_until = Some(chrono::Utc::now().timestamp() + REGISTRATION_WINDOW_SECS);
+                self.save_cleverreach_hook_tokens(&link.esp.account, &tokens).await?;
                 let verify = Secret::new(tokens.verify_token.clone());
+                let mut outcome = Ok(());
                 for event in CLEVERREACH_EVENTS {
-                    let registration = client
-                        .register_webhook(hook_url, event, link.list.as_str(), &verify)
-                        .await
-                        .map_err(optisync_cleverreach::gateway::to_port)?;
-                    let token = registration.call_token.expose().to_owned();
-                    if !tokens.call_tokens.contains(&token) {
-                        tokens.call_tokens.push(token);
+                    match client.register_webhook(hook_url, event, link.list.as_str(), &verify).await {
+                        Ok(registration) => {
+                            let token = registration.call_token.expose().to_owned();
+                            if !tokens.call_tokens.contains(&token) {
+                                tokens.call_tokens.push(token);
+                            }
+                            self.save_cleverreach_hook_tokens(&link.esp.account, &tokens).await?;
+                        }
+                        Err(e) => {
+                            outcome = Err(optisync_cleverreach::gateway::to_port(e));
+                            break;
+                        }
                     }
-                    self.save_cleverreach_hook_tokens(&link.esp.account, &tokens).await?;
                 }
-                Ok(())
+                tokens.registering_until = None;
+                self.save_cleverreach_hook_tokens(&link.esp.account, &tokens).await?;
+                outcome
             }
         }
     }
