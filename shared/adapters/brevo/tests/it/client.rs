@@ -508,7 +508,7 @@ async fn create_webhook_and_receive_an_unsubscribe_from_the_fake() {
     assert_eq!(c.marketing_webhooks().await.unwrap(), hooks, "url, events and description unchanged");
     fake.add_contact("v@example.org", Map::new(), &[list]);
     assert_eq!(fake.emit_unsubscribe("v@example.org", 78).await, vec![204]);
-    let (auth, _) = last(&seen_after(&seen));
+    let (auth, _) = seen.lock().unwrap().last().cloned().expect("a call");
     assert!(webhook::authenticate(auth.as_deref(), "tok-456"));
     assert!(!webhook::authenticate(auth.as_deref(), "tok-123"));
     assert!(matches!(
@@ -516,14 +516,6 @@ async fn create_webhook_and_receive_an_unsubscribe_from_the_fake() {
         Err(optisync_brevo::BrevoError::NotFound { .. })
     ));
     server.abort();
-}
-
-fn seen_after(seen: &Arc<Mutex<Vec<(Option<String>, Vec<u8>)>>>) -> Vec<(Option<String>, Vec<u8>)> {
-    seen.lock().unwrap().clone()
-}
-
-fn last(seen: &[(Option<String>, Vec<u8>)]) -> (Option<String>, Vec<u8>) {
-    seen.last().expect("a call").clone()
 }
 
 #[tokio::test]
