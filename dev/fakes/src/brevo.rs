@@ -538,7 +538,7 @@ fn router(shared: AppState) -> Router {
         .route("/v3/contacts/lists/{list_id}/contacts/remove", post(list_remove))
         .route("/v3/contacts/{identifier}", get(get_contact).put(update_contact).delete(delete_contact))
         .route("/v3/webhooks", get(get_webhooks).post(create_webhook))
-        .route("/v3/webhooks/{webhook_id}", axum::routing::delete(delete_webhook))
+        .route("/v3/webhooks/{webhook_id}", axum::routing::delete(delete_webhook).put(update_webhook))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "document_not_found", "Invalid route") })
         .layer(middleware::from_fn_with_state(shared.clone(), gate))
         // Not Brevo's API: what a subscriber does in Brevo, for the local runner's walkthrough.
@@ -1157,6 +1157,66 @@ async fn create_webhook(State(shared): State<AppState>, body: Bytes) -> Response
     json_response(StatusCode::CREATED, json!({ "id": id }))
 }
 
+/// `PUT /webhooks/{webhookId}` (`updateWebhook`): every field optional, the given ones replace the
+/// stored ones, checked like on creation; 204, 404 for an unknown id.
+async fn update_webhook(State(shared): State<AppState>, Path(id): Path<String>, body: Bytes) -> Response {
+    let Ok(id) = id.parse::<i64>() else {
+        return error(StatusCode::BAD_REQUEST, "invalid_parameter", "webhookId must be a number");
+    };
+    let body = match parse_body(&body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let bad = |m: &str| error(StatusCode::BAD_REQUEST, "invalid_parameter", m);
+    let url = match body.get("url") {
+        None => None,
+        Some(u) => match u.as_str().filter(|u| url::Url::parse(u).is_ok()) {
+            Some(u) => Some(u.to_owned()),
+            None => return bad("url is invalid"),
+        },
+    };
+    let events: Option<Vec<String>> = match body.get("events") {
+        None => None,
+        Some(Value::Array(items)) if !items.is_empty() && items.iter().all(Value::is_string) => {
+            Some(items.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        }
+        Some(_) => return bad("events must be a non-empty list of event names"),
+    };
+    let bearer_token = match body.get("auth") {
+        None => None,
+        Some(auth) => match (auth.get("type").and_then(Value::as_str), auth.get("token").and_then(Value::as_str)) {
+            (Some("bearer"), Some(token)) if !token.is_empty() => Some(token.to_owned()),
+            _ => return bad("auth must be {type: bearer, token}"),
+        },
+    };
+    let mut s = shared.lock();
+    let Some(hook) = s.webhooks.iter_mut().find(|w| w.id == id) else {
+        return error(StatusCode::NOT_FOUND, "document_not_found", "Webhook not found");
+    };
+    if let Some(events) = &events
+        && hook.webhook_type == "marketing"
+        && events.iter().any(|e| !MARKETING_EVENTS.contains(&e.as_str()))
+    {
+        return bad("Invalid event for a marketing webhook");
+    }
+    if let Some(url) = url {
+        hook.url = url;
+    }
+    if let Some(events) = events {
+        hook.events = events;
+    }
+    if let Some(description) = body.get("description").and_then(Value::as_str) {
+        hook.description = description.to_owned();
+    }
+    if let Some(batched) = body.get("batched").and_then(Value::as_bool) {
+        hook.batched = batched;
+    }
+    if bearer_token.is_some() {
+        hook.bearer_token = bearer_token;
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
 #[derive(Deserialize)]
 struct WebhookQuery {
     #[serde(rename = "type")]
@@ -1205,5 +1265,43 @@ mod tests {
         }
         assert_eq!(s.admit(Bucket::Contacts, t0), Err((10, 1)));
         assert!(s.admit(Bucket::Contacts, t0 + Duration::from_secs(1)).is_ok());
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn m3_updating_a_webhook_replaces_only_what_the_body_names() {
+        let fake = FakeBrevo::start().await;
+        let http = reqwest::Client::new();
+        let call = |method: reqwest::Method, path: &str, body: Value| {
+            http.request(method, format!("{}/{path}", fake.base_url()))
+                .header("api-key", FAKE_API_KEY)
+                .json(&body)
+                .send()
+        };
+        let created = call(
+            reqwest::Method::POST,
+            "webhooks",
+            json!({"url": "https://hooks.example.org/a", "type": "marketing", "events": ["unsubscribed"],
+                   "auth": {"type": "bearer", "token": "old"}}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(created.status(), 201);
+        let id = fake.webhooks()[0].id;
+        let new_token = json!({"auth": {"type": "bearer", "token": "new"}});
+        let updated = call(reqwest::Method::PUT, &format!("webhooks/{id}"), new_token.clone()).await.unwrap();
+        assert_eq!(updated.status(), 204);
+        let hook = &fake.webhooks()[0];
+        assert_eq!(hook.bearer_token.as_deref(), Some("new"));
+        assert_eq!(
+            (hook.url.as_str(), &hook.events[..]),
+            ("https://hooks.example.org/a", &["unsubscribed".to_owned()][..])
+        );
+        let unknown = call(reqwest::Method::PUT, &format!("webhooks/{}", id + 1), new_token).await.unwrap();
+        assert_eq!(unknown.status(), 404);
+        for bad in [json!({"auth": {"type": "basic"}}), json!({"events": ["sent"]}), json!({"url": "not a url"})] {
+            let refused = call(reqwest::Method::PUT, &format!("webhooks/{id}"), bad).await.unwrap();
+            assert_eq!(refused.status(), 400);
+        }
+        assert_eq!(fake.webhooks()[0].bearer_token.as_deref(), Some("new"), "a refused update changes nothing");
     }
 }

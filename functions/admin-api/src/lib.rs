@@ -277,6 +277,13 @@ async fn respond(deps: &Deps, req: Request) -> Response<Body> {
             }
             Err(response) => response,
         },
+        // M3: rotate the Brevo webhook token (the old one stays valid 24 h), or end that overlap now.
+        ("POST", ["accounts", "brevo", account, "webhook-token"]) => {
+            result(200, admin.rotate_brevo_webhook_token(&tenant, account).await, |t| json!(t))
+        }
+        ("DELETE", ["accounts", "brevo", account, "webhook-token", "previous"]) => {
+            result(200, admin.retire_previous_brevo_webhook_token(&tenant, account).await, |t| json!(t))
+        }
         ("POST", ["accounts", "cleverreach", account, "authorize"]) => {
             result(200, admin.start_cleverreach(&tenant, account).await, |url| json!({"authorize_url": url}))
         }

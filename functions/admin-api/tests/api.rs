@@ -11,8 +11,8 @@ use optisync_esp::{EspRouter, EspSettings};
 use optisync_fakes::brevo::FakeBrevo;
 use optisync_fakes::cleverreach::FakeCleverReach;
 use optisync_ports::prelude::*;
-use optisync_ports::{BusEvent, Commit, SecretStore, SystemClock};
-use optisync_testkit::memory::{MemoryBus, MemorySecrets, MemoryStore};
+use optisync_ports::{BusEvent, Clock, Commit, SecretStore, SystemClock};
+use optisync_testkit::memory::{FixedClock, MemoryBus, MemorySecrets, MemoryStore};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -30,6 +30,10 @@ struct Api {
 
 impl Api {
     async fn start() -> Api {
+        Self::start_with(Arc::new(SystemClock)).await
+    }
+
+    async fn start_with(clock: Arc<dyn Clock>) -> Api {
         let store = Arc::new(MemoryStore::new());
         let secrets = Arc::new(MemorySecrets::default());
         let bus = Arc::new(MemoryBus::default());
@@ -38,7 +42,6 @@ impl Api {
         let settings =
             EspSettings { brevo_base_url: brevo.base_url().to_owned(), cleverreach: cleverreach.client_config() };
         let esp = Arc::new(EspRouter::new(secrets.clone(), settings));
-        let clock = Arc::new(SystemClock);
         let deps = Deps::new(
             store.clone(),
             store.clone(),
@@ -530,4 +533,109 @@ async fn r_j5_admin_refusals_never_echo_a_submitted_value() {
     let (status, answer) = api.call("PUT", &format!("/admin/tenants/{TENANT}/links/other"), Some(link_body)).await;
     assert!(status == 400 || status == 422, "{status} {answer}");
     assert!(!answer.to_string().contains('@'), "{answer}");
+}
+
+/// Whether hook-brevo's check (the intake's Brevo source over the same secrets) accepts this token at `now`.
+async fn brevo_accepts(secrets: &Arc<MemorySecrets>, token: &str, now: chrono::DateTime<chrono::Utc>) -> bool {
+    use optisync_ports::intake::{Hook, WebhookSource};
+    let source = optisync_brevo::BrevoSource::new(secrets.clone());
+    let (tenant, account) = (TenantId::new(TENANT), AccountId::new("brevo-main"));
+    let authorization = format!("Bearer {token}");
+    let header = |name: &str| (name == "authorization").then_some(authorization.as_str());
+    source.verify(&Hook { tenant: &tenant, account: Some(&account), header: &header, body: b"{}", now }).await.is_ok()
+}
+
+async fn brevo_tokens(api: &Api) -> optisync_ports::tokens::BrevoHookTokens {
+    let raw = api.secrets.get("brevo/brevo-main/webhook-token").await.unwrap().expect("a token");
+    optisync_ports::tokens::BrevoHookTokens::parse(&raw).expect("readable")
+}
+
+#[tokio::test]
+async fn m3_a_rotation_keeps_the_old_token_for_its_overlap_and_gives_brevo_the_new_one() {
+    let t0 = chrono::Utc::now();
+    let clock = Arc::new(FixedClock::new(t0));
+    let api = Api::start_with(clock.clone()).await;
+    api.brevo_link("rundbrief-brevo").await;
+    let (status, body) = api.call("POST", &format!("/admin/tenants/{TENANT}/links/rundbrief-brevo/sync"), None).await;
+    assert_eq!(status, 202, "{body}");
+    let old = brevo_tokens(&api).await.current;
+    assert_eq!(api.brevo.webhooks()[0].bearer_token.as_deref(), Some(old.as_str()));
+
+    let path = format!("/admin/tenants/{TENANT}/accounts/brevo/brevo-main/webhook-token");
+    let (status, body) = api.call("POST", &path, None).await;
+    assert_eq!(status, 200, "{body}");
+    let until = t0 + chrono::Duration::hours(24);
+    assert_eq!(body["previous_valid_until"], json!(until));
+    assert_eq!(body["webhooks_updated"], json!(1));
+    let tokens = brevo_tokens(&api).await;
+    let new = tokens.current.clone();
+    assert_ne!(new, old);
+    assert!(!body.to_string().contains(&old) && !body.to_string().contains(&new), "the answer holds no token");
+    // Brevo's webhook now carries the new token (the fake keeps what the update call set).
+    let hooks = api.brevo.webhooks();
+    assert_eq!(hooks.len(), 1);
+    assert_eq!(hooks[0].bearer_token.as_deref(), Some(new.as_str()));
+    assert_eq!(hooks[0].url, "https://sync.example.org/hooks/brevo/gemeinde-1/brevo-main", "nothing else changed");
+
+    // During the overlap both are accepted; at its end only the new one.
+    let during = t0 + chrono::Duration::hours(23);
+    assert!(brevo_accepts(&api.secrets, &old, during).await);
+    assert!(brevo_accepts(&api.secrets, &new, during).await);
+    assert!(!brevo_accepts(&api.secrets, "neither", during).await);
+    assert!(!brevo_accepts(&api.secrets, &old, until).await);
+    assert!(brevo_accepts(&api.secrets, &new, until).await);
+
+    // Another rotation while the overlap runs is refused and changes nothing.
+    clock.set(during);
+    let (status, body) = api.call("POST", &path, None).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(brevo_tokens(&api).await, tokens);
+
+    // Retiring the previous token ends the overlap at once; then rotating works again.
+    let (status, body) = api.call("DELETE", &format!("{path}/previous"), None).await;
+    assert_eq!((status, &body["previous_valid_until"]), (200, &Value::Null), "{body}");
+    assert!(!brevo_accepts(&api.secrets, &old, during).await);
+    assert!(brevo_accepts(&api.secrets, &new, during).await);
+    assert_eq!(api.call("DELETE", &format!("{path}/previous"), None).await.0, 200, "retiring twice is harmless");
+    let (status, body) = api.call("POST", &path, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["previous_valid_until"], json!(during + chrono::Duration::hours(24)));
+    assert!(brevo_accepts(&api.secrets, &new, during).await, "the token before is the previous one now");
+}
+
+#[tokio::test]
+async fn m3_a_rotation_brevo_refuses_keeps_the_old_token_alone() {
+    let api = Api::start().await;
+    api.brevo_link("rundbrief-brevo").await;
+    assert_eq!(api.call("POST", &format!("/admin/tenants/{TENANT}/links/rundbrief-brevo/sync"), None).await.0, 202);
+    let before = api.secrets.get("brevo/brevo-main/webhook-token").await.unwrap();
+    api.brevo.inject_failures(&[400]);
+    let (status, body) =
+        api.call("POST", &format!("/admin/tenants/{TENANT}/accounts/brevo/brevo-main/webhook-token"), None).await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(api.secrets.get("brevo/brevo-main/webhook-token").await.unwrap(), before);
+}
+
+#[tokio::test]
+async fn m3_another_tenants_or_an_unknown_account_is_404_and_nothing_changes() {
+    let api = Api::start().await;
+    api.connect_brevo().await;
+    api.secrets.put("brevo/brevo-main/webhook-token", "kept-token").await.unwrap();
+    for path in [
+        "/admin/tenants/gemeinde-2/accounts/brevo/brevo-main/webhook-token".to_owned(),
+        format!("/admin/tenants/{TENANT}/accounts/brevo/brevo-other/webhook-token"),
+        format!("/admin/tenants/{TENANT}/accounts/brevo/../webhook-token"),
+    ] {
+        let (status, body) = api.call("POST", &path, None).await;
+        assert_eq!(status, 404, "{path}: {body}");
+        let (status, body) = api.call("DELETE", &format!("{path}/previous"), None).await;
+        assert_eq!(status, 404, "{path}: {body}");
+    }
+    assert_eq!(api.secrets.get("brevo/brevo-main/webhook-token").await.unwrap().as_deref(), Some("kept-token"));
+    // The plain form of before is read as the current token: a rotation of an account without a syncing
+    // link updates no webhook and keeps it valid for the overlap.
+    let (status, body) =
+        api.call("POST", &format!("/admin/tenants/{TENANT}/accounts/brevo/brevo-main/webhook-token"), None).await;
+    assert_eq!((status, &body["webhooks_updated"]), (200, &json!(0)), "{body}");
+    assert_eq!(brevo_tokens(&api).await.previous.as_deref(), Some("kept-token"));
 }

@@ -4,8 +4,14 @@
 //! observations, a content-derived key) and back; decides nothing itself. An accepted event is stored in
 //! the inbox, then the worker is told. Brevo discards a webhook on any 5xx, so every store fault answers
 //! 429 and nothing accepted is lost.
+//!
+//! M3: optionally only Brevo's source ranges may call ([`sources`], 403 otherwise); a request holds at
+//! most 500 events and a `list_addition` at most 100 lists (400 otherwise, see `optisync_brevo::webhook`);
+//! during a token rotation the previous bearer token is accepted too.
 
-use lambda_http::{Body, Request, Response};
+pub mod sources;
+
+use lambda_http::{Body, Request, RequestExt, Response};
 use optisync_app::intake::{Accepted, Hook, Intake, announce, owned_by};
 use optisync_brevo::BrevoSource;
 use optisync_domain::{AccountId, EspAccount, Provider, TenantId};
@@ -13,6 +19,7 @@ use optisync_lambda::intake::{Sender, answer, refusal};
 use optisync_lambda::json_response;
 use optisync_ports::{Clock, EventPublisher, Inbox, SecretStore, Tenants};
 use serde_json::json;
+pub use sources::SourceRanges;
 use std::sync::Arc;
 
 /// The largest body accepted.
@@ -31,6 +38,8 @@ pub struct Deps {
     pub publisher: Arc<dyn EventPublisher>,
     /// The clock.
     pub clock: Arc<dyn Clock>,
+    /// Where Brevo's calls may come from (M3); off unless configured.
+    pub sources: SourceRanges,
 }
 
 impl Deps {
@@ -42,7 +51,22 @@ impl Deps {
         publisher: Arc<dyn EventPublisher>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { intake: Intake::new(BrevoSource::new(secrets), inbox), tenants, publisher, clock }
+        let intake = Intake::new(BrevoSource::new(secrets), inbox);
+        Self { intake, tenants, publisher, clock, sources: SourceRanges::default() }
+    }
+
+    /// The same handler, admitting calls from these ranges only (M3).
+    pub fn with_sources(mut self, sources: SourceRanges) -> Self {
+        self.sources = sources;
+        self
+    }
+}
+
+/// The caller's address as API Gateway saw it (`requestContext.http.sourceIp`).
+fn source_ip(req: &Request) -> Option<&str> {
+    match req.request_context_ref()? {
+        lambda_http::request::RequestContext::ApiGatewayV2(ctx) => ctx.http.source_ip.as_deref(),
+        _ => None,
     }
 }
 
@@ -62,6 +86,11 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
 async fn respond(deps: &Deps, req: Request) -> Response<Body> {
     if req.method() != "POST" {
         return json_response(405, json!({"error": {"problem": "use POST"}}));
+    }
+    if !deps.sources.admits(source_ip(&req)) {
+        // M3: never the address in the answer or the log line.
+        tracing::info!(status = 403, "request refused: source outside the configured Brevo ranges");
+        return json_response(403, json!({"error": {"problem": "this hook takes calls from Brevo's addresses only"}}));
     }
     let Some((tenant, account)) = route(&req) else {
         return json_response(404, json!({"error": {"problem": "expected /hooks/brevo/{tenant}/{account}"}}));

@@ -42,9 +42,14 @@ fn request_to(tenant: &str, account: &str, body: &str, auth: &str) -> lambda_htt
 }
 
 async fn setup() -> (Deps, Arc<MemoryStore>, Arc<MemoryBus>) {
+    setup_with(TOKEN, Arc::new(FixedClock::new(now()))).await
+}
+
+/// The handler with this value of the webhook-token secret, at this clock.
+async fn setup_with(token_secret: &str, clock: Arc<FixedClock>) -> (Deps, Arc<MemoryStore>, Arc<MemoryBus>) {
     let secrets = Arc::new(MemorySecrets::default());
     let account = AccountId::new("brevo-main");
-    secrets.put(&secret::brevo_webhook_token(&account), TOKEN).await.unwrap();
+    secrets.put(&secret::brevo_webhook_token(&account), token_secret).await.unwrap();
     secrets.put(&secret::brevo_api_key_name(&account), "optisync").await.unwrap();
     let store = Arc::new(MemoryStore::new());
     let record = AccountRecord {
@@ -55,7 +60,7 @@ async fn setup() -> (Deps, Arc<MemoryStore>, Arc<MemoryBus>) {
     };
     store.put_account(&record).await.unwrap();
     let bus = Arc::new(MemoryBus::default());
-    let deps = Deps::new(secrets, store.clone(), store.clone(), bus.clone(), Arc::new(FixedClock::new(now())));
+    let deps = Deps::new(secrets, store.clone(), store.clone(), bus.clone(), clock);
     (deps, store, bus)
 }
 
@@ -255,4 +260,85 @@ async fn m2_a_webhook_is_accepted_only_under_the_tenant_that_owns_the_account() 
     assert!(bus.drain().is_empty(), "nothing announced");
     // The owner's URL still works.
     assert_eq!(handle(&deps, request(&unsubscribed(1), &auth)).await.status(), 200);
+}
+
+#[tokio::test]
+async fn m3_during_a_rotation_old_and_new_token_are_accepted_and_after_it_only_the_new() {
+    let until = now() + chrono::Duration::hours(24);
+    let rotated = optisync_ports::tokens::BrevoHookTokens {
+        current: "new-token-1".into(),
+        previous: Some(TOKEN.into()),
+        previous_until: Some(until),
+    };
+    let clock = Arc::new(FixedClock::new(now()));
+    let (deps, store, _) = setup_with(&rotated.to_secret(), clock.clone()).await;
+    let old = handle(&deps, request(&unsubscribed(1727255800), &format!("Bearer {TOKEN}"))).await;
+    assert_eq!(old.status(), 200, "the old token during the overlap");
+    let new = handle(&deps, request(&unsubscribe_of("erika@example.com"), "Bearer new-token-1")).await;
+    assert_eq!(new.status(), 200, "the new token");
+    assert_eq!(handle(&deps, request(&unsubscribed(1727256000), "Bearer other")).await.status(), 401);
+    assert_eq!(stored(&store).await, 2);
+    clock.set(until);
+    let late = unsubscribe_of("lena@example.com");
+    assert_eq!(handle(&deps, request(&late, &format!("Bearer {TOKEN}"))).await.status(), 401, "the overlap is over");
+    assert_eq!(stored(&store).await, 2, "nothing stored");
+    assert_eq!(handle(&deps, request(&late, "Bearer new-token-1")).await.status(), 200);
+}
+
+/// Another person's unsubscribe (another event, not a retry).
+fn unsubscribe_of(email: &str) -> String {
+    serde_json::json!({"event": "unsubscribed", "email": email, "camp_id": 12, "ts_event": 1727255737}).to_string()
+}
+
+/// The fixture's request, from this source address.
+fn from_ip(body: &str, ip: &str) -> lambda_http::Request {
+    edited(body, |e| e["requestContext"]["http"]["sourceIp"] = ip.into())
+}
+
+#[tokio::test]
+async fn m3_with_brevos_ranges_only_calls_from_inside_them_pass() {
+    let ranges = hook_brevo::SourceRanges::parse("1.179.112.0/20, 172.246.240.0/20").unwrap();
+    let (deps, store, bus) = setup().await;
+    let deps = deps.with_sources(ranges);
+    let outside = handle(&deps, from_ip(&unsubscribed(1727255800), "198.51.100.7")).await;
+    assert_eq!(outside.status(), 403);
+    let text = String::from_utf8_lossy(outside.body().as_ref()).into_owned();
+    assert!(!text.contains("198.51") && !text.contains("max.muster"), "{text}");
+    let no_context = edited(&unsubscribed(1727255800), |e| {
+        e["requestContext"]["http"].as_object_mut().unwrap().remove("sourceIp");
+    });
+    assert_eq!(handle(&deps, no_context).await.status(), 403, "an unknown source is outside");
+    assert_eq!(stored(&store).await, 0);
+    assert!(bus.drain().is_empty());
+    let inside = handle(&deps, from_ip(&unsubscribed(1727255800), "1.179.120.4")).await;
+    assert_eq!(inside.status(), 200);
+    assert_eq!(handle(&deps, from_ip(&unsubscribe_of("erika@example.com"), "172.246.255.254")).await.status(), 200);
+    assert_eq!(stored(&store).await, 2);
+}
+
+#[tokio::test]
+async fn m3_without_ranges_any_source_passes() {
+    let (deps, store, _) = setup().await;
+    assert!(!deps.sources.is_on());
+    assert_eq!(handle(&deps, from_ip(&unsubscribed(1727255800), "198.51.100.7")).await.status(), 200);
+    assert_eq!(stored(&store).await, 1);
+}
+
+#[tokio::test]
+async fn m3_t23_too_many_events_or_lists_are_a_400_that_stores_nothing() {
+    let (deps, store, bus) = setup().await;
+    let opened = r#"{"event":"opened","email":"max.muster@example.com"}"#;
+    let flood = format!("[{}]", vec![opened; optisync_brevo::webhook::MAX_EVENTS_PER_REQUEST + 1].join(","));
+    let ids: Vec<String> = (1..=5000).map(|i| i.to_string()).collect();
+    let fan_out = serde_json::json!({"event": "list_addition", "email": "max.muster@example.com",
+        "list_id": ids.join(","), "ts": 1727255800})
+    .to_string();
+    for body in [flood, fan_out] {
+        let response = handle(&deps, request(&body, &format!("Bearer {TOKEN}"))).await;
+        assert_eq!(response.status(), 400);
+        let text = String::from_utf8_lossy(response.body().as_ref()).into_owned();
+        assert!(text.contains("more than") && !text.contains("max.muster"), "{text}");
+    }
+    assert_eq!(stored(&store).await, 0);
+    assert!(bus.drain().is_empty());
 }

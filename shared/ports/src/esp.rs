@@ -119,4 +119,12 @@ pub trait EspDirectory: Send + Sync {
     /// Removes the link's webhooks at `hook_url` unless one of `still_syncing` (the account's other
     /// syncing links) needs them.
     async fn unregister_hooks(&self, link: &Link, hook_url: &str, still_syncing: &[Link]) -> Result<(), EspError>;
+    /// Gives the Brevo account's webhooks at `hook_url` this bearer token (M3: a rotation, after the
+    /// secret already accepts it); how many it updated (none when no link syncs).
+    async fn set_brevo_hook_token(
+        &self,
+        account: &optisync_domain::AccountId,
+        hook_url: &str,
+        token: &str,
+    ) -> Result<usize, EspError>;
 }

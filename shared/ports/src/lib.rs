@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod names;
 mod secrets;
 mod state;
+pub mod tokens;
 
 pub use bus::{BusEvent, EventPublisher};
 pub use capabilities::{ApprovalQueue, AuditLog, CommandFeed, Leases, Links, RunStore, StateStore, SyncState, Tenants};

@@ -24,7 +24,8 @@ pub mod secret {
         format!("brevo/{account}/api-key-name")
     }
 
-    /// The bearer token Brevo's webhooks to an account carry.
+    /// The bearer token Brevo's webhooks to an account carry: the current one and, after a rotation, the
+    /// previous one for a while (`crate::tokens::BrevoHookTokens`, M3).
     pub fn brevo_webhook_token(account: &AccountId) -> String {
         format!("brevo/{account}/webhook-token")
     }

@@ -540,6 +540,15 @@ impl BrevoClient {
         Ok(created.id)
     }
 
+    /// Gives a webhook another bearer token (`PUT /webhooks/{webhookId}` with only `auth`; Brevo keeps the
+    /// other settings). Used by the token rotation (M3). The token is in the body only, never logged.
+    pub async fn update_webhook_token(&self, id: i64, bearer_token: &str) -> Result<(), BrevoError> {
+        let body = json!({ "auth": { "type": "bearer", "token": bearer_token } });
+        let call = Call { body: Some(body), ..Call::new(Method::PUT, format!("webhooks/{id}"), "webhooks/{id}") };
+        self.execute(call).await?;
+        Ok(())
+    }
+
     /// Deletes a webhook (`DELETE /webhooks/{webhookId}`). `Ok(false)` when it did not exist.
     pub async fn delete_webhook(&self, id: i64) -> Result<bool, BrevoError> {
         match self.execute(Call::new(Method::DELETE, format!("webhooks/{id}"), "webhooks/{id}")).await {

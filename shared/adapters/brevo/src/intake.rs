@@ -3,14 +3,16 @@
 //! another emission time, so key and fingerprint come from the events' content ([`dedupe_key`]).
 //!
 //! Brevo signs nothing: the webhook is registered with a bearer token, kept in the secret
-//! `brevo/{account}/webhook-token`. The optional secret `brevo/{account}/api-key-name` names our own API
+//! `brevo/{account}/webhook-token` with, after a rotation, the previous one for its overlap (M3,
+//! [`BrevoHookTokens`]); either is accepted then. The optional secret `brevo/{account}/api-key-name` names our own API
 //! key, so that `list_addition` echoes of our own writes are dropped.
 
-use crate::webhook::{WebhookEvent, authenticate, dedupe_key, observations, parse_events};
+use crate::webhook::{WebhookEvent, authenticate_any, dedupe_key, observations, parse_events};
 use async_trait::async_trait;
 use optisync_domain::Input;
 use optisync_ports::intake::{Hook, IntakeError, Observed, WebhookSource};
 use optisync_ports::names::{InboxKey, secret};
+use optisync_ports::tokens::BrevoHookTokens;
 use optisync_ports::{InboxItem, SecretStore};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -39,8 +41,11 @@ impl WebhookSource for BrevoSource {
 
     async fn verify(&self, hook: &Hook<'_>) -> Result<(), IntakeError> {
         let Some(account) = hook.account else { return Err(unauthorized()) };
-        let token = self.secrets.get(&secret::brevo_webhook_token(account)).await?.unwrap_or_default();
-        if !authenticate((hook.header)("authorization"), &token) {
+        let raw = self.secrets.get(&secret::brevo_webhook_token(account)).await?.unwrap_or_default();
+        // No token, or one that cannot be read: nothing authenticates (compared against empty tokens, so
+        // the answer takes as long as a wrong token's).
+        let tokens = BrevoHookTokens::parse(&raw).unwrap_or_else(|| BrevoHookTokens::new(""));
+        if !authenticate_any((hook.header)("authorization"), &tokens.valid_at(hook.now)) {
             return Err(unauthorized());
         }
         Ok(())

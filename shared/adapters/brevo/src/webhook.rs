@@ -7,7 +7,13 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
+use subtle::{Choice, ConstantTimeEq};
+
+/// Most events one request may carry (M3, T23). Brevo sends one event per call, or with `batched: true`
+/// at most 500 per call (its batch-webhooks documentation); more is not Brevo.
+pub const MAX_EVENTS_PER_REQUEST: usize = 500;
+/// Most list ids one `list_addition` may name (M3, T23): each becomes an observation.
+pub const MAX_LISTS_PER_ADDITION: usize = 100;
 
 /// A parsed marketing webhook event.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,6 +73,12 @@ pub enum WebhookError {
     MissingEvent,
     #[error("webhook event `{event}` has no e-mail")]
     MissingEmail { event: String },
+    /// More than [`MAX_EVENTS_PER_REQUEST`] events (M3).
+    #[error("more than {MAX_EVENTS_PER_REQUEST} events in one request")]
+    TooManyEvents,
+    /// A `list_addition` naming more than [`MAX_LISTS_PER_ADDITION`] lists (M3).
+    #[error("a list_addition names more than {MAX_LISTS_PER_ADDITION} lists")]
+    TooManyLists,
 }
 
 impl WebhookEvent {
@@ -133,9 +145,11 @@ pub fn parse_event(body: &[u8]) -> Result<WebhookEvent, WebhookError> {
     event_from_value(&value)
 }
 
-/// Parses a body that is either one event or (for `batched: true` webhooks) an array of events.
+/// Parses a body that is either one event or (for `batched: true` webhooks) an array of events, at most
+/// [`MAX_EVENTS_PER_REQUEST`] of them (M3).
 pub fn parse_events(body: &[u8]) -> Result<Vec<WebhookEvent>, WebhookError> {
     match parse_json(body)? {
+        Value::Array(items) if items.len() > MAX_EVENTS_PER_REQUEST => Err(WebhookError::TooManyEvents),
         Value::Array(items) => items.iter().map(event_from_value).collect(),
         other => Ok(vec![event_from_value(&other)?]),
     }
@@ -180,6 +194,8 @@ fn event_from_value(v: &Value) -> Result<WebhookEvent, WebhookError> {
         "unsubscribed" | "unsubscribe" => WebhookEvent::Unsubscribed(campaign(email()?)),
         "hardbounce" | "hardbounced" => WebhookEvent::HardBounce(campaign(email()?)),
         "spam" => WebhookEvent::Spam(campaign(email()?)),
+        // M3: every list id of an addition becomes an observation, so their number is capped.
+        "listaddition" if list_ids.len() > MAX_LISTS_PER_ADDITION => return Err(WebhookError::TooManyLists),
         "listaddition" => WebhookEvent::ListAddition(contact(email()?)),
         "contactupdated" => WebhookEvent::ContactUpdated(contact(email()?)),
         "contactdeleted" => WebhookEvent::ContactDeleted(contact(email()?)),
@@ -260,9 +276,13 @@ pub fn dedupe_key(event: &WebhookEvent) -> String {
 /// Checks `Authorization: Bearer <token>` against the expected token in constant time.
 /// An empty expected token never authenticates.
 pub fn authenticate(authorization_header: Option<&str>, expected_token: &str) -> bool {
-    if expected_token.is_empty() {
-        return false;
-    }
+    authenticate_any(authorization_header, &[expected_token])
+}
+
+/// Checks `Authorization: Bearer <token>` against each of the expected tokens (the current and, during a
+/// rotation's overlap, the previous one, M3). Every token is compared, in constant time, whichever
+/// matches; an empty expected token never authenticates.
+pub fn authenticate_any(authorization_header: Option<&str>, expected_tokens: &[&str]) -> bool {
     let Some(header) = authorization_header else { return false };
     let header = header.trim();
     let Some((scheme, token)) = header.split_once(' ') else { return false };
@@ -271,8 +291,13 @@ pub fn authenticate(authorization_header: Option<&str>, expected_token: &str) ->
     }
     // Hash both sides so that the comparison does not leak the token length either.
     let given = Sha256::digest(token.trim().as_bytes());
-    let expected = Sha256::digest(expected_token.as_bytes());
-    given.as_slice().ct_eq(expected.as_slice()).into()
+    let mut matched = Choice::from(0);
+    for expected_token in expected_tokens {
+        let expected = Sha256::digest(expected_token.as_bytes());
+        let usable = Choice::from(u8::from(!expected_token.is_empty()));
+        matched |= given.as_slice().ct_eq(expected.as_slice()) & usable;
+    }
+    matched.into()
 }
 
 /// Turns a parsed webhook into the planner's ESP observations for one Brevo account.

@@ -2,7 +2,7 @@
 //! (R-D6, R-G1, R-H2), and the webhooks a syncing link needs.
 //!
 //! Webhooks: Brevo's marketing webhook is account-wide (one per account, its bearer token in
-//! `brevo/{account}/webhook-token`); CleverReach registers one hook per event and group, verified against
+//! `brevo/{account}/webhook-token`, the current one of [`BrevoHookTokens`]; the admin API rotates it, M3); CleverReach registers one hook per event and group, verified against
 //! hook-cleverreach during the registration call, its tokens in `cleverreach/{account}/webhook`.
 
 use crate::{EspRouter, unavailable};
@@ -13,6 +13,7 @@ use optisync_cleverreach::{CleverReachClient, Secret, SecretTokenStore};
 use optisync_domain::rules::{AttributeInfo, AttributeScope};
 use optisync_domain::{AccountId, AttributeName, EspAccount, Link, ListId, Provider, SegmentId};
 use optisync_ports::names::secret;
+use optisync_ports::tokens::BrevoHookTokens;
 use optisync_ports::{EspCatalog, EspDirectory, EspError, EspList, EspSegment};
 use std::sync::Arc;
 
@@ -52,14 +53,16 @@ struct HookTokens {
 const REGISTRATION_WINDOW_SECS: i64 = 300;
 
 impl EspRouter {
-    /// The Brevo webhook token of an account, made on first use.
+    /// The current Brevo webhook token of an account, made on first use (kept in the JSON form, M3).
     async fn brevo_hook_token(&self, account: &AccountId) -> Result<String, EspError> {
         let name = secret::brevo_webhook_token(account);
-        if let Some(token) = self.secrets.get(&name).await.map_err(unavailable)? {
-            return Ok(token);
+        if let Some(tokens) =
+            self.secrets.get(&name).await.map_err(unavailable)?.as_deref().and_then(BrevoHookTokens::parse)
+        {
+            return Ok(tokens.current);
         }
         let token = random_token();
-        self.secrets.put(&name, &token).await.map_err(unavailable)?;
+        self.secrets.put(&name, &BrevoHookTokens::new(token.clone()).to_secret()).await.map_err(unavailable)?;
         Ok(token)
     }
 
@@ -191,6 +194,19 @@ impl EspDirectory for EspRouter {
                 outcome
             }
         }
+    }
+
+    async fn set_brevo_hook_token(&self, account: &AccountId, hook_url: &str, token: &str) -> Result<usize, EspError> {
+        let client = self.brevo_client(account).await?;
+        let to_port = optisync_brevo::gateway::to_port;
+        let mut updated = 0;
+        for hook in client.marketing_webhooks().await.map_err(to_port)? {
+            if hook.url == hook_url {
+                client.update_webhook_token(hook.id, token).await.map_err(to_port)?;
+                updated += 1;
+            }
+        }
+        Ok(updated)
     }
 
     async fn unregister_hooks(&self, link: &Link, hook_url: &str, still_syncing: &[Link]) -> Result<(), EspError> {

@@ -6,9 +6,24 @@ use base64::Engine as _;
 use chrono::Duration;
 use hmac::{Hmac, Mac};
 use optisync_domain::{AccountId, AccountRecord, AccountStatus, EspAccount, Provider, TenantId};
+use optisync_ports::names::secret;
+use optisync_ports::tokens::BrevoHookTokens;
 use optisync_ports::{EspCatalog, EspError, StoreError};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
+
+/// What a rotation or a retirement of a Brevo webhook token did (M3). It never holds a token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BrevoTokenState {
+    /// The account.
+    pub account: AccountId,
+    /// When the previous token stops being accepted; `None`: only the current one is.
+    pub previous_valid_until: Option<chrono::DateTime<chrono::Utc>>,
+    /// How many of the account's webhooks at Brevo now carry the new token (rotation only; 0 when no
+    /// link syncs, the next registration takes the new one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhooks_updated: Option<usize>,
+}
 
 #[derive(Serialize, Deserialize)]
 struct OAuthState {
@@ -62,6 +77,85 @@ impl Admin {
             Err(e) => return Err(AdminError::esp(e)),
         }
         self.save_account(tenant, esp, AccountStatus::Connected).await
+    }
+
+    /// The tenant's Brevo account and its webhook tokens as kept (the raw secret too, to put it back).
+    async fn brevo_tokens(
+        &self,
+        tenant: &TenantId,
+        account: &str,
+    ) -> Result<(EspAccount, Option<String>, Option<BrevoHookTokens>), AdminError> {
+        if !valid_id(account) {
+            return Err(AdminError::NotFound("account"));
+        }
+        let esp = EspAccount { provider: Provider::Brevo, account: AccountId::new(account) };
+        self.own_account(tenant, &esp).await?;
+        let raw = self.secrets.get(&secret::brevo_webhook_token(&esp.account)).await?;
+        let tokens = raw.as_deref().and_then(BrevoHookTokens::parse);
+        Ok((esp, raw, tokens))
+    }
+
+    /// Rotates the bearer token of the account's Brevo webhook (M3). A new token becomes current and
+    /// the old one stays valid for `BREVO_TOKEN_OVERLAP_HOURS` (24 h), or until
+    /// [`Self::retire_previous_brevo_webhook_token`]; then Brevo's webhook is given the new token. The
+    /// secret accepts the new token before Brevo sends it, and the old one while Brevo may still send
+    /// it, so no event is refused. While an overlap runs, another rotation is refused (409): it would
+    /// end the overlap of the token before. Should Brevo refuse the update, the old state is put back.
+    pub async fn rotate_brevo_webhook_token(
+        &self,
+        tenant: &TenantId,
+        account: &str,
+    ) -> Result<BrevoTokenState, AdminError> {
+        let (esp, raw, tokens) = self.brevo_tokens(tenant, account).await?;
+        let now = self.clock.now();
+        if let Some(until) = tokens.as_ref().and_then(|t| t.previous_valid_until(now)) {
+            return Err(AdminError::Conflict(format!(
+                "the previous token is valid until {}: retire it first (DELETE …/webhook-token/previous)",
+                until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            )));
+        }
+        let next = format!("{:032x}", rand::random::<u128>());
+        let rotated = match &tokens {
+            Some(tokens) => tokens.rotated(next.clone(), now),
+            None => BrevoHookTokens::new(next.clone()), // no webhook has a token yet
+        };
+        let name = secret::brevo_webhook_token(&esp.account);
+        self.secrets.put(&name, &rotated.to_secret()).await?;
+        let hook_url = self.hook_url_of(tenant, &esp);
+        let updated = match self.directory.set_brevo_hook_token(&esp.account, &hook_url, &next).await {
+            Ok(n) => n,
+            Err(e) => {
+                // An account has one webhook at its URL, so a failure means Brevo still has the old token.
+                if let Some(raw) = raw {
+                    self.secrets.put(&name, &raw).await?;
+                }
+                return Err(AdminError::esp(e));
+            }
+        };
+        tracing::info!(account = %esp.account, webhooks = updated, "brevo webhook token rotated");
+        Ok(BrevoTokenState {
+            account: esp.account,
+            previous_valid_until: rotated.previous_valid_until(now),
+            webhooks_updated: Some(updated),
+        })
+    }
+
+    /// Ends the overlap of a rotation now (M3): only the current token is accepted from here on (for a
+    /// token that leaked). Nothing to retire is no error.
+    pub async fn retire_previous_brevo_webhook_token(
+        &self,
+        tenant: &TenantId,
+        account: &str,
+    ) -> Result<BrevoTokenState, AdminError> {
+        let (esp, _, tokens) = self.brevo_tokens(tenant, account).await?;
+        if let Some(tokens) = tokens
+            && tokens.previous.is_some()
+        {
+            let name = secret::brevo_webhook_token(&esp.account);
+            self.secrets.put(&name, &tokens.without_previous().to_secret()).await?;
+            tracing::info!(account = %esp.account, "previous brevo webhook token retired");
+        }
+        Ok(BrevoTokenState { account: esp.account, previous_valid_until: None, webhooks_updated: None })
     }
 
     /// Starts a CleverReach authorisation (R-H1): the URL to send the admin to. The account is listed as

@@ -205,12 +205,17 @@ impl Admin {
     }
 
     fn hook_url(&self, link: &Link) -> String {
+        self.hook_url_of(&link.tenant, &link.esp)
+    }
+
+    /// Where the account's webhooks point: `{base}/hooks/{provider}/{tenant}/{account}`.
+    pub(super) fn hook_url_of(&self, tenant: &optisync_domain::TenantId, esp: &optisync_domain::EspAccount) -> String {
         format!(
             "{}/hooks/{}/{}/{}",
             self.config.public_base_url.trim_end_matches('/'),
-            link.esp.provider,
-            link.tenant,
-            link.esp.account
+            esp.provider,
+            tenant,
+            esp.account
         )
     }
 }

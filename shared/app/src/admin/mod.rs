@@ -9,6 +9,7 @@ mod approvals;
 mod links;
 mod tenants;
 
+pub use accounts::BrevoTokenState;
 pub use approvals::{ApprovalPage, DecisionRequest};
 pub use links::{LinkRequest, LinkStatusView, SavedLink};
 pub use tenants::{NewSigningSecret, TenantView};

@@ -489,19 +489,32 @@ async fn create_webhook_and_receive_an_unsubscribe_from_the_fake() {
     assert_eq!(fake.emit_list_addition("u@example.org", &[list]).await, vec![204]);
     assert_eq!(fake.emit_contact_deleted("u@example.org").await, vec![204]);
 
-    let seen = seen.lock().unwrap().clone();
-    assert_eq!(seen.len(), 3);
-    for (auth, _) in &seen {
+    let calls = seen.lock().unwrap().clone();
+    assert_eq!(calls.len(), 3);
+    for (auth, _) in &calls {
         assert!(webhook::authenticate(auth.as_deref(), "tok-123"));
         assert!(!webhook::authenticate(auth.as_deref(), "tok-124"));
     }
-    let WebhookEvent::Unsubscribed(unsub) = webhook::parse_event(&seen[0].1).unwrap() else { panic!("unsubscribe") };
+    let WebhookEvent::Unsubscribed(unsub) = webhook::parse_event(&calls[0].1).unwrap() else { panic!("unsubscribe") };
     assert_eq!(unsub.email, "u@example.org");
     assert_eq!(unsub.campaign_id, Some(77));
     assert_eq!(unsub.list_ids, vec![list]);
-    assert!(matches!(webhook::parse_event(&seen[1].1).unwrap(), WebhookEvent::ListAddition(_)));
-    assert!(matches!(webhook::parse_event(&seen[2].1).unwrap(), WebhookEvent::ContactDeleted(_)));
+    assert!(matches!(webhook::parse_event(&calls[1].1).unwrap(), WebhookEvent::ListAddition(_)));
+    assert!(matches!(webhook::parse_event(&calls[2].1).unwrap(), WebhookEvent::ContactDeleted(_)));
     assert!(fake.contact("u@example.org").is_none());
+
+    // M3: after a token update, Brevo's calls carry the new token and the other settings stay.
+    c.update_webhook_token(id, "tok-456").await.unwrap();
+    assert_eq!(c.marketing_webhooks().await.unwrap(), hooks, "url, events and description unchanged");
+    fake.add_contact("v@example.org", Map::new(), &[list]);
+    assert_eq!(fake.emit_unsubscribe("v@example.org", 78).await, vec![204]);
+    let (auth, _) = seen.lock().unwrap().last().cloned().expect("a call");
+    assert!(webhook::authenticate(auth.as_deref(), "tok-456"));
+    assert!(!webhook::authenticate(auth.as_deref(), "tok-123"));
+    assert!(matches!(
+        c.update_webhook_token(id + 1, "tok-789").await,
+        Err(optisync_brevo::BrevoError::NotFound { .. })
+    ));
     server.abort();
 }
 

@@ -55,6 +55,9 @@ async fn every_client_request_conforms_to_the_official_openapi_file_and_a_bad_on
         )
         .await
         .expect("create webhook");
+    let hook = fake.webhooks().last().expect("the webhook").id;
+    client.update_webhook_token(hook, "token-456").await.expect("update webhook token (M3)");
+    assert_eq!(fake.webhooks().last().unwrap().bearer_token.as_deref(), Some("token-456"));
     assert!(client.delete_contact("max@example.com").await.expect("delete"));
 
     // The proxy really checks: a body the spec does not allow is refused before it reaches the fake.

@@ -1,6 +1,9 @@
 //! Webhook parsing, deduplication and authentication with the payloads from the reference notes.
 
-use optisync_brevo::webhook::{WebhookError, WebhookEvent, authenticate, dedupe_key, parse_event, parse_events};
+use optisync_brevo::webhook::{
+    MAX_EVENTS_PER_REQUEST, MAX_LISTS_PER_ADDITION, WebhookError, WebhookEvent, authenticate, authenticate_any,
+    dedupe_key, parse_event, parse_events,
+};
 
 const SPAM: &str = r#"{"id": 123456, "camp_id": 12, "email": "example@domain.com", "campaign name": "My First Campaign ",
  "date_sent": "2020-10-09 00:00:00", "date_event": "2020-10-09 00:00:00", "event": "spam",
@@ -153,6 +156,47 @@ fn authenticate_accepts_only_the_right_bearer_token() {
     assert!(!authenticate(Some("Basic s3cret-token"), "s3cret-token"));
     assert!(!authenticate(Some("s3cret-token"), "s3cret-token"));
     assert!(!authenticate(Some("Bearer "), ""), "an empty expected token never matches");
+}
+
+#[test]
+fn m3_either_token_of_a_rotation_authenticates_and_empty_ones_never() {
+    assert!(authenticate_any(Some("Bearer new-token"), &["new-token", "old-token"]));
+    assert!(authenticate_any(Some("Bearer old-token"), &["new-token", "old-token"]));
+    assert!(!authenticate_any(Some("Bearer other"), &["new-token", "old-token"]));
+    assert!(!authenticate_any(Some("Bearer old-token"), &["new-token", ""]), "an expired previous token");
+    assert!(!authenticate_any(Some("Bearer "), &["", ""]));
+    assert!(!authenticate_any(Some("Bearer x"), &[]));
+}
+
+#[test]
+fn m3_t23_a_request_holds_at_most_the_capped_number_of_events() {
+    let batch = |n: usize| format!("[{}]", vec![r#"{"event":"opened"}"#; n].join(","));
+    assert_eq!(parse_events(batch(MAX_EVENTS_PER_REQUEST).as_bytes()).unwrap().len(), MAX_EVENTS_PER_REQUEST);
+    let refused = parse_events(batch(MAX_EVENTS_PER_REQUEST + 1).as_bytes()).unwrap_err();
+    assert_eq!(refused, WebhookError::TooManyEvents);
+    assert_eq!(parse_events(batch(5000).as_bytes()).unwrap_err(), WebhookError::TooManyEvents);
+}
+
+#[test]
+fn m3_t23_a_list_addition_names_at_most_the_capped_number_of_lists() {
+    let addition = |ids: String| {
+        format!(r#"{{"event":"list_addition","email":"max@example.com","list_id":{ids},"ts":1604937111}}"#)
+    };
+    let numbers = |n: usize| (1..=n).map(|i| i.to_string()).collect::<Vec<_>>();
+    let array = |n: usize| format!("[{}]", numbers(n).join(","));
+    let text = |n: usize| format!("\"{}\"", numbers(n).join(","));
+    let Ok(WebhookEvent::ListAddition(c)) = parse_event(addition(array(MAX_LISTS_PER_ADDITION)).as_bytes()) else {
+        panic!("at the cap it parses")
+    };
+    assert_eq!(c.list_ids.len(), MAX_LISTS_PER_ADDITION);
+    for body in [addition(array(MAX_LISTS_PER_ADDITION + 1)), addition(text(5000))] {
+        let refused = parse_event(body.as_bytes()).unwrap_err();
+        assert_eq!(refused, WebhookError::TooManyLists);
+        assert!(!refused.to_string().contains("max@"), "no submitted value in the problem");
+    }
+    // Other events only carry their list ids; they fan out into nothing per list.
+    let unsubscribe = format!(r#"{{"event":"unsubscribed","email":"max@example.com","list_id":{}}}"#, array(150));
+    assert!(matches!(parse_event(unsubscribe.as_bytes()), Ok(WebhookEvent::Unsubscribed(_))));
 }
 
 mod observations {
