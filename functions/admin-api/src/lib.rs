@@ -1,8 +1,10 @@
 //! admin-api: the admin HTTP API over [`optisync_app::admin::Admin`], described by
 //! `docs/admin-openapi.yaml` (tested against it). Every `/admin/…` route is IAM-authorised in AWS (API
 //! Gateway checks the signature; the handler checks it did) and needs the configured admin token in the
-//! local runner. The OAuth callback `GET /oauth/cleverreach/callback` is reached by the admin's browser
-//! and authenticated by its signed `state`.
+//! local runner. The CleverReach OAuth routes are reached by the admin's browser, without the admin's
+//! credentials (M4): `GET /oauth/cleverreach/start` by the single-use ticket of the link
+//! `POST …/authorize` handed out (it sets a cookie and redirects to CleverReach), and `GET
+//! /oauth/cleverreach/callback` by the signed single-use `state` together with that cookie.
 //!
 //! Refusals are JSON: `{"error": {"problem": "…", "fields": [{"field": "…", "problem": "…"}]}}`: 400 for a
 //! body that is not the JSON asked for (naming the field), 422 for one that does not fit (naming the
@@ -235,12 +237,10 @@ async fn respond(deps: &Deps, req: Request) -> Response<Body> {
     let path = req.uri().path().to_owned();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let method = req.method().as_str().to_owned();
-    if let ("GET", ["oauth", "cleverreach", "callback"]) = (method.as_str(), segments.as_slice()) {
-        let (Some(code), Some(state)) = (query(&req, "code"), query(&req, "state")) else {
-            let fields = [FieldProblem::new("code", "required"), FieldProblem::new("state", "required")];
-            return refusal(400, "the callback needs code and state", &fields);
-        };
-        return result(200, deps.admin.finish_cleverreach(&code, &state).await, |account| json!({"account": account}));
+    match (method.as_str(), segments.as_slice()) {
+        ("GET", ["oauth", "cleverreach", "start"]) => return oauth_start(deps, &req).await,
+        ("GET", ["oauth", "cleverreach", "callback"]) => return oauth_callback(deps, &req).await,
+        _ => {}
     }
     let ["admin", "tenants", tenant, rest @ ..] = segments.as_slice() else {
         return not_found("route");
@@ -347,6 +347,68 @@ async fn respond(deps: &Deps, req: Request) -> Response<Body> {
         },
         _ => not_found("route"),
     }
+}
+
+/// `GET /oauth/cleverreach/start?ticket=…` (M4): the admin's browser opens the link the admin API handed
+/// out; the single-use ticket is taken, the browser gets the cookie and goes on to CleverReach (302).
+async fn oauth_start(deps: &Deps, req: &Request) -> Response<Body> {
+    let Some(ticket) = query(req, "ticket") else {
+        return refusal(400, "the start needs its ticket", &[FieldProblem::new("ticket", "required")]);
+    };
+    match deps.admin.open_cleverreach_ticket(&ticket).await {
+        Ok(start) => Response::builder()
+            .status(302)
+            .header("location", start.authorize_url)
+            .header("set-cookie", oauth_cookie(&start.cookie, OAUTH_COOKIE_SECS))
+            .header("cache-control", "no-store")
+            .body(Body::Empty)
+            .expect("a status and headers always make a valid response"),
+        Err(e) => refused(&e),
+    }
+}
+
+/// `GET /oauth/cleverreach/callback?code&state`: CleverReach sends the admin's browser back; the state
+/// must be one this service issued, unused, and come with the cookie the start set (M4).
+async fn oauth_callback(deps: &Deps, req: &Request) -> Response<Body> {
+    let (Some(code), Some(state)) = (query(req, "code"), query(req, "state")) else {
+        let fields = [FieldProblem::new("code", "required"), FieldProblem::new("state", "required")];
+        return refusal(400, "the callback needs code and state", &fields);
+    };
+    let cookie = browser_cookie(req);
+    match deps.admin.finish_cleverreach(&code, &state, cookie.as_deref()).await {
+        Ok(account) => {
+            let mut response = json_response(200, json!({"account": account}));
+            // Done with it: the browser may forget the cookie.
+            if let Ok(clear) = oauth_cookie("", 0).parse() {
+                response.headers_mut().insert("set-cookie", clear);
+            }
+            response
+        }
+        Err(e) => refused(&e),
+    }
+}
+
+/// The cookie that binds a CleverReach authorisation to the browser that started it (M4). `__Host-`:
+/// only ever sent back to this host, over HTTPS (browsers and curl also accept it from `http://localhost`
+/// and `http://127.0.0.1`, so the local runner uses the same name).
+pub const OAUTH_COOKIE: &str = "__Host-optisync-oauth";
+/// How long the browser keeps it: as long as the state it belongs to is valid.
+pub const OAUTH_COOKIE_SECS: i64 = optisync_app::admin::OAUTH_STATE_MINUTES * 60;
+
+fn oauth_cookie(value: &str, max_age: i64) -> String {
+    format!("{OAUTH_COOKIE}={value}; Path=/; HttpOnly; Secure; SameSite=Lax; Max-Age={max_age}")
+}
+
+/// The value of [`OAUTH_COOKIE`] among the request's cookies (any `cookie` header; API Gateway joins them).
+fn browser_cookie(req: &Request) -> Option<String> {
+    req.headers()
+        .get_all("cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == OAUTH_COOKIE)
+        .map(|(_, value)| value.trim().to_owned())
 }
 
 /// `PUT …/accounts/brevo/{account}`.

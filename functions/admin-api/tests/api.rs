@@ -100,6 +100,216 @@ impl Api {
     }
 }
 
+/// What the start route gave the admin's browser (M4).
+struct BrowserStart {
+    /// Where it sends the browser: CleverReach's authorize URL with the state.
+    location: String,
+    /// The cookie value it set.
+    cookie: String,
+}
+
+impl Api {
+    /// `POST …/authorize` for an account: the link for the admin's browser.
+    async fn authorize(&self, account: &str) -> String {
+        let path = format!("/admin/tenants/{TENANT}/accounts/cleverreach/{account}/authorize");
+        let (status, body) = self.call("POST", &path, None).await;
+        assert_eq!(status, 200, "{body}");
+        body["authorize_url"].as_str().unwrap().to_owned()
+    }
+
+    /// The browser's request to the start link, without the admin token: the status and, on 302, what
+    /// the browser was given.
+    async fn start_link(&self, url: &str) -> (u16, Value, Option<BrowserStart>) {
+        let path = url.strip_prefix("https://sync.example.org").expect("a link to this service");
+        let req = lambda_http::http::Request::builder().method("GET").uri(path).body(Body::Empty).unwrap();
+        let response = handle(&self.deps, req).await;
+        let status = response.status().as_u16();
+        if status != 302 {
+            let body: &[u8] = response.body().as_ref();
+            return (status, serde_json::from_slice(body).unwrap(), None);
+        }
+        let header = |name: &str| response.headers()[name].to_str().unwrap().to_owned();
+        let cookie = header("set-cookie");
+        let attributes: Vec<&str> = cookie.split("; ").collect();
+        assert_eq!(&attributes[1..], ["Path=/", "HttpOnly", "Secure", "SameSite=Lax", "Max-Age=600"], "{cookie}");
+        let value = attributes[0].strip_prefix("__Host-optisync-oauth=").expect("the cookie's name").to_owned();
+        assert!(value.len() >= 32, "a random value: {value}");
+        (status, Value::Null, Some(BrowserStart { location: header("location"), cookie: value }))
+    }
+
+    /// Opens the start link, which must answer 302.
+    async fn open_start(&self, url: &str) -> BrowserStart {
+        let (status, body, start) = self.start_link(url).await;
+        assert_eq!(status, 302, "{body}");
+        start.unwrap()
+    }
+
+    /// The browser at CleverReach's authorize URL: the code and state it is sent back with.
+    async fn cleverreach_code(&self, authorize_url: &str) -> (String, String) {
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let answer = http.get(authorize_url).send().await.unwrap();
+        let back = url::Url::parse(answer.headers()["location"].to_str().unwrap()).unwrap();
+        let param = |name: &str| back.query_pairs().find(|(k, _)| k == name).unwrap().1.into_owned();
+        (param("code"), param("state"))
+    }
+
+    /// The browser back at the callback, with the cookie if given, without the admin token.
+    async fn callback(&self, code: &str, state: &str, cookie: Option<&str>) -> (u16, Value) {
+        let path = format!(
+            "/oauth/cleverreach/callback?code={}&state={}",
+            urlencoding::encode(code),
+            urlencoding::encode(state)
+        );
+        let mut req = lambda_http::http::Request::builder().method("GET").uri(path);
+        if let Some(value) = cookie {
+            req = req.header("cookie", format!("theme=dark; __Host-optisync-oauth={value}"));
+        }
+        self.send(req.body(Body::Empty).unwrap()).await
+    }
+
+    async fn tokens(&self, account: &str) -> Option<String> {
+        self.secrets.get(&format!("cleverreach/{account}/tokens")).await.unwrap()
+    }
+}
+
+/// The token with one character of its MAC (the part after the `.`, base64url) changed.
+fn flip_mac(token: &str) -> String {
+    let mut chars: Vec<char> = token.chars().collect();
+    let at = chars.len() - 10;
+    assert!(token[token.rfind('.').unwrap()..].len() > 10, "inside the MAC");
+    chars[at] = if chars[at] == 'A' { 'B' } else { 'A' };
+    chars.into_iter().collect()
+}
+
+fn problem_of(body: &Value) -> String {
+    body["error"]["fields"][0]["problem"].as_str().unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn m4_a_state_works_once_and_a_second_callback_keeps_the_tokens() {
+    let api = Api::start().await;
+    let browser = api.open_start(&api.authorize("cr-main").await).await;
+    // Two codes for the same state (the URL was reused at CleverReach, T16).
+    let (first, state) = api.cleverreach_code(&browser.location).await;
+    let (second, again) = api.cleverreach_code(&browser.location).await;
+    assert_eq!(state, again);
+    assert_ne!(first, second);
+    let (status, body) = api.callback(&first, &state, Some(&browser.cookie)).await;
+    assert_eq!(status, 200, "{body}");
+    let tokens = api.tokens("cr-main").await;
+    assert!(tokens.is_some());
+
+    let (status, body) = api.callback(&second, &state, Some(&browser.cookie)).await;
+    assert_eq!((status, fields(&body)), (422, vec!["state".to_owned()]), "{body}");
+    assert_eq!(problem_of(&body), "already used: start again");
+    assert_eq!(api.tokens("cr-main").await, tokens, "the tokens stay those of the first callback");
+}
+
+#[tokio::test]
+async fn m4_a_callback_without_the_starting_browsers_cookie_saves_nothing() {
+    let api = Api::start().await;
+    let admin = api.open_start(&api.authorize("cr-main").await).await;
+    let (code, state) = api.cleverreach_code(&admin.location).await;
+    // Someone else's browser: no cookie, or its own cookie from a flow it started itself.
+    let other = api.open_start(&api.authorize("cr-other").await).await;
+    for cookie in [None, Some(other.cookie.as_str()), Some("")] {
+        let (status, body) = api.callback(&code, &state, cookie).await;
+        assert_eq!((status, fields(&body)), (422, vec!["state".to_owned()]), "{body}");
+        assert_eq!(problem_of(&body), "this authorisation was started in another browser: start again");
+    }
+    assert_eq!(api.tokens("cr-main").await, None);
+    let (_, listed) = api.call("GET", &format!("/admin/tenants/{TENANT}/accounts"), None).await;
+    assert!(listed["accounts"].as_array().unwrap().iter().all(|a| a["status"] == "awaiting_authorisation"), "{listed}");
+
+    // The refusals did not use the state up: the admin's own browser still finishes.
+    let (status, body) = api.callback(&code, &state, Some(&admin.cookie)).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(api.tokens("cr-main").await.is_some());
+    assert_eq!(api.tokens("cr-other").await, None);
+}
+
+#[tokio::test]
+async fn m4_a_connected_account_keeps_its_tokens_against_a_state_of_another_flow() {
+    let api = Api::start().await;
+    let browser = api.open_start(&api.authorize("cr-main").await).await;
+    let (code, state) = api.cleverreach_code(&browser.location).await;
+    assert_eq!(api.callback(&code, &state, Some(&browser.cookie)).await.0, 200);
+    let tokens = api.tokens("cr-main").await;
+    // A new flow for the account, then the old state with a fresh code: refused, tokens kept.
+    let next = api.open_start(&api.authorize("cr-main").await).await;
+    let (fresh, _) = api.cleverreach_code(&browser.location).await;
+    let (status, body) = api.callback(&fresh, &state, Some(&browser.cookie)).await;
+    assert_eq!((status, fields(&body)), (422, vec!["state".to_owned()]), "{body}");
+    assert_eq!(api.tokens("cr-main").await, tokens);
+    let (_, listed) = api.call("GET", &format!("/admin/tenants/{TENANT}/accounts"), None).await;
+    assert_eq!(listed["accounts"][0]["status"], "connected", "{listed}");
+    // The flow started for it replaces them.
+    let (code, state) = api.cleverreach_code(&next.location).await;
+    assert_eq!(api.callback(&code, &state, Some(&next.cookie)).await.0, 200);
+    assert_ne!(api.tokens("cr-main").await, tokens);
+}
+
+#[tokio::test]
+async fn m4_a_state_expires_after_ten_minutes() {
+    let clock = Arc::new(optisync_testkit::memory::FixedClock::new(chrono::Utc::now()));
+    let api = Api::start_with(clock.clone()).await;
+    let started = clock.now();
+    let browser = api.open_start(&api.authorize("cr-main").await).await;
+    let (code, state) = api.cleverreach_code(&browser.location).await;
+    clock.set(started + chrono::Duration::minutes(10) + chrono::Duration::seconds(1));
+    let (status, body) = api.callback(&code, &state, Some(&browser.cookie)).await;
+    assert_eq!((status, fields(&body)), (422, vec!["state".to_owned()]), "{body}");
+    assert_eq!(api.tokens("cr-main").await, None);
+
+    // Within the ten minutes, it works.
+    clock.set(started);
+    let browser = api.open_start(&api.authorize("cr-main").await).await;
+    let (code, state) = api.cleverreach_code(&browser.location).await;
+    clock.set(started + chrono::Duration::minutes(10));
+    let (status, body) = api.callback(&code, &state, Some(&browser.cookie)).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn m4_a_start_link_works_once_and_only_as_issued() {
+    let clock = Arc::new(optisync_testkit::memory::FixedClock::new(chrono::Utc::now()));
+    let api = Api::start_with(clock.clone()).await;
+    let link = api.authorize("cr-main").await;
+    assert!(link.starts_with("https://sync.example.org/oauth/cleverreach/start?ticket="), "{link}");
+    api.open_start(&link).await;
+    let (status, body, _) = api.start_link(&link).await;
+    assert_eq!((status, fields(&body)), (422, vec!["ticket".to_owned()]), "{body}");
+    assert_eq!(problem_of(&body), "already used: start again");
+
+    // A flipped MAC character, a state in place of a ticket, no ticket, an expired one.
+    let fresh = api.authorize("cr-main").await;
+    let (status, body, _) = api.start_link(&flip_mac(&fresh)).await;
+    assert_eq!((status, fields(&body)), (422, vec!["ticket".to_owned()]), "{body}");
+    let browser = api.open_start(&fresh).await;
+    let (_, state) = api.cleverreach_code(&browser.location).await;
+    let as_ticket = format!("https://sync.example.org/oauth/cleverreach/start?ticket={}", urlencoding::encode(&state));
+    assert_eq!(api.start_link(&as_ticket).await.0, 422);
+    let (status, body, _) = api.start_link("https://sync.example.org/oauth/cleverreach/start").await;
+    assert_eq!((status, fields(&body)), (400, vec!["ticket".to_owned()]), "{body}");
+    let late = api.authorize("cr-main").await;
+    clock.set(clock.now() + chrono::Duration::minutes(11));
+    assert_eq!(api.start_link(&late).await.0, 422);
+    assert_eq!(api.tokens("cr-main").await, None);
+}
+
+#[tokio::test]
+async fn m4_a_state_with_a_flipped_mac_character_is_refused() {
+    let api = Api::start().await;
+    let browser = api.open_start(&api.authorize("cr-main").await).await;
+    let (code, state) = api.cleverreach_code(&browser.location).await;
+    let (status, body) = api.callback(&code, &flip_mac(&state), Some(&browser.cookie)).await;
+    assert_eq!((status, fields(&body)), (422, vec!["state".to_owned()]), "{body}");
+    assert_eq!(api.callback(&code, "garbage", Some(&browser.cookie)).await.0, 422);
+    assert_eq!(api.tokens("cr-main").await, None);
+    // The refusals did not use it up.
+    assert_eq!(api.callback(&code, &state, Some(&browser.cookie)).await.0, 200);
+}
+
 fn link_body(list: i64, settings: Value) -> Value {
     json!({"newsletter": "rundbrief", "provider": "brevo", "account": "brevo-main", "list": list.to_string(),
            "settings": settings})
@@ -281,26 +491,20 @@ async fn r_h1_cleverreach_is_connected_by_oauth() {
     let (_, listed) = api.call("GET", &format!("/admin/tenants/{TENANT}/accounts"), None).await;
     assert_eq!(listed["accounts"][0]["status"], "awaiting_authorisation");
 
-    // The admin's browser goes to CleverReach, which sends it back with a code and our state.
-    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let answer = http.get(body["authorize_url"].as_str().unwrap()).send().await.unwrap();
-    let back = url::Url::parse(answer.headers()["location"].to_str().unwrap()).unwrap();
-    let param = |name: &str| back.query_pairs().find(|(k, _)| k == name).unwrap().1.into_owned();
-    let (code, state) = (param("code"), param("state"));
+    // The admin's browser opens the link: optisync sets its cookie and sends it on to CleverReach, which
+    // sends it back with a code and our state (M4).
+    let browser = api.open_start(body["authorize_url"].as_str().unwrap()).await;
+    let (code, state) = api.cleverreach_code(&browser.location).await;
 
-    let callback = |code: &str, state: &str| {
-        format!("/oauth/cleverreach/callback?code={}&state={}", urlencoding::encode(code), urlencoding::encode(state))
-    };
     let mut forged = state.clone();
     forged.insert(0, 'x');
-    let (status, body) = api.call("GET", &callback(&code, &forged), None).await;
+    let (status, body) = api.callback(&code, &forged, Some(&browser.cookie)).await;
     assert_eq!((status, fields(&body)), (422, vec!["state".to_owned()]));
     assert_eq!(api.call("GET", "/oauth/cleverreach/callback?state=x", None).await.0, 400);
     assert_eq!(api.secrets.get("cleverreach/cr-main/tokens").await.unwrap(), None);
 
-    // The callback needs no admin token: the signed state is its authorisation.
-    let req = lambda_http::http::Request::builder().method("GET").uri(callback(&code, &state)).body(Body::Empty);
-    let (status, body) = api.send(req.unwrap()).await;
+    // The callback needs no admin token: the signed state and the browser's cookie are its authorisation.
+    let (status, body) = api.callback(&code, &state, Some(&browser.cookie)).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["account"]["status"], "connected");
     assert!(api.secrets.get("cleverreach/cr-main/tokens").await.unwrap().is_some());

@@ -7,7 +7,7 @@
 //! they name the account's secrets and webhook registrations, so one tenant holds an account id in the
 //! whole deployment ([`Tenants::put_account`] refuses another tenant's).
 
-use crate::{Commit, LoadedView, Slice, StoreError};
+use crate::{Commit, LoadedView, PendingAuthorisation, Slice, StoreError};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use optisync_domain::{
@@ -30,6 +30,17 @@ pub trait Tenants: Send + Sync {
     /// Saves an ESP account record (create or replace); [`StoreError::Conflict`] and nothing written when
     /// another tenant holds that provider's account id.
     async fn put_account(&self, record: &AccountRecord) -> Result<(), StoreError>;
+    /// Records a pending OAuth authorisation step under its tenant and nonce hash (M4), replacing one with
+    /// the same key.
+    async fn put_authorisation(&self, pending: &PendingAuthorisation) -> Result<(), StoreError>;
+    /// Takes the tenant's pending authorisation with this nonce hash: removes it and returns it in one
+    /// conditional step, so of any number of calls with one nonce, concurrent or not, exactly one gets it
+    /// (M4). `None`: never stored, or taken already. Expiry is not checked here.
+    async fn take_authorisation(
+        &self,
+        tenant: &TenantId,
+        nonce_hash: &str,
+    ) -> Result<Option<PendingAuthorisation>, StoreError>;
 }
 
 /// Links between an OPTIGEM newsletter and an ESP list: saved by the admin API and the scheduled run,

@@ -1,7 +1,11 @@
 //! The state store's vocabulary: item keys and versions, what to load, what one commit writes, and why a
 //! store call fails.
 
-use optisync_domain::{ApprovalEntry, AssignmentId, AuditEntry, Email, LinkId, LinkView, OptigemCommand, StateWrite};
+use chrono::{DateTime, Utc};
+use optisync_domain::{
+    ApprovalEntry, AssignmentId, AuditEntry, Email, EspAccount, LinkId, LinkView, OptigemCommand, StateWrite, TenantId,
+};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The key of one versioned state item, for conditional writes.
@@ -55,6 +59,21 @@ pub struct Commit {
     /// Audit trail entries, written with the rest (one item each; the store forgets them after
     /// [`AuditEntry::expires_at`]).
     pub audit: Vec<AuditEntry>,
+}
+
+/// A step of an OAuth authorisation the admin API started and has not seen finished (M4): stored when
+/// it issues a single-use token (the start ticket, the state sent to CleverReach), taken once when the
+/// token comes back ([`Tenants::take_authorisation`]). Only the SHA-256 of the token's nonce is stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingAuthorisation {
+    /// The tenant that started it (the key carries it, R-K1).
+    pub tenant: TenantId,
+    /// The account it authorises.
+    pub account: EspAccount,
+    /// The SHA-256 (hex) of the nonce the token holds.
+    pub nonce_hash: String,
+    /// When it stops counting; the store may keep it a while after (callers compare with now).
+    pub expires_at: DateTime<Utc>,
 }
 
 /// Why a store call failed. Conflicts and throttling are expected under concurrency and retried.

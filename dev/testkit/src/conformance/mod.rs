@@ -150,6 +150,7 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@cases $make;
             links_are_found_by_newsletter_account_and_tenant,
             tenant_settings_and_accounts_are_kept_per_tenant,
+            pending_authorisations_are_taken_once,
             pending_approvals_page_oldest_first,
             every_item_kind_round_trips_with_its_version,
             stale_versions_conflict_and_the_commit_writes_nothing,

@@ -25,7 +25,7 @@ use optisync_domain::{
     AccountRecord, ApprovalEntry, AssignmentId, AuditEntry, CommandResult, Email, Link, LinkId, MirrorEntry,
     OptigemCommand, Provider, RecipientState, TenantId, TenantSettings,
 };
-use optisync_ports::{InboxEntry, ItemKey, StoreError};
+use optisync_ports::{InboxEntry, ItemKey, PendingAuthorisation, StoreError};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 
@@ -42,6 +42,8 @@ enum Item {
 struct StoreInner {
     tenants: HashMap<TenantId, TenantSettings>,
     accounts: BTreeMap<(Provider, String), AccountRecord>,
+    /// Pending OAuth authorisations by tenant and nonce hash (M4).
+    authorisations: BTreeMap<(TenantId, String), PendingAuthorisation>,
     /// Everything of a link is keyed by tenant and link (R-K1).
     links: BTreeMap<(TenantId, LinkId), Link>,
     items: BTreeMap<(TenantId, ItemKey), (u64, Item)>,

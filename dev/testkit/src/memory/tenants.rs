@@ -1,4 +1,4 @@
-//! Tenant settings and ESP accounts in memory.
+//! Tenant settings, ESP accounts and pending OAuth authorisations in memory.
 
 use super::MemoryStore;
 use async_trait::async_trait;
@@ -35,5 +35,25 @@ impl Tenants for MemoryStore {
         inner.wrote(1);
         inner.accounts.insert(key, record.clone());
         Ok(())
+    }
+
+    async fn put_authorisation(&self, pending: &PendingAuthorisation) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        inner.wrote(1);
+        inner.authorisations.insert((pending.tenant.clone(), pending.nonce_hash.clone()), pending.clone());
+        Ok(())
+    }
+
+    async fn take_authorisation(
+        &self,
+        tenant: &TenantId,
+        nonce_hash: &str,
+    ) -> Result<Option<PendingAuthorisation>, StoreError> {
+        let mut inner = self.lock();
+        let taken = inner.authorisations.remove(&(tenant.clone(), nonce_hash.to_owned()));
+        if taken.is_some() {
+            inner.wrote(1);
+        }
+        Ok(taken)
     }
 }

@@ -38,6 +38,12 @@ pub(crate) fn command_marker_pk(t: &TenantId, id: &str) -> String {
     format!("TENANT#{t}#COMMAND#{id}")
 }
 pub(crate) const SEQ_SK: &str = "COMMAND-SEQUENCE";
+/// The partition of a pending OAuth authorisation (M4), by its tenant and the SHA-256 of its nonce.
+pub(crate) fn authorisation_pk(t: &TenantId, nonce_hash: &str) -> String {
+    format!("TENANT#{t}#OAUTH#{nonce_hash}")
+}
+/// The sort key of a pending OAuth authorisation (under [`authorisation_pk`]).
+pub(crate) const AUTHORISATION_SK: &str = "OAUTH";
 
 /// The table keys of a state item of a tenant's link.
 pub(crate) fn item_keys(t: &TenantId, key: &ItemKey) -> (String, String) {

@@ -1,13 +1,16 @@
-//! Tenant settings and ESP accounts.
+//! Tenant settings, ESP accounts and pending OAuth authorisations.
 
 use crate::DynamoStore;
-use crate::codec::{from_item, key_pairs, s, to_json};
+use crate::codec::{from_item, key_pairs, n, s, to_json};
 use crate::error::classify;
-use crate::keys::{ACCOUNT_SK, SETTINGS_SK, account_pk, accounts_pk, accounts_sk, tenant_pk};
+use crate::keys::{
+    ACCOUNT_SK, AUTHORISATION_SK, SETTINGS_SK, account_pk, accounts_pk, accounts_sk, authorisation_pk, tenant_pk,
+};
 use crate::{item_size, write_units};
 use async_trait::async_trait;
+use aws_sdk_dynamodb::types::ReturnValue;
 use optisync_domain::{AccountRecord, EspAccount, TenantId, TenantSettings};
-use optisync_ports::{StoreError, Tenants};
+use optisync_ports::{PendingAuthorisation, StoreError, Tenants};
 use std::collections::HashMap;
 
 #[async_trait]
@@ -68,5 +71,45 @@ impl Tenants for DynamoStore {
             .await
             .map_err(classify)?;
         Ok(())
+    }
+
+    async fn put_authorisation(&self, pending: &PendingAuthorisation) -> Result<(), StoreError> {
+        let item = HashMap::from([
+            ("pk".to_owned(), s(&authorisation_pk(&pending.tenant, &pending.nonce_hash))),
+            ("sk".to_owned(), s(AUTHORISATION_SK)),
+            ("v".to_owned(), to_json(pending)?),
+            // Let DynamoDB drop it a day after it ran out; take_authorisation's caller checks the expiry.
+            ("expires_at".to_owned(), n((pending.expires_at.timestamp() + 86_400).max(0) as u64)),
+        ]);
+        self.meter(0.0, write_units(item_size(&item)));
+        self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(classify)?;
+        Ok(())
+    }
+
+    async fn take_authorisation(
+        &self,
+        tenant: &TenantId,
+        nonce_hash: &str,
+    ) -> Result<Option<PendingAuthorisation>, StoreError> {
+        self.meter(0.0, 1.0);
+        // A conditional delete: of two takes of one nonce, the second finds nothing (M4).
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(&authorisation_pk(tenant, nonce_hash)))
+            .key("sk", s(AUTHORISATION_SK))
+            .condition_expression("attribute_exists(pk)")
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await;
+        match result.map_err(classify) {
+            Ok(output) => match output.attributes {
+                Some(item) => Ok(Some(from_item(&item)?)),
+                None => Err(StoreError::Permanent("DeleteItem returned no attributes".into())),
+            },
+            Err(StoreError::Conflict) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 }

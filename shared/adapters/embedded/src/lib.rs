@@ -26,8 +26,8 @@ mod tenants;
 
 use crate::error::db_err;
 use crate::tables::{
-    ACCOUNTS, AUDIT, CHUNKS, COMMAND_IDS, FEED, INBOX, ITEMS, LEASES, LINKS, MIRROR_BY_EMAIL, RESULTS, RUNS, SECRETS,
-    TENANTS,
+    ACCOUNTS, AUDIT, AUTHORISATIONS, CHUNKS, COMMAND_IDS, FEED, INBOX, ITEMS, LEASES, LINKS, MIRROR_BY_EMAIL, RESULTS,
+    RUNS, SECRETS, TENANTS,
 };
 use optisync_ports::StoreError;
 use redb::{Database, ReadableDatabase};
@@ -57,6 +57,7 @@ impl EmbeddedStore {
         txn.open_table(LINKS).map_err(db_err)?;
         txn.open_table(TENANTS).map_err(db_err)?;
         txn.open_table(ACCOUNTS).map_err(db_err)?;
+        txn.open_table(AUTHORISATIONS).map_err(db_err)?;
         txn.open_table(FEED).map_err(db_err)?;
         txn.open_table(COMMAND_IDS).map_err(db_err)?;
         txn.open_table(RESULTS).map_err(db_err)?;

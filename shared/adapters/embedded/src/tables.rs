@@ -16,6 +16,8 @@ pub(crate) const LINKS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::
 pub(crate) const TENANTS: TableDefinition<&str, &[u8]> = TableDefinition::new("tenants");
 /// ESP accounts: (provider, account id) → JSON (the record names its tenant).
 pub(crate) const ACCOUNTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("accounts");
+/// Pending OAuth authorisations (M4): (tenant, nonce hash) → JSON.
+pub(crate) const AUTHORISATIONS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("oauth_pending");
 /// The command feed: (tenant, sequence number) → JSON.
 pub(crate) const FEED: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("feed");
 /// Command ids already in a tenant's feed: (tenant, command id) → sequence number.

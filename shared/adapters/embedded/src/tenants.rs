@@ -1,12 +1,12 @@
-//! Tenant settings and ESP accounts.
+//! Tenant settings, ESP accounts and pending OAuth authorisations.
 
 use crate::EmbeddedStore;
 use crate::codec::{decode, encode, get_json};
 use crate::error::db_err;
-use crate::tables::{ACCOUNTS, TENANTS};
+use crate::tables::{ACCOUNTS, AUTHORISATIONS, TENANTS};
 use async_trait::async_trait;
 use optisync_domain::{AccountRecord, EspAccount, TenantId, TenantSettings};
-use optisync_ports::{StoreError, Tenants};
+use optisync_ports::{PendingAuthorisation, StoreError, Tenants};
 use redb::ReadableTable;
 
 #[async_trait]
@@ -74,6 +74,35 @@ impl Tenants for EmbeddedStore {
             }
             table.insert(key, bytes.as_slice()).map_err(db_err)?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn put_authorisation(&self, pending: &PendingAuthorisation) -> Result<(), StoreError> {
+        let bytes = encode("authorisation", pending)?;
+        let key = (pending.tenant.to_string(), pending.nonce_hash.clone());
+        self.write(move |txn| {
+            let mut table = txn.open_table(AUTHORISATIONS).map_err(db_err)?;
+            table.insert((key.0.as_str(), key.1.as_str()), bytes.as_slice()).map_err(db_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn take_authorisation(
+        &self,
+        tenant: &TenantId,
+        nonce_hash: &str,
+    ) -> Result<Option<PendingAuthorisation>, StoreError> {
+        let key = (tenant.to_string(), nonce_hash.to_owned());
+        // One write transaction at a time: the first remove wins, a later one finds nothing (M4).
+        self.write(move |txn| {
+            let mut table = txn.open_table(AUTHORISATIONS).map_err(db_err)?;
+            let removed = table.remove((key.0.as_str(), key.1.as_str())).map_err(db_err)?;
+            match removed {
+                Some(bytes) => Ok(Some(decode("authorisation", bytes.value())?)),
+                None => Ok(None),
+            }
         })
         .await
     }

@@ -1,16 +1,22 @@
-//! ESP accounts (R-H1): Brevo by API key, CleverReach by OAuth with a signed state, and what an account
-//! offers a link.
+//! ESP accounts (R-H1): Brevo by API key, CleverReach by OAuth, and what an account offers a link.
+//!
+//! The CleverReach flow (M4): the admin API hands out a start link with a signed single-use ticket; the
+//! browser that opens it gets a random cookie and goes to CleverReach with a signed single-use state that
+//! holds the cookie's hash; the callback needs that state, once, from that browser. Each token carries a
+//! random nonce whose hash names a pending authorisation in the store (tenant, account, expiry), taken by a
+//! conditional delete, so neither a ticket nor a state works twice.
 
-use super::{Admin, AdminError, OAUTH_STATE_KEY, OAUTH_STATE_MINUTES, valid_id};
+use super::{Admin, AdminError, OAUTH_STATE_KEY, OAUTH_STATE_MINUTES, OAUTH_TICKET_MINUTES, valid_id};
 use base64::Engine as _;
 use chrono::Duration;
 use hmac::{Hmac, Mac};
 use optisync_domain::{AccountId, AccountRecord, AccountStatus, EspAccount, Provider, TenantId};
 use optisync_ports::names::secret;
 use optisync_ports::tokens::BrevoHookTokens;
-use optisync_ports::{EspCatalog, EspError, StoreError};
+use optisync_ports::{EspCatalog, EspError, PendingAuthorisation, StoreError};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq as _;
 
 /// What a rotation or a retirement of a Brevo webhook token did (M3). It never holds a token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -25,11 +31,50 @@ pub struct BrevoTokenState {
     pub webhooks_updated: Option<usize>,
 }
 
+/// Where a CleverReach authorisation sends the admin's browser, and the cookie that binds it (M4).
+#[derive(Debug, Clone)]
+pub struct BrowserStart {
+    /// CleverReach's authorize URL, with the state.
+    pub authorize_url: String,
+    /// The random value the browser keeps in a cookie until the callback; the state holds its hash.
+    pub cookie: String,
+}
+
+/// What a signed OAuth token is for: the start link the admin API hands out, or the `state` that goes to
+/// CleverReach and comes back with the callback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Purpose {
+    Ticket,
+    State,
+}
+
+impl Purpose {
+    /// The query parameter that carries it.
+    fn field(self) -> &'static str {
+        match self {
+            Self::Ticket => "ticket",
+            Self::State => "state",
+        }
+    }
+}
+
+/// The signed body of an OAuth token (M4): purpose, tenant, account, a random nonce whose hash names the
+/// pending authorisation, the SHA-256 of the browser's cookie (states only), expiry (epoch seconds).
 #[derive(Serialize, Deserialize)]
-struct OAuthState {
+struct OAuthToken {
+    p: Purpose,
     t: String,
     a: String,
+    n: String,
+    #[serde(default)]
+    c: String,
     e: i64,
+}
+
+/// SHA-256, hex.
+fn hash(value: &str) -> String {
+    hex::encode(Sha256::digest(value.as_bytes()))
 }
 
 impl Admin {
@@ -158,7 +203,9 @@ impl Admin {
         Ok(BrevoTokenState { account: esp.account, previous_valid_until: None, webhooks_updated: None })
     }
 
-    /// Starts a CleverReach authorisation (R-H1): the URL to send the admin to. The account is listed as
+    /// Starts a CleverReach authorisation (R-H1): the URL to send the admin's browser to. It points at
+    /// this service's `GET /oauth/cleverreach/start` with a single-use ticket (M4), which binds the flow to
+    /// the browser that opens it and sends that browser on to CleverReach. The account is listed as
     /// awaiting authorisation until the callback comes (a connected one stays connected meanwhile).
     pub async fn start_cleverreach(&self, tenant: &TenantId, account: &str) -> Result<String, AdminError> {
         if !valid_id(account) {
@@ -166,21 +213,50 @@ impl Admin {
         }
         let esp = EspAccount { provider: Provider::CleverReach, account: AccountId::new(account) };
         let existing = self.claimable(tenant, &esp).await?;
-        let state = self.sign_state(tenant, &esp.account).await?;
-        let url = self.directory.cleverreach_authorize_url(&state).map_err(AdminError::esp)?;
+        // A misconfigured OAuth app is the admin's error here, not the browser's later.
+        self.directory.cleverreach_authorize_url("").map_err(AdminError::esp)?;
+        let ticket = self.issue(Purpose::Ticket, tenant, &esp, None, OAUTH_TICKET_MINUTES).await?;
         if existing.is_none() {
             self.save_account(tenant, esp, AccountStatus::AwaitingAuthorisation).await?;
         }
-        Ok(url)
+        let base = self.config.public_base_url.trim_end_matches('/');
+        Ok(format!("{base}/oauth/cleverreach/start?ticket={ticket}"))
     }
 
-    /// The OAuth callback: checks the state, exchanges the code, keeps the tokens (R-H1).
-    pub async fn finish_cleverreach(&self, code: &str, state: &str) -> Result<AccountRecord, AdminError> {
-        let (tenant, account) = self.open_state(state).await?;
+    /// `GET /oauth/cleverreach/start`: takes the ticket (once, M4), and gives the browser a fresh random
+    /// cookie value and CleverReach's authorize URL with a single-use state that holds the cookie's hash.
+    pub async fn open_cleverreach_ticket(&self, ticket: &str) -> Result<BrowserStart, AdminError> {
+        let (opened, esp) = self.open(Purpose::Ticket, ticket).await?;
+        let tenant = TenantId::new(opened.t.clone());
+        self.take(&tenant, &esp, &opened, "ticket").await?;
+        self.claimable(&tenant, &esp).await?;
+        let cookie = hex::encode(rand::random::<[u8; 32]>());
+        let state = self.issue(Purpose::State, &tenant, &esp, Some(&cookie), OAUTH_STATE_MINUTES).await?;
+        let authorize_url = self.directory.cleverreach_authorize_url(&state).map_err(AdminError::esp)?;
+        Ok(BrowserStart { authorize_url, cookie })
+    }
+
+    /// The OAuth callback: checks the state and that it comes back to the browser it was issued to, takes
+    /// it (once, M4), exchanges the code and keeps the tokens (R-H1). `cookie`: the browser's
+    /// [`BrowserStart::cookie`], if it sent one.
+    pub async fn finish_cleverreach(
+        &self,
+        code: &str,
+        state: &str,
+        cookie: Option<&str>,
+    ) -> Result<AccountRecord, AdminError> {
+        let (opened, esp) = self.open(Purpose::State, state).await?;
         if code.is_empty() {
             return Err(AdminError::invalid("code", "required: the authorisation code"));
         }
-        let esp = EspAccount { provider: Provider::CleverReach, account };
+        // Checked before the state is taken: a callback from another browser leaves the admin's own
+        // flow usable.
+        let same_browser = cookie.is_some_and(|c| bool::from(hash(c).as_bytes().ct_eq(opened.c.as_bytes())));
+        if !same_browser {
+            return Err(AdminError::invalid("state", "this authorisation was started in another browser: start again"));
+        }
+        let tenant = TenantId::new(opened.t.clone());
+        self.take(&tenant, &esp, &opened, "state").await?;
         self.claimable(&tenant, &esp).await?;
         match self.directory.connect_cleverreach(&esp.account, code).await {
             Ok(()) => {}
@@ -213,34 +289,78 @@ impl Admin {
         Ok(key.into_bytes())
     }
 
-    async fn sign_state(&self, tenant: &TenantId, account: &AccountId) -> Result<String, AdminError> {
-        let expires = (self.clock.now() + Duration::minutes(OAUTH_STATE_MINUTES)).timestamp();
-        let body = serde_json::to_vec(&OAuthState { t: tenant.to_string(), a: account.to_string(), e: expires })
-            .map_err(|e| StoreError::Permanent(e.to_string()))?;
+    /// A signed single-use token for this step of the flow, its pending authorisation stored (M4):
+    /// `{body}.{mac}`, both base64url, the body the JSON of [`OAuthToken`].
+    async fn issue(
+        &self,
+        purpose: Purpose,
+        tenant: &TenantId,
+        esp: &EspAccount,
+        cookie: Option<&str>,
+        minutes: i64,
+    ) -> Result<String, AdminError> {
+        let nonce = hex::encode(rand::random::<[u8; 16]>());
+        let expires_at = self.clock.now() + Duration::minutes(minutes);
+        let token = OAuthToken {
+            p: purpose,
+            t: tenant.to_string(),
+            a: esp.account.to_string(),
+            n: nonce.clone(),
+            c: cookie.map(hash).unwrap_or_default(),
+            e: expires_at.timestamp(),
+        };
+        let body = serde_json::to_vec(&token).map_err(|e| StoreError::Permanent(e.to_string()))?;
+        let pending =
+            PendingAuthorisation { tenant: tenant.clone(), account: esp.clone(), nonce_hash: hash(&nonce), expires_at };
+        self.store.put_authorisation(&pending).await?;
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
         let mac = self.keyed_mac(&body).await?.finalize().into_bytes();
         Ok(format!("{}.{}", b64.encode(&body), b64.encode(mac)))
     }
 
-    /// The HMAC of a state body under the state key, to finish or to verify.
+    /// The HMAC of a token body under the state key, to finish or to verify.
     async fn keyed_mac(&self, body: &[u8]) -> Result<Hmac<Sha256>, AdminError> {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.state_key().await?).expect("HMAC takes any key length");
         mac.update(body);
         Ok(mac)
     }
 
-    async fn open_state(&self, state: &str) -> Result<(TenantId, AccountId), AdminError> {
-        let bad = || AdminError::invalid("state", "not a state this service issued, or expired: start again");
+    /// A token this service issued for `purpose` and not expired, with its account; 422 naming the
+    /// token's field otherwise (a ticket is no state, and a state no ticket).
+    async fn open(&self, purpose: Purpose, token: &str) -> Result<(OAuthToken, EspAccount), AdminError> {
+        let field = purpose.field();
+        let bad = || AdminError::invalid(field, format!("not a {field} this service issued, or expired: start again"));
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        let (body, mac) = state.split_once('.').ok_or_else(bad)?;
+        let (body, mac) = token.split_once('.').ok_or_else(bad)?;
         let body = b64.decode(body).map_err(|_| bad())?;
         let mac = b64.decode(mac).map_err(|_| bad())?;
         self.keyed_mac(&body).await?.verify_slice(&mac).map_err(|_| bad())?;
-        let state: OAuthState = serde_json::from_slice(&body).map_err(|_| bad())?;
-        if state.e < self.clock.now().timestamp() {
+        let opened: OAuthToken = serde_json::from_slice(&body).map_err(|_| bad())?;
+        if opened.p != purpose
+            || opened.e < self.clock.now().timestamp()
+            || !valid_id(&opened.t)
+            || !valid_id(&opened.a)
+        {
             return Err(bad());
         }
-        Ok((TenantId::new(state.t), AccountId::new(state.a)))
+        let esp = EspAccount { provider: Provider::CleverReach, account: AccountId::new(opened.a.clone()) };
+        Ok((opened, esp))
+    }
+
+    /// Takes the pending authorisation of an opened token: refused when it was used already, or was not
+    /// started for this account, or ran out (M4).
+    async fn take(
+        &self,
+        tenant: &TenantId,
+        esp: &EspAccount,
+        opened: &OAuthToken,
+        field: &str,
+    ) -> Result<(), AdminError> {
+        match self.store.take_authorisation(tenant, &hash(&opened.n)).await? {
+            Some(p) if &p.account == esp && &p.tenant == tenant && p.expires_at >= self.clock.now() => Ok(()),
+            Some(_) => Err(AdminError::invalid(field, "not started for this account, or expired: start again")),
+            None => Err(AdminError::invalid(field, "already used: start again")),
+        }
     }
 
     /// What an account offers a link: lists (with segments) and attributes (R-D6, R-H2).

@@ -10,6 +10,7 @@ mod links;
 mod tenants;
 
 pub use accounts::BrevoTokenState;
+pub use accounts::BrowserStart;
 pub use approvals::{ApprovalPage, DecisionRequest};
 pub use links::{LinkRequest, LinkStatusView, SavedLink};
 pub use tenants::{NewSigningSecret, TenantView};
@@ -23,8 +24,10 @@ use std::sync::Arc;
 
 /// Most connector signing secrets valid at once (a rotation keeps the old ones until retired).
 pub const MAX_SIGNING_SECRETS: usize = 3;
-/// How long a CleverReach authorisation may take between start and callback.
-pub const OAUTH_STATE_MINUTES: i64 = 30;
+/// How long a CleverReach authorisation may take between the browser's start and the callback (M4).
+pub const OAUTH_STATE_MINUTES: i64 = 10;
+/// How long the start link the admin API hands out stays valid (M4; used once).
+pub const OAUTH_TICKET_MINUTES: i64 = 10;
 /// The secret with the key that signs OAuth states (made on first use).
 pub use optisync_ports::names::secret::OAUTH_STATE_KEY;
 /// Most approval entries one page returns.

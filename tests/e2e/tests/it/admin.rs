@@ -119,12 +119,16 @@ async fn r_h1_r_g6_a_cleverreach_segment_link_connects_by_oauth_and_registers_it
     let t = format!("/admin/tenants/{}", stack.tenant);
     let (status, body) = call(&stack, "POST", &format!("{t}/accounts/cleverreach/cr-admin/authorize"), None).await;
     assert_eq!(status, 200, "{body}");
-    // The admin's browser: CleverReach answers with a redirect carrying the code and our state.
+    // The admin's browser: optisync's start link sets the cookie and redirects to CleverReach (M4), which
+    // answers with a redirect carrying the code and our state.
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let answer = http.get(body["authorize_url"].as_str().unwrap()).send().await.unwrap();
+    let start = http.get(body["authorize_url"].as_str().unwrap()).send().await.unwrap();
+    assert_eq!(start.status().as_u16(), 302);
+    let cookie = start.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let answer = http.get(start.headers()["location"].to_str().unwrap()).send().await.unwrap();
     let back = url::Url::parse(answer.headers()["location"].to_str().unwrap()).unwrap();
     let callback = format!("{}/oauth/cleverreach/callback?{}", stack.api, back.query().unwrap());
-    let done = reqwest::get(callback).await.unwrap();
+    let done = http.get(callback).header("cookie", cookie).send().await.unwrap();
     assert_eq!(done.status().as_u16(), 200);
 
     let group = stack.cleverreach.add_group("Jugend");
