@@ -680,7 +680,11 @@ pub fn format_modified_since(at: DateTime<Utc>) -> String {
 }
 
 fn decode<T: for<'de> Deserialize<'de>>(reply: &Reply) -> Result<T, BrevoError> {
-    serde_json::from_slice(&reply.body).map_err(|e| BrevoError::Decode(format!("HTTP {}: {e}", reply.status)))
+    // The decoder's message may quote a value of the reply (a contact's address): only its kind is kept
+    // (R-J5, M10).
+    serde_json::from_slice(&reply.body).map_err(|e| {
+        BrevoError::Decode(format!("HTTP {}: {}", reply.status, optisync_domain::decode_problem(&e.to_string())))
+    })
 }
 
 fn error_text(body: &[u8]) -> String {
@@ -742,6 +746,15 @@ mod tests {
         let shown = err.to_string();
         assert!(!shown.contains("max@example.com"), "{shown}");
         assert!(shown.contains("m***@e***.com"));
+    }
+
+    #[test]
+    fn m10_a_reply_that_does_not_decode_names_no_value_of_it() {
+        // A contact whose `id` came as the address: the decoder would quote it.
+        let reply = Reply { status: 200, body: br#"{"id":"lena.schmidt@example.org","email":"x"}"#.to_vec() };
+        let err = decode::<BrevoContact>(&reply).unwrap_err().to_string();
+        assert!(!err.contains('@') && !err.contains("lena"), "{err}");
+        assert!(err.contains("HTTP 200") && err.contains("invalid type"), "{err}");
     }
 
     #[test]
