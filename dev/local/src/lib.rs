@@ -208,3 +208,15 @@ pub fn scheduled_event() -> Result<
     let event = serde_json::from_value(payload).map_err(|e| format!("not an EventBridge event: {e}"))?;
     Ok(lambda_runtime::LambdaEvent::new(event, lambda_runtime::Context::default()))
 }
+
+/// The daily due tick's event (R-A11), as the schedule in `template.yaml` gives it to the reconciler. The
+/// runner sends it when the Berlin date of its tick changes (and once at start).
+pub fn due_event() -> Result<
+    lambda_runtime::LambdaEvent<aws_lambda_events::eventbridge::EventBridgeEvent<serde_json::Value>>,
+    lambda_runtime::Error,
+> {
+    let payload =
+        serde_json::json!({"detail-type": reconciler::DUE_DETAIL_TYPE, "source": "optisync.schedule", "detail": {}});
+    let event = serde_json::from_value(payload).map_err(|e| format!("not an EventBridge event: {e}"))?;
+    Ok(lambda_runtime::LambdaEvent::new(event, lambda_runtime::Context::default()))
+}

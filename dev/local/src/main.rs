@@ -96,6 +96,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Guard::default(),
     );
     let scheduler = scheduler::Deps::new(store.clone(), store.clone(), bus.clone(), clock.clone());
+    let due = reconciler.clone();
 
     // The bus: inbox.ready to the worker, link.reconcile to the reconciler, as EventBridge would.
     let deliver = bus.clone();
@@ -120,8 +121,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
     });
+    let due_clock = clock.clone();
     tokio::spawn(async move {
+        let mut due_on = None;
         loop {
+            // R-A11: the daily due tick when the Berlin date changed since the last tick.
+            let today = optisync_domain::berlin_date(due_clock.now());
+            if due_on != Some(today) {
+                match optisync_local::due_event() {
+                    Ok(event) => match reconciler::handle(&due, event).await {
+                        Ok(_) => due_on = Some(today),
+                        Err(e) => tracing::warn!(error = %e, "due tick failed; the next tick retries it"),
+                    },
+                    Err(e) => tracing::warn!(error = %e, "no due tick"),
+                }
+            }
             match optisync_local::scheduled_event() {
                 Ok(event) => {
                     if let Err(e) = scheduler::handle(&scheduler, event).await {

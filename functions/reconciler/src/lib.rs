@@ -1,12 +1,16 @@
 //! reconciler: on `link.reconcile` from EventBridge, one invocation of that link's scheduled run
 //! ([`optisync_app::reconcile::Reconciler::run`]): the first sync, the six-hourly reconciliation or a dry
-//! run. It stops a minute before the Lambda's deadline and announces itself again to continue from the
+//! run. On the daily `optisync.due` schedule (just after midnight Europe/Berlin), the transitions time
+//! alone makes due for every tenant ([`optisync_app::schedule::apply_due`], R-A11), whatever the links'
+//! runs are doing. It stops a minute before the Lambda's deadline and announces itself again to continue from the
 //! checkpoint. An error goes back to Lambda, which retries and then hands the event to the dead-letter
 //! queue; the checkpoint keeps what was done, and the next tick starts the link again.
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use lambda_runtime::{Error, LambdaEvent};
+use optisync_app::Engine;
 use optisync_app::reconcile::{Budget, Guard, Reconciler, RunOutcome};
+use optisync_app::schedule::apply_due;
 use optisync_domain::{LinkId, TenantId};
 use optisync_eventbridge::Detail;
 use optisync_ports::{BusEvent, Clock, EspGateway, EspLister, EventPublisher, Inbox, StateStore};
@@ -26,7 +30,20 @@ pub struct Deps {
     pub publisher: Arc<dyn EventPublisher>,
     /// Stop after this many pages per invocation (tests; `None` in production).
     pub max_pages: Option<u64>,
+    /// The daily due tick: every syncing link (state) and the engine that applies the transitions.
+    due: Due,
 }
+
+/// What the daily due tick needs (R-A11).
+#[derive(Clone)]
+struct Due {
+    store: Arc<dyn StateStore>,
+    engine: Engine,
+    clock: Arc<dyn Clock>,
+}
+
+/// The `detail-type` of the daily schedule's event (its `Input` in `template.yaml`).
+pub const DUE_DETAIL_TYPE: &str = "optisync.due";
 
 impl Deps {
     /// The handler over its ports: state, the inbox (snapshot pages), the ESP gateway and lister, the
@@ -40,8 +57,13 @@ impl Deps {
         clock: Arc<dyn Clock>,
         guard: Guard,
     ) -> Self {
+        let due = Due {
+            store: store.clone(),
+            engine: Engine::new(store.clone(), esp.clone(), clock.clone()),
+            clock: clock.clone(),
+        };
         let reconciler = Reconciler::new(store, esp, lister, inbox, clock).with_guard(guard);
-        Self { reconciler, publisher, max_pages: None }
+        Self { reconciler, publisher, max_pages: None, due }
     }
 }
 
@@ -68,6 +90,9 @@ pub fn budget_deadline(deadline_ms: u64, margin: Duration) -> Option<Instant> {
 
 /// Handles one EventBridge event.
 pub async fn handle(deps: &Deps, event: LambdaEvent<EventBridgeEvent<serde_json::Value>>) -> Result<Report, Error> {
+    if event.payload.detail_type == DUE_DETAIL_TYPE {
+        return due(deps).await;
+    }
     let detail: Detail = serde_json::from_value(event.payload.detail).map_err(|e| format!("unexpected detail: {e}"))?;
     let Detail::ReconcileLink { tenant, link } = detail else {
         tracing::warn!(detail_type = %event.payload.detail_type, "not a reconcile event; ignored");
@@ -91,6 +116,21 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<EventBridgeEvent<serde_json:
 }
 
 /// One invocation's share of a link's run.
+/// The daily due tick (R-A11): applies what time made due today for every tenant; an error goes back to
+/// Lambda (the schedule retries, then its dead-letter queue). Repeating it the same day changes nothing.
+async fn due(deps: &Deps) -> Result<Report, Error> {
+    let span = tracing::info_span!("event", function = "reconciler", tick = "due");
+    let Due { store, engine, clock } = &deps.due;
+    match apply_due(store.as_ref(), engine, clock.now()).instrument(span.clone()).await {
+        Ok(_) => Ok(Report { outcome: "due", pages: 0, failed: false }),
+        Err(e) => {
+            let _entered = span.enter();
+            tracing::warn!(error = %e, metric = "RunFailed", "due tick failed; the schedule retries it");
+            Err(Error::from(e.to_string()))
+        }
+    }
+}
+
 async fn run_link(deps: &Deps, tenant: TenantId, link: LinkId, deadline_ms: u64) -> Result<Report, Error> {
     let budget = Budget { deadline: budget_deadline(deadline_ms, DEADLINE_MARGIN), max_pages: deps.max_pages };
     let outcome = deps.reconciler.run(&tenant, &link, budget).await.map_err(|e| {

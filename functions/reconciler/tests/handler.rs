@@ -6,6 +6,7 @@ use optisync_app::reconcile::Guard;
 use optisync_domain::*;
 use optisync_ports::BusEvent;
 use optisync_ports::prelude::*;
+use optisync_testkit::build;
 use optisync_testkit::memory::{FixedClock, MemoryBus, MemoryEsp, MemoryStore};
 use reconciler::{DEADLINE_MARGIN, Deps, budget_deadline, handle};
 use std::sync::Arc;
@@ -85,4 +86,100 @@ fn the_budget_ends_a_minute_before_the_lambda_deadline() {
     assert!(left > Duration::from_secs(13 * 60) && left <= Duration::from_secs(14 * 60), "{left:?}");
     assert!(budget_deadline(now_ms + 30_000, DEADLINE_MARGIN).unwrap() <= Instant::now(), "already spent");
     assert_eq!(budget_deadline(0, DEADLINE_MARGIN), None, "no deadline known");
+}
+
+/// The daily schedule's event, as `template.yaml`'s `Input` gives it (EventBridge Scheduler passes it on
+/// unchanged).
+fn due_event() -> lambda_runtime::LambdaEvent<aws_lambda_events::eventbridge::EventBridgeEvent<serde_json::Value>> {
+    let payload = serde_json::from_str(r#"{"detail-type":"optisync.due","source":"optisync.schedule","detail":{}}"#)
+        .expect("the schedule's input");
+    lambda_runtime::LambdaEvent::new(payload, lambda_runtime::Context::default())
+}
+
+struct MonthEnd {
+    store: Arc<MemoryStore>,
+    esp: Arc<MemoryEsp>,
+    clock: Arc<FixedClock>,
+    deps: Deps,
+    link: Link,
+    april: Assignment,
+    may: Assignment,
+}
+
+/// A Brevo link with two active recipients: one whose assignment ends "April 2024", one without an end.
+async fn month_end(guard: Guard) -> MonthEnd {
+    let store = Arc::new(MemoryStore::new());
+    let esp = Arc::new(MemoryEsp::new());
+    let clock = Arc::new(FixedClock::new(Utc.with_ymd_and_hms(2024, 4, 20, 10, 0, 0).unwrap()));
+    let link = Link {
+        settings: LinkSettings { mapping: build::mapping("FIRSTNAME", None), ..Default::default() },
+        status: LinkStatus::Linked,
+        ..build::link("L1", "t1", "NL-1", build::esp(Provider::Brevo, "acc"), "l1")
+    };
+    store.put_link(&link).await.unwrap();
+    let since = Utc.with_ymd_and_hms(2024, 1, 1, 10, 0, 0).unwrap();
+    let mut april =
+        build::first_named(build::at_version(build::assignment("A-1", "NL-1", "april@example.com", since), 1), "Max");
+    april.end = Some("2024-04".parse().unwrap());
+    let may =
+        build::first_named(build::at_version(build::assignment("B-1", "NL-1", "may@example.com", since), 1), "Erika");
+    let engine = optisync_app::Engine::new(store.clone(), esp.clone(), clock.clone());
+    for a in [&april, &may] {
+        engine.process(&link.tenant, &Input::AssignmentChanged { assignment: a.clone() }).await.unwrap();
+    }
+    assert_eq!(esp.receiving(&link.esp, &link.list).len(), 2);
+    let bus = Arc::new(MemoryBus::default());
+    let deps = Deps::new(store.clone(), store.clone(), esp.clone(), esp.clone(), bus, clock.clone(), guard);
+    MonthEnd { store, esp, clock, deps, link, april, may }
+}
+
+/// 000 §1: "Ende April 2024" means no mail on 1 May. 23:30 UTC on 30 April is 01:30 on 1 May in Berlin.
+fn after_berlin_midnight() -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2024, 4, 30, 23, 30, 0).unwrap()
+}
+
+#[tokio::test]
+async fn r_a11_the_due_tick_ends_april_while_the_links_run_waits_for_the_export() {
+    let w = month_end(Guard::default()).await;
+    w.clock.set(after_berlin_midnight());
+    // The 6-hourly run asks OPTIGEM for its snapshot; the connector is offline and never answers.
+    assert_eq!(handle(&w.deps, event("link.reconcile")).await.unwrap().outcome, "waiting");
+    assert_eq!(w.esp.receiving(&w.link.esp, &w.link.list).len(), 2, "the waiting run changes nothing");
+    assert_eq!(handle(&w.deps, due_event()).await.unwrap().outcome, "due");
+    let receiving = w.esp.receiving(&w.link.esp, &w.link.list);
+    assert_eq!(receiving.into_iter().collect::<Vec<_>>(), ["may@example.com"], "April ended on its own day");
+    // The same tick again the same day changes nothing.
+    let calls = w.esp.mutating_calls();
+    assert_eq!(handle(&w.deps, due_event()).await.unwrap().outcome, "due");
+    assert_eq!(w.esp.mutating_calls(), calls);
+}
+
+#[tokio::test]
+async fn r_a11_the_due_tick_ends_april_while_the_guard_holds_the_links_run() {
+    // Any end holds a run: the unsubscribe of may@ found by the listing waits for an admin.
+    let w = month_end(Guard { share: 0.0, min: 1 }).await;
+    w.esp.set_member(&w.link.esp, &w.link.list, "may@example.com", false);
+    w.clock.set(Utc.with_ymd_and_hms(2024, 4, 30, 20, 0, 0).unwrap());
+    assert_eq!(handle(&w.deps, event("link.reconcile")).await.unwrap().outcome, "waiting");
+    let feed = w.store.commands(&TenantId::new("t1"), 0, 100).await.unwrap();
+    let Some((_, OptigemCommand::ExportNewsletter { id, .. })) = feed.first() else { panic!("{feed:?}") };
+    let page = serde_json::json!({"newsletter": "NL-1", "last": true, "assignments": [&w.april, &w.may]});
+    let body = serde_json::to_vec(&page).unwrap();
+    let now = optisync_ports::Clock::now(w.clock.as_ref());
+    let (store, inbox) = (w.store.as_ref() as &dyn StateStore, w.store.as_ref() as &dyn optisync_ports::Inbox);
+    optisync_app::optigem::accept_snapshot_page(store, inbox, &TenantId::new("t1"), id, 1, &body, now).await.unwrap();
+    w.store.record_result(&TenantId::new("t1"), id, &CommandResult::done()).await.unwrap();
+    let mut outcome = "continue";
+    while outcome == "continue" {
+        outcome = handle(&w.deps, event("link.reconcile")).await.unwrap().outcome;
+    }
+    assert_eq!(outcome, "held");
+    assert!(w.esp.receiving(&w.link.esp, &w.link.list).contains("april@example.com"), "30 April still receives");
+
+    w.clock.set(after_berlin_midnight());
+    assert_eq!(handle(&w.deps, due_event()).await.unwrap().outcome, "due");
+    assert!(!w.esp.receiving(&w.link.esp, &w.link.list).contains("april@example.com"), "April ended on 1 May");
+    let feed = w.store.commands(&TenantId::new("t1"), 0, 100).await.unwrap();
+    let ends = feed.iter().filter(|(_, c)| matches!(c, OptigemCommand::EndAssignment { .. })).count();
+    assert_eq!(ends, 0, "the held end waits for the admin; an expiry writes nothing to OPTIGEM");
 }

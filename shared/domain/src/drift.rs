@@ -74,6 +74,10 @@ pub fn differences(link: &Link, known: &LinkView, members: &[ListedMember], star
         if member.active && !state.is_some_and(|s| s.listed) {
             // R-E3, R-F4: receives mail, unknown to the link (or back on the list by the ESP's doing).
             found.now.push(event(EspEventKind::Signup { signup: member.signup.clone() }));
+        } else if member.active && state.is_some_and(|s| s.listed && !s.active) && reactivated(known, member, at) {
+            // R-E8: re-activated in the ESP while the link holds it inactive because its assignment ended:
+            // a signup, which waits for approval.
+            found.now.push(event(EspEventKind::Signup { signup: member.signup.clone() }));
         } else if !member.active && receiving {
             // R-E1, R-E2, R-F5: the ESP wins on active status.
             let what = if member.blacklisted && link.esp.provider == Provider::Brevo {
@@ -89,6 +93,23 @@ pub fn differences(link: &Link, known: &LinkView, members: &[ListedMember], star
         }
     }
     found
+}
+
+/// R-E8: whether a member the ESP lists as receiving, which the link holds inactive, was re-activated
+/// there: the link's own deactivation is not newer than the listing (R-C6: else the listing shows the
+/// receiver before that write), and every assignment of the newsletter with its address has ended (an
+/// assignment that is only blocked, A2–A7, keeps its recipient inactive by optisync's doing).
+fn reactivated(known: &LinkView, member: &ListedMember, at: DateTime<Utc>) -> bool {
+    let state = &known.recipients[&member.email];
+    if state.written.is_some_and(|w| w.at >= at) {
+        return false;
+    }
+    let month = crate::YearMonth::of(crate::berlin_date(at));
+    known
+        .mirror
+        .values()
+        .filter(|e| e.email.as_ref() == Some(&member.email))
+        .all(|e| e.end_requested.is_some() || e.snapshot.as_ref().is_some_and(|s| s.end.is_some_and(|end| end < month)))
 }
 
 /// R-E1, R-E4, R-G4: of one page of the link's recipients, those a complete listing should have shown

@@ -493,11 +493,16 @@ impl LinkCx<'_> {
             EspEventKind::Deactivated => self.left(email, event.at, UnsubscribeCause::Deactivated),
             EspEventKind::Deleted => self.left(email, event.at, UnsubscribeCause::Deleted),
             EspEventKind::Blacklisted => self.left(email, event.at, UnsubscribeCause::Unsubscribed),
+            // R-G2, R-G3 (B10): a segment link hears the whole group's receivers; only the segment listing
+            // tells who belongs to its newsletter, so a group signup queues nothing there.
+            EspEventKind::Signup { .. } if self.view.link.segment.is_some() => Vec::new(),
             EspEventKind::Signup { signup } => self.signup(email, signup, event.at),
             EspEventKind::EmailChanged { new_email, signup } => {
                 // R-E4: a deletion of the old recipient plus a new one.
                 let mut touched = self.left(email, event.at, UnsubscribeCause::Deleted);
-                touched.extend(self.signup(new_email, signup, event.at));
+                if self.view.link.segment.is_none() {
+                    touched.extend(self.signup(new_email, signup, event.at));
+                }
                 touched
             }
             // R-E5: field changes inside the ESP never flow back; R-E6: bounces are not synchronised.

@@ -222,3 +222,34 @@ fn r_f8_the_guard_holds_above_its_share_and_from_its_minimum() {
     assert!(strict.holds(1, 0), "an empty listing counts as one member");
     assert!(!strict.holds(2, 4) && strict.holds(3, 4));
 }
+
+/// R-E8: an admin re-activated the receiver in the ESP (or it opted in again) while the link holds it
+/// inactive because its assignment ended: the listing's report is a signup, which the planner queues for
+/// approval. An inactive recipient whose assignment is not ended (a delivery block, count 0) is no
+/// signup, and neither is a listing older than optisync's own deactivation (R-C6).
+#[test]
+fn r_e8_a_member_reactivated_in_the_esp_while_its_assignment_is_ended_is_a_signup() {
+    for link in [cleverreach("nl"), brevo("nl")] {
+        let mut known = known_with(&link, &[("max@example.com", recipient(true, false))]);
+        mirrored(&mut known, "a1", "max@example.com");
+        let entry = known.mirror.get_mut(&AssignmentId::new("a1")).unwrap();
+        entry.snapshot.as_mut().unwrap().end = Some(ym("2024-05"));
+        let started = noon("2024-09-25");
+        let found = drift::differences(&link, &known, &[member("max@example.com", true, false)], started);
+        assert_eq!(found.now.len(), 1, "{link:?}: {found:?}");
+        assert!(matches!(found.now[0].what, EspEventKind::Signup { .. }));
+
+        // Optisync deactivated it after the listing began: the listing shows it before the write.
+        let mut echo = known.clone();
+        let state = echo.recipients.get_mut(&email("max@example.com")).unwrap();
+        state.written = Some(Written { op: WrittenOp::Deactivated, at: started + chrono::Duration::minutes(1) });
+        let found = drift::differences(&link, &echo, &[member("max@example.com", true, false)], started);
+        assert!(found.now.is_empty(), "{link:?}: {found:?}");
+
+        // Not ended, only blocked: no signup.
+        let mut blocked = known_with(&link, &[("max@example.com", recipient(true, false))]);
+        mirrored(&mut blocked, "a1", "max@example.com");
+        let found = drift::differences(&link, &blocked, &[member("max@example.com", true, false)], started);
+        assert!(found.now.is_empty(), "{link:?}: {found:?}");
+    }
+}

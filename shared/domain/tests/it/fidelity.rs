@@ -1,5 +1,5 @@
 //! The planner against the rule-fidelity findings: what the source documents say where the first
-//! release did otherwise (R-C5, R-C6, R-D1, R-E1, R-E8, R-G5), with the documents' examples.
+//! release did otherwise (R-C5, R-C6, R-D1, R-E1, R-E8, R-G3, R-G5), with the documents' examples.
 
 use crate::common;
 use common::*;
@@ -359,4 +359,22 @@ fn r_e1_an_end_is_never_dated_before_the_assignment_started() {
     step(&mut k, changed(&a), "2024-10-06");
     let p = step(&mut k, esp_event(&l, true, "old@example.com", "2023-02-10", EspEventKind::Deactivated), "2024-10-06");
     assert_eq!(ends(&p), vec![("a1".into(), "2024-09".into(), "2024-10-05".into())]);
+}
+
+/// B10 (R-G2, R-G3): CleverReach sends the group's receiver webhooks to a segment link, but only the
+/// segment's members belong to its newsletter. A new receiver of the group is no signup of the segment
+/// newsletter; the segment listing of the next run queues it once it is in the segment.
+#[test]
+fn r_g3_a_new_group_receiver_outside_the_segment_is_not_queued_for_the_segment_newsletter() {
+    let l = segment_link();
+    let mut k = known(vec![l.clone()]);
+    let signup =
+        esp_event(&l, true, "anna@example.com", "2024-06-01", EspEventKind::Signup { signup: Signup::default() });
+    let p = step(&mut k, signup, "2024-06-01");
+    assert!(p.commands.is_empty() && p.esp.is_empty(), "{p:?}");
+    assert!(!view(&k, &l).approvals.contains_key(&email("anna@example.com")));
+    // In the segment (the listing says so): queued with a request for suggestions.
+    let p = step(&mut k, membership(&l, "anna@example.com", "2024-06-02", true), "2024-06-02");
+    assert!(matches!(&p.commands[..], [OptigemCommand::MatchPersons { .. }]), "{p:?}");
+    assert_eq!(view(&k, &l).approvals[&email("anna@example.com")].status, ApprovalStatus::Pending);
 }
