@@ -74,7 +74,10 @@ pub fn differences(link: &Link, known: &LinkView, members: &[ListedMember], star
         if member.active && !state.is_some_and(|s| s.listed) {
             // R-E3, R-F4: receives mail, unknown to the link (or back on the list by the ESP's doing).
             found.now.push(event(EspEventKind::Signup { signup: member.signup.clone() }));
-        } else if member.active && state.is_some_and(|s| s.listed && !s.active) && reactivated(known, member, at) {
+        } else if member.active
+            && let Some(state) = state.filter(|s| s.listed && !s.active)
+            && reactivated(known, state, member, at)
+        {
             // R-E8: re-activated in the ESP while the link holds it inactive because its assignment ended:
             // a signup, which waits for approval.
             found.now.push(event(EspEventKind::Signup { signup: member.signup.clone() }));
@@ -99,8 +102,7 @@ pub fn differences(link: &Link, known: &LinkView, members: &[ListedMember], star
 /// there: the link's own deactivation is not newer than the listing (R-C6: else the listing shows the
 /// receiver before that write), and every assignment of the newsletter with its address has ended (an
 /// assignment that is only blocked, A2–A7, keeps its recipient inactive by optisync's doing).
-fn reactivated(known: &LinkView, member: &ListedMember, at: DateTime<Utc>) -> bool {
-    let state = &known.recipients[&member.email];
+fn reactivated(known: &LinkView, state: &RecipientState, member: &ListedMember, at: DateTime<Utc>) -> bool {
     if state.written.is_some_and(|w| w.at >= at) {
         return false;
     }
