@@ -626,7 +626,11 @@ TABLE_ACCESS = {
     "ReconcilerFunction": dict.fromkeys(
         ["GetItem", "PutItem", "DeleteItem", "Query", "BatchGetItem"], ["INBOX#*", "LEASE#*", "LINK#*", "TENANT#*"]
     ),
-    "AdminApiFunction": dict.fromkeys(["GetItem", "PutItem", "Query", "BatchGetItem"], ["ACCOUNT#*", "LINK#*", "TENANT#*"]),
+    "AdminApiFunction": {
+        **dict.fromkeys(["GetItem", "PutItem", "Query", "BatchGetItem"], ["ACCOUNT#*", "LINK#*", "TENANT#*"]),
+        # take_authorisation: the single-use OAuth state under TENANT#{t}#OAUTH#… (M4)
+        "DeleteItem": ["TENANT#*"],
+    },
 }
 INDEX_ACCESS = {
     "SchedulerFunction": {"Query"},
