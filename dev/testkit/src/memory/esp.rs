@@ -26,6 +26,10 @@ struct EspInner {
     list_reads: u64,
     fail_at: Option<(u64, EspError)>,
     segments: BTreeSet<(EspAccount, ListId, String, String)>,
+    applied: Vec<EspAction>,
+    /// When the ESP's own users last changed a member's state, where a test said (CleverReach's
+    /// `activated`/`deactivated` stamps); listed as the member's `changed_at`.
+    changed: BTreeMap<(EspAccount, ListId, String), DateTime<Utc>>,
 }
 
 /// An ESP in memory that follows both providers' semantics: Brevo's account-wide blacklist with
@@ -39,6 +43,22 @@ impl MemoryEsp {
     /// An empty ESP.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Whether a list holds the member: whether it is active there (Brevo: listed and not blacklisted), and
+    /// the stamp of its state where a test gave one ([`Self::set_member_at`]).
+    pub fn member(&self, esp: &EspAccount, list: &ListId, email: &str) -> Option<(bool, Option<DateTime<Utc>>)> {
+        let inner = self.inner.lock().expect("esp lock");
+        let key = (esp.clone(), list.clone(), email.to_lowercase());
+        let active = *inner.members.get(&key)?;
+        let blacklisted = esp.provider == Provider::Brevo
+            && inner.contacts.get(&(esp.clone(), email.to_lowercase())).is_some_and(|c| c.blacklisted);
+        Some((active && !blacklisted, inner.changed.get(&key).copied()))
+    }
+
+    /// Every write applied so far, in order (what the ESP would report back as echoes, R-C6).
+    pub fn applied(&self) -> Vec<EspAction> {
+        self.inner.lock().expect("esp lock").applied.clone()
     }
 
     /// The e-mails (R-B2 keys) that receive mail from a list: Brevo: listed and not blacklisted;
@@ -84,6 +104,13 @@ impl MemoryEsp {
         let mut inner = self.inner.lock().expect("esp lock");
         inner.contacts.entry((esp.clone(), email.to_lowercase())).or_default();
         inner.members.insert((esp.clone(), list.clone(), email.to_lowercase()), active);
+    }
+
+    /// [`Self::set_member`] with the date the ESP shows for the change (a receiver deactivated years ago).
+    pub fn set_member_at(&self, esp: &EspAccount, list: &ListId, email: &str, active: bool, at: DateTime<Utc>) {
+        self.set_member(esp, list, email, active);
+        let key = (esp.clone(), list.clone(), email.to_lowercase());
+        self.inner.lock().expect("esp lock").changed.insert(key, at);
     }
 
     /// Sets an attribute of a contact as the ESP's own users would.
@@ -177,7 +204,7 @@ impl EspLister for MemoryEsp {
                 email,
                 active: *active && !blacklisted,
                 blacklisted,
-                changed_at: None,
+                changed_at: inner.changed.get(&(acc.clone(), list.clone(), key.clone())).copied(),
                 signup: optisync_domain::Signup::default(),
             });
         }
@@ -218,8 +245,14 @@ impl EspGateway for MemoryEsp {
         }
         for a in actions {
             inner.mutating_calls += 1;
+            inner.applied.push(a.clone());
             let contact_key = (a.esp.clone(), a.email.key().to_owned());
             let member_key = (a.esp.clone(), a.list.clone(), a.email.key().to_owned());
+            // optisync's own change of the member's state replaces the stamp (an addition of a member
+            // already in the list changes nothing).
+            if matches!(a.op, EspOp::Activate | EspOp::Deactivate | EspOp::RemoveFromList) {
+                inner.changed.remove(&member_key);
+            }
             let cleverreach = a.esp.provider == Provider::CleverReach;
             match &a.op {
                 EspOp::Upsert { fields } | EspOp::UpdateFields { fields } => {
