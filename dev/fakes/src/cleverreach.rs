@@ -5,7 +5,10 @@
 //! timestamps as strings, `attributes: []` when empty, bare error strings in upsert answers,
 //! literal `true` bodies, upsert state semantics (§5.1), 413 above a configurable batch size,
 //! `page`/`pagesize` (≤ 5000) with `type=all|active|inactive|bounce`, filters with simple rules,
-//! webhook registration with the GET handshake and event POSTs with `X-CR-Calltoken`.
+//! webhook registration with the GET handshake and event POSTs with `X-CR-Calltoken`; the account-wide
+//! blacklist (`/v3/blacklist`, one unpaged list; the account setting that blacklists every
+//! link-unsubscriber and removes them from all groups) and the account's bounces (`/v3/bounces`, paged;
+//! a hard bounce blocks the address until it expires without deactivating the receiver), R-E9.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -130,6 +133,23 @@ struct FilterRec {
     rules: Vec<FilterRule>,
 }
 
+#[derive(Debug, Clone)]
+struct BlacklistRec {
+    email: String,
+    comment: String,
+    stamp: i64,
+}
+
+#[derive(Debug, Clone)]
+struct BounceRec {
+    email: String,
+    category: String,
+    occurences: i64,
+    last_update: i64,
+    expires_by: i64,
+    message: String,
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Injection {
     status: u16,
@@ -151,6 +171,11 @@ struct FakeState {
     members: BTreeMap<u64, BTreeMap<u64, Member>>,
     attributes: Vec<AttrRec>,
     filters: BTreeMap<u64, FilterRec>,
+    /// The account-wide blacklist, by lower-cased address.
+    blacklist: BTreeMap<String, BlacklistRec>,
+    /// The account setting "blacklist link-unsubscribers and remove them from all groups".
+    blacklist_unsubscribers: bool,
+    bounces: Vec<BounceRec>,
     codes: HashMap<String, String>,
     access_tokens: HashMap<String, i64>,
     refresh_token: Option<String>,
@@ -510,7 +535,59 @@ impl FakeCleverReach {
         serde_json::from_value(st.render(gid, pid, 7, false)).ok()
     }
 
-    /// Simulates the recipient clicking the unsubscribe link (deactivation inside CleverReach).
+    /// The account setting that puts every recipient who uses an unsubscribe link on the account-wide
+    /// blacklist and removes them from all groups (reference §5.4; R-E9).
+    pub fn set_blacklist_unsubscribers(&self, on: bool) {
+        self.shared.lock().blacklist_unsubscribers = on;
+    }
+
+    /// Puts an address on the account-wide blacklist at `stamp` (unix seconds), as an admin does in the
+    /// backend: its receivers stay in their groups, but CleverReach sends them nothing (R-E9).
+    pub fn blacklist(&self, email: &str, stamp: i64) {
+        let mut st = self.shared.lock();
+        st.blacklist
+            .insert(email.to_lowercase(), BlacklistRec { email: email.to_owned(), comment: "Backend".into(), stamp });
+    }
+
+    /// The blacklisted addresses (lower-cased).
+    pub fn blacklisted(&self) -> Vec<String> {
+        self.shared.lock().blacklist.keys().cloned().collect()
+    }
+
+    /// Records a hard bounce of `email` at `at` that blocks the address until `expires_by` (unix
+    /// seconds) without deactivating its receivers: their `bounced` is set, they stay active (R-E9, R-E6).
+    pub fn hard_bounce(&self, email: &str, at: i64, expires_by: i64) {
+        let mut st = self.shared.lock();
+        let key = email.to_lowercase();
+        match st.bounces.iter_mut().find(|b| b.email.to_lowercase() == key) {
+            Some(b) => {
+                b.occurences += 1;
+                b.last_update = at;
+                b.expires_by = expires_by;
+            }
+            None => st.bounces.push(BounceRec {
+                email: email.to_owned(),
+                category: "hardbounce".into(),
+                occurences: 1,
+                last_update: at,
+                expires_by,
+                message: "550 5.1.1 mailbox unavailable".into(),
+            }),
+        }
+        if let Some(pid) = st.pool_by_key(email) {
+            for group in st.members.values_mut() {
+                if let Some(m) = group.get_mut(&pid) {
+                    m.bounced = at;
+                    m.events.push(json!({"stamp": at, "type": "mail_bounce", "type_id": "hardbounce",
+                        "value": "550 5.1.1", "mailing_id": "0", "groups_id": ""}));
+                }
+            }
+        }
+    }
+
+    /// Simulates the recipient clicking the unsubscribe link (deactivation inside CleverReach). With the
+    /// account setting [`FakeCleverReach::set_blacklist_unsubscribers`] the address goes on the blacklist
+    /// and its receiver leaves every group.
     pub fn unsubscribe_via_link(&self, group_id: &str, email: &str) {
         let mut st = self.shared.lock();
         let gid: u64 = group_id.parse().expect("group id");
@@ -523,6 +600,16 @@ impl FakeCleverReach {
                 "mailing_id": "0", "groups_id": gid.to_string()}));
         }
         st.emit(gid, "receiver.unsubscribed", pid);
+        if st.blacklist_unsubscribers {
+            let address = st.pool[&pid].email.clone();
+            st.blacklist.insert(
+                address.to_lowercase(),
+                BlacklistRec { email: address, comment: "Unsubscribe".into(), stamp: t },
+            );
+            for members in st.members.values_mut() {
+                members.remove(&pid);
+            }
+        }
         self.shared.flush_jobs(&mut st);
     }
 
@@ -774,6 +861,21 @@ fn group_json(id: u64, g: &GroupRec) -> Value {
         "stamp": g.stamp, "last_mailing": 0, "last_changed": g.last_changed})
 }
 
+fn blacklist_json(e: &BlacklistRec) -> Value {
+    json!({"email": e.email, "comment": e.comment, "stamp": e.stamp.to_string(), "isLocked": false})
+}
+
+fn gmt(secs: i64) -> String {
+    chrono::DateTime::from_timestamp(secs, 0).map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_default()
+}
+
+fn bounce_json(b: &BounceRec) -> Value {
+    json!({"email": b.email, "category": b.category, "occurences": b.occurences.to_string(),
+        "last_update": b.last_update.to_string(), "last_update_gmt": gmt(b.last_update),
+        "expires_by": b.expires_by.to_string(), "expires_by_gmt": gmt(b.expires_by),
+        "bounce_message": b.message, "type": "mailing", "type_id": "0"})
+}
+
 fn paging(q: &HashMap<String, String>) -> Option<(usize, usize, String, u32)> {
     let page = q.get("page").and_then(|p| p.parse().ok()).unwrap_or(0usize);
     let size = q.get("pagesize").and_then(|p| p.parse().ok()).unwrap_or(100usize);
@@ -854,6 +956,38 @@ fn api(st: &mut FakeState, method: &Method, segs: &[&str], q: &HashMap<String, S
             let description = body.get("description").map(value_to_string).unwrap_or_else(|| name.clone());
             st.attributes.push(AttrRec { id, name: name.clone(), kind: kind.clone(), description });
             json_resp(StatusCode::OK, json!({"id": id, "groups_id": 0, "name": name, "type": kind}))
+        }
+        // The account-wide blacklist: one list, not paged (reference §4 "Blacklist (account)").
+        ("GET", ["blacklist"]) => json_resp(
+            StatusCode::OK,
+            Value::Array(st.blacklist.values().map(blacklist_json).collect()),
+        ),
+        ("GET", ["blacklist", email]) => match st.blacklist.get(&email.to_lowercase()) {
+            Some(entry) => json_resp(StatusCode::OK, blacklist_json(entry)),
+            None => not_found("blacklist entry"),
+        },
+        ("POST", ["blacklist"]) => {
+            let email = body.get("email").map(value_to_string).unwrap_or_default().trim().to_owned();
+            if !email.contains('@') {
+                return err(StatusCode::BAD_REQUEST, "Bad Request: email missing");
+            }
+            let comment = body.get("comment").map(value_to_string).unwrap_or_default();
+            let entry = BlacklistRec { email: email.clone(), comment, stamp: now() };
+            let v = blacklist_json(&entry);
+            st.blacklist.insert(email.to_lowercase(), entry);
+            json_resp(StatusCode::OK, v)
+        }
+        ("DELETE", ["blacklist", email]) => match st.blacklist.remove(&email.to_lowercase()) {
+            Some(_) => json_resp(StatusCode::OK, json!(true)),
+            None => not_found("blacklist entry"),
+        },
+        // The account's bounces, paged like receivers (reference §4 "Bounces").
+        ("GET", ["bounces"]) => {
+            let Some((page, size, _, _)) = paging(q) else {
+                return err(StatusCode::BAD_REQUEST, "Bad Request: pagesize must be 1..5000");
+            };
+            let rows: Vec<Value> = st.bounces.iter().skip(page * size).take(size).map(bounce_json).collect();
+            json_resp(StatusCode::OK, Value::Array(rows))
         }
         ("DELETE", ["receivers", key]) => {
             let Some(pid) = st.pool_by_key(key) else { return not_found("receiver") };

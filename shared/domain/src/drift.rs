@@ -6,6 +6,8 @@
 //!   now, ends later (R-E1, R-E2, R-E3, R-F4, R-F5, R-G3, R-G4).
 //! * [`sweep_candidates`], [`lookup_before_ending`], [`gone_from_list`] — the sweep after a complete
 //!   listing: recipients the listing should have shown but did not (R-E1, R-E4, R-G4).
+//! * [`blocked`] — what the ESP account blocks for every list (CleverReach's blacklist and blocked hard
+//!   bounces) against the link's recipients: account-wide ends and the bounce count (R-E9, R-E6).
 //! * [`Guard`] — the mass-deactivation guard (R-F8).
 
 use crate::{ApprovalStatus, Email, EspEvent, EspEventKind, Link, LinkView, Provider, RecipientState, Signup};
@@ -93,6 +95,68 @@ pub fn differences(link: &Link, known: &LinkView, members: &[ListedMember], star
                 e.list = None; // account-wide (R-E2)
             }
             found.ends.push(e);
+        }
+    }
+    found
+}
+
+/// Why an ESP account blocks an address for every list (R-E9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Block {
+    /// On the account's blacklist: CleverReach sends nothing to it from any group (an account setting puts
+    /// every link-unsubscriber there and removes them from all groups).
+    Blacklisted,
+    /// A hard bounce CleverReach blocks (until its expiry) without deactivating the receiver.
+    HardBounce,
+}
+
+/// An address the ESP account blocks for every list, as the account reports it (the reconciliation's
+/// view of the account-wide side, R-E9).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockedAddress {
+    /// The address.
+    pub email: Email,
+    /// Why it is blocked.
+    pub block: Block,
+    /// Since when, if the ESP says (the blacklist entry's time; a bounce's last occurrence).
+    pub at: Option<DateTime<Utc>>,
+}
+
+/// What a page of blocked addresses means for a link.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Blocks {
+    /// Account-wide ends of blacklisted recipients the link holds as receiving, applied after the guard.
+    pub ends: Vec<EspEvent>,
+    /// Recipients the link holds as receiving that a hard bounce blocks (reported, never written, R-E6).
+    pub bounced: u64,
+}
+
+/// R-E9: one page of what `link`'s ESP account blocks for every list, against what the link knows of
+/// those addresses (`known` holds at least the page's e-mails). A block without a time of its own
+/// happened at `started_at`, the run's start.
+///
+/// * A blacklisted address the link holds as receiving → an account-wide end (like Brevo's, R-E2): every
+///   newsletter linked to the account ends its assignments with that address (R-E1).
+/// * A hard bounce blocked without a deactivation, of a recipient the link holds as receiving → counted
+///   for the link's status only; bounces are not written to OPTIGEM (R-E6). A deactivation after a bounce
+///   shows in the listing as an ordinary deactivation (R-E1).
+pub fn blocked(link: &Link, known: &LinkView, page: &[BlockedAddress], started_at: DateTime<Utc>) -> Blocks {
+    let mut found = Blocks::default();
+    for blocked in page {
+        let receiving = known.recipients.get(&blocked.email).is_some_and(|r| r.listed && r.active);
+        if !receiving {
+            continue;
+        }
+        match blocked.block {
+            Block::Blacklisted => found.ends.push(EspEvent {
+                esp: link.esp.clone(),
+                list: None, // account-wide (R-E9, like R-E2)
+                email: blocked.email.clone(),
+                at: blocked.at.unwrap_or(started_at),
+                what: EspEventKind::Blacklisted,
+            }),
+            Block::HardBounce => found.bounced += 1,
         }
     }
     found

@@ -492,7 +492,7 @@ impl LinkCx<'_> {
             EspEventKind::Unsubscribed => self.left(email, event.at, UnsubscribeCause::Unsubscribed),
             EspEventKind::Deactivated => self.left(email, event.at, UnsubscribeCause::Deactivated),
             EspEventKind::Deleted => self.left(email, event.at, UnsubscribeCause::Deleted),
-            EspEventKind::Blacklisted => self.left(email, event.at, UnsubscribeCause::Unsubscribed),
+            EspEventKind::Blacklisted => self.blacklisted(email, event.at),
             // R-G2, R-G3 (B10): a segment link hears the whole group's receivers; only the segment listing
             // tells who belongs to its newsletter, so a group signup queues nothing there.
             EspEventKind::Signup { .. } if self.view.link.segment.is_some() => Vec::new(),
@@ -516,8 +516,19 @@ impl LinkCx<'_> {
         }
     }
 
+    /// R-E2, R-E9: the address is on the account-wide blacklist (Brevo's, CleverReach's): an unsubscribe
+    /// of every newsletter linked to the account.
+    fn blacklisted(&mut self, email: &Email, at: DateTime<Utc>) -> Vec<Email> {
+        self.left_as(email, at, UnsubscribeCause::Unsubscribed, true)
+    }
+
     /// R-E1/R-E2: the recipient left the list (unsubscribe, deactivation, deletion, blacklist).
     fn left(&mut self, email: &Email, at: DateTime<Utc>, cause: UnsubscribeCause) -> Vec<Email> {
+        self.left_as(email, at, cause, false)
+    }
+
+    /// [`LinkCx::left`]; `account_wide` for a blacklisting of the whole ESP account (R-E2, R-E9).
+    fn left_as(&mut self, email: &Email, at: DateTime<Utc>, cause: UnsubscribeCause, account_wide: bool) -> Vec<Email> {
         let provider = self.view.link.esp.provider;
         let mut state = self.view.recipients.get(email).cloned().unwrap_or_default();
         if cause != UnsubscribeCause::Deleted && echoes_own_write(&state, cause, at) {
@@ -546,6 +557,15 @@ impl LinkCx<'_> {
                     self.esp(email, EspOp::RemoveFromList);
                     state.listed = false;
                 }
+            }
+            _ if account_wide && state.listed && state.active => {
+                // R-E9: on CleverReach's account-wide blacklist; deactivated in this group too, so that a
+                // later removal from the blacklist revives no old group (as R-E2 does at Brevo). A receiver
+                // the account setting already removed from the group is not there to deactivate: the
+                // gateway takes that as done.
+                self.esp(email, EspOp::Deactivate);
+                state.active = false;
+                self.wrote(&mut state, WrittenOp::Deactivated);
             }
             _ => state.active = false,
         }

@@ -32,6 +32,16 @@ pub trait EspReader: Send + Sync {
 }
 
 pub use optisync_domain::ListedMember;
+pub use optisync_domain::drift::{Block, BlockedAddress};
+
+/// One page of what an ESP account blocks for every list (R-E9), and where the next one starts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BlockedPage {
+    /// The blocked addresses on this page.
+    pub blocked: Vec<BlockedAddress>,
+    /// The cursor of the next page; `None` after the last.
+    pub next: Option<String>,
+}
 
 /// One page of a list, and where the next one starts.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -63,6 +73,15 @@ pub trait EspLister: Send + Sync {
     /// a lookup of that one member. Paged listings can miss a member when the list changes between two
     /// pages, so nothing is taken as gone from the list before this confirms it.
     async fn is_listed(&self, link: &Link, email: &Email) -> Result<bool, EspError>;
+
+    /// R-E9: the page of what the link's ESP account blocks for every list that starts at `cursor`
+    /// (`None`: the first page): CleverReach's blacklist and the hard bounces it blocks. Read once per run;
+    /// cursors are opaque and survive a restart. An ESP whose listing shows its blocks itself (Brevo's
+    /// blacklist, R-E2) has none to give.
+    async fn blocked_page(&self, link: &Link, cursor: Option<&str>) -> Result<BlockedPage, EspError> {
+        let _ = (link, cursor);
+        Ok(BlockedPage::default())
+    }
 }
 
 /// The ESP side: applies planned operations, each a target state and so safe to repeat.

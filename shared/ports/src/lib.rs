@@ -23,7 +23,8 @@ pub use bus::{BusEvent, EventPublisher};
 pub use capabilities::{ApprovalQueue, AuditLog, CommandFeed, Leases, Links, RunStore, StateStore, SyncState, Tenants};
 pub use clock::{Clock, SystemClock};
 pub use esp::{
-    EspCatalog, EspDirectory, EspError, EspGateway, EspList, EspLister, EspReader, EspSegment, ListPage, ListedMember,
+    Block, BlockedAddress, BlockedPage, EspCatalog, EspDirectory, EspError, EspGateway, EspList, EspLister, EspReader,
+    EspSegment, ListPage, ListedMember,
 };
 pub use inbox::{Inbox, InboxEntry, InboxItem, InboxPut, Reread};
 pub use secrets::SecretStore;

@@ -30,6 +30,9 @@ struct EspInner {
     /// When the ESP's own users last changed a member's state, where a test said (CleverReach's
     /// `activated`/`deactivated` stamps); listed as the member's `changed_at`.
     changed: BTreeMap<(EspAccount, ListId, String), DateTime<Utc>>,
+    /// CleverReach: the account-wide blacklist and the hard bounces it blocks (R-E9), with their times.
+    cleverreach_blacklist: BTreeMap<(EspAccount, String), DateTime<Utc>>,
+    hard_bounces: BTreeMap<(EspAccount, String), DateTime<Utc>>,
 }
 
 /// An ESP in memory that follows both providers' semantics: Brevo's account-wide blacklist with
@@ -91,6 +94,17 @@ impl MemoryEsp {
             .entry((esp.clone(), email.to_lowercase()))
             .or_default()
             .blacklisted = true;
+    }
+
+    /// Puts an address on a CleverReach account's blacklist at `at` (R-E9): its receivers stay in their
+    /// groups as they are, and the account lists it among its blocked addresses.
+    pub fn cleverreach_blacklist(&self, esp: &EspAccount, email: &str, at: DateTime<Utc>) {
+        self.inner.lock().expect("esp lock").cleverreach_blacklist.insert((esp.clone(), email.to_lowercase()), at);
+    }
+
+    /// A hard bounce at `at` that the CleverReach account blocks without deactivating the receiver (R-E9).
+    pub fn hard_bounce(&self, esp: &EspAccount, email: &str, at: DateTime<Utc>) {
+        self.inner.lock().expect("esp lock").hard_bounces.insert((esp.clone(), email.to_lowercase()), at);
     }
 
     /// How many mutating operations were applied.
@@ -210,6 +224,28 @@ impl EspLister for MemoryEsp {
         }
         let next = if more { members.last().map(|m| m.email.key().to_owned()) } else { None };
         Ok(ListPage { members, next })
+    }
+
+    /// CleverReach: the account's blacklist as the first page, its blocked hard bounces as the second
+    /// (cursor `bounces`); Brevo has none (its blacklist shows in the listing).
+    async fn blocked_page(&self, link: &Link, cursor: Option<&str>) -> Result<BlockedPage, EspError> {
+        let mut inner = self.inner.lock().expect("esp lock");
+        if let Some(error) = inner.fail_next.pop() {
+            return Err(error);
+        }
+        if link.esp.provider != Provider::CleverReach {
+            return Ok(BlockedPage::default());
+        }
+        let (entries, block, next) = match cursor {
+            None => (&inner.cleverreach_blacklist, Block::Blacklisted, Some("bounces".to_owned())),
+            Some(_) => (&inner.hard_bounces, Block::HardBounce, None),
+        };
+        let blocked = entries
+            .iter()
+            .filter(|((acc, _), _)| acc == &link.esp)
+            .filter_map(|((_, key), at)| Some(BlockedAddress { email: Email::parse(key).ok()?, block, at: Some(*at) }))
+            .collect();
+        Ok(BlockedPage { blocked, next })
     }
 
     async fn is_listed(&self, link: &Link, email: &Email) -> Result<bool, EspError> {

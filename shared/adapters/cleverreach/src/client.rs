@@ -14,12 +14,17 @@ use tokio::time::Instant;
 
 use crate::error::{Error, Result};
 use crate::model::lenient::value_to_string;
-use crate::model::{Attribute, Filter, Group, Receiver, ReceiverType, ReceiverUpsert, UpsertOutcome};
+use crate::model::{
+    Attribute, BlacklistEntry, Bounce, Filter, Group, Receiver, ReceiverType, ReceiverUpsert, UpsertOutcome,
+};
 use crate::oauth::{OAuthConfig, TokenSet, TokenStore};
 use crate::secret::{Secret, redact_emails};
 
 /// Largest page size CleverReach accepts for receiver lists.
 pub const MAX_PAGE_SIZE: usize = 5000;
+
+/// Bounces per page of `GET /v3/bounces.json` (the page size integrators use, reference §4 "Bounces").
+pub const BOUNCE_PAGE_SIZE: usize = 500;
 
 /// Client settings. `new` fills sensible defaults; all fields are public.
 #[derive(Debug, Clone)]
@@ -507,6 +512,19 @@ impl CleverReachClient {
             out.extend(rows);
         }
         Ok(out)
+    }
+
+    /// `GET /v3/blacklist.json`: the account-wide blacklist in one call (CleverReach does not page it;
+    /// reference §4 "Blacklist (account)"). R-E9.
+    pub async fn blacklist(&self) -> Result<Vec<BlacklistEntry>> {
+        self.call_json("blacklist", Method::GET, self.url("/v3/blacklist.json", &[])?, Body::None, true).await
+    }
+
+    /// One page of the account's bounces, `GET /v3/bounces.json?page=&pagesize=` (`page` from 0; a page
+    /// shorter than `page_size` is the last, [`next_page`]; reference §4 "Bounces"). R-E9, R-E6.
+    pub async fn bounces_page(&self, page: usize, page_size: usize) -> Result<Vec<Bounce>> {
+        let query = [("page", page.to_string()), ("pagesize", page_size.clamp(1, MAX_PAGE_SIZE).to_string())];
+        self.call_json("bounces_page", Method::GET, self.url("/v3/bounces.json", &query)?, Body::None, true).await
     }
 
     /// `POST /v3/groups.json/{gid}/receivers/upsert` in batches (start at the configured size,

@@ -6,7 +6,9 @@
 use crate::{CleverReachClient, Error, ReceiverUpsert, StateChange, UpsertOutcome};
 use async_trait::async_trait;
 use optisync_domain::{EspAction, EspOp, ListId};
-use optisync_ports::{EspError, EspGateway, EspLister, EspReader, ListPage, ListedMember, Reread};
+use optisync_ports::{
+    Block, BlockedAddress, BlockedPage, EspError, EspGateway, EspLister, EspReader, ListPage, ListedMember, Reread,
+};
 
 /// Applies plans to one CleverReach account.
 #[derive(Clone)]
@@ -115,7 +117,12 @@ impl EspGateway for CleverReachGateway {
             let (group, email) = (action.list.as_str(), action.email.as_str());
             match action.op {
                 EspOp::Activate => self.client.set_active(group, email).await.map_err(to_port)?,
-                EspOp::Deactivate => self.client.set_inactive(group, email).await.map_err(to_port)?,
+                EspOp::Deactivate => match self.client.set_inactive(group, email).await {
+                    // Not in the group (removed there, e.g. by the account's blacklist setting, R-E9): it
+                    // receives nothing from it, which is the target state.
+                    Ok(()) | Err(Error::NotFound { .. }) => {}
+                    Err(e) => return Err(to_port(e)),
+                },
                 EspOp::RemoveFromList => {
                     self.client.remove_from_group(group, email).await.map_err(to_port)?;
                 }
@@ -175,6 +182,47 @@ impl EspLister for CleverReachGateway {
         }
         let next = crate::client::next_page(page, receivers.len(), size).map(|p| p.to_string());
         Ok(ListPage { members, next })
+    }
+
+    /// R-E9: the account's blacklist first (`GET /v3/blacklist.json`, one call), then its bounces page by
+    /// page (`GET /v3/bounces.json`), of which only the hard bounces CleverReach still blocks; the cursor
+    /// is `bounces:{page}`. Every link of the account reads the same; what concerns a link is decided
+    /// against its recipients (`optisync_domain::drift::blocked`).
+    async fn blocked_page(&self, _link: &optisync_domain::Link, cursor: Option<&str>) -> Result<BlockedPage, EspError> {
+        let time = |secs: i64| chrono::DateTime::from_timestamp(secs, 0).filter(|_| secs > 0);
+        let parse = |email: &str| {
+            let parsed = optisync_domain::Email::parse(email);
+            if parsed.is_err() {
+                tracing::warn!("a blocked address that is no valid e-mail; skipped");
+            }
+            parsed.ok()
+        };
+        let Some(cursor) = cursor else {
+            let entries = self.client.blacklist().await.map_err(to_port)?;
+            let blocked = entries
+                .iter()
+                .filter_map(|e| {
+                    Some(BlockedAddress { email: parse(&e.email)?, block: Block::Blacklisted, at: time(e.stamp) })
+                })
+                .collect();
+            return Ok(BlockedPage { blocked, next: Some("bounces:0".into()) });
+        };
+        let page: usize = cursor
+            .strip_prefix("bounces:")
+            .and_then(|p| p.parse().ok())
+            .ok_or_else(|| EspError::Rejected("a CleverReach blocked cursor is bounces:{page}".into()))?;
+        let size = crate::client::BOUNCE_PAGE_SIZE;
+        let bounces = self.client.bounces_page(page, size).await.map_err(to_port)?;
+        let now = chrono::Utc::now().timestamp();
+        let blocked = bounces
+            .iter()
+            .filter(|b| b.blocks_hard(now))
+            .filter_map(|b| {
+                Some(BlockedAddress { email: parse(&b.email)?, block: Block::HardBounce, at: time(b.last_update) })
+            })
+            .collect();
+        let next = crate::client::next_page(page, bounces.len(), size).map(|p| format!("bounces:{p}"));
+        Ok(BlockedPage { blocked, next })
     }
 
     /// `GET /v3/groups.json/{id}/receivers/{email}`: in the group. For a segment link this answers whether

@@ -3,7 +3,7 @@
 //! * [`client`] — [`CleverReachClient`]: OAuth (authorization code with `grant=basic`, refresh
 //!   before expiry and once on 401, rotated refresh tokens handed to a [`TokenStore`]), group
 //!   receivers (get, upsert in halving batches, set active/inactive, paging), groups, global
-//!   attributes, filters, delete; a shared rate limit, `Retry-After`, full-jitter backoff for
+//!   attributes, filters, delete, the account's blacklist and bounces (R-E9); a shared rate limit, `Retry-After`, full-jitter backoff for
 //!   idempotent calls.
 //! * [`webhook`] — verification handshake, `X-CR-Calltoken` check, tolerant event parsing.
 //! * [`intake`] — [`CleverReachSource`], CleverReach's specifics for the one intake use case
@@ -28,8 +28,8 @@ pub use error::{Error, Result};
 pub use gateway::CleverReachGateway;
 pub use intake::CleverReachSource;
 pub use model::{
-    Attribute, Deactivation, Filter, FilterRule, Group, Receiver, ReceiverEvent, ReceiverType, ReceiverUpsert,
-    StateChange, UpsertOutcome,
+    Attribute, BlacklistEntry, Bounce, Deactivation, Filter, FilterRule, Group, Receiver, ReceiverEvent, ReceiverType,
+    ReceiverUpsert, StateChange, UpsertOutcome,
 };
 pub use oauth::{MemoryTokenStore, OAuthConfig, SecretTokenStore, TokenSet, TokenStore};
 pub use secret::{Secret, mask_email, redact_emails};

@@ -396,3 +396,72 @@ mod tests {
         assert!(!format!("{r:?}").contains("ivan@test.com"));
     }
 }
+
+/// One entry of the account-wide blacklist, `GET /v3/blacklist.json` (fields `email, comment, stamp,
+/// isLocked`; shared/reference/cleverreach-api.md §4 "Blacklist (account)", §5.4). CleverReach sends
+/// nothing to a blacklisted address from any group (R-E9).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlacklistEntry {
+    #[serde(deserialize_with = "lenient::string")]
+    pub email: String,
+    #[serde(default, deserialize_with = "lenient::string")]
+    pub comment: String,
+    /// When it was blacklisted (unix seconds; 0 = not said).
+    #[serde(default, deserialize_with = "lenient::i64_")]
+    pub stamp: i64,
+    #[serde(default, rename = "isLocked", deserialize_with = "lenient::bool_")]
+    pub is_locked: bool,
+}
+
+impl fmt::Debug for BlacklistEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BlacklistEntry")
+            .field("email", &mask_email(&self.email))
+            .field("stamp", &self.stamp)
+            .field("is_locked", &self.is_locked)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One bounce of the account, `GET /v3/bounces.json?page=&pagesize=` (fields `email, category,
+/// occurences, last_update, expires_by, bounce_message, type, type_id`; reference §4 "Bounces"). While
+/// it has not expired CleverReach blocks the address, whether or not it deactivated the receiver.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bounce {
+    #[serde(deserialize_with = "lenient::string")]
+    pub email: String,
+    /// `hardbounce`, `softbounce`, …
+    #[serde(default, deserialize_with = "lenient::string")]
+    pub category: String,
+    /// How often it bounced (CleverReach's spelling).
+    #[serde(default, deserialize_with = "lenient::i64_")]
+    pub occurences: i64,
+    /// The last bounce (unix seconds).
+    #[serde(default, deserialize_with = "lenient::i64_")]
+    pub last_update: i64,
+    /// Until when the address is blocked (unix seconds; 0 = not said).
+    #[serde(default, deserialize_with = "lenient::i64_")]
+    pub expires_by: i64,
+    /// The receiving server's answer (may quote the address: never logged).
+    #[serde(default, deserialize_with = "lenient::string")]
+    pub bounce_message: String,
+}
+
+impl Bounce {
+    /// A hard bounce CleverReach blocks at `now` (unix seconds): category `hardbounce`, not expired.
+    pub fn blocks_hard(&self, now: i64) -> bool {
+        self.category.eq_ignore_ascii_case("hardbounce") && (self.expires_by <= 0 || self.expires_by > now)
+    }
+}
+
+impl fmt::Debug for Bounce {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Bounce")
+            .field("email", &mask_email(&self.email))
+            .field("category", &self.category)
+            .field("occurences", &self.occurences)
+            .field("last_update", &self.last_update)
+            .field("expires_by", &self.expires_by)
+            .finish_non_exhaustive()
+    }
+}

@@ -234,6 +234,15 @@ impl EspLister for EspRouter {
     async fn is_listed(&self, link: &optisync_domain::Link, email: &optisync_domain::Email) -> Result<bool, EspError> {
         self.with_account(&link.esp, |a| async move { a.lister().is_listed(link, email).await }).await
     }
+
+    /// R-E9: what the link's account blocks for every list, through its account's client.
+    async fn blocked_page(
+        &self,
+        link: &optisync_domain::Link,
+        cursor: Option<&str>,
+    ) -> Result<optisync_ports::BlockedPage, EspError> {
+        self.with_account(&link.esp, |a| async move { a.lister().blocked_page(link, cursor).await }).await
+    }
 }
 
 #[async_trait]

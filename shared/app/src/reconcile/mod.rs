@@ -19,6 +19,11 @@
 //!    list (R-D1). One the link holds at that version changes nothing and costs no write. The listing
 //!    that follows sees what the ESP holds against the imported recipients (R-F5).
 //! 3. *Due*: what time alone changed (R-A9), from the index of next transition dates.
+//!    *Blocked*: what the ESP account blocks for every list, read once per run (CleverReach: the
+//!    blacklist in one call, then the bounces page by page; Brevo has none, its listing shows its
+//!    blacklist). A blacklisted recipient the link holds as receiving → an account-wide end, deferred
+//!    with the others (R-E9, like R-E2); a blocked hard bounce → counted in the run's `bounced`, nothing
+//!    written to OPTIGEM (R-E6).
 //! 4. *List*: the ESP's list page by page, each difference to the known state fed through the engine.
 //!    A receiving member the link does not know → a signup for the approval queue (R-E3, R-F4); on a
 //!    segment link, a segment member without an active assignment → segment membership (R-G3, R-G4).

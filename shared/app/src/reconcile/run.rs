@@ -95,7 +95,9 @@ impl<'a> Run<'a> {
         }
         progress.invocations += 1;
         loop {
-            if matches!(progress.phase, Phase::Import | Phase::List | Phase::Sweep | Phase::Apply) && self.spent() {
+            if matches!(progress.phase, Phase::Import | Phase::Blocked | Phase::List | Phase::Sweep | Phase::Apply)
+                && self.spent()
+            {
                 tracing::info!(pages = progress.counts.pages, "run budget spent; continuing in a new invocation");
                 return Ok(RunOutcome::Continue(progress));
             }
@@ -205,10 +207,11 @@ impl<'a> Run<'a> {
                 let date = berlin_date(self.r.clock.now());
                 let outcome = self.engine.process(&self.tenant, &Input::Today { date }).await?;
                 p.counts.absorb(&outcome);
-                p.phase = Phase::List;
+                p.phase = Phase::Blocked;
                 p.cursor = None;
                 Ok(Step::Next)
             }
+            Phase::Blocked => self.blocked_page(p).await,
             Phase::List => self.list_page(p).await,
             Phase::Sweep => self.sweep_page(p).await,
             Phase::Held => Ok(Step::Stop(RunOutcome::Held)),
@@ -266,6 +269,27 @@ impl<'a> Run<'a> {
         p.counts.pages += 1;
         self.pages_now += 1;
         p.cursor = Some((n + 1).to_string());
+        Ok(Step::Next)
+    }
+
+    /// R-E9: one page of what the ESP account blocks for every list (read once per run; none at Brevo,
+    /// whose listing shows its blacklist): blacklisted recipients the link holds as receiving are
+    /// account-wide ends, deferred like the listing's; blocked hard bounces are counted, never written
+    /// (R-E6). Decided by [`drift::blocked`].
+    async fn blocked_page(&mut self, p: &mut Progress) -> Result<Step, RunError> {
+        let page = self.r.lister.blocked_page(self.link, p.cursor.as_deref()).await?;
+        if !page.blocked.is_empty() {
+            let emails = page.blocked.iter().map(|b| b.email.clone()).collect();
+            let known = self.r.store.load(self.link, &Slice { assignments: Vec::new(), emails }).await?.view;
+            let blocks = drift::blocked(self.link, &known, &page.blocked, p.started_at);
+            p.counts.bounced += blocks.bounced;
+            self.defer(p, blocks.ends).await?;
+            self.pages_now += 1;
+        }
+        p.cursor = page.next;
+        if p.cursor.is_none() {
+            p.phase = Phase::List;
+        }
         Ok(Step::Next)
     }
 

@@ -53,6 +53,10 @@ pub struct RunCounts {
     pub deferred: u64,
     /// Inputs that failed for good (see the run's failures).
     pub failed: u64,
+    /// Recipients of the link that a hard bounce blocks without a deactivation: reported here, never
+    /// written to OPTIGEM (R-E9, R-E6).
+    #[serde(default)]
+    pub bounced: u64,
 }
 
 impl RunCounts {
@@ -86,6 +90,8 @@ pub enum Phase {
     Import,
     /// Time-driven transitions not applied yet.
     Due,
+    /// Reading what the ESP account blocks for every list (CleverReach's blacklist and bounces, R-E9).
+    Blocked,
     /// Reading the list.
     List,
     /// Looking for recipients gone from the list.

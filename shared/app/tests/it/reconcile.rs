@@ -77,6 +77,54 @@ async fn r_e1_r_e2_r_e3_the_list_shows_deactivations_and_unknown_members_that_no
 }
 
 #[tokio::test]
+async fn r_e9_a_cleverreach_blacklisting_no_webhook_told_ends_every_newsletter_of_the_account_once_and_a_blocked_bounce_is_counted()
+ {
+    // Max Muster gets the newsletter of the link ("Rundbrief") and a second one of the same CleverReach
+    // account; Erika's mails bounce hard. No webhook tells of either.
+    let h = harness(Provider::CleverReach, berlin(2024, 4, 2, 12)).await;
+    let second = optisync_testkit::build::link("cr-gebetsbrief", "t1", "NL-2", h.link.esp.clone(), "list-2");
+    h.store.put_link(&second).await.unwrap();
+    h.change(assignment("a1", "max.muster@example.com", None, berlin(2024, 4, 2, 12))).await;
+    h.change(assignment("a3", "erika@example.com", None, berlin(2024, 4, 2, 12))).await;
+    let a2 = optisync_testkit::build::assignment("a2", "NL-2", "max.muster@example.com", berlin(2024, 4, 2, 12));
+    h.engine.process(&tenant(), &Input::AssignmentChanged { assignment: a2 }).await.unwrap();
+    h.esp.cleverreach_blacklist(&h.link.esp, "max.muster@example.com", berlin(2024, 5, 15, 10));
+    h.esp.hard_bounce(&h.link.esp, "erika@example.com", berlin(2024, 5, 20, 10));
+
+    h.clock.set(berlin(2024, 6, 1, 12));
+    let finished = h.run_to_end().await;
+    let feed = h.feed().await;
+    let ends: Vec<_> = feed
+        .iter()
+        .filter_map(|c| match c {
+            OptigemCommand::EndAssignment { assignment, end, unsubscription, .. } => {
+                Some((assignment.to_string(), end.to_string(), unsubscription.date.to_string()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        ends,
+        [
+            ("a1".to_owned(), "2024-04".to_owned(), "2024-05-15".to_owned()),
+            ("a2".into(), "2024-04".into(), "2024-05-15".into())
+        ],
+        "R-E9: \"Ende April 2024\" with the blacklist's date, for both newsletters of the account"
+    );
+    assert_eq!((finished.counts.ended, finished.counts.bounced), (2, 1));
+    assert_eq!(h.receiving(), ["erika@example.com"], "R-E6: the bounce writes nothing, Erika stays");
+    assert!(h.esp.receiving(&second.esp, &second.list).is_empty(), "deactivated in the other group too");
+
+    // Exactly once: the next run plans nothing more, and still reports the blocked bounce.
+    let (calls, commands, audit) = (h.esp.mutating_calls(), feed.len(), h.audit_len().await);
+    h.clock.set(berlin(2024, 6, 1, 18));
+    let again = h.run_to_end().await;
+    assert_eq!((again.counts.inputs, again.counts.esp_operations, again.counts.commands), (0, 0, 0));
+    assert_eq!((again.counts.deferred, again.counts.bounced), (0, 1));
+    assert_eq!((h.esp.mutating_calls(), h.feed().await.len(), h.audit_len().await), (calls, commands, audit));
+}
+
+#[tokio::test]
 async fn a_run_continues_from_its_checkpoint_and_a_crash_mid_page_repeats_no_effect() {
     let mut h = harness(Provider::Brevo, berlin(2024, 9, 1, 12)).await;
     h.reconciler = h.reconciler.clone().with_guard(Guard { share: 1.0, min: 1 });

@@ -5,7 +5,7 @@
 use crate::common;
 
 use common::*;
-use optisync_domain::drift::{self, Differences, Guard, ListedMember};
+use optisync_domain::drift::{self, Block, BlockedAddress, Blocks, Differences, Guard, ListedMember};
 use optisync_domain::*;
 
 /// A member as the ESP lists it.
@@ -252,4 +252,55 @@ fn r_e8_a_member_reactivated_in_the_esp_while_its_assignment_is_ended_is_a_signu
         let found = drift::differences(&link, &blocked, &[member("max@example.com", true, false)], started);
         assert!(found.now.is_empty(), "{link:?}: {found:?}");
     }
+}
+
+/// An address the account blocks for every list.
+fn blocked(mail: &str, block: Block, at: Option<&str>) -> BlockedAddress {
+    BlockedAddress { email: email(mail), block, at: at.map(noon) }
+}
+
+#[test]
+fn r_e9_a_blacklisted_recipient_the_link_holds_as_receiving_is_an_account_wide_end_at_the_blacklists_time() {
+    let link = cleverreach("rundbrief");
+    let known = known_with(
+        &link,
+        &[
+            ("max.muster@example.com", recipient(true, true)),
+            ("erika@example.com", recipient(true, false)),
+            ("paul@example.com", recipient(false, true)),
+        ],
+    );
+    let page = [
+        blocked("max.muster@example.com", Block::Blacklisted, Some("2024-05-15")),
+        blocked("erika@example.com", Block::Blacklisted, Some("2024-05-15")),
+        blocked("paul@example.com", Block::Blacklisted, None),
+        blocked("lena@example.com", Block::Blacklisted, None),
+    ];
+    let found = drift::blocked(&link, &known, &page, noon("2024-06-01"));
+    assert_eq!(
+        kinds(&found.ends),
+        [("max.muster@example.com".to_owned(), None, EspEventKind::Blacklisted)],
+        "account-wide; one already inactive, one off the list and one unknown to the link end nothing here"
+    );
+    assert_eq!(found.ends[0].at, noon("2024-05-15"), "dated when the address was blacklisted");
+    assert_eq!(found.bounced, 0);
+
+    let undated = [blocked("max.muster@example.com", Block::Blacklisted, None)];
+    assert_eq!(drift::blocked(&link, &known, &undated, noon("2024-06-01")).ends[0].at, noon("2024-06-01"));
+}
+
+#[test]
+fn r_e9_r_e6_a_blocked_hard_bounce_is_counted_and_ends_nothing() {
+    let link = cleverreach("rundbrief");
+    let known = known_with(
+        &link,
+        &[("max.muster@example.com", recipient(true, true)), ("erika@example.com", recipient(true, false))],
+    );
+    let page = [
+        blocked("max.muster@example.com", Block::HardBounce, Some("2024-05-15")),
+        blocked("erika@example.com", Block::HardBounce, Some("2024-05-15")),
+        blocked("lena@example.com", Block::HardBounce, None),
+    ];
+    let found = drift::blocked(&link, &known, &page, noon("2024-06-01"));
+    assert_eq!(found, Blocks { ends: vec![], bounced: 1 }, "only the receiving recipient counts; nothing ends");
 }

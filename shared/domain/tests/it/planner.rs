@@ -297,6 +297,45 @@ fn r_e2_a_brevo_blacklisting_ends_assignments_of_every_newsletter_of_the_account
 }
 
 #[test]
+fn r_e9_a_cleverreach_blacklisting_ends_every_newsletter_of_the_account_and_deactivates_in_every_group() {
+    // Max Muster gets the "Rundbrief" and the "Gebetsbrief" from one CleverReach account, and a third
+    // newsletter from another account; he lands on the first account's blacklist on 15 May 2024.
+    let (rundbrief, gebetsbrief) = (cleverreach("rundbrief"), cleverreach("gebetsbrief"));
+    let elsewhere = link("cr-x", "jahresbrief", Provider::CleverReach, "other-acc", "group-x");
+    let mut k = known(vec![rundbrief.clone(), gebetsbrief.clone(), elsewhere.clone()]);
+    step(&mut k, changed(&assignment("a1", "rundbrief", "max.muster@example.com")), "2024-04-02");
+    step(&mut k, changed(&assignment("a2", "gebetsbrief", "max.muster@example.com")), "2024-04-02");
+    step(&mut k, changed(&assignment("a3", "jahresbrief", "max.muster@example.com")), "2024-04-02");
+    let blacklisted = esp_event(&rundbrief, false, "max.muster@example.com", "2024-05-15", EspEventKind::Blacklisted);
+    let p = step(&mut k, blacklisted.clone(), "2024-05-16");
+    assert_eq!(
+        ends(&p),
+        vec![
+            ("a1".into(), "2024-04".into(), "2024-05-15".into()),
+            ("a2".into(), "2024-04".into(), "2024-05-15".into())
+        ],
+        "R-E9: ended \"Ende April 2024\" with the blacklist's date, for every newsletter of the account"
+    );
+    assert_eq!(
+        ops(&p),
+        vec![
+            op("cr-rundbrief", "max.muster@example.com", "deactivate"),
+            op("cr-gebetsbrief", "max.muster@example.com", "deactivate")
+        ],
+        "like R-E2: out of every group, so that a removal from the blacklist revives no old group"
+    );
+    for l in [&rundbrief, &gebetsbrief] {
+        let source = &view(&k, l).recipients[&email("max.muster@example.com")].tombstone.as_ref().unwrap().source;
+        assert_eq!((source.provider, source.cause), (Provider::CleverReach, UnsubscribeCause::Unsubscribed));
+    }
+    assert!(recipient(&k, &elsewhere, "max.muster@example.com").active, "another account is not touched");
+    // The same blacklisting again, and the listing reporting the deactivation optisync made: nothing.
+    assert_eq!(step(&mut k, blacklisted, "2024-05-17"), Plan::default());
+    let echo = esp_event(&gebetsbrief, true, "max.muster@example.com", "2024-05-16", EspEventKind::Deactivated);
+    assert_eq!(step(&mut k, echo, "2024-05-17"), Plan::default());
+}
+
+#[test]
 fn r_e2_ending_in_optigem_removes_the_brevo_contact_from_that_one_list_only() {
     let (l1, l2) = (brevo("nl1"), brevo("nl2"));
     let mut k = known(vec![l1.clone(), l2.clone()]);

@@ -3,7 +3,8 @@
 //! address changed inside the ESP becomes an end plus a signup (R-E4), and the first sync of a new link
 //! goes through the connector's export (R-F1…F5), an assignment whose change event was lost is added by
 //! the run's export (R-D1, R-E7), an assignment ending "April 2024" leaves the list on the run of
-//! 2024-05-01 (R-A9), and a CleverReach segment is imported (R-G1…G5).
+//! 2024-05-01 (R-A9), a CleverReach segment is imported (R-G1…G5), and CleverReach's account-wide
+//! blacklist ends every newsletter of the account while a blocked hard bounce is only reported (R-E9).
 
 use optisync_app::reconcile::RunOutcome;
 use optisync_domain::*;
@@ -292,4 +293,59 @@ async fn r_f2_to_r_f6_the_first_sync_of_a_brevo_link_over_a_mixed_data_set() {
     let mutations = stack.esp_mutations();
     let again = finished(stack.reconcile_to_end(&link).await);
     assert_eq!((again.counts.inputs, again.counts.deferred, stack.esp_mutations()), (0, 0, mutations));
+}
+
+#[tokio::test]
+async fn r_e9_cleverreachs_account_blacklist_ends_every_newsletter_of_the_account_and_a_blocked_bounce_is_reported() {
+    let stack = Stack::start().await;
+    stack.clock.travel_to(berlin(2024, 4, 2, 12));
+    stack.optigem.set_now(berlin(2024, 4, 2, 12));
+    let rundbrief = stack.link_cleverreach("rundbrief", LinkSettings::default()).await;
+    let gebetsbrief = stack.link_cleverreach("gebetsbrief", LinkSettings::default()).await;
+    let max = person(&stack.optigem, "Max", Some("Muster"), "max.muster@example.com");
+    let erika = person(&stack.optigem, "Erika", None, "erika@example.com");
+    let a_rundbrief = subscribe(&stack.optigem, &max, "rundbrief");
+    let a_gebetsbrief = subscribe(&stack.optigem, &max, "gebetsbrief");
+    let a_erika = subscribe(&stack.optigem, &erika, "rundbrief");
+    stack.sync().await;
+    let active =
+        |link: &Link, mail: &str| stack.cleverreach.receiver(link.list.as_str(), mail).is_some_and(|r| r.active);
+    assert!(active(&rundbrief, "max.muster@example.com") && active(&gebetsbrief, "max.muster@example.com"));
+
+    // An admin puts Max on the account's blacklist on 15 May 2024 (no webhook tells of it); Erika's mails
+    // bounce hard and CleverReach blocks her address without deactivating her.
+    stack.clock.travel_to(berlin(2024, 5, 20, 12));
+    stack.optigem.set_now(berlin(2024, 5, 20, 12));
+    stack.cleverreach.blacklist("max.muster@example.com", berlin(2024, 5, 15, 10).timestamp());
+    let tomorrow = chrono::Utc::now().timestamp() + 86_400;
+    stack.cleverreach.hard_bounce("erika@example.com", berlin(2024, 5, 18, 10).timestamp(), tomorrow);
+    let run = finished(stack.reconcile_to_end(&rundbrief).await);
+    stack.sync().await;
+
+    assert_eq!((run.counts.ended, run.counts.bounced), (2, 1), "R-E9: both newsletters end; one bounce reported");
+    for a in [&a_rundbrief, &a_gebetsbrief] {
+        let ended = stack.optigem.assignment(a).unwrap();
+        assert_eq!(ended.end, Some("2024-04".parse().unwrap()), "Ende April 2024");
+        let record = ended.unsubscription.expect("R-E1: an unsubscription record");
+        assert_eq!(record.date, chrono::NaiveDate::from_ymd_opt(2024, 5, 15).unwrap(), "the blacklist's date");
+        assert_eq!((record.source.provider, record.source.account.as_str()), (Provider::CleverReach, "cr-main"));
+    }
+    assert!(!active(&rundbrief, "max.muster@example.com") && !active(&gebetsbrief, "max.muster@example.com"));
+    let erika_now = stack.optigem.assignment(&a_erika).unwrap();
+    assert!(erika_now.end.is_none() && erika_now.unsubscription.is_none(), "R-E6: a bounce writes nothing");
+    assert!(active(&rundbrief, "erika@example.com"));
+    let blacklist_reads = stack.cleverreach.requests().iter().filter(|r| r.path.starts_with("/v3/blacklist")).count();
+    assert_eq!(blacklist_reads, 1, "the blacklist is read once per run");
+
+    // Exactly once: neither link's next run changes anything in OPTIGEM or CleverReach.
+    let (commands, mutations) = (stack.commands().await.len(), stack.esp_mutations());
+    let again = finished(stack.reconcile_to_end(&rundbrief).await);
+    let other = finished(stack.reconcile_to_end(&gebetsbrief).await);
+    stack.sync().await;
+    assert_eq!((again.counts.inputs, again.counts.deferred, again.counts.bounced), (0, 0, 1));
+    assert_eq!((other.counts.ended, other.counts.esp_operations, other.counts.bounced), (0, 0, 0));
+    let is_export = |c: &OptigemCommand| matches!(c, OptigemCommand::ExportNewsletter { .. });
+    let new: Vec<_> = stack.commands().await.into_iter().skip(commands).filter(|c| !is_export(c)).collect();
+    assert!(new.is_empty(), "nothing more asked of OPTIGEM: {new:?}");
+    assert_eq!(stack.esp_mutations(), mutations);
 }

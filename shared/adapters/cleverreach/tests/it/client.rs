@@ -602,3 +602,43 @@ async fn m5_a_refused_refresh_re_reads_the_kept_tokens_and_retries_once_before_f
         fake.requests().iter().filter(|r| r.path.starts_with("/oauth/token")).map(|r| r.status).collect();
     assert_eq!(refreshes, vec![200, 400, 400], "the first container's, the used-up one, the revoked one");
 }
+
+#[tokio::test]
+async fn r_e9_the_client_reads_the_account_blacklist_in_one_call_and_the_bounces_page_by_page() {
+    let s = setup().await;
+    let may_15 = chrono::DateTime::parse_from_rfc3339("2024-05-15T10:00:00Z").unwrap().timestamp();
+    s.fake.blacklist("Max.Muster@example.com", may_15);
+    s.fake.hard_bounce("erika@example.com", may_15, now() + 3600);
+    s.fake.hard_bounce("paul@example.com", may_15, now() - 3600);
+    s.fake.clear_log();
+
+    let blacklist = s.client.blacklist().await.unwrap();
+    assert_eq!(blacklist.len(), 1);
+    assert_eq!((blacklist[0].email.as_str(), blacklist[0].stamp), ("Max.Muster@example.com", may_15));
+    let debug = format!("{blacklist:?}");
+    assert!(!debug.contains("Max.Muster@example.com") && !debug.contains("muster"), "R-J5: {debug}");
+
+    let first = s.client.bounces_page(0, 1).await.unwrap();
+    let second = s.client.bounces_page(1, 1).await.unwrap();
+    let third = s.client.bounces_page(2, 1).await.unwrap();
+    assert_eq!((first.len(), second.len(), third.len()), (1, 1, 0));
+    assert_eq!((first[0].email.as_str(), first[0].category.as_str()), ("erika@example.com", "hardbounce"));
+    assert!(first[0].blocks_hard(now()), "blocked until its expiry");
+    assert!(!second[0].blocks_hard(now()), "an expired block blocks nothing");
+    assert!(!format!("{first:?}").contains("erika@"), "R-J5");
+    let paths: Vec<String> = s.fake.requests().iter().map(|r| format!("{} {}?{}", r.method, r.path, r.query)).collect();
+    assert_eq!(
+        paths,
+        [
+            "GET /v3/blacklist.json?",
+            "GET /v3/bounces.json?page=0&pagesize=1",
+            "GET /v3/bounces.json?page=1&pagesize=1",
+            "GET /v3/bounces.json?page=2&pagesize=1"
+        ]
+    );
+
+    // A refusal names the operation, never an address.
+    s.fake.inject_failures(400, None, 1);
+    let e = s.client.blacklist().await.unwrap_err();
+    assert!(e.to_string().contains("blacklist") && !e.to_string().contains('@'), "{e}");
+}

@@ -154,3 +154,82 @@ async fn token_endpoint_accepts_json_and_form_and_rotates() {
     assert_eq!(status, 401);
     assert_eq!(body["error"]["code"], 401);
 }
+
+#[tokio::test]
+async fn r_e9_the_account_setting_blacklists_a_link_unsubscriber_and_removes_the_receiver_from_every_group() {
+    let r = raw().await;
+    let other = r.fake.add_group("Gebetsbrief");
+    for group in [&r.group, &other] {
+        r.fake.add_receiver(group, "max.muster@example.com", now() - 100, 0, &[]);
+    }
+    r.fake.set_blacklist_unsubscribers(true);
+    r.fake.unsubscribe_via_link(&r.group, "max.muster@example.com");
+
+    let (status, list) = r.call(reqwest::Method::GET, "/v3/blacklist.json", None).await;
+    assert_eq!(status, 200);
+    let entries = list.as_array().expect("an array");
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0]["email"], "max.muster@example.com");
+    assert!(entries[0]["stamp"].as_str().and_then(|s| s.parse::<i64>().ok()).is_some_and(|s| s >= now() - 5));
+    assert!(entries[0].get("comment").is_some() && entries[0].get("isLocked").is_some());
+    for group in [&r.group, &other] {
+        let path = format!("/v3/groups.json/{group}/receivers/max.muster@example.com");
+        assert_eq!(r.call(reqwest::Method::GET, &path, None).await.0, 404, "out of every group");
+    }
+    let one = r.call(reqwest::Method::GET, "/v3/blacklist/max.muster%40example.com", None).await;
+    assert_eq!(one.0, 200);
+
+    // Without the setting an unsubscribe stays in its group; the blacklist takes entries through the API
+    // and gives them up again.
+    r.fake.set_blacklist_unsubscribers(false);
+    r.fake.add_receiver(&r.group, "erika@example.com", now() - 100, 0, &[]);
+    r.fake.unsubscribe_via_link(&r.group, "erika@example.com");
+    assert_eq!(r.get("erika@example.com").await["active"], false);
+    let body = json!({"email": "lena@example.com", "comment": "Wunsch"});
+    assert_eq!(r.call(reqwest::Method::POST, "/v3/blacklist.json", Some(body)).await.0, 200);
+    let emails = |v: &Value| -> Vec<String> {
+        v.as_array().unwrap().iter().map(|e| e["email"].as_str().unwrap().to_owned()).collect()
+    };
+    let (_, list) = r.call(reqwest::Method::GET, "/v3/blacklist.json", None).await;
+    assert_eq!(emails(&list), ["lena@example.com", "max.muster@example.com"]);
+    assert_eq!(r.call(reqwest::Method::DELETE, "/v3/blacklist.json/lena%40example.com", None).await.0, 200);
+    assert_eq!(r.call(reqwest::Method::GET, "/v3/blacklist/lena%40example.com", None).await.0, 404);
+    // Like every other call it needs the token.
+    let anonymous = reqwest::get(format!("{}/v3/blacklist.json", r.fake.base_url())).await.unwrap();
+    assert_eq!(anonymous.status().as_u16(), 401);
+}
+
+#[tokio::test]
+async fn r_e9_a_hard_bounce_blocks_without_deactivating_and_the_bounces_are_paged() {
+    let r = raw().await;
+    r.fake.add_receiver(&r.group, "max.muster@example.com", now() - 100, 0, &[]);
+    let (at, until) = (now() - 60, now() + 86_400);
+    r.fake.hard_bounce("max.muster@example.com", at, until);
+    for i in 0..4 {
+        r.fake.hard_bounce(&format!("b{i}@example.com"), at, until);
+    }
+    let receiver = r.get("max.muster@example.com").await;
+    assert_eq!(receiver["active"], true, "blocked, not deactivated");
+    assert_eq!(receiver["bounced"].as_i64(), Some(at));
+
+    let page = |n: usize| format!("/v3/bounces.json?page={n}&pagesize=2");
+    let (status, first) = r.call(reqwest::Method::GET, &page(0), None).await;
+    assert_eq!(status, 200);
+    let first = first.as_array().unwrap().clone();
+    assert_eq!(first.len(), 2);
+    assert_eq!(first[0]["email"], "max.muster@example.com");
+    assert_eq!(first[0]["category"], "hardbounce");
+    assert_eq!(first[0]["expires_by"], until.to_string());
+    assert_eq!(first[0]["last_update"], at.to_string());
+    let lengths: Vec<usize> = page_lengths(&r, &page).await;
+    assert_eq!(lengths, [2, 2, 1], "page from 0; the short page is the last");
+    assert_eq!(r.call(reqwest::Method::GET, "/v3/bounces.json?pagesize=0", None).await.0, 400);
+}
+
+async fn page_lengths(r: &Raw, page: &dyn Fn(usize) -> String) -> Vec<usize> {
+    let mut out = Vec::new();
+    for n in 0..3 {
+        out.push(r.call(reqwest::Method::GET, &page(n), None).await.1.as_array().map_or(0, Vec::len));
+    }
+    out
+}

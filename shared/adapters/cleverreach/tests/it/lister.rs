@@ -286,3 +286,80 @@ async fn one_receiver_is_looked_up_in_the_group_by_its_address() {
     assert!(!listed("elsewhere@example.com", None).await, "another group's receiver");
     assert!(!listed("inactive@example.com", Some("f1")).await, "a segment link asks for an active receiver");
 }
+
+/// Every page of what the account blocks, with the cursor each page handed on.
+async fn blocked_pages(gw: &CleverReachGateway, link: &Link) -> Vec<optisync_ports::BlockedPage> {
+    let (mut pages, mut cursor) = (Vec::new(), None::<String>);
+    loop {
+        let page = gw.blocked_page(link, cursor.as_deref()).await.unwrap();
+        cursor = page.next.clone();
+        pages.push(page);
+        if cursor.is_none() {
+            return pages;
+        }
+    }
+}
+
+#[tokio::test]
+async fn r_e9_the_lister_gives_the_account_blacklist_then_the_hard_bounces_it_still_blocks_page_by_page() {
+    let fake = FakeCleverReach::start().await;
+    let group = fake.add_group("Rundbrief");
+    fake.add_receiver(&group, "max.muster@example.com", 1_700_000_000, 0, &[]);
+    let may_15 = DateTime::parse_from_rfc3339("2024-05-15T10:00:00Z").unwrap().timestamp();
+    fake.blacklist("max.muster@example.com", may_15);
+    let now = Utc::now().timestamp();
+    fake.hard_bounce("erika@example.com", may_15, now + 86_400);
+    fake.hard_bounce("paul@example.com", may_15, now - 60); // expired: blocks nothing any more
+    for i in 0..500 {
+        fake.hard_bounce(&format!("b{i:03}@example.com"), may_15, now + 86_400);
+    }
+    let link = link(&group, None);
+    fake.clear_log();
+    let pages = blocked_pages(&gateway(&fake).await, &link).await;
+
+    use optisync_ports::{Block, BlockedAddress};
+    assert_eq!(pages.len(), 3, "the blacklist, then two pages of 500 bounces");
+    assert_eq!(
+        pages[0].blocked,
+        [BlockedAddress {
+            email: Email::parse("max.muster@example.com").unwrap(),
+            block: Block::Blacklisted,
+            at: at(may_15)
+        }]
+    );
+    let bounces: Vec<&BlockedAddress> = pages[1..].iter().flat_map(|p| &p.blocked).collect();
+    assert_eq!(bounces.len(), 501, "every hard bounce still blocked, the expired one left out");
+    assert!(bounces.iter().all(|b| b.block == Block::HardBounce && b.at == at(may_15)));
+    assert_eq!(bounces[0].email.key(), "erika@example.com");
+    assert!(!bounces.iter().any(|b| b.email.key() == "paul@example.com"));
+    let calls: Vec<String> = fake.requests().iter().map(|r| format!("{}?{}", r.path, r.query)).collect();
+    assert_eq!(
+        calls,
+        ["/v3/blacklist.json?", "/v3/bounces.json?page=0&pagesize=500", "/v3/bounces.json?page=1&pagesize=500"],
+        "one blacklist call per run, the bounces paged"
+    );
+
+    // A cursor survives a restart: a new process continues with the second page of bounces.
+    let again = gateway(&fake).await.blocked_page(&link, pages[1].next.as_deref()).await.unwrap();
+    assert_eq!(again, pages[2]);
+    let bad = gateway(&fake).await.blocked_page(&link, Some("page-7")).await;
+    assert!(matches!(bad, Err(EspError::Rejected(_))));
+}
+
+#[tokio::test]
+async fn r_e9_deactivating_a_receiver_the_blacklist_setting_removed_from_the_group_is_done() {
+    let fake = FakeCleverReach::start().await;
+    let group = fake.add_group("Rundbrief");
+    fake.add_receiver(&group, "max.muster@example.com", 1_700_000_000, 0, &[]);
+    fake.set_blacklist_unsubscribers(true);
+    fake.unsubscribe_via_link(&group, "max.muster@example.com");
+    let action = EspAction {
+        link: LinkId::new("l1"),
+        esp: build::esp(Provider::CleverReach, "acc"),
+        list: ListId::new(&group),
+        email: Email::parse("max.muster@example.com").unwrap(),
+        op: EspOp::Deactivate,
+    };
+    gateway(&fake).await.apply(&[action]).await.expect("not in the group: receives nothing there");
+    assert!(fake.receiver(&group, "max.muster@example.com").is_none());
+}
