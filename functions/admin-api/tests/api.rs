@@ -642,6 +642,7 @@ async fn r_c3_the_approval_queue_pages_oldest_first_and_decisions_are_idempotent
             status: ApprovalStatus::Pending,
             match_command: CommandId::new(format!("match-{name}")),
             decision: None,
+            created: None,
         };
         writes.push((StateWrite::Approval { entry }, None));
     }

@@ -85,6 +85,7 @@ fn signup(link: &Link, mail: &str, days_ago: i64) -> ApprovalEntry {
         status: ApprovalStatus::Pending,
         match_command: CommandId::new(format!("match-{mail}")),
         decision: None,
+        created: None,
     }
 }
 

@@ -30,8 +30,14 @@ pub struct MirrorEntry {
     pub verdict: Verdict,
     /// When time alone may change the verdict next (R-A9); the scheduled run looks these up.
     pub next_transition: Option<NaiveDate>,
-    /// The last deliberate subscription: creation, re-activation or a new e-mail in OPTIGEM (R-J3).
+    /// The last deliberate subscription (R-J3): the creation or a re-activation in OPTIGEM, or for an
+    /// assignment an approval created, the approver's decision. A change of e-mail is none (B7).
     pub subscribed_at: Option<DateTime<Utc>>,
+    /// When the assignment took the e-mail it uses now by a change of address (R-D4), if it did after its
+    /// last deliberate subscription. An unsubscribe of that address ends it as of then, never earlier
+    /// (000: the history shows until when the newsletter went to the old address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_since: Option<DateTime<Utc>>,
     /// An `end_assignment` command we issued and OPTIGEM has not yet reflected; until it does the
     /// assignment counts as inactive, so stale snapshots cannot revive it (R-E1, R-J3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -42,6 +48,13 @@ impl MirrorEntry {
     /// Active by the rules and not being ended by us.
     pub fn effectively_active(&self) -> bool {
         self.snapshot.is_some() && self.verdict.is_active() && self.end_requested.is_none()
+    }
+
+    /// Since when the assignment has been subscribed with the e-mail it uses now: its last deliberate
+    /// subscription, or the change of address after it (R-E1: an end is never dated before this).
+    pub fn started_at(&self) -> Option<DateTime<Utc>> {
+        let subscribed = self.subscribed_at.or(self.snapshot.as_ref().map(|s| s.created_at));
+        subscribed.max(self.email_since)
     }
 
     /// Whether this version (of a change or a deletion) is already known: an older or equal one changes
@@ -181,6 +194,10 @@ pub struct ApprovalEntry {
     /// The approver's decision, once taken (R-C3); deciding again changes nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decision: Option<Decision>,
+    /// The assignment the approval's `create_assignment` created, once OPTIGEM sent it: it is subscribed
+    /// since the decision (R-J3, B8), and only this one assignment is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<AssignmentId>,
 }
 
 /// How long a decided approval entry is kept after its decision; then the store forgets it. A signup

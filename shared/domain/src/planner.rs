@@ -223,12 +223,19 @@ impl LinkCx<'_> {
         let settings = &self.view.link.settings;
         let verdict = rules::verdict(a, settings, &self.tenant, self.today);
         let email = rules::email_used(a).cloned();
-        let subscribed_at = match &old {
-            None => Some(a.created_at),
+        // R-J3: the last deliberate subscription. A change of e-mail is none (B7): an assignment that merely
+        // took an address which unsubscribed does not re-subscribe it; `email_since` dates the change.
+        let (subscribed_at, email_since) = match &old {
+            None => (Some(self.approved_at(a, email.as_ref()).unwrap_or(a.created_at)), None),
             Some(o) => {
                 let reactivated = verdict.is_active() && (o.snapshot.is_none() || !o.verdict.is_active());
-                let new_address = verdict.is_active() && o.email != email;
-                if reactivated || new_address { Some(a.changed_at) } else { o.subscribed_at }
+                if reactivated {
+                    (Some(a.changed_at), None)
+                } else if o.email != email {
+                    (o.subscribed_at, Some(a.changed_at))
+                } else {
+                    (o.subscribed_at, o.email_since)
+                }
             }
         };
         let entry = MirrorEntry {
@@ -236,8 +243,9 @@ impl LinkCx<'_> {
             version: a.version,
             snapshot: Some(a.clone()),
             email: email.clone(),
-            next_transition: rules::next_transition(a, settings, self.today),
+            next_transition: rules::next_transition(a, &self.view.link.settings, self.today),
             subscribed_at,
+            email_since,
             // A pending end stays while OPTIGEM still shows the assignment active (stale data, R-J3).
             end_requested: if verdict.is_active() { old.as_ref().and_then(|o| o.end_requested.clone()) } else { None },
             verdict,
@@ -265,6 +273,25 @@ impl LinkCx<'_> {
         old_email.into_iter().chain(email).collect()
     }
 
+    /// R-J3 (B8): a first snapshot that is the assignment an approval asked for is subscribed since the
+    /// approver's decision, not since OPTIGEM carried the command out: an approval decided before the
+    /// recipient revoked consent re-subscribes nobody. Recognised once per approval, by the e-mail and the
+    /// person chosen; a later assignment of that e-mail is a subscription of its own.
+    fn approved_at(&mut self, a: &Assignment, email: Option<&Email>) -> Option<DateTime<Utc>> {
+        let entry = self.view.approvals.get_mut(email?)?;
+        let Some(Decision::Approve { person, at, .. }) = &entry.decision else { return None };
+        let chosen = match person {
+            PersonChoice::Existing { person } => person == &a.person.id,
+            PersonChoice::New { .. } => true,
+        };
+        if entry.status != ApprovalStatus::Approved || entry.created.is_some() || !chosen {
+            return None;
+        }
+        let at = (*at).min(a.created_at);
+        entry.created = Some(a.id.clone());
+        Some(at)
+    }
+
     /// R-A5, R-D2: the assignment was deleted in OPTIGEM.
     fn assignment_deleted(&mut self, id: &AssignmentId, version: u64) -> Vec<Email> {
         let old = self.view.mirror.get(id).cloned();
@@ -287,6 +314,7 @@ impl LinkCx<'_> {
                 verdict: Verdict::deleted(),
                 next_transition: None,
                 subscribed_at: None,
+                email_since: None,
                 end_requested: None,
             },
         );
@@ -384,8 +412,11 @@ impl LinkCx<'_> {
                 state.tombstone = None;
                 state.subscribed_at = Some(*latest);
             } else if !active.is_empty() {
-                let date = berlin_date(tombstone.at);
+                // Stale data, an e-mail change or an approval decided before the revocation (B7, B8): ended
+                // like the unsubscribe ended the others (R-E1), never as of before the assignment started.
                 for id in std::mem::take(&mut active) {
+                    let start = self.view.mirror[&id].started_at().map(berlin_date);
+                    let date = berlin_date(tombstone.at).max(start.unwrap_or(NaiveDate::MIN));
                     self.request_end(&id, tombstone.source.clone(), date);
                 }
             }
@@ -583,7 +614,7 @@ impl LinkCx<'_> {
             .filter_map(|id| {
                 let e = &self.view.mirror[&id];
                 let s = e.snapshot.as_ref()?;
-                let start = berlin_date(e.subscribed_at.unwrap_or(s.created_at));
+                let start = berlin_date(e.started_at().unwrap_or(s.created_at));
                 let date = berlin_date(at).max(start);
                 let computed = crate::YearMonth::of(date).prev();
                 let changes =
@@ -670,6 +701,7 @@ impl LinkCx<'_> {
                         status: ApprovalStatus::Pending,
                         match_command: id,
                         decision: None,
+                        created: None,
                     },
                 );
             }

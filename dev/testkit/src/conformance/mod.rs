@@ -66,6 +66,7 @@ fn mirror(id: &str, mail: Option<Email>, next: Option<&str>, mark: &str) -> Mirr
         verdict: Verdict::default(),
         next_transition: next.map(|d| d.parse().unwrap()),
         subscribed_at: Some(at(1)),
+        email_since: None,
         end_requested: None,
     }
     .with_mark(mark)
@@ -108,6 +109,7 @@ fn approval(l: &Link, mail: Email) -> ApprovalEntry {
         status: ApprovalStatus::Pending,
         match_command: CommandId::new("match-1"),
         decision: None,
+        created: None,
     }
 }
 

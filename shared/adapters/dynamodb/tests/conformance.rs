@@ -61,6 +61,7 @@ async fn decided_approval_entries_expire_after_the_retention_period() {
         status: if decision.is_some() { ApprovalStatus::Rejected } else { ApprovalStatus::Pending },
         match_command: CommandId::new("m"),
         decision,
+        created: None,
     };
     let writes = vec![
         (StateWrite::Approval { entry: entry("a@example.org", Some(Decision::Reject { at: decided_at })) }, None),

@@ -38,6 +38,7 @@ fn mirrored(view: &mut LinkView, id: &str, mail: &str) {
         verdict: rules::Verdict { reasons: vec![] },
         next_transition: None,
         subscribed_at: None,
+        email_since: None,
         end_requested: None,
     };
     view.mirror.insert(entry.id.clone(), entry);
@@ -153,6 +154,7 @@ fn r_g3_r_g4_a_segment_member_without_an_active_assignment_becomes_segment_membe
             status: ApprovalStatus::Pending,
             match_command: CommandId::new("m-1"),
             decision: None,
+            created: None,
         },
     );
     let members = [

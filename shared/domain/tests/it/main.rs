@@ -9,4 +9,5 @@ mod ids;
 mod planner;
 mod properties;
 mod rules;
+mod safety_net;
 mod suggest;

@@ -6,5 +6,6 @@ mod delivery;
 mod esp_to_optigem;
 mod optigem_to_esp;
 mod privacy;
+mod safety_net;
 mod scheduled_run;
 mod webhook_storm;

@@ -31,6 +31,7 @@ fn mirror(id: &str, mail: Option<&str>, next: Option<&str>) -> MirrorEntry {
         verdict: Verdict::default(),
         next_transition: next.map(|d| d.parse().unwrap()),
         subscribed_at: Some(at(1)),
+        email_since: None,
         end_requested: None,
     }
 }
@@ -50,6 +51,7 @@ fn approval(l: &Link, mail: &str) -> ApprovalEntry {
         status: ApprovalStatus::Pending,
         match_command: CommandId::new("match-1"),
         decision: None,
+        created: None,
     }
 }
 
