@@ -7,7 +7,8 @@
 //! error leaves nothing committed, so a retry of the same input does the work once more.
 
 use optisync_domain::{
-    Email, EspEventKind, Input, Known, Link, LinkView, OptigemCommand, TenantId, audit_entries, plan, rules,
+    Email, EspEventKind, Input, Known, Link, LinkStatus, LinkView, OptigemCommand, TenantId, audit_entries, calendar,
+    plan, rules,
 };
 use optisync_ports::names::lease;
 use optisync_ports::{Clock, Commit, EspError, EspGateway, ItemKey, Slice, StateStore, StoreError};
@@ -153,7 +154,8 @@ impl Engine {
     async fn process_leased(&self, tenant: &TenantId, input: &Input) -> Result<Outcome, ProcessError> {
         for attempt in 1..=MAX_ATTEMPTS {
             let now = self.clock.now();
-            let (known, versions) = self.load(tenant, input).await?;
+            let (mut known, versions) = self.load(tenant, input).await?;
+            self.observe(&mut known, input).await?;
             let plan = plan(&known, input, now);
             if !plan.esp.is_empty() {
                 self.esp.apply(&plan.esp).await?;
@@ -191,6 +193,27 @@ impl Engine {
     }
 
     /// Loads the links an input may touch and, of each, the slice the planner needs.
+    /// R-D1: before an OPTIGEM assignment puts a recipient the link holds no state of on its list, read
+    /// what the ESP shows of it (a CleverReach receiver inactive since 2023, a Brevo contact blacklisted
+    /// from a list that is not linked), so the planner activates it instead of a later listing ending the
+    /// new assignment. Not at the first sync (the ESP wins there, R-F3) and not for an assignment that
+    /// is not active (it lists nobody).
+    async fn observe(&self, known: &mut Known, input: &Input) -> Result<(), EspError> {
+        let Input::AssignmentChanged { assignment } = input else { return Ok(()) };
+        let Some(email) = rules::email_used(assignment) else { return Ok(()) };
+        for view in &mut known.links {
+            let unseen = !view.recipients.contains_key(email) && !view.observed.contains_key(email);
+            let today = calendar::berlin_date(self.clock.now());
+            let active = rules::verdict(assignment, &view.link.settings, &known.tenant, today).is_active();
+            if view.link.status == LinkStatus::Linked && unseen && active {
+                if let Some(observed) = self.esp.observe(&view.link, email).await? {
+                    view.observed.insert(email.clone(), observed);
+                }
+            }
+        }
+        Ok(())
+    }
+
     async fn load(&self, tenant: &TenantId, input: &Input) -> Result<(Known, BTreeMap<ItemKey, u64>), StoreError> {
         let settings = self.store.tenant_settings(tenant).await?;
         let links = match input {

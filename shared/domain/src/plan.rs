@@ -275,6 +275,10 @@ impl LinkView {
 pub struct Observed {
     /// Whether the ESP lets it receive: CleverReach: active in the group; Brevo: not on the blacklist.
     pub active: bool,
+    /// Since when it has been inactive, where the ESP tells (CleverReach's deactivation stamp; Brevo's
+    /// last unsubscription in the contact's 90-day statistics).
+    #[serde(default)]
+    pub since: Option<DateTime<Utc>>,
 }
 
 /// Everything the planner may consult for one input.

@@ -441,11 +441,18 @@ impl LinkCx<'_> {
                     state.active = true; // a receiver put into a group is active there
                 }
                 // R-D1: a recipient deactivated in the ESP that optisync never saw is activated too; not at
-                // the first sync, where it stays inactive and its assignment is ended (R-F3, R-F5).
+                // the first sync, where it stays inactive and its assignment is ended (R-F3, R-F5). Only a
+                // deactivation the ESP dates before the subscription: one it does not date, or dates after
+                // (an unsubscribe whose webhook was lost), is the recipient's and is never undone (R-J3);
+                // the next listing ends the assignment for it.
+                let subscribed = active.iter().filter_map(|id| self.view.mirror[id].subscribed_at).max();
                 if !self.is_first_sync()
                     && let Some(observed) = self.view.observed.get(email)
+                    && !observed.active
+                    && let (Some(since), Some(subscribed)) = (observed.since, subscribed)
+                    && since + CLOCK_MARGIN <= subscribed
                 {
-                    state.active = observed.active;
+                    state.active = false;
                 }
             } else {
                 self.update_fields(email, &mut state, fields);

@@ -89,6 +89,15 @@ pub trait EspLister: Send + Sync {
 pub trait EspGateway: Send + Sync {
     /// Applies the actions in order.
     async fn apply(&self, actions: &[EspAction]) -> Result<(), EspError>;
+
+    /// What the ESP shows now of a recipient optisync holds no state of in this link (R-D1): whether it
+    /// may receive (CleverReach: active in the group; Brevo: not on the account-wide blacklist), or
+    /// `None` when the ESP does not know it. One read, made only before optisync first lists a recipient.
+    async fn observe(
+        &self,
+        link: &optisync_domain::Link,
+        email: &optisync_domain::Email,
+    ) -> Result<Option<optisync_domain::Observed>, EspError>;
 }
 
 /// A segment of a list (a CleverReach filter, R-G1).

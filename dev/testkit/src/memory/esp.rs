@@ -12,6 +12,9 @@ use std::sync::Mutex;
 pub struct MemoryContact {
     /// Brevo: on the account-wide blacklist.
     pub blacklisted: bool,
+    /// Brevo: when it was blacklisted, where a test said ([`MemoryEsp::blacklist_at`]; the contact's
+    /// statistics).
+    pub blacklisted_since: Option<DateTime<Utc>>,
     /// Attribute values (exposed: this is the ESP's own data).
     pub fields: BTreeMap<String, String>,
 }
@@ -27,6 +30,8 @@ struct EspInner {
     fail_at: Option<(u64, EspError)>,
     segments: BTreeSet<(EspAccount, ListId, String, String)>,
     applied: Vec<EspAction>,
+    /// How many recipients were read ahead of a first listing (R-D1).
+    observations: u64,
     /// When the ESP's own users last changed a member's state, where a test said (CleverReach's
     /// `activated`/`deactivated` stamps); listed as the member's `changed_at`.
     changed: BTreeMap<(EspAccount, ListId, String), DateTime<Utc>>,
@@ -57,6 +62,11 @@ impl MemoryEsp {
         let blacklisted = esp.provider == Provider::Brevo
             && inner.contacts.get(&(esp.clone(), email.to_lowercase())).is_some_and(|c| c.blacklisted);
         Some((active && !blacklisted, inner.changed.get(&key).copied()))
+    }
+
+    /// How many times optisync read a recipient before it first listed it ([`EspGateway::observe`]).
+    pub fn observations(&self) -> u64 {
+        self.inner.lock().expect("esp lock").observations
     }
 
     /// Every write applied so far, in order (what the ESP would report back as echoes, R-C6).
@@ -94,6 +104,14 @@ impl MemoryEsp {
             .entry((esp.clone(), email.to_lowercase()))
             .or_default()
             .blacklisted = true;
+    }
+
+    /// [`Self::blacklist`] on a known date (what the contact's statistics then show, R-D1).
+    pub fn blacklist_at(&self, esp: &EspAccount, email: &str, at: DateTime<Utc>) {
+        let mut inner = self.inner.lock().expect("esp lock");
+        let contact = inner.contacts.entry((esp.clone(), email.to_lowercase())).or_default();
+        contact.blacklisted = true;
+        contact.blacklisted_since = Some(at);
     }
 
     /// Puts an address on a CleverReach account's blacklist at `at` (R-E9): its receivers stay in their
@@ -268,6 +286,25 @@ impl EspLister for MemoryEsp {
 
 #[async_trait]
 impl EspGateway for MemoryEsp {
+    async fn observe(&self, link: &Link, email: &Email) -> Result<Option<optisync_domain::Observed>, EspError> {
+        let mut inner = self.inner.lock().expect("esp lock");
+        if let Some(error) = inner.fail_next.pop() {
+            return Err(error);
+        }
+        inner.observations += 1;
+        let contact = inner.contacts.get(&(link.esp.clone(), email.key().to_owned()));
+        Ok(match link.esp.provider {
+            Provider::Brevo => {
+                contact.map(|c| optisync_domain::Observed { active: !c.blacklisted, since: c.blacklisted_since })
+            }
+            Provider::CleverReach => {
+                let key = (link.esp.clone(), link.list.clone(), email.key().to_owned());
+                let since = inner.changed.get(&key).copied();
+                inner.members.get(&key).map(|active| optisync_domain::Observed { active: *active, since })
+            }
+        })
+    }
+
     async fn apply(&self, actions: &[EspAction]) -> Result<(), EspError> {
         let mut inner = self.inner.lock().expect("esp lock");
         if let Some(error) = inner.fail_next.pop() {
@@ -311,7 +348,11 @@ impl EspGateway for MemoryEsp {
                 EspOp::Activate if cleverreach => {
                     inner.members.insert(member_key, true);
                 }
-                EspOp::Activate => inner.contacts.entry(contact_key).or_default().blacklisted = false,
+                EspOp::Activate => {
+                    let contact = inner.contacts.entry(contact_key).or_default();
+                    contact.blacklisted = false;
+                    contact.blacklisted_since = None;
+                }
                 EspOp::Deactivate => {
                     if let Some(active) = inner.members.get_mut(&member_key) {
                         *active = false;

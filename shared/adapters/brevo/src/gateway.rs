@@ -46,6 +46,20 @@ pub fn to_port(error: BrevoError) -> EspError {
 
 #[async_trait]
 impl EspGateway for BrevoGateway {
+    /// R-D1: a contact blacklisted from a list that is not linked is taken off the blacklist when a new
+    /// assignment lists it; `GET /contacts/{email}` tells (404: Brevo does not know it).
+    async fn observe(
+        &self,
+        _link: &optisync_domain::Link,
+        email: &optisync_domain::Email,
+    ) -> Result<Option<optisync_domain::Observed>, EspError> {
+        let contact = self.client.get_contact(email.as_str()).await.map_err(to_port)?;
+        Ok(contact.map(|c| optisync_domain::Observed {
+            active: !c.email_blacklisted,
+            since: c.email_blacklisted.then(|| c.blacklisted_since()).flatten(),
+        }))
+    }
+
     async fn apply(&self, actions: &[EspAction]) -> Result<(), EspError> {
         let mut i = 0;
         while i < actions.len() {

@@ -58,6 +58,47 @@ pub struct BrevoContact {
     pub created_at: Option<DateTime<FixedOffset>>,
     #[serde(default)]
     pub modified_at: Option<DateTime<FixedOffset>>,
+    /// `GET /contacts/{identifier}` only: the last 90 days' events, of which optisync reads the
+    /// unsubscriptions (when and by whom the contact was blacklisted, R-D1, R-J4).
+    #[serde(default)]
+    pub statistics: ContactStatistics,
+}
+
+/// The part of a contact's `statistics` optisync reads.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContactStatistics {
+    #[serde(default)]
+    pub unsubscriptions: Option<Unsubscriptions>,
+}
+
+/// `statistics.unsubscriptions`: by the recipient's unsubscribe link, and by an admin, import or the API.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Unsubscriptions {
+    #[serde(default)]
+    pub user_unsubscription: Vec<UnsubscriptionEvent>,
+    #[serde(default)]
+    pub admin_unsubscription: Vec<UnsubscriptionEvent>,
+}
+
+/// One unsubscription (its IP is not read: optisync has no use for it here).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UnsubscriptionEvent {
+    pub event_time: DateTime<FixedOffset>,
+}
+
+impl BrevoContact {
+    /// When the contact was last blacklisted, as far as its statistics (90 days) tell.
+    pub fn blacklisted_since(&self) -> Option<DateTime<chrono::Utc>> {
+        let u = self.statistics.unsubscriptions.as_ref()?;
+        u.user_unsubscription
+            .iter()
+            .chain(&u.admin_unsubscription)
+            .map(|e| e.event_time.with_timezone(&chrono::Utc))
+            .max()
+    }
 }
 
 impl fmt::Debug for BrevoContact {

@@ -77,6 +77,20 @@ pub fn to_port(error: Error) -> EspError {
 
 #[async_trait]
 impl EspGateway for CleverReachGateway {
+    /// R-D1: a receiver of the group inactive since before the assignment existed is activated when the
+    /// assignment lists it; the group's receiver tells (404: not in the group).
+    async fn observe(
+        &self,
+        link: &optisync_domain::Link,
+        email: &optisync_domain::Email,
+    ) -> Result<Option<optisync_domain::Observed>, EspError> {
+        let receiver = self.client.get_receiver(link.list.as_str(), email.as_str()).await.map_err(to_port)?;
+        Ok(receiver.map(|r| optisync_domain::Observed {
+            active: r.active && r.deactivation().is_none(),
+            since: r.deactivation().and_then(|d| chrono::DateTime::from_timestamp(d.at, 0)),
+        }))
+    }
+
     async fn apply(&self, actions: &[EspAction]) -> Result<(), EspError> {
         // Consecutive upserts into one group go out as one batch; everything else in order.
         let mut pending: Option<(ListId, Vec<ReceiverUpsert>)> = None;

@@ -274,6 +274,14 @@ impl EspGateway for EspRouter {
         }
         Ok(())
     }
+
+    async fn observe(
+        &self,
+        link: &optisync_domain::Link,
+        email: &optisync_domain::Email,
+    ) -> Result<Option<optisync_domain::Observed>, EspError> {
+        self.with_account(&link.esp, |a| async move { a.gateway().observe(link, email).await }).await
+    }
 }
 
 /// Counts the recipients a batch of applied actions activated and deactivated (metrics).

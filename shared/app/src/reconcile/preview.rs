@@ -96,6 +96,15 @@ impl RecordingEsp {
 
 #[async_trait]
 impl EspGateway for RecordingEsp {
+    /// A dry run is a first sync, where the ESP's state wins and nothing is read ahead (R-F3, R-F5).
+    async fn observe(
+        &self,
+        _link: &optisync_domain::Link,
+        _email: &optisync_domain::Email,
+    ) -> Result<Option<optisync_domain::Observed>, EspError> {
+        Ok(None)
+    }
+
     async fn apply(&self, actions: &[EspAction]) -> Result<(), EspError> {
         let unavailable = |e: StoreError| {
             tracing::warn!(error = %e, "could not record a dry run's operation");

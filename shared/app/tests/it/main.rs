@@ -5,6 +5,7 @@ mod approvals;
 mod common;
 mod due;
 mod engine;
+mod observe;
 mod optigem;
 mod reconcile;
 mod reconcile_properties;

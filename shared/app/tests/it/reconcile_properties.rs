@@ -133,9 +133,7 @@ async fn reconcile_twice(world: World) -> Result<(), TestCaseError> {
             (Before::Held, Provider::CleverReach) => {
                 h.esp.set_member_at(&esp, &list, &mail, false, berlin(2023, 2, 10, 9))
             }
-            // A Brevo contact blacklisted from a list that is not linked: see r_d1_…_brevo_… (the engine
-            // does not yet read a contact it holds no state of before planning).
-            (Before::Held, Provider::Brevo) => {}
+            (Before::Held, Provider::Brevo) => h.esp.blacklist_at(&esp, &mail, berlin(2023, 2, 10, 9)),
         }
         let end = match optigem {
             Optigem::EndsAugust => Some("2024-08"),
@@ -186,12 +184,12 @@ async fn reconcile_twice(world: World) -> Result<(), TestCaseError> {
     let receiving = h.receiving();
     for (i, (optigem, drift, before)) in world.persons.iter().enumerate() {
         let mail = format!("p{i:02}@example.com");
-        // Deactivating a CleverReach receiver that is still inactive since 2023 (no echo of the change's
-        // upsert told optisync, so it has not activated it yet) changes nothing in the group (its stamp stays
-        // 2023): the run activates it as R-D1 wants.
-        let activated_before_drift = world.echoes && !matches!(optigem, Optigem::Lost);
-        let drift = match (drift, before, world.provider) {
-            (Drift::Deactivated, Before::Held, Provider::CleverReach) if !activated_before_drift => &Drift::None,
+        // The change's read of the recipient (R-D1) activated it at once; a lost assignment's recipient is
+        // still inactive since 2023 when the ESP's admin "deactivates" it again, which changes nothing
+        // (CleverReach's stamp, Brevo's statistics stay 2023): the run activates it as R-D1 wants.
+        let activated_before_drift = !matches!(optigem, Optigem::Lost);
+        let drift = match (drift, before) {
+            (Drift::Deactivated, Before::Held) if !activated_before_drift => &Drift::None,
             _ => drift,
         };
         // (A lost assignment's recipient was never on the list: nothing could remove it.)

@@ -42,7 +42,7 @@ fn r_d1_a_receiver_deactivated_before_the_assignment_existed_is_activated_not_en
 fn r_d1_a_brevo_contact_blacklisted_elsewhere_is_taken_off_the_blacklist_for_a_new_assignment() {
     let l = brevo("nl");
     let mut k = known(vec![l.clone()]);
-    k.links[0].observed.insert(email("old@example.com"), Observed { active: false });
+    k.links[0].observed.insert(email("old@example.com"), Observed { active: false, since: Some(noon("2023-02-10")) });
     let mut a = assignment("a1", "nl", "old@example.com");
     a.created_at = noon("2024-10-05");
     let p = step(&mut k, changed(&a), "2024-10-05");
@@ -58,7 +58,9 @@ fn r_d1_does_not_apply_to_the_first_sync_where_the_esp_wins() {
         let mut l = l;
         l.status = LinkStatus::Linking;
         let mut k = known(vec![l.clone()]);
-        k.links[0].observed.insert(email("old@example.com"), Observed { active: false });
+        k.links[0]
+            .observed
+            .insert(email("old@example.com"), Observed { active: false, since: Some(noon("2023-02-10")) });
         let mut a = assignment("a1", "nl", "old@example.com");
         a.created_at = noon("2024-10-05");
         let p = step(&mut k, changed(&a), "2024-10-06");

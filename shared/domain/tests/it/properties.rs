@@ -84,7 +84,8 @@ fn known_with(deactivated: &[Vec<bool>]) -> Known {
     for (view, emails) in k.links.iter_mut().zip(deactivated) {
         for (mail, off) in POOL.iter().zip(emails) {
             if *off {
-                view.observed.insert(email(mail), optisync_domain::Observed { active: false });
+                view.observed
+                    .insert(email(mail), optisync_domain::Observed { active: false, since: Some(noon("2023-02-10")) });
             }
         }
     }
