@@ -205,10 +205,12 @@ impl Engine {
             let unseen = !view.recipients.contains_key(email) && !view.observed.contains_key(email);
             let today = calendar::berlin_date(self.clock.now());
             let active = rules::verdict(assignment, &view.link.settings, &known.tenant, today).is_active();
-            if view.link.status == LinkStatus::Linked && unseen && active {
-                if let Some(observed) = self.esp.observe(&view.link, email).await? {
-                    view.observed.insert(email.clone(), observed);
-                }
+            if view.link.status == LinkStatus::Linked
+                && unseen
+                && active
+                && let Some(observed) = self.esp.observe(&view.link, email).await?
+            {
+                view.observed.insert(email.clone(), observed);
             }
         }
         Ok(())
