@@ -8,3 +8,4 @@ mod engine;
 mod optigem;
 mod reconcile;
 mod reconcile_properties;
+mod settings;
