@@ -7,4 +7,5 @@ mod esp_to_optigem;
 mod optigem_to_esp;
 mod privacy;
 mod scheduled_run;
+mod settings;
 mod webhook_storm;
