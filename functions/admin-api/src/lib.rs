@@ -297,7 +297,7 @@ async fn respond(deps: &Deps, req: Request) -> Response<Body> {
             Ok(request) => match admin.put_link(&tenant, &LinkId::new(*link), request).await {
                 Ok(saved) => json_response(
                     if saved.created { 201 } else { 200 },
-                    json!({"link": saved.link, "warnings": saved.warnings}),
+                    json!({"link": saved.link, "warnings": saved.warnings, "replan": saved.replan}),
                 ),
                 Err(e) => refused(&e),
             },

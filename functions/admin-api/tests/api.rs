@@ -621,6 +621,43 @@ async fn r_f8_r_f1_preview_then_save_starts_the_first_sync_and_unlink_stops_it()
 }
 
 #[tokio::test]
+async fn r_a10_saving_the_settings_of_a_syncing_link_or_the_tenant_answers_with_the_re_plan_it_started() {
+    let api = Api::start().await;
+    let list = api.brevo_link("rundbrief-brevo").await;
+    let base = format!("/admin/tenants/{TENANT}/links/rundbrief-brevo");
+    let ticked = json!({"relevant_privacy": ["E-Mail"]});
+    // Not syncing yet: the first sync plans everything, no re-plan.
+    let (status, body) = api.call("PUT", &base, Some(link_body(list, ticked.clone()))).await;
+    assert_eq!((status, &body["replan"]), (200, &Value::Null), "{body}");
+    assert_eq!(api.call("POST", &format!("{base}/sync"), None).await.0, 202);
+    api.bus.drain();
+    let tenant = TenantId::new(TENANT);
+    let replan = BusEvent::ReconcileLink { tenant: tenant.clone(), link: LinkId::new("rundbrief-brevo") };
+
+    // Syncing: unticking "E-Mail" re-plans the link's assignments.
+    let (status, body) = api.call("PUT", &base, Some(link_body(list, json!({})))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["replan"], json!({"link": "rundbrief-brevo", "state": "started"}), "{body}");
+    assert_eq!(api.bus.drain(), vec![replan.clone()], "the settings run is announced");
+    // The same settings again, or only the unsubscribe mode: nothing that decides a verdict changed.
+    let (status, body) = api.call("PUT", &base, Some(link_body(list, json!({"unsubscribe_mode": "classic"})))).await;
+    assert_eq!((status, &body["replan"]), (200, &Value::Null), "{body}");
+    assert!(api.bus.drain().is_empty());
+
+    // The tenant's R-A6 setting: every syncing link is re-planned; the other setting alone re-plans none.
+    let path = format!("/admin/tenants/{TENANT}/settings");
+    let no_statement = json!({"no_statement_blocks": true, "approved_email_target": "assignment"});
+    let (status, body) = api.call("PUT", &path, Some(no_statement)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["replan"], json!([{"link": "rundbrief-brevo", "state": "started"}]), "{body}");
+    assert_eq!(api.bus.drain(), vec![replan]);
+    let target = json!({"no_statement_blocks": true, "approved_email_target": "standard_communication"});
+    let (status, body) = api.call("PUT", &path, Some(target)).await;
+    assert_eq!((status, body.get("replan")), (200, None), "{body}");
+    assert!(api.bus.drain().is_empty());
+}
+
+#[tokio::test]
 async fn r_c3_the_approval_queue_pages_oldest_first_and_decisions_are_idempotent() {
     let api = Api::start().await;
     api.brevo_link("rundbrief-brevo").await;

@@ -266,6 +266,8 @@ async fn snapshot_pages_are_kept_once_for_the_run_and_the_exports_result_wakes_i
     let waiting = RunState {
         current: Some(Progress {
             id: "run-1".into(),
+            kind: Default::default(),
+            replan: None,
             started_at: chrono::Utc::now(),
             phase: Phase::AwaitExport,
             export: Some(CommandId::new("export-1")),

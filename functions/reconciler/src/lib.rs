@@ -1,6 +1,6 @@
 //! reconciler: on `link.reconcile` from EventBridge, one invocation of that link's scheduled run
-//! ([`optisync_app::reconcile::Reconciler::run`]): the first sync, the six-hourly reconciliation or a dry
-//! run. On the daily `optisync.due` schedule (just after midnight Europe/Berlin), the transitions time
+//! ([`optisync_app::reconcile::Reconciler::run`]): the first sync, the six-hourly reconciliation, a dry
+//! run, or the settings run that re-plans a link's assignments after a settings change (R-A10). On the daily `optisync.due` schedule (just after midnight Europe/Berlin), the transitions time
 //! alone makes due for every tenant ([`optisync_app::schedule::apply_due`], R-A11), whatever the links'
 //! runs are doing. It stops a minute before the Lambda's deadline and announces itself again to continue from the
 //! checkpoint. An error goes back to Lambda, which retries and then hands the event to the dead-letter

@@ -129,6 +129,14 @@ impl Engine {
         result
     }
 
+    /// What processing `input` now would do, without doing it: the plan over the state as stored, with no
+    /// lease taken, nothing applied to the ESP and nothing committed (the dry run of a settings change,
+    /// R-A10, R-F8).
+    pub async fn dry_plan(&self, tenant: &TenantId, input: &Input) -> Result<optisync_domain::Plan, ProcessError> {
+        let (known, _) = self.load(tenant, input).await?;
+        Ok(plan(&known, input, self.clock.now()))
+    }
+
     /// Takes every lease (in sorted order, so two processors cannot deadlock), waiting with jitter.
     async fn acquire(&self, leases: &[String], owner: &str) -> Result<(), ProcessError> {
         for lease in leases {
@@ -225,6 +233,7 @@ impl Engine {
             Input::AssignmentDeleted { newsletter, .. } => self.store.links_for_newsletter(tenant, newsletter).await?,
             Input::Esp(event) => self.store.links_for_account(tenant, &event.esp).await?,
             Input::Today { .. } => self.store.links(tenant).await?,
+            Input::Replan { link, .. } => self.store.link(tenant, link).await?.into_iter().collect(),
         };
         // A link not (or no longer) linked takes no part: unlinking stops its sync (R-F1).
         let links = links.into_iter().filter(|l| l.status != optisync_domain::LinkStatus::NotLinked);
@@ -255,6 +264,7 @@ impl Engine {
             Input::Today { date } => {
                 slice.assignments = self.store.due(link, *date, usize::MAX).await?;
             }
+            Input::Replan { assignment, .. } => slice.assignments.push(assignment.clone()),
         }
         // The e-mails the loaded entries use (an old address, the members of a due entry's group) are
         // needed too: load again with them.
@@ -285,7 +295,7 @@ fn input_emails(input: &Input) -> Vec<Email> {
             }
             emails
         }
-        Input::AssignmentDeleted { .. } | Input::Today { .. } => Vec::new(),
+        Input::AssignmentDeleted { .. } | Input::Today { .. } | Input::Replan { .. } => Vec::new(),
     }
 }
 

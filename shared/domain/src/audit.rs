@@ -130,6 +130,7 @@ impl Input {
                 format!("esp.{kind}")
             }
             Input::Today { .. } => "today".to_owned(),
+            Input::Replan { .. } => "settings.replan".to_owned(),
         }
     }
 }
@@ -140,6 +141,7 @@ fn describe(input: &Input) -> (String, Option<AssignmentId>, Option<String>) {
         Input::AssignmentDeleted { id, .. } => (Some(id.clone()), None),
         Input::Esp(event) => (None, Some(event.email.masked())),
         Input::Today { .. } => (None, None),
+        Input::Replan { assignment, .. } => (Some(assignment.clone()), None),
     };
     (input.name(), assignment, recipient)
 }

@@ -340,6 +340,14 @@ pub enum Input {
         /// The Berlin date.
         date: NaiveDate,
     },
+    /// R-A10: the link's settings (or the tenant's R-A6 setting) changed: the assignment the link holds is
+    /// evaluated again with them, although OPTIGEM sent no new version of it.
+    Replan {
+        /// The link whose settings changed.
+        link: LinkId,
+        /// The assignment, as the link's mirror holds it.
+        assignment: AssignmentId,
+    },
 }
 
 /// An observation in an ESP about one e-mail.

@@ -42,6 +42,7 @@ pub fn plan(known: &Known, input: &Input, now: DateTime<Utc>) -> Plan {
             Input::AssignmentDeleted { id, version, .. } => cx.assignment_deleted(id, *version),
             Input::Esp(event) => cx.esp_event(event),
             Input::Today { .. } => Vec::new(),
+            Input::Replan { assignment, .. } => cx.replan(assignment),
         };
         touched.extend(due);
         // Reconcile each e-mail once, in the order touched (an old address is let go before a new one).
@@ -71,6 +72,8 @@ impl Work {
             // R-E2: account-wide events (list None) reach every link of the account.
             Input::Esp(e) => link.esp == e.esp && e.list.as_ref().is_none_or(|list| list == &link.list),
             Input::Today { .. } => true,
+            // R-A10: the settings that changed are the link's (or apply to each link of the tenant).
+            Input::Replan { link: id, .. } => &link.id == id,
         }
     }
 
@@ -189,29 +192,38 @@ impl LinkCx<'_> {
             .filter(|e| e.snapshot.is_some() && e.next_transition.is_some_and(|d| d <= self.today))
             .map(|e| e.id.clone())
             .collect();
-        let mut touched = BTreeSet::new();
-        for id in due {
-            let entry = &self.view.mirror[&id];
-            let snapshot = entry.snapshot.clone().expect("filtered on snapshot");
-            let was_active = entry.effectively_active();
-            let settings = &self.view.link.settings;
-            let verdict = rules::verdict(&snapshot, settings, &self.tenant, self.today);
-            let next = rules::next_transition(&snapshot, settings, self.today);
-            let entry = self.view.mirror.get_mut(&id).expect("present");
-            // Time alone is no deliberate subscription: `subscribed_at` stays (R-J3).
-            entry.verdict = verdict;
-            entry.next_transition = next;
-            if !entry.verdict.is_active() {
-                entry.end_requested = None;
-            }
-            if let Some(email) = entry.email.clone() {
-                if was_active && !entry.effectively_active() {
-                    self.ended_in_optigem(&id, &email);
-                }
-                touched.insert(email);
-            }
+        due.iter().filter_map(|id| self.reevaluate(id)).collect()
+    }
+
+    /// R-A10: the link's settings (or the tenant's R-A6 setting) changed since the entry was evaluated: its
+    /// stored snapshot is evaluated again with them, whatever version the link has seen. Its e-mail is
+    /// returned, so that the recipient is brought in step (listed, deactivated, or the newly mapped fields
+    /// sent, R-D3).
+    fn replan(&mut self, id: &AssignmentId) -> Vec<Email> {
+        self.reevaluate(id).into_iter().collect()
+    }
+
+    /// Evaluates a mirror entry's stored snapshot again (R-A9, R-A10) and returns its e-mail; nothing for an
+    /// unknown or deleted entry. Neither time nor a settings change is a deliberate subscription:
+    /// `subscribed_at` stays (R-J3).
+    fn reevaluate(&mut self, id: &AssignmentId) -> Option<Email> {
+        let entry = self.view.mirror.get(id)?;
+        let snapshot = entry.snapshot.clone()?;
+        let was_active = entry.effectively_active();
+        let settings = &self.view.link.settings;
+        let verdict = rules::verdict(&snapshot, settings, &self.tenant, self.today);
+        let next = rules::next_transition(&snapshot, settings, self.today);
+        let entry = self.view.mirror.get_mut(id).expect("present");
+        entry.verdict = verdict;
+        entry.next_transition = next;
+        if !entry.verdict.is_active() {
+            entry.end_requested = None;
         }
-        touched
+        let email = entry.email.clone()?;
+        if was_active && !entry.effectively_active() {
+            self.ended_in_optigem(id, &email);
+        }
+        Some(email)
     }
 
     /// R-D1…D5: a new snapshot from OPTIGEM.

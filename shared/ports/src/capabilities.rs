@@ -81,6 +81,16 @@ pub trait SyncState: Send + Sync {
     async fn due(&self, link: &Link, date: NaiveDate, limit: usize) -> Result<Vec<AssignmentId>, StoreError>;
     /// Writes a commit atomically, or nothing and [`StoreError::Conflict`].
     async fn commit(&self, tenant: &TenantId, commit: Commit) -> Result<(), StoreError>;
+    /// The assignments a link holds (its mirror entries with a snapshot; deleted ones are left out) in id
+    /// order, starting after the id `after` (`None`: from the first), up to `limit` (R-A10: a settings
+    /// change re-plans every one of them).
+    async fn assignments(
+        &self,
+        tenant: &TenantId,
+        link: &LinkId,
+        after: Option<&AssignmentId>,
+        limit: usize,
+    ) -> Result<Vec<AssignmentId>, StoreError>;
     /// A link's recipient states in the order of their R-B2 keys, starting after the key `after` (`None`:
     /// from the first), up to `limit` (the scheduled run's sweep for members gone from the list).
     async fn recipients(

@@ -162,6 +162,7 @@ macro_rules! conformance_tests {
             run_states_are_saved_only_over_the_version_read,
             recipients_and_run_chunks_page_in_key_order,
             due_finds_entries_whose_transition_has_come,
+            assignments_page_in_id_order_without_deleted_ones,
             leases_are_exclusive_until_they_expire,
             concurrent_writers_on_one_item_lose_no_update,
             queries_page_through_many_items,

@@ -156,3 +156,35 @@ pub async fn queries_page_through_many_items(store: Arc<dyn StateStore>) {
     assert_eq!(store.due(&l, "2024-05-01".parse().unwrap(), 1000).await.unwrap().len(), 120);
     assert_eq!(store.due(&l, "2024-05-01".parse().unwrap(), 50).await.unwrap().len(), 50);
 }
+
+/// R-A10: `assignments` pages a link's assignments in id order after an id, per link, and leaves out
+/// deleted ones (an entry without a snapshot) and the link's other items.
+pub async fn assignments_page_in_id_order_without_deleted_ones(store: Arc<dyn StateStore>) {
+    let (l, other) = (link(0), link(1));
+    let held = |id: &str| {
+        let snapshot = crate::build::assignment(id, "nl-0", &format!("{id}@example.com"), at(1));
+        MirrorEntry { snapshot: Some(snapshot), ..mirror(id, Some(email(1)), None, "") }
+    };
+    let mut writes: Vec<_> = (0..23).rev().map(|n| put_mirror(&l, held(&format!("a{n:02}")), None)).collect();
+    writes.push(put_mirror(&l, mirror("a05x", None, None, ""), None)); // deleted: id and version only
+    writes.push(put_mirror(&other, held("a00"), None));
+    writes
+        .push((StateWrite::Recipient { link: l.id.clone(), email: email(1), state: RecipientState::default() }, None));
+    writes.push((StateWrite::Approval { entry: approval(&l, email(2)) }, None));
+    store.commit(&tenant(), Commit { writes, commands: vec![], audit: vec![] }).await.unwrap();
+    let mut seen = Vec::new();
+    let mut after: Option<AssignmentId> = None;
+    loop {
+        let page = store.assignments(&l.tenant, &l.id, after.as_ref(), 5).await.unwrap();
+        assert!(page.len() <= 5);
+        let Some(last) = page.last() else { break };
+        after = Some(last.clone());
+        seen.extend(page);
+    }
+    let want: Vec<AssignmentId> = (0..23).map(|n| AssignmentId::new(format!("a{n:02}"))).collect();
+    assert_eq!(seen, want, "every assignment once, in order, none deleted");
+    let past = store.assignments(&l.tenant, &l.id, Some(&AssignmentId::new("a22")), 5).await.unwrap();
+    assert!(past.is_empty(), "past the last");
+    assert_eq!(store.assignments(&other.tenant, &other.id, None, 10).await.unwrap(), vec![AssignmentId::new("a00")]);
+    assert!(store.assignments(&l.tenant, &l.id, None, 0).await.unwrap().is_empty(), "limit 0");
+}

@@ -122,6 +122,28 @@ impl SyncState for MemoryStore {
         Ok(())
     }
 
+    async fn assignments(
+        &self,
+        tenant: &TenantId,
+        link: &LinkId,
+        after: Option<&AssignmentId>,
+        limit: usize,
+    ) -> Result<Vec<AssignmentId>, StoreError> {
+        let inner = self.lock();
+        let start = after.cloned().unwrap_or_else(|| AssignmentId::new(""));
+        let from = (tenant.clone(), ItemKey::Mirror(link.clone(), start));
+        Ok(inner
+            .items
+            .range(from..)
+            .take_while(|((t, key), _)| t == tenant && matches!(key, ItemKey::Mirror(l, _) if l == link))
+            .filter_map(|((_, _), (_, item))| match item {
+                Item::Mirror(e) if e.snapshot.is_some() && after.is_none_or(|a| &e.id > a) => Some(e.id.clone()),
+                _ => None,
+            })
+            .take(limit)
+            .collect())
+    }
+
     async fn recipients(
         &self,
         tenant: &TenantId,

@@ -161,6 +161,29 @@ impl SyncState for DynamoStore {
         Ok(())
     }
 
+    async fn assignments(
+        &self,
+        tenant: &TenantId,
+        link: &LinkId,
+        after: Option<&AssignmentId>,
+        limit: usize,
+    ) -> Result<Vec<AssignmentId>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        // BETWEEN is inclusive: a NUL after the last id read starts just past it.
+        let from = after
+            .map_or_else(|| mirror_sk(&AssignmentId::new("")), |a| mirror_sk(&AssignmentId::new(format!("{a}\u{0}"))));
+        let to = mirror_sk(&AssignmentId::new("\u{10ffff}"));
+        let condition = "pk = :pk AND sk BETWEEN :from AND :to";
+        let values = [(":pk", s(&link_pk(tenant, link))), (":from", s(&from)), (":to", s(&to))];
+        self.query_until(condition, &values, true, limit, |item| {
+            let entry: MirrorEntry = from_item(item)?;
+            Ok(entry.snapshot.is_some().then_some(entry.id))
+        })
+        .await
+    }
+
     async fn recipients(
         &self,
         tenant: &TenantId,

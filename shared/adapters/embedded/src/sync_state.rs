@@ -176,6 +176,37 @@ impl SyncState for EmbeddedStore {
         .await
     }
 
+    async fn assignments(
+        &self,
+        tenant: &TenantId,
+        link: &LinkId,
+        after: Option<&AssignmentId>,
+        limit: usize,
+    ) -> Result<Vec<AssignmentId>, StoreError> {
+        let (link, after) = (scope(tenant, link), after.map(|a| a.as_str().to_owned()));
+        self.read(move |txn| {
+            let items = txn.open_table(ITEMS).map_err(db_err)?;
+            let l = link.as_str();
+            let from = after.as_deref().unwrap_or("");
+            let mut out = Vec::new();
+            for row in items.range((l, MIRROR, from)..(l, MIRROR + 1, "")).map_err(db_err)? {
+                if out.len() >= limit {
+                    break;
+                }
+                let (key, value) = row.map_err(db_err)?;
+                if after.as_deref().is_some_and(|a| key.value().2 <= a) {
+                    continue;
+                }
+                let got: GotItem<MirrorEntry> = decode("mirror entry", value.value())?;
+                if got.value.snapshot.is_some() {
+                    out.push(got.value.id);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     async fn recipients(
         &self,
         tenant: &TenantId,

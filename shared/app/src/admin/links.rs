@@ -2,7 +2,7 @@
 //! held run, and unlinking (R-F1, R-F8, R-G6).
 
 use super::{Admin, AdminError, FieldProblem, MAX_PREVIEW_LINES, SEGMENT_LINK_WARNING, check_id, valid_id};
-use crate::reconcile::{Preview, RunState};
+use crate::reconcile::{Phase, Preview, RunState};
 use optisync_domain::rules::{MappingError, validate_mapping};
 use optisync_domain::{
     AccountId, AccountStatus, EspAccount, Link, LinkId, LinkSettings, LinkStatus, ListId, NewsletterId, Provider,
@@ -40,6 +40,32 @@ pub struct SavedLink {
     pub created: bool,
     /// Warnings (R-G6).
     pub warnings: Vec<String>,
+    /// R-A10: the re-plan of the link's assignments the save started (`None`: the link does not sync, or
+    /// nothing that decides an assignment's verdict or fields changed).
+    pub replan: Option<Replan>,
+}
+
+/// R-A10: a re-plan of a syncing link's assignments with changed settings, as saving them started it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Replan {
+    /// The link.
+    pub link: LinkId,
+    /// `started` (the settings run was announced), or `queued` (it follows the run in progress).
+    pub state: ReplanState,
+    /// The phase of the run in progress it follows (`held`: once an admin has confirmed that run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after: Option<Phase>,
+}
+
+/// Where a re-plan stands when the settings are saved (R-A10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplanState {
+    /// The settings run was announced: it plans every assignment again as a dry run (the preview), then
+    /// applies it, or waits for a confirmation when it would deactivate more than the guard allows (R-F8).
+    Started,
+    /// The link's run in progress finishes first; the settings run follows it.
+    Queued,
 }
 
 /// A link's status: not linked / linking / linked (R-F1), its runs and their failures.
@@ -124,7 +150,33 @@ impl Admin {
         check_against(&link, &catalog)?;
         self.store.put_link(&link).await?;
         let warnings = if link.segment.is_some() { vec![SEGMENT_LINK_WARNING.to_owned()] } else { Vec::new() };
-        Ok(SavedLink { link, created: existing.is_none(), warnings })
+        // R-A10: the verdicts and fields of what the link holds depend on these; a link not syncing yet
+        // plans everything at its first sync.
+        let replan = match &existing {
+            Some(before)
+                if link.status != LinkStatus::NotLinked
+                    && (before.settings.relevant_privacy != link.settings.relevant_privacy
+                        || before.settings.relevant_blocks != link.settings.relevant_blocks
+                        || before.settings.mapping != link.settings.mapping) =>
+            {
+                Some(self.replan(&link, "link settings").await?)
+            }
+            _ => None,
+        };
+        Ok(SavedLink { link, created: existing.is_none(), warnings, replan })
+    }
+
+    /// R-A10: asks for the link's settings run and announces it; the run in progress, if any, finishes
+    /// first.
+    pub(super) async fn replan(&self, link: &Link, reason: &str) -> Result<Replan, AdminError> {
+        self.reconciler.request_replan(&link.tenant, &link.id, reason).await?;
+        let after = self.reconciler.state(&link.tenant, &link.id).await?.current.map(|p| p.phase);
+        let event = BusEvent::ReconcileLink { tenant: link.tenant.clone(), link: link.id.clone() };
+        if let Err(e) = self.publisher.publish(&[event]).await {
+            tracing::warn!(error = %e, "re-plan requested; it starts with the scheduler's next tick");
+        }
+        let state = if after.is_some() { ReplanState::Queued } else { ReplanState::Started };
+        Ok(Replan { link: link.id.clone(), state, after })
     }
 
     /// A link's status with its runs (R-F1).

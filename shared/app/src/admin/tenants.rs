@@ -1,7 +1,8 @@
 //! Tenant settings and the connector signing secrets (several valid during a rotation).
 
-use super::{Admin, AdminError, MAX_SIGNING_SECRETS, signing_secret_id};
+use super::{Admin, AdminError, MAX_SIGNING_SECRETS, Replan, signing_secret_id};
 use base64::Engine as _;
+use optisync_domain::LinkStatus;
 use optisync_domain::{TenantId, TenantSettings};
 use optisync_ports::StoreError;
 use optisync_ports::names::secret;
@@ -16,6 +17,10 @@ pub struct TenantView {
     pub settings: TenantSettings,
     /// The ids of the connector signing secrets valid now, oldest first (never the secrets).
     pub signing_secrets: Vec<String>,
+    /// R-A10: the re-plans saving the settings started, one per syncing link (none when the R-A6 setting
+    /// stayed as it was).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub replan: Vec<Replan>,
 }
 
 /// A new connector signing secret: shown once, to be configured in the connector.
@@ -42,13 +47,23 @@ impl Admin {
     pub async fn tenant(&self, tenant: &TenantId) -> Result<TenantView, AdminError> {
         let settings = self.store.tenant_settings(tenant).await?;
         let signing_secrets = self.signing_secrets(tenant).await?.iter().map(|s| signing_secret_id(s)).collect();
-        Ok(TenantView { tenant: tenant.clone(), settings, signing_secrets })
+        Ok(TenantView { tenant: tenant.clone(), settings, signing_secrets, replan: Vec::new() })
     }
 
-    /// Saves a tenant's settings (R-A6, R-B3).
+    /// Saves a tenant's settings (R-A6, R-B3). A change of the R-A6 setting re-plans the assignments of
+    /// every syncing link of the tenant (R-A10).
     pub async fn put_settings(&self, tenant: &TenantId, settings: &TenantSettings) -> Result<TenantView, AdminError> {
+        let before = self.store.tenant_settings(tenant).await?;
         self.store.put_tenant_settings(tenant, settings).await?;
-        self.tenant(tenant).await
+        let mut replan = Vec::new();
+        if before.no_statement_blocks != settings.no_statement_blocks {
+            let mut links = self.store.links(tenant).await?;
+            links.sort_by(|a, b| a.id.cmp(&b.id));
+            for link in links.iter().filter(|l| l.status != LinkStatus::NotLinked) {
+                replan.push(self.replan(link, "tenant setting no_statement_blocks").await?);
+            }
+        }
+        Ok(TenantView { replan, ..self.tenant(tenant).await? })
     }
 
     /// Adds a new connector signing secret; the old ones stay valid until retired, so the connector can

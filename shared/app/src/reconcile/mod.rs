@@ -36,6 +36,13 @@
 //! 6. *Guard* and *Apply*: the ends found in 4 and 5 are applied last, unless they would end more than
 //!    the guard's share of the list: then the run is held until an admin confirms it (R-F8).
 //!
+//! A *settings run* (R-A10) is the other kind: after an admin changed the link's relevant privacy
+//! categories, relevant delivery-block types or field mapping, or the tenant's R-A6 setting, it pages the
+//! link's assignments from the store and plans each again with the new settings (`Input::Replan`), first
+//! as a dry run whose lines are the link's preview and whose deactivations go before the same guard (6);
+//! held, nothing changes until an admin confirms; otherwise, or once confirmed, the re-plans are applied
+//! through the engine. It starts when the link has no run in progress, or right after the one in progress.
+//!
 //! What the listing, the sweep and the guard decide (4–6) is the domain's, in `optisync_domain::drift`; the
 //! run pages, keeps the checkpoints and applies.
 
@@ -46,8 +53,8 @@ mod state;
 pub use preview::{Preview, PreviewAction, PreviewLine};
 pub use state::{
     Budget, CHUNK_RETENTION, DELTA_OVERLAP, EXPORT_WAIT, FULL_LISTING_EVERY, Failure, Finished, Guard, MAX_FAILURES,
-    Phase, Progress, RUN_LEASE, RunCounts, RunError, RunOutcome, RunState, SEGMENT_OVER_ASSIGNMENTS, SWEEP_PAGE,
-    runs_waiting_for, waits_for,
+    Phase, Progress, REPLAN_PAGE, RUN_LEASE, RunCounts, RunError, RunKind, RunOutcome, RunState,
+    SEGMENT_OVER_ASSIGNMENTS, SWEEP_PAGE, runs_waiting_for, waits_for,
 };
 
 use crate::engine::Engine;
@@ -56,7 +63,7 @@ use optisync_ports::names::lease;
 use optisync_ports::{Clock, EspGateway, EspLister, Inbox, StateStore};
 use preview::RecordingEsp;
 use run::{Ports, Run};
-use state::{read_state, save_state};
+use state::{read_state, replan_requests, save_state};
 use std::sync::Arc;
 
 /// Runs reconciliations.
@@ -105,6 +112,14 @@ impl Reconciler {
         Ok(self.save(tenant, link, &state, Some(&progress), version).await?.is_some())
     }
 
+    /// R-A10: asks for a settings run of the link (its settings or the tenant's R-A6 setting changed):
+    /// the link's next run re-plans every assignment it holds, after the run in progress if there is one.
+    /// Announce `link.reconcile` for it afterwards.
+    pub async fn request_replan(&self, tenant: &TenantId, link: &LinkId, reason: &str) -> Result<(), RunError> {
+        state::request_replan(self.store.as_ref(), self.clock.as_ref(), tenant, link, reason).await?;
+        Ok(())
+    }
+
     /// Starts a dry run of the first sync of `link` as it would be saved (R-F8): nothing reaches the ESP
     /// or OPTIGEM except the request for the newsletter's snapshot. Returns the (tenant, link) to run
     /// (publish `link.reconcile` for them, or call [`Reconciler::run`]).
@@ -132,18 +147,38 @@ impl Reconciler {
         if !self.store.try_lease(&lease, &owner, now, now + RUN_LEASE).await? {
             return Ok(RunOutcome::Busy);
         }
+        let result = self.go(tenant, link, budget).await;
+        if let Err(e) = self.store.release_lease(&lease, &owner).await {
+            tracing::warn!(error = %e, "could not release the run lease; it expires by itself");
+        }
+        result
+    }
+
+    /// One invocation under the run lease; a run that finishes while settings changes wait for a re-plan
+    /// (R-A10) is followed by the settings run at once.
+    async fn go(&self, tenant: &TenantId, link: Link, budget: Budget) -> Result<RunOutcome, RunError> {
         let engine = if tenant.is_preview() {
             let recording = RecordingEsp::new(self.store.clone(), self.clock.clone(), tenant.clone());
             Engine::new(self.store.clone(), Arc::new(recording), self.clock.clone())
         } else {
             Engine::new(self.store.clone(), self.esp.clone(), self.clock.clone())
         };
-        let run = Run::new(self.ports(), engine, tenant.clone(), &link, budget);
-        let result = run.go().await;
-        if let Err(e) = self.store.release_lease(&lease, &owner).await {
-            tracing::warn!(error = %e, "could not release the run lease; it expires by itself");
+        let outcome = Run::new(self.ports(), engine.clone(), tenant.clone(), &link, budget).go().await?;
+        if !matches!(outcome, RunOutcome::Finished(_)) || tenant.is_preview() {
+            return Ok(outcome);
         }
-        result
+        let (state, _) = self.load(tenant, &link.id).await?;
+        if replan_requests(self.store.as_ref(), tenant, &link.id).await? <= state.replanned.unwrap_or(0) {
+            return Ok(outcome);
+        }
+        // The first sync set the link linked: read it again.
+        match self.store.link(tenant, &link.id).await? {
+            Some(link) if link.status == LinkStatus::Linked => {
+                tracing::info!("settings changed during the run: re-planning the link's assignments now");
+                Run::new(self.ports(), engine, tenant.clone(), &link, budget).go().await
+            }
+            _ => Ok(outcome),
+        }
     }
 
     /// What a run works with.

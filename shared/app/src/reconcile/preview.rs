@@ -1,7 +1,9 @@
 //! The dry run an admin looks at before saving a link (R-F8): the first sync runs under the link's
-//! preview tenant against an ESP that records instead of applying, and its report is read back here.
+//! preview tenant against an ESP that records instead of applying, and its report is read back here. A
+//! settings run (R-A10) reports its own dry run the same way, so the link's preview shows what a settings
+//! change would do.
 
-use super::state::{CHUNK_RETENTION, RunError, RunState, key_hash, read_state};
+use super::state::{CHUNK_RETENTION, Finished, RunError, RunState, key_hash, read_state, save_state};
 use async_trait::async_trait;
 use optisync_domain::{
     AssignmentId, Email, EspAction, EspOp, Link, LinkId, LinkStatus, OptigemCommand, PREVIEW_SUFFIX, TenantId,
@@ -120,8 +122,7 @@ impl EspGateway for RecordingEsp {
             };
             let line = PreviewLine { action: what, email: Some(action.email.clone()), assignment: None };
             let value = serde_json::to_string(&line).map_err(|e| EspError::Rejected(e.to_string()))?;
-            // One line per recipient and action, whatever the retries: the index is their hash.
-            let index = key_hash(&format!("{}#{what}", action.email.key())) % 1_000_000_000_000;
+            let index = line_index(&line);
             let expires = self.clock.now() + CHUNK_RETENTION;
             self.store
                 .put_run_chunk(&self.tenant, &action.link, "ops", index, &value, expires)
@@ -130,6 +131,67 @@ impl EspGateway for RecordingEsp {
         }
         Ok(())
     }
+}
+
+/// One line per recipient (or assignment) and action, whatever the retries: the chunk index is their hash.
+fn line_index(line: &PreviewLine) -> u64 {
+    let who = match (&line.email, &line.assignment) {
+        (Some(email), _) => email.key().to_owned(),
+        (None, Some(assignment)) => format!("assignment:{assignment}"),
+        (None, None) => String::new(),
+    };
+    key_hash(&format!("{who}#{}", line.action)) % 1_000_000_000_000
+}
+
+/// R-A10: the id under the preview tenant that a settings run's dry run reports under.
+pub(super) fn settings_shadow(link: &LinkId, run: &str) -> LinkId {
+    LinkId::new(format!("{link}{PREVIEW_SUFFIX}~settings-{run}"))
+}
+
+/// Names `shadow` the link's latest dry run (what [`preview`] reads).
+pub(super) async fn name_latest(
+    store: &dyn StateStore,
+    tenant: &TenantId,
+    link: &LinkId,
+    shadow: &LinkId,
+) -> Result<(), RunError> {
+    let tenant = tenant.preview();
+    let pointer = preview_pointer(link);
+    let version = store.run_state(&tenant, &pointer).await?.map(|(_, v)| v);
+    match store.save_run_state(&tenant, &pointer, shadow.as_str(), version).await {
+        Ok(()) | Err(StoreError::Conflict) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// R-A10: records a settings run's dry-run lines under its shadow id in the preview tenant.
+pub(super) async fn record(
+    store: &dyn StateStore,
+    clock: &dyn Clock,
+    tenant: &TenantId,
+    shadow: &LinkId,
+    lines: &[PreviewLine],
+) -> Result<(), RunError> {
+    let expires = clock.now() + CHUNK_RETENTION;
+    for line in lines {
+        let value = serde_json::to_string(line).map_err(|e| RunError::State(e.to_string()))?;
+        store.put_run_chunk(tenant, shadow, "ops", line_index(line), &value, expires).await?;
+    }
+    Ok(())
+}
+
+/// R-A10: a settings run's dry run is complete: its report (the counts) is the shadow's finished run.
+pub(super) async fn finish_settings_preview(
+    store: &dyn StateStore,
+    clock: &dyn Clock,
+    tenant: &TenantId,
+    shadow: &LinkId,
+    report: Finished,
+) -> Result<(), RunError> {
+    let (mut state, version) = read_state(store, tenant, shadow).await?;
+    state.last = Some(report);
+    save_state(store, clock, tenant, shadow, &state, None, version).await?;
+    Ok(())
 }
 
 /// Puts the dry run's own link under the preview tenant and names it the link's latest dry run.

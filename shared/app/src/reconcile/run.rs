@@ -1,17 +1,18 @@
 //! One invocation of a link's run and its phases (export, import, due, list, sweep, guard, apply); the
 //! module documentation of [`super`] describes them in order.
 
+use super::preview::{self as dry, PreviewAction, PreviewLine};
 use super::state::{
     Budget, CHUNK_RETENTION, DELTA_OVERLAP, EXPORT_WAIT, FULL_LISTING_EVERY, Failure, Finished, Guard, MAX_FAILURES,
-    Phase, Progress, RUN_LEASE, RunCounts, RunError, RunOutcome, RunState, SEGMENT_OVER_ASSIGNMENTS, SWEEP_PAGE,
-    key_hash, read_state, save_state,
+    Phase, Progress, REPLAN_PAGE, RUN_LEASE, RunCounts, RunError, RunKind, RunOutcome, RunState,
+    SEGMENT_OVER_ASSIGNMENTS, SWEEP_PAGE, key_hash, read_state, replan_requests, save_state,
 };
 use crate::engine::{Engine, ProcessError};
 use crate::inbox::snapshot_page_key;
 use optisync_domain::drift::{self, Differences};
 use optisync_domain::{
-    CommandResult, Email, EspEvent, Input, Link, LinkId, LinkStatus, OptigemCommand, Provider, TenantId, berlin_date,
-    command_id, rules,
+    AssignmentId, CommandResult, Email, EspEvent, EspOp, Input, Link, LinkId, LinkStatus, OptigemCommand, Provider,
+    TenantId, berlin_date, command_id, rules,
 };
 use optisync_ports::{Clock, EspError, EspLister, Inbox, InboxItem, ListedMember, Slice, StateStore};
 use std::collections::HashSet;
@@ -82,7 +83,10 @@ impl<'a> Run<'a> {
         let (mut state, mut version) = self.r.load(&self.tenant, self.id()).await?;
         let mut progress = match state.current.take() {
             Some(p) => p,
-            None => self.start(&state),
+            None => {
+                let requests = replan_requests(self.r.store, &self.tenant, self.id()).await?;
+                self.start(&state, requests)
+            }
         };
         let now = self.r.clock.now();
         if progress.phase != Phase::AwaitExport
@@ -95,7 +99,7 @@ impl<'a> Run<'a> {
         }
         progress.invocations += 1;
         loop {
-            if matches!(progress.phase, Phase::Import | Phase::Blocked | Phase::List | Phase::Sweep | Phase::Apply)
+            if matches!(progress.phase, Phase::Import | Phase::Blocked | Phase::List | Phase::Sweep | Phase::Replan | Phase::Apply)
                 && self.spent()
             {
                 tracing::info!(pages = progress.counts.pages, "run budget spent; continuing in a new invocation");
@@ -128,13 +132,19 @@ impl<'a> Run<'a> {
             || self.budget.deadline.is_some_and(|d| Instant::now() >= d)
     }
 
-    fn start(&self, state: &RunState) -> Progress {
+    /// A new run: a settings run when the link's settings changed since the last run that covered them
+    /// (R-A10: `requests` re-plan requests so far), else a first sync or a reconciliation.
+    fn start(&self, state: &RunState, requests: u64) -> Progress {
         let now = self.r.clock.now();
         let first_sync = self.first_sync();
-        // Brevo lists only what changed since the last run, except on a first sync and once a day.
+        let settings = !first_sync && !self.tenant.is_preview() && requests > state.replanned.unwrap_or(0);
+        // Brevo lists only what changed since the last listing, except on a first sync and once a day.
         let since = match (&state.last, state.last_complete) {
             (Some(last), Some(complete))
-                if !first_sync && self.link.esp.provider == Provider::Brevo && now - complete < FULL_LISTING_EVERY =>
+                if !first_sync
+                    && last.kind == RunKind::Sync
+                    && self.link.esp.provider == Provider::Brevo
+                    && now - complete < FULL_LISTING_EVERY =>
             {
                 Some(last.started_at - DELTA_OVERLAP)
             }
@@ -142,12 +152,14 @@ impl<'a> Run<'a> {
         };
         Progress {
             id: format!("{}-{:08x}", now.timestamp_millis(), rand::random::<u32>()),
+            kind: if settings { RunKind::Settings } else { RunKind::Sync },
+            replan: (settings || first_sync).then_some(requests),
             started_at: now,
-            phase: Phase::Export,
+            phase: if settings { Phase::Replan } else { Phase::Export },
             export: None,
             export_at: None,
             export_problem: None,
-            since,
+            since: if settings { None } else { since },
             cursor: None,
             seen_chunks: 0,
             end_chunks: 0,
@@ -214,7 +226,9 @@ impl<'a> Run<'a> {
             Phase::Blocked => self.blocked_page(p).await,
             Phase::List => self.list_page(p).await,
             Phase::Sweep => self.sweep_page(p).await,
+            Phase::Replan => self.replan_page(p).await,
             Phase::Held => Ok(Step::Stop(RunOutcome::Held)),
+            Phase::Apply if p.kind == RunKind::Settings => self.apply_replans(p).await,
             Phase::Apply => self.apply_chunk(p).await,
         }
     }
@@ -428,6 +442,97 @@ impl<'a> Run<'a> {
         Ok(Step::Next)
     }
 
+    /// R-A10: one page of the link's assignments, each planned again with the settings as saved now, as a dry
+    /// run: nothing reaches the ESP or OPTIGEM yet. What would change is kept (the assignments, for the apply
+    /// phase; the lines, as the link's preview) and the deactivations are counted for the guard (R-F8).
+    async fn replan_page(&mut self, p: &mut Progress) -> Result<Step, RunError> {
+        let shadow = dry::settings_shadow(self.id(), &p.id);
+        if p.cursor.is_none() {
+            dry::name_latest(self.r.store, &self.tenant, self.id(), &shadow).await?;
+        }
+        let after = p.cursor.as_deref().map(AssignmentId::new);
+        let ids = self.r.store.assignments(&self.tenant, self.id(), after.as_ref(), REPLAN_PAGE).await?;
+        let mut changing = Vec::new();
+        let mut lines = Vec::new();
+        for id in &ids {
+            let input = Input::Replan { link: self.id().clone(), assignment: id.clone() };
+            let plan = self.engine.dry_plan(&self.tenant, &input).await?;
+            if plan.is_empty() {
+                continue;
+            }
+            changing.push(id.clone());
+            for action in &plan.esp {
+                let what = match &action.op {
+                    EspOp::Upsert { .. } => continue, // followed by add_to_list
+                    EspOp::AddToList => PreviewAction::Create,
+                    EspOp::UpdateFields { .. } => PreviewAction::Update,
+                    EspOp::Activate => PreviewAction::Reactivate,
+                    EspOp::RemoveFromList | EspOp::Deactivate => {
+                        p.counts.deferred += 1;
+                        PreviewAction::Deactivate
+                    }
+                };
+                lines.push(PreviewLine { action: what, email: Some(action.email.clone()), assignment: None });
+            }
+            for command in &plan.commands {
+                if let OptigemCommand::EndAssignment { assignment, .. } = command {
+                    lines.push(PreviewLine {
+                        action: PreviewAction::End,
+                        email: None,
+                        assignment: Some(assignment.clone()),
+                    });
+                }
+            }
+        }
+        dry::record(self.r.store, self.r.clock, &self.tenant.preview(), &shadow, &lines).await?;
+        if !changing.is_empty() {
+            let raw = serde_json::to_string(&changing).map_err(|e| RunError::State(e.to_string()))?;
+            let expires = self.r.clock.now() + CHUNK_RETENTION;
+            self.r
+                .store
+                .put_run_chunk(&self.tenant, self.id(), &format!("{}/replan", p.id), p.end_chunks, &raw, expires)
+                .await?;
+            p.end_chunks += 1;
+        }
+        p.counts.members += ids.len() as u64;
+        p.counts.pages += 1;
+        self.pages_now += 1;
+        p.cursor = ids.last().map(|id| id.as_str().to_owned()).or(p.cursor.take());
+        if ids.len() < REPLAN_PAGE {
+            let report = Finished {
+                kind: RunKind::Settings,
+                started_at: p.started_at,
+                finished_at: self.r.clock.now(),
+                invocations: p.invocations,
+                counts: p.counts,
+                complete: true,
+                failures: Vec::new(),
+                error: None,
+                warnings: Vec::new(),
+            };
+            dry::finish_settings_preview(self.r.store, self.r.clock, &self.tenant.preview(), &shadow, report).await?;
+            p.phase = self.after_listing(p);
+        }
+        Ok(Step::Next)
+    }
+
+    /// R-A10: one chunk of the assignments the settings run's dry run found changing, re-planned through the
+    /// engine (the settings are the link's as saved now; what changed since is planned anew).
+    async fn apply_replans(&mut self, p: &mut Progress) -> Result<Step, RunError> {
+        let after = p.cursor.as_deref().and_then(|c| c.parse().ok());
+        let run = format!("{}/replan", p.id);
+        let Some((index, raw)) = self.r.store.run_chunks(&self.tenant, self.id(), &run, after, 1).await?.pop() else {
+            return Ok(Step::Done { error: None });
+        };
+        let ids: Vec<AssignmentId> = serde_json::from_str(&raw).map_err(|e| RunError::State(e.to_string()))?;
+        for assignment in ids {
+            self.apply(p, &Input::Replan { link: self.id().clone(), assignment }).await?;
+        }
+        self.pages_now += 1;
+        p.cursor = Some(index.to_string());
+        Ok(Step::Next)
+    }
+
     /// Feeds one input through the engine; a failure that retrying will not mend is recorded and the run
     /// goes on, anything else stops the run (the checkpoint repeats the page).
     async fn apply(&self, p: &mut Progress, input: &Input) -> Result<(), RunError> {
@@ -465,9 +570,16 @@ impl<'a> Run<'a> {
         error: Option<String>,
     ) -> Result<RunOutcome, RunError> {
         let now = self.r.clock.now();
-        let complete = error.is_none() && progress.since.is_none();
+        let complete = error.is_none() && progress.since.is_none() && progress.kind == RunKind::Sync;
         let error = error.or(progress.export_problem);
+        if error.is_none()
+            && let Some(covered) = progress.replan
+        {
+            // R-A10: the settings changes this run planned every assignment with.
+            state.replanned = Some(state.replanned.unwrap_or(0).max(covered));
+        }
         let finished = Finished {
+            kind: progress.kind,
             started_at: progress.started_at,
             finished_at: now,
             invocations: progress.invocations,

@@ -23,13 +23,15 @@ pub const SWEEP_PAGE: usize = 500;
 pub const EXPORT_WAIT: Duration = Duration::hours(5);
 /// Failures kept per run for the link's status.
 pub const MAX_FAILURES: usize = 100;
+/// Assignments read per page of a settings run (R-A10).
+pub const REPLAN_PAGE: usize = 200;
 
 /// What a run has done so far (per run, saved with the checkpoint).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunCounts {
     /// Pages read (snapshot pages and list pages).
     pub pages: u64,
-    /// List members seen.
+    /// List members seen; in a settings run (R-A10), the assignments re-planned.
     pub members: u64,
     /// Assignments imported from the snapshot.
     pub imported: u64,
@@ -49,7 +51,8 @@ pub struct RunCounts {
     pub queued: u64,
     /// Assignments OPTIGEM is asked to end.
     pub ended: u64,
-    /// Ends found by the listing and the sweep, applied after the guard.
+    /// Ends found by the listing and the sweep, applied after the guard; in a settings run (R-A10), the
+    /// deactivations its dry run found.
     pub deferred: u64,
     /// Inputs that failed for good (see the run's failures).
     pub failed: u64,
@@ -78,6 +81,18 @@ impl RunCounts {
     }
 }
 
+/// What a run is for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunKind {
+    /// The first sync or a reconciliation: export, import, due, list, sweep, guard, apply.
+    #[default]
+    Sync,
+    /// R-A10: the link's settings (or the tenant's R-A6 setting) changed: every assignment the link holds
+    /// is re-planned with them, first as a dry run (replan), then through the guard and applied.
+    Settings,
+}
+
 /// Where a run stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -96,6 +111,9 @@ pub enum Phase {
     List,
     /// Looking for recipients gone from the list.
     Sweep,
+    /// A settings run (R-A10): the link's assignments re-planned as a dry run, page by page; what would
+    /// change is kept for the apply phase and shown as the link's preview.
+    Replan,
     /// Held by the guard until an admin confirms.
     Held,
     /// Applying the deferred ends.
@@ -118,6 +136,13 @@ pub struct Failure {
 pub struct Progress {
     /// The run's id (names its working data).
     pub id: String,
+    /// What the run is for.
+    #[serde(default)]
+    pub kind: RunKind,
+    /// The settings changes (R-A10) the run covers: the count of re-plan requests when it started. A first
+    /// sync covers them as a settings run does: it plans every assignment with the settings of then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replan: Option<u64>,
     /// When the run started.
     pub started_at: DateTime<Utc>,
     /// The phase.
@@ -173,6 +198,9 @@ pub const SEGMENT_OVER_ASSIGNMENTS: &str = "the newsletter already has active as
 /// A finished run, for the link's status.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finished {
+    /// What the run was for.
+    #[serde(default)]
+    pub kind: RunKind,
     /// Started.
     pub started_at: DateTime<Utc>,
     /// Finished.
@@ -210,6 +238,9 @@ pub struct RunState {
     /// When the last complete listing started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_complete: Option<DateTime<Utc>>,
+    /// R-A10: the re-plan requests covered so far (by a settings run or a first sync).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replanned: Option<u64>,
 }
 
 /// When an invocation must stop: before a wall-clock deadline (the Lambda's, minus a margin), and/or
@@ -332,6 +363,47 @@ pub async fn runs_waiting_for(
         }
     }
     Ok(waiting)
+}
+
+/// R-A10: the run-state key under which a link's re-plan requests are counted (its version is the count;
+/// `~` is outside the id grammar, so no link has that id).
+fn replan_key(link: &LinkId) -> LinkId {
+    LinkId::new(format!("{link}~settings"))
+}
+
+/// A re-plan request as stored: when the last one came and why (for support; the version counts them).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ReplanRequest {
+    requested_at: DateTime<Utc>,
+    reason: String,
+}
+
+/// R-A10: asks for a re-plan of the link's assignments with its settings as saved now; the link's next run
+/// (or the one after the run in progress) is a settings run. Returns the count of requests.
+pub(super) async fn request_replan(
+    store: &dyn StateStore,
+    clock: &dyn Clock,
+    tenant: &TenantId,
+    link: &LinkId,
+    reason: &str,
+) -> Result<u64, RunError> {
+    let key = replan_key(link);
+    let request = ReplanRequest { requested_at: clock.now(), reason: reason.to_owned() };
+    let raw = serde_json::to_string(&request).map_err(|e| RunError::State(e.to_string()))?;
+    for _ in 0..8 {
+        let version = store.run_state(tenant, &key).await?.map(|(_, v)| v);
+        match store.save_run_state(tenant, &key, &raw, version).await {
+            Ok(()) => return Ok(version.unwrap_or(0) + 1),
+            Err(StoreError::Conflict) => continue, // another save at the same time: count this one too
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(StoreError::Conflict.into())
+}
+
+/// R-A10: the count of re-plan requests of a link (0: none ever).
+pub(super) async fn replan_requests(store: &dyn StateStore, tenant: &TenantId, link: &LinkId) -> Result<u64, RunError> {
+    Ok(store.run_state(tenant, &replan_key(link)).await?.map_or(0, |(_, v)| v))
 }
 
 /// Eight bytes of the SHA-256 of an e-mail key: the seen-set of a listing.

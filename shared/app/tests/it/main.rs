@@ -9,3 +9,4 @@ mod observe;
 mod optigem;
 mod reconcile;
 mod reconcile_properties;
+mod settings;

@@ -8,4 +8,5 @@ mod optigem_to_esp;
 mod privacy;
 mod safety_net;
 mod scheduled_run;
+mod settings;
 mod webhook_storm;
