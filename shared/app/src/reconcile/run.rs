@@ -99,8 +99,10 @@ impl<'a> Run<'a> {
         }
         progress.invocations += 1;
         loop {
-            if matches!(progress.phase, Phase::Import | Phase::Blocked | Phase::List | Phase::Sweep | Phase::Replan | Phase::Apply)
-                && self.spent()
+            if matches!(
+                progress.phase,
+                Phase::Import | Phase::Blocked | Phase::List | Phase::Sweep | Phase::Replan | Phase::Apply
+            ) && self.spent()
             {
                 tracing::info!(pages = progress.counts.pages, "run budget spent; continuing in a new invocation");
                 return Ok(RunOutcome::Continue(progress));

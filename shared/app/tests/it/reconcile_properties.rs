@@ -1,12 +1,14 @@
 //! Properties of the scheduled run over generated states of both sides: reconciling twice in a row plans
-//! nothing the second time (R-F6), also with recipients the ESP held deactivated before OPTIGEM's
+//! nothing the second time (R-F6), also after settings changes that re-plan the linked assignments
+//! (R-A10), with recipients the ESP held deactivated before OPTIGEM's
 //! assignment existed (R-D1) and with the ESP's echoes of optisync's own writes (R-C6); and a large list runs across many short invocations with every page
 //! read and committed once, a kill in the middle of a page repeating no effect.
 
 use chrono::Duration;
-use optisync_app::reconcile::{Budget, Guard, Phase, RunOutcome};
+use optisync_app::reconcile::{Budget, Guard, Phase, RunKind, RunOutcome};
 use optisync_domain::*;
 use optisync_ports::Clock;
+use optisync_ports::prelude::*;
 use proptest::prelude::*;
 
 use crate::common;
@@ -48,8 +50,21 @@ enum Before {
     Held,
 }
 
+/// What the admin does to the link's settings after OPTIGEM's changes and before the run (R-A10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Settings {
+    Unchanged,
+    /// Ticks the privacy category "E-Mail" as relevant.
+    TickEmail,
+    /// Ticks it, and unticks it again before the run.
+    TickAndUntick,
+}
+
 #[derive(Debug, Clone)]
 struct World {
+    /// Per person: whether its privacy category "E-Mail" is blocked.
+    blocked: Vec<bool>,
+    settings: Settings,
     provider: Provider,
     persons: Vec<(Optigem, Drift, Before)>,
     /// Whether the ESP reports optisync's own writes back (a CleverReach receiver webhook, Brevo's
@@ -76,13 +91,17 @@ fn world() -> impl Strategy<Value = World> {
         any::<bool>(),
         prop::collection::vec(any::<bool>(), 0..4),
         1usize..6,
+        prop::collection::vec(any::<bool>(), 12),
+        prop_oneof![2 => Just(Settings::Unchanged), 1 => Just(Settings::TickEmail), 1 => Just(Settings::TickAndUntick)],
     )
-        .prop_map(|(provider, persons, echoes, strangers, page_size)| World {
+        .prop_map(|(provider, persons, echoes, strangers, page_size, blocked, settings)| World {
             provider,
             persons,
             echoes,
             strangers,
             page_size,
+            blocked,
+            settings,
         })
 }
 
@@ -141,7 +160,9 @@ async fn reconcile_twice(world: World) -> Result<(), TestCaseError> {
             Optigem::EndedJanuary => Some("2024-01"),
             Optigem::Open | Optigem::Lost => None,
         };
-        let a = assignment(&format!("a{i:02}"), &mail, end, t0);
+        let mut a = assignment(&format!("a{i:02}"), &mail, end, t0);
+        let privacy = if world.blocked[i] { PrivacyStatus::Blocked } else { PrivacyStatus::Allowed };
+        a.person.privacy.insert(PrivacyCategory::new("E-Mail"), privacy);
         if matches!(optigem, Optigem::Lost) {
             h.optigem.lock().unwrap().insert(a.id.as_str().to_owned(), a);
         } else {
@@ -162,8 +183,35 @@ async fn reconcile_twice(world: World) -> Result<(), TestCaseError> {
         h.esp.set_member(&esp, &list, &format!("s{i:02}@example.com"), *receiving);
     }
 
+    // R-A10: the admin changes the link's settings; each save asks for a re-plan of the linked assignments.
+    let ticks: &[bool] = match world.settings {
+        Settings::Unchanged => &[],
+        Settings::TickEmail => &[true],
+        Settings::TickAndUntick => &[true, false],
+    };
+    for tick in ticks {
+        let mut link = h.link.clone();
+        link.settings.relevant_privacy =
+            if *tick { [PrivacyCategory::new("E-Mail")].into() } else { Default::default() };
+        h.store.put_link(&link).await.map_err(|e| TestCaseError::fail(e.to_string()))?;
+        h.reconciler
+            .request_replan(&tenant(), &link.id, "settings")
+            .await
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+    }
+    let email_relevant = world.settings == Settings::TickEmail;
+
     h.clock.set(berlin(2024, 9, 25, 12));
-    let first = h.run_to_end().await;
+    // The settings run comes first where one was asked for; the reconciliation follows it.
+    let mut first = h.run_to_end().await;
+    for _ in 0..ticks.len() {
+        prop_assert!(first.error.is_none() && first.failures.is_empty(), "{first:?}");
+        if first.kind == RunKind::Sync {
+            break;
+        }
+        first = h.run_to_end().await;
+    }
+    prop_assert_eq!(first.kind, RunKind::Sync);
     prop_assert!(first.error.is_none() && first.failures.is_empty(), "{first:?}");
     if world.echoes {
         deliver_echoes(&h, echoed).await?;
@@ -195,6 +243,7 @@ async fn reconcile_twice(world: World) -> Result<(), TestCaseError> {
         // (A lost assignment's recipient was never on the list: nothing could remove it.)
         let removed = matches!(drift, Drift::Removed) && !matches!(optigem, Optigem::Lost);
         let should = matches!(optigem, Optigem::Open | Optigem::EndsDecember | Optigem::Lost)
+            && !(email_relevant && world.blocked[i])
             && !removed
             && !matches!(drift, Drift::Deactivated);
         prop_assert_eq!(receiving.contains(&mail), should, "{} ({:?}, {:?})", mail, optigem, drift);
