@@ -21,7 +21,7 @@ pub const CLOCK_MARGIN: chrono::Duration = chrono::Duration::minutes(5);
 /// Plans the effects of one input. Pure: the same arguments always give the same plan, and applying the
 /// plan then planning the same input again gives an empty plan.
 pub fn plan(known: &Known, input: &Input, now: DateTime<Utc>) -> Plan {
-    let mut work = Work { tenant: known.tenant, views: known.links.clone(), out: Plan::default() };
+    let mut work = Work { tenant: known.tenant.clone(), views: known.links.clone(), out: Plan::default() };
     let today = match input {
         Input::Today { date } => *date,
         _ => berlin_date(now),
@@ -35,7 +35,7 @@ pub fn plan(known: &Known, input: &Input, now: DateTime<Utc>) -> Plan {
             _ => None,
         };
         let mut cx =
-            LinkCx { view: &mut work.views[index], tenant: work.tenant, today, now, event_at, out: &mut work.out };
+            LinkCx { view: &mut work.views[index], tenant: &work.tenant, today, now, event_at, out: &mut work.out };
         let due = cx.refresh_due();
         let mut touched = match input {
             Input::AssignmentChanged { assignment } => cx.assignment_changed(assignment),
@@ -124,7 +124,7 @@ impl Work {
 /// Planning for one link.
 struct LinkCx<'a> {
     view: &'a mut LinkView,
-    tenant: TenantSettings,
+    tenant: &'a TenantSettings,
     today: NaiveDate,
     now: DateTime<Utc>,
     /// When the ESP event being planned happened, if the input is one.

@@ -6,7 +6,7 @@ use crate::reconcile::{Preview, RunState};
 use optisync_domain::rules::{MappingError, validate_mapping};
 use optisync_domain::{
     AccountId, AccountStatus, EspAccount, Link, LinkId, LinkSettings, LinkStatus, ListId, NewsletterId, Provider,
-    SegmentId, TenantId,
+    SegmentId, TenantId, UnsubscribeMode,
 };
 use optisync_ports::{BusEvent, EspCatalog};
 use serde::{Deserialize, Serialize};
@@ -91,6 +91,7 @@ impl Admin {
         if !problems.is_empty() {
             return Err(AdminError::Invalid(problems));
         }
+        self.check_erasure_target(tenant, &request.settings).await?;
         let existing = self.store.link(tenant, id).await?;
         let link = Link {
             id: id.clone(),
@@ -125,6 +126,22 @@ impl Admin {
         self.store.put_link(&link).await?;
         let warnings = if link.segment.is_some() { vec![SEGMENT_LINK_WARNING.to_owned()] } else { Vec::new() };
         Ok(SavedLink { link, created: existing.is_none(), warnings })
+    }
+
+    /// R-J2 (004): erasure mode needs the tenant's notification target for the deletion reports; a link
+    /// in erasure mode without one is refused (422 naming the tenant setting).
+    async fn check_erasure_target(&self, tenant: &TenantId, settings: &LinkSettings) -> Result<(), AdminError> {
+        if settings.unsubscribe_mode != UnsubscribeMode::Erasure {
+            return Ok(());
+        }
+        if self.store.tenant_settings(tenant).await?.deletion_report_email.is_none() {
+            return Err(AdminError::invalid(
+                "deletion_report_email",
+                "erasure mode needs the tenant's deletion_report_email for the deletion reports (R-J2): \
+                 save it in the tenant settings first",
+            ));
+        }
+        Ok(())
     }
 
     /// A link's status with its runs (R-F1).
