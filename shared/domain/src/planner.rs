@@ -21,6 +21,10 @@ pub const CLOCK_MARGIN: chrono::Duration = chrono::Duration::minutes(5);
 /// Plans the effects of one input. Pure: the same arguments always give the same plan, and applying the
 /// plan then planning the same input again gives an empty plan.
 pub fn plan(known: &Known, input: &Input, now: DateTime<Utc>) -> Plan {
+    if let Input::EndConfirmed { command, assignment, newsletter, unsubscription } = input {
+        // R-J2: erasure mode acts once OPTIGEM has confirmed the end; it touches nothing else.
+        return crate::erasure::end_confirmed(known, command, assignment, newsletter, unsubscription, now);
+    }
     let mut work = Work { tenant: known.tenant.clone(), views: known.links.clone(), out: Plan::default() };
     let today = match input {
         Input::Today { date } => *date,
@@ -41,7 +45,7 @@ pub fn plan(known: &Known, input: &Input, now: DateTime<Utc>) -> Plan {
             Input::AssignmentChanged { assignment } => cx.assignment_changed(assignment),
             Input::AssignmentDeleted { id, version, .. } => cx.assignment_deleted(id, *version),
             Input::Esp(event) => cx.esp_event(event),
-            Input::Today { .. } => Vec::new(),
+            Input::Today { .. } | Input::EndConfirmed { .. } => Vec::new(),
         };
         touched.extend(due);
         // Reconcile each e-mail once, in the order touched (an old address is let go before a new one).
@@ -71,6 +75,7 @@ impl Work {
             // R-E2: account-wide events (list None) reach every link of the account.
             Input::Esp(e) => link.esp == e.esp && e.list.as_ref().is_none_or(|list| list == &link.list),
             Input::Today { .. } => true,
+            Input::EndConfirmed { .. } => false,
         }
     }
 
@@ -370,7 +375,7 @@ impl LinkCx<'_> {
             return;
         }
         let provider = self.view.link.esp.provider;
-        let mut state = self.view.recipients.get(email).cloned().unwrap_or_default();
+        let mut state = self.recipient(email);
         let mut active = self.active_members(email);
 
         // R-J3: after an unsubscribe only a deliberate new subscription re-subscribes.
@@ -477,9 +482,22 @@ impl LinkCx<'_> {
         }
     }
 
+    /// What the link holds of a recipient it keeps no state of: nothing, or for an erased one only the
+    /// tombstone its keyed hash keeps (R-J2, R-J3).
+    fn baseline(&self, email: &Email) -> RecipientState {
+        match self.view.erased.get(email) {
+            Some(tombstone) => RecipientState { tombstone: Some(tombstone.clone()), ..RecipientState::default() },
+            None => RecipientState::default(),
+        }
+    }
+
+    fn recipient(&self, email: &Email) -> RecipientState {
+        self.view.recipients.get(email).cloned().unwrap_or_else(|| self.baseline(email))
+    }
+
     fn put_recipient(&mut self, email: &Email, state: RecipientState) {
         if self.view.recipients.get(email) != Some(&state)
-            && (state != RecipientState::default() || self.view.recipients.contains_key(email))
+            && (state != self.baseline(email) || self.view.recipients.contains_key(email))
         {
             self.view.recipients.insert(email.clone(), state);
         }
@@ -518,8 +536,10 @@ impl LinkCx<'_> {
 
     /// R-E2, R-E9: the address is on the account-wide blacklist (Brevo's, CleverReach's): an unsubscribe
     /// of every newsletter linked to the account.
+    /// Neither a Brevo listing nor CleverReach's blacklist says who put the address there, so it is not
+    /// taken as the recipient's own revocation (R-J4, B18): its cause is `blacklisted`.
     fn blacklisted(&mut self, email: &Email, at: DateTime<Utc>) -> Vec<Email> {
-        self.left_as(email, at, UnsubscribeCause::Unsubscribed, true)
+        self.left_as(email, at, UnsubscribeCause::Blacklisted, true)
     }
 
     /// R-E1/R-E2: the recipient left the list (unsubscribe, deactivation, deletion, blacklist).
@@ -530,7 +550,13 @@ impl LinkCx<'_> {
     /// [`LinkCx::left`]; `account_wide` for a blacklisting of the whole ESP account (R-E2, R-E9).
     fn left_as(&mut self, email: &Email, at: DateTime<Utc>, cause: UnsubscribeCause, account_wide: bool) -> Vec<Email> {
         let provider = self.view.link.esp.provider;
-        let mut state = self.view.recipients.get(email).cloned().unwrap_or_default();
+        if cause == UnsubscribeCause::Deleted
+            && self.view.erased.contains_key(email)
+            && !self.view.recipients.contains_key(email)
+        {
+            return Vec::new(); // R-J2: the echo of optisync's own erasure; only the hash remains
+        }
+        let mut state = self.recipient(email);
         if cause != UnsubscribeCause::Deleted && echoes_own_write(&state, cause, at) {
             return Vec::new(); // R-C6: only what optisync wrote itself, or a state it has written over since
         }
@@ -607,7 +633,7 @@ impl LinkCx<'_> {
     /// waits in the approval queue with its consent evidence (R-J1), and OPTIGEM is asked for suggestions.
     /// R-E8: so does a recipient re-activated in the ESP while its assignment is ended.
     fn signup(&mut self, email: &Email, signup: &Signup, at: DateTime<Utc>) -> Vec<Email> {
-        let mut state = self.view.recipients.get(email).cloned().unwrap_or_default();
+        let mut state = self.recipient(email);
         // R-E8: CleverReach's reports are re-read, so a receiver active now in a group where the link holds
         // it inactive was re-activated there, whatever date its first activation carries.
         let reactivated = self.view.link.esp.provider == Provider::CleverReach && state.listed && !state.active;

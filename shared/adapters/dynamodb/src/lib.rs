@@ -7,6 +7,7 @@
 mod approvals;
 mod audit;
 mod codec;
+mod erasures;
 mod commands;
 mod error;
 mod inbox;
