@@ -44,7 +44,9 @@ pub(crate) fn end_confirmed(
         let Some(email) = view.mirror.get(assignment).and_then(|e| e.email.clone()) else { continue };
         let state = match (view.recipients.get(&email), view.erased.get(&email)) {
             (Some(state), _) => state.clone(),
-            (None, Some(tombstone)) => RecipientState { listed: false, tombstone: Some(tombstone.clone()), ..Default::default() },
+            (None, Some(tombstone)) => {
+                RecipientState { listed: false, tombstone: Some(tombstone.clone()), ..Default::default() }
+            }
             (None, None) => continue,
         };
         let esp_system = link.esp.provider.as_str().to_owned();
@@ -75,7 +77,11 @@ pub(crate) fn end_confirmed(
                         out.esp.push(action(EspOp::RemoveFromList));
                         deleted.push(item(&esp_system, "list_membership"));
                     }
-                    kept.push(KeptItem { system: esp_system.clone(), item: "contact".into(), reason: holders.join("; ") });
+                    kept.push(KeptItem {
+                        system: esp_system.clone(),
+                        item: "contact".into(),
+                        reason: holders.join("; "),
+                    });
                 }
             }
         }
@@ -100,10 +106,7 @@ pub(crate) fn end_confirmed(
                      subscribes it again (R-J3)"
                 .into(),
         });
-        let tombstone = state.tombstone.clone().unwrap_or(Tombstone {
-            at: now,
-            source: unsubscription.source.clone(),
-        });
+        let tombstone = state.tombstone.clone().unwrap_or(Tombstone { at: now, source: unsubscription.source.clone() });
         out.erasures.push(Erasure { link: link.id.clone(), email: email.clone(), tombstone });
         out.commands.push(OptigemCommand::ErasureReport {
             id: command_id("erasure", &[link.id.as_str(), command.as_str()]),

@@ -7,8 +7,8 @@
 mod approvals;
 mod audit;
 mod codec;
-mod erasures;
 mod commands;
+mod erasures;
 mod error;
 mod inbox;
 mod keys;

@@ -20,7 +20,8 @@ impl Erasures for EmbeddedStore {
         hash: &str,
         tombstone: &Tombstone,
     ) -> Result<(), StoreError> {
-        let (scope, key, tenant, hash) = (scope(tenant, link), email.key().to_owned(), tenant.to_string(), hash.to_owned());
+        let (scope, key, tenant, hash) =
+            (scope(tenant, link), email.key().to_owned(), tenant.to_string(), hash.to_owned());
         let tombstone = tombstone.clone();
         self.write(move |txn| {
             let mut items = txn.open_table(ITEMS).map_err(db_err)?;

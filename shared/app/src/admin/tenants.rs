@@ -57,7 +57,12 @@ impl Admin {
         if settings.deletion_report_email.is_some() {
             return Ok(());
         }
-        let erasing = self.store.links(tenant).await?.into_iter().any(|l| l.settings.unsubscribe_mode == UnsubscribeMode::Erasure);
+        let erasing = self
+            .store
+            .links(tenant)
+            .await?
+            .into_iter()
+            .any(|l| l.settings.unsubscribe_mode == UnsubscribeMode::Erasure);
         if erasing {
             return Err(AdminError::invalid(
                 "deletion_report_email",

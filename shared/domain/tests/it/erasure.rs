@@ -44,7 +44,8 @@ fn r_j2_a_cleverreach_unsubscribe_on_an_erasure_link_erases_once_optigem_confirm
     let mut k = known(vec![rundbrief.clone()]);
     tenant(&mut k);
     step(&mut k, changed(&assignment("a1", "rundbrief", MAX)), "2024-04-02");
-    let unsubscribed = step(&mut k, esp_event(&rundbrief, true, MAX, "2024-05-15", EspEventKind::Unsubscribed), "2024-05-15");
+    let unsubscribed =
+        step(&mut k, esp_event(&rundbrief, true, MAX, "2024-05-15", EspEventKind::Unsubscribed), "2024-05-15");
     assert_eq!(ends(&unsubscribed), vec![("a1".into(), "2024-04".into(), "2024-05-15".into())], "Ende April 2024");
     assert!(unsubscribed.erasures.is_empty() && reports(&unsubscribed).is_empty(), "nothing before OPTIGEM confirmed");
 
@@ -64,7 +65,10 @@ fn r_j2_a_cleverreach_unsubscribe_on_an_erasure_link_erases_once_optigem_confirm
     assert!(!view.recipients.contains_key(&email(MAX)), "no recipient state left");
     let entry = &view.mirror[&AssignmentId::new("a1")];
     assert!(entry.snapshot.is_none() && entry.email.is_none(), "the mirror keeps id and version only");
-    assert!(optisync_domain::plan(&k, &confirmed, noon("2024-05-16")).is_empty(), "a repeated result erases nothing more");
+    assert!(
+        optisync_domain::plan(&k, &confirmed, noon("2024-05-16")).is_empty(),
+        "a repeated result erases nothing more"
+    );
 }
 
 #[test]
