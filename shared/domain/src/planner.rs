@@ -200,7 +200,7 @@ impl LinkCx<'_> {
             let snapshot = entry.snapshot.clone().expect("filtered on snapshot");
             let was_active = entry.effectively_active();
             let settings = &self.view.link.settings;
-            let verdict = rules::verdict(&snapshot, settings, &self.tenant, self.today);
+            let verdict = rules::verdict(&snapshot, settings, self.tenant, self.today);
             let next = rules::next_transition(&snapshot, settings, self.today);
             let entry = self.view.mirror.get_mut(&id).expect("present");
             // Time alone is no deliberate subscription: `subscribed_at` stays (R-J3).
@@ -226,7 +226,7 @@ impl LinkCx<'_> {
             return Vec::new(); // an older or equal version changes nothing
         }
         let settings = &self.view.link.settings;
-        let verdict = rules::verdict(a, settings, &self.tenant, self.today);
+        let verdict = rules::verdict(a, settings, self.tenant, self.today);
         let email = rules::email_used(a).cloned();
         let subscribed_at = match &old {
             None => Some(a.created_at),
