@@ -103,6 +103,8 @@ struct State {
     consent: BTreeMap<AssignmentId, ConsentEvidence>,
     /// Exports asked for and not yet uploaded.
     exports: Vec<(CommandId, NewsletterId)>,
+    /// The deletion reports received (R-J2), in order.
+    erasure_reports: Vec<OptigemCommand>,
     /// Every export's assignments as they stood when it was executed, so a repeated upload of its pages
     /// is byte for byte the same (optisync answers a page number with other content 409).
     exported: HashMap<CommandId, (NewsletterId, Vec<Assignment>)>,
@@ -228,6 +230,11 @@ impl State {
                 person: None,
                 suggestions: self.match_persons(email, last_name),
             },
+            OptigemCommand::ErasureReport { .. } => {
+                // R-J2: the deletion report asks the staff to clean OPTIGEM; the simulation keeps it.
+                self.erasure_reports.push(command.clone());
+                CommandResult::done()
+            }
             OptigemCommand::ExportNewsletter { id, newsletter } => {
                 let assignments = self.snapshots(&self.ids_where(|s| &s.newsletter == newsletter));
                 self.exported.insert(id.clone(), (newsletter.clone(), assignments));
@@ -572,6 +579,11 @@ impl SimOptigem {
     /// The result of a command executed before.
     pub fn result_of(&self, command: &CommandId) -> Option<CommandResult> {
         self.lock().results.get(command).cloned()
+    }
+
+    /// The deletion reports (`erasure_report` commands) received so far (R-J2).
+    pub fn erasure_reports(&self) -> Vec<OptigemCommand> {
+        self.lock().erasure_reports.clone()
     }
 
     /// How many assignments `create_assignment` commands created.

@@ -424,10 +424,17 @@ struct BrevoKey {
 struct StrictSettings {
     no_statement_blocks: bool,
     approved_email_target: optisync_domain::EmailTarget,
+    /// Optional: where erasure mode's deletion reports go (R-J2).
+    #[serde(default)]
+    deletion_report_email: Option<optisync_domain::Email>,
 }
 
 impl From<StrictSettings> for TenantSettings {
     fn from(s: StrictSettings) -> Self {
-        TenantSettings { no_statement_blocks: s.no_statement_blocks, approved_email_target: s.approved_email_target }
+        TenantSettings {
+            no_statement_blocks: s.no_statement_blocks,
+            approved_email_target: s.approved_email_target,
+            deletion_report_email: s.deletion_report_email,
+        }
     }
 }

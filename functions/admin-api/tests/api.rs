@@ -556,7 +556,11 @@ async fn links_are_checked_against_the_account_and_nothing_is_half_saved() {
     }
     assert!(api.store.links(&TenantId::new(TENANT)).await.unwrap().is_empty(), "nothing saved");
 
-    // R-H2 settings; R-A8: nothing relevant unless chosen; R-J2: the unsubscribe mode.
+    // R-H2 settings; R-A8: nothing relevant unless chosen; R-J2: the unsubscribe mode (erasure needs the
+    // tenant's deletion reports' target).
+    let tenant_settings = json!({"no_statement_blocks": false, "approved_email_target": "assignment",
+                                 "deletion_report_email": "datenschutz@example.org"});
+    assert_eq!(api.call("PUT", &format!("/admin/tenants/{TENANT}/settings"), Some(tenant_settings)).await.0, 200);
     let settings = json!({"mapping": {"first_name": "FIRSTNAME", "last_name": "LASTNAME"},
                           "relevant_privacy": ["newsletter"], "unsubscribe_mode": "erasure"});
     let (status, body) = api.call("PUT", &path, Some(link_body(list, settings))).await;
@@ -574,6 +578,35 @@ async fn links_are_checked_against_the_account_and_nothing_is_half_saved() {
     assert_eq!(api.call("GET", &format!("/admin/tenants/{TENANT}/links/nope"), None).await.0, 404);
     let (_, all) = api.call("GET", &format!("/admin/tenants/{TENANT}/links"), None).await;
     assert_eq!(all["links"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn r_j2_a_link_in_erasure_mode_needs_the_tenants_deletion_report_email() {
+    let api = Api::start().await;
+    api.connect_brevo().await;
+    let list = api.brevo.add_list("Rundbrief");
+    let path = format!("/admin/tenants/{TENANT}/links/rundbrief");
+    let erasure = link_body(list, json!({"unsubscribe_mode": "erasure"}));
+    let (status, body) = api.call("PUT", &path, Some(erasure.clone())).await;
+    assert_eq!((status, fields(&body)), (422, vec!["deletion_report_email".to_owned()]), "{body}");
+    assert!(api.store.links(&TenantId::new(TENANT)).await.unwrap().is_empty(), "nothing saved");
+    assert_eq!(api.call("PUT", &path, Some(link_body(list, json!({})))).await.0, 201, "classic needs none");
+
+    let settings = format!("/admin/tenants/{TENANT}/settings");
+    let with_target = json!({"no_statement_blocks": false, "approved_email_target": "assignment",
+                             "deletion_report_email": "datenschutz@example.org"});
+    let (status, body) = api.call("PUT", &settings, Some(with_target)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["settings"]["deletion_report_email"], "datenschutz@example.org");
+    let (status, body) = api.call("PUT", &path, Some(erasure)).await;
+    assert_eq!((status, &body["link"]["settings"]["unsubscribe_mode"]), (200, &json!("erasure")), "{body}");
+
+    // The target cannot go while a link erases.
+    let without = json!({"no_statement_blocks": false, "approved_email_target": "assignment"});
+    let (status, body) = api.call("PUT", &settings, Some(without)).await;
+    assert_eq!((status, fields(&body)), (422, vec!["deletion_report_email".to_owned()]), "{body}");
+    let kept = api.store.tenant_settings(&TenantId::new(TENANT)).await.unwrap();
+    assert!(kept.deletion_report_email.is_some());
 }
 
 #[tokio::test]

@@ -164,9 +164,14 @@ async fn respond(deps: &Deps, req: Request) -> Response<Body> {
                 Ok(Use::Repeat) => return no_content(),
                 Err(e) => return refused(&e),
             };
-            match accept_result(deps.store.as_ref(), &tenant, &command, body).await {
-                Ok(()) => {
+            let now = deps.clock.now();
+            match accept_result(deps.store.as_ref(), deps.inbox.as_ref(), &tenant, &command, body, now).await {
+                Ok(confirmed) => {
                     remember(deps, first).await;
+                    // An end OPTIGEM executed goes to the worker (R-J2: erasure mode acts on it).
+                    if let Some(key) = confirmed {
+                        optisync_app::intake::announce(deps.publisher.as_ref(), &tenant, &key).await;
+                    }
                     // An export's result wakes the first syncs waiting for it (R-F1); the scheduler's tick
                     // wakes them too, should this fail.
                     if let Err(e) = wake_waiting_runs(deps, &tenant, &command).await {

@@ -303,7 +303,17 @@ async fn snapshot_pages_are_kept_once_for_the_run_and_the_exports_result_wakes_i
     let other =
         handle(&f.deps, signed("POST", "/connector/t1/commands/end-1/result", br#"{"status":"done"}"#, "r2")).await;
     assert_eq!(other.status(), 204);
-    assert_eq!(f.bus.drain(), vec![], "other commands' results wake nothing");
+    // R-J2: an end OPTIGEM executed goes to the worker (erasure mode acts on it); it wakes no run.
+    let key = "result:end-1".to_owned();
+    assert_eq!(f.bus.drain(), vec![BusEvent::InboxReady { tenant: t1.clone(), key: key.clone() }]);
+    let entry = Inbox::get(f.store.as_ref(), &t1, &key).await.unwrap().expect("the confirmation is in the inbox");
+    let confirmed = match &entry.items[..] {
+        [InboxItem::Input { input }] => {
+            matches!(&**input, Input::EndConfirmed { command, .. } if command.as_str() == "end-1")
+        }
+        _ => false,
+    };
+    assert!(confirmed, "{:?}", entry.items);
 }
 
 #[tokio::test]

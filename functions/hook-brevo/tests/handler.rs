@@ -69,7 +69,7 @@ async fn stored(store: &MemoryStore) -> usize {
 }
 
 #[tokio::test]
-async fn r_e2_an_unsubscribe_is_stored_once_as_a_blacklisting_at_its_own_time() {
+async fn r_e2_r_j4_an_unsubscribe_is_stored_once_as_the_recipients_account_wide_revocation_at_its_own_time() {
     let (deps, store, bus) = setup().await;
     // Brevo retries, and a retry carries another emission time `ts`.
     for ts in [1727255800, 1727255800, 1727256400] {
@@ -84,7 +84,7 @@ async fn r_e2_an_unsubscribe_is_stored_once_as_a_blacklisting_at_its_own_time() 
     let entry = store.get(&TenantId::new("t1"), key).await.unwrap().unwrap();
     let [InboxItem::Input { input }] = &entry.items[..] else { panic!("{:?}", entry.items) };
     let Input::Esp(event) = &**input else { panic!() };
-    assert_eq!(event.what, EspEventKind::Blacklisted);
+    assert_eq!(event.what, EspEventKind::Unsubscribed, "the recipient's own revocation (R-J4)");
     assert_eq!(event.list, None, "account-wide (R-E2)");
     assert_eq!(event.at, Utc.with_ymd_and_hms(2024, 9, 25, 9, 15, 37).unwrap(), "the event's own time");
     assert_eq!(event.email.as_str(), "max.muster@example.com");
@@ -216,7 +216,7 @@ async fn a_batch_is_one_entry_with_what_it_holds_for_the_sync() {
             other => panic!("{other:?}"),
         })
         .collect();
-    assert_eq!(kinds, vec![EspEventKind::Blacklisted, EspEventKind::Deactivated], "R-E2, R-E6");
+    assert_eq!(kinds, vec![EspEventKind::Unsubscribed, EspEventKind::Deactivated], "R-E2, R-J4, R-E6");
 }
 
 /// A bus that is down.

@@ -7,8 +7,8 @@
 //! error leaves nothing committed, so a retry of the same input does the work once more.
 
 use optisync_domain::{
-    Email, EspEventKind, Input, Known, Link, LinkStatus, LinkView, OptigemCommand, TenantId, audit_entries, calendar,
-    plan, rules,
+    Email, EmailHasher, EspEventKind, Input, Known, Link, LinkStatus, LinkView, OptigemCommand, TenantId, audit_entries,
+    calendar, plan, rules,
 };
 use optisync_ports::names::lease;
 use optisync_ports::{Clock, Commit, EspError, EspGateway, ItemKey, Slice, StateStore, StoreError};
@@ -95,12 +95,22 @@ pub struct Engine {
     store: Arc<dyn StateStore>,
     esp: Arc<dyn EspGateway>,
     clock: Arc<dyn Clock>,
+    hasher: EmailHasher,
 }
+
+/// The key of the erasure hashes when the deployment configures none (R-J3); see [`Engine::with_hasher`].
+const DEFAULT_HASH_KEY: &[u8] = b"optisync-erasure-tombstones";
 
 impl Engine {
     /// An engine over a store, an ESP gateway and a clock.
     pub fn new(store: Arc<dyn StateStore>, esp: Arc<dyn EspGateway>, clock: Arc<dyn Clock>) -> Self {
-        Self { store, esp, clock }
+        Self { store, esp, clock, hasher: EmailHasher::new(DEFAULT_HASH_KEY) }
+    }
+
+    /// The keyed hash that identifies erased recipients (R-J2, R-J3), with the deployment's key.
+    pub fn with_hasher(mut self, hasher: EmailHasher) -> Self {
+        self.hasher = hasher;
+        self
     }
 
     /// Processes one input with exactly-once effects.
@@ -175,6 +185,12 @@ impl Engine {
                 (w, expected)
             });
             let ends = plan.commands.iter().filter(|c| matches!(c, OptigemCommand::EndAssignment { .. })).count();
+            // R-J2, R-J3: the store forgets an erased recipient before the commit that writes the report;
+            // interrupted in between, the input is planned again from the keyed hash and finishes.
+            for erasure in &plan.erasures {
+                let hash = self.hasher.hash(&erasure.email);
+                self.store.erase_recipient(tenant, &erasure.link, &erasure.email, &hash, &erasure.tombstone).await?;
+            }
             let commit = Commit { writes: writes.collect(), commands: plan.commands, audit };
             match self.store.commit(tenant, commit).await {
                 Ok(()) => {
@@ -234,6 +250,8 @@ impl Engine {
             Input::Esp(event) => self.store.links_for_account(tenant, &event.esp).await?,
             Input::Today { .. } => self.store.links(tenant).await?,
             Input::Replan { link, .. } => self.store.link(tenant, link).await?.into_iter().collect(),
+            // R-J2: the other links of the account decide whether a Brevo contact may go.
+            Input::EndConfirmed { .. } => self.store.links(tenant).await?,
         };
         // A link not (or no longer) linked takes no part: unlinking stops its sync (R-F1).
         let links = links.into_iter().filter(|l| l.status != optisync_domain::LinkStatus::NotLinked);
@@ -265,16 +283,34 @@ impl Engine {
                 slice.assignments = self.store.due(link, *date, usize::MAX).await?;
             }
             Input::Replan { assignment, .. } => slice.assignments.push(assignment.clone()),
+            Input::EndConfirmed { assignment, .. } => slice.assignments.push(assignment.clone()),
         }
         // The e-mails the loaded entries use (an old address, the members of a due entry's group) are
         // needed too: load again with them.
         let first = self.store.load(link, &slice).await?;
         let more: Vec<Email> = emails_of(&first.view).into_iter().filter(|e| !slice.emails.contains(e)).collect();
-        if more.is_empty() {
-            return Ok(first);
+        let mut loaded = if more.is_empty() {
+            first
+        } else {
+            slice.emails.extend(more);
+            self.store.load(link, &slice).await?
+        };
+        self.load_erased(link, &slice.emails, &mut loaded.view).await?;
+        Ok(loaded)
+    }
+
+    /// R-J2, R-J3: of the e-mails loaded that the link holds no state of, the erased ones by their keyed
+    /// hash, so the planner applies the same safety net as to a tombstone in a recipient state.
+    async fn load_erased(&self, link: &Link, emails: &[Email], view: &mut LinkView) -> Result<(), StoreError> {
+        for email in emails {
+            if view.recipients.contains_key(email) || view.erased.contains_key(email) {
+                continue;
+            }
+            if let Some(tombstone) = self.store.erased(&link.tenant, &self.hasher.hash(email)).await? {
+                view.erased.insert(email.clone(), tombstone);
+            }
         }
-        slice.emails.extend(more);
-        self.store.load(link, &slice).await
+        Ok(())
     }
 }
 
@@ -295,7 +331,9 @@ fn input_emails(input: &Input) -> Vec<Email> {
             }
             emails
         }
-        Input::AssignmentDeleted { .. } | Input::Today { .. } | Input::Replan { .. } => Vec::new(),
+        Input::AssignmentDeleted { .. } | Input::Today { .. } | Input::Replan { .. } | Input::EndConfirmed { .. } => {
+            Vec::new()
+        }
     }
 }
 

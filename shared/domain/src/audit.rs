@@ -17,7 +17,7 @@ pub struct AuditEntry {
     pub link: LinkId,
     /// When the change was committed.
     pub at: DateTime<Utc>,
-    /// What came in: `assignment.changed`, `assignment.deleted`, `esp.{kind}` or `today`.
+    /// What came in: `assignment.changed`, `assignment.deleted`, `esp.{kind}`, `today` or `end.confirmed`.
     pub input: String,
     /// The assignment the input is about, if it names one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -85,7 +85,7 @@ pub fn audit_entries(known: &Known, input: &Input, plan: &Plan, at: DateTime<Utc
     }
     for command in &plan.commands {
         let links: Vec<&LinkId> = match command {
-            OptigemCommand::MatchPersons { link, .. } => vec![link],
+            OptigemCommand::MatchPersons { link, .. } | OptigemCommand::ErasureReport { link, .. } => vec![link],
             OptigemCommand::EndAssignment { newsletter, .. }
             | OptigemCommand::CreateAssignment { newsletter, .. }
             | OptigemCommand::ExportNewsletter { newsletter, .. } => links_of(known, newsletter),
@@ -110,7 +110,7 @@ fn links_of<'a>(known: &'a Known, newsletter: &crate::NewsletterId) -> Vec<&'a L
 
 impl Input {
     /// What came in, as the audit trail and a run's failures name it: `assignment.changed`,
-    /// `assignment.deleted`, `esp.{kind}` or `today`.
+    /// `assignment.deleted`, `esp.{kind}`, `today` or `end.confirmed`.
     pub fn name(&self) -> String {
         match self {
             Input::AssignmentChanged { .. } => "assignment.changed".to_owned(),
@@ -131,6 +131,7 @@ impl Input {
             }
             Input::Today { .. } => "today".to_owned(),
             Input::Replan { .. } => "settings.replan".to_owned(),
+            Input::EndConfirmed { .. } => "end.confirmed".to_owned(),
         }
     }
 }
@@ -142,6 +143,7 @@ fn describe(input: &Input) -> (String, Option<AssignmentId>, Option<String>) {
         Input::Esp(event) => (None, Some(event.email.masked())),
         Input::Today { .. } => (None, None),
         Input::Replan { assignment, .. } => (Some(assignment.clone()), None),
+        Input::EndConfirmed { assignment, .. } => (Some(assignment.clone()), None),
     };
     (input.name(), assignment, recipient)
 }

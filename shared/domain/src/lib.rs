@@ -6,6 +6,7 @@
 //! * [`planner`] — one function from (known state, input) to a [`Plan`]; every entry point uses it.
 //! * [`drift`] — the scheduled run's decisions: which differences between a link and its ESP list become
 //!   inputs, and the mass-deactivation guard (R-E1…E4, R-F4, R-F5, R-F8, R-G3, R-G4).
+//! * [`erasure`] — erasure mode: what an `end_assignment` result erases, and the deletion report (R-J2).
 //! * [`suggest`] — ranking OPTIGEM's candidate persons for a signup (R-C3).
 //! * [`audit`] — the audit trail entries of a plan, without personal data.
 //! * [`privacy`] — masking and keyed hashing so personal data never reaches logs (R-J5).
@@ -14,6 +15,7 @@ pub mod audit;
 pub mod calendar;
 pub mod drift;
 pub mod email;
+pub mod erasure;
 pub mod ids;
 pub mod model;
 pub mod plan;

@@ -114,6 +114,9 @@ pub enum UnsubscribeCause {
     Deactivated,
     /// The recipient was deleted in the ESP (R-E1, R-E4).
     Deleted,
+    /// On the ESP account's blacklist, and the ESP does not say who put it there (a Brevo listing,
+    /// CleverReach's blacklist): not taken as the recipient's own revocation (R-J4, B18).
+    Blacklisted,
     /// Another assignment with the same e-mail was ended in OPTIGEM, which deactivated the shared
     /// recipient (R-C4).
     DuplicateEnded,
@@ -315,7 +318,7 @@ pub enum EmailTarget {
 }
 
 /// A tenant's settings (Mandantenstammdaten).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TenantSettings {
     /// Whether "no statement" on a relevant privacy category counts as a block (R-A6).
     #[serde(default)]
@@ -323,6 +326,10 @@ pub struct TenantSettings {
     /// Where an approved signup's e-mail is stored (R-B3).
     #[serde(default)]
     pub approved_email_target: EmailTarget,
+    /// Where the deletion reports of erasure mode go (R-J2, 004: "Benachrichtigungsadresse"); a link in
+    /// erasure mode cannot be saved without it. Personal data of the tenant's staff: never logged (R-J5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_report_email: Option<Email>,
 }
 
 /// Consent evidence of a signup in the ESP (double opt-in), kept with the approval entry and handed to

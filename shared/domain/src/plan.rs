@@ -255,6 +255,11 @@ pub struct LinkView {
     /// Not stored: the engine reads it for the input at hand; empty when nothing was read.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub observed: BTreeMap<Email, Observed>,
+    /// Erased recipients of the e-mails loaded (R-J2, R-J3): the store keeps only a keyed hash of each with
+    /// its tombstone, and the engine hands it over here, so the same gate applies as to a recipient state.
+    /// Not stored as such; empty when nothing was erased.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub erased: BTreeMap<Email, Tombstone>,
 }
 
 impl LinkView {
@@ -266,6 +271,7 @@ impl LinkView {
             recipients: BTreeMap::new(),
             approvals: BTreeMap::new(),
             observed: BTreeMap::new(),
+            erased: BTreeMap::new(),
         }
     }
 }
@@ -308,6 +314,12 @@ impl Known {
                 }
             }
         }
+        for erasure in &plan.erasures {
+            if let Some(view) = self.links.iter_mut().find(|v| v.link.id == erasure.link) {
+                view.recipients.remove(&erasure.email);
+                view.approvals.remove(&erasure.email);
+            }
+        }
     }
 }
 
@@ -347,6 +359,18 @@ pub enum Input {
         link: LinkId,
         /// The assignment, as the link's mirror holds it.
         assignment: AssignmentId,
+    },
+    /// OPTIGEM reported an `end_assignment` command done (its command result): the unsubscribe has
+    /// reached OPTIGEM, so a link in erasure mode may now erase the recipient (R-J2, R-J4).
+    EndConfirmed {
+        /// The `end_assignment` command.
+        command: CommandId,
+        /// The assignment it ended.
+        assignment: AssignmentId,
+        /// Its newsletter.
+        newsletter: NewsletterId,
+        /// The unsubscription record it wrote: its cause tells whether the recipient acted (R-J4).
+        unsubscription: Unsubscription,
     },
 }
 
@@ -430,11 +454,15 @@ pub enum EspOp {
         /// Mapped fields.
         fields: FieldValues,
     },
+    /// Erase the recipient (R-J2): CleverReach deletes the receiver from the group; Brevo deletes the
+    /// contact account-wide (planned only when no other link of the account still holds it). Deleting
+    /// one that is gone already has reached its target.
+    Delete,
 }
 
 impl EspOp {
     /// The operation's name, as it is serialised (`op`): `upsert`, `add_to_list`, `remove_from_list`,
-    /// `activate`, `deactivate`, `update_fields`.
+    /// `activate`, `deactivate`, `update_fields`, `delete`.
     pub fn name(&self) -> &'static str {
         match self {
             Self::Upsert { .. } => "upsert",
@@ -443,6 +471,7 @@ impl EspOp {
             Self::Activate => "activate",
             Self::Deactivate => "deactivate",
             Self::UpdateFields { .. } => "update_fields",
+            Self::Delete => "delete",
         }
     }
 }
@@ -538,6 +567,64 @@ pub enum OptigemCommand {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         last_name: Option<PersonalText>,
     },
+    /// The deletion report of erasure mode (R-J2, 004 "Löschbericht"): the recipient was erased after
+    /// their own unsubscribe; OPTIGEM is asked to clean its own records so that no import recreates them.
+    /// Personal data: it travels only on the feed, never in a log or metric (R-J5).
+    ErasureReport {
+        /// Command id.
+        id: CommandId,
+        /// The link in erasure mode.
+        link: LinkId,
+        /// Its newsletter.
+        newsletter: NewsletterId,
+        /// The erased address.
+        email: Email,
+        /// The `end_assignment` whose result started the erasure.
+        ended: CommandId,
+        /// What was deleted where.
+        deleted: Vec<ErasedItem>,
+        /// What was kept, and why.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        kept: Vec<KeptItem>,
+        /// Where the report is meant to go (the tenant's `deletion_report_email`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        notify: Option<Email>,
+        /// When the erasure was carried out.
+        at: DateTime<Utc>,
+    },
+}
+
+/// One thing an erasure deleted (R-J2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErasedItem {
+    /// Where: `cleverreach`, `brevo` or `optisync`.
+    pub system: String,
+    /// What: `receiver` (CleverReach group), `contact` (Brevo account), `list_membership` (Brevo list),
+    /// `recipient_state`, `approval_entry`, `assignment_mirror` (optisync).
+    pub item: String,
+}
+
+/// One thing an erasure kept, and why (R-J2, R-J3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeptItem {
+    /// Where.
+    pub system: String,
+    /// What.
+    pub item: String,
+    /// Why it was kept.
+    pub reason: String,
+}
+
+/// An erasure for the store to carry out with the commit (R-J2, R-J3): forget the recipient state and the
+/// approval entry of this e-mail in this link, and keep only the keyed hash with the tombstone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Erasure {
+    /// The link.
+    pub link: LinkId,
+    /// The e-mail (turned into its keyed hash before it is stored).
+    pub email: Email,
+    /// The unsubscribe the hash keeps for the safety net (R-J3).
+    pub tombstone: Tombstone,
 }
 
 impl OptigemCommand {
@@ -547,18 +634,20 @@ impl OptigemCommand {
             Self::EndAssignment { id, .. }
             | Self::CreateAssignment { id, .. }
             | Self::MatchPersons { id, .. }
-            | Self::ExportNewsletter { id, .. } => id,
+            | Self::ExportNewsletter { id, .. }
+            | Self::ErasureReport { id, .. } => id,
         }
     }
 
     /// The command's type, as it is serialised (`type`): `end_assignment`, `create_assignment`,
-    /// `export_newsletter` or `match_persons`.
+    /// `export_newsletter`, `match_persons` or `erasure_report`.
     pub fn kind(&self) -> &'static str {
         match self {
             Self::EndAssignment { .. } => "end_assignment",
             Self::CreateAssignment { .. } => "create_assignment",
             Self::ExportNewsletter { .. } => "export_newsletter",
             Self::MatchPersons { .. } => "match_persons",
+            Self::ErasureReport { .. } => "erasure_report",
         }
     }
 }
@@ -660,12 +749,15 @@ pub struct Plan {
     pub commands: Vec<OptigemCommand>,
     /// State writes.
     pub writes: Vec<StateWrite>,
+    /// Recipients to erase from this service's store, leaving only the keyed hash (R-J2, R-J3).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub erasures: Vec<Erasure>,
 }
 
 impl Plan {
     /// Nothing to do.
     pub fn is_empty(&self) -> bool {
-        self.esp.is_empty() && self.commands.is_empty() && self.writes.is_empty()
+        self.esp.is_empty() && self.commands.is_empty() && self.writes.is_empty() && self.erasures.is_empty()
     }
 }
 

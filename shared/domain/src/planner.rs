@@ -21,7 +21,11 @@ pub const CLOCK_MARGIN: chrono::Duration = chrono::Duration::minutes(5);
 /// Plans the effects of one input. Pure: the same arguments always give the same plan, and applying the
 /// plan then planning the same input again gives an empty plan.
 pub fn plan(known: &Known, input: &Input, now: DateTime<Utc>) -> Plan {
-    let mut work = Work { tenant: known.tenant, views: known.links.clone(), out: Plan::default() };
+    if let Input::EndConfirmed { command, assignment, newsletter, unsubscription } = input {
+        // R-J2: erasure mode acts once OPTIGEM has confirmed the end; it touches nothing else.
+        return crate::erasure::end_confirmed(known, command, assignment, newsletter, unsubscription, now);
+    }
+    let mut work = Work { tenant: known.tenant.clone(), views: known.links.clone(), out: Plan::default() };
     let today = match input {
         Input::Today { date } => *date,
         _ => berlin_date(now),
@@ -35,13 +39,13 @@ pub fn plan(known: &Known, input: &Input, now: DateTime<Utc>) -> Plan {
             _ => None,
         };
         let mut cx =
-            LinkCx { view: &mut work.views[index], tenant: work.tenant, today, now, event_at, out: &mut work.out };
+            LinkCx { view: &mut work.views[index], tenant: &work.tenant, today, now, event_at, out: &mut work.out };
         let due = cx.refresh_due();
         let mut touched = match input {
             Input::AssignmentChanged { assignment } => cx.assignment_changed(assignment),
             Input::AssignmentDeleted { id, version, .. } => cx.assignment_deleted(id, *version),
             Input::Esp(event) => cx.esp_event(event),
-            Input::Today { .. } => Vec::new(),
+            Input::Today { .. } | Input::EndConfirmed { .. } => Vec::new(),
             Input::Replan { assignment, .. } => cx.replan(assignment),
         };
         touched.extend(due);
@@ -74,6 +78,7 @@ impl Work {
             Input::Today { .. } => true,
             // R-A10: the settings that changed are the link's (or apply to each link of the tenant).
             Input::Replan { link: id, .. } => &link.id == id,
+            Input::EndConfirmed { .. } => false,
         }
     }
 
@@ -127,7 +132,7 @@ impl Work {
 /// Planning for one link.
 struct LinkCx<'a> {
     view: &'a mut LinkView,
-    tenant: TenantSettings,
+    tenant: &'a TenantSettings,
     today: NaiveDate,
     now: DateTime<Utc>,
     /// When the ESP event being planned happened, if the input is one.
@@ -211,7 +216,7 @@ impl LinkCx<'_> {
         let snapshot = entry.snapshot.clone()?;
         let was_active = entry.effectively_active();
         let settings = &self.view.link.settings;
-        let verdict = rules::verdict(&snapshot, settings, &self.tenant, self.today);
+        let verdict = rules::verdict(&snapshot, settings, self.tenant, self.today);
         let next = rules::next_transition(&snapshot, settings, self.today);
         let entry = self.view.mirror.get_mut(id).expect("present");
         entry.verdict = verdict;
@@ -233,7 +238,7 @@ impl LinkCx<'_> {
             return Vec::new(); // an older or equal version changes nothing
         }
         let settings = &self.view.link.settings;
-        let verdict = rules::verdict(a, settings, &self.tenant, self.today);
+        let verdict = rules::verdict(a, settings, self.tenant, self.today);
         let email = rules::email_used(a).cloned();
         // R-J3: the last deliberate subscription. A change of e-mail is none (B7): an assignment that merely
         // took an address which unsubscribed does not re-subscribe it; `email_since` dates the change.
@@ -410,7 +415,7 @@ impl LinkCx<'_> {
             return;
         }
         let provider = self.view.link.esp.provider;
-        let mut state = self.view.recipients.get(email).cloned().unwrap_or_default();
+        let mut state = self.recipient(email);
         let mut active = self.active_members(email);
 
         // R-J3: after an unsubscribe only a deliberate new subscription re-subscribes.
@@ -527,9 +532,22 @@ impl LinkCx<'_> {
         }
     }
 
+    /// What the link holds of a recipient it keeps no state of: nothing, or for an erased one only the
+    /// tombstone its keyed hash keeps (R-J2, R-J3).
+    fn baseline(&self, email: &Email) -> RecipientState {
+        match self.view.erased.get(email) {
+            Some(tombstone) => RecipientState { tombstone: Some(tombstone.clone()), ..RecipientState::default() },
+            None => RecipientState::default(),
+        }
+    }
+
+    fn recipient(&self, email: &Email) -> RecipientState {
+        self.view.recipients.get(email).cloned().unwrap_or_else(|| self.baseline(email))
+    }
+
     fn put_recipient(&mut self, email: &Email, state: RecipientState) {
         if self.view.recipients.get(email) != Some(&state)
-            && (state != RecipientState::default() || self.view.recipients.contains_key(email))
+            && (state != self.baseline(email) || self.view.recipients.contains_key(email))
         {
             self.view.recipients.insert(email.clone(), state);
         }
@@ -568,8 +586,10 @@ impl LinkCx<'_> {
 
     /// R-E2, R-E9: the address is on the account-wide blacklist (Brevo's, CleverReach's): an unsubscribe
     /// of every newsletter linked to the account.
+    /// Neither a Brevo listing nor CleverReach's blacklist says who put the address there, so it is not
+    /// taken as the recipient's own revocation (R-J4, B18): its cause is `blacklisted`.
     fn blacklisted(&mut self, email: &Email, at: DateTime<Utc>) -> Vec<Email> {
-        self.left_as(email, at, UnsubscribeCause::Unsubscribed, true)
+        self.left_as(email, at, UnsubscribeCause::Blacklisted, true)
     }
 
     /// R-E1/R-E2: the recipient left the list (unsubscribe, deactivation, deletion, blacklist).
@@ -580,7 +600,13 @@ impl LinkCx<'_> {
     /// [`LinkCx::left`]; `account_wide` for a blacklisting of the whole ESP account (R-E2, R-E9).
     fn left_as(&mut self, email: &Email, at: DateTime<Utc>, cause: UnsubscribeCause, account_wide: bool) -> Vec<Email> {
         let provider = self.view.link.esp.provider;
-        let mut state = self.view.recipients.get(email).cloned().unwrap_or_default();
+        if cause == UnsubscribeCause::Deleted
+            && self.view.erased.contains_key(email)
+            && !self.view.recipients.contains_key(email)
+        {
+            return Vec::new(); // R-J2: the echo of optisync's own erasure; only the hash remains
+        }
+        let mut state = self.recipient(email);
         if cause != UnsubscribeCause::Deleted && echoes_own_write(&state, cause, at) {
             return Vec::new(); // R-C6: only what optisync wrote itself, or a state it has written over since
         }
@@ -657,7 +683,7 @@ impl LinkCx<'_> {
     /// waits in the approval queue with its consent evidence (R-J1), and OPTIGEM is asked for suggestions.
     /// R-E8: so does a recipient re-activated in the ESP while its assignment is ended.
     fn signup(&mut self, email: &Email, signup: &Signup, at: DateTime<Utc>) -> Vec<Email> {
-        let mut state = self.view.recipients.get(email).cloned().unwrap_or_default();
+        let mut state = self.recipient(email);
         // R-E8: CleverReach's reports are re-read, so a receiver active now in a group where the link holds
         // it inactive was re-activated there, whatever date its first activation carries.
         let reactivated = self.view.link.esp.provider == Provider::CleverReach && state.listed && !state.active;

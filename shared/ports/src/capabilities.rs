@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use optisync_domain::{
     AccountRecord, ApprovalEntry, AssignmentId, AuditEntry, CommandId, CommandResult, Email, EspAccount, Link, LinkId,
-    NewsletterId, OptigemCommand, RecipientState, TenantId, TenantSettings,
+    NewsletterId, OptigemCommand, RecipientState, TenantId, TenantSettings, Tombstone,
 };
 
 /// Tenant settings and the ESP accounts a tenant connected (the admin API; the engine, the scheduled
@@ -208,11 +208,33 @@ pub trait ApprovalQueue: Send + Sync {
     ) -> Result<Vec<ApprovalEntry>, StoreError>;
 }
 
+/// Erasure mode's side of the store (R-J2, R-J3): a recipient erased from a link leaves only the keyed
+/// hash of its e-mail (`EmailHasher`, R-J3) with its tombstone, per tenant (R-K1), so that stale OPTIGEM
+/// data does not subscribe the address again.
+#[async_trait]
+pub trait Erasures: Send + Sync {
+    /// Forgets the link's recipient state and approval entry of this e-mail and keeps the tombstone under
+    /// the tenant and the e-mail's keyed hash (the later tombstone wins). Repeating it is harmless.
+    async fn erase_recipient(
+        &self,
+        tenant: &TenantId,
+        link: &LinkId,
+        email: &Email,
+        hash: &str,
+        tombstone: &Tombstone,
+    ) -> Result<(), StoreError>;
+    /// The tombstone kept under the tenant and a keyed hash, if the address was erased.
+    async fn erased(&self, tenant: &TenantId, hash: &str) -> Result<Option<Tombstone>, StoreError>;
+}
+
 /// Durable state, every capability at once: what the functions wire (`Arc<dyn StateStore>`) and every
 /// store implements. A use case that needs less can ask for a single capability.
-pub trait StateStore: Tenants + Links + SyncState + Leases + CommandFeed + RunStore + AuditLog + ApprovalQueue {}
+pub trait StateStore:
+    Tenants + Links + SyncState + Leases + CommandFeed + RunStore + AuditLog + ApprovalQueue + Erasures
+{
+}
 
 impl<T> StateStore for T where
-    T: Tenants + Links + SyncState + Leases + CommandFeed + RunStore + AuditLog + ApprovalQueue
+    T: Tenants + Links + SyncState + Leases + CommandFeed + RunStore + AuditLog + ApprovalQueue + Erasures
 {
 }

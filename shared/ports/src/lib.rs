@@ -20,7 +20,9 @@ mod state;
 pub mod tokens;
 
 pub use bus::{BusEvent, EventPublisher};
-pub use capabilities::{ApprovalQueue, AuditLog, CommandFeed, Leases, Links, RunStore, StateStore, SyncState, Tenants};
+pub use capabilities::{
+    ApprovalQueue, AuditLog, CommandFeed, Erasures, Leases, Links, RunStore, StateStore, SyncState, Tenants,
+};
 pub use clock::{Clock, SystemClock};
 pub use esp::{
     Block, BlockedAddress, BlockedPage, EspCatalog, EspDirectory, EspError, EspGateway, EspList, EspLister, EspReader,
@@ -33,5 +35,7 @@ pub use state::{Commit, ItemKey, LoadedView, PendingAuthorisation, Slice, StoreE
 /// Every state capability trait, for code that calls them on a concrete store: `use
 /// optisync_ports::prelude::*;`.
 pub mod prelude {
-    pub use crate::{ApprovalQueue, AuditLog, CommandFeed, Leases, Links, RunStore, StateStore, SyncState, Tenants};
+    pub use crate::{
+        ApprovalQueue, AuditLog, CommandFeed, Erasures, Leases, Links, RunStore, StateStore, SyncState, Tenants,
+    };
 }

@@ -82,6 +82,12 @@ impl InboxKey {
         Self { key: format!("connector:{message_id}"), from_content: false }
     }
 
+    /// The confirmation that OPTIGEM executed the `end_assignment` command `command` (R-J2): the worker
+    /// applies it like any input, so erasure mode acts once the end has reached OPTIGEM.
+    pub fn end_confirmed(command: &CommandId) -> Self {
+        Self { key: format!("result:{command}"), from_content: false }
+    }
+
     /// Page `page` (counting from 1) of the snapshot answering the export `snapshot`.
     pub fn snapshot(snapshot: &CommandId, page: u64) -> Self {
         Self { key: format!("snapshot:{snapshot}:{page}"), from_content: false }

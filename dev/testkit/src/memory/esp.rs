@@ -323,7 +323,7 @@ impl EspGateway for MemoryEsp {
             let member_key = (a.esp.clone(), a.list.clone(), a.email.key().to_owned());
             // optisync's own change of the member's state replaces the stamp (an addition of a member
             // already in the list changes nothing).
-            if matches!(a.op, EspOp::Activate | EspOp::Deactivate | EspOp::RemoveFromList) {
+            if matches!(a.op, EspOp::Activate | EspOp::Deactivate | EspOp::RemoveFromList | EspOp::Delete) {
                 inner.changed.remove(&member_key);
             }
             let cleverreach = a.esp.provider == Provider::CleverReach;
@@ -357,6 +357,19 @@ impl EspGateway for MemoryEsp {
                     if let Some(active) = inner.members.get_mut(&member_key) {
                         *active = false;
                     }
+                }
+                // R-J2: CleverReach deletes the receiver from the group (a receiver belongs to its group);
+                // Brevo deletes the contact account-wide, with every list membership.
+                EspOp::Delete if cleverreach => {
+                    inner.members.remove(&member_key);
+                    let elsewhere = inner.members.keys().any(|(esp, _, e)| esp == &a.esp && e == &contact_key.1);
+                    if !elsewhere {
+                        inner.contacts.remove(&contact_key);
+                    }
+                }
+                EspOp::Delete => {
+                    inner.members.retain(|(esp, _, e), _| !(esp == &a.esp && e == &contact_key.1));
+                    inner.contacts.remove(&contact_key);
                 }
             }
         }

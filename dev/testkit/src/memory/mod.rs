@@ -6,6 +6,7 @@ mod audit;
 mod bus;
 mod clock;
 mod commands;
+mod erasures;
 mod esp;
 mod inbox;
 mod leases;
@@ -57,6 +58,8 @@ struct StoreInner {
     audit: BTreeMap<(TenantId, LinkId), Vec<AuditEntry>>,
     runs: HashMap<(TenantId, LinkId), (String, u64)>,
     chunks: BTreeMap<(TenantId, LinkId, String, u64), String>,
+    /// Erased recipients' tombstones by tenant and keyed hash (R-J2, R-J3).
+    erased: BTreeMap<(TenantId, String), optisync_domain::Tombstone>,
     fail_next_put: Option<StoreError>,
     /// Commits left before one fails (fault injection).
     commits_before_failure: Option<u64>,

@@ -8,13 +8,13 @@ use optisync_ports::*;
 #[async_trait]
 impl Tenants for MemoryStore {
     async fn tenant_settings(&self, tenant: &TenantId) -> Result<TenantSettings, StoreError> {
-        Ok(self.lock().tenants.get(tenant).copied().unwrap_or_default())
+        Ok(self.lock().tenants.get(tenant).cloned().unwrap_or_default())
     }
 
     async fn put_tenant_settings(&self, tenant: &TenantId, settings: &TenantSettings) -> Result<(), StoreError> {
         let mut inner = self.lock();
         inner.wrote(1);
-        inner.tenants.insert(tenant.clone(), *settings);
+        inner.tenants.insert(tenant.clone(), settings.clone());
         Ok(())
     }
 

@@ -101,6 +101,12 @@ impl EspGateway for BrevoGateway {
                     self.client.set_blacklisted(action.email.as_str(), false).await.map_err(to_port)?;
                     i += 1;
                 }
+                EspOp::Delete => {
+                    // R-J2: the contact is deleted account-wide (`DELETE /contacts/{identifier}`), with its
+                    // statistics; one gone already has reached the target.
+                    self.client.delete_contact(action.email.as_str()).await.map_err(to_port)?;
+                    i += 1;
+                }
                 EspOp::Deactivate => {
                     return Err(EspError::Rejected(
                         "Brevo has no per-list deactivation; the plan removes from the list".into(),

@@ -302,7 +302,9 @@ pub fn authenticate_any(authorization_header: Option<&str>, expected_tokens: &[&
 
 /// Turns a parsed webhook into the planner's ESP observations for one Brevo account.
 ///
-/// * unsubscribe and spam complaint → `Blacklisted`, account-wide (R-E2; the recipient's own act);
+/// * unsubscribe → `Unsubscribed`, account-wide (R-E2; the recipient's own revocation, which erasure mode
+///   acts on, R-J2, R-J4);
+/// * spam complaint → `Blacklisted`, account-wide (R-E2; not an unsubscribe link or form, R-J4);
 /// * hard bounce → `Deactivated`, account-wide (R-E6: Brevo's automatic deactivation, not a revocation, R-J4);
 /// * contact deleted → `Deleted`, account-wide (R-E1);
 /// * list addition → a `Signup` per list (R-E3); our own additions (made with our API key, named in
@@ -324,7 +326,8 @@ pub fn observations(
     let one =
         |list: Option<ListId>, what: EspEventKind| EspEvent { esp: esp.clone(), list, email: email.clone(), at, what };
     match event {
-        WebhookEvent::Unsubscribed(_) | WebhookEvent::Spam(_) => vec![one(None, EspEventKind::Blacklisted)],
+        WebhookEvent::Unsubscribed(_) => vec![one(None, EspEventKind::Unsubscribed)],
+        WebhookEvent::Spam(_) => vec![one(None, EspEventKind::Blacklisted)],
         WebhookEvent::HardBounce(_) => vec![one(None, EspEventKind::Deactivated)],
         WebhookEvent::ContactDeleted(_) => vec![one(None, EspEventKind::Deleted)],
         WebhookEvent::ContactUpdated(_) => vec![one(None, EspEventKind::FieldsChanged)],

@@ -140,6 +140,11 @@ impl EspGateway for CleverReachGateway {
                 EspOp::RemoveFromList => {
                     self.client.remove_from_group(group, email).await.map_err(to_port)?;
                 }
+                // R-J2: the receiver is deleted from the group with its data there
+                // (`DELETE /v3/groups.json/{gid}/receivers/{id}`); not there any more is done.
+                EspOp::Delete => {
+                    self.client.remove_from_group(group, email).await.map_err(to_port)?;
+                }
                 EspOp::Upsert { .. } | EspOp::UpdateFields { .. } | EspOp::AddToList => unreachable!("batched above"),
             }
         }

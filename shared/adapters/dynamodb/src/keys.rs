@@ -75,6 +75,12 @@ pub(crate) fn inbox_pk(tenant: &TenantId, key: &str) -> String {
     format!("INBOX#{tenant}#{key}")
 }
 
+/// The sort key of an erased recipient's tombstone under [`tenant_pk`], by the keyed hash of its e-mail
+/// (R-J2, R-J3): no address in the key.
+pub(crate) fn erased_sk(hash: &str) -> String {
+    format!("ERASED#{hash}")
+}
+
 /// The sort key of a tenant's settings (under [`tenant_pk`]).
 pub(crate) const SETTINGS_SK: &str = "SETTINGS";
 

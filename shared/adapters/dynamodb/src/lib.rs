@@ -8,6 +8,7 @@ mod approvals;
 mod audit;
 mod codec;
 mod commands;
+mod erasures;
 mod error;
 mod inbox;
 mod keys;

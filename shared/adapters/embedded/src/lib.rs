@@ -14,6 +14,7 @@ mod approvals;
 mod audit;
 mod codec;
 mod commands;
+mod erasures;
 mod error;
 mod inbox;
 mod leases;
@@ -67,6 +68,7 @@ impl EmbeddedStore {
         txn.open_table(AUDIT).map_err(db_err)?;
         txn.open_table(RUNS).map_err(db_err)?;
         txn.open_table(CHUNKS).map_err(db_err)?;
+        txn.open_table(tables::ERASED).map_err(db_err)?;
         txn.commit().map_err(db_err)?;
         Ok(Self { db: Arc::new(db) })
     }

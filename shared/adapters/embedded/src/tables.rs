@@ -37,6 +37,9 @@ pub(crate) const SECRETS: TableDefinition<&str, &str> = TableDefinition::new("se
 /// The inbox: (tenant, key) → JSON (the entry and whether it was processed).
 pub(crate) const INBOX: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("inbox");
 
+/// Erased recipients (R-J2, R-J3): (tenant, keyed hash of the e-mail) → the tombstone, JSON.
+pub(crate) const ERASED: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("erased");
+
 /// The kind of a state item in [`ITEMS`]: a mirror entry.
 pub(crate) const MIRROR: u8 = 0;
 /// A recipient state.

@@ -292,7 +292,7 @@ fn count_recipients(provider: Provider, actions: &[EspAction]) {
     for action in actions {
         match action.op {
             EspOp::AddToList | EspOp::Activate => on += 1,
-            EspOp::RemoveFromList | EspOp::Deactivate => off += 1,
+            EspOp::RemoveFromList | EspOp::Deactivate | EspOp::Delete => off += 1,
             EspOp::Upsert { .. } | EspOp::UpdateFields { .. } => {}
         }
     }

@@ -6,7 +6,7 @@ use crate::reconcile::{Phase, Preview, RunState};
 use optisync_domain::rules::{MappingError, validate_mapping};
 use optisync_domain::{
     AccountId, AccountStatus, EspAccount, Link, LinkId, LinkSettings, LinkStatus, ListId, NewsletterId, Provider,
-    SegmentId, TenantId,
+    SegmentId, TenantId, UnsubscribeMode,
 };
 use optisync_ports::{BusEvent, EspCatalog};
 use serde::{Deserialize, Serialize};
@@ -117,6 +117,7 @@ impl Admin {
         if !problems.is_empty() {
             return Err(AdminError::Invalid(problems));
         }
+        self.check_erasure_target(tenant, &request.settings).await?;
         let existing = self.store.link(tenant, id).await?;
         let link = Link {
             id: id.clone(),
@@ -177,6 +178,22 @@ impl Admin {
         }
         let state = if after.is_some() { ReplanState::Queued } else { ReplanState::Started };
         Ok(Replan { link: link.id.clone(), state, after })
+    }
+
+    /// R-J2 (004): erasure mode needs the tenant's notification target for the deletion reports; a link
+    /// in erasure mode without one is refused (422 naming the tenant setting).
+    async fn check_erasure_target(&self, tenant: &TenantId, settings: &LinkSettings) -> Result<(), AdminError> {
+        if settings.unsubscribe_mode != UnsubscribeMode::Erasure {
+            return Ok(());
+        }
+        if self.store.tenant_settings(tenant).await?.deletion_report_email.is_none() {
+            return Err(AdminError::invalid(
+                "deletion_report_email",
+                "erasure mode needs the tenant's deletion_report_email for the deletion reports (R-J2): \
+                 save it in the tenant settings first",
+            ));
+        }
+        Ok(())
     }
 
     /// A link's status with its runs (R-F1).

@@ -2,8 +2,7 @@
 
 use super::{Admin, AdminError, MAX_SIGNING_SECRETS, Replan, signing_secret_id};
 use base64::Engine as _;
-use optisync_domain::LinkStatus;
-use optisync_domain::{TenantId, TenantSettings};
+use optisync_domain::{LinkStatus, TenantId, TenantSettings, UnsubscribeMode};
 use optisync_ports::StoreError;
 use optisync_ports::names::secret;
 use serde::Serialize;
@@ -53,6 +52,7 @@ impl Admin {
     /// Saves a tenant's settings (R-A6, R-B3). A change of the R-A6 setting re-plans the assignments of
     /// every syncing link of the tenant (R-A10).
     pub async fn put_settings(&self, tenant: &TenantId, settings: &TenantSettings) -> Result<TenantView, AdminError> {
+        self.check_erasure_target_kept(tenant, settings).await?;
         let before = self.store.tenant_settings(tenant).await?;
         self.store.put_tenant_settings(tenant, settings).await?;
         let mut replan = Vec::new();
@@ -64,6 +64,26 @@ impl Admin {
             }
         }
         Ok(TenantView { replan, ..self.tenant(tenant).await? })
+    }
+
+    /// R-J2: the deletion reports' target cannot be removed while a link of the tenant is in erasure mode.
+    async fn check_erasure_target_kept(&self, tenant: &TenantId, settings: &TenantSettings) -> Result<(), AdminError> {
+        if settings.deletion_report_email.is_some() {
+            return Ok(());
+        }
+        let erasing = self
+            .store
+            .links(tenant)
+            .await?
+            .into_iter()
+            .any(|l| l.settings.unsubscribe_mode == UnsubscribeMode::Erasure);
+        if erasing {
+            return Err(AdminError::invalid(
+                "deletion_report_email",
+                "a link of the tenant is in erasure mode, which needs the deletion reports' target (R-J2)",
+            ));
+        }
+        Ok(())
     }
 
     /// Adds a new connector signing secret; the old ones stay valid until retired, so the connector can

@@ -123,18 +123,50 @@ impl WebhookSource for OptigemSource {
 /// Records the connector's result for a command of the tenant's feed (`POST …/commands/{id}/result`).
 /// Reporting twice is harmless; a `done` result is final. The suggestions of a `match_persons` result
 /// are read with the approval entry (R-C3); a `create_assignment` result names the assignment created.
+/// An `end_assignment` done is also put into the inbox as [`Input::EndConfirmed`] (R-J2); its key is
+/// returned for the worker to be told.
 pub async fn accept_result(
     store: &dyn StateStore,
+    inbox: &dyn Inbox,
     tenant: &TenantId,
     command: &CommandId,
     body: &[u8],
-) -> Result<(), IntakeError> {
+    now: DateTime<Utc>,
+) -> Result<Option<String>, IntakeError> {
     let result = parse_result(body).map_err(malformed)?;
-    if store.command(tenant, command).await?.is_none() {
+    let Some((_, issued)) = store.command(tenant, command).await? else {
         return Err(IntakeError::NotFound("command"));
-    }
+    };
     store.record_result(tenant, command, &result).await?;
-    Ok(())
+    if result.is_done() {
+        return end_confirmed(inbox, tenant, &issued, now).await;
+    }
+    Ok(None)
+}
+
+/// R-J2: an `end_assignment` OPTIGEM has executed is the moment erasure mode may act: one inbox entry
+/// per command (a repeated result is a duplicate), keyed by the command id.
+async fn end_confirmed(
+    inbox: &dyn Inbox,
+    tenant: &TenantId,
+    issued: &OptigemCommand,
+    now: DateTime<Utc>,
+) -> Result<Option<String>, IntakeError> {
+    let OptigemCommand::EndAssignment { id, assignment, newsletter, unsubscription, .. } = issued else {
+        return Ok(None);
+    };
+    let input = Input::EndConfirmed {
+        command: id.clone(),
+        assignment: assignment.clone(),
+        newsletter: newsletter.clone(),
+        unsubscription: unsubscription.clone(),
+    };
+    let fingerprint = hex::encode(Sha256::digest(id.as_str().as_bytes()));
+    let observed = Observed { key: InboxKey::end_confirmed(id), fingerprint, items: vec![input.into()] };
+    match super::put(inbox, tenant, observed, now).await? {
+        Accepted::Stored { key, .. } => Ok(Some(key)),
+        _ => Ok(None),
+    }
 }
 
 /// Accepts one snapshot page answering an `export_newsletter` command (`PUT …/snapshots/{id}/pages/{n}`)

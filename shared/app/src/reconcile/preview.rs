@@ -118,7 +118,7 @@ impl EspGateway for RecordingEsp {
                 EspOp::AddToList => PreviewAction::Create,
                 EspOp::UpdateFields { .. } => PreviewAction::Update,
                 EspOp::Activate => PreviewAction::Reactivate,
-                EspOp::RemoveFromList | EspOp::Deactivate => PreviewAction::Deactivate,
+                EspOp::RemoveFromList | EspOp::Deactivate | EspOp::Delete => PreviewAction::Deactivate,
             };
             let line = PreviewLine { action: what, email: Some(action.email.clone()), assignment: None };
             let value = serde_json::to_string(&line).map_err(|e| EspError::Rejected(e.to_string()))?;

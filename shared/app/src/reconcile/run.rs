@@ -469,7 +469,7 @@ impl<'a> Run<'a> {
                     EspOp::AddToList => PreviewAction::Create,
                     EspOp::UpdateFields { .. } => PreviewAction::Update,
                     EspOp::Activate => PreviewAction::Reactivate,
-                    EspOp::RemoveFromList | EspOp::Deactivate => {
+                    EspOp::RemoveFromList | EspOp::Deactivate | EspOp::Delete => {
                         p.counts.deferred += 1;
                         PreviewAction::Deactivate
                     }

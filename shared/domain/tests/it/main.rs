@@ -4,6 +4,7 @@
 mod audit;
 mod common;
 mod drift;
+mod erasure;
 mod fidelity;
 mod ids;
 mod planner;

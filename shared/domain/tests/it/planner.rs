@@ -326,7 +326,9 @@ fn r_e9_a_cleverreach_blacklisting_ends_every_newsletter_of_the_account_and_deac
     );
     for l in [&rundbrief, &gebetsbrief] {
         let source = &view(&k, l).recipients[&email("max.muster@example.com")].tombstone.as_ref().unwrap().source;
-        assert_eq!((source.provider, source.cause), (Provider::CleverReach, UnsubscribeCause::Unsubscribed));
+        // R-J4 (B18): the blacklist does not tell who put the address there, so it is no revocation by the
+        // recipient (erasure mode does not act on it).
+        assert_eq!((source.provider, source.cause), (Provider::CleverReach, UnsubscribeCause::Blacklisted));
     }
     assert!(recipient(&k, &elsewhere, "max.muster@example.com").active, "another account is not touched");
     // The same blacklisting again, and the listing reporting the deactivation optisync made: nothing.

@@ -92,14 +92,14 @@ fn r_a6_privacy_blocks_count_only_for_relevant_categories_and_no_statement_per_t
     let lenient = TenantSettings::default();
     // (status of "email", relevant?, tenant, active?)
     let table = [
-        (Some(Allowed), true, lenient, true),
-        (Some(Blocked), true, lenient, false),
-        (Some(Blocked), false, lenient, true),
-        (Some(NoStatement), true, lenient, true),
-        (Some(NoStatement), true, strict, false),
-        (None, true, strict, false), // a missing status is "no statement"
-        (None, true, lenient, true),
-        (Some(NoStatement), false, strict, true),
+        (Some(Allowed), true, &lenient, true),
+        (Some(Blocked), true, &lenient, false),
+        (Some(Blocked), false, &lenient, true),
+        (Some(NoStatement), true, &lenient, true),
+        (Some(NoStatement), true, &strict, false),
+        (None, true, &strict, false), // a missing status is "no statement"
+        (None, true, &lenient, true),
+        (Some(NoStatement), false, &strict, true),
     ];
     for (status, relevant, tenant, active) in table {
         let mut a = assignment("a1", "nl", "max@example.com");
@@ -107,7 +107,7 @@ fn r_a6_privacy_blocks_count_only_for_relevant_categories_and_no_statement_per_t
             a.person.privacy.insert(PrivacyCategory::new("email"), s);
         }
         let s = if relevant { settings_with(&["email"], &[]) } else { settings_with(&[], &[]) };
-        let v = check(&a, &s, &tenant, "2024-05-01");
+        let v = check(&a, &s, tenant, "2024-05-01");
         assert_eq!(v.is_active(), active, "{status:?} relevant={relevant} tenant={tenant:?}");
     }
     let mut a = assignment("a1", "nl", "max@example.com");

@@ -210,13 +210,14 @@ mod observations {
     }
 
     #[test]
-    fn r_e2_an_unsubscribe_is_an_account_wide_blacklisting_at_the_events_time() {
+    fn r_e2_r_j4_an_unsubscribe_is_the_recipients_own_account_wide_revocation_at_the_events_time() {
         let o = observe(
             r#"{"event":"unsubscribed","email":"Max@Example.com","id":1,"ts_event":1727251200,"camp_id":7,"list_id":[3]}"#,
             None,
         );
         assert_eq!(o.len(), 1);
-        assert_eq!((o[0].list.is_none(), &o[0].what), (true, &EspEventKind::Blacklisted));
+        // R-J4: the recipient's own act (what erasure mode acts on), account-wide like Brevo's blacklist.
+        assert_eq!((o[0].list.is_none(), &o[0].what), (true, &EspEventKind::Unsubscribed));
         assert_eq!(o[0].at.timestamp(), 1727251200);
         assert_eq!(o[0].email.key(), "max@example.com");
     }
