@@ -2,8 +2,9 @@
 //! become inputs for the planner. Pure; the run pages the list, keeps the checkpoints and applies what is
 //! decided here (`optisync_app::reconcile`).
 //!
-//! * [`differences`] — one page of the list against the known state: signups and segment memberships
-//!   now, ends later (R-E1, R-E2, R-E3, R-F4, R-F5, R-G3, R-G4).
+//! * [`differences`] — one page of the list against the known state: signups, segment memberships and
+//!   blacklisted contacts to take off a Brevo list now, ends later (R-E1, R-E2, R-E3, R-F4, R-F5, R-G3,
+//!   R-G4).
 //! * [`sweep_candidates`], [`lookup_before_ending`], [`gone_from_list`] — the sweep after a complete
 //!   listing: recipients the listing should have shown but did not (R-E1, R-E4, R-G4).
 //! * [`Guard`] — the mass-deactivation guard (R-F8).
@@ -43,6 +44,8 @@ pub struct Differences {
 ///   approval queue (R-E3, R-F4).
 /// * A member known as receiving that the ESP no longer lets receive → an end (R-E1, R-E2, R-F5): the
 ///   ESP wins on active status; a Brevo blacklist is account-wide (R-E2).
+/// * Any other member on a Brevo list that is blacklisted → taken off the list now, whether or not it has
+///   an assignment (R-E2, `BlacklistedOnList`).
 /// * On a segment link, a receiving segment member without an active assignment → segment membership
 ///   (R-G3, R-G4), unless an assignment is already asked for or its signup waits for approval.
 pub fn differences(link: &Link, known: &LinkView, members: &[ListedMember], started_at: DateTime<Utc>) -> Differences {
@@ -93,6 +96,12 @@ pub fn differences(link: &Link, known: &LinkView, members: &[ListedMember], star
                 e.list = None; // account-wide (R-E2)
             }
             found.ends.push(e);
+        } else if member.blacklisted && link.esp.provider == Provider::Brevo {
+            // R-E2 (B9): on the list while blacklisted, and not a receiving recipient of the link (unknown
+            // to it at a first sync, or put back on the list in Brevo): taken off the list, whether or not
+            // it has an assignment. Applied at once: a blacklisted contact receives no mail, so taking it
+            // off ends nobody's delivery and is no matter for the guard (R-F8).
+            found.now.push(event(EspEventKind::BlacklistedOnList));
         }
     }
     found

@@ -115,12 +115,17 @@ fn r_e2_a_brevo_blacklist_is_an_account_wide_end() {
 
 #[test]
 fn a_member_as_the_link_knows_it_is_no_difference() {
-    let link = brevo("nl");
+    // (A blacklisted contact on a Brevo list is always a difference: it is taken off the list, R-E2.)
+    let link = cleverreach("nl");
     let known =
         known_with(&link, &[("max@example.com", recipient(true, true)), ("erika@example.com", recipient(true, false))]);
-    let members = [member("max@example.com", true, false), member("erika@example.com", false, true)];
+    let members = [member("max@example.com", true, false), member("erika@example.com", false, false)];
     let found = drift::differences(&link, &known, &members, noon("2024-09-25"));
     assert_eq!(found, Differences::default(), "receiving and known; not receiving and known as such");
+    let link = brevo("nl");
+    let known = known_with(&link, &[("max@example.com", recipient(true, true))]);
+    let found = drift::differences(&link, &known, &[member("max@example.com", true, false)], noon("2024-09-25"));
+    assert_eq!(found, Differences::default());
     // Neither is a member unknown to the link that does not receive mail.
     let found = drift::differences(&link, &known, &[member("paul@example.com", false, false)], noon("2024-09-25"));
     assert_eq!(found, Differences::default());
@@ -252,4 +257,47 @@ fn r_e8_a_member_reactivated_in_the_esp_while_its_assignment_is_ended_is_a_signu
         let found = drift::differences(&link, &blocked, &[member("max@example.com", true, false)], started);
         assert!(found.now.is_empty(), "{link:?}: {found:?}");
     }
+}
+
+/// One page of the listing as the run applies it: the differences to what the link knows, each through
+/// the planner (those applied at once, then the ends), the state kept between them.
+fn apply_page(k: &mut Known, link: &Link, members: &[ListedMember], started: &str) -> Vec<Plan> {
+    let found = drift::differences(link, view(k, link), members, noon(started));
+    found.now.into_iter().chain(found.ends).map(|event| step(k, Input::Esp(event), started)).collect()
+}
+
+/// R-E2 (B9): a contact found blacklisted on a linked Brevo list leaves that list whether or not it has
+/// an assignment: Max Muster, whom the link has never seen (its first sync), and Erika, whom the link took
+/// off the list when her assignment ended and whom someone put back on "Rundbrief" in Brevo while she is
+/// blacklisted. Nothing is asked of OPTIGEM for them, and the link remembers both as blacklisted, so the
+/// same listing again plans nothing: once.
+#[test]
+fn r_e2_a_contact_found_blacklisted_on_a_linked_list_leaves_it_whether_or_not_it_has_an_assignment() {
+    let link = Link { status: LinkStatus::Linking, ..brevo("rundbrief") };
+    let mut k = known(vec![link.clone()]);
+    k.links[0].recipients.insert(email("erika@example.com"), recipient(false, true));
+    let changed = Some(noon("2024-09-20"));
+    let members = [
+        ListedMember { changed_at: changed, ..member("max.muster@example.com", false, true) },
+        ListedMember { changed_at: changed, ..member("erika@example.com", false, true) },
+    ];
+    let plans = apply_page(&mut k, &link, &members, "2024-09-25");
+    let removed: Vec<_> = plans.iter().flat_map(ops).collect();
+    assert_eq!(
+        removed,
+        [
+            op("br-rundbrief", "max.muster@example.com", "remove_from_list"),
+            op("br-rundbrief", "erika@example.com", "remove_from_list")
+        ]
+    );
+    assert!(plans.iter().all(|p| p.commands.is_empty()), "no assignment: nothing to end, nothing to queue");
+    for mail in ["max.muster@example.com", "erika@example.com"] {
+        let state = common::recipient(&k, &link, mail);
+        assert!(!state.listed && !state.active, "{mail}: off the list, known as blacklisted: {state:?}");
+        assert!(state.tombstone.is_some(), "{mail}: only a deliberate subscription brings it back (R-J3)");
+    }
+
+    // The same listing again (a page repeated after a crash, or read before the removal reached Brevo).
+    let again = apply_page(&mut k, &link, &members, "2024-09-25");
+    assert!(again.iter().all(|p| p.esp.is_empty() && p.commands.is_empty() && p.writes.is_empty()), "{again:?}");
 }
