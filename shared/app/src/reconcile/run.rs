@@ -2,16 +2,15 @@
 //! module documentation of [`super`] describes them in order.
 
 use super::state::{
-    Budget, CHUNK_RETENTION, DELTA_OVERLAP, EXPORT_WAIT, FULL_LISTING_EVERY, Failure, Finished, Guard, MAX_FAILURES,
-    Phase, Progress, RUN_LEASE, RunCounts, RunError, RunOutcome, RunState, SEGMENT_OVER_ASSIGNMENTS, SWEEP_PAGE,
-    key_hash, read_state, save_state,
+    Budget, CHUNK_RETENTION, EXPORT_WAIT, Failure, Finished, Guard, MAX_FAILURES, Phase, Progress, RUN_LEASE,
+    RunCounts, RunError, RunOutcome, RunState, SEGMENT_OVER_ASSIGNMENTS, SWEEP_PAGE, key_hash, read_state, save_state,
 };
 use crate::engine::{Engine, ProcessError};
 use crate::inbox::snapshot_page_key;
 use optisync_domain::drift::{self, Differences};
 use optisync_domain::{
-    CommandResult, Email, EspEvent, Input, Link, LinkId, LinkStatus, OptigemCommand, Provider, TenantId, berlin_date,
-    command_id, rules,
+    CommandResult, Email, EspEvent, Input, Link, LinkId, LinkStatus, OptigemCommand, TenantId, berlin_date, command_id,
+    rules,
 };
 use optisync_ports::{Clock, EspError, EspLister, Inbox, InboxItem, ListedMember, Slice, StateStore};
 use std::collections::HashSet;
@@ -82,7 +81,7 @@ impl<'a> Run<'a> {
         let (mut state, mut version) = self.r.load(&self.tenant, self.id()).await?;
         let mut progress = match state.current.take() {
             Some(p) => p,
-            None => self.start(&state),
+            None => self.start(),
         };
         let now = self.r.clock.now();
         if progress.phase != Phase::AwaitExport
@@ -126,18 +125,8 @@ impl<'a> Run<'a> {
             || self.budget.deadline.is_some_and(|d| Instant::now() >= d)
     }
 
-    fn start(&self, state: &RunState) -> Progress {
+    fn start(&self) -> Progress {
         let now = self.r.clock.now();
-        let first_sync = self.first_sync();
-        // Brevo lists only what changed since the last run, except on a first sync and once a day.
-        let since = match (&state.last, state.last_complete) {
-            (Some(last), Some(complete))
-                if !first_sync && self.link.esp.provider == Provider::Brevo && now - complete < FULL_LISTING_EVERY =>
-            {
-                Some(last.started_at - DELTA_OVERLAP)
-            }
-            _ => None,
-        };
         Progress {
             id: format!("{}-{:08x}", now.timestamp_millis(), rand::random::<u32>()),
             started_at: now,
@@ -145,7 +134,10 @@ impl<'a> Run<'a> {
             export: None,
             export_at: None,
             export_problem: None,
-            since,
+            // R-E7 (B15): every run lists the whole list, then sweeps. Brevo's `modifiedSince` does not
+            // show a member taken off a list, and only the sweep after a complete listing finds it gone:
+            // a delta listing would leave that removal to a later complete run, beyond the 6 hours.
+            since: None,
             cursor: None,
             seen_chunks: 0,
             end_chunks: 0,

@@ -618,3 +618,23 @@ async fn r_e2_a_run_takes_a_contact_found_blacklisted_off_the_list_whether_or_no
     assert_eq!((again.counts.inputs, again.counts.esp_operations, again.counts.commands), (0, 0, 0));
     assert_eq!((h.esp.mutating_calls(), h.audit_len().await), (calls, audit), "once");
 }
+
+/// R-E7 (B15): Max Muster is taken off the Brevo list "Rundbrief" by hand, which sends no webhook and which
+/// Brevo's `modifiedSince` listing does not show. The next scheduled run, six hours after a complete one,
+/// finds him gone and ends his assignment: ESP → OPTIGEM within 6 hours, not only at the daily listing.
+#[tokio::test]
+async fn r_e7_a_member_taken_off_a_brevo_list_by_hand_is_found_by_the_next_run_within_6_hours() {
+    let h = harness(Provider::Brevo, berlin(2024, 9, 25, 6)).await;
+    h.change(assignment("a1", "max.muster@example.com", None, berlin(2024, 9, 1, 12))).await;
+    h.change(assignment("a2", "erika@example.com", None, berlin(2024, 9, 1, 12))).await;
+    let first = h.run_to_end().await;
+    assert_eq!(first.counts.deferred, 0);
+
+    h.clock.set(berlin(2024, 9, 25, 7));
+    h.esp.remove_member(&h.link.esp, &h.link.list, "max.muster@example.com");
+    h.clock.set(berlin(2024, 9, 25, 12));
+    let next = h.run_to_end().await;
+    assert!(next.complete, "every Brevo run lists the whole list");
+    assert_eq!(Harness::ends_of(&h.feed().await), ["a1"], "ended by the run six hours after the last one");
+    assert_eq!(h.receiving(), ["erika@example.com"]);
+}
