@@ -41,7 +41,8 @@ pub struct Differences {
 /// run's start.
 ///
 /// * A receiving member the link does not know (or no longer has on the list) → a signup for the
-///   approval queue (R-E3, R-F4).
+///   approval queue (R-E3, R-F4); one whose signup waits there without names, which the listing shows →
+///   a signup dated as the entry's, which completes it (R-E3, R-C3).
 /// * A member known as receiving that the ESP no longer lets receive → an end (R-E1, R-E2, R-F5): the
 ///   ESP wins on active status; a Brevo blacklist is account-wide (R-E2).
 /// * Any other member on a Brevo list that is blacklisted → taken off the list now, whether or not it has
@@ -74,6 +75,10 @@ pub fn differences(link: &Link, known: &LinkView, members: &[ListedMember], star
             continue;
         }
         let receiving = state.is_some_and(|r| r.listed && r.active);
+        let nameless = known
+            .approvals
+            .get(&member.email)
+            .filter(|a| a.status == ApprovalStatus::Pending && !a.signup.has_names() && member.signup.has_names());
         if member.active && !state.is_some_and(|s| s.listed) {
             // R-E3, R-F4: receives mail, unknown to the link (or back on the list by the ESP's doing).
             found.now.push(event(EspEventKind::Signup { signup: member.signup.clone() }));
@@ -84,6 +89,15 @@ pub fn differences(link: &Link, known: &LinkView, members: &[ListedMember], star
             // R-E8: re-activated in the ESP while the link holds it inactive because its assignment ended:
             // a signup, which waits for approval.
             found.now.push(event(EspEventKind::Signup { signup: member.signup.clone() }));
+        } else if member.active
+            && let Some(entry) = nameless
+        {
+            // R-E3, R-C3: the signup waits for approval without names (its report named none, and the
+            // lookup found none then); the listing shows them. Dated as the entry's latest signup: it
+            // completes that one, it is no new signup.
+            let mut e = event(EspEventKind::Signup { signup: member.signup.clone() });
+            e.at = entry.last_seen;
+            found.now.push(e);
         } else if !member.active && receiving {
             // R-E1, R-E2, R-F5: the ESP wins on active status.
             let what = if member.blacklisted && link.esp.provider == Provider::Brevo {

@@ -653,6 +653,20 @@ impl LinkCx<'_> {
                     entry.last_seen = at;
                     entry.signups += 1;
                     merge_signup(&mut entry.signup, signup);
+                } else if !entry.signup.has_names() && signup.has_names() {
+                    // R-E3, R-C3: the names the signup's report lacked (Brevo's `list_addition`), from a
+                    // listing; OPTIGEM is asked again, now with them, and the suggestions come from that.
+                    entry.signup.first_name = signup.first_name.clone();
+                    entry.signup.last_name = signup.last_name.clone();
+                    let id = command_id("match-names", &[link.as_str(), email.key(), &entry.last_seen.to_rfc3339()]);
+                    self.out.commands.push(OptigemCommand::MatchPersons {
+                        id: id.clone(),
+                        link: link.clone(),
+                        email: email.clone(),
+                        first_name: entry.signup.first_name.clone(),
+                        last_name: entry.signup.last_name.clone(),
+                    });
+                    entry.match_command = id;
                 }
             }
             // A redelivery of a signup that was decided (or withdrawn) since changes nothing.

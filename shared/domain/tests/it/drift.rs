@@ -301,3 +301,66 @@ fn r_e2_a_contact_found_blacklisted_on_a_linked_list_leaves_it_whether_or_not_it
     let again = apply_page(&mut k, &link, &members, "2024-09-25");
     assert!(again.iter().all(|p| p.esp.is_empty() && p.commands.is_empty() && p.writes.is_empty()), "{again:?}");
 }
+
+/// R-E3, R-C3: Max Muster signed up by a Brevo form; the `list_addition` named no attributes, and the
+/// lookup found no names then, so his entry waits without them. The listing shows FIRSTNAME Max and
+/// LASTNAME Muster: the entry gets them, OPTIGEM is asked again with them, and it still counts one
+/// signup. The next listing changes nothing.
+#[test]
+fn r_e3_r_c3_a_listing_completes_a_pending_signup_that_came_without_names() {
+    let link = brevo("rundbrief");
+    let mut k = known(vec![link.clone()]);
+    let webhook = Signup {
+        evidence: ConsentEvidence {
+            signup_at: Some(noon("2024-09-20")),
+            source: Some("brevo:list_addition".into()),
+            ..Default::default()
+        },
+        ..Signup::default()
+    };
+    step(
+        &mut k,
+        esp_event(
+            &link,
+            true,
+            "max.muster@example.com",
+            "2024-09-20",
+            EspEventKind::Signup { signup: webhook.clone() },
+        ),
+        "2024-09-20",
+    );
+    assert!(!view(&k, &link).approvals[&email("max.muster@example.com")].signup.has_names());
+
+    let listed = ListedMember {
+        changed_at: Some(noon("2024-09-21")),
+        signup: Signup {
+            first_name: Some(PersonalText::new("Max")),
+            last_name: Some(PersonalText::new("Muster")),
+            evidence: ConsentEvidence { source: Some("brevo:list".into()), ..Default::default() },
+        },
+        ..member("max.muster@example.com", true, false)
+    };
+    let plans = apply_page(&mut k, &link, std::slice::from_ref(&listed), "2024-09-25");
+    let entry = &view(&k, &link).approvals[&email("max.muster@example.com")];
+    assert_eq!(entry.status, ApprovalStatus::Pending);
+    assert_eq!(entry.signup.first_name.as_ref().map(|n| n.expose().to_owned()).as_deref(), Some("Max"));
+    assert_eq!(entry.signup.last_name.as_ref().map(|n| n.expose().to_owned()).as_deref(), Some("Muster"));
+    assert_eq!(entry.signup.evidence, webhook.evidence, "R-J1: the signup's own evidence stays");
+    assert_eq!(entry.signups, 1, "no second signup");
+    let asked: Vec<_> = plans
+        .iter()
+        .flat_map(|p| &p.commands)
+        .filter_map(|c| match c {
+            OptigemCommand::MatchPersons { id, first_name, last_name, .. } => Some((
+                id.clone(),
+                first_name.as_ref().map(|n| n.expose().to_owned()),
+                last_name.as_ref().map(|n| n.expose().to_owned()),
+            )),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(asked, [(entry.match_command.clone(), Some("Max".to_owned()), Some("Muster".to_owned()))]);
+
+    let again = apply_page(&mut k, &link, &[listed], "2024-09-25");
+    assert!(again.is_empty(), "{again:?}");
+}
