@@ -5,6 +5,8 @@
 //! the lower bound, state store writes (counted as DynamoDB requests and items, the connector's snapshot
 //! uploads included), the peak heap of the run in the process (the fakes' share included) and its run
 //! time after the export was answered.
+//! Two tables: the first run of a link in step (no run state yet, so a complete listing), and for Brevo the
+//! next scheduled run 6 h after a complete one (R-E7: every run lists the whole list).
 //! A benchmark, not a test: it asserts nothing. Run: `bash bench/scheduled-run`.
 
 use chrono::Utc;
@@ -58,9 +60,19 @@ struct Figures {
     rate_floor: Duration,
     invocations: u64,
     inputs: u64,
+    held: bool,
 }
 
-async fn scenario(provider: Provider, n: usize, changed: bool) -> Figures {
+/// Which run of the link is measured.
+#[derive(Clone, Copy, PartialEq)]
+enum Measured {
+    /// The link's first run after linking in step (no run state yet).
+    First,
+    /// The next scheduled run, 6 h after a complete run in step, with the ESP's changes since then.
+    Next,
+}
+
+async fn scenario(provider: Provider, n: usize, changed: bool, measured: Measured) -> Figures {
     let now = Utc::now();
     let tenant = TenantId::new("t1");
     let store = Arc::new(MemoryStore::new());
@@ -109,6 +121,18 @@ async fn scenario(provider: Provider, n: usize, changed: bool) -> Figures {
         }
         Provider::CleverReach => cr.add_new_receivers(&list, &emails),
     }
+    let reconciler = Reconciler::new(store.clone(), router.clone(), router, store.clone(), clock.clone());
+    if measured == Measured::Next {
+        // A complete run 6 h ago found the list in step; the members were last changed in Brevo a day ago.
+        if provider == Provider::Brevo {
+            for e in &emails {
+                brevo.set_modified_at(e, now - chrono::Duration::days(1));
+            }
+        }
+        clock.set(now - chrono::Duration::hours(6));
+        run_to_end(&reconciler, store.as_ref(), &tenant, &link, &assignments).await;
+        clock.set(now);
+    }
     // 1 %: every 200th unsubscribes in the ESP, and as many new addresses sign up there.
     let changes = if changed { n / 200 } else { 0 };
     for k in 0..changes {
@@ -127,7 +151,6 @@ async fn scenario(provider: Provider, n: usize, changed: bool) -> Figures {
     brevo.clear_request_log();
     cr.clear_log();
 
-    let reconciler = Reconciler::new(store.clone(), router.clone(), router, store.clone(), clock.clone());
     let writes = store.writes();
     // The run asks for OPTIGEM's snapshot; the connector uploads it (into the store: DynamoDB's memory, not
     // the function's, so before the heap is measured).
@@ -139,12 +162,18 @@ async fn scenario(provider: Provider, n: usize, changed: bool) -> Figures {
     let base_heap = HEAP.current_usage();
     let started = Instant::now();
     let mut invocations = 1;
+    let mut held = false;
     let finished = loop {
         invocations += 1;
         let budget = Budget { deadline: Some(Instant::now() + Duration::from_secs(14 * 60)), ..Default::default() };
         match reconciler.run(&tenant, &link.id, budget).await.expect("the run goes on") {
             RunOutcome::Finished(f) => break f,
             RunOutcome::Continue(_) => {}
+            RunOutcome::Held(_) => {
+                // The guard (R-F8) waits for an admin; the benchmark confirms at once, as an admin would.
+                held = true;
+                assert!(reconciler.confirm(&tenant, &link.id).await.expect("confirm"));
+            }
             other => panic!("{other:?}"),
         }
     };
@@ -184,6 +213,27 @@ async fn scenario(provider: Provider, n: usize, changed: bool) -> Figures {
         rate_floor: Duration::from_secs_f64(total as f64 / rps),
         invocations,
         inputs: finished.counts.inputs,
+        held,
+    }
+}
+
+/// A whole run, the connector answering its export.
+async fn run_to_end(
+    reconciler: &Reconciler,
+    store: &MemoryStore,
+    tenant: &TenantId,
+    link: &Link,
+    assignments: &[Assignment],
+) {
+    let waiting = reconciler.run(tenant, &link.id, Budget::default()).await.expect("the run starts");
+    assert!(matches!(waiting, RunOutcome::Waiting(_)), "{waiting:?}");
+    answer_export(store, tenant, assignments).await;
+    loop {
+        match reconciler.run(tenant, &link.id, Budget::default()).await.expect("the run goes on") {
+            RunOutcome::Finished(_) => return,
+            RunOutcome::Continue(_) => {}
+            other => panic!("{other:?}"),
+        }
     }
 }
 
@@ -215,16 +265,23 @@ async fn main() {
         Some(s) => s.split(',').map(|n| n.parse().expect("sizes: 10000,100000")).collect(),
         None => vec![10_000, 100_000],
     };
+    println!("The first run after linking in step (no run state yet):\n");
+    table(&sizes, &[Provider::Brevo, Provider::CleverReach], Measured::First).await;
+    println!("\nThe next scheduled run, 6 h after a complete one (R-E7):\n");
+    table(&sizes, &[Provider::Brevo], Measured::Next).await;
+}
+
+async fn table(sizes: &[usize], providers: &[Provider], measured: Measured) {
     println!(
-        "| provider | recipients | changed | list reads (bound) | ESP writes (bound) | other calls | 429 answers (all calls) | inputs | store writes (items) | peak heap | run time | rate-limit floor | invocations |"
+        "| provider | recipients | changed | list reads (bound) | ESP writes (bound) | other calls | 429 answers (all calls) | inputs | store writes (items) | peak heap | run time | rate-limit floor | invocations | held by the guard |"
     );
-    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
-    for provider in [Provider::Brevo, Provider::CleverReach] {
-        for &n in &sizes {
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
+    for &provider in providers {
+        for &n in sizes {
             for changed in [false, true] {
-                let f = scenario(provider, n, changed).await;
+                let f = scenario(provider, n, changed, measured).await;
                 println!(
-                    "| {provider} | {n} | {} | {} ({}) | {} ({}) | {} | {} | {} | {} ({}) | {:.1} MB | {:.1} s | {:.1} s | {} |",
+                    "| {provider} | {n} | {} | {} ({}) | {} ({}) | {} | {} | {} | {} ({}) | {:.1} MB | {:.1} s | {:.1} s | {} | {} |",
                     if changed { "1 %" } else { "0 %" },
                     f.list_reads,
                     f.read_bound,
@@ -239,6 +296,7 @@ async fn main() {
                     f.run_time.as_secs_f64(),
                     f.rate_floor.as_secs_f64(),
                     f.invocations,
+                    if f.held { "yes" } else { "no" },
                 );
             }
         }

@@ -330,6 +330,29 @@ impl FakeBrevo {
         self.shared.lock().blacklist(email).is_some()
     }
 
+    /// Unblocks a contact as an admin can in Brevo's contact page (no webhook). Returns false if unknown.
+    pub fn unblacklist(&self, email: &str) -> bool {
+        let mut s = self.shared.lock();
+        let Some(id) = s.find_by_email(email) else { return false };
+        let c = s.contacts.get_mut(&id).expect("found id");
+        c.email_blacklisted = false;
+        c.modified_at = Utc::now();
+        true
+    }
+
+    /// Takes a contact off a list as a user does in Brevo's interface: no webhook (Brevo has no event for
+    /// it). Returns false if the contact is unknown or not on the list.
+    pub fn remove_from_list(&self, email: &str, list_id: i64) -> bool {
+        let mut s = self.shared.lock();
+        let Some(id) = s.find_by_email(email) else { return false };
+        let c = s.contacts.get_mut(&id).expect("found id");
+        let removed = c.list_ids.remove(&list_id);
+        if removed {
+            c.modified_at = Utc::now();
+        }
+        removed
+    }
+
     /// Switches on the account feature "unsubscription per list" (Brevo enables it on request): contact
     /// objects then carry `listUnsubscribed`, and an unsubscribe link only leaves the campaign's list.
     pub fn enable_per_list_unsubscription(&self) {

@@ -19,7 +19,8 @@ pub struct Deps {
     pub engine: Engine,
     /// The inbox.
     pub inbox: Arc<dyn Inbox>,
-    /// Re-reads CleverReach receivers before their events are applied.
+    /// Re-reads CleverReach receivers before their events are applied, and Brevo contacts whose signup
+    /// came without names.
     pub reader: Arc<dyn EspReader>,
 }
 
@@ -32,7 +33,8 @@ impl Deps {
         reader: Arc<dyn EspReader>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { engine: Engine::new(store, esp, clock), inbox, reader }
+        // The reader also completes a Brevo signup's names before it is queued (R-E3, R-C3).
+        Self { engine: Engine::new(store, esp, clock).with_reader(reader.clone()), inbox, reader }
     }
 }
 

@@ -7,11 +7,11 @@
 //! error leaves nothing committed, so a retry of the same input does the work once more.
 
 use optisync_domain::{
-    Email, EmailHasher, EspEventKind, Input, Known, Link, LinkStatus, LinkView, OptigemCommand, TenantId, audit_entries,
-    calendar, plan, rules,
+    Email, EmailHasher, EspEventKind, Input, Known, Link, LinkStatus, LinkView, OptigemCommand, TenantId,
+    audit_entries, calendar, plan, rules,
 };
 use optisync_ports::names::lease;
-use optisync_ports::{Clock, Commit, EspError, EspGateway, ItemKey, Slice, StateStore, StoreError};
+use optisync_ports::{Clock, Commit, EspError, EspGateway, EspReader, ItemKey, Slice, StateStore, StoreError};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -96,6 +96,7 @@ pub struct Engine {
     esp: Arc<dyn EspGateway>,
     clock: Arc<dyn Clock>,
     hasher: EmailHasher,
+    reader: Option<Arc<dyn EspReader>>,
 }
 
 /// The key of the erasure hashes when the deployment configures none (R-J3); see [`Engine::with_hasher`].
@@ -104,12 +105,19 @@ const DEFAULT_HASH_KEY: &[u8] = b"optisync-erasure-tombstones";
 impl Engine {
     /// An engine over a store, an ESP gateway and a clock.
     pub fn new(store: Arc<dyn StateStore>, esp: Arc<dyn EspGateway>, clock: Arc<dyn Clock>) -> Self {
-        Self { store, esp, clock, hasher: EmailHasher::new(DEFAULT_HASH_KEY) }
+        Self { store, esp, clock, hasher: EmailHasher::new(DEFAULT_HASH_KEY), reader: None }
     }
 
     /// The keyed hash that identifies erased recipients (R-J2, R-J3), with the deployment's key.
     pub fn with_hasher(mut self, hasher: EmailHasher) -> Self {
         self.hasher = hasher;
+        self
+    }
+
+    /// With a reader that completes a signup whose report carried no names before it is queued (R-E3,
+    /// R-C3: Brevo's `list_addition`); the worker's engine has one.
+    pub fn with_reader(mut self, reader: Arc<dyn EspReader>) -> Self {
+        self.reader = Some(reader);
         self
     }
 
@@ -169,12 +177,24 @@ impl Engine {
         Ok(())
     }
 
-    async fn process_leased(&self, tenant: &TenantId, input: &Input) -> Result<Outcome, ProcessError> {
+    async fn process_leased(&self, tenant: &TenantId, given: &Input) -> Result<Outcome, ProcessError> {
+        // A signup completed with what the ESP holds, read at most once per input (R-E3).
+        let mut completed: Option<Input> = None;
         for attempt in 1..=MAX_ATTEMPTS {
             let now = self.clock.now();
-            let (mut known, versions) = self.load(tenant, input).await?;
-            self.observe(&mut known, input).await?;
-            let plan = plan(&known, input, now);
+            let (mut known, versions) = self.load(tenant, completed.as_ref().unwrap_or(given)).await?;
+            self.observe(&mut known, completed.as_ref().unwrap_or(given)).await?;
+            let mut plan = plan(&known, completed.as_ref().unwrap_or(given), now);
+            if completed.is_none()
+                && let Some(reader) = &self.reader
+                && let Some((link, email)) = queued_without_names(&known, given, &plan)
+            {
+                let read = reader.signup(link, email).await?;
+                let with_names = with_signup_names(given, read.unwrap_or_default());
+                plan = optisync_domain::plan(&known, &with_names, now);
+                completed = Some(with_names);
+            }
+            let input = completed.as_ref().unwrap_or(given);
             if !plan.esp.is_empty() {
                 self.esp.apply(&plan.esp).await?;
             }
@@ -312,6 +332,46 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// R-E3, R-C3: the link whose approval queue this plan puts a Brevo signup in without names because its
+/// report named none (a `list_addition` has no attributes), when the link maps a name: the ESP is asked
+/// once for the contact's names before the entry is queued, so the entry and OPTIGEM's `match_persons`
+/// have them.
+fn queued_without_names<'a, 'b>(
+    known: &'a Known,
+    input: &'b Input,
+    plan: &optisync_domain::Plan,
+) -> Option<(&'a Link, &'b Email)> {
+    let Input::Esp(event) = input else { return None };
+    let (EspEventKind::Signup { signup }, Some(list)) = (&event.what, &event.list) else { return None };
+    if event.esp.provider != optisync_domain::Provider::Brevo || signup.has_names() {
+        return None;
+    }
+    let queued = plan.writes.iter().any(|w| match w {
+        optisync_domain::StateWrite::Approval { entry } => {
+            entry.email == event.email
+                && entry.status == optisync_domain::ApprovalStatus::Pending
+                && !entry.signup.has_names()
+        }
+        _ => false,
+    });
+    let mapped = |l: &Link| l.settings.mapping.first_name.is_some() || l.settings.mapping.last_name.is_some();
+    let link =
+        known.links.iter().map(|v| &v.link).find(|l| queued && l.esp == event.esp && &l.list == list && mapped(l));
+    link.map(|l| (l, &event.email))
+}
+
+/// The signup input with the names the ESP holds; its time and consent evidence stay the report's (R-J1).
+fn with_signup_names(input: &Input, names: optisync_domain::Signup) -> Input {
+    let mut input = input.clone();
+    if let Input::Esp(event) = &mut input
+        && let EspEventKind::Signup { signup } = &mut event.what
+    {
+        signup.first_name = names.first_name;
+        signup.last_name = names.last_name;
+    }
+    input
 }
 
 /// Full-jitter backoff, so that writers who collided do not collide again in step.

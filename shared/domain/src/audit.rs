@@ -121,6 +121,7 @@ impl Input {
                     EspEventKind::Deactivated => "deactivated",
                     EspEventKind::Deleted => "deleted",
                     EspEventKind::Blacklisted => "blacklisted",
+                    EspEventKind::BlacklistedOnList => "blacklisted_on_list",
                     EspEventKind::Signup { .. } => "signup",
                     EspEventKind::EmailChanged { .. } => "email_changed",
                     EspEventKind::FieldsChanged => "fields_changed",

@@ -2,8 +2,9 @@
 //! become inputs for the planner. Pure; the run pages the list, keeps the checkpoints and applies what is
 //! decided here (`optisync_app::reconcile`).
 //!
-//! * [`differences`] — one page of the list against the known state: signups and segment memberships
-//!   now, ends later (R-E1, R-E2, R-E3, R-F4, R-F5, R-G3, R-G4).
+//! * [`differences`] — one page of the list against the known state: signups, segment memberships and
+//!   blacklisted contacts to take off a Brevo list now, ends later (R-E1, R-E2, R-E3, R-F4, R-F5, R-G3,
+//!   R-G4).
 //! * [`sweep_candidates`], [`lookup_before_ending`], [`gone_from_list`] — the sweep after a complete
 //!   listing: recipients the listing should have shown but did not (R-E1, R-E4, R-G4).
 //! * [`blocked`] — what the ESP account blocks for every list (CleverReach's blacklist and blocked hard
@@ -42,9 +43,12 @@ pub struct Differences {
 /// run's start.
 ///
 /// * A receiving member the link does not know (or no longer has on the list) → a signup for the
-///   approval queue (R-E3, R-F4).
+///   approval queue (R-E3, R-F4); one whose signup waits there without names, which the listing shows →
+///   a signup dated as the entry's, which completes it (R-E3, R-C3).
 /// * A member known as receiving that the ESP no longer lets receive → an end (R-E1, R-E2, R-F5): the
 ///   ESP wins on active status; a Brevo blacklist is account-wide (R-E2).
+/// * Any other member on a Brevo list that is blacklisted → taken off the list now, whether or not it has
+///   an assignment (R-E2, `BlacklistedOnList`).
 /// * On a segment link, a receiving segment member without an active assignment → segment membership
 ///   (R-G3, R-G4), unless an assignment is already asked for or its signup waits for approval.
 pub fn differences(link: &Link, known: &LinkView, members: &[ListedMember], started_at: DateTime<Utc>) -> Differences {
@@ -73,6 +77,10 @@ pub fn differences(link: &Link, known: &LinkView, members: &[ListedMember], star
             continue;
         }
         let receiving = state.is_some_and(|r| r.listed && r.active);
+        let nameless = known
+            .approvals
+            .get(&member.email)
+            .filter(|a| a.status == ApprovalStatus::Pending && !a.signup.has_names() && member.signup.has_names());
         if member.active && !state.is_some_and(|s| s.listed) {
             // R-E3, R-F4: receives mail, unknown to the link (or back on the list by the ESP's doing).
             found.now.push(event(EspEventKind::Signup { signup: member.signup.clone() }));
@@ -83,6 +91,15 @@ pub fn differences(link: &Link, known: &LinkView, members: &[ListedMember], star
             // R-E8: re-activated in the ESP while the link holds it inactive because its assignment ended:
             // a signup, which waits for approval.
             found.now.push(event(EspEventKind::Signup { signup: member.signup.clone() }));
+        } else if member.active
+            && let Some(entry) = nameless
+        {
+            // R-E3, R-C3: the signup waits for approval without names (its report named none, and the
+            // lookup found none then); the listing shows them. Dated as the entry's latest signup: it
+            // completes that one, it is no new signup.
+            let mut e = event(EspEventKind::Signup { signup: member.signup.clone() });
+            e.at = entry.last_seen;
+            found.now.push(e);
         } else if !member.active && receiving {
             // R-E1, R-E2, R-F5: the ESP wins on active status.
             let what = if member.blacklisted && link.esp.provider == Provider::Brevo {
@@ -95,6 +112,12 @@ pub fn differences(link: &Link, known: &LinkView, members: &[ListedMember], star
                 e.list = None; // account-wide (R-E2)
             }
             found.ends.push(e);
+        } else if member.blacklisted && link.esp.provider == Provider::Brevo {
+            // R-E2 (B9): on the list while blacklisted, and not a receiving recipient of the link (unknown
+            // to it at a first sync, or put back on the list in Brevo): taken off the list, whether or not
+            // it has an assignment. Applied at once: a blacklisted contact receives no mail, so taking it
+            // off ends nobody's delivery and is no matter for the guard (R-F8).
+            found.now.push(event(EspEventKind::BlacklistedOnList));
         }
     }
     found

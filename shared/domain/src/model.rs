@@ -363,3 +363,10 @@ pub struct Signup {
     #[serde(default)]
     pub evidence: ConsentEvidence,
 }
+
+impl Signup {
+    /// Whether the ESP gave a first or a last name (R-E3, R-C3: suggestions are found by them too).
+    pub fn has_names(&self) -> bool {
+        self.first_name.is_some() || self.last_name.is_some()
+    }
+}

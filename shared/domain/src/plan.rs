@@ -401,6 +401,10 @@ pub enum EspEventKind {
     Deleted,
     /// Brevo: the contact is on the account-wide blacklist (R-E2).
     Blacklisted,
+    /// Brevo: a listing showed the contact on the event's list while it is on the account-wide blacklist,
+    /// and the link did not hold it there as a receiving recipient (R-E2, B9): it is taken off that list,
+    /// whether or not it has an assignment, so that a later removal from the blacklist revives no list.
+    BlacklistedOnList,
     /// A new recipient or form signup (R-E3).
     Signup {
         /// What the ESP knows.

@@ -561,6 +561,7 @@ impl LinkCx<'_> {
             EspEventKind::Deactivated => self.left(email, event.at, UnsubscribeCause::Deactivated),
             EspEventKind::Deleted => self.left(email, event.at, UnsubscribeCause::Deleted),
             EspEventKind::Blacklisted => self.blacklisted(email, event.at),
+            EspEventKind::BlacklistedOnList => self.blacklisted_on_list(email, event.at),
             // R-G2, R-G3 (B10): a segment link hears the whole group's receivers; only the segment listing
             // tells who belongs to its newsletter, so a group signup queues nothing there.
             EspEventKind::Signup { .. } if self.view.link.segment.is_some() => Vec::new(),
@@ -679,6 +680,34 @@ impl LinkCx<'_> {
         Vec::new()
     }
 
+    /// R-E2 (B9): a listing showed the contact on this link's list while it is blacklisted in Brevo. Whatever
+    /// the link held (nothing at a first sync; off the list, if someone put it back in Brevo), the contact
+    /// is on the list: it is taken off, the blacklisting is recorded as a tombstone (R-J3), and any
+    /// assignment of the newsletter still active with that address is ended as for a blacklisting. The
+    /// removal is recorded as optisync's own write, so the same listing again, dated before it, changes
+    /// nothing (R-C6). The listing does not say who blacklisted the contact: its cause is `Blacklisted`,
+    /// never taken for the recipient's own revocation (R-J4, B18).
+    fn blacklisted_on_list(&mut self, email: &Email, at: DateTime<Utc>) -> Vec<Email> {
+        if self.view.link.esp.provider != Provider::Brevo {
+            return Vec::new();
+        }
+        let state = self.view.recipients.get(email).cloned().unwrap_or_default();
+        if state.listed && state.active {
+            // A receiving recipient blacklisted: the listing sends these as ends (R-E2, R-F8).
+            return self.left(email, at, UnsubscribeCause::Blacklisted);
+        }
+        if state.written.is_some_and(|w| w.at >= at && matches!(w.op, WrittenOp::Removed | WrittenOp::Activated)) {
+            return Vec::new(); // R-C6: a listing from before optisync's own removal or un-blacklisting
+        }
+        self.view.recipients.insert(email.clone(), RecipientState { listed: true, active: false, ..state });
+        let touched = self.left(email, at, UnsubscribeCause::Blacklisted);
+        let written = Written { op: WrittenOp::Removed, at: self.write_time() };
+        if let Some(state) = self.view.recipients.get_mut(email).filter(|s| !s.listed) {
+            state.written = Some(written);
+        }
+        touched
+    }
+
     /// R-E3 / R-C2: a new recipient or signup; unless an active assignment already uses the e-mail, it
     /// waits in the approval queue with its consent evidence (R-J1), and OPTIGEM is asked for suggestions.
     /// R-E8: so does a recipient re-activated in the ESP while its assignment is ended.
@@ -721,6 +750,20 @@ impl LinkCx<'_> {
                     entry.last_seen = at;
                     entry.signups += 1;
                     merge_signup(&mut entry.signup, signup);
+                } else if !entry.signup.has_names() && signup.has_names() {
+                    // R-E3, R-C3: the names the signup's report lacked (Brevo's `list_addition`), from a
+                    // listing; OPTIGEM is asked again, now with them, and the suggestions come from that.
+                    entry.signup.first_name = signup.first_name.clone();
+                    entry.signup.last_name = signup.last_name.clone();
+                    let id = command_id("match-names", &[link.as_str(), email.key(), &entry.last_seen.to_rfc3339()]);
+                    self.out.commands.push(OptigemCommand::MatchPersons {
+                        id: id.clone(),
+                        link: link.clone(),
+                        email: email.clone(),
+                        first_name: entry.signup.first_name.clone(),
+                        last_name: entry.signup.last_name.clone(),
+                    });
+                    entry.match_command = id;
                 }
             }
             // A redelivery of a signup that was decided (or withdrawn) since changes nothing.

@@ -4,7 +4,7 @@
 use crate::Reread;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use optisync_domain::{Email, EspAccount, EspAction, EspEvent, Link, ListId};
+use optisync_domain::{Email, EspAccount, EspAction, EspEvent, Link, ListId, Signup};
 
 /// Why an ESP call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -29,6 +29,15 @@ pub trait EspReader: Send + Sync {
     /// The observations a re-read yields: none when there is nothing to apply (a receiver gone without a
     /// known address is left to the reconciliation).
     async fn reread(&self, reread: &Reread) -> Result<Vec<EspEvent>, EspError>;
+
+    /// What the ESP holds of one recipient for a signup on `link`'s list whose report carried none of it
+    /// (Brevo's `list_addition` has no attributes): the names the link maps, by one lookup, so that the
+    /// approval entry and OPTIGEM's suggestions have them (R-E3, R-C3). `None` when the ESP does not know
+    /// the address, or when the provider's reports carry what they mean (the default).
+    async fn signup(&self, link: &Link, email: &Email) -> Result<Option<Signup>, EspError> {
+        let _ = (link, email);
+        Ok(None)
+    }
 }
 
 pub use optisync_domain::ListedMember;

@@ -38,6 +38,7 @@ struct EspInner {
     /// CleverReach: the account-wide blacklist and the hard bounces it blocks (R-E9), with their times.
     cleverreach_blacklist: BTreeMap<(EspAccount, String), DateTime<Utc>>,
     hard_bounces: BTreeMap<(EspAccount, String), DateTime<Utc>>,
+    contact_reads: u64,
 }
 
 /// An ESP in memory that follows both providers' semantics: Brevo's account-wide blacklist with
@@ -179,6 +180,11 @@ impl MemoryEsp {
         self.inner.lock().expect("esp lock").list_reads
     }
 
+    /// How many single contacts were read back for a signup ([`EspReader::signup`]).
+    pub fn contact_reads(&self) -> u64 {
+        self.inner.lock().expect("esp lock").contact_reads
+    }
+
     /// Makes the `apply` that would perform mutating operation number `call` (counting from 1 over the
     /// ESP's life) fail with this error, as a crash in the middle of a run would.
     pub fn fail_at(&self, call: u64, error: EspError) {
@@ -281,6 +287,35 @@ impl EspLister for MemoryEsp {
             }
             None => member.is_some(),
         })
+    }
+}
+
+#[async_trait]
+impl EspReader for MemoryEsp {
+    /// Nothing to re-read: the events the tests feed carry what they mean.
+    async fn reread(&self, _: &Reread) -> Result<Vec<EspEvent>, EspError> {
+        Ok(Vec::new())
+    }
+
+    /// A Brevo contact's names from the attributes the link maps them to, as Brevo's `GET /contacts/{email}`
+    /// gives them; `None` for an unknown contact or another provider.
+    async fn signup(&self, link: &Link, email: &Email) -> Result<Option<optisync_domain::Signup>, EspError> {
+        let mut inner = self.inner.lock().expect("esp lock");
+        if link.esp.provider != Provider::Brevo {
+            return Ok(None);
+        }
+        inner.contact_reads += 1;
+        let Some(contact) = inner.contacts.get(&(link.esp.clone(), email.key().to_owned())) else { return Ok(None) };
+        let name = |attribute: &Option<optisync_domain::AttributeName>| {
+            let value = contact.fields.get(attribute.as_ref()?.as_str())?;
+            Some(optisync_domain::PersonalText::new(value.as_str()))
+        };
+        let mapping = &link.settings.mapping;
+        Ok(Some(optisync_domain::Signup {
+            first_name: name(&mapping.first_name),
+            last_name: name(&mapping.last_name),
+            ..Default::default()
+        }))
     }
 }
 

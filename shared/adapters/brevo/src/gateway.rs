@@ -8,7 +8,7 @@ use crate::{BrevoClient, BrevoError};
 use async_trait::async_trait;
 use optisync_domain::rules::FieldValues;
 use optisync_domain::{EspAction, EspOp, ListId};
-use optisync_ports::{EspError, EspGateway, EspLister, ListPage, ListedMember};
+use optisync_ports::{EspError, EspGateway, EspLister, EspReader, ListPage, ListedMember};
 use serde_json::{Map, Value};
 
 /// Applies plans to one Brevo account.
@@ -118,6 +118,39 @@ impl EspGateway for BrevoGateway {
     }
 }
 
+/// The names a contact holds in the attributes the link maps them to (R-E3, R-C3).
+fn names(contact: &crate::BrevoContact, link: &optisync_domain::Link) -> optisync_domain::Signup {
+    let name = |attribute: &Option<optisync_domain::AttributeName>| {
+        let value = contact.attributes.get(attribute.as_ref()?.as_str())?.as_str()?.trim();
+        (!value.is_empty()).then(|| optisync_domain::PersonalText::new(value))
+    };
+    let mapping = &link.settings.mapping;
+    optisync_domain::Signup {
+        first_name: name(&mapping.first_name),
+        last_name: name(&mapping.last_name),
+        ..Default::default()
+    }
+}
+
+#[async_trait]
+impl EspReader for BrevoGateway {
+    /// Brevo's webhooks carry what they mean: nothing to re-read.
+    async fn reread(&self, _: &optisync_ports::Reread) -> Result<Vec<optisync_domain::EspEvent>, EspError> {
+        Ok(Vec::new())
+    }
+
+    /// `GET /contacts/{email}` (one call, through the account's rate limiter): a `list_addition` names no
+    /// attribute, so the names of a signup are read back from the contact (R-E3, R-C3).
+    async fn signup(
+        &self,
+        link: &optisync_domain::Link,
+        email: &optisync_domain::Email,
+    ) -> Result<Option<optisync_domain::Signup>, EspError> {
+        let contact = self.client.get_contact(email.as_str()).await.map_err(to_port)?;
+        Ok(contact.map(|c| names(&c, link)))
+    }
+}
+
 #[async_trait]
 impl EspLister for BrevoGateway {
     /// `GET /contacts/lists/{id}/contacts` page by page (the cursor is the next offset), with
@@ -135,11 +168,6 @@ impl EspLister for BrevoGateway {
             None => 0,
         };
         let (contacts, next) = self.client.list_contacts_page(list, since, offset).await.map_err(to_port)?;
-        let mapping = &link.settings.mapping;
-        let name = |contact: &crate::BrevoContact, attribute: &Option<optisync_domain::AttributeName>| {
-            let value = contact.attributes.get(attribute.as_ref()?.as_str())?.as_str()?.trim();
-            (!value.is_empty()).then(|| optisync_domain::PersonalText::new(value))
-        };
         let mut members = Vec::with_capacity(contacts.len());
         for contact in &contacts {
             let Ok(email) = optisync_domain::Email::parse(&contact.email) else {
@@ -153,13 +181,12 @@ impl EspLister for BrevoGateway {
                 blacklisted,
                 changed_at: contact.modified_at.map(|t| t.with_timezone(&chrono::Utc)),
                 signup: optisync_domain::Signup {
-                    first_name: name(contact, &mapping.first_name),
-                    last_name: name(contact, &mapping.last_name),
                     evidence: optisync_domain::ConsentEvidence {
                         signup_at: contact.created_at.map(|t| t.with_timezone(&chrono::Utc)),
                         source: Some("brevo:list".to_owned()),
                         ..Default::default()
                     },
+                    ..names(contact, link)
                 },
             });
         }

@@ -257,6 +257,24 @@ impl EspReader for EspRouter {
             Account::Brevo(..) => Ok(Vec::new()),
         }
     }
+
+    /// A Brevo signup's names, read back through the account's client (and its rate limiter, R-E3).
+    async fn signup(
+        &self,
+        link: &optisync_domain::Link,
+        email: &optisync_domain::Email,
+    ) -> Result<Option<optisync_domain::Signup>, EspError> {
+        if link.esp.provider != Provider::Brevo {
+            return Ok(None);
+        }
+        self.with_account(&link.esp, |a| async move {
+            match a {
+                Account::Brevo(gateway, _) => gateway.signup(link, email).await,
+                Account::CleverReach(_) => Ok(None),
+            }
+        })
+        .await
+    }
 }
 
 #[async_trait]

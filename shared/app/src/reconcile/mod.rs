@@ -28,9 +28,10 @@
 //!    A receiving member the link does not know → a signup for the approval queue (R-E3, R-F4); on a
 //!    segment link, a segment member without an active assignment → segment membership (R-G3, R-G4).
 //!    A member known as receiving that the ESP no longer lets receive → its assignments are to be ended
-//!    (R-E1, R-E2, R-F5): deferred, see 6. Brevo is listed with `modifiedSince` (since the last run,
-//!    minus an overlap) except once a day and on a first sync; CleverReach has no delta.
-//! 5. *Sweep* (after a complete listing): recipients the link knows on the list that the listing did
+//!    (R-E1, R-E2, R-F5): deferred, see 6. A contact on a Brevo list while blacklisted, which the link
+//!    does not hold as receiving, is taken off the list at once (R-E2). Every run lists the whole list
+//!    (R-E7): Brevo's `modifiedSince` does not show a member taken off a list, only the sweep does.
+//! 5. *Sweep* (after the listing): recipients the link knows on the list that the listing did
 //!    not show were deleted in the ESP (R-E1; an e-mail changed inside the ESP shows as this deletion
 //!    plus a signup of the new address, R-E4); on a segment link they left the segment (R-G4).
 //! 6. *Guard* and *Apply*: the ends found in 4 and 5 are applied last, unless they would end more than
@@ -52,9 +53,9 @@ mod state;
 
 pub use preview::{Preview, PreviewAction, PreviewLine};
 pub use state::{
-    Budget, CHUNK_RETENTION, DELTA_OVERLAP, EXPORT_WAIT, FULL_LISTING_EVERY, Failure, Finished, Guard, MAX_FAILURES,
-    Phase, Progress, REPLAN_PAGE, RUN_LEASE, RunCounts, RunError, RunKind, RunOutcome, RunState,
-    SEGMENT_OVER_ASSIGNMENTS, SWEEP_PAGE, runs_waiting_for, waits_for,
+    Budget, CHUNK_RETENTION, EXPORT_WAIT, Failure, Finished, Guard, MAX_FAILURES, Phase, Progress, REPLAN_PAGE,
+    RUN_LEASE, RunCounts, RunError, RunKind, RunOutcome, RunState, SEGMENT_OVER_ASSIGNMENTS, SWEEP_PAGE,
+    runs_waiting_for, waits_for,
 };
 
 use crate::engine::Engine;

@@ -3,16 +3,16 @@
 
 use super::preview::{self as dry, PreviewAction, PreviewLine};
 use super::state::{
-    Budget, CHUNK_RETENTION, DELTA_OVERLAP, EXPORT_WAIT, FULL_LISTING_EVERY, Failure, Finished, Guard, MAX_FAILURES,
-    Phase, Progress, REPLAN_PAGE, RUN_LEASE, RunCounts, RunError, RunKind, RunOutcome, RunState,
-    SEGMENT_OVER_ASSIGNMENTS, SWEEP_PAGE, key_hash, read_state, replan_requests, save_state,
+    Budget, CHUNK_RETENTION, EXPORT_WAIT, Failure, Finished, Guard, MAX_FAILURES, Phase, Progress, REPLAN_PAGE,
+    RUN_LEASE, RunCounts, RunError, RunKind, RunOutcome, RunState, SEGMENT_OVER_ASSIGNMENTS, SWEEP_PAGE, key_hash,
+    read_state, replan_requests, save_state,
 };
 use crate::engine::{Engine, ProcessError};
 use crate::inbox::snapshot_page_key;
 use optisync_domain::drift::{self, Differences};
 use optisync_domain::{
-    AssignmentId, CommandResult, Email, EspEvent, EspOp, Input, Link, LinkId, LinkStatus, OptigemCommand, Provider,
-    TenantId, berlin_date, command_id, rules,
+    AssignmentId, CommandResult, Email, EspEvent, EspOp, Input, Link, LinkId, LinkStatus, OptigemCommand, TenantId,
+    berlin_date, command_id, rules,
 };
 use optisync_ports::{Clock, EspError, EspLister, Inbox, InboxItem, ListedMember, Slice, StateStore};
 use std::collections::HashSet;
@@ -140,18 +140,6 @@ impl<'a> Run<'a> {
         let now = self.r.clock.now();
         let first_sync = self.first_sync();
         let settings = !first_sync && !self.tenant.is_preview() && requests > state.replanned.unwrap_or(0);
-        // Brevo lists only what changed since the last listing, except on a first sync and once a day.
-        let since = match (&state.last, state.last_complete) {
-            (Some(last), Some(complete))
-                if !first_sync
-                    && last.kind == RunKind::Sync
-                    && self.link.esp.provider == Provider::Brevo
-                    && now - complete < FULL_LISTING_EVERY =>
-            {
-                Some(last.started_at - DELTA_OVERLAP)
-            }
-            _ => None,
-        };
         Progress {
             id: format!("{}-{:08x}", now.timestamp_millis(), rand::random::<u32>()),
             kind: if settings { RunKind::Settings } else { RunKind::Sync },
@@ -161,7 +149,10 @@ impl<'a> Run<'a> {
             export: None,
             export_at: None,
             export_problem: None,
-            since: if settings { None } else { since },
+            // R-E7 (B15): every run lists the whole list, then sweeps. Brevo's `modifiedSince` does not
+            // show a member taken off a list, and only the sweep after a complete listing finds it gone:
+            // a delta listing would leave that removal to a later complete run, beyond the 6 hours.
+            since: None,
             cursor: None,
             seen_chunks: 0,
             end_chunks: 0,

@@ -11,10 +11,6 @@ use std::time::Instant;
 
 /// How long a run's lease holds if its holder dies (longer than one invocation).
 pub const RUN_LEASE: Duration = Duration::minutes(16);
-/// How far a Brevo delta listing reaches back before the last run started.
-pub const DELTA_OVERLAP: Duration = Duration::hours(1);
-/// How often a complete listing (and with it the sweep) is due at the latest.
-pub const FULL_LISTING_EVERY: Duration = Duration::hours(24);
 /// How long a run's working data (seen e-mails, deferred ends, a dry run's report) is kept.
 pub const CHUNK_RETENTION: Duration = Duration::days(7);
 /// Recipient states read per sweep page.
@@ -156,7 +152,9 @@ pub struct Progress {
     /// A reconciliation went on without OPTIGEM's side: why (the run reports it as its error).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub export_problem: Option<String>,
-    /// Brevo delta listing: members changed since then (`None`: the complete list, then the sweep).
+    /// Brevo delta listing: members changed since then (`None`: the complete list, then the sweep). Runs
+    /// start with `None` (R-E7: every run lists the whole list); a checkpoint saved by an earlier version
+    /// with a delta listing finishes as it began.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since: Option<DateTime<Utc>>,
     /// The cursor within the phase: the next snapshot page, list cursor, sweep key or chunk.

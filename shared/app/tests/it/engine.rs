@@ -188,3 +188,64 @@ async fn r_a9_the_scheduled_run_applies_a_month_end_without_any_change_event() {
     h.engine.process(&tenant(), &today("2024-10-01")).await.unwrap();
     assert!(h.esp.receiving(&l.esp, &l.list).is_empty());
 }
+
+/// R-E3, R-C3: Brevo's `list_addition` for Max Muster names no attributes; the contact has FIRSTNAME Max
+/// and LASTNAME Muster. The engine reads the contact back once before the entry is queued: the entry has
+/// the names, and OPTIGEM's `match_persons` gets them. The same webhook again reads nothing.
+#[tokio::test]
+async fn r_e3_r_c3_a_brevo_signup_without_names_is_completed_from_the_contact_before_it_is_queued() {
+    let store = Arc::new(MemoryStore::new());
+    let esp = Arc::new(MemoryEsp::new());
+    let clock = Arc::new(FixedClock::new(at(25)));
+    let engine = Engine::new(store.clone(), esp.clone(), clock).with_reader(esp.clone());
+    let l = Link {
+        settings: LinkSettings { mapping: build::mapping("FIRSTNAME", Some("LASTNAME")), ..Default::default() },
+        ..link(Provider::Brevo, "rundbrief")
+    };
+    store.put_link(&l).await.unwrap();
+    esp.set_member(&l.esp, &l.list, "max.muster@example.com", true);
+    esp.set_field(&l.esp, "max.muster@example.com", "FIRSTNAME", "Max");
+    esp.set_field(&l.esp, "max.muster@example.com", "LASTNAME", "Muster");
+    let signup = Signup {
+        evidence: ConsentEvidence {
+            signup_at: Some(at(25)),
+            source: Some("brevo:list_addition".into()),
+            ..Default::default()
+        },
+        ..Signup::default()
+    };
+    let max = Email::parse("max.muster@example.com").unwrap();
+    let input = Input::Esp(EspEvent {
+        esp: l.esp.clone(),
+        list: Some(l.list.clone()),
+        email: max.clone(),
+        at: at(25),
+        what: EspEventKind::Signup { signup: signup.clone() },
+    });
+    engine.process(&tenant(), &input).await.unwrap();
+    assert_eq!(esp.contact_reads(), 1);
+    let slice = optisync_ports::Slice { assignments: vec![], emails: vec![max.clone()] };
+    let entry = store.load(&l, &slice).await.unwrap().view.approvals[&max].clone();
+    let names = |s: &Signup| {
+        (s.first_name.as_ref().map(|n| n.expose().to_owned()), s.last_name.as_ref().map(|n| n.expose().to_owned()))
+    };
+    assert_eq!(names(&entry.signup), (Some("Max".into()), Some("Muster".into())));
+    assert_eq!(entry.signup.evidence, signup.evidence, "R-J1: the webhook's evidence");
+    let feed = store.commands(&tenant(), 0, 100).await.unwrap();
+    let asked: Vec<_> = feed
+        .iter()
+        .filter_map(|(_, c)| match c {
+            OptigemCommand::MatchPersons { first_name, last_name, .. } => Some(names(&Signup {
+                first_name: first_name.clone(),
+                last_name: last_name.clone(),
+                ..Default::default()
+            })),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(asked, [(Some("Max".to_owned()), Some("Muster".to_owned()))], "R-C3: OPTIGEM searches by the names");
+
+    engine.process(&tenant(), &input).await.unwrap();
+    assert_eq!(esp.contact_reads(), 1, "a redelivery queues nothing and reads nothing");
+    assert_eq!(store.commands(&tenant(), 0, 100).await.unwrap().len(), 1);
+}

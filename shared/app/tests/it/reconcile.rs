@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use optisync_app::reconcile::{Budget, Guard, Phase, Reconciler, RunOutcome};
 use optisync_domain::*;
 use optisync_ports::prelude::*;
-use optisync_ports::{Clock, EspError};
+use optisync_ports::{Clock, EspError, EspLister};
 use optisync_testkit::memory::MemoryEsp;
 use std::sync::Arc;
 
@@ -633,4 +633,56 @@ fn a_dry_runs_lines_keep_their_wire_names() {
         assert_eq!(serde_json::from_str::<PreviewLine>(&json).unwrap(), line);
         assert_eq!(action.to_string(), name);
     }
+}
+
+/// R-E2 (B9): Erika is on the Brevo list "Rundbrief" while blacklisted and has no assignment; the link
+/// never held her (she does not receive mail, so no listing made her a signup). The run takes her off the
+/// list, so that a later removal from the blacklist revives no old list, and asks nothing of OPTIGEM; the
+/// next run finds nothing to do.
+#[tokio::test]
+async fn r_e2_a_run_takes_a_contact_found_blacklisted_off_the_list_whether_or_not_it_has_an_assignment() {
+    let h = harness(Provider::Brevo, berlin(2024, 9, 1, 12)).await;
+    h.change(assignment("a1", "max@example.com", None, berlin(2024, 9, 1, 12))).await;
+    h.esp.set_member(&h.link.esp, &h.link.list, "erika@example.com", true);
+    h.esp.blacklist(&h.link.esp, "erika@example.com");
+    let erika = Email::parse("erika@example.com").unwrap();
+    assert!(h.esp.is_listed(&h.link, &erika).await.unwrap());
+
+    h.clock.set(berlin(2024, 9, 25, 12));
+    let finished = h.run_to_end().await;
+    assert!(!h.esp.is_listed(&h.link, &erika).await.unwrap(), "taken off the list (R-E2)");
+    assert_eq!(finished.counts.deactivated, 1);
+    assert_eq!(finished.counts.deferred, 0, "no end: a blacklisted contact receives no mail (R-F8)");
+    assert!(h.esp.contact(&h.link.esp, "erika@example.com").unwrap().blacklisted, "the blacklist stays");
+    let feed = h.feed().await;
+    assert!(
+        feed.iter().all(|c| !matches!(c, OptigemCommand::EndAssignment { .. } | OptigemCommand::MatchPersons { .. }))
+    );
+    assert_eq!(h.receiving(), ["max@example.com"]);
+
+    let (calls, audit) = (h.esp.mutating_calls(), h.audit_len().await);
+    h.clock.set(berlin(2024, 9, 25, 18));
+    let again = h.run_to_end().await;
+    assert_eq!((again.counts.inputs, again.counts.esp_operations, again.counts.commands), (0, 0, 0));
+    assert_eq!((h.esp.mutating_calls(), h.audit_len().await), (calls, audit), "once");
+}
+
+/// R-E7 (B15): Max Muster is taken off the Brevo list "Rundbrief" by hand, which sends no webhook and which
+/// Brevo's `modifiedSince` listing does not show. The next scheduled run, six hours after a complete one,
+/// finds him gone and ends his assignment: ESP → OPTIGEM within 6 hours, not only at the daily listing.
+#[tokio::test]
+async fn r_e7_a_member_taken_off_a_brevo_list_by_hand_is_found_by_the_next_run_within_6_hours() {
+    let h = harness(Provider::Brevo, berlin(2024, 9, 25, 6)).await;
+    h.change(assignment("a1", "max.muster@example.com", None, berlin(2024, 9, 1, 12))).await;
+    h.change(assignment("a2", "erika@example.com", None, berlin(2024, 9, 1, 12))).await;
+    let first = h.run_to_end().await;
+    assert_eq!(first.counts.deferred, 0);
+
+    h.clock.set(berlin(2024, 9, 25, 7));
+    h.esp.remove_member(&h.link.esp, &h.link.list, "max.muster@example.com");
+    h.clock.set(berlin(2024, 9, 25, 12));
+    let next = h.run_to_end().await;
+    assert!(next.complete, "every Brevo run lists the whole list");
+    assert_eq!(Harness::ends_of(&h.feed().await), ["a1"], "ended by the run six hours after the last one");
+    assert_eq!(h.receiving(), ["erika@example.com"]);
 }

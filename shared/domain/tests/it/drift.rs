@@ -116,12 +116,17 @@ fn r_e2_a_brevo_blacklist_is_an_account_wide_end() {
 
 #[test]
 fn a_member_as_the_link_knows_it_is_no_difference() {
-    let link = brevo("nl");
+    // (A blacklisted contact on a Brevo list is always a difference: it is taken off the list, R-E2.)
+    let link = cleverreach("nl");
     let known =
         known_with(&link, &[("max@example.com", recipient(true, true)), ("erika@example.com", recipient(true, false))]);
-    let members = [member("max@example.com", true, false), member("erika@example.com", false, true)];
+    let members = [member("max@example.com", true, false), member("erika@example.com", false, false)];
     let found = drift::differences(&link, &known, &members, noon("2024-09-25"));
     assert_eq!(found, Differences::default(), "receiving and known; not receiving and known as such");
+    let link = brevo("nl");
+    let known = known_with(&link, &[("max@example.com", recipient(true, true))]);
+    let found = drift::differences(&link, &known, &[member("max@example.com", true, false)], noon("2024-09-25"));
+    assert_eq!(found, Differences::default());
     // Neither is a member unknown to the link that does not receive mail.
     let found = drift::differences(&link, &known, &[member("paul@example.com", false, false)], noon("2024-09-25"));
     assert_eq!(found, Differences::default());
@@ -305,4 +310,110 @@ fn r_e9_r_e6_a_blocked_hard_bounce_is_counted_and_ends_nothing() {
     ];
     let found = drift::blocked(&link, &known, &page, noon("2024-06-01"));
     assert_eq!(found, Blocks { ends: vec![], bounced: 1 }, "only the receiving recipient counts; nothing ends");
+}
+
+/// One page of the listing as the run applies it: the differences to what the link knows, each through
+/// the planner (those applied at once, then the ends), the state kept between them.
+fn apply_page(k: &mut Known, link: &Link, members: &[ListedMember], started: &str) -> Vec<Plan> {
+    let found = drift::differences(link, view(k, link), members, noon(started));
+    found.now.into_iter().chain(found.ends).map(|event| step(k, Input::Esp(event), started)).collect()
+}
+
+/// R-E2 (B9): a contact found blacklisted on a linked Brevo list leaves that list whether or not it has
+/// an assignment: Max Muster, whom the link has never seen (its first sync), and Erika, whom the link took
+/// off the list when her assignment ended and whom someone put back on "Rundbrief" in Brevo while she is
+/// blacklisted. Nothing is asked of OPTIGEM for them, and the link remembers both as blacklisted, so the
+/// same listing again plans nothing: once.
+#[test]
+fn r_e2_a_contact_found_blacklisted_on_a_linked_list_leaves_it_whether_or_not_it_has_an_assignment() {
+    let link = Link { status: LinkStatus::Linking, ..brevo("rundbrief") };
+    let mut k = known(vec![link.clone()]);
+    k.links[0].recipients.insert(email("erika@example.com"), recipient(false, true));
+    let changed = Some(noon("2024-09-20"));
+    let members = [
+        ListedMember { changed_at: changed, ..member("max.muster@example.com", false, true) },
+        ListedMember { changed_at: changed, ..member("erika@example.com", false, true) },
+    ];
+    let plans = apply_page(&mut k, &link, &members, "2024-09-25");
+    let removed: Vec<_> = plans.iter().flat_map(ops).collect();
+    assert_eq!(
+        removed,
+        [
+            op("br-rundbrief", "max.muster@example.com", "remove_from_list"),
+            op("br-rundbrief", "erika@example.com", "remove_from_list")
+        ]
+    );
+    assert!(plans.iter().all(|p| p.commands.is_empty()), "no assignment: nothing to end, nothing to queue");
+    for mail in ["max.muster@example.com", "erika@example.com"] {
+        let state = common::recipient(&k, &link, mail);
+        assert!(!state.listed && !state.active, "{mail}: off the list, known as blacklisted: {state:?}");
+        assert!(state.tombstone.is_some(), "{mail}: only a deliberate subscription brings it back (R-J3)");
+    }
+
+    // The same listing again (a page repeated after a crash, or read before the removal reached Brevo).
+    let again = apply_page(&mut k, &link, &members, "2024-09-25");
+    assert!(again.iter().all(|p| p.esp.is_empty() && p.commands.is_empty() && p.writes.is_empty()), "{again:?}");
+}
+
+/// R-E3, R-C3: Max Muster signed up by a Brevo form; the `list_addition` named no attributes, and the
+/// lookup found no names then, so his entry waits without them. The listing shows FIRSTNAME Max and
+/// LASTNAME Muster: the entry gets them, OPTIGEM is asked again with them, and it still counts one
+/// signup. The next listing changes nothing.
+#[test]
+fn r_e3_r_c3_a_listing_completes_a_pending_signup_that_came_without_names() {
+    let link = brevo("rundbrief");
+    let mut k = known(vec![link.clone()]);
+    let webhook = Signup {
+        evidence: ConsentEvidence {
+            signup_at: Some(noon("2024-09-20")),
+            source: Some("brevo:list_addition".into()),
+            ..Default::default()
+        },
+        ..Signup::default()
+    };
+    step(
+        &mut k,
+        esp_event(
+            &link,
+            true,
+            "max.muster@example.com",
+            "2024-09-20",
+            EspEventKind::Signup { signup: webhook.clone() },
+        ),
+        "2024-09-20",
+    );
+    assert!(!view(&k, &link).approvals[&email("max.muster@example.com")].signup.has_names());
+
+    let listed = ListedMember {
+        changed_at: Some(noon("2024-09-21")),
+        signup: Signup {
+            first_name: Some(PersonalText::new("Max")),
+            last_name: Some(PersonalText::new("Muster")),
+            evidence: ConsentEvidence { source: Some("brevo:list".into()), ..Default::default() },
+        },
+        ..member("max.muster@example.com", true, false)
+    };
+    let plans = apply_page(&mut k, &link, std::slice::from_ref(&listed), "2024-09-25");
+    let entry = &view(&k, &link).approvals[&email("max.muster@example.com")];
+    assert_eq!(entry.status, ApprovalStatus::Pending);
+    assert_eq!(entry.signup.first_name.as_ref().map(|n| n.expose().to_owned()).as_deref(), Some("Max"));
+    assert_eq!(entry.signup.last_name.as_ref().map(|n| n.expose().to_owned()).as_deref(), Some("Muster"));
+    assert_eq!(entry.signup.evidence, webhook.evidence, "R-J1: the signup's own evidence stays");
+    assert_eq!(entry.signups, 1, "no second signup");
+    let asked: Vec<_> = plans
+        .iter()
+        .flat_map(|p| &p.commands)
+        .filter_map(|c| match c {
+            OptigemCommand::MatchPersons { id, first_name, last_name, .. } => Some((
+                id.clone(),
+                first_name.as_ref().map(|n| n.expose().to_owned()),
+                last_name.as_ref().map(|n| n.expose().to_owned()),
+            )),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(asked, [(entry.match_command.clone(), Some("Max".to_owned()), Some("Muster".to_owned()))]);
+
+    let again = apply_page(&mut k, &link, &[listed], "2024-09-25");
+    assert!(again.is_empty(), "{again:?}");
 }

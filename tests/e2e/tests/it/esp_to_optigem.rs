@@ -239,3 +239,61 @@ async fn r_e3_r_c2_r_c3_r_c5_r_j1_a_signup_waits_once_and_approval_creates_exact
     let view = approvals.view(&stack.tenant, &link.id, &erika).await.unwrap();
     assert!(matches!(view.created, Some(CommandResult::Done { assignment: Some(_), .. })), "the mapping is recorded");
 }
+
+/// R-E3, R-C3: Max Muster signs up through a Brevo form; the contact has FIRSTNAME Max and LASTNAME Muster,
+/// both mapped, and Brevo's `list_addition` names neither. The worker reads the contact back once: the
+/// approval entry has his names, OPTIGEM is asked for suggestions with them, and a `create` decision makes
+/// a new person "Max Muster" with the assignment.
+#[tokio::test]
+async fn r_e3_r_c3_a_brevo_form_signup_reaches_the_queue_with_its_names_and_create_makes_the_named_person() {
+    let stack = Stack::start().await;
+    let settings = LinkSettings {
+        mapping: FieldMapping {
+            first_name: Some(AttributeName::new("FIRSTNAME")),
+            last_name: Some(AttributeName::new("LASTNAME")),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let link = stack.link_brevo("NL-1", settings).await;
+    stack.register_hooks(None).await;
+    let list: i64 = link.list.as_str().parse().unwrap();
+    let names = serde_json::from_value(json!({"FIRSTNAME": "Max", "LASTNAME": "Muster"})).unwrap();
+    stack.brevo.add_contact("max.muster@example.com", names, &[]);
+    stack.brevo.clear_request_log();
+    assert_eq!(stack.brevo.emit_list_addition("max.muster@example.com", &[list]).await, vec![200]);
+    stack.sync().await;
+
+    let max = email("max.muster@example.com");
+    let entry = stack.approval(&link, &max).await.expect("queued");
+    assert_eq!(entry.status, ApprovalStatus::Pending);
+    let text = |t: &Option<PersonalText>| t.as_ref().map(|t| t.expose().to_owned());
+    assert_eq!(
+        (text(&entry.signup.first_name), text(&entry.signup.last_name)),
+        (Some("Max".into()), Some("Muster".into()))
+    );
+    assert_eq!(stack.brevo.calls("GET", "/contacts/max.muster@example.com"), 1, "read back once");
+    let asked: Vec<_> = stack
+        .commands()
+        .await
+        .into_iter()
+        .filter_map(|c| match c {
+            OptigemCommand::MatchPersons { first_name, last_name, .. } => Some((text(&first_name), text(&last_name))),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(asked, [(Some("Max".to_owned()), Some("Muster".to_owned()))], "suggestions by the names");
+
+    let approvals = Approvals::new(stack.store.clone());
+    approvals.decide(&stack.tenant, &link.id, &max, Choice::NewPerson, chrono::Utc::now()).await.unwrap();
+    stack.sync().await;
+    let created: Vec<Assignment> = stack
+        .optigem
+        .assignments_of(&NewsletterId::new("NL-1"))
+        .into_iter()
+        .filter(|a| a.email.as_ref() == Some(&max) || a.person.emails.iter().any(|e| e.email == max))
+        .collect();
+    assert_eq!(created.len(), 1, "one assignment");
+    let person = &created[0].person;
+    assert_eq!((text(&person.first_name), text(&person.last_name)), (Some("Max".into()), Some("Muster".into())));
+}

@@ -349,3 +349,58 @@ async fn r_e9_cleverreachs_account_blacklist_ends_every_newsletter_of_the_accoun
     assert!(new.is_empty(), "nothing more asked of OPTIGEM: {new:?}");
     assert_eq!(stack.esp_mutations(), mutations);
 }
+
+/// R-E2 (B9): before linking, Erika is on the Brevo list of "Rundbrief" while blacklisted, without an
+/// assignment in OPTIGEM. The first sync takes her off that list (and asks nothing of OPTIGEM), so when an
+/// admin later unblocks her in Brevo, the old list does not send to her again.
+#[tokio::test]
+async fn r_e2_a_contact_found_blacklisted_at_the_first_sync_leaves_the_list_so_an_unblocking_revives_none() {
+    use optisync_ports::prelude::*;
+    let stack = Stack::start().await;
+    let mut link = stack.link_brevo("NL-1", mapped()).await;
+    link.status = LinkStatus::Linking;
+    stack.store.put_link(&link).await.unwrap();
+    let list: i64 = link.list.as_str().parse().unwrap();
+    stack.brevo.add_contact("erika@example.com", Default::default(), &[list]);
+    assert!(stack.brevo.blacklist("erika@example.com"));
+    let max = person(&stack.optigem, "Max", Some("Muster"), "max.muster@example.com");
+    subscribe(&stack.optigem, &max, "NL-1");
+    stack.optigem.take_events();
+
+    let run = finished(stack.reconcile_to_end(&link).await);
+    stack.sync().await;
+    assert!(!on_list(&stack, &link, "erika@example.com"), "taken off the list at the first sync");
+    assert!(stack.brevo.contact("erika@example.com").unwrap().email_blacklisted, "the blacklist is Brevo's");
+    assert_eq!((run.counts.ended, run.counts.queued), (0, 0), "nothing asked of OPTIGEM");
+    assert!(stack.approval(&link, &optisync_e2e::email("erika@example.com")).await.is_none());
+    assert!(on_list(&stack, &link, "max.muster@example.com"));
+
+    assert!(stack.brevo.unblacklist("erika@example.com"));
+    assert!(!on_list(&stack, &link, "erika@example.com"), "no old list revived");
+    let mutations = stack.esp_mutations();
+    let again = finished(stack.reconcile_to_end(&link).await);
+    assert_eq!((again.counts.deactivated, stack.esp_mutations()), (0, mutations), "taken off once");
+}
+
+/// R-E7 (B15): an admin takes Max Muster off the Brevo list of "Rundbrief" by hand, which sends no webhook
+/// and which Brevo's `modifiedSince` listing does not show. The next scheduled run, six hours after the
+/// last one, ends his assignment, with Brevo as its source.
+#[tokio::test]
+async fn r_e7_a_member_taken_off_a_brevo_list_by_hand_is_ended_by_the_next_run_within_6_hours() {
+    let stack = Stack::start().await;
+    let link = stack.link_brevo("NL-1", mapped()).await;
+    let max = person(&stack.optigem, "Max", Some("Muster"), "max.muster@example.com");
+    let a = subscribe(&stack.optigem, &max, "NL-1");
+    stack.sync().await;
+    assert_eq!(finished(stack.reconcile_to_end(&link).await).counts.deferred, 0);
+
+    let list: i64 = link.list.as_str().parse().unwrap();
+    assert!(stack.brevo.remove_from_list("max.muster@example.com", list));
+    stack.clock.travel_to(chrono::Utc::now() + chrono::Duration::hours(6));
+    let run = finished(stack.reconcile_to_end(&link).await);
+    assert_eq!(run.counts.ended, 1, "found by the run six hours later");
+    stack.sync().await;
+    let ended = stack.optigem.assignment(&a).unwrap();
+    assert!(ended.end.is_some());
+    assert_eq!(ended.unsubscription.map(|u| u.source.provider), Some(Provider::Brevo));
+}

@@ -229,3 +229,28 @@ async fn one_member_is_looked_up_on_the_list_by_its_address() {
     assert!(!listed("elsewhere@example.com").await, "a contact on another list only");
     assert!(!listed("nobody@example.com").await, "no such contact");
 }
+
+/// R-E3, R-C3: a `list_addition` names no attributes, so a signup's names are read back from the contact:
+/// one `GET /contacts/{email}`, the names from the attributes the link maps (FIRSTNAME Max, NACHNAME
+/// Muster; LASTNAME is not mapped here). An address Brevo does not know has none.
+#[tokio::test]
+async fn r_e3_a_signups_names_are_read_back_from_the_contact_in_one_call() {
+    use optisync_ports::EspReader;
+    let fake = FakeBrevo::start().await;
+    let list = fake.add_list("Rundbrief");
+    fake.add_contact(
+        "max.muster@example.com",
+        attrs(json!({"FIRSTNAME": "Max", "NACHNAME": "Muster", "LASTNAME": "Other"})),
+        &[list],
+    );
+    let gw = gateway(&fake);
+    let max = Email::parse("max.muster@example.com").unwrap();
+    let signup = gw.signup(&link(list), &max).await.unwrap().expect("Brevo knows Max");
+    assert_eq!(signup.first_name.as_ref().map(|n| n.expose()), Some("Max"));
+    assert_eq!(signup.last_name.as_ref().map(|n| n.expose()), Some("Muster"));
+    assert_eq!(fake.request_log().len(), 1);
+    assert_eq!(fake.calls("GET", "/contacts/max.muster@example.com"), 1);
+
+    let unknown = Email::parse("lena@example.com").unwrap();
+    assert_eq!(gw.signup(&link(list), &unknown).await.unwrap(), None);
+}
