@@ -418,16 +418,23 @@ struct BrevoKey {
     api_key: String,
 }
 
-/// Tenant settings as the API takes them: every field required, nothing else.
+/// Tenant settings as the API takes them: every field required but the retention periods (R-J6: each
+/// period left out keeps its default), nothing else.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct StrictSettings {
     no_statement_blocks: bool,
     approved_email_target: optisync_domain::EmailTarget,
+    #[serde(default)]
+    retention: optisync_domain::Retention,
 }
 
 impl From<StrictSettings> for TenantSettings {
     fn from(s: StrictSettings) -> Self {
-        TenantSettings { no_statement_blocks: s.no_statement_blocks, approved_email_target: s.approved_email_target }
+        TenantSettings {
+            no_statement_blocks: s.no_statement_blocks,
+            approved_email_target: s.approved_email_target,
+            retention: s.retention,
+        }
     }
 }

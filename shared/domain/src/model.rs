@@ -323,6 +323,9 @@ pub struct TenantSettings {
     /// Where an approved signup's e-mail is stored (R-B3).
     #[serde(default)]
     pub approved_email_target: EmailTarget,
+    /// How long records of personal data are kept once they became expirable (R-J6).
+    #[serde(default)]
+    pub retention: crate::retention::Retention,
 }
 
 /// Consent evidence of a signup in the ESP (double opt-in), kept with the approval entry and handed to

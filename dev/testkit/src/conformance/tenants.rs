@@ -4,8 +4,11 @@ use super::*;
 
 /// Tenant settings and ESP accounts are saved per tenant; an account id belongs to one tenant.
 pub async fn tenant_settings_and_accounts_are_kept_per_tenant(store: Arc<dyn StateStore>) {
-    let settings =
-        TenantSettings { no_statement_blocks: true, approved_email_target: EmailTarget::StandardCommunication };
+    let settings = TenantSettings {
+        no_statement_blocks: true,
+        approved_email_target: EmailTarget::StandardCommunication,
+        retention: Retention { inbox_days: 3, recipients_days: 60, ..Retention::default() },
+    };
     store.put_tenant_settings(&tenant(), &settings).await.unwrap();
     assert_eq!(store.tenant_settings(&tenant()).await.unwrap(), settings);
     assert_eq!(store.tenant_settings(&TenantId::new("other")).await.unwrap(), TenantSettings::default());

@@ -45,8 +45,12 @@ impl Admin {
         Ok(TenantView { tenant: tenant.clone(), settings, signing_secrets })
     }
 
-    /// Saves a tenant's settings (R-A6, R-B3).
+    /// Saves a tenant's settings (R-A6, R-B3, R-J6); a retention period out of its range is refused
+    /// naming its field, and nothing is saved.
     pub async fn put_settings(&self, tenant: &TenantId, settings: &TenantSettings) -> Result<TenantView, AdminError> {
+        if let Err(e) = settings.retention.validate() {
+            return Err(AdminError::invalid(&e.field, e.to_string()));
+        }
         self.store.put_tenant_settings(tenant, settings).await?;
         self.tenant(tenant).await
     }
