@@ -10,6 +10,7 @@ mod esp;
 mod inbox;
 mod leases;
 mod links;
+mod retention;
 mod runs;
 mod secrets;
 mod sync_state;
@@ -57,6 +58,8 @@ struct StoreInner {
     audit: BTreeMap<(TenantId, LinkId), Vec<AuditEntry>>,
     runs: HashMap<(TenantId, LinkId), (String, u64)>,
     chunks: BTreeMap<(TenantId, LinkId, String, u64), String>,
+    /// R-J6: when each expirable record is forgotten (kept apart from the records themselves).
+    expiries: retention::Expiries,
     fail_next_put: Option<StoreError>,
     /// Commits left before one fails (fault injection).
     commits_before_failure: Option<u64>,
@@ -85,12 +88,20 @@ impl StoreInner {
 #[derive(Default)]
 pub struct MemoryStore {
     inner: Mutex<StoreInner>,
+    /// The clock expiries are dated and checked by (R-J6); the system clock when none is given.
+    clock: Option<std::sync::Arc<dyn optisync_ports::Clock>>,
 }
 
 impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A store that dates and checks expiries (R-J6) by `clock` instead of the system clock.
+    pub fn with_clock(mut self, clock: std::sync::Arc<dyn optisync_ports::Clock>) -> Self {
+        self.clock = Some(clock);
+        self
     }
 
     /// Makes the next inbox `put` fail with this error (fault injection, e.g. throttling).

@@ -46,6 +46,7 @@ async fn everything_survives_closing_and_reopening_the_file() {
             writes: vec![(StateWrite::Recipient { link: link.id.clone(), email: email.clone(), state }, None)],
             commands: vec![],
             audit: vec![],
+            ..Default::default()
         };
         store.commit(&link.tenant, commit).await.unwrap();
         SecretStore::put(&store, "cleverreach/acc/tokens", "{\"refresh_token\":\"r\"}").await.unwrap();
