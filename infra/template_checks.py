@@ -616,7 +616,7 @@ TABLE_ACCESS = {
         "GetItem": ["INBOX#*", "LINK#*", "TENANT#*"],
         "Query": ["TENANT#*"],
         "PutItem": ["INBOX#*"],
-        "UpdateItem": ["INBOX#*", "TENANT#*#COMMAND#*"],
+        "UpdateItem": ["INBOX#*", "TENANT#*#COMMAND#*", "TENANT#*#FEED"],
     },
     "SchedulerFunction": {"GetItem": ["INBOX#*"], "BatchGetItem": ["LINK#*", "TENANT#*"]},
     # The engine (leases, state, commits with their commands) and the inbox; only admin-api writes accounts.

@@ -220,3 +220,26 @@ pub fn due_event() -> Result<
     let event = serde_json::from_value(payload).map_err(|e| format!("not an EventBridge event: {e}"))?;
     Ok(lambda_runtime::LambdaEvent::new(event, lambda_runtime::Context::default()))
 }
+
+/// A clock that runs `speed` times faster than the system's from the moment it is made: the local
+/// runner dates the embedded store's expiries by it when `OPTISYNC_RETENTION_SPEED` is set, so that a
+/// run of minutes shows what retention (R-J6) does over weeks. Dev only.
+pub struct FastClock {
+    start: chrono::DateTime<chrono::Utc>,
+    real: std::time::Instant,
+    speed: f64,
+}
+
+impl FastClock {
+    /// A clock at the system's time now, running `speed` times as fast.
+    pub fn new(speed: f64) -> Self {
+        Self { start: chrono::Utc::now(), real: std::time::Instant::now(), speed }
+    }
+}
+
+impl Clock for FastClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        let elapsed = self.real.elapsed().as_secs_f64() * self.speed;
+        self.start + chrono::Duration::milliseconds((elapsed * 1000.0) as i64)
+    }
+}

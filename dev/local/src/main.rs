@@ -44,7 +44,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let api = format!("http://{}", listener.local_addr()?);
     let public = var("OPTISYNC_PUBLIC_URL", &api);
 
-    let store = Arc::new(EmbeddedStore::open(&data)?);
+    // R-J6: the store dates and checks expiries by its own clock; OPTISYNC_RETENTION_SPEED makes that one
+    // run faster (measurements of the state file's growth only; everything else keeps real time).
+    let retention_speed: f64 =
+        var("OPTISYNC_RETENTION_SPEED", "1").parse().map_err(|_| "OPTISYNC_RETENTION_SPEED: a factor")?;
+    let store = EmbeddedStore::open(&data)?;
+    let store = Arc::new(if retention_speed == 1.0 {
+        store
+    } else {
+        store.with_clock(Arc::new(optisync_local::FastClock::new(retention_speed)))
+    });
     let secrets: Arc<dyn SecretStore> = store.clone();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let bus = Arc::new(LocalBus::new());
@@ -97,6 +106,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let scheduler = scheduler::Deps::new(store.clone(), store.clone(), bus.clone(), clock.clone());
     let due = reconciler.clone();
+    let purging = store.clone();
 
     // The bus: inbox.ready to the worker, link.reconcile to the reconciler, as EventBridge would.
     let deliver = bus.clone();
@@ -143,6 +153,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "no tick"),
+            }
+            // R-J6: what expired leaves the file on every tick (DynamoDB's TTL does this in AWS).
+            match purging.purge_expired().await {
+                Ok(0) => {}
+                Ok(records) => tracing::info!(records, "expired records purged"),
+                Err(e) => tracing::warn!(error = %e, "purge failed; the next tick tries again"),
             }
             tokio::time::sleep(tick).await;
         }

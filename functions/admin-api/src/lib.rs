@@ -418,7 +418,8 @@ struct BrevoKey {
     api_key: String,
 }
 
-/// Tenant settings as the API takes them: every field required, nothing else.
+/// Tenant settings as the API takes them: every field required but the retention periods (R-J6: each
+/// period left out keeps its default), nothing else.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct StrictSettings {
@@ -427,6 +428,8 @@ struct StrictSettings {
     /// Optional: where erasure mode's deletion reports go (R-J2).
     #[serde(default)]
     deletion_report_email: Option<optisync_domain::Email>,
+    #[serde(default)]
+    retention: optisync_domain::Retention,
 }
 
 impl From<StrictSettings> for TenantSettings {
@@ -435,6 +438,7 @@ impl From<StrictSettings> for TenantSettings {
             no_statement_blocks: s.no_statement_blocks,
             approved_email_target: s.approved_email_target,
             deletion_report_email: s.deletion_report_email,
+            retention: s.retention,
         }
     }
 }

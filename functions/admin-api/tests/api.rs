@@ -371,13 +371,65 @@ async fn in_aws_only_iam_signed_requests_pass() {
     assert_eq!(api.send(request(true)).await.0, 200);
 }
 
+/// The retention periods a tenant gets unless it chooses others (R-J6, `docs/privacy.md`).
+fn default_retention() -> Value {
+    json!({"inbox_days": 7, "commands_days": 30, "approvals_days": 90, "dry_run_days": 7, "recipients_days": 30})
+}
+
+/// R-J6: the retention periods are tenant settings with safe defaults; a period left out keeps its
+/// default, one out of its range is a 422 naming the field, one that is not a number of days a 400
+/// naming it, and a refusal saves nothing.
+#[tokio::test]
+async fn r_j6_retention_periods_are_tenant_settings_checked_by_the_admin_api() {
+    let api = Api::start().await;
+    let path = format!("/admin/tenants/{TENANT}/settings");
+    let with = |retention: Value| {
+        json!({"no_statement_blocks": false, "approved_email_target": "assignment",
+        "retention": retention})
+    };
+    for (retention, field) in [
+        (json!({"inbox_days": 0}), "retention.inbox_days"),
+        (json!({"inbox_days": 91}), "retention.inbox_days"),
+        (json!({"commands_days": 3}), "retention.commands_days"),
+        (json!({"approvals_days": 4000}), "retention.approvals_days"),
+        (json!({"dry_run_days": 31}), "retention.dry_run_days"),
+        (json!({"recipients_days": 0}), "retention.recipients_days"),
+    ] {
+        let (status, body) = api.call("PUT", &path, Some(with(retention))).await;
+        assert_eq!((status, fields(&body)), (422, vec![field.to_owned()]), "{body}");
+    }
+    for (retention, field) in [
+        (json!({"inbox_days": -1}), "retention.inbox_days"),
+        (json!({"inbox_days": "a week"}), "retention.inbox_days"),
+        (json!({"forever": true}), "retention"),
+    ] {
+        let (status, body) = api.call("PUT", &path, Some(with(retention))).await;
+        assert_eq!(status, 400, "{body}");
+        assert!(fields(&body).iter().any(|f| f.starts_with(field)), "{body}");
+    }
+    assert_eq!(api.store.tenant_settings(&TenantId::new(TENANT)).await.unwrap(), TenantSettings::default());
+
+    let (status, body) =
+        api.call("PUT", &path, Some(with(json!({"recipients_days": 14, "approvals_days": 365})))).await;
+    assert_eq!(status, 200, "{body}");
+    let mut expected = default_retention();
+    expected["recipients_days"] = json!(14);
+    expected["approvals_days"] = json!(365);
+    assert_eq!(body["settings"]["retention"], expected);
+    let saved = api.store.tenant_settings(&TenantId::new(TENANT)).await.unwrap().retention;
+    assert_eq!((saved.recipients_days, saved.approvals_days, saved.inbox_days), (14, 365, 7));
+}
+
 #[tokio::test]
 async fn tenant_settings_are_validated_and_saved() {
     let api = Api::start().await;
     let path = format!("/admin/tenants/{TENANT}/settings");
     let (status, body) = api.call("GET", &format!("/admin/tenants/{TENANT}"), None).await;
     assert_eq!(status, 200);
-    assert_eq!(body["settings"], json!({"no_statement_blocks": false, "approved_email_target": "assignment"}));
+    assert_eq!(
+        body["settings"],
+        json!({"no_statement_blocks": false, "approved_email_target": "assignment", "retention": default_retention()})
+    );
 
     let (status, body) = api.call("PUT", &path, Some(json!({"no_statement_blocks": true}))).await;
     assert_eq!((status, fields(&body)), (400, vec!["approved_email_target".to_owned()]), "{body}");
@@ -391,7 +443,9 @@ async fn tenant_settings_are_validated_and_saved() {
     // R-A6 ("no statement" blocks) and R-B3 (where an approved signup's e-mail goes).
     let good = json!({"no_statement_blocks": true, "approved_email_target": "standard_communication"});
     let (status, body) = api.call("PUT", &path, Some(good.clone())).await;
-    assert_eq!((status, &body["settings"]), (200, &good));
+    let mut answered = good.clone();
+    answered["retention"] = default_retention();
+    assert_eq!((status, &body["settings"]), (200, &answered));
     let saved = api.store.tenant_settings(&TenantId::new(TENANT)).await.unwrap();
     assert!(saved.no_statement_blocks);
     assert_eq!(saved.approved_email_target, EmailTarget::StandardCommunication);

@@ -85,7 +85,10 @@ async fn fixture() -> Fixture {
         id: CommandId::new("export-1"),
         newsletter: NewsletterId::new("NL-7"),
     });
-    store.commit(&TenantId::new("t1"), Commit { writes: vec![], commands, audit: vec![] }).await.unwrap();
+    store
+        .commit(&TenantId::new("t1"), Commit { writes: vec![], commands, audit: vec![], ..Default::default() })
+        .await
+        .unwrap();
     let bus = Arc::new(MemoryBus::default());
     let deps = Deps::new(secrets, store.clone(), store.clone(), bus.clone(), Arc::new(FixedClock::new(now())));
     Fixture { deps, store, bus }
@@ -374,7 +377,10 @@ async fn m1_a_snapshot_page_replayed_as_another_page_or_another_export_is_refuse
     let t1 = TenantId::new("t1");
     let export =
         OptigemCommand::ExportNewsletter { id: CommandId::new("export-2"), newsletter: NewsletterId::new("NL-7") };
-    f.store.commit(&t1, Commit { writes: vec![], commands: vec![export], audit: vec![] }).await.unwrap();
+    f.store
+        .commit(&t1, Commit { writes: vec![], commands: vec![export], audit: vec![], ..Default::default() })
+        .await
+        .unwrap();
     let body = page_body("NL-7", &["A-1"], false);
     let captured = signed("PUT", "/connector/t1/snapshots/export-1/pages/1", &body, "cap-2");
     for path in ["/connector/t1/snapshots/export-1/pages/2", "/connector/t1/snapshots/export-2/pages/1"] {

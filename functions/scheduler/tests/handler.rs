@@ -117,6 +117,7 @@ async fn r_c3_a_tick_reports_the_waiting_signups_and_the_age_of_the_oldest() {
             writes: vec![(StateWrite::Approval { entry }, None)],
             commands: vec![],
             audit: vec![],
+            ..Default::default()
         };
         store.commit(&tenant, commit).await.unwrap();
     }

@@ -148,8 +148,10 @@ impl Approvals {
                 }
             }
             let audit = vec![decision_audit(&entry, &commands, now)];
-            let commit =
-                Commit { writes: vec![(StateWrite::Approval { entry: entry.clone() }, version)], commands, audit };
+            let write = StateWrite::Approval { entry: entry.clone() };
+            let retention = self.store.tenant_settings(&tenant.real()).await?.retention;
+            let expiry = crate::retention::approval_expiry(tenant, &retention, &write); // R-J6
+            let commit = Commit { writes: vec![(write, version)], commands, audit, expiry };
             match self.store.commit(tenant, commit).await {
                 Ok(()) => return Ok(entry),
                 Err(StoreError::Conflict) => continue, // a signup or a decision came in between: read again

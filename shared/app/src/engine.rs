@@ -200,6 +200,7 @@ impl Engine {
             }
             let outcome = Outcome::of(&plan, attempt);
             let audit = audit_entries(&known, input, &plan, now);
+            let expiry = crate::retention::plan_expiry(tenant, &known, &plan); // R-J6
             let writes = plan.writes.into_iter().map(|w| {
                 let expected = versions.get(&ItemKey::of(&w)).copied();
                 (w, expected)
@@ -211,7 +212,7 @@ impl Engine {
                 let hash = self.hasher.hash(&erasure.email);
                 self.store.erase_recipient(tenant, &erasure.link, &erasure.email, &hash, &erasure.tombstone).await?;
             }
-            let commit = Commit { writes: writes.collect(), commands: plan.commands, audit };
+            let commit = Commit { writes: writes.collect(), commands: plan.commands, audit, expiry };
             match self.store.commit(tenant, commit).await {
                 Ok(()) => {
                     if !tenant.is_preview() {
@@ -261,7 +262,8 @@ impl Engine {
     }
 
     async fn load(&self, tenant: &TenantId, input: &Input) -> Result<(Known, BTreeMap<ItemKey, u64>), StoreError> {
-        let settings = self.store.tenant_settings(tenant).await?;
+        // A dry run plans with the settings of the tenant it stands for (R-F8, R-J6).
+        let settings = self.store.tenant_settings(&tenant.real()).await?;
         let links = match input {
             Input::AssignmentChanged { assignment } => {
                 self.store.links_for_newsletter(tenant, &assignment.newsletter).await?

@@ -10,6 +10,7 @@
 //! * [`approvals`] — the approval queue of signups (R-C3).
 //! * [`admin`] — the admin's use cases: tenants, accounts, links, approvals.
 //! * [`schedule`] — the scheduler's tick.
+//! * [`retention`] — which records of a commit may expire, and when (R-J6).
 
 pub mod admin;
 pub mod approvals;
@@ -19,6 +20,7 @@ pub mod inbox;
 pub mod intake;
 pub use intake::optigem;
 pub mod reconcile;
+pub mod retention;
 pub mod schedule;
 
 pub use engine::{Engine, LEASE_TTL, MAX_ATTEMPTS, Outcome, ProcessError};

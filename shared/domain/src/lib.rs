@@ -10,6 +10,7 @@
 //! * [`suggest`] — ranking OPTIGEM's candidate persons for a signup (R-C3).
 //! * [`audit`] — the audit trail entries of a plan, without personal data.
 //! * [`privacy`] — masking and keyed hashing so personal data never reaches logs (R-J5).
+//! * [`retention`] — how long records of personal data are kept once expirable (R-J6).
 
 pub mod audit;
 pub mod calendar;
@@ -21,6 +22,7 @@ pub mod model;
 pub mod plan;
 pub mod planner;
 pub mod privacy;
+pub mod retention;
 pub mod rules;
 pub mod suggest;
 
@@ -33,3 +35,4 @@ pub use model::*;
 pub use plan::*;
 pub use planner::plan;
 pub use privacy::{EmailHasher, PersonalText, decode_path, decode_problem};
+pub use retention::{Retention, RetentionError, TombstoneRecord};

@@ -330,6 +330,9 @@ pub struct TenantSettings {
     /// erasure mode cannot be saved without it. Personal data of the tenant's staff: never logged (R-J5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion_report_email: Option<Email>,
+    /// How long records of personal data are kept once they became expirable (R-J6).
+    #[serde(default)]
+    pub retention: crate::retention::Retention,
 }
 
 /// Consent evidence of a signup in the ESP (double opt-in), kept with the approval entry and handed to

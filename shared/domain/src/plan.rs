@@ -200,19 +200,7 @@ pub struct ApprovalEntry {
     pub created: Option<AssignmentId>,
 }
 
-/// How long a decided approval entry is kept after its decision; then the store forgets it. A signup
-/// still on the list without an assignment by then comes back to the queue with the next run.
-pub const APPROVAL_RETENTION_DAYS: i64 = 180;
-
 impl ApprovalEntry {
-    /// When the store may forget the entry: a retention period after its decision; never while it waits.
-    pub fn expires_at(&self) -> Option<DateTime<Utc>> {
-        let at = match self.decision.as_ref()? {
-            Decision::Approve { at, .. } | Decision::Reject { at } => *at,
-        };
-        Some(at + chrono::Duration::days(APPROVAL_RETENTION_DAYS))
-    }
-
     /// The entry's place in the queue: oldest first, ties by e-mail key. Stores page by it.
     pub fn queue_position(&self) -> String {
         format!("{:013}#{}", self.first_seen.timestamp_millis().max(0), self.email.key())

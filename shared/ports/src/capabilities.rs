@@ -75,11 +75,16 @@ pub trait Links: Send + Sync {
 /// input's effects: what the engine, approval decisions and the scheduled run read and write.
 #[async_trait]
 pub trait SyncState: Send + Sync {
-    /// A slice of a link's state.
+    /// A slice of a link's state. Expired items are left out (R-J6); for an e-mail whose recipient state
+    /// expired, the R-J3 tombstone it left under a keyed hash stands in for it
+    /// ([`TombstoneRecord::into_state`](optisync_domain::TombstoneRecord::into_state), no version).
     async fn load(&self, link: &Link, slice: &Slice) -> Result<LoadedView, StoreError>;
     /// Mirror entries of a link whose next transition is due on `date` (R-A9), up to `limit`.
     async fn due(&self, link: &Link, date: NaiveDate, limit: usize) -> Result<Vec<AssignmentId>, StoreError>;
-    /// Writes a commit atomically, or nothing and [`StoreError::Conflict`].
+    /// Writes a commit atomically, or nothing and [`StoreError::Conflict`]. A write expecting no item
+    /// (`None`) also succeeds over an expired one. Every recipient state written with an expiry and a
+    /// tombstone leaves a [`TombstoneRecord`](optisync_domain::TombstoneRecord) under a keyed hash of its
+    /// e-mail (per tenant key) that does not expire (R-J3, R-J6).
     async fn commit(&self, tenant: &TenantId, commit: Commit) -> Result<(), StoreError>;
     /// The assignments a link holds (its mirror entries with a snapshot; deleted ones are left out) in id
     /// order, starting after the id `after` (`None`: from the first), up to `limit` (R-A10: a settings
@@ -92,7 +97,8 @@ pub trait SyncState: Send + Sync {
         limit: usize,
     ) -> Result<Vec<AssignmentId>, StoreError>;
     /// A link's recipient states in the order of their R-B2 keys, starting after the key `after` (`None`:
-    /// from the first), up to `limit` (the scheduled run's sweep for members gone from the list).
+    /// from the first), up to `limit` (the scheduled run's sweep for members gone from the list); expired
+    /// ones are left out.
     async fn recipients(
         &self,
         tenant: &TenantId,
@@ -135,7 +141,10 @@ pub trait CommandFeed: Send + Sync {
     async fn command(&self, tenant: &TenantId, id: &CommandId) -> Result<Option<(u64, OptigemCommand)>, StoreError>;
     /// Records the connector's result for a command of the feed. A `done` result is final: a later report
     /// (a retry of the same acknowledgement, or a stray failure) changes nothing. A command not in the
-    /// feed is a [`StoreError::Permanent`]; callers check with [`CommandFeed::command`] first.
+    /// feed is a [`StoreError::Permanent`]; callers check with [`CommandFeed::command`] first. From the
+    /// first result on, the command and its result are kept for the tenant's
+    /// [`Retention::commands`](optisync_domain::Retention::commands), then forgotten (R-J6): the feed
+    /// skips them, and [`CommandFeed::command`] and [`CommandFeed::command_result`] find nothing.
     async fn record_result(&self, tenant: &TenantId, id: &CommandId, result: &CommandResult) -> Result<(), StoreError>;
     /// The result recorded for a command, if any.
     async fn command_result(&self, tenant: &TenantId, id: &CommandId) -> Result<Option<CommandResult>, StoreError>;

@@ -74,11 +74,12 @@ pub enum InboxPut {
 /// The inbox: accepted requests wait here until processed; a sweep finds those that stayed unprocessed.
 #[async_trait]
 pub trait Inbox: Send + Sync {
-    /// Stores an entry once per (tenant, key).
+    /// Stores an entry once per (tenant, key); an expired entry under the key counts as absent.
     async fn put(&self, entry: &InboxEntry) -> Result<InboxPut, StoreError>;
-    /// An entry, if stored.
+    /// An entry, if stored and not expired.
     async fn get(&self, tenant: &TenantId, key: &str) -> Result<Option<InboxEntry>, StoreError>;
-    /// Marks an entry processed (it leaves the pending index; the entry itself is kept for duplicates).
+    /// Marks an entry processed: it leaves the pending index and is kept for the tenant's
+    /// [`Retention::inbox`](optisync_domain::Retention::inbox) to answer duplicates, then forgotten (R-J6).
     async fn mark_done(&self, tenant: &TenantId, key: &str) -> Result<(), StoreError>;
     /// Unprocessed entries received before `before`, oldest first, up to `limit`.
     async fn pending(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<(TenantId, String)>, StoreError>;

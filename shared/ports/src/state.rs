@@ -59,6 +59,23 @@ pub struct Commit {
     /// Audit trail entries, written with the rest (one item each; the store forgets them after
     /// [`AuditEntry::expires_at`]).
     pub audit: Vec<AuditEntry>,
+    /// How long the store keeps what this commit writes once it may forget it (R-J6).
+    pub expiry: Expiry,
+}
+
+/// How long a store keeps the records of one commit that became expirable (R-J6), counted from the
+/// commit by the store's own clock (DynamoDB's TTL deletes by wall-clock time, so the stores date
+/// expiries themselves). Until then the item reads as usual; after it, it reads as absent, whether or
+/// not a TTL or purge has removed it yet.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Expiry {
+    /// State items written by this commit that may expire, and how long they are kept. A written item
+    /// not named here is kept for good: an expiry it had before is cleared (it is needed again).
+    pub items: BTreeMap<ItemKey, chrono::Duration>,
+    /// How long the commands this commit appends are kept (a dry run's feed, which no connector
+    /// reads). `None`: until the connector reports a result, then the tenant's
+    /// [`Retention::commands`](optisync_domain::Retention::commands).
+    pub commands: Option<chrono::Duration>,
 }
 
 /// A step of an OAuth authorisation the admin API started and has not seen finished (M4): stored when

@@ -19,16 +19,27 @@ pub async fn audit_entries_are_kept_with_their_commit_newest_first(store: Arc<dy
         writes: n,
     };
     for n in 0..10 {
-        let commit = Commit { writes: vec![], commands: vec![], audit: vec![entry(&l, 1 + (n as u32) / 3, n)] };
+        let commit = Commit {
+            writes: vec![],
+            commands: vec![],
+            audit: vec![entry(&l, 1 + (n as u32) / 3, n)],
+            ..Default::default()
+        };
         store.commit(&tenant(), commit).await.unwrap();
     }
-    let both = Commit { writes: vec![], commands: vec![], audit: vec![entry(&l, 5, 10), entry(&other, 5, 11)] };
+    let both = Commit {
+        writes: vec![],
+        commands: vec![],
+        audit: vec![entry(&l, 5, 10), entry(&other, 5, 11)],
+        ..Default::default()
+    };
     store.commit(&tenant(), both).await.unwrap();
     // A commit that loses its condition writes no audit entry either.
     let lost = Commit {
         writes: vec![put_mirror(&l, mirror("a1", Some(email(1)), None, ""), Some(4))],
         commands: vec![],
         audit: vec![entry(&l, 6, 99)],
+        ..Default::default()
     };
     assert_eq!(store.commit(&tenant(), lost).await, Err(StoreError::Conflict));
 

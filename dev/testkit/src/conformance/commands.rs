@@ -5,7 +5,12 @@ use super::*;
 /// Commands are appended once per id, numbered from 1 per tenant, and paged by sequence number.
 pub async fn commands_are_appended_once_in_sequence_and_paged(store: Arc<dyn StateStore>) {
     for batch in [vec![1, 2, 3], vec![3, 4], vec![1], (5..=30).collect()] {
-        let commit = Commit { writes: vec![], commands: batch.into_iter().map(end_command).collect(), audit: vec![] };
+        let commit = Commit {
+            writes: vec![],
+            commands: batch.into_iter().map(end_command).collect(),
+            audit: vec![],
+            ..Default::default()
+        };
         store.commit(&tenant(), commit).await.unwrap();
     }
     let mut seen = Vec::new();
@@ -27,14 +32,18 @@ pub async fn commands_are_appended_once_in_sequence_and_paged(store: Arc<dyn Sta
     assert!(store.commands(&TenantId::new("other"), 0, 10).await.unwrap().is_empty());
     // Feeds are per tenant: the same command id in another tenant's feed is another command.
     let other = TenantId::new("other");
-    store.commit(&other, Commit { writes: vec![], commands: vec![end_command(1)], audit: vec![] }).await.unwrap();
+    store
+        .commit(&other, Commit { writes: vec![], commands: vec![end_command(1)], audit: vec![], ..Default::default() })
+        .await
+        .unwrap();
     assert_eq!(store.commands(&other, 0, 10).await.unwrap().len(), 1);
 }
 
 /// A command is found by id per tenant; its result is recorded, a `done` result is final, and a command
 /// that is not in the feed has no result.
 pub async fn command_results_are_recorded_once_done(store: Arc<dyn StateStore>) {
-    let commit = Commit { writes: vec![], commands: vec![end_command(1), end_command(2)], audit: vec![] };
+    let commit =
+        Commit { writes: vec![], commands: vec![end_command(1), end_command(2)], audit: vec![], ..Default::default() };
     store.commit(&tenant(), commit).await.unwrap();
     let id = CommandId::new("end-2");
     let (seq, command) = store.command(&tenant(), &id).await.unwrap().expect("in the feed");

@@ -41,6 +41,7 @@ pub async fn two_tenants_with_the_same_ids_share_nothing(store: Arc<dyn StateSto
         ],
         commands: vec![end_command(1)],
         audit: vec![audit_entry(&la, 1)],
+        ..Default::default()
     };
     store.commit(&a, commit_a).await.unwrap();
     let commit_b = Commit {
@@ -50,6 +51,7 @@ pub async fn two_tenants_with_the_same_ids_share_nothing(store: Arc<dyn StateSto
         ],
         commands: vec![end_command(1)],
         audit: vec![],
+        ..Default::default()
     };
     store.commit(&b, commit_b).await.expect("b's items are b's own: nothing of a's is in the way");
 

@@ -35,7 +35,7 @@ pub async fn recipients_and_run_chunks_page_in_key_order(store: Arc<dyn StateSto
     }
     writes.push((StateWrite::Recipient { link: other.id.clone(), email: email(99), state: state(true) }, None));
     writes.push((StateWrite::Approval { entry: approval(&l, email(3)) }, None));
-    store.commit(&tenant(), Commit { writes, commands: vec![], audit: vec![] }).await.unwrap();
+    store.commit(&tenant(), Commit { writes, commands: vec![], audit: vec![], ..Default::default() }).await.unwrap();
     let mut seen = Vec::new();
     let mut after: Option<String> = None;
     loop {

@@ -17,6 +17,7 @@ pub async fn every_item_kind_round_trips_with_its_version(store: Arc<dyn StateSt
         ],
         commands: vec![],
         audit: vec![],
+        ..Default::default()
     };
     store.commit(&tenant(), commit).await.unwrap();
     let by_email = store.load(&l, &Slice { assignments: vec![], emails: vec![email(1)] }).await.unwrap();
@@ -42,12 +43,14 @@ pub async fn stale_versions_conflict_and_the_commit_writes_nothing(store: Arc<dy
         writes: vec![put_mirror(&l, mirror("a1", Some(email(1)), None, "v1"), None)],
         commands: vec![],
         audit: vec![],
+        ..Default::default()
     };
     store.commit(&tenant(), first).await.unwrap();
     let second = Commit {
         writes: vec![put_mirror(&l, mirror("a1", Some(email(1)), None, "v2"), Some(1))],
         commands: vec![],
         audit: vec![],
+        ..Default::default()
     };
     store.commit(&tenant(), second).await.unwrap();
     for expected in [None, Some(1), Some(3)] {
@@ -58,6 +61,7 @@ pub async fn stale_versions_conflict_and_the_commit_writes_nothing(store: Arc<dy
             ],
             commands: vec![end_command(1)],
             audit: vec![],
+            ..Default::default()
         };
         assert_eq!(store.commit(&tenant(), bad).await, Err(StoreError::Conflict), "{expected:?}");
     }
@@ -78,7 +82,7 @@ pub async fn due_finds_entries_whose_transition_has_come(store: Arc<dyn StateSto
         put_mirror(&l, mirror("a3", Some(email(3)), None, ""), None),
         put_mirror(&other, mirror("b1", Some(email(1)), Some("2024-01-01"), ""), None),
     ];
-    store.commit(&tenant(), Commit { writes, commands: vec![], audit: vec![] }).await.unwrap();
+    store.commit(&tenant(), Commit { writes, commands: vec![], audit: vec![], ..Default::default() }).await.unwrap();
     let mut due = store.due(&l, "2024-05-31".parse().unwrap(), 100).await.unwrap();
     due.sort();
     assert_eq!(due, vec![AssignmentId::new("a1")]);
@@ -87,7 +91,10 @@ pub async fn due_finds_entries_whose_transition_has_come(store: Arc<dyn StateSto
     assert_eq!(due, vec![AssignmentId::new("a1"), AssignmentId::new("a2")]);
     // Moving the date on removes an entry from the index.
     let moved = put_mirror(&l, mirror("a1", Some(email(1)), None, ""), Some(1));
-    store.commit(&tenant(), Commit { writes: vec![moved], commands: vec![], audit: vec![] }).await.unwrap();
+    store
+        .commit(&tenant(), Commit { writes: vec![moved], commands: vec![], audit: vec![], ..Default::default() })
+        .await
+        .unwrap();
     assert_eq!(store.due(&l, "2024-06-01".parse().unwrap(), 100).await.unwrap(), vec![AssignmentId::new("a2")]);
 }
 
@@ -99,6 +106,7 @@ pub async fn concurrent_writers_on_one_item_lose_no_update(store: Arc<dyn StateS
         writes: vec![put_mirror(&l, mirror("a1", Some(email(1)), None, ""), None)],
         commands: vec![],
         audit: vec![],
+        ..Default::default()
     };
     store.commit(&tenant(), base).await.unwrap();
     let mut tasks = Vec::new();
@@ -114,8 +122,12 @@ pub async fn concurrent_writers_on_one_item_lose_no_update(store: Arc<dyn StateS
                 let mut m = marks(&entry);
                 m.push(format!("w{writer}"));
                 entry = entry.with_mark(&m.join(","));
-                let commit =
-                    Commit { writes: vec![put_mirror(&l, entry, Some(version))], commands: vec![], audit: vec![] };
+                let commit = Commit {
+                    writes: vec![put_mirror(&l, entry, Some(version))],
+                    commands: vec![],
+                    audit: vec![],
+                    ..Default::default()
+                };
                 match store.commit(&tenant(), commit).await {
                     Ok(()) => {
                         won.push(version + 1);
@@ -149,7 +161,10 @@ pub async fn queries_page_through_many_items(store: Arc<dyn StateStore>) {
             .iter()
             .map(|n| put_mirror(&l, mirror(&format!("a{n:03}"), Some(email(7)), Some("2024-05-01"), ""), None))
             .collect();
-        store.commit(&tenant(), Commit { writes, commands: vec![], audit: vec![] }).await.unwrap();
+        store
+            .commit(&tenant(), Commit { writes, commands: vec![], audit: vec![], ..Default::default() })
+            .await
+            .unwrap();
     }
     let loaded = store.load(&l, &Slice { assignments: vec![], emails: vec![email(7)] }).await.unwrap();
     assert_eq!(loaded.view.mirror.len(), 120);
@@ -171,7 +186,7 @@ pub async fn assignments_page_in_id_order_without_deleted_ones(store: Arc<dyn St
     writes
         .push((StateWrite::Recipient { link: l.id.clone(), email: email(1), state: RecipientState::default() }, None));
     writes.push((StateWrite::Approval { entry: approval(&l, email(2)) }, None));
-    store.commit(&tenant(), Commit { writes, commands: vec![], audit: vec![] }).await.unwrap();
+    store.commit(&tenant(), Commit { writes, commands: vec![], audit: vec![], ..Default::default() }).await.unwrap();
     let mut seen = Vec::new();
     let mut after: Option<AssignmentId> = None;
     loop {

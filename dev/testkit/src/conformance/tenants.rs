@@ -8,6 +8,7 @@ pub async fn tenant_settings_and_accounts_are_kept_per_tenant(store: Arc<dyn Sta
         no_statement_blocks: true,
         approved_email_target: EmailTarget::StandardCommunication,
         deletion_report_email: Some(optisync_domain::Email::parse("datenschutz@example.org").unwrap()),
+        retention: Retention { inbox_days: 3, recipients_days: 60, ..Retention::default() },
     };
     store.put_tenant_settings(&tenant(), &settings).await.unwrap();
     assert_eq!(store.tenant_settings(&tenant()).await.unwrap(), settings);

@@ -11,6 +11,7 @@ mod esp;
 mod inbox;
 mod leases;
 mod links;
+mod retention;
 mod runs;
 mod secrets;
 mod sync_state;
@@ -60,6 +61,8 @@ struct StoreInner {
     chunks: BTreeMap<(TenantId, LinkId, String, u64), String>,
     /// Erased recipients' tombstones by tenant and keyed hash (R-J2, R-J3).
     erased: BTreeMap<(TenantId, String), optisync_domain::Tombstone>,
+    /// R-J6: when each expirable record is forgotten (kept apart from the records themselves).
+    expiries: retention::Expiries,
     fail_next_put: Option<StoreError>,
     /// Commits left before one fails (fault injection).
     commits_before_failure: Option<u64>,
@@ -88,12 +91,20 @@ impl StoreInner {
 #[derive(Default)]
 pub struct MemoryStore {
     inner: Mutex<StoreInner>,
+    /// The clock expiries are dated and checked by (R-J6); the system clock when none is given.
+    clock: Option<std::sync::Arc<dyn optisync_ports::Clock>>,
 }
 
 impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A store that dates and checks expiries (R-J6) by `clock` instead of the system clock.
+    pub fn with_clock(mut self, clock: std::sync::Arc<dyn optisync_ports::Clock>) -> Self {
+        self.clock = Some(clock);
+        self
     }
 
     /// Makes the next inbox `put` fail with this error (fault injection, e.g. throttling).

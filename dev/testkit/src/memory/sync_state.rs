@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 #[async_trait]
 impl SyncState for MemoryStore {
     async fn load(&self, link: &Link, slice: &Slice) -> Result<LoadedView, StoreError> {
+        let now = self.now();
         let inner = self.lock();
         let mut loaded = LoadedView { view: LinkView::new(link.clone()), versions: BTreeMap::new() };
         let keys: BTreeSet<&str> = slice.emails.iter().map(Email::key).collect();
@@ -25,6 +26,10 @@ impl SyncState for MemoryStore {
             wanted.push(ItemKey::Approval(link.id.clone(), (*k).to_owned()));
         }
         for key in wanted {
+            // R-J6: an expired item reads as absent.
+            if inner.item_expired(&link.tenant, &key, now) {
+                continue;
+            }
             let Some((version, item)) = inner.items.get(&(link.tenant.clone(), key.clone())) else { continue };
             loaded.versions.insert(key, *version);
             match item {
@@ -37,6 +42,14 @@ impl SyncState for MemoryStore {
                 Item::Approval(a) => {
                     loaded.view.approvals.insert(a.email.clone(), a.clone());
                 }
+            }
+        }
+        // R-J3, R-J6: an expired recipient state left its tombstone under the keyed hash.
+        for email in &slice.emails {
+            if !loaded.view.recipients.contains_key(email)
+                && let Some(record) = inner.tombstone(&link.tenant, &link.id, email)
+            {
+                loaded.view.recipients.insert(email.clone(), record.into_state());
             }
         }
         Ok(loaded)
@@ -60,6 +73,7 @@ impl SyncState for MemoryStore {
     }
 
     async fn commit(&self, tenant: &TenantId, commit: Commit) -> Result<(), StoreError> {
+        let now = self.now();
         let mut inner = self.lock();
         match inner.commits_before_failure {
             Some(0) => {
@@ -71,7 +85,12 @@ impl SyncState for MemoryStore {
         }
         let mut items = commit.writes.len() as u64 + commit.audit.len() as u64;
         for (write, expected) in &commit.writes {
-            let current = inner.items.get(&(tenant.clone(), ItemKey::of(write))).map(|(v, _)| *v);
+            let key = ItemKey::of(write);
+            // An expired item counts as absent (R-J6).
+            let current = match inner.item_expired(tenant, &key, now) {
+                true => None,
+                false => inner.items.get(&(tenant.clone(), key)).map(|(v, _)| *v),
+            };
             if current != *expected {
                 return Err(StoreError::Conflict);
             }
@@ -101,17 +120,25 @@ impl SyncState for MemoryStore {
                 StateWrite::Approval { entry } => Item::Approval(entry.clone()),
             };
             inner.items.insert((tenant.clone(), ItemKey::of(&write)), (expected.unwrap_or(0) + 1, item));
+            inner.keep_written(tenant, &write, &commit.expiry, now);
         }
         for entry in commit.audit {
             inner.audit.entry((tenant.clone(), entry.link.clone())).or_default().push(entry);
         }
         let mut new_commands = 0;
         for command in commit.commands {
-            if inner.command_ids.insert((tenant.clone(), command.id().to_string())) {
+            let id = command.id().to_string();
+            if inner.command_expired(tenant, &id, now) {
+                inner.forget_command(tenant, &id); // R-J6: an expired id is issued anew
+            }
+            if inner.command_ids.insert((tenant.clone(), id.clone())) {
                 new_commands += 1;
-                let feed = inner.commands.entry(tenant.clone()).or_default();
-                let seq = feed.last().map_or(1, |(s, _)| s + 1);
-                feed.push((seq, command));
+                let seq = inner.expiries.last_seq.get(tenant).copied().unwrap_or(0) + 1;
+                inner.expiries.last_seq.insert(tenant.clone(), seq);
+                inner.commands.entry(tenant.clone()).or_default().push((seq, command));
+                if let Some(keep) = commit.expiry.commands {
+                    inner.expiries.commands.insert((tenant.clone(), id), now + keep);
+                }
             }
         }
         // As the DynamoDB table counts them: a marker and a feed entry per new command, and the counter.
@@ -151,12 +178,14 @@ impl SyncState for MemoryStore {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(Email, RecipientState)>, StoreError> {
+        let now = self.now();
         let inner = self.lock();
         let from = (tenant.clone(), ItemKey::Recipient(link.clone(), after.unwrap_or("").to_owned()));
         Ok(inner
             .items
             .range(from..)
             .take_while(|((t, key), _)| t == tenant && matches!(key, ItemKey::Recipient(l, _) if l == link))
+            .filter(|((t, key), _)| !inner.item_expired(t, key, now))
             .filter_map(|((_, key), (_, item))| match (key, item) {
                 (ItemKey::Recipient(_, k), Item::Recipient(email, state)) if after.is_none_or(|a| k.as_str() > a) => {
                     Some((email.clone(), state.clone()))

@@ -68,10 +68,6 @@ pub(crate) fn write_item(tenant: &TenantId, write: &StateWrite, version: u64) ->
                 item.insert("gsi1pk".into(), s(&pending_pk(tenant, &entry.link)));
                 item.insert("gsi1sk".into(), s(&entry.queue_position()));
             }
-            // A decided entry is kept for the retention period, then the table's TTL removes it.
-            if let Some(expires_at) = entry.expires_at() {
-                item.insert("expires_at".into(), n(expires_at.timestamp().max(0) as u64));
-            }
         }
     }
     Ok(item)

@@ -4,6 +4,7 @@ use crate::DynamoStore;
 use crate::codec::{from_item, get_s, millis, s, to_json};
 use crate::error::classify;
 use crate::keys::{INBOX_PENDING, INBOX_SK, inbox_pending_sk, inbox_pk};
+use crate::retention::{ABSENT_OR_EXPIRED, epoch, is_expired};
 use crate::{item_size, write_units};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -26,12 +27,14 @@ impl Inbox for DynamoStore {
             ("gsi2sk".to_owned(), s(&inbox_pending_sk(entry.received_at.timestamp_millis().max(0), &pk))),
         ]);
         self.meter(0.0, write_units(item_size(&item)));
+        // R-J6: an expired entry (TTL deletes late) counts as absent.
         let result = self
             .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
+            .condition_expression(ABSENT_OR_EXPIRED)
+            .expression_attribute_values(":now", epoch(self.now()))
             .send()
             .await;
         match result.map_err(classify) {
@@ -49,19 +52,25 @@ impl Inbox for DynamoStore {
 
     async fn get(&self, tenant: &TenantId, key: &str) -> Result<Option<InboxEntry>, StoreError> {
         let Some(item) = self.get_item(&inbox_pk(tenant, key), INBOX_SK).await? else { return Ok(None) };
+        if is_expired(&item, self.now()) {
+            return Ok(None); // R-J6
+        }
         Ok(Some(from_item(&item)?))
     }
 
     async fn mark_done(&self, tenant: &TenantId, key: &str) -> Result<(), StoreError> {
+        // R-J6: kept for the tenant's inbox retention to answer duplicates, then the TTL removes it.
+        let (now, keep) = (self.now(), self.retention(tenant).await?.inbox());
         self.meter(0.0, 1.0);
         self.client
             .update_item()
             .table_name(&self.table)
             .key("pk", s(&inbox_pk(tenant, key)))
             .key("sk", s(INBOX_SK))
-            .update_expression("REMOVE gsi2pk, gsi2sk SET done_at = :now")
+            .update_expression("REMOVE gsi2pk, gsi2sk SET done_at = :now, expires_at = :until")
             .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":now", millis(Utc::now()))
+            .expression_attribute_values(":now", millis(now))
+            .expression_attribute_values(":until", epoch(now + keep))
             .send()
             .await
             .map_err(classify)?;

@@ -80,6 +80,8 @@ pub(crate) fn inbox_pk(tenant: &TenantId, key: &str) -> String {
 pub(crate) fn erased_sk(hash: &str) -> String {
     format!("ERASED#{hash}")
 }
+/// The sort key of a tenant's e-mail hash key (under [`tenant_pk`], R-J3).
+pub(crate) const HASH_KEY_SK: &str = "EMAIL-HASH-KEY";
 
 /// The sort key of a tenant's settings (under [`tenant_pk`]).
 pub(crate) const SETTINGS_SK: &str = "SETTINGS";

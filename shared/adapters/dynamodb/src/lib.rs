@@ -14,6 +14,7 @@ mod inbox;
 mod keys;
 mod leases;
 mod links;
+mod retention;
 mod runs;
 #[cfg(feature = "test-util")]
 mod schema;
@@ -47,18 +48,41 @@ pub struct Usage {
 }
 
 /// The DynamoDB state store.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct DynamoStore {
     client: Client,
     table: String,
     page_size: Option<i32>,
     usage: std::sync::Arc<std::sync::Mutex<Usage>>,
+    /// The clock expiries are dated and checked by (R-J6); the system clock when none is given.
+    clock: Option<std::sync::Arc<dyn optisync_ports::Clock>>,
+    /// Each tenant's e-mail hash key, once read (R-J3); it never changes.
+    hash_keys: std::sync::Arc<std::sync::Mutex<HashMap<optisync_domain::TenantId, Vec<u8>>>>,
+}
+
+impl std::fmt::Debug for DynamoStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DynamoStore").field("table", &self.table).finish_non_exhaustive()
+    }
 }
 
 impl DynamoStore {
     /// A store on an existing table.
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into(), page_size: None, usage: Default::default() }
+        Self {
+            client,
+            table: table.into(),
+            page_size: None,
+            usage: Default::default(),
+            clock: None,
+            hash_keys: Default::default(),
+        }
+    }
+
+    /// A store that dates and checks expiries (R-J6) by `clock` instead of the system clock.
+    pub fn with_clock(mut self, clock: std::sync::Arc<dyn optisync_ports::Clock>) -> Self {
+        self.clock = Some(clock);
+        self
     }
 
     /// Capacity used since the store was made or [`DynamoStore::take_usage`] was last called.

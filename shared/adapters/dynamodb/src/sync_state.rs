@@ -8,12 +8,14 @@ use crate::keys::{
     AUDIT_PREFIX, COMMAND_SK, SEQ_SK, approval_sk, by_email, command_marker_pk, due_pk, feed_pk, feed_sk, link_pk,
     mirror_sk, recipient_sk, tenant_pk,
 };
+use crate::retention::{ABSENT_OR_EXPIRED, EXPIRES_AT, epoch, hash, is_expired, tombstone_of, tombstone_sk};
 use crate::{MAX_TRANSACTION_ITEMS, item_size, write_units};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::NaiveDate;
 use optisync_domain::{
-    ApprovalEntry, AssignmentId, Email, Link, LinkId, LinkView, MirrorEntry, OptigemCommand, RecipientState, TenantId,
+    ApprovalEntry, AssignmentId, Email, Link, LinkId, LinkView, MirrorEntry, OptigemCommand, RecipientState,
+    StateWrite, TenantId,
 };
 use optisync_ports::{Commit, ItemKey, LoadedView, Slice, StoreError, SyncState};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -22,7 +24,18 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 impl SyncState for DynamoStore {
     async fn load(&self, link: &Link, slice: &Slice) -> Result<LoadedView, StoreError> {
         let pk = link_pk(&link.tenant, &link.id);
+        let now = self.now();
         let mut keys: Vec<(String, String)> = slice.assignments.iter().map(|id| (pk.clone(), mirror_sk(id))).collect();
+        // R-J3, R-J6: the tombstone an expired recipient state left, read in the same batch.
+        let mut tombstones = HashMap::new();
+        if !slice.emails.is_empty() {
+            let hasher = self.hasher(&link.tenant).await?;
+            for email in &slice.emails {
+                let sk = tombstone_sk(&hash(&hasher, email));
+                keys.push((pk.clone(), sk.clone()));
+                tombstones.insert(sk, email.clone());
+            }
+        }
         for email in &slice.emails {
             keys.push((pk.clone(), recipient_sk(email.key())));
             keys.push((pk.clone(), approval_sk(email.key())));
@@ -39,10 +52,16 @@ impl SyncState for DynamoStore {
             keys.extend(key_pairs(&named));
         }
         let mut loaded = LoadedView { view: LinkView::new(link.clone()), versions: BTreeMap::new() };
+        let mut left = Vec::new();
         for item in self.batch_get(keys).await? {
             let sk = get_s(&item, "sk").unwrap_or_default();
             let version = version_of(&item);
-            if sk.starts_with("MIRROR#") {
+            if is_expired(&item, now) {
+                continue; // R-J6: TTL deletes late; an expired item reads as absent
+            }
+            if let Some(email) = tombstones.get(sk) {
+                left.push((email.clone(), tombstone_of(&item)?));
+            } else if sk.starts_with("MIRROR#") {
                 let entry: MirrorEntry = from_item(&item)?;
                 loaded.versions.insert(ItemKey::Mirror(link.id.clone(), entry.id.clone()), version);
                 loaded.view.mirror.insert(entry.id.clone(), entry);
@@ -55,6 +74,9 @@ impl SyncState for DynamoStore {
                 loaded.versions.insert(ItemKey::Approval(link.id.clone(), entry.email.key().to_owned()), version);
                 loaded.view.approvals.insert(entry.email.clone(), entry);
             }
+        }
+        for (email, record) in left {
+            loaded.view.recipients.entry(email).or_insert_with(|| record.into_state());
         }
         Ok(loaded)
     }
@@ -73,13 +95,31 @@ impl SyncState for DynamoStore {
 
     async fn commit(&self, tenant: &TenantId, commit: Commit) -> Result<(), StoreError> {
         let mut actions = Vec::new();
+        let now = self.now();
         for (write, expected) in &commit.writes {
-            let item = write_item(tenant, write, expected.unwrap_or(0) + 1)?;
+            let mut item = write_item(tenant, write, expected.unwrap_or(0) + 1)?;
+            // R-J6: an expirable item carries the TTL attribute; an expired one counts as absent.
+            let keep = commit.expiry.items.get(&ItemKey::of(write));
+            if let Some(keep) = keep {
+                item.insert(EXPIRES_AT.into(), epoch(now + *keep));
+            }
             let condition = match expected {
-                None => ("attribute_not_exists(pk)", vec![]),
+                None => (ABSENT_OR_EXPIRED, vec![(":now", epoch(now))]),
                 Some(v) => ("ver = :expected", vec![(":expected", n(*v))]),
             };
             actions.push(self.put(item, Some(condition))?);
+            // R-J3: an expirable recipient's tombstone outlives it under the keyed hash of its e-mail.
+            if let (Some(_), StateWrite::Recipient { link, email, state }) = (keep, write)
+                && let Some(record) = optisync_domain::TombstoneRecord::of(state)
+            {
+                let hasher = self.hasher(tenant).await?;
+                let tombstone = HashMap::from([
+                    ("pk".to_owned(), s(&link_pk(tenant, link))),
+                    ("sk".to_owned(), s(&tombstone_sk(&hash(&hasher, email)))),
+                    ("v".to_owned(), to_json(&record)?),
+                ]);
+                actions.push(self.put(tombstone, None)?);
+            }
         }
         // Audit entries: one item each, forgotten by TTL (and filtered on read, as TTL deletes late).
         for entry in &commit.audit {
@@ -107,7 +147,9 @@ impl SyncState for DynamoStore {
                 fresh.iter().map(|c| (command_marker_pk(tenant, c.id().as_str()), COMMAND_SK.to_owned())).collect(),
             )
             .await?;
-        let known: BTreeSet<String> = known.iter().filter_map(|i| get_s(i, "pk").map(str::to_owned)).collect();
+        // R-J6: an expired id is issued anew.
+        let known: BTreeSet<String> =
+            known.iter().filter(|i| !is_expired(i, now)).filter_map(|i| get_s(i, "pk").map(str::to_owned)).collect();
         let fresh: Vec<&OptigemCommand> =
             fresh.into_iter().filter(|c| !known.contains(&command_marker_pk(tenant, c.id().as_str()))).collect();
         if !fresh.is_empty() {
@@ -115,17 +157,21 @@ impl SyncState for DynamoStore {
             let current = seq_item.as_ref().map(version_of).unwrap_or(0);
             for (offset, command) in fresh.iter().enumerate() {
                 let seq = current + offset as u64 + 1;
-                let marker = HashMap::from([
+                let mut marker = HashMap::from([
                     ("pk".to_owned(), s(&command_marker_pk(tenant, command.id().as_str()))),
                     ("sk".to_owned(), s(COMMAND_SK)),
                     ("seq".to_owned(), n(seq)),
                 ]);
-                actions.push(self.put(marker, Some(("attribute_not_exists(pk)", vec![])))?);
-                let entry = HashMap::from([
+                let mut entry = HashMap::from([
                     ("pk".to_owned(), s(&feed_pk(tenant))),
                     ("sk".to_owned(), s(&feed_sk(seq))),
                     ("v".to_owned(), to_json(command)?),
                 ]);
+                if let Some(keep) = commit.expiry.commands {
+                    marker.insert(EXPIRES_AT.into(), epoch(now + keep));
+                    entry.insert(EXPIRES_AT.into(), epoch(now + keep));
+                }
+                actions.push(self.put(marker, Some((ABSENT_OR_EXPIRED, vec![(":now", epoch(now))])))?);
                 actions.push(self.put(entry, None)?);
             }
             let counter = HashMap::from([
@@ -198,7 +244,13 @@ impl SyncState for DynamoStore {
         let from = after.map_or_else(|| recipient_sk(""), |a| recipient_sk(&format!("{a}\u{0}")));
         let condition = "pk = :pk AND sk BETWEEN :from AND :to";
         let values = [(":pk", s(&link_pk(tenant, link))), (":from", s(&from)), (":to", s(&recipient_sk("\u{10ffff}")))];
-        self.query_until(condition, &values, true, limit, |item| from_item::<(Email, RecipientState)>(item).map(Some))
-            .await
+        let now = self.now();
+        self.query_until(condition, &values, true, limit, |item| {
+            if is_expired(item, now) {
+                return Ok(None); // R-J6
+            }
+            from_item::<(Email, RecipientState)>(item).map(Some)
+        })
+        .await
     }
 }

@@ -42,43 +42,134 @@ async fn fresh_inbox() -> Arc<dyn optisync_ports::Inbox> {
 
 optisync_testkit::inbox_conformance_tests!(fresh_inbox);
 
-/// A decided approval entry carries the table's TTL attribute, a retention period after its decision; a
-/// pending one has none (it waits as long as it takes).
+async fn fresh_retention() -> optisync_testkit::conformance::RetentionFixture {
+    let clock = Arc::new(optisync_testkit::memory::FixedClock::new(chrono::Utc::now()));
+    let store = Arc::new(fresh_store().await.with_clock(clock.clone()));
+    optisync_testkit::conformance::RetentionFixture { store: store.clone(), inbox: store, clock, purge: None }
+}
+
+// R-J6 on DynamoDB: moto never deletes by TTL, so these show that reads alone treat expired items as gone.
+optisync_testkit::retention_conformance_tests!(fresh_retention);
+
+/// The TTL attribute `template.yaml` names, read from the template itself.
+fn template_ttl_attribute() -> String {
+    let template = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../template.yaml")).unwrap();
+    let spec = template.split("TimeToLiveSpecification:").nth(1).expect("the table has a TimeToLiveSpecification");
+    let line = spec.lines().find(|l| l.trim_start().starts_with("AttributeName:")).unwrap();
+    line.split(':').nth(1).unwrap().trim().to_owned()
+}
+
+/// R-J6: every item that became expirable carries the TTL attribute the template's
+/// `TimeToLiveSpecification` names, with the documented expiry in epoch seconds: a processed inbox
+/// entry 7 days, an acknowledged command (marker and feed entry) 30 days, a decided approval 90 days,
+/// a recipient state on no list 30 days (default periods); a pending approval and a waiting inbox entry
+/// none. The tombstone an expirable recipient leaves holds no e-mail, has none, and the tenant's hash key
+/// is its own item.
 #[tokio::test]
-async fn decided_approval_entries_expire_after_the_retention_period() {
-    use chrono::TimeZone;
+async fn r_j6_expirable_items_carry_the_ttl_attribute_the_template_names() {
     use optisync_domain::*;
-    use optisync_ports::Commit;
+    use optisync_ports::{Commit, Expiry, Inbox, InboxEntry, ItemKey};
+    let ttl = template_ttl_attribute();
+    assert_eq!(ttl, "expires_at");
     let (store, client, table) = fresh_table().await;
-    let decided_at = chrono::Utc.with_ymd_and_hms(2024, 6, 10, 12, 0, 0).unwrap();
-    let entry = |mail: &str, decision: Option<Decision>| ApprovalEntry {
-        link: LinkId::new("l1"),
+    let now = chrono::Utc::now();
+    let clock = Arc::new(optisync_testkit::memory::FixedClock::new(now));
+    let store = store.with_clock(clock);
+    let t = TenantId::new("t");
+    let described = client.describe_time_to_live().table_name(&table).send().await.unwrap();
+    assert_eq!(described.time_to_live_description.unwrap().attribute_name(), Some(ttl.as_str()));
+    let raw = |pk: String, sk: String| {
+        let (client, table) = (client.clone(), table.clone());
+        async move { client.get_item().table_name(table).key("pk", s(&pk)).key("sk", s(&sk)).send().await.unwrap().item }
+    };
+    let expiry_of = |item: &Option<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>| {
+        item.as_ref().unwrap().get(&ttl).map(|v| v.as_n().unwrap().parse::<i64>().unwrap())
+    };
+    let after = |d: i64| Some((now + chrono::Duration::days(d)).timestamp());
+
+    let entry = |key: &str| InboxEntry {
+        tenant: t.clone(),
+        key: key.into(),
+        fingerprint: "fp".into(),
+        items: vec![],
+        received_at: now,
+    };
+    store.put(&entry("optigem:msg-1")).await.unwrap();
+    store.put(&entry("optigem:msg-2")).await.unwrap();
+    store.mark_done(&t, "optigem:msg-1").await.unwrap();
+    assert_eq!(expiry_of(&raw("INBOX#t#optigem:msg-1".into(), "INBOX".into()).await), after(7));
+    assert_eq!(expiry_of(&raw("INBOX#t#optigem:msg-2".into(), "INBOX".into()).await), None);
+
+    let end = OptigemCommand::MatchPersons {
+        id: CommandId::new("match-1"),
+        link: LinkId::new("rundbrief"),
+        email: Email::parse("max.muster@example.org").unwrap(),
+        first_name: Some(PersonalText::new("Max")),
+        last_name: Some(PersonalText::new("Muster")),
+    };
+    store.commit(&t, Commit { commands: vec![end], ..Default::default() }).await.unwrap();
+    assert_eq!(expiry_of(&raw("TENANT#t#COMMAND#match-1".into(), "COMMAND".into()).await), None);
+    store.record_result(&t, &CommandId::new("match-1"), &CommandResult::done()).await.unwrap();
+    assert_eq!(expiry_of(&raw("TENANT#t#COMMAND#match-1".into(), "COMMAND".into()).await), after(30));
+    assert_eq!(expiry_of(&raw("TENANT#t#FEED".into(), format!("{:020}", 1)).await), after(30));
+
+    let max = Email::parse("max.muster@example.org").unwrap();
+    let mut state = RecipientState { listed: false, active: false, ..RecipientState::default() };
+    state.tombstone = Some(Tombstone {
+        at: now,
+        source: UnsubscribeSource {
+            provider: Provider::Brevo,
+            account: AccountId::new("acc"),
+            cause: UnsubscribeCause::Unsubscribed,
+        },
+    });
+    let recipient = StateWrite::Recipient { link: LinkId::new("rundbrief"), email: max.clone(), state };
+    let approval = |mail: &str, decided: bool| ApprovalEntry {
+        link: LinkId::new("rundbrief"),
         email: Email::parse(mail).unwrap(),
         signup: Signup::default(),
-        first_seen: decided_at,
-        last_seen: decided_at,
+        first_seen: now,
+        last_seen: now,
         signups: 1,
-        status: if decision.is_some() { ApprovalStatus::Rejected } else { ApprovalStatus::Pending },
+        status: if decided { ApprovalStatus::Rejected } else { ApprovalStatus::Pending },
         match_command: CommandId::new("m"),
-        decision,
+        decision: decided.then_some(Decision::Reject { at: now }),
         created: None,
     };
-    let writes = vec![
-        (StateWrite::Approval { entry: entry("a@example.org", Some(Decision::Reject { at: decided_at })) }, None),
-        (StateWrite::Approval { entry: entry("b@example.org", None) }, None),
-    ];
-    store.commit(&TenantId::new("t"), Commit { writes, ..Commit::default() }).await.unwrap();
-    let expiry = |key: &str| {
-        let (client, table) = (client.clone(), table.clone());
-        let sk = format!("APPROVAL#{key}");
-        async move {
-            let item = client.get_item().table_name(table).key("pk", s("LINK#t#l1")).key("sk", s(&sk)).send().await;
-            item.unwrap().item.unwrap().get("expires_at").map(|v| v.as_n().unwrap().parse::<i64>().unwrap())
-        }
+    let decided = StateWrite::Approval { entry: approval("lena@example.org", true) };
+    let pending = StateWrite::Approval { entry: approval("tom@example.org", false) };
+    let retention = Retention::default();
+    let expiry = Expiry {
+        items: [(ItemKey::of(&recipient), retention.recipients()), (ItemKey::of(&decided), retention.approvals())]
+            .into(),
+        commands: None,
     };
-    let retention = chrono::Duration::days(APPROVAL_RETENTION_DAYS);
-    assert_eq!(expiry("a@example.org").await, Some((decided_at + retention).timestamp()));
-    assert_eq!(expiry("b@example.org").await, None);
+    let writes = vec![(recipient, None), (decided, None), (pending, None)];
+    store.commit(&t, Commit { writes, expiry, ..Default::default() }).await.unwrap();
+    let pk = "LINK#t#rundbrief".to_owned();
+    assert_eq!(expiry_of(&raw(pk.clone(), "RECIPIENT#max.muster@example.org".into()).await), after(30));
+    assert_eq!(expiry_of(&raw(pk.clone(), "APPROVAL#lena@example.org".into()).await), after(90));
+    assert_eq!(expiry_of(&raw(pk.clone(), "APPROVAL#tom@example.org".into()).await), None);
+
+    let items = client
+        .query()
+        .table_name(&table)
+        .key_condition_expression("pk = :pk AND begins_with(sk, :t)")
+        .expression_attribute_values(":pk", s(&pk))
+        .expression_attribute_values(":t", s("TOMBSTONE#"))
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap();
+    assert_eq!(items.len(), 1, "one tombstone");
+    let text = format!("{:?}", items[0]);
+    assert!(!text.contains("max.muster") && !text.contains("Muster"), "no e-mail or name in the tombstone");
+    assert!(!items[0].contains_key(&ttl), "the tombstone does not expire");
+    let hash = items[0]["sk"].as_s().unwrap().strip_prefix("TOMBSTONE#").unwrap().to_owned();
+    assert_eq!(hash.len(), 64, "an HMAC-SHA256");
+    assert_ne!(hash, EmailHasher::new(Vec::new()).hash(&max), "keyed by the tenant's key");
+    assert!(raw("TENANT#t".into(), "EMAIL-HASH-KEY".into()).await.is_some(), "the tenant's own key");
 }
 
 fn s(v: &str) -> aws_sdk_dynamodb::types::AttributeValue {

@@ -3,10 +3,11 @@
 use crate::EmbeddedStore;
 use crate::codec::{decode, encode};
 use crate::error::db_err;
-use crate::tables::INBOX;
+use crate::retention::{expired, ms};
+use crate::tables::{INBOX, INBOX_EXPIRY, TENANTS};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use optisync_domain::TenantId;
+use optisync_domain::{TenantId, TenantSettings};
 use optisync_ports::{Inbox, InboxEntry, InboxPut, StoreError};
 use redb::ReadableTable;
 
@@ -18,12 +19,22 @@ impl Inbox for EmbeddedStore {
     async fn put(&self, entry: &InboxEntry) -> Result<InboxPut, StoreError> {
         let bytes = encode("inbox entry", &(entry, false))?;
         let (tenant, key, fingerprint) = (entry.tenant.to_string(), entry.key.clone(), entry.fingerprint.clone());
+        let now = ms(self.now());
         self.write(move |txn| {
             let mut inbox = txn.open_table(INBOX).map_err(db_err)?;
+            let mut expiry = txn.open_table(INBOX_EXPIRY).map_err(db_err)?;
             let key = (tenant.as_str(), key.as_str());
             let existing = match inbox.get(key).map_err(db_err)? {
                 Some(v) => Some(decode::<StoredInbox>("inbox entry", v.value())?),
                 None => None,
+            };
+            // R-J6: an expired entry counts as absent.
+            let existing = match expired(&expiry, key, now)? {
+                true => {
+                    expiry.remove(key).map_err(db_err)?;
+                    None
+                }
+                false => existing,
             };
             Ok(match existing {
                 Some((e, _)) if e.fingerprint == fingerprint => InboxPut::Duplicate,
@@ -38,9 +49,12 @@ impl Inbox for EmbeddedStore {
     }
 
     async fn get(&self, tenant: &TenantId, key: &str) -> Result<Option<InboxEntry>, StoreError> {
-        let (tenant, key) = (tenant.to_string(), key.to_owned());
+        let (tenant, key, now) = (tenant.to_string(), key.to_owned(), ms(self.now()));
         self.read(move |txn| {
             let inbox = txn.open_table(INBOX).map_err(db_err)?;
+            if expired(&txn.open_table(INBOX_EXPIRY).map_err(db_err)?, (tenant.as_str(), key.as_str()), now)? {
+                return Ok(None);
+            }
             match inbox.get((tenant.as_str(), key.as_str())).map_err(db_err)? {
                 Some(v) => Ok(Some(decode::<StoredInbox>("inbox entry", v.value())?.0)),
                 None => Ok(None),
@@ -50,9 +64,15 @@ impl Inbox for EmbeddedStore {
     }
 
     async fn mark_done(&self, tenant: &TenantId, key: &str) -> Result<(), StoreError> {
-        let (tenant, key) = (tenant.to_string(), key.to_owned());
+        let (tenant, key, now) = (tenant.to_string(), key.to_owned(), self.now());
         self.write(move |txn| {
             let mut inbox = txn.open_table(INBOX).map_err(db_err)?;
+            // R-J6: kept for the tenant's inbox retention to answer duplicates, then forgotten.
+            let settings: TenantSettings =
+                match txn.open_table(TENANTS).map_err(db_err)?.get(tenant.as_str()).map_err(db_err)? {
+                    Some(bytes) => decode("tenant settings", bytes.value())?,
+                    None => TenantSettings::default(),
+                };
             let found = match inbox.get((tenant.as_str(), key.as_str())).map_err(db_err)? {
                 Some(v) => Some(decode::<StoredInbox>("inbox entry", v.value())?),
                 None => None,
@@ -60,6 +80,11 @@ impl Inbox for EmbeddedStore {
             if let Some((entry, _)) = found {
                 let bytes = encode("inbox entry", &(entry, true))?;
                 inbox.insert((tenant.as_str(), key.as_str()), bytes.as_slice()).map_err(db_err)?;
+                let until = ms(now + settings.retention.inbox());
+                txn.open_table(INBOX_EXPIRY)
+                    .map_err(db_err)?
+                    .insert((tenant.as_str(), key.as_str()), until)
+                    .map_err(db_err)?;
             }
             Ok(())
         })

@@ -19,6 +19,7 @@ mod error;
 mod inbox;
 mod leases;
 mod links;
+mod retention;
 mod runs;
 mod secrets;
 mod sync_state;
@@ -27,8 +28,8 @@ mod tenants;
 
 use crate::error::db_err;
 use crate::tables::{
-    ACCOUNTS, AUDIT, AUTHORISATIONS, CHUNKS, COMMAND_IDS, FEED, INBOX, ITEMS, LEASES, LINKS, MIRROR_BY_EMAIL, RESULTS,
-    RUNS, SECRETS, TENANTS,
+    ACCOUNTS, AUDIT, AUTHORISATIONS, CHUNKS, COMMAND_EXPIRY, COMMAND_IDS, FEED, FEED_SEQ, HASH_KEYS, INBOX,
+    INBOX_EXPIRY, ITEM_EXPIRY, ITEMS, LEASES, LINKS, MIRROR_BY_EMAIL, RESULTS, RUNS, SECRETS, TENANTS, TOMBSTONES,
 };
 use optisync_ports::StoreError;
 use redb::{Database, ReadableDatabase};
@@ -40,6 +41,8 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct EmbeddedStore {
     db: Arc<Database>,
+    /// The clock expiries are dated and checked by (R-J6); the system clock when none is given.
+    clock: Option<Arc<dyn optisync_ports::Clock>>,
 }
 
 impl std::fmt::Debug for EmbeddedStore {
@@ -69,8 +72,20 @@ impl EmbeddedStore {
         txn.open_table(RUNS).map_err(db_err)?;
         txn.open_table(CHUNKS).map_err(db_err)?;
         txn.open_table(tables::ERASED).map_err(db_err)?;
+        txn.open_table(ITEM_EXPIRY).map_err(db_err)?;
+        txn.open_table(INBOX_EXPIRY).map_err(db_err)?;
+        txn.open_table(COMMAND_EXPIRY).map_err(db_err)?;
+        txn.open_table(TOMBSTONES).map_err(db_err)?;
+        txn.open_table(HASH_KEYS).map_err(db_err)?;
+        txn.open_table(FEED_SEQ).map_err(db_err)?;
         txn.commit().map_err(db_err)?;
-        Ok(Self { db: Arc::new(db) })
+        Ok(Self { db: Arc::new(db), clock: None })
+    }
+
+    /// A store that dates and checks expiries (R-J6) by `clock` instead of the system clock.
+    pub fn with_clock(mut self, clock: Arc<dyn optisync_ports::Clock>) -> Self {
+        self.clock = Some(clock);
+        self
     }
 
     /// Runs blocking redb work on tokio's blocking pool.

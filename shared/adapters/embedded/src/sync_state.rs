@@ -4,9 +4,10 @@
 use crate::EmbeddedStore;
 use crate::codec::{GotItem, ItemHeader, PutItem, decode, encode, epoch_ms, get_item, json_err};
 use crate::error::db_err;
+use crate::retention::{expired, keep_tombstone, ms, tombstone};
 use crate::tables::{
-    APPROVAL, AUDIT, COMMAND_IDS, FEED, ITEMS, MIRROR, MIRROR_BY_EMAIL, RECIPIENT, item_key, item_link, scope,
-    successor,
+    APPROVAL, AUDIT, COMMAND_EXPIRY, COMMAND_IDS, FEED, FEED_SEQ, ITEM_EXPIRY, ITEMS, MIRROR, MIRROR_BY_EMAIL,
+    RECIPIENT, RESULTS, item_key, item_link, scope, successor,
 };
 use async_trait::async_trait;
 use chrono::NaiveDate;
@@ -26,14 +27,19 @@ struct EncodedWrite {
     /// For mirror entries: the e-mail key it uses (the index entry).
     email: Option<String>,
     value: serde_json::Value,
+    /// How long it is kept (R-J6); `None`: for good.
+    keep: Option<chrono::Duration>,
+    /// The tombstone an expirable recipient state leaves under the keyed hash of its e-mail (R-J3).
+    tombstone: Option<(Email, optisync_domain::TombstoneRecord)>,
 }
 
 #[async_trait]
 impl SyncState for EmbeddedStore {
     async fn load(&self, link: &Link, slice: &Slice) -> Result<LoadedView, StoreError> {
-        let (link, slice) = (link.clone(), slice.clone());
+        let (link, slice, now) = (link.clone(), slice.clone(), ms(self.now()));
         self.read(move |txn| {
             let items = txn.open_table(ITEMS).map_err(db_err)?;
+            let expiry = txn.open_table(ITEM_EXPIRY).map_err(db_err)?;
             let by_email = txn.open_table(MIRROR_BY_EMAIL).map_err(db_err)?;
             let scoped = scope(&link.tenant, &link.id);
             let l = scoped.as_str();
@@ -48,20 +54,37 @@ impl SyncState for EmbeddedStore {
             }
             let mut loaded = LoadedView { view: LinkView::new(link.clone()), versions: BTreeMap::new() };
             for id in &ids {
+                if expired(&expiry, (l, MIRROR, id.as_str()), now)? {
+                    continue; // R-J6: an expired item reads as absent
+                }
                 if let Some(got) = get_item::<MirrorEntry>(&items, (l, MIRROR, id), "mirror entry")? {
                     loaded.versions.insert(ItemKey::Mirror(link.id.clone(), got.value.id.clone()), got.version);
                     loaded.view.mirror.insert(got.value.id.clone(), got.value);
                 }
             }
             for key in &keys {
-                let recipient = get_item::<(Email, RecipientState)>(&items, (l, RECIPIENT, key), "recipient state")?;
+                let recipient = match expired(&expiry, (l, RECIPIENT, *key), now)? {
+                    true => None,
+                    false => get_item::<(Email, RecipientState)>(&items, (l, RECIPIENT, key), "recipient state")?,
+                };
                 if let Some(GotItem { version, value: (email, state) }) = recipient {
                     loaded.versions.insert(ItemKey::Recipient(link.id.clone(), (*key).to_owned()), version);
                     loaded.view.recipients.insert(email, state);
                 }
+                if expired(&expiry, (l, APPROVAL, *key), now)? {
+                    continue;
+                }
                 if let Some(got) = get_item::<ApprovalEntry>(&items, (l, APPROVAL, key), "approval entry")? {
                     loaded.versions.insert(ItemKey::Approval(link.id.clone(), (*key).to_owned()), got.version);
                     loaded.view.approvals.insert(got.value.email.clone(), got.value);
+                }
+            }
+            // R-J3, R-J6: an expired recipient state left its tombstone under the keyed hash.
+            for email in &slice.emails {
+                if !loaded.view.recipients.contains_key(email)
+                    && let Some(record) = tombstone(txn, link.tenant.as_str(), l, email)?
+                {
+                    loaded.view.recipients.insert(email.clone(), record.into_state());
                 }
             }
             Ok(loaded)
@@ -102,7 +125,22 @@ impl SyncState for EmbeddedStore {
             };
             let value = value.map_err(|e| json_err("state item", &e))?;
             let key = ItemKey::of(write);
-            writes.push(EncodedWrite { scope: scope(tenant, item_link(&key)), key, expected: *expected, email, value });
+            let keep = commit.expiry.items.get(&key).copied();
+            let tombstone = match write {
+                StateWrite::Recipient { email, state, .. } if keep.is_some() => {
+                    optisync_domain::TombstoneRecord::of(state).map(|r| (email.clone(), r))
+                }
+                _ => None,
+            };
+            writes.push(EncodedWrite {
+                scope: scope(tenant, item_link(&key)),
+                key,
+                expected: *expected,
+                email,
+                value,
+                keep,
+                tombstone,
+            });
         }
         let commands = commit
             .commands
@@ -115,6 +153,7 @@ impl SyncState for EmbeddedStore {
             .map(|e| Ok((scope(tenant, &e.link), epoch_ms(e.at), encode("audit entry", e)?)))
             .collect::<Result<Vec<_>, StoreError>>()?;
         let tenant = tenant.to_string();
+        let (now, keep_commands) = (self.now(), commit.expiry.commands);
         self.write(move |txn| {
             let mut trail = txn.open_table(AUDIT).map_err(db_err)?;
             for (link, at, bytes) in &audit {
@@ -131,12 +170,24 @@ impl SyncState for EmbeddedStore {
             }
             let mut items = txn.open_table(ITEMS).map_err(db_err)?;
             let mut by_email = txn.open_table(MIRROR_BY_EMAIL).map_err(db_err)?;
+            let mut expiry = txn.open_table(ITEM_EXPIRY).map_err(db_err)?;
             // Every expected version is checked against the state before the commit, then all is written.
             let mut previous = Vec::with_capacity(writes.len());
             for w in &writes {
                 let header: Option<ItemHeader> = match items.get(item_key(&w.scope, &w.key)).map_err(db_err)? {
                     Some(bytes) => Some(decode("state item", bytes.value())?),
                     None => None,
+                };
+                // An expired item counts as absent (R-J6); its index entry still goes.
+                let header = match expired(&expiry, item_key(&w.scope, &w.key), ms(now))? {
+                    true => {
+                        previous.push(header.and_then(|h| h.email));
+                        if w.expected.is_some() {
+                            return Err(StoreError::Conflict);
+                        }
+                        continue;
+                    }
+                    false => header,
                 };
                 if header.as_ref().map(|h| h.version) != w.expected {
                     return Err(StoreError::Conflict);
@@ -155,21 +206,49 @@ impl SyncState for EmbeddedStore {
                         by_email.insert((w.scope.as_str(), new.as_str(), id.as_str()), ()).map_err(db_err)?;
                     }
                 }
+                match w.keep {
+                    Some(keep) => expiry.insert(key, ms(now + keep)).map_err(db_err)?,
+                    None => expiry.remove(key).map_err(db_err)?,
+                };
+                if let Some((email, record)) = &w.tombstone {
+                    keep_tombstone(txn, &tenant, &w.scope, email, record)?;
+                }
             }
             let mut feed = txn.open_table(FEED).map_err(db_err)?;
             let mut ids = txn.open_table(COMMAND_IDS).map_err(db_err)?;
-            let mut seq =
-                match feed.range((tenant.as_str(), 0)..=(tenant.as_str(), u64::MAX)).map_err(db_err)?.next_back() {
-                    Some(last) => last.map_err(db_err)?.0.value().1,
-                    None => 0,
-                };
+            let mut command_expiry = txn.open_table(COMMAND_EXPIRY).map_err(db_err)?;
+            let mut last_seq = txn.open_table(FEED_SEQ).map_err(db_err)?;
+            // The counter survives a purge of the feed's last entries; files from before it have none.
+            let mut seq = match last_seq.get(tenant.as_str()).map_err(db_err)? {
+                Some(seq) => seq.value(),
+                None => {
+                    match feed.range((tenant.as_str(), 0)..=(tenant.as_str(), u64::MAX)).map_err(db_err)?.next_back() {
+                        Some(last) => last.map_err(db_err)?.0.value().1,
+                        None => 0,
+                    }
+                }
+            };
+            let first = seq;
             for (id, bytes) in &commands {
-                if ids.get((tenant.as_str(), id.as_str())).map_err(db_err)?.is_some() {
-                    continue;
+                let key = (tenant.as_str(), id.as_str());
+                if let Some(old) = ids.get(key).map_err(db_err)?.map(|s| s.value()) {
+                    if !expired(&command_expiry, key, ms(now))? {
+                        continue;
+                    }
+                    // R-J6: an expired id is issued anew.
+                    feed.remove((tenant.as_str(), old)).map_err(db_err)?;
+                    txn.open_table(RESULTS).map_err(db_err)?.remove(key).map_err(db_err)?;
+                    command_expiry.remove(key).map_err(db_err)?;
                 }
                 seq += 1;
-                ids.insert((tenant.as_str(), id.as_str()), seq).map_err(db_err)?;
+                ids.insert(key, seq).map_err(db_err)?;
                 feed.insert((tenant.as_str(), seq), bytes.as_slice()).map_err(db_err)?;
+                if let Some(keep) = keep_commands {
+                    command_expiry.insert(key, ms(now + keep)).map_err(db_err)?;
+                }
+            }
+            if seq != first {
+                last_seq.insert(tenant.as_str(), seq).map_err(db_err)?;
             }
             Ok(())
         })
@@ -214,9 +293,10 @@ impl SyncState for EmbeddedStore {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(Email, RecipientState)>, StoreError> {
-        let (link, after) = (scope(tenant, link), after.map(str::to_owned));
+        let (link, after, now) = (scope(tenant, link), after.map(str::to_owned), ms(self.now()));
         self.read(move |txn| {
             let items = txn.open_table(ITEMS).map_err(db_err)?;
+            let expiry = txn.open_table(ITEM_EXPIRY).map_err(db_err)?;
             let l = link.as_str();
             let from = after.as_deref().unwrap_or("");
             let mut out = Vec::new();
@@ -225,7 +305,7 @@ impl SyncState for EmbeddedStore {
                     break;
                 }
                 let (key, value) = row.map_err(db_err)?;
-                if after.as_deref().is_some_and(|a| key.value().2 <= a) {
+                if after.as_deref().is_some_and(|a| key.value().2 <= a) || expired(&expiry, key.value(), now)? {
                     continue;
                 }
                 let got: GotItem<(Email, RecipientState)> = decode("recipient state", value.value())?;

@@ -73,3 +73,19 @@ pub(crate) fn item_key<'a>(scope: &'a str, key: &'a ItemKey) -> (&'a str, u8, &'
 pub(crate) fn successor(s: &str) -> String {
     format!("{s}\0")
 }
+
+// R-J6: retention. Expiries live beside the records they belong to (epoch ms), so a purge reads only
+// these tables; what outlives an expired recipient state is its tombstone under a keyed hash.
+
+/// (link scope, kind, key) of an [`ITEMS`] record → when it expires.
+pub(crate) const ITEM_EXPIRY: TableDefinition<(&str, u8, &str), i64> = TableDefinition::new("item_expiry");
+/// (tenant, key) of an [`INBOX`] entry → when it expires.
+pub(crate) const INBOX_EXPIRY: TableDefinition<(&str, &str), i64> = TableDefinition::new("inbox_expiry");
+/// (tenant, command id) → when the command's feed entry, id and result expire.
+pub(crate) const COMMAND_EXPIRY: TableDefinition<(&str, &str), i64> = TableDefinition::new("command_expiry");
+/// (link scope, keyed hash of the e-mail) → the R-J3 tombstone an expired recipient state left (JSON).
+pub(crate) const TOMBSTONES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("tombstones");
+/// tenant → the key of its e-mail hashes (random, made on first use).
+pub(crate) const HASH_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("hash_keys");
+/// tenant → the last sequence number of its feed (a purge must not set it back).
+pub(crate) const FEED_SEQ: TableDefinition<&str, u64> = TableDefinition::new("feed_seq");

@@ -49,9 +49,13 @@ impl Admin {
         Ok(TenantView { tenant: tenant.clone(), settings, signing_secrets, replan: Vec::new() })
     }
 
-    /// Saves a tenant's settings (R-A6, R-B3). A change of the R-A6 setting re-plans the assignments of
-    /// every syncing link of the tenant (R-A10).
+    /// Saves a tenant's settings (R-A6, R-B3, R-J6). A retention period out of its range is refused naming
+    /// its field, and nothing is saved. A change of the R-A6 setting re-plans the assignments of every
+    /// syncing link of the tenant (R-A10).
     pub async fn put_settings(&self, tenant: &TenantId, settings: &TenantSettings) -> Result<TenantView, AdminError> {
+        if let Err(e) = settings.retention.validate() {
+            return Err(AdminError::invalid(&e.field, e.to_string()));
+        }
         self.check_erasure_target_kept(tenant, settings).await?;
         let before = self.store.tenant_settings(tenant).await?;
         self.store.put_tenant_settings(tenant, settings).await?;

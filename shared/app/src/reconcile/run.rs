@@ -173,7 +173,7 @@ impl<'a> Run<'a> {
                 let id = command_id("export", &[self.id().as_str(), &p.started_at.to_rfc3339()]);
                 let command =
                     OptigemCommand::ExportNewsletter { id: id.clone(), newsletter: self.link.newsletter.clone() };
-                let commit = optisync_ports::Commit { writes: vec![], commands: vec![command], audit: vec![] };
+                let commit = optisync_ports::Commit { commands: vec![command], ..Default::default() };
                 self.r.store.commit(&self.tenant.real(), commit).await?;
                 p.export = Some(id);
                 p.export_at = Some(self.r.clock.now());

@@ -249,3 +249,54 @@ async fn r_e3_r_c3_a_brevo_signup_without_names_is_completed_from_the_contact_be
     assert_eq!(esp.contact_reads(), 1, "a redelivery queues nothing and reads nothing");
     assert_eq!(store.commands(&tenant(), 0, 100).await.unwrap().len(), 1);
 }
+
+/// R-J6 through the engine: after Max Muster unsubscribes from "Rundbrief" in Brevo on 2024-09-25, his
+/// recipient state (on no list, his assignment being ended) expires after the tenant's 30 days while
+/// Lena's (listed for an active assignment) stays; the R-J3 tombstone outlives it, so an assignment
+/// created in OPTIGEM before the unsubscribe that arrives afterwards is ended, not listed again.
+#[tokio::test]
+async fn r_j6_an_unsubscribed_recipient_state_expires_and_its_tombstone_still_holds_r_j3() {
+    let l = Link { id: LinkId::new("rundbrief"), ..link(Provider::Brevo, "rundbrief") };
+    let store_clock = Arc::new(FixedClock::new(Utc::now()));
+    let store = Arc::new(MemoryStore::new().with_clock(store_clock.clone()));
+    store.put_link(&l).await.unwrap();
+    let esp = Arc::new(MemoryEsp::new());
+    let engine = Engine::new(store.clone(), esp.clone(), Arc::new(FixedClock::new(at(3))));
+    let max = Email::parse("max.muster@example.org").unwrap();
+    let lena = Email::parse("lena@example.org").unwrap();
+    engine.process(&tenant(), &changed(&snapshot("A-1", "rundbrief", max.as_str(), 1, "Max"))).await.unwrap();
+    engine.process(&tenant(), &changed(&snapshot("A-2", "rundbrief", lena.as_str(), 1, "Lena"))).await.unwrap();
+    let unsubscribe = Input::Esp(EspEvent {
+        esp: l.esp.clone(),
+        list: Some(l.list.clone()),
+        email: max.clone(),
+        at: Utc.with_ymd_and_hms(2024, 9, 25, 8, 0, 0).unwrap(),
+        what: EspEventKind::Unsubscribed,
+    });
+    engine.process(&tenant(), &unsubscribe).await.unwrap();
+    let slice = optisync_ports::Slice { emails: vec![max.clone(), lena.clone()], ..Default::default() };
+    let key = |e: &Email| optisync_ports::ItemKey::Recipient(l.id.clone(), e.key().to_owned());
+    let before = store.load(&l, &slice).await.unwrap();
+    assert!(before.versions.contains_key(&key(&max)));
+
+    store_clock.set(Utc::now() + chrono::Duration::days(31));
+    assert!(store.purge_expired() >= 1);
+    let after = store.load(&l, &slice).await.unwrap();
+    assert!(!after.versions.contains_key(&key(&max)), "Max's state expired");
+    assert!(after.versions.contains_key(&key(&lena)), "Lena's state is needed and stays");
+    assert_eq!(after.view.recipients[&max].tombstone, before.view.recipients[&max].tombstone);
+
+    // An assignment created on 2024-09-01, before the unsubscribe, reaches optisync only now.
+    let stale = snapshot("A-3", "rundbrief", max.as_str(), 1, "Max");
+    engine.process(&tenant(), &changed(&stale)).await.unwrap();
+    assert!(!esp.receiving(&l.esp, &l.list).contains(max.as_str()), "not listed again (R-J3)");
+    let feed = store.commands(&tenant(), 0, 10).await.unwrap();
+    let ended: Vec<String> = feed
+        .iter()
+        .filter_map(|(_, c)| match c {
+            OptigemCommand::EndAssignment { assignment, .. } => Some(assignment.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert!(ended.contains(&"A-3".to_owned()), "ended like the unsubscribe: {ended:?}");
+}

@@ -46,6 +46,7 @@ async fn everything_survives_closing_and_reopening_the_file() {
             writes: vec![(StateWrite::Recipient { link: link.id.clone(), email: email.clone(), state }, None)],
             commands: vec![],
             audit: vec![],
+            ..Default::default()
         };
         store.commit(&link.tenant, commit).await.unwrap();
         SecretStore::put(&store, "cleverreach/acc/tokens", "{\"refresh_token\":\"r\"}").await.unwrap();
@@ -59,3 +60,21 @@ async fn everything_survives_closing_and_reopening_the_file() {
         Some("{\"refresh_token\":\"r\"}")
     );
 }
+
+async fn fresh_retention() -> optisync_testkit::conformance::RetentionFixture {
+    use optisync_testkit::memory::FixedClock;
+    let clock = Arc::new(FixedClock::new(chrono::Utc::now()));
+    let store = Arc::new(fresh_store().await.with_clock(clock.clone()));
+    let purging = Arc::clone(&store);
+    optisync_testkit::conformance::RetentionFixture {
+        store: store.clone(),
+        inbox: store,
+        clock,
+        purge: Some(Box::new(move || {
+            let store = Arc::clone(&purging);
+            Box::pin(async move { store.purge_expired().await.expect("purge") })
+        })),
+    }
+}
+
+optisync_testkit::retention_conformance_tests!(fresh_retention, purge);

@@ -73,11 +73,16 @@ fn end_command(id: &str) -> OptigemCommand {
 }
 
 fn commands(ids: &[&str]) -> Commit {
-    Commit { writes: vec![], commands: ids.iter().copied().map(end_command).collect(), audit: vec![] }
+    Commit {
+        writes: vec![],
+        commands: ids.iter().copied().map(end_command).collect(),
+        audit: vec![],
+        ..Default::default()
+    }
 }
 
 fn writes(writes: Vec<(StateWrite, Option<u64>)>) -> Commit {
-    Commit { writes, commands: vec![], audit: vec![] }
+    Commit { writes, commands: vec![], audit: vec![], ..Default::default() }
 }
 
 fn by_email(mail: &str) -> Slice {
@@ -121,6 +126,7 @@ async fn all_state_survives_a_restart_and_versions_and_sequences_go_on() {
             ],
             commands: vec![end_command("c1"), end_command("c2")],
             audit: vec![],
+            ..Default::default()
         };
         store.commit(&tenant, commit).await.unwrap();
         assert!(store.try_lease("recipient", "runner-1", at(1), at(3)).await.unwrap());
@@ -143,7 +149,12 @@ async fn all_state_survives_a_restart_and_versions_and_sequences_go_on() {
     store
         .commit(
             &tenant,
-            Commit { writes: vec![next], commands: vec![end_command("c2"), end_command("c3")], audit: vec![] },
+            Commit {
+                writes: vec![next],
+                commands: vec![end_command("c2"), end_command("c3")],
+                audit: vec![],
+                ..Default::default()
+            },
         )
         .await
         .unwrap();
