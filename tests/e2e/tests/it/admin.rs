@@ -12,7 +12,7 @@ use optisync_ports::BusEvent;
 use optisync_ports::prelude::*;
 use serde_json::{Value, json};
 
-async fn call(stack: &Stack, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+pub(crate) async fn call(stack: &Stack, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
     let mut request = reqwest::Client::new()
         .request(method.parse().unwrap(), format!("{}{path}", stack.api))
         .bearer_auth(ADMIN_TOKEN);
@@ -26,7 +26,7 @@ async fn call(stack: &Stack, method: &str, path: &str, body: Option<Value>) -> (
 }
 
 /// The scheduled run a published `link.reconcile` asks for, as the reconciler would run it.
-async fn run_announced(stack: &Stack) -> Vec<RunOutcome> {
+pub(crate) async fn run_announced(stack: &Stack) -> Vec<RunOutcome> {
     let mut outcomes = Vec::new();
     for event in stack.bus.take() {
         if let BusEvent::ReconcileLink { tenant, link } = event {

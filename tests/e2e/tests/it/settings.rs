@@ -5,36 +5,11 @@
 
 use optisync_app::reconcile::{RunKind, RunOutcome};
 use optisync_domain::*;
-use optisync_e2e::{ADMIN_TOKEN, Stack, subscribe};
+use optisync_e2e::{Stack, subscribe};
 use optisync_optigem_sim::PersonDraft;
-use optisync_ports::BusEvent;
-use optisync_ports::prelude::*;
 use serde_json::{Value, json};
 
-async fn call(stack: &Stack, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut request = reqwest::Client::new()
-        .request(method.parse().unwrap(), format!("{}{path}", stack.api))
-        .bearer_auth(ADMIN_TOKEN);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.expect("the local API answers");
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap() })
-}
-
-/// The runs the bus announced, as the reconciler runs them.
-async fn run_announced(stack: &Stack) -> Vec<RunOutcome> {
-    let mut outcomes = Vec::new();
-    for event in stack.bus.take() {
-        if let BusEvent::ReconcileLink { tenant, link } = event {
-            let link = stack.store.link(&tenant, &link).await.unwrap().unwrap();
-            outcomes.push(stack.reconcile_to_end(&link).await);
-        }
-    }
-    outcomes
-}
+use crate::admin::{call, run_announced};
 
 fn person(stack: &Stack, first: &str, last: &str, mail: &str, email_privacy: PrivacyStatus) -> PersonId {
     stack.optigem.add_person(PersonDraft {
