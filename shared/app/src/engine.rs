@@ -182,9 +182,10 @@ impl Engine {
         let mut completed: Option<Input> = None;
         for attempt in 1..=MAX_ATTEMPTS {
             let now = self.clock.now();
-            let (mut known, versions) = self.load(tenant, completed.as_ref().unwrap_or(given)).await?;
-            self.observe(&mut known, completed.as_ref().unwrap_or(given)).await?;
-            let mut plan = plan(&known, completed.as_ref().unwrap_or(given), now);
+            let current = completed.as_ref().unwrap_or(given);
+            let (mut known, versions) = self.load(tenant, current).await?;
+            self.observe(&mut known, current).await?;
+            let mut plan = plan(&known, current, now);
             if completed.is_none()
                 && let Some(reader) = &self.reader
                 && let Some((link, email)) = queued_without_names(&known, given, &plan)
