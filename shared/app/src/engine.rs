@@ -155,6 +155,14 @@ impl Engine {
         Ok(plan(&known, input, self.clock.now()))
     }
 
+    /// Everything the tenant's links hold about one address, as the planner would see it for its erasure:
+    /// recipient states, approval entries, the mirror entries carrying it, and the keyed-hash tombstone
+    /// of an erased one (R-J7: a data-subject access request).
+    pub async fn subject(&self, tenant: &TenantId, email: &Email) -> Result<Known, StoreError> {
+        let input = Input::EraseOnRequest { email: email.clone(), request: optisync_domain::CommandId::new("lookup") };
+        Ok(self.load(tenant, &input).await?.0)
+    }
+
     /// Takes every lease (in sorted order, so two processors cannot deadlock), waiting with jitter.
     async fn acquire(&self, leases: &[String], owner: &str) -> Result<(), ProcessError> {
         for lease in leases {
@@ -275,6 +283,8 @@ impl Engine {
             Input::Replan { link, .. } => self.store.link(tenant, link).await?.into_iter().collect(),
             // R-J2: the other links of the account decide whether a Brevo contact may go.
             Input::EndConfirmed { .. } => self.store.links(tenant).await?,
+            // R-J7: a request erases the address from every link of the tenant.
+            Input::EraseOnRequest { .. } => self.store.links(tenant).await?,
         };
         // A link not (or no longer) linked takes no part: unlinking stops its sync (R-F1).
         let links = links.into_iter().filter(|l| l.status != optisync_domain::LinkStatus::NotLinked);
@@ -307,6 +317,7 @@ impl Engine {
             }
             Input::Replan { assignment, .. } => slice.assignments.push(assignment.clone()),
             Input::EndConfirmed { assignment, .. } => slice.assignments.push(assignment.clone()),
+            Input::EraseOnRequest { email, .. } => slice.emails.push(email.clone()),
         }
         // The e-mails the loaded entries use (an old address, the members of a due entry's group) are
         // needed too: load again with them.
@@ -387,6 +398,7 @@ async fn backoff(attempt: u32) {
 fn input_emails(input: &Input) -> Vec<Email> {
     match input {
         Input::AssignmentChanged { assignment } => rules::email_used(assignment).cloned().into_iter().collect(),
+        Input::EraseOnRequest { email, .. } => vec![email.clone()],
         Input::Esp(event) => {
             let mut emails = vec![event.email.clone()];
             if let EspEventKind::EmailChanged { new_email, .. } = &event.what {

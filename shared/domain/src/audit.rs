@@ -17,7 +17,7 @@ pub struct AuditEntry {
     pub link: LinkId,
     /// When the change was committed.
     pub at: DateTime<Utc>,
-    /// What came in: `assignment.changed`, `assignment.deleted`, `esp.{kind}`, `today` or `end.confirmed`.
+    /// What came in: `assignment.changed`, `assignment.deleted`, `esp.{kind}`, `today`, `end.confirmed` or `erasure.requested`.
     pub input: String,
     /// The assignment the input is about, if it names one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -110,7 +110,7 @@ fn links_of<'a>(known: &'a Known, newsletter: &crate::NewsletterId) -> Vec<&'a L
 
 impl Input {
     /// What came in, as the audit trail and a run's failures name it: `assignment.changed`,
-    /// `assignment.deleted`, `esp.{kind}`, `today` or `end.confirmed`.
+    /// `assignment.deleted`, `esp.{kind}`, `today`, `end.confirmed` or `erasure.requested`.
     pub fn name(&self) -> String {
         match self {
             Input::AssignmentChanged { .. } => "assignment.changed".to_owned(),
@@ -133,6 +133,7 @@ impl Input {
             Input::Today { .. } => "today".to_owned(),
             Input::Replan { .. } => "settings.replan".to_owned(),
             Input::EndConfirmed { .. } => "end.confirmed".to_owned(),
+            Input::EraseOnRequest { .. } => "erasure.requested".to_owned(),
         }
     }
 }
@@ -145,6 +146,7 @@ fn describe(input: &Input) -> (String, Option<AssignmentId>, Option<String>) {
         Input::Today { .. } => (None, None),
         Input::Replan { assignment, .. } => (Some(assignment.clone()), None),
         Input::EndConfirmed { assignment, .. } => (Some(assignment.clone()), None),
+        Input::EraseOnRequest { email, .. } => (None, Some(email.masked())),
     };
     (input.name(), assignment, recipient)
 }

@@ -360,6 +360,14 @@ pub enum Input {
         /// The unsubscription record it wrote: its cause tells whether the recipient acted (R-J4).
         unsubscription: Unsubscription,
     },
+    /// R-J7: an admin asked, on the data subject's request (GDPR Art. 17), to erase this address from
+    /// every link of the tenant and every ESP account, whatever the links' unsubscribe mode.
+    EraseOnRequest {
+        /// The address to erase.
+        email: Email,
+        /// The request's id: each link's deletion report names it.
+        request: CommandId,
+    },
 }
 
 /// An observation in an ESP about one e-mail.
@@ -571,7 +579,8 @@ pub enum OptigemCommand {
         newsletter: NewsletterId,
         /// The erased address.
         email: Email,
-        /// The `end_assignment` whose result started the erasure.
+        /// The `end_assignment` whose result started the erasure, or the id of the erasure request
+        /// (R-J7).
         ended: CommandId,
         /// What was deleted where.
         deleted: Vec<ErasedItem>,

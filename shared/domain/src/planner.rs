@@ -25,6 +25,10 @@ pub fn plan(known: &Known, input: &Input, now: DateTime<Utc>) -> Plan {
         // R-J2: erasure mode acts once OPTIGEM has confirmed the end; it touches nothing else.
         return crate::erasure::end_confirmed(known, command, assignment, newsletter, unsubscription, now);
     }
+    if let Input::EraseOnRequest { email, request } = input {
+        // R-J7: the erasure an admin asked for on the data subject's request, planned as erasure mode's.
+        return crate::erasure::on_request(known, email, request, now);
+    }
     let mut work = Work { tenant: known.tenant.clone(), views: known.links.clone(), out: Plan::default() };
     let today = match input {
         Input::Today { date } => *date,
@@ -45,7 +49,7 @@ pub fn plan(known: &Known, input: &Input, now: DateTime<Utc>) -> Plan {
             Input::AssignmentChanged { assignment } => cx.assignment_changed(assignment),
             Input::AssignmentDeleted { id, version, .. } => cx.assignment_deleted(id, *version),
             Input::Esp(event) => cx.esp_event(event),
-            Input::Today { .. } | Input::EndConfirmed { .. } => Vec::new(),
+            Input::Today { .. } | Input::EndConfirmed { .. } | Input::EraseOnRequest { .. } => Vec::new(),
             Input::Replan { assignment, .. } => cx.replan(assignment),
         };
         touched.extend(due);
@@ -78,7 +82,7 @@ impl Work {
             Input::Today { .. } => true,
             // R-A10: the settings that changed are the link's (or apply to each link of the tenant).
             Input::Replan { link: id, .. } => &link.id == id,
-            Input::EndConfirmed { .. } => false,
+            Input::EndConfirmed { .. } | Input::EraseOnRequest { .. } => false,
         }
     }
 

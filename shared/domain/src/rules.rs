@@ -42,6 +42,60 @@ pub enum InactiveReason {
     },
 }
 
+impl InactiveReason {
+    /// A stable key for the reason (the serialised `reason` tag), for texts in other languages.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::EndPassed { .. } => "end_passed",
+            Self::NoEmail => "no_email",
+            Self::CountZero => "count_zero",
+            Self::PersonDeletionMarked => "person_deletion_marked",
+            Self::Deleted => "deleted",
+            Self::PrivacyBlocked { .. } => "privacy_blocked",
+            Self::PrivacyNoStatement { .. } => "privacy_no_statement",
+            Self::DeliveryBlocked { .. } => "delivery_blocked",
+        }
+    }
+
+    /// The reason as one sentence for a person (an admin answering a data-subject request, R-J7).
+    pub fn describe(&self) -> String {
+        const MONTHS: [&str; 12] = [
+            "January",
+            "February",
+            "March",
+            "April",
+            "May",
+            "June",
+            "July",
+            "August",
+            "September",
+            "October",
+            "November",
+            "December",
+        ];
+        match self {
+            Self::EndPassed { end } => {
+                let month = MONTHS[(end.month() as usize).clamp(1, 12) - 1];
+                format!("The end month {month} {} has passed (R-A2).", end.year())
+            }
+            Self::NoEmail => "Neither the assignment nor the person has an e-mail address (R-A3).".into(),
+            Self::CountZero => "The assignment's count is 0 (R-A4).".into(),
+            Self::PersonDeletionMarked => "The person is marked for deletion in OPTIGEM (R-A5).".into(),
+            Self::Deleted => "The assignment or its person was deleted in OPTIGEM (R-A5).".into(),
+            Self::PrivacyBlocked { category } => {
+                format!("Privacy block on the category \"{}\" (R-A6).", category.as_str())
+            }
+            Self::PrivacyNoStatement { category } => format!(
+                "No privacy statement on the category \"{}\", which this tenant counts as a block (R-A6).",
+                category.as_str()
+            ),
+            Self::DeliveryBlocked { kind } => {
+                format!("A delivery block of the type \"{}\" is in force (R-A7).", kind.as_str())
+            }
+        }
+    }
+}
+
 /// The active status of an assignment on a day, with the reasons when inactive (R-A1).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Verdict {

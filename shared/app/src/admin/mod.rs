@@ -1,6 +1,7 @@
 //! The admin's use cases: tenant settings and connector signing secrets, ESP accounts (R-H1), links per
 //! newsletter with their dry run, first sync, status and unlinking (R-F1, R-F7, R-F8, R-G6, R-H2), the
-//! re-plan a settings change starts (R-A10), and the approval queue (R-C2, R-C3). The admin API is a thin
+//! re-plan a settings change starts (R-A10), the approval queue (R-C2, R-C3), and data-subject requests
+//! (R-J7: access and erasure of one address). The admin API is a thin
 //! HTTP layer over this.
 //!
 //! Every use case checks everything before it writes, so a refused request changes nothing.
@@ -8,12 +9,17 @@
 mod accounts;
 mod approvals;
 mod links;
+mod subjects;
 mod tenants;
 
 pub use accounts::BrevoTokenState;
 pub use accounts::BrowserStart;
 pub use approvals::{ApprovalPage, DecisionRequest};
 pub use links::{LinkRequest, LinkStatusView, Replan, ReplanState, SavedLink};
+pub use subjects::{
+    AssignmentView, ConsentRecord, ErasedLink, ErasedMarker, MAX_SUBJECT_AUDIT, PendingApproval, ReasonView,
+    RecipientView, SubjectErasure, SubjectExport, SubjectLink, SubjectRequest, Unsubscribe,
+};
 pub use tenants::{NewSigningSecret, TenantView};
 
 use crate::approvals::{ApprovalError, Approvals};

@@ -183,6 +183,12 @@ impl Reconciler {
     }
 
     /// What a run works with.
+    /// The engine this reconciler's runs process their inputs with (not a preview's), for the admin's
+    /// data-subject requests (R-J7).
+    pub fn engine(&self) -> Engine {
+        Engine::new(self.store.clone(), self.esp.clone(), self.clock.clone())
+    }
+
     fn ports(&self) -> Ports<'_> {
         Ports {
             store: self.store.as_ref(),
