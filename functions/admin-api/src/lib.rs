@@ -17,6 +17,7 @@
 use lambda_http::{Body, Request, RequestExt, Response};
 use optisync_app::admin::{
     Admin, AdminConfig, AdminError, ApprovalPage, DecisionRequest, FieldProblem, LinkRequest, MAX_APPROVAL_PAGE,
+    SubjectRequest,
 };
 use optisync_app::approvals::ApprovalView;
 use optisync_app::reconcile::Reconciler;
@@ -343,6 +344,15 @@ async fn respond(deps: &Deps, req: Request) -> Response<Body> {
             Ok(decision) => {
                 result(200, admin.decide(&tenant, &LinkId::new(*link), decision).await, |v| approval_json(&v))
             }
+            Err(response) => response,
+        },
+        // R-J7: data-subject requests. The address is in the body, never in the URL (R-J5).
+        ("POST", ["subjects", "lookup"]) => match parse::<SubjectRequest>(&req) {
+            Ok(body) => result(200, admin.subject_lookup(&tenant, &body).await, |e| json!(e)),
+            Err(response) => response,
+        },
+        ("POST", ["subjects", "erase"]) => match parse::<SubjectRequest>(&req) {
+            Ok(body) => result(200, admin.subject_erase(&tenant, &body).await, |e| json!(e)),
             Err(response) => response,
         },
         _ => not_found("route"),

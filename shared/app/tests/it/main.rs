@@ -10,3 +10,4 @@ mod optigem;
 mod reconcile;
 mod reconcile_properties;
 mod settings;
+mod subjects;
