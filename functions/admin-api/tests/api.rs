@@ -968,3 +968,93 @@ async fn m3_another_tenants_or_an_unknown_account_is_404_and_nothing_changes() {
     assert_eq!((status, &body["webhooks_updated"]), (200, &json!(0)), "{body}");
     assert_eq!(brevo_tokens(&api).await.previous.as_deref(), Some("kept-token"));
 }
+
+/// R-J7: Max Muster's state on the Brevo link "Rundbrief": on the list, with his assignment A-1 that
+/// ended with April 2024 in the mirror; the fake Brevo holds his contact.
+async fn max_on_rundbrief(api: &Api) -> i64 {
+    let list = api.brevo_link("rundbrief-brevo").await;
+    api.brevo.add_contact("max@example.org", serde_json::Map::new(), &[list]);
+    let link = LinkId::new("rundbrief-brevo");
+    let at = chrono::Utc::now() - chrono::Duration::days(30);
+    let mut snapshot = optisync_testkit::build::assignment("A-1", "rundbrief", "max@example.org", at);
+    snapshot.end = Some("2024-04".parse().unwrap());
+    let email = Email::parse("max@example.org").unwrap();
+    let entry = MirrorEntry {
+        id: snapshot.id.clone(),
+        version: snapshot.version,
+        email: Some(email.clone()),
+        verdict: rules::Verdict { reasons: vec![rules::InactiveReason::EndPassed { end: "2024-04".parse().unwrap() }] },
+        snapshot: Some(snapshot),
+        next_transition: None,
+        subscribed_at: Some(at),
+        end_requested: None,
+        email_since: None,
+    };
+    let state =
+        RecipientState { listed: true, active: true, linked: true, subscribed_at: Some(at), ..Default::default() };
+    let writes = vec![
+        (StateWrite::Mirror { link: link.clone(), entry: Box::new(entry) }, None),
+        (StateWrite::Recipient { link, email, state }, None),
+    ];
+    api.store.commit(&TenantId::new(TENANT), Commit { writes, ..Commit::default() }).await.unwrap();
+    list
+}
+
+#[tokio::test]
+async fn r_j7_subject_lookup_takes_the_address_in_the_body_and_answers_per_link() {
+    let api = Api::start().await;
+    max_on_rundbrief(&api).await;
+    let path = format!("/admin/tenants/{TENANT}/subjects/lookup");
+    let (status, body) = api.call("POST", &path, Some(json!({"email": "max@example.org"}))).await;
+    assert_eq!(status, 200, "{body}");
+    let link = &body["links"][0];
+    assert_eq!(link["link"], "rundbrief-brevo");
+    assert_eq!(link["recipient"]["listed"], true);
+    assert_eq!(link["assignments"][0]["id"], "A-1");
+    assert_eq!(link["assignments"][0]["reasons"][0]["code"], "end_passed");
+    assert!(link["assignments"][0]["reasons"][0]["text"].as_str().unwrap().contains("April 2024"), "{body}");
+    assert_eq!(body["erased"], Value::Null);
+
+    // An address the service does not know: 200 with empty sections, not 404.
+    let (status, body) = api.call("POST", &path, Some(json!({"email": "erika.muster@example.org"}))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["links"][0]["recipient"], Value::Null);
+    assert_eq!(body["links"][0]["assignments"], json!([]));
+    assert_eq!(body["links"][0]["audit"], json!([]));
+
+    // A malformed address is 422 naming the field, without echoing it (R-J5); other bodies are 400.
+    let (status, body) = api.call("POST", &path, Some(json!({"email": "max-at-example"}))).await;
+    assert_eq!((status, fields(&body)), (422, vec!["email".to_owned()]), "{body}");
+    assert!(!body.to_string().contains("max-at-example"), "{body}");
+    let (status, body) = api.call("POST", &path, Some(json!({"mail": "max@example.org"}))).await;
+    assert_eq!(status, 400, "{body}");
+    // No GET with the address in the query: the route does not exist.
+    assert_eq!(api.call("GET", &format!("{path}?email=max@example.org"), None).await.0, 404);
+}
+
+#[tokio::test]
+async fn r_j7_subject_erase_deletes_the_brevo_contact_and_a_second_request_finds_nothing() {
+    let api = Api::start().await;
+    max_on_rundbrief(&api).await;
+    assert!(api.brevo.contact("max@example.org").is_some());
+    let path = format!("/admin/tenants/{TENANT}/subjects/erase");
+    let (status, body) = api.call("POST", &path, Some(json!({"email": "max@example.org"}))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["erased"], true);
+    let request = body["request"].as_str().unwrap().to_owned();
+    let link = &body["links"][0];
+    assert_eq!(link["link"], "rundbrief-brevo");
+    assert!(link["deleted"].as_array().unwrap().contains(&json!({"system": "brevo", "item": "contact"})), "{body}");
+    assert!(link["kept"].as_array().unwrap().iter().any(|k| k["item"] == "keyed_hash"), "{body}");
+    assert!(api.brevo.contact("max@example.org").is_none(), "deleted in Brevo");
+    let feed = api.store.commands(&TenantId::new(TENANT), 0, 100).await.unwrap();
+    assert!(
+        feed.iter().any(|(_, c)| matches!(c, OptigemCommand::ErasureReport { ended, .. } if ended.as_str() == request)),
+        "{feed:?}"
+    );
+
+    let (status, body) = api.call("POST", &path, Some(json!({"email": "max@example.org"}))).await;
+    assert_eq!((status, &body["erased"], &body["links"]), (200, &json!(false), &json!([])), "{body}");
+    let (status, body) = api.call("POST", &path, Some(json!({"email": "nope"}))).await;
+    assert_eq!((status, fields(&body)), (422, vec!["email".to_owned()]), "{body}");
+}

@@ -286,8 +286,10 @@ impl Engine {
             // R-J7: a request erases the address from every link of the tenant.
             Input::EraseOnRequest { .. } => self.store.links(tenant).await?,
         };
-        // A link not (or no longer) linked takes no part: unlinking stops its sync (R-F1).
-        let links = links.into_iter().filter(|l| l.status != optisync_domain::LinkStatus::NotLinked);
+        // A link not (or no longer) linked takes no part: unlinking stops its sync (R-F1). A data-subject
+        // request covers everything the service holds, an unlinked link's state too (R-J7).
+        let every = matches!(input, Input::EraseOnRequest { .. });
+        let links = links.into_iter().filter(|l| every || l.status != optisync_domain::LinkStatus::NotLinked);
         let mut known = Known { tenant: settings, links: Vec::new() };
         let mut versions = BTreeMap::new();
         for link in links {
