@@ -9,4 +9,5 @@ mod privacy;
 mod safety_net;
 mod scheduled_run;
 mod settings;
+mod subjects;
 mod webhook_storm;
