@@ -79,14 +79,12 @@ pub(crate) fn on_request(known: &Known, email: &Email, request: &CommandId, now:
             (None, None) if mirrored || view.approvals.contains_key(email) => RecipientState::default(),
             _ => continue,
         };
-        // The tombstone an unsubscribe left stays; else the erasure is dated now. The ESP deleted the
+        // R-J3: the hash's tombstone is dated the request, so that nothing OPTIGEM created before it (an
+        // assignment after an earlier unsubscribe too) subscribes the address again. The ESP deletes the
         // recipient on the service's request: `deleted`, not the recipient's own unsubscribe (R-J4).
-        let source = UnsubscribeSource {
-            provider: link.esp.provider,
-            account: link.esp.account.clone(),
-            cause: UnsubscribeCause::Deleted,
-        };
-        let tombstone = state.tombstone.clone().unwrap_or(Tombstone { at: now, source });
+        let cause = UnsubscribeCause::Deleted;
+        let source = UnsubscribeSource { provider: link.esp.provider, account: link.esp.account.clone(), cause };
+        let tombstone = Tombstone { at: now, source };
         let report = command_id("erasure", &[link.id.as_str(), request.as_str()]);
         erase(
             &mut out,

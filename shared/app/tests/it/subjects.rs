@@ -228,9 +228,10 @@ async fn r_j7_erasure_on_request_deletes_at_both_esps_keeps_only_the_hash_and_re
     assert!(!again.erased && again.links.is_empty(), "{again:?}");
     assert_eq!(s.h.feed().await.iter().filter(|c| matches!(c, OptigemCommand::ErasureReport { .. })).count(), 2);
 
-    // R-J3: a stale OPTIGEM change for Max (an assignment created before the erasure) subscribes nobody.
+    // R-J3: a stale OPTIGEM change for Max (an assignment created before the erasure, after his CleverReach
+    // unsubscribe of 12 April) subscribes nobody: the erasure is dated the request.
     s.h.clock.set(berlin(2024, 5, 3, 12));
-    let stale = assignment("A-7", MAX, None, berlin(2024, 3, 15, 12));
+    let stale = assignment("A-7", MAX, None, berlin(2024, 4, 20, 12));
     s.h.change(stale).await;
     assert!(s.h.esp.contact(&s.h.link.esp, MAX).is_none(), "not created again in Brevo");
     assert!(s.h.esp.member(&s.cr.esp, &s.cr.list, MAX).is_none(), "not created again in CleverReach");

@@ -161,3 +161,29 @@ fn r_j2_r_j3_the_keyed_hash_keeps_an_erased_address_unsubscribed_and_a_new_assig
     let p = step(&mut k, changed(&new), "2024-06-03");
     assert_eq!(ops(&p), vec![op("cr-rundbrief", MAX, "upsert"), op("cr-rundbrief", MAX, "add_to_list")]);
 }
+
+/// R-J7: on request, a classic link erases too, and the erasure is dated the request: Max unsubscribed on
+/// 15 May 2024 and asks for erasure on 10 June; an OPTIGEM snapshot of an assignment created on 5 June
+/// (after the unsubscribe, before the request) subscribes nobody afterwards.
+#[test]
+fn r_j7_an_erasure_on_request_is_planned_on_a_classic_link_and_dated_the_request() {
+    let rundbrief = cleverreach("rundbrief");
+    let mut k = known(vec![rundbrief.clone()]);
+    step(&mut k, changed(&assignment("a1", "rundbrief", MAX)), "2024-04-02");
+    step(&mut k, esp_event(&rundbrief, true, MAX, "2024-05-15", EspEventKind::Unsubscribed), "2024-05-15");
+    let request = Input::EraseOnRequest { email: email(MAX), request: CommandId::new("req-1") };
+    let p = step(&mut k, request.clone(), "2024-06-10");
+    assert_eq!(ops(&p), vec![op("cr-rundbrief", MAX, "delete")], "classic mode erases on request");
+    let [OptigemCommand::ErasureReport { ended, .. }] = &reports(&p)[..] else { panic!("{:?}", p.commands) };
+    assert_eq!(ended.as_str(), "req-1");
+    let [erasure] = &p.erasures[..] else { panic!("{:?}", p.erasures) };
+    assert_eq!(berlin_date(erasure.tombstone.at).to_string(), "2024-06-10", "dated the request");
+    k.links[0].erased.insert(email(MAX), erasure.tombstone.clone());
+    assert!(step(&mut k, request, "2024-06-10").is_empty(), "planned again: nothing left");
+
+    let mut stale = assignment("a7", "rundbrief", MAX);
+    stale.created_at = noon("2024-06-05");
+    stale.changed_at = noon("2024-06-05");
+    let p = step(&mut k, changed(&stale), "2024-06-12");
+    assert!(ops(&p).is_empty(), "not created again in CleverReach: {:?}", ops(&p));
+}
