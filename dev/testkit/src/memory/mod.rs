@@ -11,6 +11,7 @@ mod esp;
 mod inbox;
 mod leases;
 mod links;
+mod reports;
 mod retention;
 mod runs;
 mod secrets;
@@ -61,6 +62,8 @@ struct StoreInner {
     chunks: BTreeMap<(TenantId, LinkId, String, u64), String>,
     /// Erased recipients' tombstones by tenant and keyed hash (R-J2, R-J3).
     erased: BTreeMap<(TenantId, String), optisync_domain::Tombstone>,
+    /// The deletion report outbox by tenant and report id (R-J2), with when each delivered one expires.
+    reports: BTreeMap<(TenantId, String), (optisync_ports::ErasureReportRecord, Option<DateTime<Utc>>)>,
     /// R-J6: when each expirable record is forgotten (kept apart from the records themselves).
     expiries: retention::Expiries,
     fail_next_put: Option<StoreError>,
