@@ -11,6 +11,7 @@ mod esp;
 mod inbox;
 mod leases;
 mod links;
+mod notifier;
 mod reports;
 mod retention;
 mod runs;
@@ -21,6 +22,7 @@ mod tenants;
 pub use bus::MemoryBus;
 pub use clock::FixedClock;
 pub use esp::{MemoryContact, MemoryEsp, MemoryReader};
+pub use notifier::MemoryNotifier;
 pub use secrets::MemorySecrets;
 
 use chrono::{DateTime, Utc};

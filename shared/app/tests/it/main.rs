@@ -9,4 +9,5 @@ mod observe;
 mod optigem;
 mod reconcile;
 mod reconcile_properties;
+mod reports;
 mod settings;
