@@ -30,7 +30,9 @@ pub use esp::{
     EspSegment, ListPage, ListedMember,
 };
 pub use inbox::{Inbox, InboxEntry, InboxItem, InboxPut, Reread};
-pub use reports::{ErasureReportRecord, ErasureReports, NotifyError, ReportNotifier, reports_page};
+pub use reports::{
+    ErasureReportRecord, ErasureReports, NotifyError, ReportNotifier, ReportSubscriptions, reports_page,
+};
 pub use secrets::SecretStore;
 pub use state::{Commit, Expiry, ItemKey, LoadedView, PendingAuthorisation, Slice, StoreError, queue_page};
 

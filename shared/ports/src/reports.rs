@@ -130,3 +130,14 @@ pub trait ReportNotifier: Send + Sync {
     /// Publishes one report of `tenant`.
     async fn publish(&self, tenant: &TenantId, report: &ErasureReportRecord) -> Result<(), NotifyError>;
 }
+
+/// The tenant's notification target for deletion reports (R-J2): in AWS an e-mail subscription of the
+/// deployment's topic that only the tenant's reports reach (filter on the `tenant` attribute); the admin
+/// confirms it through the provider's own mail.
+#[async_trait]
+pub trait ReportSubscriptions: Send + Sync {
+    /// Makes `email` the tenant's target: subscribes it unless it is subscribed already, and removes the
+    /// subscription of `previous` (the target before) when that one is confirmed (a pending one cannot be
+    /// removed and lapses by itself).
+    async fn subscribe(&self, tenant: &TenantId, email: &Email, previous: Option<&Email>) -> Result<(), NotifyError>;
+}
