@@ -143,9 +143,11 @@ impl Aws {
     /// The deletion report topic (R-J2): publishes reports and subscribes the tenants' targets. An error
     /// names `REPORT_TOPIC_ARN` when it is not set (the functions that use it need it).
     pub fn reports(&self) -> Result<Arc<SnsReports>, ConfigError> {
-        let arn = self.config.report_topic_arn.clone().ok_or_else(|| {
-            ConfigError(vec!["REPORT_TOPIC_ARN is not set".into()])
-        })?;
+        let arn = self
+            .config
+            .report_topic_arn
+            .clone()
+            .ok_or_else(|| ConfigError(vec!["REPORT_TOPIC_ARN is not set".into()]))?;
         Ok(Arc::new(SnsReports::new(aws_sdk_sns::Client::new(&self.sdk), arn)))
     }
 
