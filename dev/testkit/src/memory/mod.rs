@@ -42,6 +42,9 @@ enum Item {
     Approval(ApprovalEntry),
 }
 
+/// A deletion report in the outbox and when it expires (set once delivered, R-J6).
+type KeptReport = (optisync_ports::ErasureReportRecord, Option<DateTime<Utc>>);
+
 /// Everything a [`MemoryStore`] holds, behind one lock.
 #[derive(Default)]
 struct StoreInner {
@@ -65,7 +68,7 @@ struct StoreInner {
     /// Erased recipients' tombstones by tenant and keyed hash (R-J2, R-J3).
     erased: BTreeMap<(TenantId, String), optisync_domain::Tombstone>,
     /// The deletion report outbox by tenant and report id (R-J2), with when each delivered one expires.
-    reports: BTreeMap<(TenantId, String), (optisync_ports::ErasureReportRecord, Option<DateTime<Utc>>)>,
+    reports: BTreeMap<(TenantId, String), KeptReport>,
     /// R-J6: when each expirable record is forgotten (kept apart from the records themselves).
     expiries: retention::Expiries,
     fail_next_put: Option<StoreError>,
