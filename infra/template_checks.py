@@ -184,6 +184,7 @@ def check(template, crates, code=None, queries=None):
     problems += check_function_permissions(template, ROOT)
     problems += check_dead_letter_policies(template)
     problems += check_throttling(template)
+    problems += check_report_topic(template, ROOT)
     return problems
 
 
@@ -618,7 +619,13 @@ TABLE_ACCESS = {
         "PutItem": ["INBOX#*"],
         "UpdateItem": ["INBOX#*", "TENANT#*#COMMAND#*", "TENANT#*#FEED"],
     },
-    "SchedulerFunction": {"GetItem": ["INBOX#*"], "BatchGetItem": ["LINK#*", "TENANT#*"]},
+    # The tick also delivers the deletion reports left in the outbox (R-J2: TENANT#{t} / REPORT#…).
+    "SchedulerFunction": {
+        "GetItem": ["INBOX#*", "TENANT#*"],
+        "BatchGetItem": ["LINK#*", "TENANT#*"],
+        "Query": ["TENANT#*"],
+        "UpdateItem": ["TENANT#*"],
+    },
     # The engine (leases, state, commits with their commands) and the inbox; only admin-api writes accounts.
     "WorkerFunction": dict.fromkeys(
         ["GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "BatchGetItem"], ["INBOX#*", "LEASE#*", "LINK#*", "TENANT#*"]
@@ -644,7 +651,7 @@ LEADING_KEYS_OPERATOR = "ForAllValues:StringLike"
 # SAM policy templates a function may use besides its inline statements (the others grant whole tables
 # or every secret).
 POLICY_TEMPLATES = {"EventBridgePutEventsPolicy"}
-INLINE_SERVICES = {"dynamodb", "secretsmanager"}
+INLINE_SERVICES = {"dynamodb", "secretsmanager", "sns"}
 
 
 def _list(value):
@@ -934,6 +941,73 @@ def check_throttling(template):
 API_MAX_BURST = 5000  # the account's default burst for all HTTP APIs of a region
 API_MAX_RATE = 10000  # and its default steady rate (requests per second)
 HOOK_ROUTES = "/hooks/"
+
+
+# ---------------------------------------------------------------------------------------------------
+# The deletion report topic (R-J2): encrypted, and only the functions whose code uses it may touch it,
+# each with the actions its code makes
+# ---------------------------------------------------------------------------------------------------
+
+REPORT_TOPIC = "DeletionReportTopic"
+# The SNS actions each function's code makes on the topic (the others must have none).
+REPORT_ACTIONS = {
+    "WorkerFunction": {"sns:Publish"},  # right after the commit that made a report
+    "SchedulerFunction": {"sns:Publish"},  # the tick retries what was not delivered
+    "AdminApiFunction": {
+        "sns:Subscribe",
+        "sns:ListSubscriptionsByTopic",
+        "sns:Unsubscribe",
+        "sns:GetSubscriptionAttributes",
+        "sns:SetSubscriptionAttributes",
+    },
+}
+# A function's code uses the topic when its entry point builds the SNS adapter.
+REPORT_USE = re.compile(r"\.reports\(\)")
+REPORT_REF = f"${{{REPORT_TOPIC}}}"  # ref_text of !Ref DeletionReportTopic
+
+
+def check_report_topic(template, root):
+    problems = []
+    resources = template.get("Resources", {})
+    topic = resources.get(REPORT_TOPIC)
+    if not topic or topic.get("Type") != "AWS::SNS::Topic":
+        return [f"{REPORT_TOPIC}: the deletion report topic (AWS::SNS::Topic) is missing"]
+    if not (topic.get("Properties") or {}).get("KmsMasterKeyId"):
+        problems.append(f"{REPORT_TOPIC}: reports name the erased address; encrypt the topic (KmsMasterKeyId)")
+    outputs = template.get("Outputs") or {}
+    if ref_text((outputs.get("DeletionReportTopicArn") or {}).get("Value")) != REPORT_REF:
+        problems.append(f"output DeletionReportTopicArn must be !Ref {REPORT_TOPIC}")
+    functions = {k: v for k, v in resources.items() if v.get("Type") == "AWS::Serverless::Function"}
+    for name, fn in functions.items():
+        props = fn.get("Properties") or {}
+        binary = ((fn.get("Metadata") or {}).get("BuildProperties") or {}).get("Binary")
+        main_rs = root / "functions" / str(binary) / "src" / "main.rs"
+        uses = main_rs.is_file() and REPORT_USE.search(main_rs.read_text()) is not None
+        expected = REPORT_ACTIONS.get(name, set())
+        if uses and not expected:
+            problems.append(f"{name}: its code uses the deletion report topic; add it to REPORT_ACTIONS in infra/template_checks.py")
+        if expected and not uses:
+            problems.append(f"{name}: granted the deletion report topic, which its code does not use")
+        granted = set()
+        for policy in _list(props.get("Policies") or []):
+            if not (isinstance(policy, dict) and "Statement" in policy):
+                continue
+            for st in _list(policy["Statement"]):
+                actions = [a for a in _list(st.get("Action", [])) if str(a).lower().startswith("sns:")]
+                if not actions or st.get("Effect") != "Allow":
+                    continue
+                for resource in _list(st.get("Resource", [])):
+                    if ref_text(resource) != REPORT_REF:
+                        problems.append(f"{name}: SNS actions on {ref_text(resource) or resource!r}; only !Ref {REPORT_TOPIC}")
+                granted |= set(actions)
+        for extra in sorted(granted - expected):
+            problems.append(f"{name}: {extra} on the deletion report topic, which its code does not do")
+        for missing in sorted(expected - granted):
+            problems.append(f"{name}: its code needs {missing} on the deletion report topic; the policy does not grant it")
+        variables = ((props.get("Environment") or {}).get("Variables") or {})
+        if expected and ref_text(variables.get("REPORT_TOPIC_ARN")) != REPORT_REF:
+            problems.append(f"{name}: REPORT_TOPIC_ARN must be !Ref {REPORT_TOPIC} (its code requires it)")
+    return problems
 
 
 def main(template_path, functions_dir):

@@ -243,3 +243,31 @@ impl Clock for FastClock {
         self.start + chrono::Duration::milliseconds((elapsed * 1000.0) as i64)
     }
 }
+
+/// The local runner's deletion report notifier (R-J2): there is no mail here, so it only counts what it
+/// accepts; the reports themselves stay readable through `GET /admin/tenants/{t}/erasure-reports`.
+#[derive(Debug, Default)]
+pub struct CountingNotifier {
+    published: std::sync::atomic::AtomicU64,
+}
+
+impl CountingNotifier {
+    /// How many reports it accepted.
+    pub fn published(&self) -> u64 {
+        self.published.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+#[async_trait]
+impl optisync_ports::ReportNotifier for CountingNotifier {
+    async fn publish(
+        &self,
+        _tenant: &optisync_domain::TenantId,
+        _report: &optisync_ports::ErasureReportRecord,
+    ) -> Result<(), optisync_ports::NotifyError> {
+        let n = self.published.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        // R-J5: a count only, never the report.
+        tracing::info!(published = n, "deletion report kept for the admin API");
+        Ok(())
+    }
+}

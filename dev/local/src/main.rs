@@ -94,7 +94,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         admin_api::Auth::Token(token.clone()),
     );
     let functions = HttpFunctions::over(store.clone(), secrets.clone(), bus.clone(), clock.clone(), admin);
-    let worker = worker::Deps::new(store.clone(), store.clone(), esp.clone(), esp.clone(), clock.clone());
+    // R-J2: no mail locally; the reports are read through the admin API.
+    let notifier = Arc::new(optisync_local::CountingNotifier::default());
+    let worker = worker::Deps::new(store.clone(), store.clone(), esp.clone(), esp.clone(), clock.clone())
+        .with_notifier(notifier.clone());
     let reconciler = reconciler::Deps::new(
         store.clone(),
         store.clone(),
@@ -104,7 +107,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         clock.clone(),
         Guard::default(),
     );
-    let scheduler = scheduler::Deps::new(store.clone(), store.clone(), bus.clone(), clock.clone());
+    let scheduler =
+        scheduler::Deps::new(store.clone(), store.clone(), bus.clone(), clock.clone()).with_notifier(notifier);
     let due = reconciler.clone();
     let purging = store.clone();
 

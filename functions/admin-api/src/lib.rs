@@ -36,6 +36,8 @@ pub const RETRY_AFTER_SECS: u64 = 5;
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Approval entries per page when the client does not say.
 pub const DEFAULT_APPROVAL_PAGE: usize = 20;
+/// Deletion reports per page when the client does not say.
+pub const DEFAULT_REPORT_PAGE: usize = 20;
 /// Dry-run lines when the client does not say.
 pub const DEFAULT_PREVIEW_LINES: usize = 200;
 
@@ -355,6 +357,19 @@ async fn respond(deps: &Deps, req: Request) -> Response<Body> {
             Ok(body) => result(200, admin.subject_erase(&tenant, &body).await, |e| json!(e)),
             Err(response) => response,
         },
+        // R-J2: the tenant's deletion reports, newest first.
+        ("GET", ["erasure-reports"]) => {
+            let limit = match limit(&req, DEFAULT_REPORT_PAGE, optisync_app::admin::MAX_REPORT_PAGE) {
+                Ok(l) => l,
+                Err(response) => return response,
+            };
+            let after = query(&req, "after");
+            result(
+                200,
+                admin.erasure_reports(&tenant, after.as_deref(), limit).await,
+                |p| json!({"reports": p.reports, "next": p.next}),
+            )
+        }
         _ => not_found("route"),
     }
 }

@@ -16,7 +16,10 @@ async fn main() -> Result<(), Error> {
     let esp = aws.esp(secrets.clone()).await?;
     let config = AdminConfig { public_base_url: aws.config().public_base_url.clone() };
     // API Gateway checks the IAM signature of every /admin route; the handler checks it was there.
-    let deps = Deps::new(store.clone(), store, secrets, esp, aws.publisher(), Arc::new(SystemClock), config, Auth::Iam);
+    let mut deps =
+        Deps::new(store.clone(), store, secrets, esp, aws.publisher(), Arc::new(SystemClock), config, Auth::Iam);
+    // R-J2: a tenant's deletion_report_email is subscribed to the deployment's report topic.
+    deps.admin = deps.admin.with_report_subscriptions(aws.reports()?);
     telemetry::run_http(metrics, |req| {
         let deps = deps.clone();
         async move { Ok::<_, Error>(handle(&deps, req).await) }

@@ -1058,3 +1058,92 @@ async fn r_j7_subject_erase_deletes_the_brevo_contact_and_a_second_request_finds
     let (status, body) = api.call("POST", &path, Some(json!({"email": "nope"}))).await;
     assert_eq!((status, fields(&body)), (422, vec!["email".to_owned()]), "{body}");
 }
+
+fn erasure_report(n: u32, day: u32) -> OptigemCommand {
+    use chrono::TimeZone;
+    OptigemCommand::ErasureReport {
+        id: CommandId::new(format!("erasure-{n}")),
+        link: LinkId::new("rundbrief"),
+        newsletter: NewsletterId::new("NL-1"),
+        email: Email::parse(&format!("max.muster{n}@example.com")).unwrap(),
+        ended: CommandId::new(format!("end-{n}")),
+        deleted: vec![ErasedItem { system: "cleverreach".into(), item: "receiver".into() }],
+        kept: vec![KeptItem { system: "optisync".into(), item: "keyed_hash".into(), reason: "R-J3".into() }],
+        notify: None,
+        at: chrono::Utc.with_ymd_and_hms(2024, 5, day, 10, 0, 0).unwrap(),
+    }
+}
+
+/// R-J2: the tenant's deletion reports are listed newest first, paged, only the tenant's own.
+#[tokio::test]
+async fn r_j2_the_admin_api_lists_a_tenants_deletion_reports_newest_first() {
+    let api = Api::start().await;
+    let commands = (1..=3).map(|n| erasure_report(n, 10 + n)).collect();
+    api.store.commit(&TenantId::new(TENANT), Commit { commands, ..Default::default() }).await.unwrap();
+    api.store
+        .commit(&TenantId::new("gemeinde-2"), Commit { commands: vec![erasure_report(9, 20)], ..Default::default() })
+        .await
+        .unwrap();
+    let base = format!("/admin/tenants/{TENANT}/erasure-reports");
+    let (status, body) = api.call("GET", &format!("{base}?limit=2"), None).await;
+    assert_eq!(status, 200, "{body}");
+    let ids: Vec<&str> = body["reports"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["erasure-3", "erasure-2"]);
+    let first = &body["reports"][0];
+    assert_eq!(first["email"], "max.muster3@example.com");
+    assert_eq!(first["link"], "rundbrief");
+    assert_eq!(first["deleted"][0]["item"], "receiver");
+    assert_eq!(first["kept"][0]["item"], "keyed_hash");
+    assert_eq!(first["at"], "2024-05-13T10:00:00Z");
+    let next = body["next"].as_str().expect("a next page");
+    let (status, rest) = api.call("GET", &format!("{base}?limit=2&after={}", urlencode(next)), None).await;
+    assert_eq!(status, 200, "{rest}");
+    let ids: Vec<&str> = rest["reports"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["erasure-1"]);
+    assert!(rest["next"].is_null());
+    let (_, other) = api.call("GET", "/admin/tenants/gemeinde-3/erasure-reports", None).await;
+    assert_eq!(other["reports"], json!([]));
+    assert_eq!(api.call("GET", &format!("{base}?limit=0"), None).await.0, 400);
+}
+
+fn urlencode(s: &str) -> String {
+    s.replace('#', "%23")
+}
+
+/// Records the subscriptions the admin API asked for.
+#[derive(Default)]
+struct Subscriptions(std::sync::Mutex<Vec<(String, String, Option<String>)>>);
+
+#[async_trait::async_trait]
+impl optisync_ports::ReportSubscriptions for Subscriptions {
+    async fn subscribe(
+        &self,
+        tenant: &TenantId,
+        email: &Email,
+        previous: Option<&Email>,
+    ) -> Result<(), optisync_ports::NotifyError> {
+        self.0.lock().unwrap().push((tenant.to_string(), email.key().to_owned(), previous.map(|p| p.key().to_owned())));
+        Ok(())
+    }
+}
+
+/// R-J2: saving the settings with a `deletion_report_email` subscribes it to the reports; a changed
+/// address names the one before.
+#[tokio::test]
+async fn r_j2_saving_a_deletion_report_email_subscribes_it() {
+    let mut api = Api::start().await;
+    let subscriptions = Arc::new(Subscriptions::default());
+    api.deps.admin = api.deps.admin.clone().with_report_subscriptions(subscriptions.clone());
+    let path = format!("/admin/tenants/{TENANT}/settings");
+    let body = |email: &str| json!({"no_statement_blocks": false, "approved_email_target": "assignment", "deletion_report_email": email});
+    assert_eq!(api.call("PUT", &path, Some(body("datenschutz@gemeinde.example"))).await.0, 200);
+    assert_eq!(api.call("PUT", &path, Some(body("dsb@gemeinde.example"))).await.0, 200);
+    let got = subscriptions.0.lock().unwrap().clone();
+    assert_eq!(
+        got,
+        [
+            (TENANT.to_owned(), "datenschutz@gemeinde.example".to_owned(), None),
+            (TENANT.to_owned(), "dsb@gemeinde.example".to_owned(), Some("datenschutz@gemeinde.example".to_owned())),
+        ]
+    );
+}

@@ -12,7 +12,7 @@ async fn main() -> Result<(), Error> {
     let metrics = telemetry::init()?;
     let aws = Aws::load(Config::from_env()?).await;
     let store = aws.store();
-    let deps = Deps::new(store.clone(), store, aws.publisher(), Arc::new(SystemClock));
+    let deps = Deps::new(store.clone(), store, aws.publisher(), Arc::new(SystemClock)).with_notifier(aws.reports()?);
     telemetry::run(metrics, |event| {
         let deps = deps.clone();
         async move { handle(&deps, event).await }

@@ -62,7 +62,17 @@ async fn a_tick_redrives_stale_pending_entries_and_announces_every_syncing_link(
 
     let report = handle(&deps, event()).await.unwrap();
 
-    assert_eq!(report, Report { redriven: 1, reconciles: 2, approvals_pending: 0, oldest_approval_secs: 0 });
+    assert_eq!(
+        report,
+        Report {
+            redriven: 1,
+            reconciles: 2,
+            approvals_pending: 0,
+            oldest_approval_secs: 0,
+            reports_delivered: 0,
+            reports_failed: 0
+        }
+    );
     assert_eq!(
         bus.drain(),
         vec![

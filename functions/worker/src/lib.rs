@@ -8,7 +8,7 @@ use optisync_app::Engine;
 use optisync_app::inbox::process_inbox_entry;
 use optisync_domain::TenantId;
 use optisync_eventbridge::Detail;
-use optisync_ports::{Clock, EspGateway, EspReader, Inbox, StateStore};
+use optisync_ports::{Clock, EspGateway, EspReader, Inbox, ReportNotifier, StateStore};
 use std::sync::Arc;
 use tracing::Instrument;
 
@@ -35,6 +35,13 @@ impl Deps {
     ) -> Self {
         // The reader also completes a Brevo signup's names before it is queued (R-E3, R-C3).
         Self { engine: Engine::new(store, esp, clock).with_reader(reader.clone()), inbox, reader }
+    }
+
+    /// With the deletion report notifier (R-J2): the report an erasure makes is published right after
+    /// its commit (the scheduler's tick retries what fails).
+    pub fn with_notifier(mut self, notifier: Arc<dyn ReportNotifier>) -> Self {
+        self.engine = self.engine.with_notifier(notifier);
+        self
     }
 }
 

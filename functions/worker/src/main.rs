@@ -13,7 +13,7 @@ async fn main() -> Result<(), Error> {
     let aws = Aws::load(Config::from_env()?).await;
     let store = aws.store();
     let esp = aws.esp(aws.secrets()).await?;
-    let deps = Deps::new(store.clone(), store, esp.clone(), esp, Arc::new(SystemClock));
+    let deps = Deps::new(store.clone(), store, esp.clone(), esp, Arc::new(SystemClock)).with_notifier(aws.reports()?);
     telemetry::run(metrics, |event| {
         let deps = deps.clone();
         async move { handle(&deps, event).await }

@@ -11,7 +11,9 @@ use optisync_domain::{
     audit_entries, calendar, plan, rules,
 };
 use optisync_ports::names::lease;
-use optisync_ports::{Clock, Commit, EspError, EspGateway, EspReader, ItemKey, Slice, StateStore, StoreError};
+use optisync_ports::{
+    Clock, Commit, EspError, EspGateway, EspReader, ItemKey, ReportNotifier, Slice, StateStore, StoreError,
+};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -97,6 +99,7 @@ pub struct Engine {
     clock: Arc<dyn Clock>,
     hasher: EmailHasher,
     reader: Option<Arc<dyn EspReader>>,
+    notifier: Option<Arc<dyn ReportNotifier>>,
 }
 
 /// The key of the erasure hashes when the deployment configures none (R-J3); see [`Engine::with_hasher`].
@@ -105,7 +108,7 @@ const DEFAULT_HASH_KEY: &[u8] = b"optisync-erasure-tombstones";
 impl Engine {
     /// An engine over a store, an ESP gateway and a clock.
     pub fn new(store: Arc<dyn StateStore>, esp: Arc<dyn EspGateway>, clock: Arc<dyn Clock>) -> Self {
-        Self { store, esp, clock, hasher: EmailHasher::new(DEFAULT_HASH_KEY), reader: None }
+        Self { store, esp, clock, hasher: EmailHasher::new(DEFAULT_HASH_KEY), reader: None, notifier: None }
     }
 
     /// The keyed hash that identifies erased recipients (R-J2, R-J3), with the deployment's key.
@@ -118,6 +121,13 @@ impl Engine {
     /// R-C3: Brevo's `list_addition`); the worker's engine has one.
     pub fn with_reader(mut self, reader: Arc<dyn EspReader>) -> Self {
         self.reader = Some(reader);
+        self
+    }
+
+    /// With a notifier that delivers a deletion report right after the commit that made it (R-J2, best
+    /// effort: the scheduler's tick delivers what this misses).
+    pub fn with_notifier(mut self, notifier: Arc<dyn ReportNotifier>) -> Self {
+        self.notifier = Some(notifier);
         self
     }
 
@@ -221,9 +231,17 @@ impl Engine {
                 let hash = self.hasher.hash(&erasure.email);
                 self.store.erase_recipient(tenant, &erasure.link, &erasure.email, &hash, &erasure.tombstone).await?;
             }
+            let reported = plan.commands.iter().any(|c| matches!(c, OptigemCommand::ErasureReport { .. }));
             let commit = Commit { writes: writes.collect(), commands: plan.commands, audit, expiry };
             match self.store.commit(tenant, commit).await {
                 Ok(()) => {
+                    if reported && let Some(notifier) = &self.notifier {
+                        // R-J2: best effort; a failure leaves the report in the outbox for the tick.
+                        let delivered = crate::reports::deliver(&*self.store, &**notifier, tenant, now).await;
+                        if let Err(e) = delivered {
+                            tracing::warn!(error = %e, "deletion report delivery deferred to the next tick");
+                        }
+                    }
                     if !tenant.is_preview() {
                         optisync_ports::metrics::assignments_ended(ends as u64);
                     }

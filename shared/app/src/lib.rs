@@ -10,6 +10,7 @@
 //! * [`approvals`] — the approval queue of signups (R-C3).
 //! * [`admin`] — the admin's use cases: tenants, accounts, links, approvals.
 //! * [`schedule`] — the scheduler's tick.
+//! * [`reports`] — delivering the deletion reports of erasures (R-J2).
 //! * [`retention`] — which records of a commit may expire, and when (R-J6).
 
 pub mod admin;
@@ -20,6 +21,7 @@ pub mod inbox;
 pub mod intake;
 pub use intake::optigem;
 pub mod reconcile;
+pub mod reports;
 pub mod retention;
 pub mod schedule;
 

@@ -6,6 +6,7 @@ use optisync_esp::{EspEndpoints, EspRouter, EspSettings};
 use optisync_eventbridge::EventBridgePublisher;
 use optisync_ports::{SecretStore, StoreError};
 use optisync_secrets::SecretsManagerStore;
+use optisync_sns::SnsReports;
 use std::sync::Arc;
 
 /// What the functions read from the environment (`template.yaml` sets it; README, "Configuration").
@@ -25,6 +26,9 @@ pub struct Config {
     pub guard_min: u64,
     /// `PUBLIC_BASE_URL`: the service's public address, for the webhooks it registers; default empty.
     pub public_base_url: String,
+    /// `REPORT_TOPIC_ARN`: the deletion report topic (R-J2). Required by the functions that publish
+    /// reports or subscribe their targets (worker, reconciler, scheduler, admin-api): [`Aws::reports`].
+    pub report_topic_arn: Option<String>,
 }
 
 /// The settings that are missing or invalid, all of them.
@@ -79,10 +83,20 @@ impl Config {
             }
         };
         let public_base_url = or("PUBLIC_BASE_URL", "");
+        let report_topic_arn = var("REPORT_TOPIC_ARN").filter(|v| !v.is_empty());
         if !problems.is_empty() {
             return Err(ConfigError(problems));
         }
-        Ok(Self { table_name, secrets_prefix, event_bus_name, esp, guard_share, guard_min, public_base_url })
+        Ok(Self {
+            table_name,
+            secrets_prefix,
+            event_bus_name,
+            esp,
+            guard_share,
+            guard_min,
+            public_base_url,
+            report_topic_arn,
+        })
     }
 }
 
@@ -126,6 +140,17 @@ impl Aws {
         ))
     }
 
+    /// The deletion report topic (R-J2): publishes reports and subscribes the tenants' targets. An error
+    /// names `REPORT_TOPIC_ARN` when it is not set (the functions that use it need it).
+    pub fn reports(&self) -> Result<Arc<SnsReports>, ConfigError> {
+        let arn = self
+            .config
+            .report_topic_arn
+            .clone()
+            .ok_or_else(|| ConfigError(vec!["REPORT_TOPIC_ARN is not set".into()]))?;
+        Ok(Arc::new(SnsReports::new(aws_sdk_sns::Client::new(&self.sdk), arn)))
+    }
+
     /// The ESP router over the configured endpoints, with credentials from `secrets`.
     pub async fn esp(&self, secrets: Arc<dyn SecretStore>) -> Result<Arc<EspRouter>, StoreError> {
         let settings = EspSettings::load(&self.config.esp, secrets.as_ref()).await?;
@@ -154,5 +179,6 @@ mod tests {
         let config = Config::from_lookup(|n| vars.get(n).map(|v| (*v).to_owned())).unwrap();
         assert_eq!(config.esp, EspEndpoints::default());
         assert_eq!((config.guard_share, config.guard_min, config.public_base_url.as_str()), (0.1, 10, ""));
+        assert_eq!(config.report_topic_arn, None);
     }
 }

@@ -7,7 +7,7 @@
 //! they name the account's secrets and webhook registrations, so one tenant holds an account id in the
 //! whole deployment ([`Tenants::put_account`] refuses another tenant's).
 
-use crate::{Commit, LoadedView, PendingAuthorisation, Slice, StoreError};
+use crate::{Commit, ErasureReports, LoadedView, PendingAuthorisation, Slice, StoreError};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use optisync_domain::{
@@ -239,11 +239,20 @@ pub trait Erasures: Send + Sync {
 /// Durable state, every capability at once: what the functions wire (`Arc<dyn StateStore>`) and every
 /// store implements. A use case that needs less can ask for a single capability.
 pub trait StateStore:
-    Tenants + Links + SyncState + Leases + CommandFeed + RunStore + AuditLog + ApprovalQueue + Erasures
+    Tenants + Links + SyncState + Leases + CommandFeed + RunStore + AuditLog + ApprovalQueue + Erasures + ErasureReports
 {
 }
 
 impl<T> StateStore for T where
-    T: Tenants + Links + SyncState + Leases + CommandFeed + RunStore + AuditLog + ApprovalQueue + Erasures
+    T: Tenants
+        + Links
+        + SyncState
+        + Leases
+        + CommandFeed
+        + RunStore
+        + AuditLog
+        + ApprovalQueue
+        + Erasures
+        + ErasureReports
 {
 }

@@ -15,6 +15,7 @@ mod inbox;
 pub mod intake;
 pub mod metrics;
 pub mod names;
+mod reports;
 mod secrets;
 mod state;
 pub mod tokens;
@@ -29,6 +30,9 @@ pub use esp::{
     EspSegment, ListPage, ListedMember,
 };
 pub use inbox::{Inbox, InboxEntry, InboxItem, InboxPut, Reread};
+pub use reports::{
+    ErasureReportRecord, ErasureReports, NotifyError, ReportNotifier, ReportSubscriptions, reports_page,
+};
 pub use secrets::SecretStore;
 pub use state::{Commit, Expiry, ItemKey, LoadedView, PendingAuthorisation, Slice, StoreError, queue_page};
 
@@ -36,6 +40,7 @@ pub use state::{Commit, Expiry, ItemKey, LoadedView, PendingAuthorisation, Slice
 /// optisync_ports::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        ApprovalQueue, AuditLog, CommandFeed, Erasures, Leases, Links, RunStore, StateStore, SyncState, Tenants,
+        ApprovalQueue, AuditLog, CommandFeed, ErasureReports, Erasures, Leases, Links, RunStore, StateStore, SyncState,
+        Tenants,
     };
 }

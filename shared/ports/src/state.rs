@@ -54,7 +54,9 @@ pub struct Slice {
 pub struct Commit {
     /// State writes, each conditional on the version it was read at (`None`: must not exist yet).
     pub writes: Vec<(StateWrite, Option<u64>)>,
-    /// OPTIGEM commands to append to the tenant's feed; an id already there is not appended again.
+    /// OPTIGEM commands to append to the tenant's feed; an id already there is not appended again. A new
+    /// `erasure_report` also leaves its deletion report in the outbox
+    /// ([`ErasureReports`](crate::ErasureReports), R-J2), unless the commands carry an expiry (a dry run).
     pub commands: Vec<OptigemCommand>,
     /// Audit trail entries, written with the rest (one item each; the store forgets them after
     /// [`AuditEntry::expires_at`]).

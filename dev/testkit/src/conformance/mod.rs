@@ -17,6 +17,7 @@ mod inbox;
 mod isolation;
 mod leases;
 mod links;
+mod reports;
 mod retention;
 mod runs;
 mod sync_state;
@@ -29,6 +30,7 @@ pub use inbox::*;
 pub use isolation::*;
 pub use leases::*;
 pub use links::*;
+pub use reports::*;
 pub use retention::*;
 pub use runs::*;
 pub use sync_state::*;
@@ -168,7 +170,8 @@ macro_rules! conformance_tests {
             leases_are_exclusive_until_they_expire,
             concurrent_writers_on_one_item_lose_no_update,
             queries_page_through_many_items,
-            two_tenants_with_the_same_ids_share_nothing);
+            two_tenants_with_the_same_ids_share_nothing,
+            erasure_reports_are_kept_once_until_delivered);
     };
     (@cases $make:path; $($case:ident),*) => {
         $(

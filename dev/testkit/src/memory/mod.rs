@@ -11,6 +11,8 @@ mod esp;
 mod inbox;
 mod leases;
 mod links;
+mod notifier;
+mod reports;
 mod retention;
 mod runs;
 mod secrets;
@@ -20,6 +22,7 @@ mod tenants;
 pub use bus::MemoryBus;
 pub use clock::FixedClock;
 pub use esp::{MemoryContact, MemoryEsp, MemoryReader};
+pub use notifier::MemoryNotifier;
 pub use secrets::MemorySecrets;
 
 use chrono::{DateTime, Utc};
@@ -38,6 +41,9 @@ enum Item {
     Recipient(Email, RecipientState),
     Approval(ApprovalEntry),
 }
+
+/// A deletion report in the outbox and when it expires (set once delivered, R-J6).
+type KeptReport = (optisync_ports::ErasureReportRecord, Option<DateTime<Utc>>);
 
 /// Everything a [`MemoryStore`] holds, behind one lock.
 #[derive(Default)]
@@ -61,6 +67,8 @@ struct StoreInner {
     chunks: BTreeMap<(TenantId, LinkId, String, u64), String>,
     /// Erased recipients' tombstones by tenant and keyed hash (R-J2, R-J3).
     erased: BTreeMap<(TenantId, String), optisync_domain::Tombstone>,
+    /// The deletion report outbox by tenant and report id (R-J2), with when each delivered one expires.
+    reports: BTreeMap<(TenantId, String), KeptReport>,
     /// R-J6: when each expirable record is forgotten (kept apart from the records themselves).
     expiries: retention::Expiries,
     fail_next_put: Option<StoreError>,

@@ -135,6 +135,13 @@ impl SyncState for MemoryStore {
                 new_commands += 1;
                 let seq = inner.expiries.last_seq.get(tenant).copied().unwrap_or(0) + 1;
                 inner.expiries.last_seq.insert(tenant.clone(), seq);
+                // R-J2: a new erasure report is kept in the outbox until delivered (not a dry run's).
+                if commit.expiry.commands.is_none()
+                    && let Some(report) = optisync_ports::ErasureReportRecord::of(tenant, &command)
+                {
+                    items += 1;
+                    inner.reports.insert((tenant.clone(), id.clone()), (report, None));
+                }
                 inner.commands.entry(tenant.clone()).or_default().push((seq, command));
                 if let Some(keep) = commit.expiry.commands {
                     inner.expiries.commands.insert((tenant.clone(), id), now + keep);

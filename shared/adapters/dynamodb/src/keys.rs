@@ -80,6 +80,12 @@ pub(crate) fn inbox_pk(tenant: &TenantId, key: &str) -> String {
 pub(crate) fn erased_sk(hash: &str) -> String {
     format!("ERASED#{hash}")
 }
+/// The sort-key prefix of a tenant's deletion reports (R-J2, under [`tenant_pk`]): `REPORT#{id}`, the id of
+/// the report's `erasure_report` command (a hash, no address).
+pub(crate) const REPORT_PREFIX: &str = "REPORT#";
+pub(crate) fn report_sk(id: &str) -> String {
+    format!("{REPORT_PREFIX}{id}")
+}
 /// The sort key of a tenant's e-mail hash key (under [`tenant_pk`], R-J3).
 pub(crate) const HASH_KEY_SK: &str = "EMAIL-HASH-KEY";
 

@@ -14,6 +14,7 @@ mod inbox;
 mod keys;
 mod leases;
 mod links;
+mod reports;
 mod retention;
 mod runs;
 #[cfg(feature = "test-util")]

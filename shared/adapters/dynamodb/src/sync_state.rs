@@ -6,7 +6,7 @@ use crate::codec::{from_item, get_s, key_pairs, n, s, to_json, version_of, write
 use crate::error::classify_transaction;
 use crate::keys::{
     AUDIT_PREFIX, COMMAND_SK, SEQ_SK, approval_sk, by_email, command_marker_pk, due_pk, feed_pk, feed_sk, link_pk,
-    mirror_sk, recipient_sk, tenant_pk,
+    mirror_sk, recipient_sk, report_sk, tenant_pk,
 };
 use crate::retention::{ABSENT_OR_EXPIRED, EXPIRES_AT, epoch, hash, is_expired, tombstone_of, tombstone_sk};
 use crate::{MAX_TRANSACTION_ITEMS, item_size, write_units};
@@ -173,6 +173,17 @@ impl SyncState for DynamoStore {
                 }
                 actions.push(self.put(marker, Some((ABSENT_OR_EXPIRED, vec![(":now", epoch(now))])))?);
                 actions.push(self.put(entry, None)?);
+                // R-J2: a new erasure report also goes to the outbox (not a dry run's, whose commands expire).
+                if commit.expiry.commands.is_none()
+                    && let Some(report) = optisync_ports::ErasureReportRecord::of(tenant, command)
+                {
+                    let item = HashMap::from([
+                        ("pk".to_owned(), s(&tenant_pk(tenant))),
+                        ("sk".to_owned(), s(&report_sk(command.id().as_str()))),
+                        ("v".to_owned(), to_json(&report)?),
+                    ]);
+                    actions.push(self.put(item, None)?);
+                }
             }
             let counter = HashMap::from([
                 ("pk".to_owned(), s(&tenant_pk(tenant))),

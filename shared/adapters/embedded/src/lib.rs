@@ -19,6 +19,7 @@ mod error;
 mod inbox;
 mod leases;
 mod links;
+mod reports;
 mod retention;
 mod runs;
 mod secrets;
@@ -78,6 +79,8 @@ impl EmbeddedStore {
         txn.open_table(TOMBSTONES).map_err(db_err)?;
         txn.open_table(HASH_KEYS).map_err(db_err)?;
         txn.open_table(FEED_SEQ).map_err(db_err)?;
+        txn.open_table(tables::REPORTS).map_err(db_err)?;
+        txn.open_table(tables::REPORT_EXPIRY).map_err(db_err)?;
         txn.commit().map_err(db_err)?;
         Ok(Self { db: Arc::new(db), clock: None })
     }

@@ -146,6 +146,14 @@ impl EmbeddedStore {
                 }
                 gone += 1;
             }
+            // R-J2, R-J6: delivered deletion reports after the tenant's command retention.
+            let mut expiry = txn.open_table(crate::tables::REPORT_EXPIRY).map_err(db_err)?;
+            let mut reports = txn.open_table(crate::tables::REPORTS).map_err(db_err)?;
+            for (tenant, id) in due_pairs(&expiry, now)? {
+                expiry.remove((tenant.as_str(), id.as_str())).map_err(db_err)?;
+                reports.remove((tenant.as_str(), id.as_str())).map_err(db_err)?;
+                gone += 1;
+            }
             // Run chunks (the app dates them: a listing's e-mail hashes, a dry run's report) and leases
             // a dead holder left (named by the recipient's e-mail) a day after they ran out, as the
             // table's TTL does in AWS.

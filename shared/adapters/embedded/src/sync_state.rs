@@ -7,7 +7,7 @@ use crate::error::db_err;
 use crate::retention::{expired, keep_tombstone, ms, tombstone};
 use crate::tables::{
     APPROVAL, AUDIT, COMMAND_EXPIRY, COMMAND_IDS, FEED, FEED_SEQ, ITEM_EXPIRY, ITEMS, MIRROR, MIRROR_BY_EMAIL,
-    RECIPIENT, RESULTS, item_key, item_link, scope, successor,
+    RECIPIENT, REPORT_EXPIRY, REPORTS, RESULTS, item_key, item_link, scope, successor,
 };
 use async_trait::async_trait;
 use chrono::NaiveDate;
@@ -145,7 +145,14 @@ impl SyncState for EmbeddedStore {
         let commands = commit
             .commands
             .iter()
-            .map(|c| Ok((c.id().to_string(), encode("command", c)?)))
+            .map(|c| {
+                // R-J2: a new erasure report also goes to the outbox (not a dry run's, whose commands expire).
+                let report = match optisync_ports::ErasureReportRecord::of(tenant, c) {
+                    Some(r) if commit.expiry.commands.is_none() => Some(encode("erasure report", &r)?),
+                    _ => None,
+                };
+                Ok((c.id().to_string(), encode("command", c)?, report))
+            })
             .collect::<Result<Vec<_>, StoreError>>()?;
         let audit = commit
             .audit
@@ -229,7 +236,9 @@ impl SyncState for EmbeddedStore {
                 }
             };
             let first = seq;
-            for (id, bytes) in &commands {
+            let mut reports = txn.open_table(REPORTS).map_err(db_err)?;
+            let mut report_expiry = txn.open_table(REPORT_EXPIRY).map_err(db_err)?;
+            for (id, bytes, report) in &commands {
                 let key = (tenant.as_str(), id.as_str());
                 if let Some(old) = ids.get(key).map_err(db_err)?.map(|s| s.value()) {
                     if !expired(&command_expiry, key, ms(now))? {
@@ -243,6 +252,10 @@ impl SyncState for EmbeddedStore {
                 seq += 1;
                 ids.insert(key, seq).map_err(db_err)?;
                 feed.insert((tenant.as_str(), seq), bytes.as_slice()).map_err(db_err)?;
+                if let Some(report) = report {
+                    reports.insert(key, report.as_slice()).map_err(db_err)?;
+                    report_expiry.remove(key).map_err(db_err)?;
+                }
                 if let Some(keep) = keep_commands {
                     command_expiry.insert(key, ms(now + keep)).map_err(db_err)?;
                 }

@@ -40,6 +40,11 @@ pub(crate) const INBOX: TableDefinition<(&str, &str), &[u8]> = TableDefinition::
 /// Erased recipients (R-J2, R-J3): (tenant, keyed hash of the e-mail) → the tombstone, JSON.
 pub(crate) const ERASED: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("erased");
 
+/// The deletion report outbox (R-J2): (tenant, report id) → the report, JSON.
+pub(crate) const REPORTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("erasure_reports");
+/// (tenant, report id) → when a delivered report expires (R-J6; an undelivered one has none).
+pub(crate) const REPORT_EXPIRY: TableDefinition<(&str, &str), i64> = TableDefinition::new("report_expiry");
+
 /// The kind of a state item in [`ITEMS`]: a mirror entry.
 pub(crate) const MIRROR: u8 = 0;
 /// A recipient state.

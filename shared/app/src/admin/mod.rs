@@ -10,6 +10,7 @@ mod accounts;
 mod approvals;
 mod links;
 mod subjects;
+mod reports;
 mod tenants;
 
 pub use accounts::BrevoTokenState;
@@ -20,6 +21,7 @@ pub use subjects::{
     AssignmentView, ConsentRecord, ErasedLink, ErasedMarker, MAX_SUBJECT_AUDIT, PendingApproval, ReasonView,
     RecipientView, SubjectErasure, SubjectExport, SubjectLink, SubjectRequest, Unsubscribe,
 };
+pub use reports::{MAX_REPORT_PAGE, ReportPage};
 pub use tenants::{NewSigningSecret, TenantView};
 
 use crate::approvals::{ApprovalError, Approvals};
@@ -142,6 +144,8 @@ pub struct Admin {
     approvals: Approvals,
     clock: Arc<dyn Clock>,
     config: AdminConfig,
+    /// The deletion reports' target (R-J2): subscribed when the settings name one.
+    subscriptions: Option<Arc<dyn optisync_ports::ReportSubscriptions>>,
 }
 
 /// Ids in paths and bodies follow the one id grammar of the domain (R-K2, [`optisync_domain::parse_id`]):
@@ -177,12 +181,19 @@ impl Admin {
         config: AdminConfig,
     ) -> Self {
         let approvals = Approvals::new(store.clone());
-        Self { store, secrets, directory, publisher, reconciler, approvals, clock, config }
+        Self { store, secrets, directory, publisher, reconciler, approvals, clock, config, subscriptions: None }
     }
 
     /// The public base URL the ESP webhooks point at (empty: not configured).
     pub fn public_base_url(&self) -> &str {
         &self.config.public_base_url
+    }
+
+    /// With the deletion reports' subscriptions (R-J2): saving settings with a `deletion_report_email`
+    /// subscribes it.
+    pub fn with_report_subscriptions(mut self, subscriptions: Arc<dyn optisync_ports::ReportSubscriptions>) -> Self {
+        self.subscriptions = Some(subscriptions);
+        self
     }
 
     /// The same use cases with another public base URL (the admin API takes the host it is called at

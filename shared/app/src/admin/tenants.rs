@@ -59,6 +59,15 @@ impl Admin {
         self.check_erasure_target_kept(tenant, settings).await?;
         let before = self.store.tenant_settings(tenant).await?;
         self.store.put_tenant_settings(tenant, settings).await?;
+        // R-J2: the deletion reports' target is subscribed (the admin confirms the provider's mail); the
+        // subscription of the previous address goes when it was confirmed. Saving again repeats it safely.
+        if let (Some(subscriptions), Some(email)) = (&self.subscriptions, &settings.deletion_report_email) {
+            let previous = before.deletion_report_email.as_ref().filter(|p| *p != email);
+            subscriptions
+                .subscribe(tenant, email, previous)
+                .await
+                .map_err(|e| AdminError::from(StoreError::Transient(e.to_string())))?;
+        }
         let mut replan = Vec::new();
         if before.no_statement_blocks != settings.no_statement_blocks {
             let mut links = self.store.links(tenant).await?;

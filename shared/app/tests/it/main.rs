@@ -9,5 +9,6 @@ mod observe;
 mod optigem;
 mod reconcile;
 mod reconcile_properties;
+mod reports;
 mod settings;
 mod subjects;
