@@ -224,7 +224,7 @@ pub fn signup_of(r: &crate::Receiver) -> optisync_domain::Signup {
             signup_at: time(r.registered),
             confirmed_at: time(r.activated),
             source: Some(r.source.clone()).filter(|s| !s.is_empty()),
-            ip: None,
+            ..Default::default()
         },
     }
 }
