@@ -92,6 +92,8 @@ struct Member {
     registered: i64,
     bounced: i64,
     source: String,
+    /// The last IP CleverReach saw the receiver use (its DOI click, an open): `last_ip`.
+    last_ip: String,
     attributes: BTreeMap<String, String>,
     tags: Vec<String>,
     events: Vec<Value>,
@@ -253,7 +255,7 @@ impl FakeState {
             "activated": num(m.activated),
             "registered": num(m.registered),
             "deactivated": num(m.deactivated),
-            "last_ip": "", "last_location": "", "last_client": "",
+            "last_ip": m.last_ip, "last_location": "", "last_client": "",
             "points": "0", "stars": 0,
             "source": m.source,
             "attributes": attributes,
@@ -496,6 +498,16 @@ impl FakeCleverReach {
         };
         st.members.entry(gid).or_default().insert(pid, member);
         pid.to_string()
+    }
+
+    /// The receiver clicked its double opt-in link (or opened a mailing) from `ip`: CleverReach keeps
+    /// the address as the receiver's `last_ip` in that group.
+    pub fn record_client_ip(&self, group_id: &str, email: &str, ip: &str) {
+        let mut st = self.shared.lock();
+        let gid: u64 = group_id.parse().expect("group id");
+        let pid = st.pool_by_key(email).expect("receiver");
+        let member = st.members.get_mut(&gid).and_then(|m| m.get_mut(&pid)).expect("member of the group");
+        member.last_ip = ip.into();
     }
 
     /// Bulk seed `n` receivers `user{i}@example.org`; every 10th (i % 10 == 9) is deactivated.

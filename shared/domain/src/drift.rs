@@ -71,7 +71,11 @@ pub fn differences(link: &Link, known: &LinkView, members: &[ListedMember], star
                 let pending = state.is_some_and(|s| s.pending_create.is_some() && s.listed);
                 let queued = known.approvals.get(&member.email).is_some_and(|a| a.status == ApprovalStatus::Pending);
                 if !pending && !queued {
-                    found.now.push(event(EspEventKind::SegmentMembership { segment: segment.clone(), member: true }));
+                    found.now.push(event(EspEventKind::SegmentMembership {
+                        segment: segment.clone(),
+                        member: true,
+                        signup: member.signup.clone(), // R-G3, R-J1
+                    }));
                 }
             }
             continue;
@@ -232,7 +236,9 @@ pub fn lookup_before_ending(link: &Link) -> bool {
 /// segment link, out of the segment.
 pub fn gone_from_list(link: &Link, email: &Email, at: DateTime<Utc>) -> EspEvent {
     let what = match &link.segment {
-        Some(segment) => EspEventKind::SegmentMembership { segment: segment.clone(), member: false },
+        Some(segment) => {
+            EspEventKind::SegmentMembership { segment: segment.clone(), member: false, signup: Signup::default() }
+        }
         None => EspEventKind::Deleted,
     };
     EspEvent { esp: link.esp.clone(), list: Some(link.list.clone()), email: email.clone(), at, what }

@@ -351,6 +351,74 @@ pub struct ConsentEvidence {
     /// The IP address, where the ESP supplies it (personal data: never logged).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip: Option<PersonalText>,
+    /// The evidence of later signups of the same address, oldest first (R-J1: a later signup adds
+    /// evidence, it never overwrites the earlier one). Empty in the entries themselves; absent in records
+    /// stored before, which therefore still read as one evidence.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub later: Vec<ConsentEvidence>,
+}
+
+impl ConsentEvidence {
+    /// Every signup's evidence, oldest first: this one, then the later ones, each on its own (R-J1).
+    pub fn entries(&self) -> Vec<ConsentEvidence> {
+        std::iter::once(ConsentEvidence { later: Vec::new(), ..self.clone() })
+            .chain(self.later.iter().flat_map(ConsentEvidence::entries))
+            .collect()
+    }
+
+    /// R-J1: adds the evidence of a later report. A report of the same opt-in (the same signup time, or
+    /// none, and nothing that contradicts what is recorded) only fills in what the recorded entry lacks;
+    /// any other adds an entry. Nothing recorded is ever overwritten, and a redelivery adds nothing.
+    pub fn add(&mut self, newer: &ConsentEvidence) {
+        for n in newer.entries() {
+            if n.is_empty() {
+                continue;
+            }
+            let own = ConsentEvidence { later: Vec::new(), ..self.clone() };
+            if own.is_empty() {
+                let later = std::mem::take(&mut self.later);
+                *self = ConsentEvidence { later, ..n };
+                continue;
+            }
+            let same = |e: &ConsentEvidence| {
+                fn fits<T: PartialEq>(a: &Option<T>, b: &Option<T>) -> bool {
+                    a.is_none() || b.is_none() || a == b
+                }
+                (n.signup_at.is_none() || e.signup_at == n.signup_at)
+                    && fits(&e.confirmed_at, &n.confirmed_at)
+                    && fits(&e.source, &n.source)
+                    && fits(&e.ip, &n.ip)
+            };
+            if same(&own) {
+                self.fill(&n);
+            } else if let Some(e) = self.later.iter_mut().find(|e| same(e)) {
+                e.fill(&n);
+            } else {
+                self.later.push(n);
+            }
+        }
+    }
+
+    /// Fills in the fields this entry lacks, keeping every recorded one.
+    fn fill(&mut self, n: &ConsentEvidence) {
+        self.signup_at = self.signup_at.or(n.signup_at);
+        self.confirmed_at = self.confirmed_at.or(n.confirmed_at);
+        if self.source.is_none() {
+            self.source = n.source.clone();
+        }
+        if self.ip.is_none() {
+            self.ip = n.ip.clone();
+        }
+    }
+
+    /// Whether it records nothing at all.
+    pub fn is_empty(&self) -> bool {
+        self.signup_at.is_none()
+            && self.confirmed_at.is_none()
+            && self.source.is_none()
+            && self.ip.is_none()
+            && self.later.is_empty()
+    }
 }
 
 /// What an ESP knows of a new recipient or form signup (R-E3).

@@ -423,6 +423,10 @@ pub enum EspEventKind {
         segment: SegmentId,
         /// Member now?
         member: bool,
+        /// What CleverReach holds of a member who joined: names and consent evidence (R-G3, R-J1). Absent
+        /// for a member who left, and in events recorded before.
+        #[serde(default)]
+        signup: Signup,
     },
 }
 

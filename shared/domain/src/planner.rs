@@ -580,9 +580,9 @@ impl LinkCx<'_> {
             }
             // R-E5: field changes inside the ESP never flow back; R-E6: bounces are not synchronised.
             EspEventKind::FieldsChanged | EspEventKind::Bounced => Vec::new(),
-            EspEventKind::SegmentMembership { segment, member } => {
+            EspEventKind::SegmentMembership { segment, member, signup } => {
                 if self.view.link.segment.as_ref() == Some(segment) {
-                    self.segment_membership(email, *member, event.at);
+                    self.segment_membership(email, *member, signup, event.at);
                 }
                 Vec::new()
             }
@@ -773,6 +773,14 @@ impl LinkCx<'_> {
             // A redelivery of a signup that was decided (or withdrawn) since changes nothing.
             Some(entry) if entry.last_seen >= at => {}
             _ => {
+                // R-J1: a new signup after a decided (or withdrawn) one starts a new entry; the earlier
+                // signups' evidence stays in it, the new one is added.
+                let mut signup = signup.clone();
+                if let Some(earlier) = self.view.approvals.get(email) {
+                    let mut evidence = earlier.signup.evidence.clone();
+                    evidence.add(&signup.evidence);
+                    signup.evidence = evidence;
+                }
                 let id = command_id("match", &[link.as_str(), email.key(), &at.to_rfc3339()]);
                 self.out.commands.push(OptigemCommand::MatchPersons {
                     id: id.clone(),
@@ -786,7 +794,7 @@ impl LinkCx<'_> {
                     ApprovalEntry {
                         link,
                         email: email.clone(),
-                        signup: signup.clone(),
+                        signup,
                         first_seen: at,
                         last_seen: at,
                         signups: 1,
@@ -801,7 +809,7 @@ impl LinkCx<'_> {
     }
 
     /// R-G2…G4: segment membership flows CleverReach → OPTIGEM only, and the segment's state wins.
-    fn segment_membership(&mut self, email: &Email, member: bool, at: DateTime<Utc>) {
+    fn segment_membership(&mut self, email: &Email, member: bool, signup: &Signup, at: DateTime<Utc>) {
         let mut state = self.view.recipients.get(email).cloned().unwrap_or_default();
         let active = self.active_members(email);
         let members = self.members(email);
@@ -811,7 +819,7 @@ impl LinkCx<'_> {
             if !active.is_empty() {
                 state.pending_create = None;
             } else if members.is_empty() {
-                self.enqueue_approval(email, &Signup::default(), at); // R-G3
+                self.enqueue_approval(email, signup, at); // R-G3, R-J1: with the names and evidence CleverReach holds
             } else if state.pending_create.is_none() {
                 // R-G4: a known member in the segment has the assignment active.
                 let source =
@@ -824,7 +832,7 @@ impl LinkCx<'_> {
                     person: PersonChoice::Existing { person: source.person.id.clone() },
                     email: email.clone(),
                     email_target: self.tenant.approved_email_target,
-                    consent: Default::default(),
+                    consent: signup.evidence.clone(), // R-J1: what CleverReach holds of this membership
                 });
                 state.pending_create = Some(id);
             }
@@ -862,13 +870,5 @@ fn merge_signup(into: &mut Signup, newer: &Signup) {
     if newer.last_name.is_some() {
         into.last_name = newer.last_name.clone();
     }
-    let (e, n) = (&mut into.evidence, &newer.evidence);
-    e.signup_at = n.signup_at.or(e.signup_at);
-    e.confirmed_at = n.confirmed_at.or(e.confirmed_at);
-    if n.source.is_some() {
-        e.source = n.source.clone();
-    }
-    if n.ip.is_some() {
-        e.ip = n.ip.clone();
-    }
+    into.evidence.add(&newer.evidence); // R-J1: adds, never overwrites
 }

@@ -159,6 +159,10 @@ pub struct Receiver {
     pub bounced: i64,
     #[serde(default, deserialize_with = "lenient::string")]
     pub source: String,
+    /// The last IP address CleverReach saw the receiver use (for a fresh double opt-in signup its
+    /// confirmation click); `""` when none. Personal data: never logged (R-J5), so not in `Debug`.
+    #[serde(default, deserialize_with = "lenient::string")]
+    pub last_ip: String,
     #[serde(default, deserialize_with = "lenient::map")]
     pub global_attributes: BTreeMap<String, String>,
     #[serde(default, deserialize_with = "lenient::map")]

@@ -210,7 +210,8 @@ pub fn observation(
 }
 
 /// What a receiver tells of its signup (R-J1): names from the `firstname`/`lastname` global attributes,
-/// the registration and activation (double opt-in confirmation) times, and the source.
+/// the registration and activation (double opt-in confirmation) times, the source, and the receiver's
+/// `last_ip` (the only IP CleverReach supplies for a receiver; for a fresh signup its confirmation click).
 pub fn signup_of(r: &crate::Receiver) -> optisync_domain::Signup {
     use optisync_domain::{ConsentEvidence, PersonalText, Signup};
     let time = |secs: i64| chrono::DateTime::from_timestamp(secs, 0).filter(|_| secs > 0);
@@ -224,7 +225,8 @@ pub fn signup_of(r: &crate::Receiver) -> optisync_domain::Signup {
             signup_at: time(r.registered),
             confirmed_at: time(r.activated),
             source: Some(r.source.clone()).filter(|s| !s.is_empty()),
-            ip: None,
+            ip: Some(r.last_ip.trim()).filter(|ip| !ip.is_empty()).map(PersonalText::new),
+            ..Default::default()
         },
     }
 }

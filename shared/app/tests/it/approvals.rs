@@ -51,6 +51,7 @@ fn signup(at: DateTime<Utc>) -> Input {
                     confirmed_at: Some(at + chrono::Duration::minutes(5)),
                     source: Some("form:website".into()),
                     ip: Some(PersonalText::new("203.0.113.7")),
+                    ..Default::default()
                 },
             },
         },
@@ -192,4 +193,43 @@ async fn unknown_links_and_entries_are_not_found_and_withdrawn_ones_cannot_be_de
     engine.process(&tenant(), &left).await.unwrap();
     let late = approvals.decide(&tenant(), &link().id, &erika(), Choice::NewPerson, at(22, 9)).await;
     assert!(matches!(late, Err(ApprovalError::Conflict(_))));
+}
+
+/// R-J1, R-J6: Erika signs up twice before anyone decides; the approval hands both signups' evidence to
+/// OPTIGEM with its `create_assignment` (where it stays as long as the assignment), and the decided entry
+/// keeps both here until its expiry (`approvals_days` after the decision), then it is gone.
+#[tokio::test]
+async fn r_j1_the_approval_hands_every_signups_evidence_to_optigem_and_keeps_it_until_its_expiry() {
+    let clock = Arc::new(FixedClock::new(at(20, 12)));
+    let store = Arc::new(MemoryStore::new().with_clock(clock.clone()));
+    store.set_tenant(tenant(), TenantSettings::default());
+    store.put_link(&link()).await.unwrap();
+    let engine = Engine::new(store.clone(), Arc::new(MemoryEsp::new()), clock.clone());
+    engine.process(&tenant(), &signup(at(20, 10))).await.unwrap();
+    let Input::Esp(mut again) = signup(at(23, 8)) else { unreachable!() };
+    if let EspEventKind::Signup { signup } = &mut again.what {
+        signup.evidence.source = Some("form:event".into());
+        signup.evidence.ip = Some(PersonalText::new("198.51.100.9"));
+    }
+    clock.set(at(23, 9));
+    engine.process(&tenant(), &Input::Esp(again)).await.unwrap();
+    let approvals = Approvals::new(store.clone());
+    let queued = approvals.view(&tenant(), &link().id, &erika()).await.unwrap().entry;
+    let evidence = queued.signup.evidence.entries();
+    let sources: Vec<_> = evidence.iter().map(|e| e.source.as_deref()).collect();
+    assert_eq!(sources, vec![Some("form:website"), Some("form:event")], "R-J1: the second adds, keeps the first");
+    assert_eq!(evidence[0].ip.as_ref().map(PersonalText::expose), Some("203.0.113.7"));
+
+    clock.set(at(24, 9));
+    approvals.decide(&tenant(), &link().id, &erika(), Choice::NewPerson, at(24, 9)).await.unwrap();
+    let Some(OptigemCommand::CreateAssignment { consent, .. }) = feed(&store).await.pop() else { panic!() };
+    assert_eq!(consent.entries(), evidence, "the connector command carries every signup's evidence");
+
+    let keep = Retention::default().approvals();
+    clock.set(at(24, 9) + keep - chrono::Duration::days(1));
+    let decided = approvals.view(&tenant(), &link().id, &erika()).await.unwrap().entry;
+    assert_eq!(decided.status, ApprovalStatus::Approved);
+    assert_eq!(decided.signup.evidence.entries(), evidence, "kept after the decision until its expiry");
+    clock.set(at(24, 9) + keep + chrono::Duration::days(1));
+    assert!(approvals.view(&tenant(), &link().id, &erika()).await.is_err(), "gone after its expiry (R-J6)");
 }

@@ -170,7 +170,8 @@ fn r_g3_r_g4_a_segment_member_without_an_active_assignment_becomes_segment_membe
         member("erika@example.com", false, false), // not receiving: nothing
     ];
     let found = drift::differences(&link, &known, &members, noon("2024-09-02"));
-    let joined = EspEventKind::SegmentMembership { segment: SegmentId::new("S1"), member: true };
+    let joined =
+        EspEventKind::SegmentMembership { segment: SegmentId::new("S1"), member: true, signup: Signup::default() };
     assert_eq!(kinds(&found.now), [("anna@example.com".to_owned(), Some(link.list.clone()), joined.clone())]);
     assert!(found.ends.is_empty(), "a segment link ends only through the sweep");
 
@@ -215,7 +216,8 @@ fn r_g4_a_segment_recipient_missing_from_the_listing_left_the_segment() {
     assert_eq!(candidates, ["max@example.com"]);
     assert!(!drift::lookup_before_ending(&link), "a segment's membership cannot be looked up: the listing is trusted");
     let gone = drift::gone_from_list(&link, &email("max@example.com"), noon("2024-09-03"));
-    let left = EspEventKind::SegmentMembership { segment: SegmentId::new("S1"), member: false };
+    let left =
+        EspEventKind::SegmentMembership { segment: SegmentId::new("S1"), member: false, signup: Signup::default() };
     assert_eq!(kinds(&[gone]), [("max@example.com".to_owned(), Some(link.list.clone()), left)]);
 }
 

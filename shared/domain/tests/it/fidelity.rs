@@ -206,7 +206,13 @@ fn segment_link() -> Link {
 }
 
 fn membership(l: &Link, mail: &str, when: &str, member: bool) -> Input {
-    esp_event(l, true, mail, when, EspEventKind::SegmentMembership { segment: SegmentId::new("filter-7"), member })
+    esp_event(
+        l,
+        true,
+        mail,
+        when,
+        EspEventKind::SegmentMembership { segment: SegmentId::new("filter-7"), member, signup: Signup::default() },
+    )
 }
 
 /// 000 §4: only deleting or ending a segment assignment deactivates the receiver in the whole group

@@ -3,6 +3,7 @@
 
 mod audit;
 mod common;
+mod consent;
 mod drift;
 mod erasure;
 mod fidelity;

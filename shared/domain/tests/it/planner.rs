@@ -361,6 +361,7 @@ fn r_e3_r_c2_r_c3_a_signup_waits_in_the_approval_queue_once_with_its_evidence() 
             confirmed_at: Some(noon("2024-06-02")),
             source: Some("form:website".into()),
             ip: Some(PersonalText::new("192.0.2.1")),
+            ..Default::default()
         },
     };
     let p = step(
@@ -532,7 +533,13 @@ fn segment_link() -> Link {
 }
 
 fn membership(l: &Link, mail: &str, when: &str, member: bool) -> Input {
-    esp_event(l, true, mail, when, EspEventKind::SegmentMembership { segment: SegmentId::new("filter-7"), member })
+    esp_event(
+        l,
+        true,
+        mail,
+        when,
+        EspEventKind::SegmentMembership { segment: SegmentId::new("filter-7"), member, signup: Signup::default() },
+    )
 }
 
 #[test]

@@ -143,6 +143,7 @@ async fn r_j1_a_listed_receivers_signup_is_the_one_its_webhook_observation_repor
     let t = Utc::now().timestamp() - 3600;
     fake.add_receiver(&group, "ann@example.com", t, 0, &[("firstname", "Ann"), ("lastname", "Muster")]);
     fake.add_receiver(&group, "nameless@example.com", t, 0, &[("firstname", "  ")]);
+    fake.record_client_ip(&group, "ann@example.com", "192.0.2.44");
 
     let pages = pages(&gateway(&fake).await, &link(&group, None)).await;
 
@@ -152,6 +153,8 @@ async fn r_j1_a_listed_receivers_signup_is_the_one_its_webhook_observation_repor
     assert_eq!(ann.evidence.confirmed_at, at(t), "activation = double opt-in confirmation");
     assert!(ann.evidence.signup_at.is_some_and(|s| s < at(t).unwrap()), "registered before the activation");
     assert_eq!(ann.evidence.source.as_deref(), Some("Fake seed"));
+    assert_eq!(ann.evidence.ip.as_ref().map(|ip| ip.expose()), Some("192.0.2.44"), "R-J1: CleverReach's last_ip");
+    assert_eq!(member(&pages, "nameless@example.com").signup.evidence.ip, None, "no IP when CleverReach has none");
     assert_eq!(member(&pages, "nameless@example.com").signup.first_name, None, "a blank name is no name");
     for email in ["ann@example.com", "nameless@example.com"] {
         let receiver = fake.receiver(&group, email).unwrap();
