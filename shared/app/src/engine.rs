@@ -136,6 +136,97 @@ impl Engine {
     /// The recipients the input touches are leased first: ESP operations happen before the commit, so
     /// two writers on one recipient must not interleave, or an older value could reach the ESP last.
     pub async fn process(&self, tenant: &TenantId, input: &Input) -> Result<Outcome, ProcessError> {
+        let leases = self.leases(tenant, input).await?;
+        let owner = format!("{:032x}", rand::random::<u128>());
+        self.acquire(&leases, &owner).await?;
+        let result = self.process_leased(tenant, input).await;
+        self.release(&leases, &owner).await;
+        result
+    }
+
+    /// Processes several inputs (a run's deferred ends) with the effects each has alone, their ESP
+    /// operations sent together: one [`EspGateway::apply_batch`] for the inputs whose recipients no
+    /// earlier one of the batch touches, so a Brevo list removal takes 150 addresses a call instead of one.
+    /// One result per input, in order, as [`Engine::process`] gives it: an input whose operations the ESP
+    /// did not all apply (an address its batch answer lists as failed) commits nothing and stays
+    /// retryable; the others commit. One that loses its commit to a concurrent writer is processed again
+    /// by itself.
+    pub async fn process_batch(&self, tenant: &TenantId, inputs: &[Input]) -> Vec<Result<Outcome, ProcessError>> {
+        let mut results: Vec<Option<Result<Outcome, ProcessError>>> = inputs.iter().map(|_| None).collect();
+        let mut pending: Vec<(usize, Vec<String>)> = Vec::new();
+        for (i, input) in inputs.iter().enumerate() {
+            match self.leases(tenant, input).await {
+                Ok(leases) => pending.push((i, leases)),
+                Err(e) => results[i] = Some(Err(e)),
+            }
+        }
+        while !pending.is_empty() {
+            // The inputs of one batch lease disjoint recipients; one sharing a recipient waits for the next.
+            let mut taken = std::collections::BTreeSet::new();
+            let (batch, later): (Vec<_>, Vec<_>) = pending.into_iter().partition(|(_, leases)| {
+                let free = leases.iter().all(|l| !taken.contains(l));
+                if free {
+                    taken.extend(leases.iter().cloned());
+                }
+                free
+            });
+            pending = later;
+            let leases: Vec<String> = taken.into_iter().collect();
+            let owner = format!("{:032x}", rand::random::<u128>());
+            if self.acquire(&leases, &owner).await.is_err() {
+                // Contended: each input takes its own leases, one by one.
+                for (i, _) in batch {
+                    results[i] = Some(self.process(tenant, &inputs[i]).await);
+                }
+                continue;
+            }
+            for (i, result) in self.process_batch_leased(tenant, inputs, &batch).await {
+                results[i] = Some(result);
+            }
+            self.release(&leases, &owner).await;
+        }
+        results.into_iter().map(|r| r.unwrap_or(Err(ProcessError::Contention(0)))).collect()
+    }
+
+    /// One batch under its leases: every input planned, the plans' ESP operations applied together, each
+    /// input whose operations all reached the ESP committed.
+    async fn process_batch_leased(
+        &self,
+        tenant: &TenantId,
+        inputs: &[Input],
+        batch: &[(usize, Vec<String>)],
+    ) -> Vec<(usize, Result<Outcome, ProcessError>)> {
+        let mut done = Vec::with_capacity(batch.len());
+        let mut planned = Vec::with_capacity(batch.len());
+        for (i, _) in batch {
+            let mut completed = None;
+            match self.plan_once(tenant, &inputs[*i], &mut completed).await {
+                Ok(p) => planned.push((*i, completed, p)),
+                Err(e) => done.push((*i, Err(e))),
+            }
+        }
+        let groups: Vec<Vec<optisync_domain::EspAction>> = planned.iter().map(|(_, _, p)| p.plan.esp.clone()).collect();
+        let applied = if groups.iter().all(Vec::is_empty) {
+            groups.iter().map(|_| Ok(())).collect()
+        } else {
+            self.esp.apply_batch(&groups).await
+        };
+        for ((i, completed, p), applied) in planned.into_iter().zip(applied) {
+            let given = &inputs[i];
+            let result = match applied {
+                Err(e) => Err(e.into()),
+                Ok(()) => match self.commit_planned(tenant, completed.as_ref().unwrap_or(given), p, 1).await {
+                    Err(StoreError::Conflict) => self.process_leased(tenant, given).await,
+                    other => other.map_err(Into::into),
+                },
+            };
+            done.push((i, result));
+        }
+        done
+    }
+
+    /// The leases an input needs: every recipient it may touch (sorted, each once).
+    async fn leases(&self, tenant: &TenantId, input: &Input) -> Result<Vec<String>, ProcessError> {
         let (known, _) = self.load(tenant, input).await?;
         let mut leases: Vec<String> = known
             .links
@@ -146,15 +237,15 @@ impl Engine {
             .collect();
         leases.sort();
         leases.dedup();
-        let owner = format!("{:032x}", rand::random::<u128>());
-        self.acquire(&leases, &owner).await?;
-        let result = self.process_leased(tenant, input).await;
-        for lease in &leases {
-            if let Err(e) = self.store.release_lease(lease, &owner).await {
+        Ok(leases)
+    }
+
+    async fn release(&self, leases: &[String], owner: &str) {
+        for lease in leases {
+            if let Err(e) = self.store.release_lease(lease, owner).await {
                 tracing::warn!(error = %e, "could not release a lease; it expires by itself");
             }
         }
-        result
     }
 
     /// What processing `input` now would do, without doing it: the plan over the state as stored, with no
@@ -199,60 +290,12 @@ impl Engine {
         // A signup completed with what the ESP holds, read at most once per input (R-E3).
         let mut completed: Option<Input> = None;
         for attempt in 1..=MAX_ATTEMPTS {
-            let now = self.clock.now();
-            let current = completed.as_ref().unwrap_or(given);
-            let (mut known, versions) = self.load(tenant, current).await?;
-            self.observe(&mut known, current).await?;
-            let mut plan = plan(&known, current, now);
-            if completed.is_none()
-                && let Some(reader) = &self.reader
-                && let Some((link, email)) = queued_without_names(&known, given, &plan)
-            {
-                let read = reader.signup(link, email).await?;
-                let with_names = with_signup_names(given, read.unwrap_or_default());
-                plan = optisync_domain::plan(&known, &with_names, now);
-                completed = Some(with_names);
+            let planned = self.plan_once(tenant, given, &mut completed).await?;
+            if !planned.plan.esp.is_empty() {
+                self.esp.apply(&planned.plan.esp).await?;
             }
-            let input = completed.as_ref().unwrap_or(given);
-            if !plan.esp.is_empty() {
-                self.esp.apply(&plan.esp).await?;
-            }
-            let outcome = Outcome::of(&plan, attempt);
-            let audit = audit_entries(&known, input, &plan, now);
-            let expiry = crate::retention::plan_expiry(tenant, &known, &plan); // R-J6
-            let writes = plan.writes.into_iter().map(|w| {
-                let expected = versions.get(&ItemKey::of(&w)).copied();
-                (w, expected)
-            });
-            let ends = plan.commands.iter().filter(|c| matches!(c, OptigemCommand::EndAssignment { .. })).count();
-            // R-J2, R-J3: the store forgets an erased recipient before the commit that writes the report;
-            // interrupted in between, the input is planned again from the keyed hash and finishes.
-            for erasure in &plan.erasures {
-                let hash = self.hasher.hash(&erasure.email);
-                self.store.erase_recipient(tenant, &erasure.link, &erasure.email, &hash, &erasure.tombstone).await?;
-            }
-            let reported = plan.commands.iter().any(|c| matches!(c, OptigemCommand::ErasureReport { .. }));
-            let commit = Commit { writes: writes.collect(), commands: plan.commands, audit, expiry };
-            match self.store.commit(tenant, commit).await {
-                Ok(()) => {
-                    if reported && let Some(notifier) = &self.notifier {
-                        // R-J2: best effort; a failure leaves the report in the outbox for the tick.
-                        let delivered = crate::reports::deliver(&*self.store, &**notifier, tenant, now).await;
-                        if let Err(e) = delivered {
-                            tracing::warn!(error = %e, "deletion report delivery deferred to the next tick");
-                        }
-                    }
-                    if !tenant.is_preview() {
-                        optisync_ports::metrics::assignments_ended(ends as u64);
-                    }
-                    tracing::debug!(
-                        attempt,
-                        esp = outcome.esp_operations,
-                        commands = outcome.commands,
-                        "input processed"
-                    );
-                    return Ok(outcome);
-                }
+            match self.commit_planned(tenant, completed.as_ref().unwrap_or(given), planned, attempt).await {
+                Ok(outcome) => return Ok(outcome),
                 Err(StoreError::Conflict) => {
                     // Only a writer without the lease (an expired one) gets here: plan again.
                     tracing::debug!(attempt, "lost a race to a concurrent writer; planning again");
@@ -262,6 +305,72 @@ impl Engine {
             }
         }
         Err(ProcessError::Contention(MAX_ATTEMPTS))
+    }
+
+    /// One attempt's plan over the state as read now; `completed` keeps a signup completed with what the
+    /// ESP holds, so it is read at most once per input (R-E3).
+    async fn plan_once(
+        &self,
+        tenant: &TenantId,
+        given: &Input,
+        completed: &mut Option<Input>,
+    ) -> Result<Planned, ProcessError> {
+        let now = self.clock.now();
+        let current = completed.as_ref().unwrap_or(given);
+        let (mut known, versions) = self.load(tenant, current).await?;
+        self.observe(&mut known, current).await?;
+        let mut plan = plan(&known, current, now);
+        if completed.is_none()
+            && let Some(reader) = &self.reader
+            && let Some((link, email)) = queued_without_names(&known, given, &plan)
+        {
+            let read = reader.signup(link, email).await?;
+            let with_names = with_signup_names(given, read.unwrap_or_default());
+            plan = optisync_domain::plan(&known, &with_names, now);
+            *completed = Some(with_names);
+        }
+        Ok(Planned { now, known, versions, plan })
+    }
+
+    /// Commits a plan whose ESP operations were applied: the erasures first, then the state, the
+    /// commands and the audit, conditional on the versions read.
+    async fn commit_planned(
+        &self,
+        tenant: &TenantId,
+        input: &Input,
+        planned: Planned,
+        attempt: u32,
+    ) -> Result<Outcome, StoreError> {
+        let Planned { now, known, versions, plan } = planned;
+        let outcome = Outcome::of(&plan, attempt);
+        let audit = audit_entries(&known, input, &plan, now);
+        let expiry = crate::retention::plan_expiry(tenant, &known, &plan); // R-J6
+        let writes = plan.writes.into_iter().map(|w| {
+            let expected = versions.get(&ItemKey::of(&w)).copied();
+            (w, expected)
+        });
+        let ends = plan.commands.iter().filter(|c| matches!(c, OptigemCommand::EndAssignment { .. })).count();
+        // R-J2, R-J3: the store forgets an erased recipient before the commit that writes the report;
+        // interrupted in between, the input is planned again from the keyed hash and finishes.
+        for erasure in &plan.erasures {
+            let hash = self.hasher.hash(&erasure.email);
+            self.store.erase_recipient(tenant, &erasure.link, &erasure.email, &hash, &erasure.tombstone).await?;
+        }
+        let reported = plan.commands.iter().any(|c| matches!(c, OptigemCommand::ErasureReport { .. }));
+        let commit = Commit { writes: writes.collect(), commands: plan.commands, audit, expiry };
+        self.store.commit(tenant, commit).await?;
+        if reported && let Some(notifier) = &self.notifier {
+            // R-J2: best effort; a failure leaves the report in the outbox for the tick.
+            let delivered = crate::reports::deliver(&*self.store, &**notifier, tenant, now).await;
+            if let Err(e) = delivered {
+                tracing::warn!(error = %e, "deletion report delivery deferred to the next tick");
+            }
+        }
+        if !tenant.is_preview() {
+            optisync_ports::metrics::assignments_ended(ends as u64);
+        }
+        tracing::debug!(attempt, esp = outcome.esp_operations, commands = outcome.commands, "input processed");
+        Ok(outcome)
     }
 
     /// Loads the links an input may touch and, of each, the slice the planner needs.
@@ -366,6 +475,14 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// One attempt's plan of an input, with the state it was planned over.
+struct Planned {
+    now: chrono::DateTime<chrono::Utc>,
+    known: Known,
+    versions: BTreeMap<ItemKey, u64>,
+    plan: optisync_domain::Plan,
 }
 
 /// R-E3, R-C3: the link whose approval queue this plan puts a Brevo signup in without names because its

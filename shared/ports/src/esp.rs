@@ -99,6 +99,29 @@ pub trait EspGateway: Send + Sync {
     /// Applies the actions in order.
     async fn apply(&self, actions: &[EspAction]) -> Result<(), EspError>;
 
+    /// Applies the plans of several inputs, each a group of actions for recipients no other group names,
+    /// and answers one result per group, in order: a group is applied only when every one of its actions
+    /// reached its target state. A gateway with batch endpoints sends the groups' list additions and
+    /// removals together (Brevo: 150 addresses a call) and maps the ESP's per-address answer back to each
+    /// group. Once the ESP answers that it is rate limiting or unavailable, the groups not yet sent get
+    /// that answer without a call. The default applies the groups one by one.
+    async fn apply_batch(&self, groups: &[Vec<EspAction>]) -> Vec<Result<(), EspError>> {
+        let mut results = Vec::with_capacity(groups.len());
+        let mut unavailable: Option<EspError> = None;
+        for group in groups {
+            let result = match &unavailable {
+                _ if group.is_empty() => Ok(()),
+                Some(e) => Err(e.clone()),
+                None => self.apply(group).await,
+            };
+            if let Err(e @ EspError::Transient { .. }) = &result {
+                unavailable = Some(e.clone());
+            }
+            results.push(result);
+        }
+        results
+    }
+
     /// What the ESP shows now of a recipient optisync holds no state of in this link (R-D1): whether it
     /// may receive (CleverReach: active in the group; Brevo: not on the account-wide blacklist), or
     /// `None` when the ESP does not know it. One read, made only before optisync first lists a recipient.

@@ -28,6 +28,8 @@ struct EspInner {
     page_size: usize,
     list_reads: u64,
     fail_at: Option<(u64, EspError)>,
+    /// Addresses whose next `apply` fails, with the error (a batch answer listing one address as failed).
+    fail_for: BTreeMap<String, EspError>,
     segments: BTreeSet<(EspAccount, ListId, String, String)>,
     applied: Vec<EspAction>,
     /// How many recipients were read ahead of a first listing (R-D1).
@@ -191,6 +193,12 @@ impl MemoryEsp {
         self.inner.lock().expect("esp lock").fail_at = Some((call, error));
     }
 
+    /// Makes the next `apply` naming this address fail with this error (fault injection: the ESP refusing
+    /// one recipient of a batch).
+    pub fn fail_for(&self, email: &str, error: EspError) {
+        self.inner.lock().expect("esp lock").fail_for.insert(email.to_owned(), error);
+    }
+
     /// Makes the next `apply` fail with this error (fault injection).
     pub fn fail_next(&self, error: EspError) {
         self.inner.lock().expect("esp lock").fail_next.push(error);
@@ -343,6 +351,11 @@ impl EspGateway for MemoryEsp {
     async fn apply(&self, actions: &[EspAction]) -> Result<(), EspError> {
         let mut inner = self.inner.lock().expect("esp lock");
         if let Some(error) = inner.fail_next.pop() {
+            return Err(error);
+        }
+        if let Some(email) = actions.iter().map(|a| a.email.key().to_owned()).find(|e| inner.fail_for.contains_key(e))
+            && let Some(error) = inner.fail_for.remove(&email)
+        {
             return Err(error);
         }
         if let Some((call, _)) = &inner.fail_at

@@ -32,6 +32,13 @@ fn attributes(fields: &FieldValues) -> Map<String, Value> {
     fields.0.iter().map(|(k, v)| (k.to_string(), Value::String(v.expose().to_owned()))).collect()
 }
 
+/// Whether a group only adds to or removes from lists, never both for one member of one list (so its
+/// actions may go out in any order, with other groups').
+fn membership_only(group: &[EspAction]) -> bool {
+    group.iter().all(|a| matches!(a.op, EspOp::AddToList | EspOp::RemoveFromList))
+        && group.iter().all(|a| !group.iter().any(|b| b.email == a.email && b.list == a.list && b.op != a.op))
+}
+
 /// Maps the client's errors onto the port's.
 pub fn to_port(error: BrevoError) -> EspError {
     match error {
@@ -58,6 +65,92 @@ impl EspGateway for BrevoGateway {
             active: !c.email_blacklisted,
             since: c.email_blacklisted.then(|| c.blacklisted_since()).flatten(),
         }))
+    }
+
+    /// The groups that only add to or remove from lists go out together, per list and kind, 150
+    /// addresses a call (`POST /contacts/lists/{listId}/contacts/add` and `…/remove`); every other group
+    /// is applied by itself. Brevo answers which addresses it changed (`contacts.success`) and which not
+    /// (`contacts.failure`), and each group gets the result of its own addresses: a removal that failed
+    /// found the contact off the list or unknown, the target state; an addition that failed is looked up
+    /// once (already on the list: done; unknown to Brevo: refused for that group alone). A call that
+    /// fails fails the groups of its addresses only.
+    async fn apply_batch(&self, groups: &[Vec<EspAction>]) -> Vec<Result<(), EspError>> {
+        let mut results: Vec<Result<(), EspError>> = groups.iter().map(|_| Ok(())).collect();
+        let mut batched: std::collections::BTreeMap<(bool, ListId), Vec<(usize, &str)>> = Default::default();
+        // Once Brevo answers that it is rate limiting or unavailable, nothing more is sent.
+        let mut unavailable: Option<EspError> = None;
+        for (g, group) in groups.iter().enumerate() {
+            if group.is_empty() {
+                continue;
+            }
+            if !membership_only(group) {
+                results[g] = match &unavailable {
+                    Some(e) => Err(e.clone()),
+                    None => self.apply(group).await,
+                };
+                if let Err(e @ EspError::Transient { .. }) = &results[g] {
+                    unavailable = Some(e.clone());
+                }
+                continue;
+            }
+            for action in group {
+                batched
+                    .entry((action.op == EspOp::AddToList, action.list.clone()))
+                    .or_default()
+                    .push((g, action.email.as_str()));
+            }
+        }
+        let fail = |results: &mut Vec<Result<(), EspError>>, g: usize, e: EspError| {
+            if results[g].is_ok() {
+                results[g] = Err(e);
+            }
+        };
+        for ((add, list), members) in batched {
+            let id = match list_id(&list) {
+                Ok(id) => id,
+                Err(e) => {
+                    members.iter().for_each(|(g, _)| fail(&mut results, *g, e.clone()));
+                    continue;
+                }
+            };
+            for chunk in members.chunks(crate::client::MAX_LIST_BATCH) {
+                if let Some(e) = &unavailable {
+                    chunk.iter().for_each(|(g, _)| fail(&mut results, *g, e.clone()));
+                    continue;
+                }
+                let emails: Vec<&str> = chunk.iter().map(|(_, e)| *e).collect();
+                let answer = if add {
+                    self.client.add_to_list(id, &emails).await
+                } else {
+                    self.client.remove_from_list(id, &emails).await
+                };
+                let outcome = match answer {
+                    Ok(outcome) => outcome,
+                    Err(e) => {
+                        let e = to_port(e);
+                        if matches!(e, EspError::Transient { .. }) {
+                            unavailable = Some(e.clone());
+                        }
+                        chunk.iter().for_each(|(g, _)| fail(&mut results, *g, e.clone()));
+                        continue;
+                    }
+                };
+                if !add {
+                    continue;
+                }
+                for (g, email) in chunk {
+                    if !outcome.failure.iter().any(|f| f.eq_ignore_ascii_case(email)) {
+                        continue;
+                    }
+                    match self.client.get_contact(email).await {
+                        Ok(Some(contact)) if contact.list_ids.contains(&id) => {}
+                        Ok(_) => fail(&mut results, *g, EspError::Rejected("Brevo knows no such contact".into())),
+                        Err(e) => fail(&mut results, *g, to_port(e)),
+                    }
+                }
+            }
+        }
+        results
     }
 
     async fn apply(&self, actions: &[EspAction]) -> Result<(), EspError> {

@@ -293,6 +293,53 @@ impl EspGateway for EspRouter {
         Ok(())
     }
 
+    /// The groups of one account go to its gateway's batch together (Brevo: list removals 150 a call);
+    /// a group naming several accounts is applied by itself. After a refused Brevo key the groups it
+    /// refused are tried once more with a renewed gateway (M5).
+    async fn apply_batch(&self, groups: &[Vec<EspAction>]) -> Vec<Result<(), EspError>> {
+        let mut results: Vec<Result<(), EspError>> = groups.iter().map(|_| Ok(())).collect();
+        let mut by_account: Vec<(EspAccount, Vec<usize>)> = Vec::new();
+        for (g, group) in groups.iter().enumerate() {
+            let Some(first) = group.first() else { continue };
+            if group.iter().any(|a| a.esp != first.esp) {
+                results[g] = self.apply(group).await;
+                continue;
+            }
+            match by_account.iter_mut().find(|(esp, _)| *esp == first.esp) {
+                Some((_, members)) => members.push(g),
+                None => by_account.push((first.esp.clone(), vec![g])),
+            }
+        }
+        for (esp, members) in by_account {
+            let account = match self.account(&esp).await {
+                Ok(a) => a,
+                Err(e) => {
+                    members.iter().for_each(|g| results[*g] = Err(e.clone()));
+                    continue;
+                }
+            };
+            let batch: Vec<Vec<EspAction>> = members.iter().map(|g| groups[*g].clone()).collect();
+            let mut answers = account.gateway().apply_batch(&batch).await;
+            let refused: Vec<usize> =
+                (0..answers.len()).filter(|k| answers[*k] == Err(EspError::Unauthorized)).collect();
+            if !refused.is_empty()
+                && let Ok(Some(renewed)) = self.renewed(&esp, &account).await
+            {
+                let again: Vec<Vec<EspAction>> = refused.iter().map(|k| batch[*k].clone()).collect();
+                for (k, answer) in refused.into_iter().zip(renewed.gateway().apply_batch(&again).await) {
+                    answers[k] = answer;
+                }
+            }
+            for (g, answer) in members.into_iter().zip(answers) {
+                if answer.is_ok() {
+                    count_recipients(esp.provider, &groups[g]);
+                }
+                results[g] = answer;
+            }
+        }
+        results
+    }
+
     async fn observe(
         &self,
         link: &optisync_domain::Link,

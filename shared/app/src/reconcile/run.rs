@@ -7,7 +7,7 @@ use super::state::{
     RUN_LEASE, RunCounts, RunError, RunKind, RunOutcome, RunState, SEGMENT_OVER_ASSIGNMENTS, SWEEP_PAGE, key_hash,
     read_state, replan_requests, save_state,
 };
-use crate::engine::{Engine, ProcessError};
+use crate::engine::{Engine, Outcome, ProcessError};
 use crate::inbox::snapshot_page_key;
 use optisync_domain::drift::{self, Differences};
 use optisync_domain::{
@@ -17,6 +17,12 @@ use optisync_domain::{
 use optisync_ports::{Clock, EspError, EspLister, Inbox, InboxItem, ListedMember, Slice, StateStore};
 use std::collections::HashSet;
 use std::time::Instant;
+
+/// Deferred ends applied as one batch (Brevo takes 150 list members a call): chunks are read until the
+/// next would take the batch beyond this (a chunk holds a page's ends, so one alone may be larger).
+const END_BATCH: usize = 150;
+/// Chunks of ends read at a time while a batch is gathered.
+const END_BATCH_CHUNKS: usize = 50;
 
 /// What one step of a phase asks of the loop.
 enum Step {
@@ -419,16 +425,45 @@ impl<'a> Run<'a> {
         Ok(seen)
     }
 
-    /// One chunk of deferred ends.
+    /// Deferred ends, chunk by chunk up to [`END_BATCH`] of them, applied as one batch: the ESP takes
+    /// their list removals together (Brevo: 150 addresses a call), each end still committed or recorded
+    /// as failed by itself.
     async fn apply_chunk(&mut self, p: &mut Progress) -> Result<Step, RunError> {
-        let after = p.cursor.as_deref().and_then(|c| c.parse().ok());
+        let mut after: Option<u64> = p.cursor.as_deref().and_then(|c| c.parse().ok());
         let run = format!("{}/ends", p.id);
-        let Some((index, raw)) = self.r.store.run_chunks(&self.tenant, self.id(), &run, after, 1).await?.pop() else {
+        let mut events: Vec<EspEvent> = Vec::new();
+        let mut last = None;
+        'chunks: loop {
+            let chunks = self.r.store.run_chunks(&self.tenant, self.id(), &run, after, END_BATCH_CHUNKS).await?;
+            let read = chunks.len();
+            for (index, raw) in chunks {
+                let chunk: Vec<EspEvent> = serde_json::from_str(&raw).map_err(|e| RunError::State(e.to_string()))?;
+                if !events.is_empty() && events.len() + chunk.len() > END_BATCH {
+                    break 'chunks;
+                }
+                events.extend(chunk);
+                last = Some(index);
+                after = Some(index);
+            }
+            if read < END_BATCH_CHUNKS {
+                break;
+            }
+        }
+        let Some(index) = last else {
             return Ok(Step::Done { error: None });
         };
-        let events: Vec<EspEvent> = serde_json::from_str(&raw).map_err(|e| RunError::State(e.to_string()))?;
-        for event in events {
-            self.apply(p, &Input::Esp(event)).await?;
+        let inputs: Vec<Input> = events.into_iter().map(Input::Esp).collect();
+        let results = self.engine.process_batch(&self.tenant, &inputs).await;
+        // Every end is counted or recorded; one that may succeed later stops the run after the batch, and
+        // the checkpoint repeats the batch (what was committed plans nothing the second time).
+        let mut retry = None;
+        for (input, result) in inputs.iter().zip(results) {
+            if let Err(e) = self.record(p, input, result) {
+                retry.get_or_insert(e);
+            }
+        }
+        if let Some(e) = retry {
+            return Err(e);
         }
         self.pages_now += 1;
         p.cursor = Some(index.to_string());
@@ -529,7 +564,14 @@ impl<'a> Run<'a> {
     /// Feeds one input through the engine; a failure that retrying will not mend is recorded and the run
     /// goes on, anything else stops the run (the checkpoint repeats the page).
     async fn apply(&self, p: &mut Progress, input: &Input) -> Result<(), RunError> {
-        match self.engine.process(&self.tenant, input).await {
+        let result = self.engine.process(&self.tenant, input).await;
+        self.record(p, input, result)
+    }
+
+    /// What an input fed through the engine did: counted, or a failure that retrying will not mend
+    /// recorded; anything else stops the run.
+    fn record(&self, p: &mut Progress, input: &Input, result: Result<Outcome, ProcessError>) -> Result<(), RunError> {
+        match result {
             Ok(outcome) => {
                 p.counts.add(&outcome);
                 Ok(())

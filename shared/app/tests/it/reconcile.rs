@@ -155,13 +155,14 @@ async fn a_run_continues_from_its_checkpoint_and_a_crash_mid_page_repeats_no_eff
     };
     assert_eq!((progress.counts.pages, progress.counts.deferred, progress.phase), (6, 120, Phase::Sweep));
     assert_eq!(h.esp.mutating_calls(), before, "nothing applied before the guard has seen every end");
-    // Invocation 4 sweeps, then dies in the middle of the third chunk of ends (its 10th removal fails).
+    // Invocation 4 sweeps, then dies in the middle of the ends: the five chunks (120 ends) are one batch of at
+    // most 150, and its 60th removal fails (the ESP is unavailable: nothing more is sent).
     h.esp.fail_at(before + 60, EspError::Transient { retry_after_secs: None });
     let failed = h.reconciler.run(&tenant(), &h.link.id, Budget::default()).await;
     assert!(failed.is_err());
     let state = h.reconciler.state(&h.link.tenant, &h.link.id).await.unwrap();
-    assert_eq!(state.current.as_ref().map(|p| p.counts.ended), Some(50), "the checkpoint after the second chunk");
-    // Invocations 5…: chunk by chunk to the end.
+    assert_eq!(state.current.as_ref().map(|p| p.counts.ended), Some(0), "the checkpoint before the batch");
+    // Invocations 5…: the batch again, then the end.
     let mut invocations = 0;
     let finished = loop {
         invocations += 1;
@@ -171,12 +172,12 @@ async fn a_run_continues_from_its_checkpoint_and_a_crash_mid_page_repeats_no_eff
             other => panic!("{other:?}"),
         }
     };
-    assert_eq!(invocations, 4, "chunks 3, 4 and 5, then the end");
-    // The nine ends the crashed invocation applied are not repeated, and as its checkpoint was lost they
+    assert_eq!(invocations, 2, "the batch, then the end");
+    // The 59 ends the crashed invocation applied are not repeated, and as its checkpoint was lost they
     // are not counted either: the counts are a floor, the feed below is the truth.
     let c = finished.counts;
-    assert_eq!((c.pages, c.ended, c.deactivated, c.imported), (6, 111, 111, n as u64));
-    assert_eq!(finished.invocations, 8, "the one that crashed saved its checkpoint up to its last whole chunk");
+    assert_eq!((c.pages, c.ended, c.deactivated, c.imported), (6, 61, 61, n as u64));
+    assert_eq!(finished.invocations, 6, "the one that crashed saved its checkpoint up to the batch");
 
     // Every member was taken off the list once and every assignment ended once, the crash notwithstanding.
     assert_eq!(h.esp.mutating_calls() - before, n as u64, "one removal per member");
@@ -685,4 +686,79 @@ async fn r_e7_a_member_taken_off_a_brevo_list_by_hand_is_found_by_the_next_run_w
     assert!(next.complete, "every Brevo run lists the whole list");
     assert_eq!(Harness::ends_of(&h.feed().await), ["a1"], "ended by the run six hours after the last one");
     assert_eq!(h.receiving(), ["erika@example.com"]);
+}
+
+/// The ends of the run's "Rundbrief": (assignment, end month).
+async fn ends_of(h: &Harness) -> Vec<(String, String)> {
+    h.feed()
+        .await
+        .iter()
+        .filter_map(|c| match c {
+            OptigemCommand::EndAssignment { assignment, end, .. } => Some((assignment.to_string(), end.to_string())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn r_e2_a_batch_of_ends_where_the_esp_refuses_one_address_leaves_exactly_that_recipient_unapplied() {
+    let h = harness(Provider::Brevo, berlin(2024, 9, 1, 12)).await;
+    let readers = ["max.muster@example.com", "erika@example.com", "lena@example.com"];
+    for (i, mail) in readers.iter().enumerate() {
+        h.change(assignment(&format!("a{}", i + 1), mail, None, berlin(2024, 9, 1, 12))).await;
+    }
+    // All three unsubscribed in Brevo without a webhook; the ESP refuses Max Muster's removal once.
+    for mail in readers {
+        h.esp.blacklist(&h.link.esp, mail);
+    }
+    h.esp.fail_for("max.muster@example.com", EspError::Rejected("refused".into()));
+
+    h.clock.set(berlin(2024, 9, 25, 12));
+    let finished = h.run_to_end().await;
+    assert_eq!(finished.counts.failed, 1, "recorded as today: {:?}", finished.failures);
+    assert_eq!(finished.failures[0].recipient, Email::parse("max.muster@example.com").unwrap().masked());
+    assert_eq!(ends_of(&h).await, [("a2".to_owned(), "2024-08".to_owned()), ("a3".into(), "2024-08".into())]);
+    let on_list = |mail: &str| h.esp.member(&h.link.esp, &h.link.list, mail).is_some();
+    assert!(on_list("max.muster@example.com"), "his removal was refused: nothing of it applied");
+    assert!(!on_list("erika@example.com") && !on_list("lena@example.com"));
+
+    // The next run ends him, once; the others are not ended again.
+    h.clock.set(berlin(2024, 9, 25, 18));
+    let again = h.run_to_end().await;
+    assert_eq!((again.counts.failed, again.counts.ended), (0, 1));
+    assert_eq!(ends_of(&h).await.len(), 3);
+    assert!(!on_list("max.muster@example.com"));
+}
+
+#[tokio::test]
+async fn r_e2_the_engine_applies_a_batch_of_inputs_and_answers_for_each_alone() {
+    let h = harness(Provider::Brevo, berlin(2024, 9, 1, 12)).await;
+    let readers = ["max.muster@example.com", "erika@example.com", "lena@example.com"];
+    for (i, mail) in readers.iter().enumerate() {
+        h.change(assignment(&format!("a{}", i + 1), mail, None, berlin(2024, 9, 1, 12))).await;
+    }
+    h.clock.set(berlin(2024, 9, 25, 12));
+    let inputs: Vec<Input> = readers
+        .iter()
+        .map(|mail| {
+            h.esp.blacklist(&h.link.esp, mail);
+            Input::Esp(EspEvent {
+                esp: h.link.esp.clone(),
+                list: None,
+                email: Email::parse(mail).unwrap(),
+                at: berlin(2024, 9, 25, 10),
+                what: EspEventKind::Blacklisted,
+            })
+        })
+        .collect();
+    h.esp.fail_for("erika@example.com", EspError::Rejected("refused".into()));
+    let results = h.engine.process_batch(&tenant(), &inputs).await;
+    assert_eq!(results.len(), 3);
+    assert!(results[0].as_ref().is_ok_and(|o| o.ended == 1), "{:?}", results[0]);
+    assert!(results[1].is_err(), "{:?}", results[1]);
+    assert!(results[2].as_ref().is_ok_and(|o| o.ended == 1), "{:?}", results[2]);
+    let ended: Vec<String> = ends_of(&h).await.into_iter().map(|(a, _)| a).collect();
+    assert_eq!(ended, ["a1", "a3"], "Erika's input committed nothing and stays retryable");
+    let retried = h.engine.process(&tenant(), &inputs[1]).await.unwrap();
+    assert_eq!(retried.ended, 1);
 }

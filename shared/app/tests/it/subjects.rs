@@ -142,6 +142,7 @@ async fn r_j7_the_export_shows_a_pending_signups_consent_evidence() {
                     confirmed_at: Some(at + chrono::Duration::minutes(5)),
                     source: Some("form:website".into()),
                     ip: Some(PersonalText::new("203.0.113.7")),
+                    ..Default::default()
                 },
             },
         },
