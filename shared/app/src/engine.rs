@@ -7,8 +7,8 @@
 //! error leaves nothing committed, so a retry of the same input does the work once more.
 
 use optisync_domain::{
-    Email, EmailHasher, EspEventKind, Input, Known, Link, LinkStatus, LinkView, OptigemCommand, TenantId,
-    audit_entries, calendar, plan, rules,
+    Email, EspEventKind, Input, Known, Link, LinkStatus, LinkView, OptigemCommand, TenantId, audit_entries, calendar,
+    plan, rules,
 };
 use optisync_ports::names::lease;
 use optisync_ports::{
@@ -97,24 +97,14 @@ pub struct Engine {
     store: Arc<dyn StateStore>,
     esp: Arc<dyn EspGateway>,
     clock: Arc<dyn Clock>,
-    hasher: EmailHasher,
     reader: Option<Arc<dyn EspReader>>,
     notifier: Option<Arc<dyn ReportNotifier>>,
 }
 
-/// The key of the erasure hashes when the deployment configures none (R-J3); see [`Engine::with_hasher`].
-const DEFAULT_HASH_KEY: &[u8] = b"optisync-erasure-tombstones";
-
 impl Engine {
     /// An engine over a store, an ESP gateway and a clock.
     pub fn new(store: Arc<dyn StateStore>, esp: Arc<dyn EspGateway>, clock: Arc<dyn Clock>) -> Self {
-        Self { store, esp, clock, hasher: EmailHasher::new(DEFAULT_HASH_KEY), reader: None, notifier: None }
-    }
-
-    /// The keyed hash that identifies erased recipients (R-J2, R-J3), with the deployment's key.
-    pub fn with_hasher(mut self, hasher: EmailHasher) -> Self {
-        self.hasher = hasher;
-        self
+        Self { store, esp, clock, reader: None, notifier: None }
     }
 
     /// With a reader that completes a signup whose report carried no names before it is queued (R-E3,
@@ -351,10 +341,10 @@ impl Engine {
         });
         let ends = plan.commands.iter().filter(|c| matches!(c, OptigemCommand::EndAssignment { .. })).count();
         // R-J2, R-J3: the store forgets an erased recipient before the commit that writes the report;
-        // interrupted in between, the input is planned again from the keyed hash and finishes.
+        // interrupted in between, the input is planned again from the keyed hash (the store hashes with
+        // the tenant's key) and finishes.
         for erasure in &plan.erasures {
-            let hash = self.hasher.hash(&erasure.email);
-            self.store.erase_recipient(tenant, &erasure.link, &erasure.email, &hash, &erasure.tombstone).await?;
+            self.store.erase_recipient(tenant, &erasure.link, &erasure.email, &erasure.tombstone).await?;
         }
         let reported = plan.commands.iter().any(|c| matches!(c, OptigemCommand::ErasureReport { .. }));
         let commit = Commit { writes: writes.collect(), commands: plan.commands, audit, expiry };
@@ -469,7 +459,7 @@ impl Engine {
             if view.recipients.contains_key(email) || view.erased.contains_key(email) {
                 continue;
             }
-            if let Some(tombstone) = self.store.erased(&link.tenant, &self.hasher.hash(email)).await? {
+            if let Some(tombstone) = self.store.erased(&link.tenant, email).await? {
                 view.erased.insert(email.clone(), tombstone);
             }
         }

@@ -218,8 +218,11 @@ pub trait ApprovalQueue: Send + Sync {
 }
 
 /// Erasure mode's side of the store (R-J2, R-J3): a recipient erased from a link leaves only the keyed
-/// hash of its e-mail (`EmailHasher`, R-J3) with its tombstone, per tenant (R-K1), so that stale OPTIGEM
-/// data does not subscribe the address again.
+/// hash of its e-mail with its tombstone, per tenant (R-K1), so that stale OPTIGEM data does not
+/// subscribe the address again. The store hashes with the tenant's own random key, the one the R-J6
+/// tombstones use (`TENANT#{t} / EMAIL-HASH-KEY`, made on first use): one key per tenant, none in the
+/// code, so the same address hashes differently in two tenants and a hash says nothing outside its
+/// tenant.
 #[async_trait]
 pub trait Erasures: Send + Sync {
     /// Forgets the link's recipient state and approval entry of this e-mail and keeps the tombstone under
@@ -229,11 +232,10 @@ pub trait Erasures: Send + Sync {
         tenant: &TenantId,
         link: &LinkId,
         email: &Email,
-        hash: &str,
         tombstone: &Tombstone,
     ) -> Result<(), StoreError>;
-    /// The tombstone kept under the tenant and a keyed hash, if the address was erased.
-    async fn erased(&self, tenant: &TenantId, hash: &str) -> Result<Option<Tombstone>, StoreError>;
+    /// The tombstone kept under the tenant and the e-mail's keyed hash, if the address was erased.
+    async fn erased(&self, tenant: &TenantId, email: &Email) -> Result<Option<Tombstone>, StoreError>;
 }
 
 /// Durable state, every capability at once: what the functions wire (`Arc<dyn StateStore>`) and every

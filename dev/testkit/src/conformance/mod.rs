@@ -13,6 +13,7 @@ use std::sync::Arc;
 mod approvals;
 mod audit;
 mod commands;
+mod erasures;
 mod inbox;
 mod isolation;
 mod leases;
@@ -26,6 +27,7 @@ mod tenants;
 pub use approvals::*;
 pub use audit::*;
 pub use commands::*;
+pub use erasures::*;
 pub use inbox::*;
 pub use isolation::*;
 pub use leases::*;
@@ -171,7 +173,8 @@ macro_rules! conformance_tests {
             concurrent_writers_on_one_item_lose_no_update,
             queries_page_through_many_items,
             two_tenants_with_the_same_ids_share_nothing,
-            erasure_reports_are_kept_once_until_delivered);
+            erasure_reports_are_kept_once_until_delivered,
+            r_j3_an_erased_recipient_leaves_only_its_tombstone_per_tenant);
     };
     (@cases $make:path; $($case:ident),*) => {
         $(

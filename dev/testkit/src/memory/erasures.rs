@@ -1,4 +1,5 @@
-//! Erasure mode's side of the store in memory (R-J2, R-J3).
+//! Erasure mode's side of the store in memory (R-J2, R-J3), hashed with the tenant's own key (the one
+//! of the R-J6 tombstones).
 
 use super::MemoryStore;
 use async_trait::async_trait;
@@ -12,14 +13,14 @@ impl Erasures for MemoryStore {
         tenant: &TenantId,
         link: &LinkId,
         email: &Email,
-        hash: &str,
         tombstone: &Tombstone,
     ) -> Result<(), StoreError> {
         let mut inner = self.lock();
         let key = email.key().to_owned();
         inner.items.remove(&(tenant.clone(), ItemKey::Recipient(link.clone(), key.clone())));
         inner.items.remove(&(tenant.clone(), ItemKey::Approval(link.clone(), key)));
-        let kept = inner.erased.entry((tenant.clone(), hash.to_owned())).or_insert_with(|| tombstone.clone());
+        let hash = inner.email_hash(tenant, email);
+        let kept = inner.erased.entry((tenant.clone(), hash)).or_insert_with(|| tombstone.clone());
         if kept.at < tombstone.at {
             *kept = tombstone.clone();
         }
@@ -27,7 +28,10 @@ impl Erasures for MemoryStore {
         Ok(())
     }
 
-    async fn erased(&self, tenant: &TenantId, hash: &str) -> Result<Option<Tombstone>, StoreError> {
-        Ok(self.lock().erased.get(&(tenant.clone(), hash.to_owned())).cloned())
+    async fn erased(&self, tenant: &TenantId, email: &Email) -> Result<Option<Tombstone>, StoreError> {
+        let inner = self.lock();
+        let Some(key) = inner.expiries.hash_keys.get(tenant) else { return Ok(None) };
+        let hash = optisync_domain::EmailHasher::new(key.clone()).hash(email);
+        Ok(inner.erased.get(&(tenant.clone(), hash)).cloned())
     }
 }

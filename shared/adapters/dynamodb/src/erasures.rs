@@ -1,5 +1,7 @@
 //! Erasure mode's side of the table (R-J2, R-J3): a recipient erased from a link leaves only the keyed
-//! hash of its e-mail with the tombstone, under the tenant (`TENANT#{t}` / `ERASED#{hash}`, R-K1).
+//! hash of its e-mail with the tombstone, under the tenant (`TENANT#{t}` / `ERASED#{hash}`, R-K1). The
+//! hash is keyed with the tenant's own key (`TENANT#{t} / EMAIL-HASH-KEY`), the one of the R-J6
+//! tombstones.
 
 use crate::DynamoStore;
 use crate::codec::{from_item, s, to_json};
@@ -18,7 +20,6 @@ impl Erasures for DynamoStore {
         tenant: &TenantId,
         link: &LinkId,
         email: &Email,
-        hash: &str,
         tombstone: &Tombstone,
     ) -> Result<(), StoreError> {
         let pk = link_pk(tenant, link);
@@ -33,12 +34,13 @@ impl Erasures for DynamoStore {
                 .await
                 .map_err(classify)?;
         }
-        if self.erased(tenant, hash).await?.is_some_and(|kept| kept.at >= tombstone.at) {
+        let hash = self.hasher(tenant).await?.hash(email);
+        if self.erased_by_hash(tenant, &hash).await?.is_some_and(|kept| kept.at >= tombstone.at) {
             return Ok(());
         }
         let item = HashMap::from([
             ("pk".to_owned(), s(&tenant_pk(tenant))),
-            ("sk".to_owned(), s(&erased_sk(hash))),
+            ("sk".to_owned(), s(&erased_sk(&hash))),
             ("v".to_owned(), to_json(tombstone)?),
         ]);
         self.meter(0.0, write_units(item_size(&item)));
@@ -46,7 +48,14 @@ impl Erasures for DynamoStore {
         Ok(())
     }
 
-    async fn erased(&self, tenant: &TenantId, hash: &str) -> Result<Option<Tombstone>, StoreError> {
+    async fn erased(&self, tenant: &TenantId, email: &Email) -> Result<Option<Tombstone>, StoreError> {
+        let hash = self.hasher(tenant).await?.hash(email);
+        self.erased_by_hash(tenant, &hash).await
+    }
+}
+
+impl DynamoStore {
+    async fn erased_by_hash(&self, tenant: &TenantId, hash: &str) -> Result<Option<Tombstone>, StoreError> {
         match self.get_item(&tenant_pk(tenant), &erased_sk(hash)).await? {
             Some(item) => Ok(Some(from_item(&item)?)),
             None => Ok(None),

@@ -175,3 +175,65 @@ async fn r_j6_expirable_items_carry_the_ttl_attribute_the_template_names() {
 fn s(v: &str) -> aws_sdk_dynamodb::types::AttributeValue {
     aws_sdk_dynamodb::types::AttributeValue::S(v.to_owned())
 }
+
+/// R-J3, R-K1: an erasure hashes with the tenant's own key, the one of the R-J6 tombstones
+/// (`TENANT#{t} / EMAIL-HASH-KEY`): Max Muster erased from "Rundbrief" in two tenants with the same ids
+/// leaves two different hashes, and no item in the table holds his address any more.
+#[tokio::test]
+async fn r_j3_erasure_hashes_with_the_tenants_own_key_and_keeps_no_address() {
+    use optisync_domain::*;
+    use optisync_ports::Commit;
+    let (store, client, table) = fresh_table().await;
+    let max = Email::parse("max.muster@example.org").unwrap();
+    let tombstone = Tombstone {
+        at: chrono::Utc::now(),
+        source: UnsubscribeSource {
+            provider: Provider::Brevo,
+            account: AccountId::new("acc-0"),
+            cause: UnsubscribeCause::Unsubscribed,
+        },
+    };
+    let rundbrief = LinkId::new("rundbrief");
+    let mut hashes = Vec::new();
+    for t in ["t-a", "t-b"] {
+        let tenant = TenantId::new(t);
+        let recipient = RecipientState { listed: true, active: true, ..RecipientState::default() };
+        let write = StateWrite::Recipient { link: rundbrief.clone(), email: max.clone(), state: recipient };
+        store.commit(&tenant, Commit { writes: vec![(write, None)], ..Default::default() }).await.unwrap();
+        store.erase_recipient(&tenant, &rundbrief, &max, &tombstone).await.unwrap();
+        assert!(store.erased(&tenant, &max).await.unwrap().is_some());
+
+        let key = client
+            .get_item()
+            .table_name(&table)
+            .key("pk", s(&format!("TENANT#{t}")))
+            .key("sk", s("EMAIL-HASH-KEY"))
+            .send()
+            .await
+            .unwrap()
+            .item
+            .expect("the tenant's key");
+        let hex = key["key"].as_s().unwrap();
+        let key: Vec<u8> = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
+        let erased = client
+            .query()
+            .table_name(&table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :e)")
+            .expression_attribute_values(":pk", s(&format!("TENANT#{t}")))
+            .expression_attribute_values(":e", s("ERASED#"))
+            .send()
+            .await
+            .unwrap()
+            .items
+            .unwrap();
+        assert_eq!(erased.len(), 1, "one erased hash in {t}");
+        let hash = erased[0]["sk"].as_s().unwrap().strip_prefix("ERASED#").unwrap().to_owned();
+        assert_eq!(hash, EmailHasher::new(key).hash(&max), "hashed with {t}'s own key");
+        hashes.push(hash);
+    }
+    assert_ne!(hashes[0], hashes[1], "the same address hashes differently in two tenants");
+
+    let items = client.scan().table_name(&table).send().await.unwrap().items.unwrap();
+    let text = format!("{items:?}").to_lowercase();
+    assert!(!text.contains("max.muster"), "no item holds the address after the erasure");
+}

@@ -1,10 +1,12 @@
 //! Erasure mode's side of the store (R-J2, R-J3): a recipient erased from a link leaves only the keyed
-//! hash of its e-mail with the tombstone.
+//! hash of its e-mail with the tombstone. The hash is keyed with the tenant's own key (the `hash_keys`
+//! table), the one of the R-J6 tombstones.
 
 use crate::EmbeddedStore;
 use crate::codec::{decode, encode};
 use crate::error::db_err;
-use crate::tables::{APPROVAL, ERASED, ITEMS, RECIPIENT, scope};
+use crate::retention::{email_hash, email_hash_or_new_key};
+use crate::tables::{APPROVAL, ERASED, HASH_KEYS, ITEMS, RECIPIENT, scope};
 use async_trait::async_trait;
 use optisync_domain::{Email, LinkId, TenantId, Tombstone};
 use optisync_ports::{Erasures, StoreError};
@@ -17,13 +19,13 @@ impl Erasures for EmbeddedStore {
         tenant: &TenantId,
         link: &LinkId,
         email: &Email,
-        hash: &str,
         tombstone: &Tombstone,
     ) -> Result<(), StoreError> {
-        let (scope, key, tenant, hash) =
-            (scope(tenant, link), email.key().to_owned(), tenant.to_string(), hash.to_owned());
+        let (scope, key, tenant, email) =
+            (scope(tenant, link), email.key().to_owned(), tenant.to_string(), email.clone());
         let tombstone = tombstone.clone();
         self.write(move |txn| {
+            let hash = email_hash_or_new_key(&mut txn.open_table(HASH_KEYS).map_err(db_err)?, &tenant, &email)?;
             let mut items = txn.open_table(ITEMS).map_err(db_err)?;
             items.remove((scope.as_str(), RECIPIENT, key.as_str())).map_err(db_err)?;
             items.remove((scope.as_str(), APPROVAL, key.as_str())).map_err(db_err)?;
@@ -41,9 +43,11 @@ impl Erasures for EmbeddedStore {
         .await
     }
 
-    async fn erased(&self, tenant: &TenantId, hash: &str) -> Result<Option<Tombstone>, StoreError> {
-        let (tenant, hash) = (tenant.to_string(), hash.to_owned());
+    async fn erased(&self, tenant: &TenantId, email: &Email) -> Result<Option<Tombstone>, StoreError> {
+        let (tenant, email) = (tenant.to_string(), email.clone());
         self.read(move |txn| {
+            let keys = txn.open_table(HASH_KEYS).map_err(db_err)?;
+            let Some(hash) = email_hash(&keys, &tenant, &email)? else { return Ok(None) };
             let erased = txn.open_table(ERASED).map_err(db_err)?;
             match erased.get((tenant.as_str(), hash.as_str())).map_err(db_err)? {
                 Some(bytes) => Ok(Some(decode("erased recipient", bytes.value())?)),

@@ -3,6 +3,7 @@
 
 mod admin;
 mod delivery;
+mod erasure;
 mod esp_to_optigem;
 mod optigem_to_esp;
 mod privacy;

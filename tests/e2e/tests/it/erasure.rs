@@ -1,0 +1,72 @@
+//! Erasure mode end to end (R-J2, R-J3): Brevo's unsubscribe webhook on a link in erasure mode, OPTIGEM's
+//! connector carries out the `end_assignment` and reports it, then the contact is deleted at the fake
+//! Brevo and one `erasure_report` goes to the connector's feed.
+
+use optisync_domain::*;
+use optisync_e2e::{Stack, person, subscribe};
+use optisync_ports::{Erasures, SyncState};
+
+fn erasure() -> LinkSettings {
+    LinkSettings { unsubscribe_mode: UnsubscribeMode::Erasure, ..Default::default() }
+}
+
+#[tokio::test]
+async fn r_j2_a_brevo_unsubscribe_on_an_erasure_link_deletes_the_contact_once_optigem_ended_the_assignment() {
+    let stack = Stack::start().await;
+    stack.optigem.set_now("2024-09-01T10:00:00Z".parse().unwrap());
+    let link = stack.link_brevo("Rundbrief", erasure()).await;
+    stack.register_hooks(None).await;
+    let max = person(&stack.optigem, "Max", Some("Muster"), "max.muster@example.com");
+    let a = subscribe(&stack.optigem, &max, "Rundbrief");
+    stack.sync().await;
+    let list: i64 = link.list.as_str().parse().unwrap();
+    assert!(stack.brevo.contact("max.muster@example.com").is_some_and(|c| c.list_ids.contains(&list)));
+
+    assert_eq!(stack.brevo.emit_unsubscribe("max.muster@example.com", 12).await, vec![200]);
+    stack.sync().await;
+    assert!(stack.optigem.assignment(&a).unwrap().end.is_some(), "OPTIGEM ended the assignment");
+    assert!(stack.brevo.contact("max.muster@example.com").is_none(), "the contact is deleted at Brevo");
+    let reports =
+        stack.commands().await.into_iter().filter(|c| matches!(c, OptigemCommand::ErasureReport { .. })).count();
+    assert_eq!(reports, 1, "exactly one erasure_report");
+    let mail = Email::parse("max.muster@example.com").unwrap();
+    assert!(stack.store.erased(&stack.tenant, &mail).await.unwrap().is_some(), "the store keeps the hash");
+    let slice = optisync_ports::Slice { assignments: vec![], emails: vec![mail] };
+    let seen = stack.store.load(&link, &slice).await.unwrap().view;
+    assert!(seen.approvals.is_empty(), "no approval is left");
+    // What a load by the address still finds is the link's R-J6 tombstone standing in (a keyed hash in the
+    // store, on no list, no synced names); the erasure does not remove that hash item (see docs/privacy.md).
+    assert!(
+        seen.recipients.values().all(|r| !r.listed && r.synced_fields.is_none() && r.subscribed_at.is_none()),
+        "no recipient state with data is left: {:?}",
+        seen.recipients.values().collect::<Vec<_>>()
+    );
+}
+
+/// After the erasure OPTIGEM reports the ended assignment as a change with a newer version (2), and the
+/// engine mirrors its snapshot again: the mirror holds the address and the names once more. Found by this
+/// test; the fix belongs in the planner (an erased address's later change events keep the mirror without
+/// a snapshot). Run it with `--ignored`.
+#[tokio::test]
+#[ignore = "the ended assignment's change event brings the snapshot back into the mirror after the erasure"]
+async fn r_j2_after_the_erasure_the_mirror_names_nobody() {
+    let stack = Stack::start().await;
+    stack.optigem.set_now("2024-09-01T10:00:00Z".parse().unwrap());
+    let link = stack.link_brevo("Rundbrief", erasure()).await;
+    stack.register_hooks(None).await;
+    let max = person(&stack.optigem, "Max", Some("Muster"), "max.muster@example.com");
+    subscribe(&stack.optigem, &max, "Rundbrief");
+    stack.sync().await;
+    assert_eq!(stack.brevo.emit_unsubscribe("max.muster@example.com", 12).await, vec![200]);
+    stack.sync().await;
+    let slice = optisync_ports::Slice { assignments: vec![AssignmentId::new("A-1")], emails: vec![] };
+    let seen = stack.store.load(&link, &slice).await.unwrap().view;
+    assert!(
+        seen.mirror.values().all(|e| e.email.is_none() && e.snapshot.is_none()),
+        "the mirror names nobody: {:?}",
+        seen.mirror
+            .values()
+            .map(|e| (e.id.clone(), e.version, e.email.is_some(), e.snapshot.is_some(), e.end_requested.clone()))
+            .collect::<Vec<_>>()
+    );
+}
