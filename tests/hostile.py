@@ -743,14 +743,59 @@ def t38():
         raise Fail("the accepted batch was lost with the process (not answered as a duplicate)")
 
 
+def t39():
+    """R-J2 over the runner: an erasure link, the recipient's own unsubscribe, the connector's done."""
+    A = "/admin/tenants/demo"
+    email = "erika.t39@example.org"
+    settings = {"no_statement_blocks": False, "approved_email_target": "assignment"}
+    link = {"newsletter": "rundbrief", "provider": "brevo", "account": "brevo-main", "list": "1",
+            "settings": {"mapping": {"first_name": "FIRSTNAME", "last_name": "LASTNAME"},
+                         "unsubscribe_mode": "erasure"}}
+    expect(admin("PUT", f"{A}/links/rundbrief", link)[0], 422, "erasure mode without a deletion report address")
+    expect(admin("PUT", f"{A}/settings", dict(settings, deletion_report_email="datenschutz@gemeinde.example"))[0],
+           200, "demo's deletion report address")
+    expect(admin("PUT", f"{A}/links/rundbrief", link)[0], 200, "rundbrief in erasure mode")
+    try:
+        body = events(assignment(email=email, person="P-39", extra={"id": "A-39"}))
+        expect(call("POST", "/connector/demo/events", body, sw(body))[0], 202, "Erika's assignment")
+        contact = lambda: call("GET", f"/v3/contacts/{email}", headers={"api-key": BREVO_KEY}, base=BREVO)[0]
+        wait("Erika on the Brevo list", lambda: contact() == 200)
+        expect(brevo_hook(unsubscribed(email))[0], (200, 202), "Erika's own unsubscribe")
+
+        def end():
+            return next((c["command"]["id"] for c in feed() if c["command"].get("type") == "end_assignment"
+                         and c["command"].get("assignment") == "A-39"), None)
+        wait("the end_assignment of A-39", end)
+        expect(contact(), 200, "the contact before OPTIGEM's done")
+        expect(connector("POST", f"/connector/demo/commands/{end()}/result", b'{"status":"done"}')[0],
+               (200, 202, 204), "OPTIGEM's done")
+        wait("the contact deleted at Brevo", lambda: contact() == 404)
+
+        def reports():
+            s, _, b = admin("GET", f"{A}/erasure-reports")
+            return [r for r in json.loads(b)["reports"] if r.get("email") == email] if s == 200 else []
+        wait("the deletion report", reports)
+        if len(reports()) != 1:
+            raise Fail(f"{len(reports())} deletion reports for one erasure")
+        if not any(c["command"].get("type") == "erasure_report" for c in feed()):
+            raise Fail("no erasure_report on the connector's feed")
+        s, _, b = admin("POST", f"{A}/subjects/lookup", {"email": email})
+        expect(s, 200, "the access export after the erasure")
+        held = json.loads(b)
+        if any(l.get("recipient") for l in held["links"]) or not held.get("erased"):
+            raise Fail(f"the store still holds a recipient state, or no erasure marker: {held}")
+    finally:
+        classic = dict(link, settings={"mapping": link["settings"]["mapping"]})
+        admin("PUT", f"{A}/links/rundbrief", classic)
+
+
 CASES = {f"T{n:02}": f for n, f in [
     (1, t01), (2, t02), (3, t03), (4, t04), (5, t05), (6, t06), (7, t07), (8, t08), (9, t09), (10, t10),
     (11, t11), (12, t12), (13, t13), (14, t14), (15, t15), (16, t16), (17, t17), (18, t18), (20, t20), (21, t21),
     (22, t22), (23, t23), (24, t24), (25, t25), (26, t26), (27, t27), (28, t28), (29, t29), (30, t30),
-    (31, t31), (32, t32), (33, t33), (34, t34), (35, t35), (36, t36), (37, t37), (38, t38)]}
+    (31, t31), (32, t32), (33, t33), (34, t34), (35, t35), (36, t36), (37, t37), (38, t38), (39, t39)]}
 NOT_HERE = {  # each is asserted elsewhere, or does not apply yet; the reason is printed
     "T19": "the fake CleverReach has no HTTP trigger for receiver events: hook-cleverreach's handler tests",
-    "T39": "erasure end to end needs the connector's done for the end (R-J2): the planner's r_j2_ tests; no e2e over the fakes yet",
     "T40": "a 30-minute run: bench/retention-growth measures the state file over a long run (R-J6, docs/privacy.md)",
 }
 

@@ -44,6 +44,18 @@ pub async fn r_j3_an_erased_recipient_leaves_only_its_tombstone_per_tenant(store
         store.commit(tenant, Commit { writes, ..Default::default() }).await.unwrap();
     }
     assert_eq!(store.erased(&a, &max()).await.unwrap(), None, "nothing erased yet");
+    // Max unsubscribed in a: his state is on no list, expirable, and its R-J3 tombstone is kept under
+    // the keyed hash beside it (R-J6). The erasure leaves the tenant's erased marker alone, so a later
+    // load shows no recipient state of the address (only `erased` knows of it).
+    let unsubscribed = StateWrite::Recipient {
+        link: la.id.clone(),
+        email: max(),
+        state: RecipientState { tombstone: Some(tombstone(1)), ..RecipientState::default() },
+    };
+    let version = store.load(&la, &Slice { assignments: vec![], emails: vec![max()] }).await.unwrap().versions
+        [&ItemKey::of(&unsubscribed)];
+    let expiry = Expiry { items: [(ItemKey::of(&unsubscribed), chrono::Duration::days(30))].into(), commands: None };
+    store.commit(&a, Commit { writes: vec![(unsubscribed, Some(version))], expiry, ..Default::default() }).await.unwrap();
 
     store.erase_recipient(&a, &la.id, &max(), &tombstone(3)).await.unwrap();
     let slice = Slice { assignments: vec![AssignmentId::new("A-1")], emails: vec![max()] };
@@ -55,7 +67,7 @@ pub async fn r_j3_an_erased_recipient_leaves_only_its_tombstone_per_tenant(store
         .unwrap();
 
     let seen = store.load(&la, &slice).await.unwrap().view;
-    assert!(seen.recipients.is_empty(), "the recipient state is gone");
+    assert!(seen.recipients.is_empty(), "the recipient state and its link tombstone are gone: {:?}", seen.recipients);
     assert!(seen.approvals.is_empty(), "the approval entry is gone");
     assert!(store.pending_approvals(&a, &la.id, None, 10).await.unwrap().is_empty(), "no approval waits");
     assert_eq!(

@@ -20,6 +20,8 @@ impl Erasures for MemoryStore {
         inner.items.remove(&(tenant.clone(), ItemKey::Recipient(link.clone(), key.clone())));
         inner.items.remove(&(tenant.clone(), ItemKey::Approval(link.clone(), key)));
         let hash = inner.email_hash(tenant, email);
+        // The link's R-J3 tombstone of an expirable state goes too: the tenant's erased marker replaces it.
+        inner.expiries.tombstones.remove(&(tenant.clone(), link.clone(), hash.clone()));
         let kept = inner.erased.entry((tenant.clone(), hash)).or_insert_with(|| tombstone.clone());
         if kept.at < tombstone.at {
             *kept = tombstone.clone();

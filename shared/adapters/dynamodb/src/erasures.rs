@@ -7,6 +7,7 @@ use crate::DynamoStore;
 use crate::codec::{from_item, s, to_json};
 use crate::error::classify;
 use crate::keys::{approval_sk, erased_sk, link_pk, recipient_sk, tenant_pk};
+use crate::retention::tombstone_sk;
 use crate::{item_size, write_units};
 use async_trait::async_trait;
 use optisync_domain::{Email, LinkId, TenantId, Tombstone};
@@ -23,7 +24,9 @@ impl Erasures for DynamoStore {
         tombstone: &Tombstone,
     ) -> Result<(), StoreError> {
         let pk = link_pk(tenant, link);
-        for sk in [recipient_sk(email.key()), approval_sk(email.key())] {
+        let hash = self.hasher(tenant).await?.hash(email);
+        // The link's R-J3 tombstone of an expirable state goes too: the tenant's erased marker replaces it.
+        for sk in [recipient_sk(email.key()), approval_sk(email.key()), tombstone_sk(&hash)] {
             self.meter(0.0, 1.0);
             self.client
                 .delete_item()
@@ -34,7 +37,6 @@ impl Erasures for DynamoStore {
                 .await
                 .map_err(classify)?;
         }
-        let hash = self.hasher(tenant).await?.hash(email);
         if self.erased_by_hash(tenant, &hash).await?.is_some_and(|kept| kept.at >= tombstone.at) {
             return Ok(());
         }

@@ -6,7 +6,7 @@ use crate::EmbeddedStore;
 use crate::codec::{decode, encode};
 use crate::error::db_err;
 use crate::retention::{email_hash, email_hash_or_new_key};
-use crate::tables::{APPROVAL, ERASED, HASH_KEYS, ITEMS, RECIPIENT, scope};
+use crate::tables::{APPROVAL, ERASED, HASH_KEYS, ITEMS, RECIPIENT, TOMBSTONES, scope};
 use async_trait::async_trait;
 use optisync_domain::{Email, LinkId, TenantId, Tombstone};
 use optisync_ports::{Erasures, StoreError};
@@ -29,6 +29,8 @@ impl Erasures for EmbeddedStore {
             let mut items = txn.open_table(ITEMS).map_err(db_err)?;
             items.remove((scope.as_str(), RECIPIENT, key.as_str())).map_err(db_err)?;
             items.remove((scope.as_str(), APPROVAL, key.as_str())).map_err(db_err)?;
+            // The link's R-J3 tombstone of an expirable state goes too: the tenant's erased marker replaces it.
+            txn.open_table(TOMBSTONES).map_err(db_err)?.remove((scope.as_str(), hash.as_str())).map_err(db_err)?;
             let mut erased = txn.open_table(ERASED).map_err(db_err)?;
             let kept: Option<Tombstone> = match erased.get((tenant.as_str(), hash.as_str())).map_err(db_err)? {
                 Some(bytes) => Some(decode("erased recipient", bytes.value())?),
