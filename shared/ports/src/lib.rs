@@ -30,7 +30,9 @@ pub use esp::{
 };
 pub use inbox::{Inbox, InboxEntry, InboxItem, InboxPut, Reread};
 pub use secrets::SecretStore;
-pub use state::{Commit, Expiry, ItemKey, LoadedView, PendingAuthorisation, Slice, StoreError, queue_page};
+pub use state::{
+    Commit, Expiry, ItemKey, LoadedView, MAX_COMMIT_ITEMS, PendingAuthorisation, Slice, StoreError, queue_page,
+};
 
 /// Every state capability trait, for code that calls them on a concrete store: `use
 /// optisync_ports::prelude::*;`.
