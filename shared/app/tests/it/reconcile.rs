@@ -687,28 +687,28 @@ async fn r_e7_a_member_taken_off_a_brevo_list_by_hand_is_found_by_the_next_run_w
     assert_eq!(h.receiving(), ["erika@example.com"]);
 }
 
-/// H4, R-A9: a month-end with more due assignments than one transaction holds (the in-memory store
-/// refuses a commit over 100 items as DynamoDB does). 300 assignments "Ende April 2024" of the
+/// H4, R-A9: a month-end with far more due assignments than one transaction holds (the in-memory
+/// store refuses a commit over 100 items as DynamoDB does). 5,000 assignments "Ende April 2024" of the
 /// "Rundbrief" all end on the run of 1 May, in pages, and the rest of the run (listing, sweep) runs.
 #[tokio::test]
-async fn h4_r_a9_a_month_end_with_300_due_assignments_ends_every_one_in_pages() {
+async fn h4_r_a9_a_month_end_with_5000_due_assignments_ends_every_one_in_pages() {
     let h = harness(Provider::Brevo, berlin(2024, 4, 10, 12)).await;
-    for i in 0..300 {
+    for i in 0..5_000 {
         h.change(assignment(
-            &format!("a{i:03}"),
-            &format!("max{i:03}@example.com"),
+            &format!("a{i:05}"),
+            &format!("leser{i:05}@example.com"),
             Some("2024-04"),
             berlin(2024, 4, 10, 12),
         ))
         .await;
     }
     h.change(assignment("b1", "erika@example.com", None, berlin(2024, 4, 10, 12))).await;
-    assert_eq!(h.receiving().len(), 301);
+    assert_eq!(h.receiving().len(), 5_001);
 
     h.clock.set(berlin(2024, 5, 1, 6));
     let finished = h.run_to_end().await;
     assert_eq!(h.receiving(), ["erika@example.com"], "every assignment ending April 2024 left the list (R-A2)");
-    assert!(finished.counts.esp_operations >= 300, "{:?}", finished.counts);
+    assert!(finished.counts.esp_operations >= 5_000, "{:?}", finished.counts);
     assert!(finished.error.is_none() && finished.complete, "the list was read and swept: {:?}", finished.error);
     let due = h.store.due(&h.link, "2024-05-01".parse().unwrap(), 1000).await.unwrap();
     assert!(due.is_empty(), "nothing is left due: {} entries", due.len());
