@@ -29,7 +29,9 @@ pub const RETRY_AFTER_SECS: u64 = 5;
 pub const DEFAULT_PAGE: usize = 100;
 /// The largest body accepted (T21): a snapshot page of 500 assignments fits, as a batch of events does at
 /// hook-optigem; anything larger is 413 before the signature is checked.
-pub const MAX_BODY_BYTES: usize = 512 * 1024;
+// M8: the body is kept in one DynamoDB item (400 KB at most) with the inbox entry's own fields, so
+// it is capped well below that.
+pub const MAX_BODY_BYTES: usize = 350_000;
 
 /// What the handler needs, built once per process.
 #[derive(Clone)]

@@ -161,7 +161,7 @@ async fn r_k2_tenants_and_command_ids_no_key_can_hold_are_not_found_and_change_n
 }
 
 #[tokio::test]
-async fn t21_a_body_larger_than_512_kib_is_413_before_anything_is_read() {
+async fn t21_a_body_larger_than_the_cap_is_413_before_anything_is_read() {
     let f = fixture().await;
     let big = vec![b' '; MAX_BODY_BYTES + 1];
     let page = handle(&f.deps, signed("PUT", "/connector/t1/snapshots/X1/pages/1", &big, "p1")).await;
@@ -444,4 +444,33 @@ async fn m1_a_replayed_webhook_id_is_not_executed_again_and_another_request_unde
     let again = handle(&f.deps, page()).await;
     assert_eq!((again.status().as_u16(), json(&again)["duplicate"].clone()), (202, serde_json::json!(true)));
     assert_eq!(f.store.writes(), writes, "nothing stored twice");
+}
+
+/// M8, T21: a body has to fit one DynamoDB item (400 KB) with the inbox entry's overhead, so anything
+/// over 350,000 bytes is 413 before the signature is checked (a 400,001-byte page was read and signed).
+#[tokio::test]
+async fn m8_t21_a_body_over_350000_bytes_is_413() {
+    let f = fixture().await;
+    let big = vec![b' '; 350_001];
+    let page = handle(&f.deps, signed("PUT", "/connector/t1/snapshots/X1/pages/1", &big, "p1")).await;
+    assert_eq!(page.status(), 413);
+    assert!(MAX_BODY_BYTES <= 350_000);
+}
+
+/// M8, T23: a snapshot page holds at most 200 assignments (500 of about 900 bytes each exceed an item).
+#[test]
+fn m8_t23_a_snapshot_page_of_201_assignments_is_refused() {
+    let at = Utc.with_ymd_and_hms(2024, 4, 10, 10, 0, 0).unwrap();
+    let assignments: Vec<Assignment> = (0..201)
+        .map(|i| {
+            optisync_testkit::build::assignment(&format!("a{i}"), "Rundbrief", &format!("leser{i}@example.com"), at)
+        })
+        .collect();
+    let body =
+        serde_json::to_vec(&serde_json::json!({"newsletter": "Rundbrief", "last": true, "assignments": assignments}))
+            .unwrap();
+    let refused = optisync_connector::wire::parse_snapshot_page(&body).expect_err("201 assignments are too many");
+    assert_eq!(refused.path, "assignments");
+    let fits = serde_json::json!({"newsletter": "Rundbrief", "last": true, "assignments": &assignments[..200]});
+    assert!(optisync_connector::wire::parse_snapshot_page(&serde_json::to_vec(&fits).unwrap()).is_ok());
 }

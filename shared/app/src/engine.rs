@@ -6,9 +6,10 @@
 //! committed atomically, conditional on the versions read. A lost race reloads and plans again; an
 //! error leaves nothing committed, so a retry of the same input does the work once more.
 
+use chrono::NaiveDate;
 use optisync_domain::{
-    Email, EspEventKind, Input, Known, Link, LinkStatus, LinkView, OptigemCommand, TenantId, audit_entries, calendar,
-    plan, rules,
+    AssignmentId, Email, EspEventKind, Input, Known, Link, LinkId, LinkStatus, LinkView, OptigemCommand, TenantId,
+    audit_entries, calendar, plan, rules,
 };
 use optisync_ports::names::lease;
 use optisync_ports::{
@@ -23,6 +24,23 @@ pub const MAX_ATTEMPTS: u32 = 12;
 
 /// How long a recipient lease holds if its holder dies (longer than any one input takes).
 pub const LEASE_TTL: chrono::Duration = chrono::Duration::seconds(60);
+
+/// H4, R-A9: the most due mirror entries one `Today` input plans, over all links of the tenant together.
+/// An ending assignment writes its mirror entry and recipient state (and, with an end command, the
+/// command's marker and feed entry), so 20 stay well inside one transaction (`MAX_COMMIT_ITEMS`) with
+/// each link's audit entry; [`Engine::process_due_page`] is called until nothing is due.
+pub const DUE_PAGE: usize = 20;
+
+/// What one page of due transitions did ([`Engine::process_due_page`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DuePage {
+    /// What the page's input did.
+    pub outcome: Outcome,
+    /// Mirror entries the page planned.
+    pub entries: usize,
+    /// More entries are due: call again.
+    pub more: bool,
+}
 
 /// What processing one input did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -387,6 +405,38 @@ impl Engine {
         Ok(())
     }
 
+    /// H4, R-A9: one page of the transitions time alone makes due on `date`: at most [`DUE_PAGE`] due
+    /// mirror entries of the tenant's links, planned and committed as one `Today` input (each page
+    /// atomic; a page repeated after a crash finds its entries moved on and plans nothing for them).
+    /// `more` says entries are still due; a page whose entries the plan did not move on is not repeated
+    /// (a warning, `DueStuck`), so a caller looping while `more` always ends.
+    pub async fn process_due_page(&self, tenant: &TenantId, date: NaiveDate) -> Result<DuePage, ProcessError> {
+        let before = self.due_page(tenant, date).await?;
+        if before.is_empty() {
+            return Ok(DuePage::default());
+        }
+        let outcome = self.process(tenant, &Input::Today { date }).await?;
+        let after = self.due_page(tenant, date).await?;
+        let stuck = after == before;
+        if stuck {
+            tracing::warn!(metric = "DueStuck", entries = after.len(), "due entries the plan left due; not repeated");
+        }
+        Ok(DuePage { outcome, entries: before.len(), more: !after.is_empty() && !stuck })
+    }
+
+    /// The due entries the next `Today` input plans: up to [`DUE_PAGE`] over the tenant's links in order.
+    async fn due_page(&self, tenant: &TenantId, date: NaiveDate) -> Result<Vec<(LinkId, AssignmentId)>, StoreError> {
+        let mut page = Vec::new();
+        for link in self.store.links(tenant).await?.into_iter().filter(|l| l.status != LinkStatus::NotLinked) {
+            let left = DUE_PAGE - page.len();
+            if left == 0 {
+                break;
+            }
+            page.extend(self.store.due(&link, date, left).await?.into_iter().map(|id| (link.id.clone(), id)));
+        }
+        Ok(page)
+    }
+
     async fn load(&self, tenant: &TenantId, input: &Input) -> Result<(Known, BTreeMap<ItemKey, u64>), StoreError> {
         // A dry run plans with the settings of the tenant it stands for (R-F8, R-J6).
         let settings = self.store.tenant_settings(&tenant.real()).await?;
@@ -409,15 +459,22 @@ impl Engine {
         let links = links.into_iter().filter(|l| every || l.status != optisync_domain::LinkStatus::NotLinked);
         let mut known = Known { tenant: settings, links: Vec::new() };
         let mut versions = BTreeMap::new();
+        // H4: a `Today` input takes at most `DUE_PAGE` due entries over all links together.
+        let mut due_left = DUE_PAGE;
         for link in links {
-            let view = self.load_link(&link, input).await?;
+            let view = self.load_link(&link, input, &mut due_left).await?;
             versions.extend(view.versions);
             known.links.push(view.view);
         }
         Ok((known, versions))
     }
 
-    async fn load_link(&self, link: &Link, input: &Input) -> Result<optisync_ports::LoadedView, StoreError> {
+    async fn load_link(
+        &self,
+        link: &Link,
+        input: &Input,
+        due_left: &mut usize,
+    ) -> Result<optisync_ports::LoadedView, StoreError> {
         let mut slice = Slice::default();
         match input {
             Input::AssignmentChanged { assignment } => {
@@ -432,7 +489,9 @@ impl Engine {
                 }
             }
             Input::Today { date } => {
-                slice.assignments = self.store.due(link, *date, usize::MAX).await?;
+                slice.assignments =
+                    if *due_left == 0 { Vec::new() } else { self.store.due(link, *date, *due_left).await? };
+                *due_left -= slice.assignments.len();
             }
             Input::Replan { assignment, .. } => slice.assignments.push(assignment.clone()),
             Input::EndConfirmed { assignment, .. } => slice.assignments.push(assignment.clone()),

@@ -25,4 +25,4 @@ pub mod reports;
 pub mod retention;
 pub mod schedule;
 
-pub use engine::{Engine, LEASE_TTL, MAX_ATTEMPTS, Outcome, ProcessError};
+pub use engine::{DUE_PAGE, DuePage, Engine, LEASE_TTL, MAX_ATTEMPTS, Outcome, ProcessError};

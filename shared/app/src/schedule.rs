@@ -6,7 +6,7 @@ use crate::engine::{Engine, ProcessError};
 use crate::inbox::redrive_pending;
 use chrono::{DateTime, Utc};
 use optisync_domain::calendar::berlin_date;
-use optisync_domain::{Input, Link, LinkStatus, TenantId};
+use optisync_domain::{Link, LinkStatus, TenantId};
 use optisync_ports::{BusEvent, EventPublisher, Inbox, StateStore, StoreError};
 use std::collections::BTreeSet;
 
@@ -103,9 +103,15 @@ pub async fn apply_due(store: &dyn StateStore, engine: &Engine, now: DateTime<Ut
         store.all_links().await?.into_iter().filter(|l| l.status != LinkStatus::NotLinked).map(|l| l.tenant).collect();
     let mut done = DueTick::default();
     for tenant in &tenants {
-        let outcome = engine.process(tenant, &Input::Today { date }).await?;
+        // H4: page by page (each its own transaction) until nothing is due.
+        loop {
+            let page = engine.process_due_page(tenant, date).await?;
+            done.esp_operations += page.outcome.esp_operations;
+            if !page.more {
+                break;
+            }
+        }
         done.tenants += 1;
-        done.esp_operations += outcome.esp_operations;
     }
     tracing::info!(tenants = done.tenants, esp_operations = done.esp_operations, %date, "due tick");
     Ok(done)

@@ -34,7 +34,9 @@ pub use reports::{
     ErasureReportRecord, ErasureReports, NotifyError, ReportNotifier, ReportSubscriptions, reports_page,
 };
 pub use secrets::SecretStore;
-pub use state::{Commit, Expiry, ItemKey, LoadedView, PendingAuthorisation, Slice, StoreError, queue_page};
+pub use state::{
+    Commit, Expiry, ItemKey, LoadedView, MAX_COMMIT_ITEMS, PendingAuthorisation, Slice, StoreError, queue_page,
+};
 
 /// Every state capability trait, for code that calls them on a concrete store: `use
 /// optisync_ports::prelude::*;`.

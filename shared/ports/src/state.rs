@@ -65,6 +65,43 @@ pub struct Commit {
     pub expiry: Expiry,
 }
 
+/// The most items one commit may write: DynamoDB's `TransactWriteItems` bound. Every store refuses a
+/// larger commit the same way ([`StoreError::Permanent`] naming the bound), so the in-memory suites see
+/// what only DynamoDB would show (H4); callers plan in pages that stay below it.
+pub const MAX_COMMIT_ITEMS: usize = 100;
+
+impl Commit {
+    /// The items this commit writes as DynamoDB counts them, given how many of its commands are new to
+    /// the feed (`new_commands`): each state write, the R-J3 tombstone of each expirable recipient state
+    /// that leaves one, each audit entry, and per new command its id marker and feed entry, plus the
+    /// feed's counter once.
+    pub fn items(&self, new_commands: usize) -> usize {
+        let tombstones = self
+            .writes
+            .iter()
+            .filter(|(w, _)| match w {
+                StateWrite::Recipient { state, .. } => {
+                    self.expiry.items.contains_key(&ItemKey::of(w))
+                        && optisync_domain::TombstoneRecord::of(state).is_some()
+                }
+                _ => false,
+            })
+            .count();
+        self.writes.len() + tombstones + self.audit.len() + 2 * new_commands + usize::from(new_commands > 0)
+    }
+
+    /// [`StoreError::Permanent`] when the commit writes more than [`MAX_COMMIT_ITEMS`] (H4).
+    pub fn check_size(&self, new_commands: usize) -> Result<(), StoreError> {
+        let items = self.items(new_commands);
+        if items > MAX_COMMIT_ITEMS {
+            return Err(StoreError::Permanent(format!(
+                "a commit of {items} items exceeds one transaction ({MAX_COMMIT_ITEMS}); plan in smaller pages"
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// How long a store keeps the records of one commit that became expirable (R-J6), counted from the
 /// commit by the store's own clock (DynamoDB's TTL deletes by wall-clock time, so the stores date
 /// expiries themselves). Until then the item reads as usual; after it, it reads as absent, whether or

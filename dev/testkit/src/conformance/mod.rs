@@ -168,6 +168,7 @@ macro_rules! conformance_tests {
             run_states_are_saved_only_over_the_version_read,
             recipients_and_run_chunks_page_in_key_order,
             due_finds_entries_whose_transition_has_come,
+            h4_a_commit_over_100_items_is_refused_whole_in_every_store,
             assignments_page_in_id_order_without_deleted_ones,
             leases_are_exclusive_until_they_expire,
             concurrent_writers_on_one_item_lose_no_update,

@@ -203,3 +203,30 @@ pub async fn assignments_page_in_id_order_without_deleted_ones(store: Arc<dyn St
     assert_eq!(store.assignments(&other.tenant, &other.id, None, 10).await.unwrap(), vec![AssignmentId::new("a00")]);
     assert!(store.assignments(&l.tenant, &l.id, None, 0).await.unwrap().is_empty(), "limit 0");
 }
+
+/// H4: one commit writes at most DynamoDB's 100 transaction items, counted as DynamoDB counts them (a
+/// new command is its id marker and feed entry plus the feed's counter). A larger one is refused whole,
+/// as a permanent error naming the bound, in every store, so the in-memory suites see it too.
+pub async fn h4_a_commit_over_100_items_is_refused_whole_in_every_store(store: Arc<dyn StateStore>) {
+    let l = link(0);
+    let due_on = "2024-05-01";
+    let entries = |from: u32, n: u32| -> Vec<(StateWrite, Option<u64>)> {
+        (from..from + n)
+            .map(|i| put_mirror(&l, mirror(&format!("a{i:04}"), Some(email(i)), Some(due_on), ""), None))
+            .collect()
+    };
+    let date = due_on.parse().unwrap();
+    let full = Commit { writes: entries(0, MAX_COMMIT_ITEMS as u32), ..Default::default() };
+    store.commit(&tenant(), full).await.expect("100 items fit one transaction");
+    assert_eq!(store.due(&l, date, 1000).await.unwrap().len(), 100);
+
+    let over = Commit { writes: entries(100, 101), ..Default::default() };
+    let refused = store.commit(&tenant(), over).await.expect_err("101 items exceed one transaction");
+    assert!(matches!(&refused, StoreError::Permanent(m) if m.contains("exceeds one transaction")), "{refused:?}");
+    // 98 writes and one new command: 98 + marker + feed entry + counter = 101.
+    let with_command = Commit { writes: entries(300, 98), commands: vec![end_command(1)], ..Default::default() };
+    let refused = store.commit(&tenant(), with_command).await.expect_err("98 writes and a command are 101 items");
+    assert!(matches!(&refused, StoreError::Permanent(m) if m.contains("exceeds one transaction")), "{refused:?}");
+    assert_eq!(store.due(&l, date, 1000).await.unwrap().len(), 100, "a refused commit writes nothing");
+    assert!(store.commands(&tenant(), 0, 10).await.unwrap().is_empty(), "nor its command");
+}

@@ -83,6 +83,19 @@ impl SyncState for MemoryStore {
             Some(n) => inner.commits_before_failure = Some(n - 1),
             None => {}
         }
+        // H4: DynamoDB's bound on one transaction, counted as the DynamoDB store counts it (commands
+        // already in the feed write nothing).
+        let mut ids = BTreeSet::new();
+        let new_commands = commit
+            .commands
+            .iter()
+            .map(|c| c.id().to_string())
+            .filter(|id| ids.insert(id.clone()))
+            .filter(|id| {
+                inner.command_expired(tenant, id, now) || !inner.command_ids.contains(&(tenant.clone(), id.clone()))
+            })
+            .count();
+        commit.check_size(new_commands)?;
         let mut items = commit.writes.len() as u64 + commit.audit.len() as u64;
         for (write, expected) in &commit.writes {
             let key = ItemKey::of(write);

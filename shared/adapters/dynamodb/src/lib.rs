@@ -31,7 +31,7 @@ use std::collections::HashMap;
 type Item = HashMap<String, AttributeValue>;
 
 /// Most actions one `TransactWriteItems` takes.
-pub const MAX_TRANSACTION_ITEMS: usize = 100;
+pub const MAX_TRANSACTION_ITEMS: usize = optisync_ports::MAX_COMMIT_ITEMS;
 /// Most keys one `BatchGetItem` takes.
 const MAX_BATCH_GET: usize = 100;
 

@@ -114,6 +114,10 @@ impl SyncState for EmbeddedStore {
     }
 
     async fn commit(&self, tenant: &TenantId, commit: Commit) -> Result<(), StoreError> {
+        // H4: DynamoDB's bound on one transaction, so the local runner shows what AWS would refuse
+        // (every distinct command counted as new: a retried commit is counted as its first try).
+        let distinct: std::collections::BTreeSet<String> = commit.commands.iter().map(|c| c.id().to_string()).collect();
+        commit.check_size(distinct.len())?;
         let mut writes = Vec::with_capacity(commit.writes.len());
         for (write, expected) in &commit.writes {
             let (email, value) = match write {

@@ -107,7 +107,7 @@ impl<'a> Run<'a> {
         loop {
             if matches!(
                 progress.phase,
-                Phase::Import | Phase::Blocked | Phase::List | Phase::Sweep | Phase::Replan | Phase::Apply
+                Phase::Import | Phase::Due | Phase::Blocked | Phase::List | Phase::Sweep | Phase::Replan | Phase::Apply
             ) && self.spent()
             {
                 tracing::info!(pages = progress.counts.pages, "run budget spent; continuing in a new invocation");
@@ -214,12 +214,17 @@ impl<'a> Run<'a> {
             }
             Phase::Import => self.import_page(p).await,
             Phase::Due => {
-                // R-A9: what time alone changed since the last run (the engine looks at every link's due entries).
+                // R-A9: what time alone changed since the last run (the engine looks at every link's due
+                // entries). H4: one page of due entries a step, each its own commit, checkpointed after
+                // it, until none is due; a month-end of thousands fits no single transaction.
                 let date = berlin_date(self.r.clock.now());
-                let outcome = self.engine.process(&self.tenant, &Input::Today { date }).await?;
-                p.counts.absorb(&outcome);
-                p.phase = Phase::Blocked;
-                p.cursor = None;
+                let page = self.engine.process_due_page(&self.tenant, date).await?;
+                p.counts.absorb(&page.outcome);
+                self.pages_now += u64::from(page.entries > 0);
+                if !page.more {
+                    p.phase = Phase::Blocked;
+                    p.cursor = None;
+                }
                 Ok(Step::Next)
             }
             Phase::Blocked => self.blocked_page(p).await,

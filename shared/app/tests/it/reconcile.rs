@@ -762,3 +762,33 @@ async fn r_e2_the_engine_applies_a_batch_of_inputs_and_answers_for_each_alone() 
     let retried = h.engine.process(&tenant(), &inputs[1]).await.unwrap();
     assert_eq!(retried.ended, 1);
 }
+
+/// H4, R-A9: a month-end with far more due assignments than one transaction holds (the in-memory
+/// store refuses a commit over 100 items as DynamoDB does). 5,000 assignments "Ende April 2024" of the
+/// "Rundbrief" all end on the run of 1 May, in pages, and the rest of the run (listing, sweep) runs.
+#[tokio::test]
+async fn h4_r_a9_a_month_end_with_5000_due_assignments_ends_every_one_in_pages() {
+    let h = harness(Provider::Brevo, berlin(2024, 4, 10, 12)).await;
+    for i in 0..5_000 {
+        h.change(assignment(
+            &format!("a{i:05}"),
+            &format!("leser{i:05}@example.com"),
+            Some("2024-04"),
+            berlin(2024, 4, 10, 12),
+        ))
+        .await;
+    }
+    h.change(assignment("b1", "erika@example.com", None, berlin(2024, 4, 10, 12))).await;
+    assert_eq!(h.receiving().len(), 5_001);
+
+    h.clock.set(berlin(2024, 5, 1, 6));
+    let finished = h.run_to_end().await;
+    assert_eq!(h.receiving(), ["erika@example.com"], "every assignment ending April 2024 left the list (R-A2)");
+    assert!(finished.counts.esp_operations >= 5_000, "{:?}", finished.counts);
+    assert!(finished.error.is_none() && finished.complete, "the list was read and swept: {:?}", finished.error);
+    let due = h.store.due(&h.link, "2024-05-01".parse().unwrap(), 1000).await.unwrap();
+    assert!(due.is_empty(), "nothing is left due: {} entries", due.len());
+
+    let again = h.run_to_end().await;
+    assert_eq!((again.counts.esp_operations, again.counts.commands, again.counts.inputs), (0, 0, 0));
+}

@@ -81,10 +81,10 @@ impl Harness {
         links.iter().any(|l| l.id == self.link.id && l.status == LinkStatus::Linked)
     }
 
-    /// The connector answers the export with OPTIGEM's assignments, 500 a page.
+    /// The connector answers the export with OPTIGEM's assignments, 200 a page (the most, M8).
     pub async fn answer_with_optigem(&self) -> CommandId {
         let snapshot: Vec<Assignment> = self.optigem.lock().unwrap().values().cloned().collect();
-        self.answer_export_paged(&snapshot, 500).await
+        self.answer_export_paged(&snapshot, 200).await
     }
 
     fn remember(&self, a: &Assignment) {
