@@ -55,7 +55,10 @@ pub async fn r_j3_an_erased_recipient_leaves_only_its_tombstone_per_tenant(store
     let version = store.load(&la, &Slice { assignments: vec![], emails: vec![max()] }).await.unwrap().versions
         [&ItemKey::of(&unsubscribed)];
     let expiry = Expiry { items: [(ItemKey::of(&unsubscribed), chrono::Duration::days(30))].into(), commands: None };
-    store.commit(&a, Commit { writes: vec![(unsubscribed, Some(version))], expiry, ..Default::default() }).await.unwrap();
+    store
+        .commit(&a, Commit { writes: vec![(unsubscribed, Some(version))], expiry, ..Default::default() })
+        .await
+        .unwrap();
 
     store.erase_recipient(&a, &la.id, &max(), &tombstone(3)).await.unwrap();
     let slice = Slice { assignments: vec![AssignmentId::new("A-1")], emails: vec![max()] };
