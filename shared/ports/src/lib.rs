@@ -32,6 +32,7 @@ pub use esp::{
 pub use inbox::{Inbox, InboxEntry, InboxItem, InboxPut, Reread};
 pub use reports::{
     ErasureReportRecord, ErasureReports, NotifyError, ReportNotifier, ReportSubscriptions, reports_page,
+    undelivered_page,
 };
 pub use secrets::SecretStore;
 pub use state::{

@@ -83,6 +83,18 @@ pub fn reports_page(
     all.into_iter().take(limit).map(|(_, r)| r).collect()
 }
 
+/// The undelivered ones of a tenant's report records in any order: oldest first, up to `limit`. Every
+/// store's [`ErasureReports::undelivered_reports`] takes them through this.
+pub fn undelivered_page(
+    records: impl IntoIterator<Item = ErasureReportRecord>,
+    limit: usize,
+) -> Vec<ErasureReportRecord> {
+    let mut out: Vec<_> = records.into_iter().filter(|r| r.delivered_at.is_none()).collect();
+    out.sort_by_key(|r| r.position());
+    out.truncate(limit);
+    out
+}
+
 /// The deletion report outbox (R-J2). A commit that appends an `erasure_report` command to the feed also
 /// keeps its [`ErasureReportRecord`] (once per id, not for a dry run's commit, whose commands carry an
 /// expiry). An undelivered report never expires; once delivered it is kept for the tenant's

@@ -35,10 +35,7 @@ impl ErasureReports for MemoryStore {
         tenant: &TenantId,
         limit: usize,
     ) -> Result<Vec<ErasureReportRecord>, StoreError> {
-        let mut out: Vec<_> = self.live_reports(tenant).into_iter().filter(|r| r.delivered_at.is_none()).collect();
-        out.sort_by_key(|r| r.position());
-        out.truncate(limit);
-        Ok(out)
+        Ok(undelivered_page(self.live_reports(tenant), limit))
     }
 
     async fn mark_report_delivered(

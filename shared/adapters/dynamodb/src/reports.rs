@@ -10,7 +10,7 @@ use crate::retention::{epoch, is_expired};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use optisync_domain::{CommandId, TenantId};
-use optisync_ports::{ErasureReportRecord, ErasureReports, StoreError, reports_page};
+use optisync_ports::{ErasureReportRecord, ErasureReports, StoreError, reports_page, undelivered_page};
 
 impl DynamoStore {
     async fn live_reports(&self, tenant: &TenantId) -> Result<Vec<ErasureReportRecord>, StoreError> {
@@ -42,11 +42,7 @@ impl ErasureReports for DynamoStore {
         tenant: &TenantId,
         limit: usize,
     ) -> Result<Vec<ErasureReportRecord>, StoreError> {
-        let mut out: Vec<_> =
-            self.live_reports(tenant).await?.into_iter().filter(|r| r.delivered_at.is_none()).collect();
-        out.sort_by_key(|r| r.position());
-        out.truncate(limit);
-        Ok(out)
+        Ok(undelivered_page(self.live_reports(tenant).await?, limit))
     }
 
     async fn mark_report_delivered(

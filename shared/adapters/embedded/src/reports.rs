@@ -9,7 +9,7 @@ use crate::tables::{REPORT_EXPIRY, REPORTS, TENANTS, successor};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use optisync_domain::{CommandId, TenantId, TenantSettings};
-use optisync_ports::{ErasureReportRecord, ErasureReports, StoreError, reports_page};
+use optisync_ports::{ErasureReportRecord, ErasureReports, StoreError, reports_page, undelivered_page};
 use redb::ReadableTable;
 
 impl EmbeddedStore {
@@ -49,11 +49,7 @@ impl ErasureReports for EmbeddedStore {
         tenant: &TenantId,
         limit: usize,
     ) -> Result<Vec<ErasureReportRecord>, StoreError> {
-        let mut out: Vec<_> =
-            self.live_reports(tenant).await?.into_iter().filter(|r| r.delivered_at.is_none()).collect();
-        out.sort_by_key(|r| r.position());
-        out.truncate(limit);
-        Ok(out)
+        Ok(undelivered_page(self.live_reports(tenant).await?, limit))
     }
 
     async fn mark_report_delivered(
