@@ -9,19 +9,19 @@
 mod accounts;
 mod approvals;
 mod links;
-mod subjects;
 mod reports;
+mod subjects;
 mod tenants;
 
 pub use accounts::BrevoTokenState;
 pub use accounts::BrowserStart;
 pub use approvals::{ApprovalPage, DecisionRequest};
 pub use links::{LinkRequest, LinkStatusView, Replan, ReplanState, SavedLink};
+pub use reports::{MAX_REPORT_PAGE, ReportPage};
 pub use subjects::{
     AssignmentView, ConsentRecord, ErasedLink, ErasedMarker, MAX_SUBJECT_AUDIT, PendingApproval, ReasonView,
     RecipientView, SubjectErasure, SubjectExport, SubjectLink, SubjectRequest, Unsubscribe,
 };
-pub use reports::{MAX_REPORT_PAGE, ReportPage};
 pub use tenants::{NewSigningSecret, TenantView};
 
 use crate::approvals::{ApprovalError, Approvals};
