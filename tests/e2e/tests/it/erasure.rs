@@ -43,12 +43,9 @@ async fn r_j2_a_brevo_unsubscribe_on_an_erasure_link_deletes_the_contact_once_op
     );
 }
 
-/// After the erasure OPTIGEM reports the ended assignment as a change with a newer version (2), and the
-/// engine mirrors its snapshot again: the mirror holds the address and the names once more. Found by this
-/// test; the fix belongs in the planner (an erased address's later change events keep the mirror without
-/// a snapshot). Run it with `--ignored`.
+/// After the erasure OPTIGEM reports the ended assignment as a change with a newer version (2): the
+/// mirror keeps its id and version and names nobody (R-J2).
 #[tokio::test]
-#[ignore = "the ended assignment's change event brings the snapshot back into the mirror after the erasure"]
 async fn r_j2_after_the_erasure_the_mirror_names_nobody() {
     let stack = Stack::start().await;
     stack.optigem.set_now("2024-09-01T10:00:00Z".parse().unwrap());
