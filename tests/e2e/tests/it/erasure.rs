@@ -67,3 +67,31 @@ async fn r_j2_after_the_erasure_the_mirror_names_nobody() {
             .collect::<Vec<_>>()
     );
 }
+
+/// R-J3: a new assignment that OPTIGEM creates after the erasure is a deliberate subscription: Max is
+/// subscribed to the "Rundbrief" again and the contact is created at the fake Brevo anew.
+#[tokio::test]
+async fn r_j2_r_j3_a_new_assignment_after_the_erasure_subscribes_again() {
+    let stack = Stack::start().await;
+    stack.optigem.set_now("2024-09-01T10:00:00Z".parse().unwrap());
+    let link = stack.link_brevo("Rundbrief", erasure()).await;
+    stack.register_hooks(None).await;
+    let max = person(&stack.optigem, "Max", Some("Muster"), "max.muster@example.com");
+    subscribe(&stack.optigem, &max, "Rundbrief");
+    stack.sync().await;
+    assert_eq!(stack.brevo.emit_unsubscribe("max.muster@example.com", 12).await, vec![200]);
+    stack.sync().await;
+    assert!(stack.brevo.contact("max.muster@example.com").is_none(), "erased");
+
+    // After the unsubscribe (which the fake Brevo dates by the wall clock): a day later.
+    let later = chrono::Utc::now() + chrono::Duration::days(1);
+    stack.optigem.set_now(later);
+    stack.clock.travel_to(later);
+    subscribe(&stack.optigem, &max, "Rundbrief");
+    stack.sync().await;
+    let list: i64 = link.list.as_str().parse().unwrap();
+    assert!(
+        stack.brevo.contact("max.muster@example.com").is_some_and(|c| c.list_ids.contains(&list)),
+        "subscribed again by the new assignment"
+    );
+}
