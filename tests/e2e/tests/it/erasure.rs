@@ -95,3 +95,34 @@ async fn r_j2_r_j3_a_new_assignment_after_the_erasure_subscribes_again() {
         "subscribed again by the new assignment"
     );
 }
+
+/// R-J4 (B18): an admin blacklists Max Muster through Brevo's API (`PUT /v3/contacts/{email}`
+/// `{"emailBlacklisted":true}`); the next reconciliation finds the contact blacklisted, whose author
+/// Brevo does not tell: the assignment is ended, but nothing is erased.
+#[tokio::test]
+async fn r_j4_an_api_blacklisting_on_an_erasure_link_erases_nothing() {
+    let stack = Stack::start().await;
+    stack.optigem.set_now("2024-09-01T10:00:00Z".parse().unwrap());
+    let link = stack.link_brevo("Rundbrief", erasure()).await;
+    let max = person(&stack.optigem, "Max", Some("Muster"), "max.muster@example.com");
+    let a = subscribe(&stack.optigem, &max, "Rundbrief");
+    stack.sync().await;
+    let status = reqwest::Client::new()
+        .put(format!("{}/contacts/max.muster@example.com", stack.brevo.base_url()))
+        .header("api-key", stack.brevo.api_key())
+        .json(&serde_json::json!({ "emailBlacklisted": true }))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert!(status.is_success(), "{status}");
+    stack.reconcile_to_end(&link).await;
+    stack.sync().await;
+    assert!(stack.optigem.assignment(&a).unwrap().end.is_some(), "the blacklisting was found and ended the assignment");
+    assert!(stack.brevo.contact("max.muster@example.com").is_some(), "the contact is still there");
+    let reports =
+        stack.commands().await.into_iter().filter(|c| matches!(c, OptigemCommand::ErasureReport { .. })).count();
+    assert_eq!(reports, 0, "no erasure_report");
+    let mail = Email::parse("max.muster@example.com").unwrap();
+    assert!(stack.store.erased(&stack.tenant, &mail).await.unwrap().is_none(), "nothing erased");
+}
