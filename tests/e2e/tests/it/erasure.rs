@@ -126,3 +126,32 @@ async fn r_j4_an_api_blacklisting_on_an_erasure_link_erases_nothing() {
     let mail = Email::parse("max.muster@example.com").unwrap();
     assert!(stack.store.erased(&stack.tenant, &mail).await.unwrap().is_none(), "nothing erased");
 }
+
+/// R-J2: Max Muster clicks CleverReach's unsubscribe link on the "Rundbrief" group of a link in erasure
+/// mode; once OPTIGEM ended the assignment, the receiver is deleted from the group at the fake
+/// CleverReach and one `erasure_report` goes to the feed.
+#[tokio::test]
+async fn r_j2_a_cleverreach_unsubscribe_on_an_erasure_link_deletes_the_receiver_from_the_group() {
+    let stack = Stack::start().await;
+    stack.optigem.set_now("2024-09-01T10:00:00Z".parse().unwrap());
+    let link = stack.link_cleverreach("Rundbrief", erasure()).await;
+    stack.register_hooks(Some(link.list.as_str())).await;
+    let max = person(&stack.optigem, "Max", Some("Muster"), "max.muster@example.com");
+    let a = subscribe(&stack.optigem, &max, "Rundbrief");
+    stack.sync().await;
+    stack.cleverreach.settle_webhooks().await;
+    stack.sync().await;
+    assert!(stack.cleverreach.receiver(link.list.as_str(), "max.muster@example.com").is_some());
+
+    stack.cleverreach.unsubscribe_via_link(link.list.as_str(), "max.muster@example.com");
+    stack.cleverreach.settle_webhooks().await;
+    stack.sync().await;
+    assert!(stack.optigem.assignment(&a).unwrap().end.is_some(), "OPTIGEM ended the assignment");
+    assert!(
+        stack.cleverreach.receiver(link.list.as_str(), "max.muster@example.com").is_none(),
+        "the receiver is deleted from the group"
+    );
+    let reports =
+        stack.commands().await.into_iter().filter(|c| matches!(c, OptigemCommand::ErasureReport { .. })).count();
+    assert_eq!(reports, 1, "exactly one erasure_report");
+}
