@@ -237,7 +237,7 @@ async fn run_to_end(
     }
 }
 
-/// The connector's answer to the export: the snapshot in pages of 500, then the result.
+/// The connector's answer to the export: the snapshot in pages of 200 (the contract's most), then the result.
 async fn answer_export(store: &MemoryStore, tenant: &TenantId, assignments: &[Assignment]) {
     let feed = store.commands(tenant, 0, 100).await.expect("feed");
     let export = feed
@@ -248,7 +248,7 @@ async fn answer_export(store: &MemoryStore, tenant: &TenantId, assignments: &[As
             _ => None,
         })
         .expect("an export");
-    let pages: Vec<&[Assignment]> = assignments.chunks(500).collect();
+    let pages: Vec<&[Assignment]> = assignments.chunks(200).collect();
     for (k, page) in pages.iter().enumerate() {
         let body = serde_json::json!({"newsletter": "NL-1", "last": k + 1 == pages.len(), "assignments": page});
         let body = serde_json::to_vec(&body).expect("json");

@@ -511,11 +511,12 @@ impl Engine {
         Ok(loaded)
     }
 
-    /// R-J2, R-J3: of the e-mails loaded that the link holds no state of, the erased ones by their keyed
-    /// hash, so the planner applies the same safety net as to a tombstone in a recipient state.
+    /// R-J2, R-J3: of the e-mails loaded, the erased ones by their keyed hash, so the planner applies the
+    /// same safety net as to a tombstone in a recipient state, and does not mirror an erased address's
+    /// ended assignment again. Loaded whether or not the link keeps a (tombstone-only, R-J6) state of it.
     async fn load_erased(&self, link: &Link, emails: &[Email], view: &mut LinkView) -> Result<(), StoreError> {
         for email in emails {
-            if view.recipients.contains_key(email) || view.erased.contains_key(email) {
+            if view.erased.contains_key(email) {
                 continue;
             }
             if let Some(tombstone) = self.store.erased(&link.tenant, email).await? {

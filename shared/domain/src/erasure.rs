@@ -230,9 +230,14 @@ fn item(system: &str, item: &str) -> ErasedItem {
 }
 
 fn forget(entry: &MirrorEntry) -> MirrorEntry {
+    forgotten(entry.id.clone(), entry.version)
+}
+
+/// A mirror entry that keeps only an assignment's id and version (R-J2): no snapshot, names or address.
+pub(crate) fn forgotten(id: AssignmentId, version: u64) -> MirrorEntry {
     MirrorEntry {
-        id: entry.id.clone(),
-        version: entry.version,
+        id,
+        version,
         snapshot: None,
         email: None,
         verdict: Verdict::deleted(),

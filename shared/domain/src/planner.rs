@@ -244,6 +244,24 @@ impl LinkCx<'_> {
         let settings = &self.view.link.settings;
         let verdict = rules::verdict(a, settings, self.tenant, self.today);
         let email = rules::email_used(a).cloned();
+        // R-J2, R-J3: an address erased in this link (only its keyed hash left) is not mirrored again by a
+        // change of an assignment that is not active (the ended one's version after the erasure, or a
+        // stale one): the entry keeps its id and version, so that no older version revives it, and no
+        // snapshot, names or address. An active assignment goes on below (R-J3 decides on it).
+        if !verdict.is_active() && email.as_ref().is_some_and(|e| self.view.erased.contains_key(e)) {
+            let was_active = old.as_ref().is_some_and(MirrorEntry::effectively_active);
+            let old_email = old.as_ref().and_then(|o| o.email.clone());
+            let forgotten = crate::erasure::forgotten(a.id.clone(), a.version);
+            self.view.mirror.insert(a.id.clone(), forgotten);
+            if was_active
+                && old_email == email
+                && let Some(e) = &email
+            {
+                self.ended_in_optigem(&a.id, e);
+            }
+            // A former address that is not the erased one is brought in step as any change of e-mail.
+            return old_email.filter(|o| Some(o) != email.as_ref()).into_iter().collect();
+        }
         // R-J3: the last deliberate subscription. A change of e-mail is none (B7): an assignment that merely
         // took an address which unsubscribed does not re-subscribe it; `email_since` dates the change.
         let (subscribed_at, email_since) = match &old {

@@ -187,3 +187,32 @@ fn r_j7_an_erasure_on_request_is_planned_on_a_classic_link_and_dated_the_request
     let p = step(&mut k, changed(&stale), "2024-06-12");
     assert!(ops(&p).is_empty(), "not created again in CleverReach: {:?}", ops(&p));
 }
+
+/// R-J2, R-J3: after the erasure OPTIGEM reports the ended assignment (Ende April 2024) as a change with a
+/// newer version; the mirror keeps its id and version and names nobody again, and an older version
+/// still cannot revive it.
+#[test]
+fn r_j2_the_ended_assignments_change_after_the_erasure_keeps_the_mirror_without_names() {
+    let rundbrief = erasing(cleverreach("rundbrief"));
+    let mut k = known(vec![rundbrief.clone()]);
+    let a1 = assignment("a1", "rundbrief", MAX);
+    step(&mut k, changed(&a1), "2024-04-02");
+    let p = step(&mut k, esp_event(&rundbrief, true, MAX, "2024-05-15", EspEventKind::Unsubscribed), "2024-05-15");
+    let p = step(&mut k, confirmations(&p).remove(0), "2024-05-15");
+    k.links[0].erased.insert(email(MAX), p.erasures[0].tombstone.clone());
+
+    let mut ended = a1.clone();
+    ended.version = a1.version + 1;
+    ended.end = Some(ym("2024-04"));
+    ended.changed_at = noon("2024-05-15");
+    let p = step(&mut k, changed(&ended), "2024-05-16");
+    assert!(ops(&p).is_empty() && p.commands.is_empty(), "nothing to do: {p:?}");
+    let entry = &view(&k, &rundbrief).mirror[&AssignmentId::new("a1")];
+    assert_eq!(entry.version, ended.version, "the version is kept");
+    assert!(entry.snapshot.is_none() && entry.email.is_none(), "the mirror names nobody: {entry:?}");
+    assert!(!view(&k, &rundbrief).recipients.contains_key(&email(MAX)), "no address stored again");
+
+    let p = step(&mut k, changed(&a1), "2024-05-17");
+    assert!(ops(&p).is_empty(), "an older version revives nothing: {:?}", ops(&p));
+    assert!(view(&k, &rundbrief).mirror[&AssignmentId::new("a1")].email.is_none());
+}

@@ -43,12 +43,9 @@ async fn r_j2_a_brevo_unsubscribe_on_an_erasure_link_deletes_the_contact_once_op
     );
 }
 
-/// After the erasure OPTIGEM reports the ended assignment as a change with a newer version (2), and the
-/// engine mirrors its snapshot again: the mirror holds the address and the names once more. Found by this
-/// test; the fix belongs in the planner (an erased address's later change events keep the mirror without
-/// a snapshot). Run it with `--ignored`.
+/// After the erasure OPTIGEM reports the ended assignment as a change with a newer version (2): the
+/// mirror keeps its id and version and names nobody (R-J2).
 #[tokio::test]
-#[ignore = "the ended assignment's change event brings the snapshot back into the mirror after the erasure"]
 async fn r_j2_after_the_erasure_the_mirror_names_nobody() {
     let stack = Stack::start().await;
     stack.optigem.set_now("2024-09-01T10:00:00Z".parse().unwrap());
@@ -69,4 +66,92 @@ async fn r_j2_after_the_erasure_the_mirror_names_nobody() {
             .map(|e| (e.id.clone(), e.version, e.email.is_some(), e.snapshot.is_some(), e.end_requested.clone()))
             .collect::<Vec<_>>()
     );
+}
+
+/// R-J3: a new assignment that OPTIGEM creates after the erasure is a deliberate subscription: Max is
+/// subscribed to the "Rundbrief" again and the contact is created at the fake Brevo anew.
+#[tokio::test]
+async fn r_j2_r_j3_a_new_assignment_after_the_erasure_subscribes_again() {
+    let stack = Stack::start().await;
+    stack.optigem.set_now("2024-09-01T10:00:00Z".parse().unwrap());
+    let link = stack.link_brevo("Rundbrief", erasure()).await;
+    stack.register_hooks(None).await;
+    let max = person(&stack.optigem, "Max", Some("Muster"), "max.muster@example.com");
+    subscribe(&stack.optigem, &max, "Rundbrief");
+    stack.sync().await;
+    assert_eq!(stack.brevo.emit_unsubscribe("max.muster@example.com", 12).await, vec![200]);
+    stack.sync().await;
+    assert!(stack.brevo.contact("max.muster@example.com").is_none(), "erased");
+
+    // After the unsubscribe (which the fake Brevo dates by the wall clock): a day later.
+    let later = chrono::Utc::now() + chrono::Duration::days(1);
+    stack.optigem.set_now(later);
+    stack.clock.travel_to(later);
+    subscribe(&stack.optigem, &max, "Rundbrief");
+    stack.sync().await;
+    let list: i64 = link.list.as_str().parse().unwrap();
+    assert!(
+        stack.brevo.contact("max.muster@example.com").is_some_and(|c| c.list_ids.contains(&list)),
+        "subscribed again by the new assignment"
+    );
+}
+
+/// R-J4 (B18): an admin blacklists Max Muster through Brevo's API (`PUT /v3/contacts/{email}`
+/// `{"emailBlacklisted":true}`); the next reconciliation finds the contact blacklisted, whose author
+/// Brevo does not tell: the assignment is ended, but nothing is erased.
+#[tokio::test]
+async fn r_j4_an_api_blacklisting_on_an_erasure_link_erases_nothing() {
+    let stack = Stack::start().await;
+    stack.optigem.set_now("2024-09-01T10:00:00Z".parse().unwrap());
+    let link = stack.link_brevo("Rundbrief", erasure()).await;
+    let max = person(&stack.optigem, "Max", Some("Muster"), "max.muster@example.com");
+    let a = subscribe(&stack.optigem, &max, "Rundbrief");
+    stack.sync().await;
+    let status = reqwest::Client::new()
+        .put(format!("{}/contacts/max.muster@example.com", stack.brevo.base_url()))
+        .header("api-key", stack.brevo.api_key())
+        .json(&serde_json::json!({ "emailBlacklisted": true }))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert!(status.is_success(), "{status}");
+    stack.reconcile_to_end(&link).await;
+    stack.sync().await;
+    assert!(stack.optigem.assignment(&a).unwrap().end.is_some(), "the blacklisting was found and ended the assignment");
+    assert!(stack.brevo.contact("max.muster@example.com").is_some(), "the contact is still there");
+    let reports =
+        stack.commands().await.into_iter().filter(|c| matches!(c, OptigemCommand::ErasureReport { .. })).count();
+    assert_eq!(reports, 0, "no erasure_report");
+    let mail = Email::parse("max.muster@example.com").unwrap();
+    assert!(stack.store.erased(&stack.tenant, &mail).await.unwrap().is_none(), "nothing erased");
+}
+
+/// R-J2: Max Muster clicks CleverReach's unsubscribe link on the "Rundbrief" group of a link in erasure
+/// mode; once OPTIGEM ended the assignment, the receiver is deleted from the group at the fake
+/// CleverReach and one `erasure_report` goes to the feed.
+#[tokio::test]
+async fn r_j2_a_cleverreach_unsubscribe_on_an_erasure_link_deletes_the_receiver_from_the_group() {
+    let stack = Stack::start().await;
+    stack.optigem.set_now("2024-09-01T10:00:00Z".parse().unwrap());
+    let link = stack.link_cleverreach("Rundbrief", erasure()).await;
+    stack.register_hooks(Some(link.list.as_str())).await;
+    let max = person(&stack.optigem, "Max", Some("Muster"), "max.muster@example.com");
+    let a = subscribe(&stack.optigem, &max, "Rundbrief");
+    stack.sync().await;
+    stack.cleverreach.settle_webhooks().await;
+    stack.sync().await;
+    assert!(stack.cleverreach.receiver(link.list.as_str(), "max.muster@example.com").is_some());
+
+    stack.cleverreach.unsubscribe_via_link(link.list.as_str(), "max.muster@example.com");
+    stack.cleverreach.settle_webhooks().await;
+    stack.sync().await;
+    assert!(stack.optigem.assignment(&a).unwrap().end.is_some(), "OPTIGEM ended the assignment");
+    assert!(
+        stack.cleverreach.receiver(link.list.as_str(), "max.muster@example.com").is_none(),
+        "the receiver is deleted from the group"
+    );
+    let reports =
+        stack.commands().await.into_iter().filter(|c| matches!(c, OptigemCommand::ErasureReport { .. })).count();
+    assert_eq!(reports, 1, "exactly one erasure_report");
 }

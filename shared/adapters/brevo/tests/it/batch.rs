@@ -38,7 +38,7 @@ fn mail(i: usize) -> String {
     format!("leser{i:04}@example.org")
 }
 
-/// The connector's answer to the run's export: OPTIGEM's snapshot in pages of 500, then the result.
+/// The connector's answer to the run's export: OPTIGEM's snapshot in pages of 200 (the contract's most), then the result.
 async fn answer_export(store: &MemoryStore, tenant: &TenantId, assignments: &[Assignment]) {
     let feed = store.commands(tenant, 0, 100).await.unwrap();
     let export = feed
@@ -49,7 +49,7 @@ async fn answer_export(store: &MemoryStore, tenant: &TenantId, assignments: &[As
             _ => None,
         })
         .expect("an export");
-    let pages: Vec<&[Assignment]> = assignments.chunks(500).collect();
+    let pages: Vec<&[Assignment]> = assignments.chunks(200).collect();
     for (k, page) in pages.iter().enumerate() {
         let body = serde_json::json!({"newsletter": "NL-1", "last": k + 1 == pages.len(), "assignments": page});
         let body = serde_json::to_vec(&body).unwrap();
