@@ -511,12 +511,14 @@ impl Engine {
         Ok(loaded)
     }
 
-    /// R-J2, R-J3: of the e-mails loaded, the erased ones by their keyed hash, so the planner applies the
-    /// same safety net as to a tombstone in a recipient state, and does not mirror an erased address's
-    /// ended assignment again. Loaded whether or not the link keeps a (tombstone-only, R-J6) state of it.
+    /// R-J2, R-J3: of the e-mails loaded that the link holds no state of, the erased ones by their keyed
+    /// hash, so the planner applies the same safety net as to a tombstone in a recipient state, and does
+    /// not mirror an erased address's ended assignment again. An erasure leaves no state of the address
+    /// in the link (the store drops its tombstone item too), so an address with a state was subscribed
+    /// again after its erasure and needs no extra read.
     async fn load_erased(&self, link: &Link, emails: &[Email], view: &mut LinkView) -> Result<(), StoreError> {
         for email in emails {
-            if view.erased.contains_key(email) {
+            if view.recipients.contains_key(email) || view.erased.contains_key(email) {
                 continue;
             }
             if let Some(tombstone) = self.store.erased(&link.tenant, email).await? {
