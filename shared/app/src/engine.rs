@@ -466,7 +466,43 @@ impl Engine {
             versions.extend(view.versions);
             known.links.push(view.view);
         }
+        self.load_other_holders(input, &mut known, &mut versions).await?;
         Ok((known, versions))
+    }
+
+    /// R-J2: a confirmed end on a link in erasure mode may delete a Brevo contact only if no other link of
+    /// the account holds it. The ended assignment names the address in its own link's mirror only, so the
+    /// other links of the same account are loaded again with that address. Nothing is read where no link
+    /// of the tenant is in erasure mode.
+    async fn load_other_holders(
+        &self,
+        input: &Input,
+        known: &mut Known,
+        versions: &mut BTreeMap<ItemKey, u64>,
+    ) -> Result<(), StoreError> {
+        let Input::EndConfirmed { assignment, .. } = input else { return Ok(()) };
+        let erasing: Vec<(optisync_domain::EspAccount, Vec<Email>)> = known
+            .links
+            .iter()
+            .filter(|v| v.link.settings.unsubscribe_mode == optisync_domain::UnsubscribeMode::Erasure)
+            .map(|v| (v.link.esp.clone(), emails_of(v)))
+            .filter(|(_, emails)| !emails.is_empty())
+            .collect();
+        for view in &mut known.links {
+            let emails: Vec<Email> = erasing
+                .iter()
+                .filter(|(esp, _)| *esp == view.link.esp)
+                .flat_map(|(_, emails)| emails.iter().filter(|e| !view.recipients.contains_key(*e)).cloned())
+                .collect();
+            if emails.is_empty() {
+                continue;
+            }
+            let slice = Slice { assignments: vec![assignment.clone()], emails };
+            let loaded = self.store.load(&view.link, &slice).await?;
+            versions.extend(loaded.versions);
+            view.recipients.extend(loaded.view.recipients);
+        }
+        Ok(())
     }
 
     async fn load_link(

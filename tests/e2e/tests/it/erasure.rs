@@ -34,13 +34,49 @@ async fn r_j2_a_brevo_unsubscribe_on_an_erasure_link_deletes_the_contact_once_op
     let slice = optisync_ports::Slice { assignments: vec![], emails: vec![mail] };
     let seen = stack.store.load(&link, &slice).await.unwrap().view;
     assert!(seen.approvals.is_empty(), "no approval is left");
-    // What a load by the address still finds is the link's R-J6 tombstone standing in (a keyed hash in the
-    // store, on no list, no synced names); the erasure does not remove that hash item (see docs/privacy.md).
-    assert!(
-        seen.recipients.values().all(|r| !r.listed && r.synced_fields.is_none() && r.subscribed_at.is_none()),
-        "no recipient state with data is left: {:?}",
-        seen.recipients.values().collect::<Vec<_>>()
-    );
+    // The erasure drops the link's R-J6 tombstone item too: the tenant's erased marker is all that is left.
+    assert!(seen.recipients.is_empty(), "no recipient state is left: {:?}", seen.recipients);
+}
+
+/// R-J2: Max Muster reads "Rundbrief" (erasure mode) and "Gemeindebrief" (classic) from one Brevo
+/// account. His unsubscribe link blacklists the contact account-wide, which ends both assignments; once
+/// OPTIGEM confirmed the end, the erasure link cannot delete the contact, because the classic link keeps
+/// its unsubscribed recipients in Brevo: the contact stays, leaves the "Rundbrief" list, and the report
+/// says why it was kept.
+#[tokio::test]
+async fn r_j2_a_contact_a_classic_link_of_the_same_account_holds_is_kept_and_the_report_says_why() {
+    let stack = Stack::start().await;
+    stack.optigem.set_now("2024-09-01T10:00:00Z".parse().unwrap());
+    let rundbrief = stack.link_brevo("Rundbrief", erasure()).await;
+    let gemeindebrief = stack.link_brevo("Gemeindebrief", LinkSettings::default()).await;
+    stack.register_hooks(None).await;
+    let max = person(&stack.optigem, "Max", Some("Muster"), "max.muster@example.com");
+    subscribe(&stack.optigem, &max, "Rundbrief");
+    subscribe(&stack.optigem, &max, "Gemeindebrief");
+    stack.sync().await;
+    let list = |link: &Link| -> i64 { link.list.as_str().parse().unwrap() };
+    let lists = stack.brevo.contact("max.muster@example.com").map(|c| c.list_ids).unwrap_or_default();
+    assert!(lists.contains(&list(&rundbrief)) && lists.contains(&list(&gemeindebrief)), "{lists:?}");
+
+    assert_eq!(stack.brevo.emit_unsubscribe("max.muster@example.com", 12).await, vec![200]);
+    stack.sync().await;
+    let contact = stack.brevo.contact("max.muster@example.com").expect("the contact is kept");
+    assert!(!contact.list_ids.contains(&list(&rundbrief)), "it left the erasure link's list: {:?}", contact.list_ids);
+    let reports: Vec<_> = stack
+        .commands()
+        .await
+        .into_iter()
+        .filter_map(|c| match c {
+            OptigemCommand::ErasureReport { link, deleted, kept, .. } => Some((link, deleted, kept)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reports.len(), 1, "one report, of the erasure link: {reports:?}");
+    let (link, deleted, kept) = &reports[0];
+    assert_eq!(link, &rundbrief.id);
+    assert!(!deleted.iter().any(|d| d.system == "brevo" && d.item == "contact"), "{deleted:?}");
+    let why = kept.iter().find(|k| k.system == "brevo" && k.item == "contact").expect("the kept contact");
+    assert!(why.reason.contains(gemeindebrief.id.as_str()) && why.reason.contains("classic"), "{}", why.reason);
 }
 
 /// After the erasure OPTIGEM reports the ended assignment as a change with a newer version (2): the
