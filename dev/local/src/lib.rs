@@ -83,7 +83,9 @@ async fn dispatch(functions: &HttpFunctions, req: AxumRequest) -> AxumResponse {
         ["connector", _, ..] => connector_api::handle(&functions.connector_api, request).await,
         ["hooks", "brevo", ..] => hook_brevo::handle(&functions.hook_brevo, request).await,
         ["hooks", "cleverreach", ..] => hook_cleverreach::handle(&functions.hook_cleverreach, request).await,
-        ["admin", ..] | ["oauth", ..] => admin_api::handle(&functions.admin_api, request).await,
+        ["admin", ..] | ["oauth", ..] | [""] | ["console", ..] => {
+            admin_api::handle(&functions.admin_api, request).await
+        }
         _ => {
             return AxumResponse::builder()
                 .status(404)

@@ -92,7 +92,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         clock.clone(),
         AdminConfig { public_base_url: public.clone() },
         admin_api::Auth::Token(token.clone()),
-    );
+    )
+    // The console at http://127.0.0.1:8080/, signed in by the same admin token.
+    .with_console(admin_api::console::Console::local(token.clone()));
     let functions = HttpFunctions::over(store.clone(), secrets.clone(), bus.clone(), clock.clone(), admin);
     // R-J2: no mail locally; the reports are read through the admin API.
     let notifier = Arc::new(optisync_local::CountingNotifier::default());
@@ -198,6 +200,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     println!("optisync runs locally");
     println!("  API (hooks, connector, admin)  {api}   admin token: {token}");
+    println!("  admin console                  {api}/   (sign in with the admin token)");
     println!("  state                          {data}");
     if let Some(url) = &sim_url {
         println!("  simulated OPTIGEM (tenant {tenant})  {url}");

@@ -14,6 +14,8 @@
 // A refusal is the response itself, built once per request: its size does not matter.
 #![allow(clippy::result_large_err)]
 
+pub mod console;
+
 use lambda_http::{Body, Request, RequestExt, Response};
 use optisync_app::admin::{
     Admin, AdminConfig, AdminError, ApprovalPage, DecisionRequest, FieldProblem, LinkRequest, MAX_APPROVAL_PAGE,
@@ -57,6 +59,10 @@ pub struct Deps {
     pub admin: Admin,
     /// How requests are authorised.
     pub auth: Auth,
+    /// The secret store (the console's session key).
+    pub secrets: Arc<dyn SecretStore>,
+    /// The admin console (`None`: its routes answer 404).
+    pub console: Option<Arc<console::Console>>,
 }
 
 impl Deps {
@@ -74,7 +80,14 @@ impl Deps {
         auth: Auth,
     ) -> Self {
         let reconciler = Reconciler::new(store.clone(), esp.clone(), esp.clone(), inbox, clock.clone());
-        Self { admin: Admin::new(store, secrets, esp, publisher, reconciler, clock, config), auth }
+        let admin = Admin::new(store, secrets.clone(), esp, publisher, reconciler, clock, config);
+        Self { admin, auth, secrets, console: None }
+    }
+
+    /// With the admin console at `/` and `/console/…`.
+    pub fn with_console(mut self, console: console::Console) -> Self {
+        self.console = Some(Arc::new(console));
+        self
     }
 }
 
@@ -242,6 +255,12 @@ async fn respond(deps: &Deps, req: Request) -> Response<Body> {
     let method = req.method().as_str().to_owned();
     match (method.as_str(), segments.as_slice()) {
         ("GET", ["oauth", "cleverreach", "start"]) => return oauth_start(deps, &req).await,
+        (_, [""] | ["console", ..]) => {
+            return match &deps.console {
+                Some(console) => console::handle(deps, console, req).await,
+                None => not_found("route"),
+            };
+        }
         ("GET", ["oauth", "cleverreach", "callback"]) => return oauth_callback(deps, &req).await,
         _ => {}
     }
@@ -329,6 +348,14 @@ async fn respond(deps: &Deps, req: Request) -> Response<Body> {
             Ok(false) => refusal(409, "no run of this link waits for a confirmation", &[]),
             Err(e) => refused(&e),
         },
+        ("POST", ["links", link, "reconcile"]) => match admin.reconcile_now(&tenant, &LinkId::new(*link)).await {
+            Ok(true) => json_response(202, json!({"started": true})),
+            Ok(false) => refusal(409, "the link does not sync: start its first sync", &[]),
+            Err(e) => refused(&e),
+        },
+        ("GET", ["links", link, "counts"]) => {
+            result(200, admin.count_report(&tenant, &LinkId::new(*link)).await, |c| json!(c))
+        }
         ("POST", ["links", link, "unlink"]) => result(
             200,
             admin.unlink(&tenant, &LinkId::new(*link)).await,

@@ -20,6 +20,10 @@ async fn main() -> Result<(), Error> {
         Deps::new(store.clone(), store, secrets, esp, aws.publisher(), Arc::new(SystemClock), config, Auth::Iam);
     // R-J2: a tenant's deletion_report_email is subscribed to the deployment's report topic.
     deps.admin = deps.admin.with_report_subscriptions(aws.reports()?);
+    // The console signs in through Cognito's hosted pages; without the template's console it is a 404.
+    if let Some(console) = admin_api::console::Console::from_env(&aws.config().public_base_url)? {
+        deps = deps.with_console(console);
+    }
     telemetry::run_http(metrics, |req| {
         let deps = deps.clone();
         async move { Ok::<_, Error>(handle(&deps, req).await) }

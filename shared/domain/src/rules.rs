@@ -57,6 +57,17 @@ impl InactiveReason {
         }
     }
 
+    /// What the reason names, for texts in other languages: the end month (`2026-04`), the privacy
+    /// category or the delivery-block type; `None` for the others.
+    pub fn detail(&self) -> Option<String> {
+        match self {
+            Self::EndPassed { end } => Some(format!("{:04}-{:02}", end.year(), end.month())),
+            Self::PrivacyBlocked { category } | Self::PrivacyNoStatement { category } => Some(category.as_str().into()),
+            Self::DeliveryBlocked { kind } => Some(kind.as_str().into()),
+            Self::NoEmail | Self::CountZero | Self::PersonDeletionMarked | Self::Deleted => None,
+        }
+    }
+
     /// The reason as one sentence for a person (an admin answering a data-subject request, R-J7).
     pub fn describe(&self) -> String {
         const MONTHS: [&str; 12] = [

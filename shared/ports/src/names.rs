@@ -46,6 +46,9 @@ pub mod secret {
 
     /// The key that signs OAuth states (made on first use).
     pub const OAUTH_STATE_KEY: &str = "admin/oauth-state-key";
+
+    /// The key that signs the admin console's session cookies (made on first use).
+    pub const CONSOLE_SESSION_KEY: &str = "admin/console-session-key";
 }
 
 /// The names of leases, scoped by tenant (R-K1): ids are unique only within a tenant.

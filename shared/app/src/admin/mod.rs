@@ -1,6 +1,6 @@
 //! The admin's use cases: tenant settings and connector signing secrets, ESP accounts (R-H1), links per
 //! newsletter with their dry run, first sync, status and unlinking (R-F1, R-F7, R-F8, R-G6, R-H2), the
-//! re-plan a settings change starts (R-A10), the approval queue (R-C2, R-C3), and data-subject requests
+//! re-plan a settings change starts (R-A10), the approval queue (R-C2, R-C3), each link's count report, and data-subject requests
 //! (R-J7: access and erasure of one address). The admin API is a thin
 //! HTTP layer over this.
 //!
@@ -8,6 +8,7 @@
 
 mod accounts;
 mod approvals;
+mod counts;
 mod links;
 mod reports;
 mod subjects;
@@ -16,6 +17,7 @@ mod tenants;
 pub use accounts::BrevoTokenState;
 pub use accounts::BrowserStart;
 pub use approvals::{ApprovalPage, DecisionRequest};
+pub use counts::{CountReport, MAX_COUNTED};
 pub use links::{LinkRequest, LinkStatusView, Replan, ReplanState, SavedLink};
 pub use reports::{MAX_REPORT_PAGE, ReportPage};
 pub use subjects::{
@@ -90,7 +92,8 @@ pub enum AdminError {
 }
 
 impl AdminError {
-    fn invalid(field: &str, problem: impl Into<String>) -> Self {
+    /// A refusal naming one field.
+    pub fn invalid(field: &str, problem: impl Into<String>) -> Self {
         Self::Invalid(vec![FieldProblem::new(field, problem)])
     }
 
@@ -182,6 +185,11 @@ impl Admin {
     ) -> Self {
         let approvals = Approvals::new(store.clone());
         Self { store, secrets, directory, publisher, reconciler, approvals, clock, config, subscriptions: None }
+    }
+
+    /// The time now, by the admin's clock.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
     }
 
     /// The public base URL the ESP webhooks point at (empty: not configured).

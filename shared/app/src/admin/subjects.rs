@@ -126,6 +126,9 @@ pub struct ReasonView {
     pub code: String,
     /// The reason in words.
     pub text: String,
+    /// What it names (end month `2026-04`, privacy category, delivery-block type), for other languages.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// One piece of consent evidence.
@@ -237,7 +240,7 @@ impl Admin {
                         .verdict
                         .reasons
                         .iter()
-                        .map(|r| ReasonView { code: r.code().into(), text: r.describe() })
+                        .map(|r| ReasonView { code: r.code().into(), text: r.describe(), detail: r.detail() })
                         .collect(),
                     end: e.snapshot.as_ref().and_then(|s| s.end),
                     end_requested: e.end_requested.is_some(),

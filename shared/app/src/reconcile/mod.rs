@@ -54,8 +54,8 @@ mod state;
 pub use preview::{Preview, PreviewAction, PreviewLine};
 pub use state::{
     Budget, CHUNK_RETENTION, EXPORT_WAIT, Failure, Finished, Guard, MAX_FAILURES, Phase, Progress, REPLAN_PAGE,
-    RUN_LEASE, RunCounts, RunError, RunKind, RunOutcome, RunState, SEGMENT_OVER_ASSIGNMENTS, SWEEP_PAGE,
-    runs_waiting_for, waits_for,
+    RUN_HISTORY, RUN_LEASE, RunCounts, RunError, RunKind, RunOutcome, RunState, RunSummary, SEGMENT_OVER_ASSIGNMENTS,
+    SWEEP_PAGE, runs_waiting_for, waits_for,
 };
 
 use crate::engine::Engine;

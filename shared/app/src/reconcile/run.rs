@@ -4,8 +4,8 @@
 use super::preview::{self as dry, PreviewAction, PreviewLine};
 use super::state::{
     Budget, CHUNK_RETENTION, EXPORT_WAIT, Failure, Finished, Guard, MAX_FAILURES, Phase, Progress, REPLAN_PAGE,
-    RUN_LEASE, RunCounts, RunError, RunKind, RunOutcome, RunState, SEGMENT_OVER_ASSIGNMENTS, SWEEP_PAGE, key_hash,
-    read_state, replan_requests, save_state,
+    RUN_HISTORY, RUN_LEASE, RunCounts, RunError, RunKind, RunOutcome, RunState, RunSummary, SEGMENT_OVER_ASSIGNMENTS,
+    SWEEP_PAGE, key_hash, read_state, replan_requests, save_state,
 };
 use crate::engine::{Engine, Outcome, ProcessError};
 use crate::inbox::snapshot_page_key;
@@ -629,6 +629,8 @@ impl<'a> Run<'a> {
             error: error.clone(),
             warnings: progress.warnings,
         };
+        state.history.insert(0, RunSummary::of(&finished));
+        state.history.truncate(RUN_HISTORY);
         state.last = Some(finished.clone());
         if error.is_none() {
             state.last_success = Some(now);

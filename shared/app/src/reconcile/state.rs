@@ -221,7 +221,46 @@ pub struct Finished {
     pub warnings: Vec<String>,
 }
 
-/// A link's run state as stored: the run in progress, and the last one that finished.
+/// Finished runs a link's history keeps, newest first.
+pub const RUN_HISTORY: usize = 10;
+
+/// A finished run as the history keeps it: what it did, and how many inputs failed (the failures
+/// themselves, masked, stay with the last run).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunSummary {
+    /// What the run was for.
+    pub kind: RunKind,
+    /// Started.
+    pub started_at: DateTime<Utc>,
+    /// Finished.
+    pub finished_at: DateTime<Utc>,
+    /// What it did.
+    pub counts: RunCounts,
+    /// The list was read completely (and swept).
+    pub complete: bool,
+    /// Inputs that failed for good.
+    pub failed: u64,
+    /// Why the run as a whole failed, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl RunSummary {
+    /// The summary of a finished run.
+    pub fn of(run: &Finished) -> Self {
+        Self {
+            kind: run.kind,
+            started_at: run.started_at,
+            finished_at: run.finished_at,
+            counts: run.counts,
+            complete: run.complete,
+            failed: run.failures.len() as u64,
+            error: run.error.clone(),
+        }
+    }
+}
+
+/// A link's run state as stored: the run in progress, the last one that finished, and the recent ones.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunState {
     /// The run in progress.
@@ -239,6 +278,9 @@ pub struct RunState {
     /// R-A10: the re-plan requests covered so far (by a settings run or a first sync).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replanned: Option<u64>,
+    /// The recent finished runs, newest first, at most [`RUN_HISTORY`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<RunSummary>,
 }
 
 /// When an invocation must stop: before a wall-clock deadline (the Lambda's, minus a margin), and/or
