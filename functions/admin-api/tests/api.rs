@@ -1147,3 +1147,6 @@ async fn r_j2_saving_a_deletion_report_email_subscribes_it() {
         ]
     );
 }
+
+#[path = "api/console.rs"]
+mod console;

@@ -3,7 +3,7 @@
 //! without JavaScript (no script at all: the content security policy allows none).
 //!
 //! Routes (`docs/admin-console.md` lists the pages and who may see them):
-//! - `GET /` and `GET /console/`: to the signed-in user's overview, or the sign-in page;
+//! - `GET /`: to `/console/`, which leads to the signed-in user's overview, or is the sign-in page;
 //! - `GET /console/sign-in`, `GET /console/callback`: Cognito's hosted sign-in (code + PKCE) in AWS;
 //!   `POST /console/sign-in`: the local runner's sign-in by the admin token;
 //! - `POST /console/sign-out`, `GET /console/lang/{de|en}`, `GET /console/style.css`;
@@ -227,7 +227,8 @@ pub async fn handle(deps: &Deps, console: &Console, req: Request) -> Response<Bo
         .filter(|s| s.expires > now);
     let method = req.method().as_str().to_owned();
     match (method.as_str(), segments.as_slice()) {
-        ("GET", [""] | ["console"]) => match &session {
+        ("GET", [""]) => redirect("/console/", &[]),
+        ("GET", ["console"]) => match &session {
             Some(s) => redirect(&format!("/console/t/{}/", s.tenant), &[]),
             None => sign_in_page(console, signer, t, now, None),
         },
