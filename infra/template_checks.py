@@ -594,6 +594,7 @@ SECRETS = {
     "AdminApiFunction": {
         "connector/*/signing-secrets": {READ, WRITE, CREATE},
         "admin/oauth-state-key": {READ, WRITE, CREATE},
+        "admin/console-session-key": {READ, WRITE, CREATE},  # the console's session cookies
         "brevo/*/api-key": {READ, WRITE, CREATE},
         "brevo/*/webhook-token": {READ, WRITE, CREATE},
         "cleverreach/*/tokens": {READ, WRITE, CREATE},
