@@ -32,7 +32,14 @@ project's own rules:
     function serving only unauthenticated routes); no SAM policy template but EventBridgePutEventsPolicy;
   * every dead-letter queue lets EventBridge in only for the rules that dead-letter there (aws:SourceArn);
   * the HTTP API throttles every route (DefaultRouteSettings) and each /hooks/ route on its own
-    (RouteSettings), from Number parameters with safe defaults; route settings name existing routes.
+    (RouteSettings), from Number parameters with safe defaults; route settings name existing routes;
+  * the deletion report topic: encrypted, touched only by the functions whose code uses it;
+  * the admin console (check_console): a user pool with admin-created users only, the custom attribute
+    tenant and a password policy of at least 12 characters and every class; a public code-flow client
+    (no secret, openid, callback ${PublicBaseUrl}/console/callback, custom:tenant not writable) and the
+    domain under HasConsole (PublicBaseUrl and ConsoleDomainPrefix); the groups optisync-admin and
+    optisync-approver; GET /, GET /console and ANY /console/{proxy+} on admin-api without an authoriser,
+    /admin/{proxy+} with AWS_IAM; admin-api's CONSOLE_* variables and its grant of the session key.
 
 Usage: python infra/template_checks.py TEMPLATE FUNCTIONS_DIR   (exit 1 and one line per problem)
 """
@@ -185,6 +192,7 @@ def check(template, crates, code=None, queries=None):
     problems += check_dead_letter_policies(template)
     problems += check_throttling(template)
     problems += check_report_topic(template, ROOT)
+    problems += check_console(template)
     return problems
 
 
@@ -1008,6 +1016,156 @@ def check_report_topic(template, root):
         variables = ((props.get("Environment") or {}).get("Variables") or {})
         if expected and ref_text(variables.get("REPORT_TOPIC_ARN")) != REPORT_REF:
             problems.append(f"{name}: REPORT_TOPIC_ARN must be !Ref {REPORT_TOPIC} (its code requires it)")
+    return problems
+
+
+# ---------------------------------------------------------------------------------------------------
+# The admin console: its Cognito user pool, client, domain and groups, its routes on admin-api (no
+# authoriser: the console checks its own session cookie) and what admin-api is given for it
+# ---------------------------------------------------------------------------------------------------
+
+CONSOLE_FUNCTION = "AdminApiFunction"
+CONSOLE_POOL = "ConsoleUserPool"
+CONSOLE_CLIENT = "ConsoleUserPoolClient"
+CONSOLE_DOMAIN = "ConsoleUserPoolDomain"
+CONSOLE_CONDITION = "HasConsole"  # both parameters set: a Cognito domain and a public callback URL
+CONSOLE_PARAMETERS = ("PublicBaseUrl", "ConsoleDomainPrefix")
+CONSOLE_GROUPS = ("optisync-admin", "optisync-approver")  # the console's rights go by these names
+CONSOLE_TENANT_ATTRIBUTE = "tenant"  # the claim custom:tenant
+CONSOLE_MIN_PASSWORD = 12
+CONSOLE_PASSWORD_CLASSES = ("RequireLowercase", "RequireUppercase", "RequireNumbers", "RequireSymbols")
+CONSOLE_CALLBACK = "${PublicBaseUrl}/console/callback"
+CONSOLE_ROUTES = (("GET", "/"), ("GET", "/console"), ("ANY", "/console/{proxy+}"))
+ADMIN_ROUTE = ("ANY", "/admin/{proxy+}")
+CONSOLE_SESSION_KEY = "admin/console-session-key"  # shared/ports/src/names.rs, secret::CONSOLE_SESSION_KEY
+CONSOLE_ENV = {
+    "CONSOLE_COGNITO_DOMAIN": {"Fn::If": [CONSOLE_CONDITION, {"Fn::Sub": "https://${ConsoleDomainPrefix}.auth.${AWS::Region}.amazoncognito.com"}, ""]},
+    "CONSOLE_CLIENT_ID": {"Fn::If": [CONSOLE_CONDITION, {"Ref": CONSOLE_CLIENT}, ""]},
+    "CONSOLE_ISSUER": {"Fn::Sub": "https://cognito-idp.${AWS::Region}.amazonaws.com/${ConsoleUserPool}"},
+}
+
+
+def _authorizer(event, resources):
+    """The authoriser an HttpApi event's route ends up with: its own Auth.Authorizer, else its API's
+    DefaultAuthorizer; None for none."""
+    eprops = event.get("Properties") or {}
+    own = (eprops.get("Auth") or {}).get("Authorizer")
+    if own is None:
+        api = (resources.get((eprops.get("ApiId") or {}).get("Ref", "")) or {}).get("Properties") or {}
+        own = (api.get("Auth") or {}).get("DefaultAuthorizer")
+    return None if own in (None, "NONE") else own
+
+
+def check_console(template):
+    problems = []
+    resources = template.get("Resources", {})
+
+    def resource(name, kind):
+        res = resources.get(name)
+        if not res or res.get("Type") != kind:
+            problems.append(f"{name}: the admin console's {kind} is missing")
+            return None
+        if (res.get("Properties") or {}).get("UserPoolId", {"Ref": CONSOLE_POOL}) != {"Ref": CONSOLE_POOL}:
+            problems.append(f"{name}: UserPoolId must be !Ref {CONSOLE_POOL}")
+        return res.get("Properties") or {}
+
+    pool = resource(CONSOLE_POOL, "AWS::Cognito::UserPool")
+    if pool is None:
+        return problems  # the client, the domain, the groups and CONSOLE_ISSUER all name it
+    if (pool.get("AdminCreateUserConfig") or {}).get("AllowAdminCreateUserOnly") is not True:
+        problems.append(f"{CONSOLE_POOL}: allows self sign-up; AdminCreateUserConfig.AllowAdminCreateUserOnly must be true")
+    if not any(a.get("Name") == CONSOLE_TENANT_ATTRIBUTE and a.get("AttributeDataType") == "String"
+               for a in pool.get("Schema") or []):
+        problems.append(
+            f"{CONSOLE_POOL}: no custom String attribute {CONSOLE_TENANT_ATTRIBUTE} in Schema (the console "
+            f"reads the user's tenant from the claim custom:{CONSOLE_TENANT_ATTRIBUTE})"
+        )
+    password = (pool.get("Policies") or {}).get("PasswordPolicy") or {}
+    length = password.get("MinimumLength")
+    if not isinstance(length, int) or length < CONSOLE_MIN_PASSWORD:
+        problems.append(f"{CONSOLE_POOL}: PasswordPolicy.MinimumLength {length} is below {CONSOLE_MIN_PASSWORD}")
+    weak = [c for c in CONSOLE_PASSWORD_CLASSES if password.get(c) is not True]
+    if weak:
+        problems.append(f"{CONSOLE_POOL}: PasswordPolicy must require every character class ({', '.join(weak)} not true)")
+
+    condition = json.dumps((template.get("Conditions") or {}).get(CONSOLE_CONDITION))
+    for parameter in CONSOLE_PARAMETERS:
+        if json.dumps({"Ref": parameter}) not in condition:
+            problems.append(f"condition {CONSOLE_CONDITION} must test {parameter} (the console needs {' and '.join(CONSOLE_PARAMETERS)})")
+    for name, kind in ((CONSOLE_DOMAIN, "AWS::Cognito::UserPoolDomain"), (CONSOLE_CLIENT, "AWS::Cognito::UserPoolClient")):
+        if name in resources and resources[name].get("Condition") != CONSOLE_CONDITION:
+            problems.append(f"{name}: must have Condition {CONSOLE_CONDITION} (without {' and '.join(CONSOLE_PARAMETERS)} there is no console)")
+
+    resource(CONSOLE_DOMAIN, "AWS::Cognito::UserPoolDomain")
+    client = resource(CONSOLE_CLIENT, "AWS::Cognito::UserPoolClient")
+    if client is not None:
+        if client.get("GenerateSecret") is not False:
+            problems.append(f"{CONSOLE_CLIENT}: GenerateSecret must be false (a public client; PKCE protects the code)")
+        flows = client.get("AllowedOAuthFlows") or []
+        if flows != ["code"]:
+            problems.append(f"{CONSOLE_CLIENT}: AllowedOAuthFlows must be [code] alone (have {flows})")
+        if "openid" not in (client.get("AllowedOAuthScopes") or []):
+            problems.append(f"{CONSOLE_CLIENT}: AllowedOAuthScopes lack openid (no ID token without it)")
+        callbacks = [sub_text(c) for c in client.get("CallbackURLs") or []]
+        if callbacks != [CONSOLE_CALLBACK]:
+            problems.append(f"{CONSOLE_CLIENT}: CallbackURLs must be [!Sub {CONSOLE_CALLBACK}] (have {callbacks})")
+        if f"custom:{CONSOLE_TENANT_ATTRIBUTE}" in (client.get("WriteAttributes") or []):
+            problems.append(f"{CONSOLE_CLIENT}: WriteAttributes lets users change custom:{CONSOLE_TENANT_ATTRIBUTE} (their tenant)")
+
+    groups = {(r.get("Properties") or {}).get("GroupName") for r in resources.values()
+              if r.get("Type") == "AWS::Cognito::UserPoolGroup"
+              and (r.get("Properties") or {}).get("UserPoolId") == {"Ref": CONSOLE_POOL}}
+    for group in CONSOLE_GROUPS:
+        if group not in groups:
+            problems.append(f"{CONSOLE_POOL}: no AWS::Cognito::UserPoolGroup named {group} (the console's rights go by the group name)")
+
+    served = {}  # (method, path) -> (function, event)
+    for fn, res in resources.items():
+        if res.get("Type") != "AWS::Serverless::Function":
+            continue
+        for event in ((res.get("Properties") or {}).get("Events") or {}).values():
+            if event.get("Type") == "HttpApi":
+                eprops = event.get("Properties") or {}
+                served[(str(eprops.get("Method", "")).upper(), eprops.get("Path"))] = (fn, event)
+    for route in CONSOLE_ROUTES:
+        if route not in served:
+            problems.append(f"{CONSOLE_FUNCTION}: the console route {' '.join(route)} is missing")
+            continue
+        fn, event = served[route]
+        if fn != CONSOLE_FUNCTION:
+            problems.append(f"{fn}: serves the console route {' '.join(route)}, which is {CONSOLE_FUNCTION}'s")
+        authorizer = _authorizer(event, resources)
+        if authorizer is not None:
+            problems.append(
+                f"{fn}: the console route {' '.join(route)} has the authoriser {authorizer}; it must have none "
+                "(the console checks its own session cookie)"
+            )
+    if ADMIN_ROUTE not in served or served[ADMIN_ROUTE][0] != CONSOLE_FUNCTION:
+        problems.append(f"{CONSOLE_FUNCTION}: the route {' '.join(ADMIN_ROUTE)} is missing")
+    elif _authorizer(served[ADMIN_ROUTE][1], resources) != "AWS_IAM":
+        problems.append(f"{CONSOLE_FUNCTION}: the route {' '.join(ADMIN_ROUTE)} must have Authorizer AWS_IAM")
+
+    fn = resources.get(CONSOLE_FUNCTION) or {}
+    props = fn.get("Properties") or {}
+    variables = (props.get("Environment") or {}).get("Variables") or {}
+    for variable, value in CONSOLE_ENV.items():
+        if variable not in variables:
+            problems.append(f"{CONSOLE_FUNCTION}: no {variable} (the console's sign-in; the code reads it)")
+        elif variables[variable] != value:
+            problems.append(f"{CONSOLE_FUNCTION}: {variable} must be {json.dumps(value)} (have {json.dumps(variables[variable])})")
+    granted = set()
+    for policy in _list(props.get("Policies") or []):
+        for st in _list(policy.get("Statement") or []) if isinstance(policy, dict) else []:
+            if st.get("Effect") == "Allow":
+                for res in _list(st.get("Resource", [])):
+                    granted |= {(sub_text(res), a) for a in _list(st.get("Action", []))}
+    for secret in (CONSOLE_SESSION_KEY, CONSOLE_SESSION_KEY + SECRET_SUFFIX):
+        missing = [a for a in (READ, WRITE, CREATE) if (SECRET_ARN + secret, a) not in granted]
+        if missing:
+            problems.append(
+                f"{CONSOLE_FUNCTION}: the console's session key {secret} is not granted ({', '.join(missing)}; "
+                "made on first use, like admin/oauth-state-key)"
+            )
     return problems
 
 
