@@ -453,14 +453,7 @@ fn oauth_cookie(value: &str, max_age: i64) -> String {
 
 /// The value of [`OAUTH_COOKIE`] among the request's cookies (any `cookie` header; API Gateway joins them).
 fn browser_cookie(req: &Request) -> Option<String> {
-    req.headers()
-        .get_all("cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == OAUTH_COOKIE)
-        .map(|(_, value)| value.trim().to_owned())
+    console::session::cookie(req.headers(), OAUTH_COOKIE)
 }
 
 /// `PUT …/accounts/brevo/{account}`.

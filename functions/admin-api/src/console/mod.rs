@@ -338,6 +338,13 @@ fn start_session(
     redirect(&format!("/console/t/{tenant}/"), &[cookie, clear])
 }
 
+/// The sign-in under way in this browser, if its cookie is genuine and not expired.
+fn pending_sign_in(signer: &Signer, req: &Request, now: chrono::DateTime<chrono::Utc>) -> Option<SignIn> {
+    session::cookie(req.headers(), SIGN_IN_COOKIE)
+        .and_then(|c| signer.open::<SignIn>("sign-in", &c))
+        .filter(|s| s.expires > now)
+}
+
 fn local_sign_in(
     console: &Console,
     signer: &Signer,
@@ -346,9 +353,7 @@ fn local_sign_in(
     now: chrono::DateTime<chrono::Utc>,
 ) -> Response<Body> {
     let SignInMethod::Token(token) = &console.method else { return not_found(console, t) };
-    let pending = session::cookie(req.headers(), SIGN_IN_COOKIE)
-        .and_then(|c| signer.open::<SignIn>("sign-in", &c))
-        .filter(|s| s.expires > now);
+    let pending = pending_sign_in(signer, req, now);
     let Some(f) = form(req) else { return sign_in_page(console, signer, t, now, Some(t.sign_in_failed)) };
     let csrf_ok = pending.is_some_and(|p| field(&f, "csrf").is_some_and(|c| tokens_match(c, &p.state)));
     if !same_origin(req) || !csrf_ok {
@@ -374,9 +379,7 @@ async fn callback(
     now: chrono::DateTime<chrono::Utc>,
 ) -> Response<Body> {
     let SignInMethod::Cognito(cognito) = &console.method else { return not_found(console, t) };
-    let pending = session::cookie(req.headers(), SIGN_IN_COOKIE)
-        .and_then(|c| signer.open::<SignIn>("sign-in", &c))
-        .filter(|s| s.expires > now);
+    let pending = pending_sign_in(signer, req, now);
     let (Some(code), Some(state), Some(pending)) =
         (optisync_lambda::query(req, "code"), optisync_lambda::query(req, "state"), pending)
     else {
