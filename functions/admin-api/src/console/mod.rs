@@ -601,18 +601,19 @@ async fn tenant_page(
                 return redirect(&format!("{}/links/{}/preview", ctx.base, id), &[]);
             }
             if saved.replan.is_some() {
-                return back(&format!("links/{id}/runs"), "saved");
+                // R-A10: the settings run's dry run is the link's preview (held there above the guard).
+                return back(&format!("links/{id}/preview"), "saved");
             }
             back("", "saved")
         }
         ("GET", ["links", link, "preview"]) => {
-            let link = tri!(admin.status(tenant, &LinkId::new(*link)).await).link;
-            let preview = match admin.preview(tenant, &link.id, PREVIEW_LINES).await {
+            let status = tri!(admin.status(tenant, &LinkId::new(*link)).await);
+            let preview = match admin.preview(tenant, &status.link.id, PREVIEW_LINES).await {
                 Ok(p) => Some(p),
                 Err(AdminError::NotFound(_)) => None,
                 Err(e) => return refused(console, ctx, &e),
             };
-            ok(console, pages::preview(ctx, &link, preview.as_ref()))
+            ok(console, pages::preview(ctx, &status.link, &status.run, preview.as_ref(), done))
         }
         ("POST", ["links", link, "preview"]) => {
             tri!(admin.start_preview(tenant, &LinkId::new(*link)).await);

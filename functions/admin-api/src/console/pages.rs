@@ -563,15 +563,27 @@ fn action_name(t: &Texts, a: PreviewAction) -> &'static str {
 
 /// The dry run's report (R-F8): what the first sync would create, update, deactivate, queue and end,
 /// and "Speichern und synchronisieren"; reloads itself while the dry run goes on.
-pub fn preview(ctx: &Ctx, link: &Link, preview: Option<&Preview>) -> Markup {
+pub fn preview(ctx: &Ctx, link: &Link, run: &RunState, preview: Option<&Preview>, done: Option<&str>) -> Markup {
     let t = ctx.t;
+    let held = run.current.as_ref().filter(|p| p.phase == Phase::Held);
     let href = format!("{}/links/{}", ctx.base, link.id);
+    let syncing = link.status != LinkStatus::NotLinked;
+    // A syncing link's preview is that of its settings runs (R-A10); its first sync's dry run is history.
+    let preview = preview.filter(|p| !syncing || p.state.last.as_ref().is_some_and(|l| l.kind == RunKind::Settings));
+    // Right after saving, the settings run is announced but may not have started yet.
+    let settings_running = run.current.as_ref().is_some_and(|p| p.kind == RunKind::Settings && p.phase != Phase::Held)
+        || (syncing && done == Some("saved") && preview.is_none() && held.is_none());
     let finished = preview.and_then(|p| p.state.last.as_ref());
-    let running = preview.is_some() && finished.is_none();
+    let running = (preview.is_some() && finished.is_none()) || settings_running;
     let body = html! {
         @if running { meta http-equiv="refresh" content="2"; }
+        @if let Some(n) = notice(t, done) { (n) }
         p { (fill(t.newsletter_named, &link.newsletter)) " · " (provider_name(link.esp.provider)) " · " (t.list) " " (link.list) }
+        @if syncing && settings_running { p role="status" { (t.settings_run_running) } }
         @match (preview, finished) {
+            (None, _) if syncing => {
+                @if !settings_running { p { (t.no_settings_preview) } }
+            }
             (None, _) => {
                 p { (t.no_preview) }
                 (post_button(ctx, &format!("{href}/preview"), t.start_preview, "primary"))
@@ -591,6 +603,10 @@ pub fn preview(ctx: &Ctx, link: &Link, preview: Option<&Preview>) -> Markup {
                             td { @if let Some(a) = &line.assignment { (a) } }
                         } } }
                     }
+                }
+                @if let Some(h) = held {
+                    p.warning { (fill(t.held_explained, h.counts.deactivated + h.counts.ended)) }
+                    (post_button(ctx, &format!("{href}/confirm"), t.confirm, "primary"))
                 }
                 @if link.status == LinkStatus::NotLinked {
                     p { (t.sync_warning) }

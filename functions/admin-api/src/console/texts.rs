@@ -138,6 +138,8 @@ pub struct Texts {
     pub preview_title: &'static str,
     pub no_preview: &'static str,
     pub start_preview: &'static str,
+    pub settings_run_running: &'static str,
+    pub no_settings_preview: &'static str,
     pub preview_running: &'static str,
     pub preview_lines: &'static str,
     pub what: &'static str,

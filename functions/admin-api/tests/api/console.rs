@@ -507,3 +507,55 @@ async fn cognito_sign_in_refuses_another_state_and_users_without_group_or_tenant
         assert!(!browser.has_session());
     }
 }
+
+#[tokio::test]
+async fn r_a10_saving_a_syncing_links_privacy_categories_leads_to_the_settings_runs_preview() {
+    let api = Api::start().await;
+    let list = api.brevo_link("rundbrief-brevo").await.to_string();
+    let tenant = TenantId::new(TENANT);
+    let link = api.store.link(&tenant, &LinkId::new("rundbrief-brevo")).await.unwrap().unwrap();
+    api.store.put_link(&Link { status: LinkStatus::Linked, ..link }).await.unwrap();
+    let browser = Browser::local(&api);
+    let csrf = browser.sign_in(TENANT, "admin").await;
+    let base = format!("/console/t/{TENANT}/links/rundbrief-brevo");
+    let form = browser.get(&base).await;
+    assert!(
+        form.body.contains(r#"name="list-shown""#) && form.body.contains("disabled"),
+        "the list stays: {}",
+        form.body
+    );
+    assert!(!form.body.contains(">Vorschau</button>"), "a syncing link saves; its settings run previews");
+    let saved = browser
+        .post(
+            &base,
+            &csrf,
+            &[
+                ("newsletter", "rundbrief"),
+                ("provider", "brevo"),
+                ("account", "brevo-main"),
+                ("list", &list),
+                ("privacy", "E-Mail"),
+                ("action", "save"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (saved.status, saved.location.as_deref()),
+        (303, Some(format!("{base}/preview?done=saved").as_str())),
+        "{}",
+        saved.body
+    );
+    let saved_link = api.store.link(&tenant, &LinkId::new("rundbrief-brevo")).await.unwrap().unwrap();
+    assert!(saved_link.settings.relevant_privacy.contains(&PrivacyCategory::new("E-Mail")));
+    assert!(
+        api.bus.drain().iter().any(|e| matches!(e, BusEvent::ReconcileLink { .. })),
+        "the settings run was announced"
+    );
+    let page = browser.get(&format!("{base}/preview?done=saved")).await;
+    assert!(
+        page.body.contains("werden auf alle Zuordnungen angewandt") && page.body.contains(r#"http-equiv="refresh""#),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("Vorschau erstellen"), "no first-sync dry run for a syncing link");
+}

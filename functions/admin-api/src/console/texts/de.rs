@@ -132,6 +132,8 @@ pub static DE: Texts = Texts {
     preview_title: "Vorschau der Synchronisation",
     no_preview: "Noch keine Vorschau.",
     start_preview: "Vorschau erstellen",
+    settings_run_running: "Die geänderten Einstellungen werden auf alle Zuordnungen angewandt … Diese Seite aktualisiert sich selbst.",
+    no_settings_preview: "Noch keine Vorschau einer Einstellungsänderung: Sie entsteht, wenn geänderte Sperren, Datenschutz-Bereiche oder Felder gespeichert werden.",
     preview_running: "Die Vorschau wird erstellt … Diese Seite aktualisiert sich selbst.",
     preview_lines: "Die ersten {} Änderungen",
     what: "Was",

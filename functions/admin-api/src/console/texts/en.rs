@@ -132,6 +132,8 @@ pub static EN: Texts = Texts {
     preview_title: "Sync preview",
     no_preview: "No preview yet.",
     start_preview: "Create preview",
+    settings_run_running: "The changed settings are being applied to every assignment … this page reloads itself.",
+    no_settings_preview: "No preview of a settings change yet: one is made when changed blocks, privacy categories or fields are saved.",
     preview_running: "The preview is being made … this page reloads itself.",
     preview_lines: "The first {} changes",
     what: "What",
