@@ -14,6 +14,9 @@
 //!    snapshot; the run waits (no invocation is held) until the connector reports the export done,
 //!    which wakes it again. A first sync fails when the export fails; a reconciliation whose export
 //!    fails, or stays unanswered for [`EXPORT_WAIT`], goes on with the ESP side and reports the problem.
+//!    A dry run fails when its export fails or stays unanswered for [`EXPORT_WAIT`], and, finished with or
+//!    without an error, its own link rests (`not_linked`): no tick runs it or asks for an export again
+//!    (M9); a new dry run does.
 //! 2. *Import*: the snapshot pages, page by page: every active assignment is imported (R-F2: created in
 //!    the ESP if unknown there, OPTIGEM's field values written; R-F3: on the list; the ESP gateways never
 //!    re-activate on an upsert, so deactivated and blacklisted recipients stay so). At a reconciliation

@@ -225,7 +225,9 @@ impl<'a> Run<'a> {
             Phase::AwaitExport => {
                 let id = p.export.clone().ok_or_else(|| RunError::State("no export named".into()))?;
                 let problem = match self.r.store.command_result(&self.tenant.real(), &id).await? {
-                    None if self.first_sync()
+                    // A first sync waits for its snapshot however long it takes; a dry run (M9) and a
+                    // reconciliation wait up to EXPORT_WAIT.
+                    None if (self.first_sync() && !self.tenant.is_preview())
                         || p.export_at.is_none_or(|at| self.r.clock.now() - at <= EXPORT_WAIT) =>
                     {
                         return Ok(Step::Stop(RunOutcome::Waiting));
@@ -678,9 +680,10 @@ impl<'a> Run<'a> {
         if self.checkpoint(&state, None, version).await?.is_none() {
             return Ok(RunOutcome::Busy);
         }
-        if error.is_none() && self.link.status == LinkStatus::Linking {
-            // R-F1: linked once the first sync has finished in both directions; a dry run's own link
-            // goes back to rest, so that no schedule runs it again.
+        if self.link.status == LinkStatus::Linking && (error.is_none() || self.tenant.is_preview()) {
+            // R-F1: linked once the first sync has finished in both directions. A dry run's own link goes
+            // back to rest once it finished, with or without an error (M9: a failed one would otherwise be
+            // announced by every tick and ask for a new export each time); only a new dry run runs again.
             let status = if self.tenant.is_preview() { LinkStatus::NotLinked } else { LinkStatus::Linked };
             self.r.store.put_link(&Link { status, ..self.link.clone() }).await?;
         }

@@ -912,3 +912,76 @@ async fn m9_a_live_run_keeps_its_lease_while_it_checkpoints() {
     assert_eq!((finished.counts.pages, finished.counts.members, finished.invocations), (15, 30, 2));
     assert!(h.reconciler.state(&h.link.tenant, &h.link.id).await.unwrap().current.is_none());
 }
+
+/// A dry run of the harness's link (not linked yet) whose first sync is asked for: its shadow link.
+async fn dry_run(h: &Harness) -> (TenantId, LinkId) {
+    let mut draft = h.link.clone();
+    draft.status = LinkStatus::NotLinked;
+    h.store.put_link(&draft).await.unwrap();
+    let (dry_tenant, shadow) = h.reconciler.start_preview(&draft).await.unwrap();
+    let RunOutcome::Waiting(_) = h.reconciler.run(&dry_tenant, &shadow, Budget::default()).await.unwrap() else {
+        panic!("the dry run waits for the export")
+    };
+    (dry_tenant, shadow)
+}
+
+/// Scheduler ticks six hours apart, each reconciliation announced run at once: the exports asked of the
+/// tenant's connector since, and the links the last tick announced.
+async fn ticks(h: &Harness, n: usize) -> (usize, usize) {
+    let bus = optisync_testkit::memory::MemoryBus::default();
+    let exports = || async {
+        let all = h.store.commands(&tenant(), 0, 1000).await.unwrap();
+        all.iter().filter(|(_, c)| matches!(c, OptigemCommand::ExportNewsletter { .. })).count()
+    };
+    let before = exports().await;
+    let mut announced = 0;
+    for _ in 0..n {
+        h.clock.set(h.clock.now() + chrono::Duration::hours(6));
+        let tick = optisync_app::schedule::tick(h.store.as_ref(), h.store.as_ref(), &bus, h.clock.now()).await.unwrap();
+        announced = tick.reconciles;
+        for event in bus.drain() {
+            if let optisync_ports::BusEvent::ReconcileLink { tenant, link } = event {
+                h.reconciler.run(&tenant, &link, Budget::default()).await.unwrap();
+            }
+        }
+    }
+    (exports().await - before, announced)
+}
+
+#[tokio::test]
+async fn m9_a_failing_dry_run_stops_requesting_exports() {
+    let h = harness(Provider::Brevo, berlin(2024, 9, 1, 12)).await;
+    let (dry_tenant, shadow) = dry_run(&h).await;
+    let export = h.store.commands(&tenant(), 0, 1000).await.unwrap().into_iter().find_map(|(_, c)| match c {
+        OptigemCommand::ExportNewsletter { id, .. } => Some(id),
+        _ => None,
+    });
+    let failed = CommandResult::Failed { reason: "export failed".into() };
+    h.store.record_result(&tenant(), &export.unwrap(), &failed).await.unwrap();
+    let RunOutcome::Finished(run) = h.reconciler.run(&dry_tenant, &shadow, Budget::default()).await.unwrap() else {
+        panic!("the dry run finishes")
+    };
+    assert_eq!(run.error.as_deref(), Some("the connector could not export the newsletter"));
+
+    // The abandoned dry run rests: no tick announces it, no new export is asked for.
+    assert_eq!(ticks(&h, 4).await, (0, 0));
+    let preview = h.reconciler.preview(&tenant(), &h.link.id, 10).await.unwrap().expect("the dry run");
+    let last = preview.state.last.expect("its failed run");
+    assert_eq!(last.error.as_deref(), Some("the connector could not export the newsletter"), "shown to the admin");
+    // A new dry run asks again.
+    dry_run(&h).await;
+    assert_eq!(h.store.commands(&tenant(), 0, 1000).await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn m9_a_dry_run_whose_export_never_comes_gives_up_after_the_export_wait() {
+    let h = harness(Provider::Brevo, berlin(2024, 9, 1, 12)).await;
+    dry_run(&h).await;
+    // The connector never answers: the first tick (6 hours on, beyond the export wait) ends the dry run with
+    // the problem; no tick announces it again.
+    assert_eq!(ticks(&h, 1).await, (0, 1));
+    let preview = h.reconciler.preview(&tenant(), &h.link.id, 10).await.unwrap().expect("the dry run");
+    let last = preview.state.last.expect("its failed run");
+    assert_eq!(last.error.as_deref(), Some("the connector did not answer the export in time"));
+    assert_eq!(ticks(&h, 3).await, (0, 0));
+}
