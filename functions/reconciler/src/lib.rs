@@ -4,8 +4,9 @@
 //! alone makes due for every tenant ([`optisync_app::schedule::apply_due`], R-A11), whatever the links'
 //! runs are doing. It stops a minute before the Lambda's deadline and announces itself again to continue from the
 //! checkpoint. A delivery that finds the link's run lease held waits the lease out once (M9, [`busy_wait`]):
-//! a run whose invocation died is continued by it, a live one is left to announce its own continuation. An error goes back to Lambda, which retries and then hands the event to the dead-letter
-//! queue; the checkpoint keeps what was done, and the next tick starts the link again.
+//! a run whose invocation died is continued by it, a live one is left to announce its own continuation.
+//! An error goes back to Lambda, which retries and then hands the event to the dead-letter queue; the
+//! checkpoint keeps what was done, and the next tick starts the link again.
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use lambda_runtime::{Error, LambdaEvent};

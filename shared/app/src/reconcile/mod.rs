@@ -5,8 +5,8 @@
 //! stops between pages when its budget is spent and continues from the checkpoint in the next
 //! invocation. The lease is short ([`RUN_LEASE`], 2 minutes) and renewed at every checkpoint (M9): a live
 //! run keeps it however long it runs, and a run whose invocation died (Lambda's timeout) is taken over by
-//! the first delivery after its lease ran out, which continues from the checkpoint. Memory stays bounded by one page (and eight bytes per list member for the sweep) whatever
-//! the list size. Every input goes through the same engine as the webhooks and is exactly-once by
+//! the first delivery after its lease ran out, which continues from the checkpoint. Memory stays bounded
+//! by one page (and eight bytes per list member for the sweep) whatever the list size. Every input goes through the same engine as the webhooks and is exactly-once by
 //! itself, so a run killed in the middle of a page repeats that page without a duplicate effect.
 //!
 //! Phases, in order:
