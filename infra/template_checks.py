@@ -6,6 +6,8 @@ project's own rules:
     crate name) and every function resource builds a crate of functions/;
   * every function runs provided.al2023 on arm64 from CodeUri "." with handler bootstrap;
   * memory 128..10240 MB, timeout 1..900 s, and at most 30 s behind the HTTP API (its integration limit);
+    the reconciler's at least RECONCILER_MIN_TIMEOUT s (M9: a delivery that finds a run's lease held
+    waits it out, 2 min 10 s, and then runs it, stopping a minute before the deadline);
   * HTTP API routes use a real method, start with "/", and no route is served twice;
   * every EventBridge rule and schedule has a retry policy and a dead-letter queue, and every
     dead-letter queue has an alarm;
@@ -53,6 +55,8 @@ from samtranslator.yaml_helper import yaml_parse
 
 HTTP_METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY"}
 HTTP_API_TIMEOUT = 30
+# M9: the reconciler's DEADLINE_MARGIN (60 s) + busy_wait (RUN_LEASE + 10 s = 130 s) + room for steps.
+RECONCILER_MIN_TIMEOUT = 300
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 METRICS_RS = ROOT / "shared" / "ports" / "src" / "metrics.rs"
@@ -117,6 +121,10 @@ def check(template, crates, code=None, queries=None):
             problems.append(f"{name}: MemorySize {memory} outside 128..10240")
         if not (isinstance(timeout, int) and 1 <= timeout <= 900):
             problems.append(f"{name}: Timeout {timeout} outside 1..900")
+        elif binary == "reconciler" and timeout < RECONCILER_MIN_TIMEOUT:
+            problems.append(
+                f"{name}: Timeout {timeout} leaves no room to wait out a run lease (M9): at least {RECONCILER_MIN_TIMEOUT}"
+            )
         events = props.get("Events") or {}
         if any(e.get("Type") == "HttpApi" for e in events.values()) and isinstance(timeout, int):
             if timeout > HTTP_API_TIMEOUT:

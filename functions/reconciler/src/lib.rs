@@ -3,13 +3,15 @@
 //! run, or the settings run that re-plans a link's assignments after a settings change (R-A10). On the daily `optisync.due` schedule (just after midnight Europe/Berlin), the transitions time
 //! alone makes due for every tenant ([`optisync_app::schedule::apply_due`], R-A11), whatever the links'
 //! runs are doing. It stops a minute before the Lambda's deadline and announces itself again to continue from the
-//! checkpoint. An error goes back to Lambda, which retries and then hands the event to the dead-letter
-//! queue; the checkpoint keeps what was done, and the next tick starts the link again.
+//! checkpoint. A delivery that finds the link's run lease held waits the lease out once (M9, [`busy_wait`]):
+//! a run whose invocation died is continued by it, a live one is left to announce its own continuation.
+//! An error goes back to Lambda, which retries and then hands the event to the dead-letter queue; the
+//! checkpoint keeps what was done, and the next tick starts the link again.
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use lambda_runtime::{Error, LambdaEvent};
 use optisync_app::Engine;
-use optisync_app::reconcile::{Budget, Guard, Reconciler, RunOutcome};
+use optisync_app::reconcile::{Budget, Guard, RUN_LEASE, Reconciler, RunOutcome};
 use optisync_app::schedule::apply_due;
 use optisync_domain::{LinkId, TenantId};
 use optisync_eventbridge::Detail;
@@ -21,6 +23,13 @@ use tracing::Instrument;
 /// How long before the Lambda's deadline a run stops starting pages.
 pub const DEADLINE_MARGIN: Duration = Duration::from_secs(60);
 
+/// M9: how long a delivery that finds the link's run lease held waits before it tries once more: the lease
+/// and ten seconds. A live run renews its lease at every checkpoint and still holds it then; the lease of a
+/// run whose invocation died has run out, and this delivery continues the run.
+pub fn busy_wait() -> Duration {
+    RUN_LEASE.to_std().unwrap_or_default() + Duration::from_secs(10)
+}
+
 /// What the handler needs, built once per process.
 #[derive(Clone)]
 pub struct Deps {
@@ -30,6 +39,9 @@ pub struct Deps {
     pub publisher: Arc<dyn EventPublisher>,
     /// Stop after this many pages per invocation (tests; `None` in production).
     pub max_pages: Option<u64>,
+    /// M9: how long a delivery that finds the link's run lease held waits before it tries once more
+    /// ([`busy_wait`]; shorter in tests).
+    pub busy_wait: Duration,
     /// The daily due tick: every syncing link (state) and the engine that applies the transitions.
     due: Due,
 }
@@ -63,7 +75,7 @@ impl Deps {
             clock: clock.clone(),
         };
         let reconciler = Reconciler::new(store, esp, lister, inbox, clock).with_guard(guard);
-        Self { reconciler, publisher, max_pages: None, due }
+        Self { reconciler, publisher, max_pages: None, busy_wait: busy_wait(), due }
     }
 }
 
@@ -133,11 +145,31 @@ async fn due(deps: &Deps) -> Result<Report, Error> {
 
 async fn run_link(deps: &Deps, tenant: TenantId, link: LinkId, deadline_ms: u64) -> Result<Report, Error> {
     let budget = Budget { deadline: budget_deadline(deadline_ms, DEADLINE_MARGIN), max_pages: deps.max_pages };
-    let outcome = deps.reconciler.run(&tenant, &link, budget).await.map_err(|e| {
-        // A metric filter counts these (the run failed; its checkpoint stays for the retry).
-        tracing::warn!(error = %e, metric = "RunFailed", "run failed; Lambda retries it");
-        Error::from(e.to_string())
-    })?;
+    let run = || async {
+        deps.reconciler.run(&tenant, &link, budget).await.map_err(|e| {
+            // A metric filter counts these (the run failed; its checkpoint stays for the retry).
+            tracing::warn!(error = %e, metric = "RunFailed", "run failed; Lambda retries it");
+            Error::from(e.to_string())
+        })
+    };
+    let mut outcome = run().await?;
+    if outcome == RunOutcome::Busy {
+        // M9: the lease holder may be a run whose invocation died (this delivery may be Lambda's retry of
+        // it), and answering `busy` would leave that run to the next six-hourly tick. A delivery cannot
+        // tell a dead holder from a live one, so it waits one lease out: a live run has renewed its lease
+        // by then and announces its own continuation; a dead run's lease has run out and this delivery
+        // continues it from its checkpoint.
+        if budget.deadline.is_some_and(|d| Instant::now() + deps.busy_wait >= d) {
+            tracing::warn!("the link's run lease is held and no time is left to wait it out; Lambda retries");
+            return Err(Error::from("the link's run lease is held"));
+        }
+        tracing::info!("the link's run lease is held; waiting it out once");
+        tokio::time::sleep(deps.busy_wait).await;
+        outcome = run().await?;
+        if outcome == RunOutcome::Busy {
+            tracing::info!("the link's run renewed its lease meanwhile: it is alive and continues itself");
+        }
+    }
     let report = |outcome, pages| Ok(Report { outcome, pages, failed: false });
     match outcome {
         RunOutcome::Finished(f) => {

@@ -78,6 +78,87 @@ async fn a_long_list_is_read_across_invocations_that_announce_each_other() {
     assert_eq!(handle(&deps, event("inbox.ready")).await.unwrap().outcome, "ignored");
 }
 
+/// M9: a link whose run announced its continuation, 10 of 25 members listed, its export answered; the
+/// handler's deliveries wait `busy_wait` (20 ms of real time here) when the run lease is held.
+async fn continued_run() -> (Arc<MemoryStore>, Arc<FixedClock>, Arc<MemoryBus>, Deps) {
+    let store = Arc::new(MemoryStore::new());
+    let esp = Arc::new(MemoryEsp::new());
+    let clock = Arc::new(FixedClock::new(Utc.with_ymd_and_hms(2024, 5, 1, 6, 0, 0).unwrap()));
+    let bus = Arc::new(MemoryBus::default());
+    let link = build::link("L1", "t1", "NL-1", build::esp(Provider::CleverReach, "acc"), "g1");
+    store.put_link(&link).await.unwrap();
+    for i in 0..25 {
+        esp.set_member(&link.esp, &link.list, &format!("m{i:02}@example.com"), true);
+    }
+    esp.set_page_size(10);
+    let mut deps =
+        Deps::new(store.clone(), store.clone(), esp.clone(), esp, bus.clone(), clock.clone(), Guard::default());
+    deps.max_pages = Some(1);
+    deps.busy_wait = Duration::from_millis(20);
+    assert_eq!(handle(&deps, event("link.reconcile")).await.unwrap().outcome, "waiting");
+    let feed = store.commands(&TenantId::new("t1"), 0, 100).await.unwrap();
+    let Some((_, OptigemCommand::ExportNewsletter { id, .. })) = feed.first() else { panic!("{feed:?}") };
+    store.record_result(&TenantId::new("t1"), id, &CommandResult::done()).await.unwrap();
+    assert_eq!(handle(&deps, event("link.reconcile")).await.unwrap().outcome, "continue");
+    bus.drain();
+    (store, clock, bus, deps)
+}
+
+/// The continuation's invocation takes the run lease as `owner` at the clock's time, as `Reconciler::run`
+/// does.
+async fn hold_lease(store: &MemoryStore, clock: &FixedClock, owner: &str) -> bool {
+    let lease = optisync_ports::names::lease::run(&TenantId::new("t1"), &LinkId::new("L1"));
+    let now = optisync_ports::Clock::now(clock);
+    store.try_lease(&lease, owner, now, now + optisync_app::reconcile::RUN_LEASE).await.unwrap()
+}
+
+#[tokio::test]
+async fn m9_a_delivery_that_finds_a_dead_runs_lease_waits_it_out_and_continues_the_run() {
+    let (store, clock, bus, deps) = continued_run().await;
+    // The continuation's invocation took the lease and died (Lambda's timeout); Lambda retries the event a
+    // minute later, while the lease still holds.
+    assert!(hold_lease(&store, &clock, "dead").await);
+    clock.set(optisync_ports::Clock::now(clock.as_ref()) + chrono::Duration::minutes(1));
+    // While the delivery waits, the lease runs out (nobody renews it).
+    let later = clock.clone();
+    let expiry = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        later.set(optisync_ports::Clock::now(later.as_ref()) + chrono::Duration::minutes(2));
+    });
+    let report = handle(&deps, event("link.reconcile")).await.unwrap();
+    expiry.await.unwrap();
+    assert_eq!(report.outcome, "continue", "the dead run is continued, not left to the next tick");
+    assert_eq!(report.pages, 2);
+    assert_eq!(bus.drain(), vec![BusEvent::ReconcileLink { tenant: TenantId::new("t1"), link: LinkId::new("L1") }]);
+    let state = deps.reconciler.state(&TenantId::new("t1"), &LinkId::new("L1")).await.unwrap();
+    assert_eq!(state.current.map(|p| p.stale_takeovers), Some(1), "StaleRun");
+}
+
+#[tokio::test]
+async fn m9_a_delivery_that_finds_a_live_run_leaves_it_alone() {
+    let (store, clock, bus, deps) = continued_run().await;
+    assert!(hold_lease(&store, &clock, "live").await);
+    let before = deps.reconciler.state(&TenantId::new("t1"), &LinkId::new("L1")).await.unwrap();
+    // While the delivery waits, the live run checkpoints and renews its lease.
+    let later = (clock.clone(), store.clone());
+    let renewal = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        later.0.set(optisync_ports::Clock::now(later.0.as_ref()) + chrono::Duration::seconds(90));
+        assert!(hold_lease(&later.1, &later.0, "live").await);
+    });
+    let report = handle(&deps, event("link.reconcile")).await.unwrap();
+    renewal.await.unwrap();
+    assert_eq!(report.outcome, "busy", "the live run announces its own continuation");
+    assert!(bus.drain().is_empty());
+    assert_eq!(deps.reconciler.state(&TenantId::new("t1"), &LinkId::new("L1")).await.unwrap(), before);
+
+    // A delivery without the time to wait the lease out hands the event back to Lambda, which retries it.
+    let mut short = event("link.reconcile");
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    short.context.deadline = now_ms + 30_000;
+    assert!(handle(&deps, short).await.is_err());
+}
+
 #[test]
 fn the_budget_ends_a_minute_before_the_lambda_deadline() {
     let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;

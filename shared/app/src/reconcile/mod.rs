@@ -3,8 +3,10 @@
 //!
 //! A run holds the link's run lease, so two runs never overlap; it saves a checkpoint after every page,
 //! stops between pages when its budget is spent and continues from the checkpoint in the next
-//! invocation. Memory stays bounded by one page (and eight bytes per list member for the sweep) whatever
-//! the list size. Every input goes through the same engine as the webhooks and is exactly-once by
+//! invocation. The lease is short ([`RUN_LEASE`], 2 minutes) and renewed at every checkpoint (M9): a live
+//! run keeps it however long it runs, and a run whose invocation died (Lambda's timeout) is taken over by
+//! the first delivery after its lease ran out, which continues from the checkpoint. Memory stays bounded
+//! by one page (and eight bytes per list member for the sweep) whatever the list size. Every input goes through the same engine as the webhooks and is exactly-once by
 //! itself, so a run killed in the middle of a page repeats that page without a duplicate effect.
 //!
 //! Phases, in order:
@@ -12,6 +14,9 @@
 //!    snapshot; the run waits (no invocation is held) until the connector reports the export done,
 //!    which wakes it again. A first sync fails when the export fails; a reconciliation whose export
 //!    fails, or stays unanswered for [`EXPORT_WAIT`], goes on with the ESP side and reports the problem.
+//!    A dry run fails when its export fails or stays unanswered for [`EXPORT_WAIT`], and, finished with or
+//!    without an error, its own link rests (`not_linked`): no tick runs it or asks for an export again
+//!    (M9); a new dry run does.
 //! 2. *Import*: the snapshot pages, page by page: every active assignment is imported (R-F2: created in
 //!    the ESP if unknown there, OPTIGEM's field values written; R-F3: on the list; the ESP gateways never
 //!    re-activate on an upsert, so deactivated and blacklisted recipients stay so). At a reconciliation
@@ -63,7 +68,7 @@ use optisync_domain::{Link, LinkId, LinkStatus, TenantId};
 use optisync_ports::names::lease;
 use optisync_ports::{Clock, EspGateway, EspLister, Inbox, StateStore};
 use preview::RecordingEsp;
-use run::{Ports, Run};
+use run::{Holder, Ports, Run};
 use state::{read_state, replan_requests, save_state};
 use std::sync::Arc;
 
@@ -148,7 +153,7 @@ impl Reconciler {
         if !self.store.try_lease(&lease, &owner, now, now + RUN_LEASE).await? {
             return Ok(RunOutcome::Busy);
         }
-        let result = self.go(tenant, link, budget).await;
+        let result = self.go(Holder { lease: &lease, owner: &owner }, tenant, link, budget).await;
         if let Err(e) = self.store.release_lease(&lease, &owner).await {
             tracing::warn!(error = %e, "could not release the run lease; it expires by itself");
         }
@@ -157,14 +162,20 @@ impl Reconciler {
 
     /// One invocation under the run lease; a run that finishes while settings changes wait for a re-plan
     /// (R-A10) is followed by the settings run at once.
-    async fn go(&self, tenant: &TenantId, link: Link, budget: Budget) -> Result<RunOutcome, RunError> {
+    async fn go(
+        &self,
+        holder: Holder<'_>,
+        tenant: &TenantId,
+        link: Link,
+        budget: Budget,
+    ) -> Result<RunOutcome, RunError> {
         let engine = if tenant.is_preview() {
             let recording = RecordingEsp::new(self.store.clone(), self.clock.clone(), tenant.clone());
             Engine::new(self.store.clone(), Arc::new(recording), self.clock.clone())
         } else {
             Engine::new(self.store.clone(), self.esp.clone(), self.clock.clone())
         };
-        let outcome = Run::new(self.ports(), engine.clone(), tenant.clone(), &link, budget).go().await?;
+        let outcome = Run::new(self.ports(), holder, engine.clone(), tenant.clone(), &link, budget).go().await?;
         if !matches!(outcome, RunOutcome::Finished(_)) || tenant.is_preview() {
             return Ok(outcome);
         }
@@ -176,7 +187,7 @@ impl Reconciler {
         match self.store.link(tenant, &link.id).await? {
             Some(link) if link.status == LinkStatus::Linked => {
                 tracing::info!("settings changed during the run: re-planning the link's assignments now");
-                Run::new(self.ports(), engine, tenant.clone(), &link, budget).go().await
+                Run::new(self.ports(), holder, engine, tenant.clone(), &link, budget).go().await
             }
             _ => Ok(outcome),
         }

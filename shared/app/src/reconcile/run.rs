@@ -61,9 +61,18 @@ impl Ports<'_> {
     }
 }
 
+/// The run lease an invocation holds: its name and this invocation's owner id (M9: renewed at every
+/// checkpoint).
+#[derive(Clone, Copy)]
+pub(super) struct Holder<'a> {
+    pub(super) lease: &'a str,
+    pub(super) owner: &'a str,
+}
+
 /// One invocation of one link's run.
 pub(super) struct Run<'a> {
     r: Ports<'a>,
+    holder: Holder<'a>,
     engine: Engine,
     tenant: TenantId,
     link: &'a Link,
@@ -74,9 +83,35 @@ pub(super) struct Run<'a> {
 }
 
 impl<'a> Run<'a> {
-    /// An invocation of `link`'s run under `tenant`, applying through `engine`.
-    pub(super) fn new(r: Ports<'a>, engine: Engine, tenant: TenantId, link: &'a Link, budget: Budget) -> Self {
-        Self { r, engine, tenant, link, budget, pages_now: 0, seen: None }
+    /// An invocation of `link`'s run under `tenant` and the run lease `holder` took, applying through
+    /// `engine`.
+    pub(super) fn new(
+        r: Ports<'a>,
+        holder: Holder<'a>,
+        engine: Engine,
+        tenant: TenantId,
+        link: &'a Link,
+        budget: Budget,
+    ) -> Self {
+        Self { r, holder, engine, tenant, link, budget, pages_now: 0, seen: None }
+    }
+
+    /// Saves the run state (`current`: the checkpoint, `None`: the run is over) under the run lease,
+    /// renewed first for another [`RUN_LEASE`] (M9: a live run keeps its lease however long it runs, a dead
+    /// one loses it [`RUN_LEASE`] after its last checkpoint). `None` when another invocation took the lease
+    /// over (this one was too slow: the other goes on from the last checkpoint) or saved first.
+    async fn checkpoint(
+        &self,
+        state: &RunState,
+        current: Option<&Progress>,
+        version: Option<u64>,
+    ) -> Result<Option<u64>, RunError> {
+        let now = self.r.clock.now();
+        if !self.r.store.try_lease(self.holder.lease, self.holder.owner, now, now + RUN_LEASE).await? {
+            tracing::warn!("another invocation took the run lease over; this one stops");
+            return Ok(None);
+        }
+        self.r.save(&self.tenant, self.id(), state, current, version).await
     }
 
     fn id(&self) -> &LinkId {
@@ -99,7 +134,8 @@ impl<'a> Run<'a> {
             && progress.phase != Phase::Held
             && progress.saved_at.is_some_and(|at| now - at > RUN_LEASE)
         {
-            // Waiting and held runs rest on purpose; any other was dropped by an invocation that died.
+            // Waiting and held runs rest on purpose; any other was dropped by an invocation that died (or
+            // failed, and its retry came after the lease).
             progress.stale_takeovers += 1;
             tracing::warn!(metric = "StaleRun", phase = ?progress.phase, "a run abandoned by a dead invocation is taken over");
         }
@@ -117,14 +153,14 @@ impl<'a> Run<'a> {
             match step {
                 Step::Next => {}
                 Step::Stop(outcome) => {
-                    if self.r.save(&self.tenant, self.id(), &state, Some(&progress), version).await?.is_none() {
+                    if self.checkpoint(&state, Some(&progress), version).await?.is_none() {
                         return Ok(RunOutcome::Busy);
                     }
                     return Ok(outcome(progress));
                 }
                 Step::Done { error } => return self.finish(state, progress, version, error).await,
             }
-            let Some(saved) = self.r.save(&self.tenant, self.id(), &state, Some(&progress), version).await? else {
+            let Some(saved) = self.checkpoint(&state, Some(&progress), version).await? else {
                 return Ok(RunOutcome::Busy);
             };
             version = Some(saved);
@@ -189,7 +225,9 @@ impl<'a> Run<'a> {
             Phase::AwaitExport => {
                 let id = p.export.clone().ok_or_else(|| RunError::State("no export named".into()))?;
                 let problem = match self.r.store.command_result(&self.tenant.real(), &id).await? {
-                    None if self.first_sync()
+                    // A first sync waits for its snapshot however long it takes; a dry run (M9) and a
+                    // reconciliation wait up to EXPORT_WAIT.
+                    None if (self.first_sync() && !self.tenant.is_preview())
                         || p.export_at.is_none_or(|at| self.r.clock.now() - at <= EXPORT_WAIT) =>
                     {
                         return Ok(Step::Stop(RunOutcome::Waiting));
@@ -639,12 +677,13 @@ impl<'a> Run<'a> {
             // The ESP side was listed completely (even if OPTIGEM's snapshot was missing).
             state.last_complete = Some(progress.started_at);
         }
-        if self.r.save(&self.tenant, self.id(), &state, None, version).await?.is_none() {
+        if self.checkpoint(&state, None, version).await?.is_none() {
             return Ok(RunOutcome::Busy);
         }
-        if error.is_none() && self.link.status == LinkStatus::Linking {
-            // R-F1: linked once the first sync has finished in both directions; a dry run's own link
-            // goes back to rest, so that no schedule runs it again.
+        if self.link.status == LinkStatus::Linking && (error.is_none() || self.tenant.is_preview()) {
+            // R-F1: linked once the first sync has finished in both directions. A dry run's own link goes
+            // back to rest once it finished, with or without an error (M9: a failed one would otherwise be
+            // announced by every tick and ask for a new export each time); only a new dry run runs again.
             let status = if self.tenant.is_preview() { LinkStatus::NotLinked } else { LinkStatus::Linked };
             self.r.store.put_link(&Link { status, ..self.link.clone() }).await?;
         }

@@ -9,8 +9,12 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::time::Instant;
 
-/// How long a run's lease holds if its holder dies (longer than one invocation).
-pub const RUN_LEASE: Duration = Duration::minutes(16);
+/// How long a run's lease holds after it was taken or last renewed (M9). A run renews it at every checkpoint
+/// it saves, so it must be longer than the longest step between two checkpoints (the reconciler stops
+/// starting steps a minute before the Lambda's deadline, so a step takes less than that); a run whose
+/// invocation died is taken over by the first delivery after it ran out (Lambda retries after about 1 and
+/// 3 minutes), not by the next six-hourly tick.
+pub const RUN_LEASE: Duration = Duration::minutes(2);
 /// How long a run's working data (seen e-mails, deferred ends, a dry run's report) is kept.
 pub const CHUNK_RETENTION: Duration = Duration::days(7);
 /// Recipient states read per sweep page.
@@ -175,7 +179,8 @@ pub struct Progress {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub saved_at: Option<DateTime<Utc>>,
     /// Times an invocation found the run abandoned: its checkpoint older than the lease, so the
-    /// invocation holding it died and no continuation came (the `StaleRun` metric counts them).
+    /// invocation that saved it died (or failed) and no continuation came within the lease (the `StaleRun`
+    /// metric counts them).
     #[serde(default)]
     pub stale_takeovers: u64,
     /// Counts so far.
@@ -307,7 +312,8 @@ pub enum RunOutcome {
     Waiting(Progress),
     /// The guard holds the run until an admin confirms (nothing ended yet).
     Held(Progress),
-    /// Another run holds the lease (or saved a newer checkpoint): nothing done.
+    /// Another run holds the lease (or took it over, or saved a newer checkpoint): nothing done, or this
+    /// invocation's last step is left to the run that took over (M9).
     Busy,
     /// The link is unknown or not linked: nothing to do.
     Skipped,

@@ -792,3 +792,196 @@ async fn h4_r_a9_a_month_end_with_5000_due_assignments_ends_every_one_in_pages()
     let again = h.run_to_end().await;
     assert_eq!((again.counts.esp_operations, again.counts.commands, again.counts.inputs), (0, 0, 0));
 }
+
+/// A listing whose pages take 90 seconds each on the test's clock, and that stops at page `pause_at` (counted
+/// from 1) until the test lets it go on, or (`hang`) for ever at once, as an invocation killed there.
+struct Slow {
+    esp: Arc<MemoryEsp>,
+    clock: Arc<optisync_testkit::memory::FixedClock>,
+    pages: std::sync::atomic::AtomicU64,
+    pause_at: u64,
+    hang: bool,
+    paused: Arc<tokio::sync::Notify>,
+    resume: Arc<tokio::sync::Notify>,
+}
+
+impl Slow {
+    fn new(h: &Harness, pause_at: u64, hang: bool) -> Arc<Self> {
+        Arc::new(Self {
+            esp: h.esp.clone(),
+            clock: h.clock.clone(),
+            pages: Default::default(),
+            pause_at,
+            hang,
+            paused: Default::default(),
+            resume: Default::default(),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl optisync_ports::EspLister for Slow {
+    async fn list_page(
+        &self,
+        link: &Link,
+        since: Option<DateTime<Utc>>,
+        cursor: Option<&str>,
+    ) -> Result<optisync_ports::ListPage, EspError> {
+        let n = self.pages.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        if !(self.hang && n == self.pause_at) {
+            self.clock.set(self.clock.now() + chrono::Duration::seconds(90));
+        }
+        if n == self.pause_at {
+            self.paused.notify_one();
+            if self.hang {
+                std::future::pending::<()>().await;
+            }
+            self.resume.notified().await;
+        }
+        self.esp.list_page(link, since, cursor).await
+    }
+
+    async fn is_listed(&self, link: &Link, email: &Email) -> Result<bool, EspError> {
+        self.esp.is_listed(link, email).await
+    }
+
+    async fn blocked_page(&self, link: &Link, cursor: Option<&str>) -> Result<optisync_ports::BlockedPage, EspError> {
+        self.esp.blocked_page(link, cursor).await
+    }
+}
+
+/// A reconciliation of 30 members, two a page, whose export is answered: the next invocation lists.
+async fn listing_run() -> Harness {
+    let h = harness(Provider::CleverReach, berlin(2024, 9, 1, 12)).await;
+    for i in 0..30 {
+        h.esp.set_member(&h.link.esp, &h.link.list, &format!("m{i:02}@example.com"), true);
+    }
+    h.esp.set_page_size(2);
+    assert!(matches!(h.run_once(Budget::default()).await, RunOutcome::Waiting(_)));
+    h.answer_with_optigem().await;
+    h
+}
+
+#[tokio::test]
+async fn m9_a_run_whose_invocation_died_is_taken_over_by_the_next_delivery_after_two_minutes() {
+    let h = listing_run().await;
+    // The invocation reads two list pages, checkpointing after each, and dies (Lambda's timeout) in the
+    // middle of the third: its lease is never given back.
+    let slow = Slow::new(&h, 3, true);
+    let dying = Reconciler::new(h.store.clone(), h.esp.clone(), slow.clone(), h.store.clone(), h.clock.clone());
+    let (t, l) = (tenant(), h.link.id.clone());
+    let run = tokio::spawn(async move { dying.run(&t, &l, Budget::default()).await });
+    slow.paused.notified().await;
+    run.abort();
+    assert!(run.await.unwrap_err().is_cancelled());
+    let died = h.clock.now();
+    let checkpoint = h.reconciler.state(&h.link.tenant, &h.link.id).await.unwrap().current.expect("a checkpoint");
+    assert_eq!((checkpoint.phase, checkpoint.counts.pages, checkpoint.saved_at), (Phase::List, 2, Some(died)));
+
+    // A delivery a minute on (Lambda's first retry): the dead invocation's lease, renewed at its last
+    // checkpoint, still holds, and no delivery can tell a dead holder from a live one.
+    h.clock.set(died + chrono::Duration::minutes(1));
+    assert_eq!(h.run_once(Budget::default()).await, RunOutcome::Busy);
+    // Its second retry, two minutes after the first: the lease ran out two minutes after the last checkpoint,
+    // and the delivery continues the run from it.
+    h.clock.set(died + chrono::Duration::minutes(3));
+    let RunOutcome::Continue(p) = h.run_once(Budget { max_pages: Some(1), ..Default::default() }).await else {
+        panic!("the checkpointed run is continued")
+    };
+    assert_eq!((p.counts.pages, p.stale_takeovers), (3, 1), "continued from page 2 and counted as StaleRun");
+    let finished = h.run_to_end().await;
+    assert_eq!((finished.counts.pages, finished.counts.members), (15, 30));
+}
+
+#[tokio::test]
+async fn m9_a_live_run_keeps_its_lease_while_it_checkpoints() {
+    let h = listing_run().await;
+    // Every list page takes 90 seconds: twelve of them take the run beyond the 16 minutes a lease taken once
+    // would hold, while it renews its 2-minute lease at every checkpoint.
+    let started = h.clock.now();
+    let slow = Slow::new(&h, 12, false);
+    let live = Reconciler::new(h.store.clone(), h.esp.clone(), slow.clone(), h.store.clone(), h.clock.clone());
+    let (t, l) = (tenant(), h.link.id.clone());
+    let run = tokio::spawn(async move { live.run(&t, &l, Budget::default()).await });
+    slow.paused.notified().await;
+    assert_eq!(h.clock.now() - started, chrono::Duration::minutes(18));
+    // Another delivery in the middle of page 12, 90 seconds after the last checkpoint: the run is alive.
+    assert_eq!(h.run_once(Budget::default()).await, RunOutcome::Busy);
+    slow.resume.notify_one();
+    let RunOutcome::Finished(finished) = run.await.unwrap().unwrap() else { panic!("the live run finishes") };
+    assert_eq!((finished.counts.pages, finished.counts.members, finished.invocations), (15, 30, 2));
+    assert!(h.reconciler.state(&h.link.tenant, &h.link.id).await.unwrap().current.is_none());
+}
+
+/// A dry run of the harness's link (not linked yet) whose first sync is asked for: its shadow link.
+async fn dry_run(h: &Harness) -> (TenantId, LinkId) {
+    let mut draft = h.link.clone();
+    draft.status = LinkStatus::NotLinked;
+    h.store.put_link(&draft).await.unwrap();
+    let (dry_tenant, shadow) = h.reconciler.start_preview(&draft).await.unwrap();
+    let RunOutcome::Waiting(_) = h.reconciler.run(&dry_tenant, &shadow, Budget::default()).await.unwrap() else {
+        panic!("the dry run waits for the export")
+    };
+    (dry_tenant, shadow)
+}
+
+/// Scheduler ticks six hours apart, each reconciliation announced run at once: the exports asked of the
+/// tenant's connector since, and the links the last tick announced.
+async fn ticks(h: &Harness, n: usize) -> (usize, usize) {
+    let bus = optisync_testkit::memory::MemoryBus::default();
+    let exports = || async {
+        let all = h.store.commands(&tenant(), 0, 1000).await.unwrap();
+        all.iter().filter(|(_, c)| matches!(c, OptigemCommand::ExportNewsletter { .. })).count()
+    };
+    let before = exports().await;
+    let mut announced = 0;
+    for _ in 0..n {
+        h.clock.set(h.clock.now() + chrono::Duration::hours(6));
+        let tick = optisync_app::schedule::tick(h.store.as_ref(), h.store.as_ref(), &bus, h.clock.now()).await.unwrap();
+        announced = tick.reconciles;
+        for event in bus.drain() {
+            if let optisync_ports::BusEvent::ReconcileLink { tenant, link } = event {
+                h.reconciler.run(&tenant, &link, Budget::default()).await.unwrap();
+            }
+        }
+    }
+    (exports().await - before, announced)
+}
+
+#[tokio::test]
+async fn m9_a_failing_dry_run_stops_requesting_exports() {
+    let h = harness(Provider::Brevo, berlin(2024, 9, 1, 12)).await;
+    let (dry_tenant, shadow) = dry_run(&h).await;
+    let export = h.store.commands(&tenant(), 0, 1000).await.unwrap().into_iter().find_map(|(_, c)| match c {
+        OptigemCommand::ExportNewsletter { id, .. } => Some(id),
+        _ => None,
+    });
+    let failed = CommandResult::Failed { reason: "export failed".into() };
+    h.store.record_result(&tenant(), &export.unwrap(), &failed).await.unwrap();
+    let RunOutcome::Finished(run) = h.reconciler.run(&dry_tenant, &shadow, Budget::default()).await.unwrap() else {
+        panic!("the dry run finishes")
+    };
+    assert_eq!(run.error.as_deref(), Some("the connector could not export the newsletter"));
+
+    // The abandoned dry run rests: no tick announces it, no new export is asked for.
+    assert_eq!(ticks(&h, 4).await, (0, 0));
+    let preview = h.reconciler.preview(&tenant(), &h.link.id, 10).await.unwrap().expect("the dry run");
+    let last = preview.state.last.expect("its failed run");
+    assert_eq!(last.error.as_deref(), Some("the connector could not export the newsletter"), "shown to the admin");
+    // A new dry run asks again.
+    dry_run(&h).await;
+    assert_eq!(h.store.commands(&tenant(), 0, 1000).await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn m9_a_dry_run_whose_export_never_comes_gives_up_after_the_export_wait() {
+    let h = harness(Provider::Brevo, berlin(2024, 9, 1, 12)).await;
+    dry_run(&h).await;
+    // The connector never answers: the first tick (6 hours on, beyond the export wait) ends the dry run with
+    // the problem; no tick announces it again.
+    assert_eq!(ticks(&h, 1).await, (0, 1));
+    let preview = h.reconciler.preview(&tenant(), &h.link.id, 10).await.unwrap().expect("the dry run");
+    let last = preview.state.last.expect("its failed run");
+    assert_eq!(last.error.as_deref(), Some("the connector did not answer the export in time"));
+    assert_eq!(ticks(&h, 3).await, (0, 0));
+}
