@@ -499,6 +499,10 @@ def check_alarms(template):
         ("RunFailedAlarm", "ReconcileRuns", {"Outcome": "failed"}, None),
         ("ApprovalsWaitingAlarm", "ApprovalsOldestAge", {}, {"Ref": APPROVAL_THRESHOLD_PARAMETER}),
         ("OAuthRefreshFailedAlarm", "OAuthRefreshFailed", {"Provider": "cleverreach"}, None),
+        # M7: handled 429s and 5xx of the hooks are no Lambda errors; only this metric shows them.
+        ("WebhooksFailedAlarm", "WebhooksFailed", {"Source": "brevo"}, None),
+        ("WebhooksFailedAlarm", "WebhooksFailed", {"Source": "cleverreach"}, None),
+        ("WebhooksFailedAlarm", "WebhooksFailed", {"Source": "optigem"}, None),
     ]
     for label, metric, dims, threshold in required:
         matching = [a for a in alarms.values() if reads(a, metric, **dims)]

@@ -44,11 +44,13 @@ pub fn request_span(function: &'static str, req: &lambda_http::Request) -> traci
 }
 
 /// Counts a webhook answered with `status` from `source`: 2xx accepted, 4xx (but 429, "try again")
-/// rejected; a 5xx or 429 is neither, the sender retries.
+/// rejected, 429 and 5xx failed (nothing stored; the sender retries, M7).
 pub fn count_webhook(source: &'static str, status: u16) {
     match status {
         200..=299 => optisync_ports::metrics::webhook(source, true),
         400..=499 if status != 429 => optisync_ports::metrics::webhook(source, false),
+        // M7: a handled 429 or 5xx is no Lambda error, so only this count shows that nothing was stored.
+        429 | 500..=599 => optisync_ports::metrics::webhook_failed(source),
         _ => {}
     }
 }
@@ -66,6 +68,9 @@ mod tests {
         metrics::webhook("brevo", true);
         metrics::webhook("brevo", true);
         metrics::webhook("optigem", false);
+        super::count_webhook("cleverreach", 429);
+        super::count_webhook("cleverreach", 500);
+        super::count_webhook("cleverreach", 202);
         metrics::esp_call("cleverreach", true);
         metrics::recipients("brevo", false, 3);
         metrics::recipients("brevo", true, 0);
@@ -92,6 +97,12 @@ mod tests {
         assert_eq!(definition["Dimensions"], serde_json::json!([["Source"]]));
         assert_eq!(accepted[metrics::WEBHOOKS_ACCEPTED], 2);
         assert_eq!(find(metrics::WEBHOOKS_REJECTED, Some(("Source", "optigem")))[metrics::WEBHOOKS_REJECTED], 1);
+        // M7: the 429 and the 500 are counted as failed, the 202 as accepted.
+        let cleverreach = find(metrics::WEBHOOKS_FAILED, Some(("Source", "cleverreach")));
+        assert_eq!(
+            (cleverreach[metrics::WEBHOOKS_FAILED].as_u64(), cleverreach[metrics::WEBHOOKS_ACCEPTED].as_u64()),
+            (Some(2), Some(1))
+        );
         let calls = find(metrics::ESP_CALLS, Some(("Provider", "cleverreach")));
         assert_eq!((calls[metrics::ESP_CALLS].as_u64(), calls[metrics::ESP_RATE_LIMITED].as_u64()), (Some(1), Some(1)));
         assert_eq!(

@@ -23,6 +23,9 @@ pub mod dimension {
 pub const WEBHOOKS_ACCEPTED: &str = "WebhooksAccepted";
 /// Webhooks refused with a 4xx (bad signature, unknown account, malformed body), by `Source`.
 pub const WEBHOOKS_REJECTED: &str = "WebhooksRejected";
+/// Webhooks answered 429 (busy: the sender retries) or with a 5xx, by `Source` (M7): nothing was stored, so
+/// a steady count means the hooks cannot store what the senders deliver (the store, a secret, a limit).
+pub const WEBHOOKS_FAILED: &str = "WebhooksFailed";
 /// Inbox entries the worker applied.
 pub const EVENTS_PROCESSED: &str = "EventsProcessed";
 /// Inbox entries the worker could not apply (they stay pending and are re-driven).
@@ -50,9 +53,10 @@ pub const RECONCILE_DURATION: &str = "ReconcileDuration";
 pub const OAUTH_REFRESH_FAILED: &str = "OAuthRefreshFailed";
 
 /// Every metric name, for checks and documentation.
-pub const ALL: [&str; 14] = [
+pub const ALL: [&str; 15] = [
     WEBHOOKS_ACCEPTED,
     WEBHOOKS_REJECTED,
+    WEBHOOKS_FAILED,
     EVENTS_PROCESSED,
     EVENTS_FAILED,
     ESP_CALLS,
@@ -88,6 +92,11 @@ pub fn describe() {
 pub fn webhook(source: &'static str, accepted: bool) {
     let name = if accepted { WEBHOOKS_ACCEPTED } else { WEBHOOKS_REJECTED };
     metrics::counter!(name, dimension::SOURCE => source).increment(1);
+}
+
+/// A webhook answered 429 or with a 5xx (nothing stored), from `source` (M7).
+pub fn webhook_failed(source: &'static str) {
+    metrics::counter!(WEBHOOKS_FAILED, dimension::SOURCE => source).increment(1);
 }
 
 /// An inbox entry applied or not.
