@@ -268,7 +268,10 @@ pub fn overview(ctx: &Ctx, links: &[LinkOverview], reports: &[ErasureReportRecor
                     (count_report(ctx, &l.counts))
                 }
                 p {
-                    @if l.counts.waiting_for_approval > 0 {
+                    @if l.counts.waiting_for_approval == 1 {
+                        (t.backlog_one)
+                        @if let Some(oldest) = &l.oldest_signup { " " (fill(t.oldest_one, when(ctx, oldest))) }
+                    } @else if l.counts.waiting_for_approval > 1 {
                         (fill(t.backlog, l.counts.waiting_for_approval))
                         @if let Some(oldest) = &l.oldest_signup { " " (fill(t.oldest, when(ctx, oldest))) }
                     } @else { (t.backlog_empty) }
