@@ -100,7 +100,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let notifier = Arc::new(optisync_local::CountingNotifier::default());
     let worker = worker::Deps::new(store.clone(), store.clone(), esp.clone(), esp.clone(), clock.clone())
         .with_notifier(notifier.clone());
-    let reconciler = reconciler::Deps::new(
+    let mut reconciler = reconciler::Deps::new(
         store.clone(),
         store.clone(),
         esp.clone(),
@@ -109,6 +109,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         clock.clone(),
         Guard::default(),
     );
+    // One process delivers the bus's events one after another: waiting a held run lease out (M9) would
+    // stall the worker's events too. A lease left by a stopped runner runs out within RUN_LEASE, and the
+    // next tick continues that run.
+    reconciler.busy_wait = Duration::ZERO;
     let scheduler =
         scheduler::Deps::new(store.clone(), store.clone(), bus.clone(), clock.clone()).with_notifier(notifier);
     let due = reconciler.clone();
