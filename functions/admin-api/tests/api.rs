@@ -971,6 +971,26 @@ async fn m3_another_tenants_or_an_unknown_account_is_404_and_nothing_changes() {
 
 /// R-J7: Max Muster's state on the Brevo link "Rundbrief": on the list, with his assignment A-1 that
 /// ended with April 2024 in the mirror; the fake Brevo holds his contact.
+/// The mirror entry of an assignment that uses `email`, with this verdict, subscribed at `at`.
+fn mirror_entry(
+    snapshot: Assignment,
+    email: &Email,
+    reasons: Vec<rules::InactiveReason>,
+    at: chrono::DateTime<chrono::Utc>,
+) -> MirrorEntry {
+    MirrorEntry {
+        id: snapshot.id.clone(),
+        version: snapshot.version,
+        email: Some(email.clone()),
+        verdict: rules::Verdict { reasons },
+        snapshot: Some(snapshot),
+        next_transition: None,
+        subscribed_at: Some(at),
+        end_requested: None,
+        email_since: None,
+    }
+}
+
 async fn max_on_rundbrief(api: &Api) -> i64 {
     let list = api.brevo_link("rundbrief-brevo").await;
     api.brevo.add_contact("max@example.org", serde_json::Map::new(), &[list]);
@@ -979,17 +999,8 @@ async fn max_on_rundbrief(api: &Api) -> i64 {
     let mut snapshot = optisync_testkit::build::assignment("A-1", "rundbrief", "max@example.org", at);
     snapshot.end = Some("2024-04".parse().unwrap());
     let email = Email::parse("max@example.org").unwrap();
-    let entry = MirrorEntry {
-        id: snapshot.id.clone(),
-        version: snapshot.version,
-        email: Some(email.clone()),
-        verdict: rules::Verdict { reasons: vec![rules::InactiveReason::EndPassed { end: "2024-04".parse().unwrap() }] },
-        snapshot: Some(snapshot),
-        next_transition: None,
-        subscribed_at: Some(at),
-        end_requested: None,
-        email_since: None,
-    };
+    let entry =
+        mirror_entry(snapshot, &email, vec![rules::InactiveReason::EndPassed { end: "2024-04".parse().unwrap() }], at);
     let state =
         RecipientState { listed: true, active: true, linked: true, subscribed_at: Some(at), ..Default::default() };
     let writes = vec![

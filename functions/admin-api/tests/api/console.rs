@@ -399,17 +399,7 @@ async fn the_count_report_explains_the_difference_and_the_overview_shows_it() {
     ] {
         let snapshot = optisync_testkit::build::assignment(id, "rundbrief", email, at);
         let email = Email::parse(email).unwrap();
-        let entry = MirrorEntry {
-            id: snapshot.id.clone(),
-            version: snapshot.version,
-            email: Some(email.clone()),
-            verdict: rules::Verdict { reasons },
-            snapshot: Some(snapshot),
-            next_transition: None,
-            subscribed_at: Some(at),
-            end_requested: None,
-            email_since: None,
-        };
+        let entry = mirror_entry(snapshot, &email, reasons, at);
         writes.push((StateWrite::Mirror { link: link.clone(), entry: Box::new(entry) }, None));
         let state = RecipientState { listed, active: listed, linked: true, ..Default::default() };
         writes.push((StateWrite::Recipient { link: link.clone(), email, state }, None));
